@@ -1,0 +1,353 @@
+"""The Emulator base class: one aiohttp app per device on its own port, owned tasks, faults, control plane.
+
+A device subclass sets ``device``, ``title``, ``settings_defaults`` and implements ``add_routes`` plus
+the lifecycle hooks. Everything it starts in the background goes through ``self.tasks`` so that
+``aclose()`` (and ``reset``) cancels and awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from emulators.kit.clock import Clock
+from emulators.kit.errors import FieldError
+from emulators.kit.events import EventLog
+from emulators.kit.faults import FaultBook
+from emulators.kit.pacer import LatenessStats
+from emulators.kit.tasks import TaskOwner
+
+log = logging.getLogger("benchtwin.emulator")
+
+CONTROL_PREFIX = "/_emulator"
+
+ScenarioControl = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Emulator:
+    device: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    default_port: ClassVar[int] = 0
+    # Device settings with their defaults; the embedded default config is built from these.
+    settings_defaults: ClassVar[dict[str, Any]] = {}
+    # Settings whose value is a port the emulator listens on (printed by `benchtwin list`).
+    port_settings: ClassVar[tuple[str, ...]] = ("port",)
+
+    def __init__(
+        self,
+        settings: dict[str, Any] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        seed: int = 0,
+        time_scale: float = 0.05,
+        clock: Clock | None = None,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = self.merged_settings(settings or {})
+        self.host = host
+        self.seed = seed
+        self.clock = clock or Clock(time_scale=time_scale)
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
+        self.events = EventLog(self.device)
+        self.faults = FaultBook(seed)
+        self.tasks = TaskOwner(self.device)
+        self.pacing: dict[str, LatenessStats] = {}
+        self.scenario_controls: dict[str, ScenarioControl] = {}
+        self.started_at: float | None = None
+        self.ports: dict[str, int] = {}
+        self._runner: web.AppRunner | None = None
+        self._sites: list[web.BaseSite] = []
+        self.app = web.Application(middlewares=[self._fault_middleware], client_max_size=16 * 1024**2)
+        self._add_control_routes(self.app)
+        self.add_routes(self.app)
+
+    # ----- settings -------------------------------------------------------------------------------------
+    @classmethod
+    def merged_settings(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        merged = copy.deepcopy(cls.settings_defaults)
+        for key, value in overrides.items():
+            if key not in merged:
+                allowed = ", ".join(sorted(merged))
+                raise FieldError(f"{cls.device}.{key}", f"is not a setting of {cls.device}; known: {allowed}")
+            default = merged[key]
+            if default is not None and isinstance(default, bool) != isinstance(value, bool):
+                raise FieldError(f"{cls.device}.{key}", f"must be {type(default).__name__}, got {value!r}")
+            if isinstance(default, int | float) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise FieldError(f"{cls.device}.{key}", f"must be a number, got {value!r}")
+            merged[key] = value
+        return merged
+
+    # ----- hooks for devices ----------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        """Add the device API's routes."""
+
+    async def on_start(self) -> None:
+        """Start boot-time background work (event sources, scenarios)."""
+
+    async def on_stop(self) -> None:
+        """Stop streams and close connections; owned tasks are cancelled after this returns."""
+
+    async def on_reset(self, seed: int) -> None:
+        """Return to boot state. Streams and tasks have been stopped before this is called."""
+
+    def state(self) -> dict[str, Any]:
+        """A JSON snapshot of the device state for GET /_emulator/state."""
+        return {}
+
+    def extra_endpoints(self) -> dict[str, str]:
+        """Named endpoints besides ``rest``/``rest_tls`` (e.g. a WebSocket URL)."""
+        return {}
+
+    def credentials(self) -> dict[str, Any]:
+        """The dev credentials a client needs, named as the vendor names them."""
+        return {}
+
+    def extra_listeners(self) -> dict[str, tuple[int, bool]]:
+        """Additional listeners of the same app: name -> (port, tls)."""
+        return {}
+
+    # ----- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        listeners = {"rest": (int(self.settings.get("port", self.default_port)), False)}
+        listeners.update(self.extra_listeners())
+        try:
+            for name, (port, tls) in listeners.items():
+                if tls and self.server_ssl is None:
+                    raise RuntimeError(f"{self.device}: listener {name} needs TLS but no certificate was given")
+                sock = bind_tcp(self.host, port)
+                site = web.SockSite(self._runner, sock, ssl_context=self.server_ssl if tls else None)
+                await site.start()
+                self._sites.append(site)
+                self.ports[name] = sock.getsockname()[1]
+            self.started_at = time.monotonic()
+            await self.on_start()
+        except BaseException:
+            await self.aclose()
+            raise
+        self.events.record("emulator.ready", endpoints=self.endpoints())
+
+    async def aclose(self) -> None:
+        try:
+            await self.on_stop()
+        finally:
+            await self.tasks.cancel_all()
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+            self._sites.clear()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.seed = seed
+        await self.on_stop()
+        await self.tasks.cancel_all()
+        self.faults.clear()
+        self.faults.reseed(self.seed)
+        self.pacing.clear()
+        self.events.clear()
+        await self.on_reset(self.seed)
+        await self.on_start()
+        self.events.record("reset", seed=self.seed)
+
+    # ----- addresses ------------------------------------------------------------------------------------
+    def url(self, listener: str = "rest") -> str:
+        scheme = "https" if self.extra_listeners().get(listener, (0, False))[1] else "http"
+        return f"{scheme}://{self.host}:{self.ports[listener]}"
+
+    def endpoints(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: self.url(name) for name in self.ports}
+        out.update(self.extra_endpoints())
+        return out
+
+    def pacing_stats(self, name: str) -> LatenessStats:
+        """The lateness statistics of one named stream, created on first use and shown in the state."""
+        return self.pacing.setdefault(name, LatenessStats())
+
+    # ----- faults ---------------------------------------------------------------------------------------
+    @web.middleware
+    async def _fault_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX) or not len(self.faults):
+            return await handler(request)
+        rule = self.faults.for_request(request.method, request.path)
+        if rule is None:
+            return await handler(request)
+        action = rule.action
+        self.events.record("fault.applied", rule=rule.id, action=action.type, method=request.method, path=request.path)
+        if action.type == "delay":
+            await asyncio.sleep(self.faults.delay_seconds(action))
+            return await handler(request)
+        if action.type == "status":
+            body = action.body
+            if isinstance(body, dict | list):
+                return web.json_response(body, status=action.status, headers=action.headers)
+            return web.Response(status=action.status, text="" if body is None else str(body), headers=action.headers)
+        transport = request.transport
+        if transport is not None:
+            if action.type == "reset":
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    # SO_LINGER 0 makes close() send RST instead of FIN.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            transport.close()
+        raise asyncio.CancelledError  # no response at all: the connection is gone
+
+    # ----- control plane --------------------------------------------------------------------------------
+    def _add_control_routes(self, app: web.Application) -> None:
+        p = CONTROL_PREFIX
+        app.router.add_get(f"{p}/health", self._cp_health)
+        app.router.add_get(f"{p}/state", self._cp_state)
+        app.router.add_post(f"{p}/reset", self._cp_reset)
+        app.router.add_get(f"{p}/faults", self._cp_faults_list)
+        app.router.add_post(f"{p}/faults", self._cp_faults_add)
+        app.router.add_delete(f"{p}/faults", self._cp_faults_clear)
+        app.router.add_delete(f"{p}/faults/{{fault_id}}", self._cp_faults_remove)
+        app.router.add_get(f"{p}/events", self._cp_events)
+        app.router.add_get(f"{p}/scenario", self._cp_scenario_list)
+        app.router.add_post(f"{p}/scenario/{{control}}", self._cp_scenario_run)
+
+    async def _cp_health(self, request: web.Request) -> web.Response:
+        return web.json_response({"device": self.device, "ready": self.started_at is not None})
+
+    async def _cp_state(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "device": self.device,
+                "seed": self.seed,
+                "time_scale": self.clock.time_scale,
+                "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3),
+                "endpoints": self.endpoints(),
+                "tasks": self.tasks.live,
+                "faults": len(self.faults),
+                "pacing": {name: stats.as_dict() for name, stats in self.pacing.items()},
+                "device_state": self.state(),
+            }
+        )
+
+    async def _cp_reset(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request, allow_empty=True)
+        seed = body.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            return field_error(FieldError("seed", f"must be an integer between 0 and 2^63-1, got {seed!r}"))
+        await self.reset(seed)
+        return web.json_response({"device": self.device, "seed": self.seed, "reset": True})
+
+    async def _cp_faults_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"faults": [r.as_dict() for r in self.faults.rules()]})
+
+    async def _cp_faults_add(self, request: web.Request) -> web.Response:
+        try:
+            rule = self.faults.add(await read_json_object(request))
+        except FieldError as exc:
+            return field_error(exc)
+        self.events.record("fault.added", rule=rule.id)
+        return web.json_response(rule.as_dict(), status=201)
+
+    async def _cp_faults_clear(self, request: web.Request) -> web.Response:
+        self.faults.clear()
+        return web.json_response({"faults": []})
+
+    async def _cp_faults_remove(self, request: web.Request) -> web.Response:
+        fault_id = request.match_info["fault_id"]
+        if not self.faults.remove(fault_id):
+            return field_error(FieldError("fault_id", f"no fault rule {fault_id!r}"), status=404)
+        return web.Response(status=204)
+
+    async def _cp_events(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            since = _query_int(q, "since", 0, 0, 2**62)
+            limit = _query_int(q, "limit", 500, 0, 10_000)
+        except FieldError as exc:
+            return field_error(exc)
+        events = self.events.query(kind=q.get("kind") or None, since=since, limit=limit)
+        return web.json_response({"events": [e.as_dict() for e in events]})
+
+    async def _cp_scenario_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"controls": sorted(self.scenario_controls)})
+
+    async def _cp_scenario_run(self, request: web.Request) -> web.Response:
+        name = request.match_info["control"]
+        control = self.scenario_controls.get(name)
+        if control is None:
+            allowed = ", ".join(sorted(self.scenario_controls)) or "none"
+            message = f"unknown scenario control {name!r}; {self.device} has: {allowed}"
+            return field_error(FieldError("control", message), status=404)
+        try:
+            body = await read_json_object(request, allow_empty=True)
+            result = await control(body)
+        except FieldError as exc:
+            return field_error(exc)
+        self.events.record("scenario", control=name, body=body)
+        return web.json_response(result)
+
+
+# ----- helpers shared by device APIs ---------------------------------------------------------------------
+def bind_tcp(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one. SO_REUSEADDR so a restart can rebind at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(512)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def field_error(exc: FieldError, status: int = 400) -> web.Response:
+    return web.json_response(exc.as_dict(), status=status)
+
+
+async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object; FieldError('body', ...) otherwise."""
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise FieldError("body", "must be a JSON object")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FieldError("body", f"is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise FieldError("body", f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _query_int(q: Any, name: str, default: int, lo: int, hi: int) -> int:
+    raw = q.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise FieldError(name, f"must be an integer between {lo} and {hi}, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise FieldError(name, f"must be between {lo} and {hi}, got {value}")
+    return value

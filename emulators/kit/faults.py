@@ -1,0 +1,297 @@
+"""Fault rules (WireMock's vocabulary, extended to streams): what to break, where, how often; seeded.
+
+This module is sans-I/O: it validates rules, matches requests and stream ticks, and rolls the dice.
+The HTTP middleware (``emulator.py``) and the stream senders act on what it decides.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulators.kit.errors import FieldError
+
+HTTP_ACTIONS = ("status", "delay", "empty", "reset")
+STREAM_ACTIONS = ("close", "stall", "drop", "corrupt", "disconnect")
+DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*")
+
+
+@dataclass
+class FaultAction:
+    type: str
+    status: int = 500
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    distribution: str = "fixed"
+    ms: float = 0.0
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+    median_ms: float = 0.0
+    sigma: float = 0.5
+    code: int = 1011
+    reason: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"type": self.type}
+        if self.type == "status":
+            base.update(status=self.status, body=self.body, headers=self.headers)
+        elif self.type == "delay":
+            base["distribution"] = self.distribution
+            if self.distribution == "fixed":
+                base["ms"] = self.ms
+            elif self.distribution == "uniform":
+                base.update(min_ms=self.min_ms, max_ms=self.max_ms)
+            else:
+                base.update(median_ms=self.median_ms, sigma=self.sigma)
+        elif self.type == "close":
+            base.update(code=self.code, reason=self.reason)
+        elif self.type == "stall":
+            base["seconds"] = self.seconds
+        return base
+
+
+@dataclass
+class FaultRule:
+    id: str
+    action: FaultAction
+    method: str | None = None
+    path: str | None = None
+    stream: str | None = None
+    probability: float = 1.0
+    count: int | None = None  # remaining applications; None = unlimited
+    hits: int = 0
+    _path_re: re.Pattern[str] | None = None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is not None
+
+    def matches_request(self, method: str, path: str) -> bool:
+        if self.path is None or self._path_re is None:
+            return False
+        if self.method not in (None, "*") and self.method != method.upper():
+            return False
+        return self._path_re.fullmatch(path) is not None
+
+    def matches_stream(self, stream: str) -> bool:
+        return self.stream is not None and fnmatch.fnmatchcase(stream, self.stream)
+
+    def as_dict(self) -> dict[str, Any]:
+        match: dict[str, Any] = {}
+        if self.method:
+            match["method"] = self.method
+        if self.path:
+            match["path"] = self.path
+        if self.stream:
+            match["stream"] = self.stream
+        return {
+            "id": self.id,
+            "match": match,
+            "action": self.action.as_dict(),
+            "probability": self.probability,
+            "count": self.count,
+            "hits": self.hits,
+        }
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    """``/api/bot/{id}/`` -> a regex where each ``{name}`` matches one path segment; ``*`` any tail."""
+    parts = re.split(r"(\{[^}/]+\}|\*)", template)
+    out = []
+    for part in parts:
+        if part == "*":
+            out.append(".*")
+        elif part.startswith("{") and part.endswith("}"):
+            out.append("[^/]+")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out))
+
+
+def _name(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _number(obj: dict[str, Any], key: str, where: str, *, lo: float, hi: float, default: float) -> float:
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FieldError(_name(where, key), f"must be a number between {lo} and {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise FieldError(_name(where, key), f"must be between {lo} and {hi}, got {value}")
+    return float(value)
+
+
+def _integer(obj: dict[str, Any], key: str, where: str, *, lo: int, hi: int, default: int) -> int:
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(_name(where, key), f"must be an integer between {lo} and {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise FieldError(_name(where, key), f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def parse_action(raw: Any, *, stream: bool) -> FaultAction:
+    if not isinstance(raw, dict):
+        raise FieldError("action", "must be an object with a 'type'")
+    allowed = STREAM_ACTIONS if stream else HTTP_ACTIONS
+    kind = raw.get("type")
+    if kind not in allowed:
+        target = "a stream rule (match.stream)" if stream else "an HTTP rule (match.path)"
+        raise FieldError("action.type", f"must be one of {', '.join(allowed)} for {target}, got {kind!r}")
+    action = FaultAction(type=kind)
+    if kind == "status":
+        action.status = _integer(raw, "status", "action", lo=100, hi=599, default=500)
+        action.body = raw.get("body")
+        headers = raw.get("headers", {})
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii() and "\n" not in k + v
+            for k, v in headers.items()
+        ):
+            raise FieldError("action.headers", "must be an object of ASCII string header names to string values")
+        action.headers = headers
+    elif kind == "delay":
+        dist = raw.get("distribution", "fixed")
+        if dist not in DISTRIBUTIONS:
+            raise FieldError("action.distribution", f"must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
+        action.distribution = dist
+        if dist == "fixed":
+            action.ms = _number(raw, "ms", "action", lo=0, hi=600_000, default=0)
+        elif dist == "uniform":
+            action.min_ms = _number(raw, "min_ms", "action", lo=0, hi=600_000, default=0)
+            action.max_ms = _number(raw, "max_ms", "action", lo=0, hi=600_000, default=action.min_ms)
+            if action.max_ms < action.min_ms:
+                raise FieldError("action.max_ms", f"must be >= min_ms ({action.min_ms}), got {action.max_ms}")
+        else:
+            action.median_ms = _number(raw, "median_ms", "action", lo=0, hi=600_000, default=100)
+            action.sigma = _number(raw, "sigma", "action", lo=0, hi=5, default=0.5)
+    elif kind == "close":
+        action.code = _integer(raw, "code", "action", lo=1000, hi=4999, default=1011)
+        reason = raw.get("reason", "")
+        if not isinstance(reason, str) or len(reason.encode()) > 123:
+            raise FieldError("action.reason", "must be a string of at most 123 bytes")
+        action.reason = reason
+    elif kind == "stall":
+        action.seconds = _number(raw, "seconds", "action", lo=0, hi=3600, default=1.0)
+    return action
+
+
+class FaultBook:
+    """The rules of one emulator, with a seeded random source so fault runs are reproducible."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rules: list[FaultRule] = []
+        self._ids = itertools.count(1)
+        self._rng = random.Random(seed)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def add(self, raw: Any) -> FaultRule:
+        """Validate a rule given as JSON and add it; raises FieldError naming the bad field."""
+        if not isinstance(raw, dict):
+            raise FieldError("body", "must be a JSON object with 'match' and 'action'")
+        match = raw.get("match")
+        if not isinstance(match, dict):
+            raise FieldError("match", "must be an object with 'path' (and optional 'method') or 'stream'")
+        path, stream, method = match.get("path"), match.get("stream"), match.get("method")
+        if (path is None) == (stream is None):
+            raise FieldError("match", "must name exactly one of 'path' (an operation) or 'stream' (a named stream)")
+        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
+            raise FieldError("match.path", f"must be a path template starting with '/', got {path!r}")
+        if stream is not None and (not isinstance(stream, str) or not stream):
+            raise FieldError("match.stream", f"must be a non-empty stream name or glob, got {stream!r}")
+        if method is not None:
+            if stream is not None:
+                raise FieldError("match.method", "applies to path rules only")
+            if not isinstance(method, str) or method.upper() not in METHODS:
+                raise FieldError("match.method", f"must be one of {', '.join(METHODS)}, got {method!r}")
+            method = method.upper()
+        action = parse_action(raw.get("action"), stream=stream is not None)
+        probability = _number(raw, "probability", "", lo=0, hi=1, default=1.0)
+        count_raw = raw.get("count")
+        count = None if count_raw is None else _integer(raw, "count", "", lo=1, hi=10**9, default=1)
+        rule_id = raw.get("id")
+        if rule_id is not None and (not isinstance(rule_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rule_id)):
+            raise FieldError("id", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
+        if rule_id is not None and any(r.id == rule_id for r in self._rules):
+            raise FieldError("id", f"a rule with id {rule_id!r} exists already")
+        rule = FaultRule(
+            id=rule_id or f"fault-{next(self._ids)}",
+            action=action,
+            method=method,
+            path=path,
+            stream=stream,
+            probability=probability,
+            count=count,
+            _path_re=_template_regex(path) if path else None,
+        )
+        self._rules.append(rule)
+        return rule
+
+    def remove(self, rule_id: str) -> bool:
+        before = len(self._rules)
+        self._rules = [r for r in self._rules if r.id != rule_id]
+        return len(self._rules) != before
+
+    def clear(self) -> None:
+        self._rules.clear()
+
+    def rules(self) -> list[FaultRule]:
+        return list(self._rules)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def _fire(self, rule: FaultRule) -> bool:
+        if rule.count is not None and rule.count <= 0:
+            return False
+        if rule.probability < 1.0 and self._rng.random() >= rule.probability:
+            return False
+        rule.hits += 1
+        if rule.count is not None:
+            rule.count -= 1
+        return True
+
+    def for_request(self, method: str, path: str) -> FaultRule | None:
+        """The first matching HTTP rule that fires for this request, if any."""
+        for rule in self._rules:
+            if rule.matches_request(method, path) and self._fire(rule):
+                self._prune()
+                return rule
+        return None
+
+    def for_stream(self, stream: str) -> FaultRule | None:
+        """Consulted by stream senders once per frame/chunk: the rule that fires now, if any."""
+        if not self._rules:
+            return None
+        for rule in self._rules:
+            if rule.matches_stream(stream) and self._fire(rule):
+                self._prune()
+                return rule
+        return None
+
+    def _prune(self) -> None:
+        self._rules = [r for r in self._rules if r.count is None or r.count > 0]
+
+    def delay_seconds(self, action: FaultAction) -> float:
+        if action.distribution == "fixed":
+            return action.ms / 1000.0
+        if action.distribution == "uniform":
+            return self._rng.uniform(action.min_ms, action.max_ms) / 1000.0
+        return min(600.0, self._rng.lognormvariate(0.0, action.sigma) * action.median_ms / 1000.0)
+
+    def corrupt(self, payload: bytes) -> bytes:
+        """Flip a handful of bytes past the first 16 (headers survive, content does not)."""
+        if len(payload) <= 16:
+            return bytes(b ^ 0xFF for b in payload)
+        data = bytearray(payload)
+        for _ in range(max(1, len(data) // 512)):
+            i = self._rng.randrange(16, len(data))
+            data[i] ^= 0xFF
+        return bytes(data)
