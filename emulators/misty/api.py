@@ -1,0 +1,309 @@
+"""Misty's REST surface: /api routes, the success/failure envelopes, headers on every response, error mapping.
+
+Handlers bind arguments (args.py), ask the device (device.py) which asks the model, and render the envelope.
+Domain errors are mapped to HTTP here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from emulators.kit.emulator import CONTROL_PREFIX
+from emulators.misty.args import ArgumentError, Arguments, bind_arguments
+from emulators.misty.help import help_catalogue
+from emulators.misty.model import (
+    SERVICES,
+    AvRequest,
+    BadArgument,
+    MistyError,
+    PictureRequest,
+    SpeechCaptureRequest,
+    VideoParams,
+    recording_file_name,
+)
+from emulators.misty.pubsub import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from emulators.misty.device import MistyEmulator
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "DELETE,GET,OPTIONS,POST,PUT",
+}
+# Properties /api/websockets reports for the emulated classes; other SDK classes list none.
+NESTED_PROPERTIES = {
+    "BatteryCharge": [
+        "ChargePercent", "Created", "Current", "Expiry", "HealthPercent", "IsCharging", "SensorId", "State",
+        "Temperature", "Trained", "Voltage",
+    ],
+    "TimeOfFlight": [
+        "AverageTimeMs", "Created", "DistanceInMeters", "InHazard", "SensorId", "SensorPosition", "Sigma", "Signal",
+        "Status", "Type",
+    ],
+    "IMU": [
+        "Created", "Expiry", "Pitch", "PitchVelocity", "Roll", "RollVelocity", "SensorId", "Yaw", "YawVelocity",
+        "XAcceleration", "YAcceleration", "ZAcceleration",
+    ],
+    "SelfState": [
+        "Acceleration", "Battery", "BumpedState", "CameraStatus", "CurrentGoal", "LocalIPAddress", "Location",
+        "MentalState", "OccupancyGridCell", "OccupancyGridCellMeters", "RobotRunState", "SerialMessages",
+        "SlamStatus", "TouchedState",
+    ],
+}  # fmt: skip
+
+Handler = Callable[[Arguments], Awaitable[Any]]
+
+
+def command_version(path: str) -> str:
+    """Misty-Command-Version per endpoint (misty.md §2.1): Alpha, Beta or Current."""
+    p = path.lower()
+    if p.startswith("/api/videostreaming/"):
+        return "Alpha"
+    if p.startswith(("/api/avstreaming/", "/api/services/avstreaming", "/api/audio/speech/capture")):
+        return "Beta"
+    return "Current"
+
+
+def success(result: Any = True, status: int = 200) -> web.Response:
+    return web.json_response({"result": result, "status": "Success"}, status=status)
+
+
+def failure(message: str, status: int) -> web.Response:
+    return web.json_response({"error": message, "status": "Failed"}, status=status)
+
+
+def _decorate(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    if response.prepared:
+        return response
+    response.headers["Misty-Command-Version"] = command_version(request.path)
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+class MistyApi:
+    """Routes of the robot's REST API bound to one ``MistyEmulator``."""
+
+    def __init__(self, device: MistyEmulator) -> None:
+        self.device = device
+
+    # ----- wiring -----------------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        app.middlewares.append(self._misty_middleware)
+        r = app.router
+        get, post = "GET", "POST"
+        routes: list[tuple[str, str, Handler]] = [
+            (get, "help", self.get_help),
+            (get, "device", self.get_device),
+            (get, "battery", self.get_battery),
+            (get, "camera", self.get_camera),
+            (get, "websockets", self.get_websockets),
+            (get, "websocket/version", self.get_websocket_version),
+            (post, "websocket/version", self.set_websocket_version),
+            (post, "reboot", self.reboot),
+            (post, "videostreaming/start", self.start_video_streaming),
+            (post, "videostreaming/stop", self.stop_video_streaming),
+            (post, "avstreaming/start", self.start_av_streaming),
+            (post, "avstreaming/stop", self.stop_av_streaming),
+            (post, "slam/streaming/start", self._slam_streaming(True)),
+            (post, "slam/streaming/stop", self._slam_streaming(False)),
+            (post, "videos/recordings/start", self._camera_activity("video_recording", True)),
+            (post, "videos/recordings/stop", self._camera_activity("video_recording", False)),
+            (post, "video/record/start", self._camera_activity("video_recording", True)),
+            (post, "video/record/stop", self._camera_activity("video_recording", False)),
+            (post, "faces/detection/start", self._camera_activity("face_detection", True)),
+            (post, "faces/detection/stop", self._camera_activity("face_detection", False)),
+            (post, "faces/recognition/start", self._camera_activity("face_recognition", True)),
+            (post, "faces/recognition/stop", self._camera_activity("face_recognition", False)),
+            (post, "audio/record/start", self.start_recording_audio),
+            (post, "audio/record/stop", self._mic_stop("recording")),
+            (post, "audio/raw/record/start", self.start_raw_recording),
+            (post, "audio/raw/record/stop", self._mic_stop("raw")),
+            (post, "audio/keyphrase/start", self.start_keyphrase),
+            (post, "audio/keyphrase/stop", self._mic_stop("keyphrase")),
+            (post, "audio/keyphrase/vosk/start", self.start_keyphrase),
+            (post, "audio/keyphrase/vosk/stop", self._mic_stop("keyphrase")),
+        ]
+        for variant in ("", "azure", "google", "vosk"):
+            routes.append((post, f"audio/speech/capture{variant}", self.capture_speech))
+        for service in SERVICES:
+            routes.append((get, f"services/{service}", self._service_status(service)))
+            routes.append((post, f"services/{service}/enable", self._service_switch(service, True)))
+            routes.append((post, f"services/{service}/disable", self._service_switch(service, False)))
+        for method, path, handler in routes:
+            r.add_route(method, f"/api/{path}", self._command(handler))
+        r.add_get("/api/cameras/rgb", self.take_picture)
+        r.add_get("/pubsub", self.device.pubsub_serve)
+
+    def _command(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def run(request: web.Request) -> web.StreamResponse:
+            args = await self._bind(request)
+            return success(await handler(args))
+
+        return run
+
+    @staticmethod
+    async def _bind(request: web.Request) -> Arguments:
+        try:
+            return bind_arguments(request.query.items(), await request.read())
+        except ArgumentError as exc:
+            raise BadArgument(exc.message) from None
+
+    @web.middleware
+    async def _misty_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path.startswith(CONTROL_PREFIX):
+            return await handler(request)
+        if request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response(status=200)
+            response.headers["Access-Control-Allow-Headers"] = "*"
+            return _decorate(request, response)
+        if self.device.restarting:
+            return _decorate(request, failure("Robot is restarting", 503))
+        try:
+            response = await handler(request)
+        except MistyError as exc:
+            response = failure(exc.message, exc.status)
+        except web.HTTPNotFound:
+            response = failure(f"Command not found: {request.method} {request.path}", 404)
+        except web.HTTPMethodNotAllowed:
+            response = failure(f"Command not found: {request.method} {request.path}", 404)
+        return _decorate(request, response)
+
+    # ----- information ------------------------------------------------------------------------------------
+    async def get_help(self, args: Arguments) -> Any:
+        return help_catalogue(_arg_string(args, "command"))
+
+    async def get_device(self, args: Arguments) -> Any:
+        return self.device.device_information()
+
+    async def get_battery(self, args: Arguments) -> Any:
+        return self.device.battery_level()
+
+    async def get_camera(self, args: Arguments) -> Any:
+        return self.device.camera_details()
+
+    async def get_websockets(self, args: Arguments) -> Any:
+        wanted = _arg_string(args, "websocketClass")
+        classes = [c for c in EVENT_TYPES if wanted is None or c.lower() == wanted.lower()]
+        return [{"class": c, "nestedProperties": NESTED_PROPERTIES.get(c, [])} for c in classes]
+
+    async def get_websocket_version(self, args: Arguments) -> Any:
+        return self.device.robot.websocket_version
+
+    async def set_websocket_version(self, args: Arguments) -> Any:
+        self.device.robot.set_websocket_version(_arg_string(args, "Version"))
+        return True
+
+    async def reboot(self, args: Arguments) -> Any:
+        core = _arg_bool(args, "Core", False)
+        sensory = _arg_bool(args, "SensoryServices", False)
+        await self.device.reboot(core=core, sensory_services=sensory)
+        return True
+
+    # ----- streaming --------------------------------------------------------------------------------------
+    async def start_video_streaming(self, args: Arguments) -> Any:
+        await self.device.start_video(VideoParams.from_arguments(args))
+        return True
+
+    async def stop_video_streaming(self, args: Arguments) -> Any:
+        await self.device.stop_video()
+        return True
+
+    async def start_av_streaming(self, args: Arguments) -> Any:
+        await self.device.start_av(AvRequest.from_arguments(args))
+        return True
+
+    async def stop_av_streaming(self, args: Arguments) -> Any:
+        await self.device.stop_av()
+        return True
+
+    # ----- services ---------------------------------------------------------------------------------------
+    def _service_status(self, service: str) -> Handler:
+        async def status(args: Arguments) -> Any:
+            return self.device.robot.service_enabled(service)
+
+        return status
+
+    def _service_switch(self, service: str, enable: bool) -> Handler:
+        async def switch(args: Arguments) -> Any:
+            await self.device.set_service(service, enable)
+            return True
+
+        return switch
+
+    def _slam_streaming(self, running: bool) -> Handler:
+        async def slam(args: Arguments) -> Any:
+            self.device.robot.slam_streaming = running
+            return True
+
+        return slam
+
+    # ----- camera -----------------------------------------------------------------------------------------
+    def _camera_activity(self, activity: str, running: bool) -> Handler:
+        async def activity_switch(args: Arguments) -> Any:
+            self.device.robot.set_camera_activity(activity, running)
+            return True
+
+        return activity_switch
+
+    async def take_picture(self, request: web.Request) -> web.StreamResponse:
+        picture = PictureRequest.from_arguments(await self._bind(request))
+        self.device.robot.require_camera()
+        jpeg, width, height = await self.device.take_picture(picture)
+        if not picture.base64:
+            return web.Response(body=jpeg, content_type="image/jpeg")
+        return success(
+            {
+                "base64": base64.b64encode(jpeg).decode("ascii"),
+                "contentType": "image/jpeg",
+                "height": height,
+                "name": picture.file_name or "photo",
+                "width": width,
+            }
+        )
+
+    # ----- microphones ------------------------------------------------------------------------------------
+    async def start_recording_audio(self, args: Arguments) -> Any:
+        self.device.robot.start_recording(recording_file_name(args))
+        return True
+
+    async def start_raw_recording(self, args: Arguments) -> Any:
+        self.device.robot.start_raw_recording()
+        return True
+
+    async def capture_speech(self, args: Arguments) -> Any:
+        self.device.robot.start_speech_capture(SpeechCaptureRequest.from_arguments(args), self.device.clock.now())
+        return True
+
+    async def start_keyphrase(self, args: Arguments) -> Any:
+        self.device.robot.start_keyphrase()
+        return True
+
+    def _mic_stop(self, which: str) -> Handler:
+        async def stop(args: Arguments) -> Any:
+            robot = self.device.robot
+            {"recording": robot.stop_recording, "raw": robot.stop_raw_recording, "keyphrase": robot.stop_keyphrase}[
+                which
+            ]()
+            return True
+
+        return stop
+
+
+def _arg_string(args: Arguments, name: str) -> str | None:
+    try:
+        return args.string(name)
+    except ArgumentError as exc:
+        raise BadArgument(exc.message) from None
+
+
+def _arg_bool(args: Arguments, name: str, default: bool) -> bool:
+    try:
+        return args.boolean(name, default)
+    except ArgumentError as exc:
+        raise BadArgument(exc.message) from None

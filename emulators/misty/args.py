@@ -1,0 +1,153 @@
+"""Misty's argument binding: query and body merged, names case-insensitive, JSON whatever the Content-Type.
+
+Pure Python (no aiohttp): ``bind_arguments(query_pairs, body)`` builds ``Arguments``, whose typed getters
+apply the robot's lenient coercion (null/"null"/"" = default, "false" and 0/1 are bools, "5678" and
+5678.0 are ints) and raise ``ArgumentError`` naming the parameter when a value cannot be coerced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+
+
+class ArgumentError(ValueError):
+    """A request argument is malformed or out of range: answered with HTTP 400 and this text."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null"))
+
+
+@dataclass
+class Arguments:
+    """A command's merged arguments, keyed by lower-cased name (Misty: "parameter strings are not" case sensitive)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def raw(self, name: str) -> Any:
+        """The value as sent, or None when it is absent or one of the "use the default" spellings."""
+        value = self.values.get(name.lower())
+        return None if _is_unset(value) else value
+
+    def has(self, name: str) -> bool:
+        return self.raw(name) is not None
+
+    def integer(self, name: str, default: int | None) -> int | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        return coerce_int(name, value)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        return coerce_bool(name, value)
+
+    def string(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or isinstance(value, dict | list):
+            raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be a string.")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value)
+
+    def required_string(self, name: str, command: str) -> str:
+        value = self.string(name)
+        if value is None:
+            raise ArgumentError(name, f"Cannot {command} - Missing required string parameter '{name}'.")
+        return value
+
+
+def coerce_int(name: str, value: Any) -> int:
+    """An int from an int, an integral float or a numeric string; anything else names the parameter."""
+    if isinstance(value, bool):
+        raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an integer.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ArgumentError(
+                    name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an integer."
+                ) from None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an integer.")
+
+
+def coerce_bool(name: str, value: Any) -> bool:
+    """true/false (any case, as JSON or strings) and 0/1; anything else names the parameter."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be true or false.")
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object whatever the Content-Type; empty means no arguments."""
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ArgumentError("body", "The request body must be a JSON object of command arguments.") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ArgumentError(
+            "body", f"The request body must be a JSON object of command arguments, got a JSON {_json_type(value)}."
+        )
+    return value
+
+
+def bind_arguments(query: Iterable[tuple[str, str]], body: bytes) -> Arguments:
+    """Merge query and body arguments; the body wins when both name the same argument."""
+    merged: dict[str, Any] = {}
+    for key, value in query:
+        merged[key.lower()] = value
+    for key, value in parse_body(body).items():
+        merged[str(key).lower()] = value
+    return Arguments(merged)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number"

@@ -1,0 +1,243 @@
+"""StartVideoStreaming's WebSocket server: one binary JPEG per message, encoded once, newest frame per viewer.
+
+A ``VideoStream`` binds its own port on start and frees it on close, after closing every viewer with 1000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, web
+
+from emulators.kit.codecs import JpegEncoder
+from emulators.kit.emulator import bind_tcp
+from emulators.kit.pacer import Pacer
+from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
+from emulators.kit.tasks import TaskOwner
+from emulators.misty.model import VideoParams
+from emulators.misty.scene import MistyScene, WebSocketView
+
+if TYPE_CHECKING:
+    from emulators.kit.emulator import Emulator
+
+FRAME_RATE = 30.0
+STREAM_NAME = "misty.video"
+
+
+@dataclass
+class ViewerLatch:
+    """The ``single_viewer`` quirk: once a viewer has connected since boot, later viewers get nothing."""
+
+    enabled: bool = False
+    taken: bool = False
+
+    def admit(self) -> bool:
+        """Whether a new viewer will receive frames."""
+        if not self.enabled:
+            return True
+        if self.taken:
+            return False
+        self.taken = True
+        return True
+
+    def clear(self) -> None:
+        self.taken = False
+
+
+@dataclass(eq=False)
+class Viewer:
+    id: int
+    ws: web.WebSocketResponse
+    peer: str
+    receives: bool
+    transport: asyncio.Transport | None
+    latest: bytes | None = None
+    fresh: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: int = 0
+    skipped: int = 0
+
+
+class VideoStream:
+    """One running StartVideoStreaming: a paced renderer/encoder and a WebSocket server on ``params.port``."""
+
+    def __init__(
+        self,
+        params: VideoParams,
+        *,
+        host: str,
+        stream_id: int,
+        scene: MistyScene,
+        emulator: Emulator,
+        latch: ViewerLatch,
+    ) -> None:
+        self.params = params
+        self.host = host
+        self.stream_id = stream_id
+        self.scene = scene
+        self.emulator = emulator
+        self.latch = latch
+        self.view = WebSocketView(params.rotation, params.width, params.height, params.overlay)
+        self.tasks = TaskOwner(f"misty.video.{stream_id}")
+        self.viewers: dict[int, Viewer] = {}
+        self.frames_encoded = 0
+        self.last_frame_bytes = 0
+        self._ids = itertools.count(1)
+        self._encoder = JpegEncoder(quality=params.quality)
+        self._runner: web.AppRunner | None = None
+        self._closing = False
+        self.port = params.port
+
+    # ----- lifecycle --------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the port (OSError when it is taken) and start producing frames."""
+        sock = bind_tcp(self.host, self.params.port)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        try:
+            await self._runner.setup()
+            site = web.SockSite(self._runner, sock)
+            await site.start()
+        except BaseException:
+            sock.close()
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        self.port = sock.getsockname()[1]
+        self.tasks.spawn(self._produce(), name="producer")
+        self.emulator.events.record("stream.started", stream=STREAM_NAME, stream_id=self.stream_id, port=self.port)
+
+    async def aclose(self, code: int = WSCloseCode.OK) -> None:
+        """Close every viewer with ``code`` (1000), stop producing and free the port."""
+        if self._closing:
+            return
+        self._closing = True
+        await self.tasks.cancel_all()
+        await self._close_viewers(code, b"")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.tasks.aclose()
+        self.emulator.events.record("stream.stopped", stream=STREAM_NAME, stream_id=self.stream_id, port=self.port)
+
+    async def _close_viewers(self, code: int, message: bytes) -> None:
+        viewers = list(self.viewers.values())
+        await asyncio.gather(*(v.ws.close(code=code, message=message) for v in viewers), return_exceptions=True)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "stream_id": self.stream_id,
+            "port": self.port,
+            "viewers": len(self.viewers),
+            "frames_encoded": self.frames_encoded,
+            "output_size": list(self.view.output_size()),
+        }
+
+    # ----- viewers ----------------------------------------------------------------------------------------
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        if not ws.can_prepare(request).ok:
+            return web.json_response(
+                {"error": "This port serves the video WebSocket only: open ws://<robot>:<Port>/.", "status": "Failed"},
+                status=400,
+            )
+        if self._closing:
+            return web.Response(status=503)
+        await ws.prepare(request)
+        viewer = Viewer(
+            id=next(self._ids),
+            ws=ws,
+            peer=str(request.remote),
+            receives=self.latch.admit(),
+            transport=request.transport,
+        )
+        self.viewers[viewer.id] = viewer
+        self.emulator.events.record(
+            "client.connected", stream=STREAM_NAME, viewer=viewer.id, peer=viewer.peer, receives=viewer.receives
+        )
+        sender = self.tasks.spawn(self._send_to(viewer), name=f"viewer-{viewer.id}") if viewer.receives else None
+        try:
+            # Clients send nothing useful; reading keeps ping/pong and the close handshake working.
+            async for _ in ws:
+                pass
+        finally:
+            if sender is not None:
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+            self.viewers.pop(viewer.id, None)
+            self.emulator.events.record(
+                "client.disconnected", stream=STREAM_NAME, viewer=viewer.id, sent=viewer.sent, skipped=viewer.skipped
+            )
+        return ws
+
+    async def _send_to(self, viewer: Viewer) -> None:
+        """Send the newest frame whenever there is one; a slow viewer skips frames instead of queueing them."""
+        while not viewer.ws.closed:
+            await viewer.fresh.wait()
+            viewer.fresh.clear()
+            payload, viewer.latest = viewer.latest, None
+            if payload is None:
+                continue
+            try:
+                await viewer.ws.send_bytes(payload)
+            except (ConnectionError, RuntimeError):
+                return
+            viewer.sent += 1
+
+    def _publish(self, payload: bytes) -> None:
+        for viewer in self.viewers.values():
+            if not viewer.receives:
+                continue
+            if viewer.latest is not None:
+                viewer.skipped += 1
+            viewer.latest = payload
+            viewer.fresh.set()
+
+    # ----- production -------------------------------------------------------------------------------------
+    def _encode_frame(self, frame_index: int, t: float) -> bytes:
+        """Render, transform, stamp and encode one frame (runs in a worker thread)."""
+        native = self.scene.native_frame(t)
+        frame = self.view.render(native, self.scene.native_disc(t))
+        stamp = FrameStamp(
+            stream_kind=StreamKind.MISTY_WEBSOCKET,
+            stream_id=self.stream_id,
+            frame_index=frame_index & 0xFFFFFFFF,
+            capture_time_ms=int(time.time() * 1000),
+        )
+        paint_stamp(frame, stamp)
+        return self._encoder.encode(frame)
+
+    async def _produce(self) -> None:
+        pacer = Pacer(1.0 / FRAME_RATE, stats=self.emulator.pacing_stats(STREAM_NAME))
+        emulator = self.emulator
+        async for tick in pacer.ticks():
+            if not any(v.receives for v in self.viewers.values()):
+                continue  # nobody watching: keep the frame clock running but spend no CPU
+            rule = emulator.faults.for_stream(STREAM_NAME)
+            action = rule.action.type if rule is not None else None
+            if rule is not None:
+                emulator.events.record("fault.applied", rule=rule.id, action=action, stream=STREAM_NAME)
+            if action == "drop":
+                continue
+            if action == "stall":
+                await asyncio.sleep(rule.action.seconds)
+                continue
+            if action == "close":
+                await self._close_viewers(rule.action.code, rule.action.reason.encode())
+                continue
+            if action == "disconnect":
+                # A source disconnect: the TCP connections vanish without a close frame.
+                for viewer in list(self.viewers.values()):
+                    if viewer.transport is not None:
+                        viewer.transport.abort()
+                continue
+            payload = await asyncio.to_thread(self._encode_frame, tick.index, time.monotonic())
+            if action == "corrupt":
+                payload = emulator.faults.corrupt(payload)
+            self.frames_encoded += 1
+            self.last_frame_bytes = len(payload)
+            self._publish(payload)
