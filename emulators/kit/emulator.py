@@ -22,15 +22,21 @@ from aiohttp import web
 from emulators.kit.clock import Clock
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultBook
+from emulators.kit.faults import FaultBook, RuleLimitReached
+from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.tasks import TaskOwner
+from emulators.kit.tls import DevCerts, client_ssl_context, server_ssl_context
 
 log = logging.getLogger("benchtwin.emulator")
 
 CONTROL_PREFIX = "/_emulator"
 
 ScenarioControl = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ScenarioConflict(FieldError):
+    """A scenario control that cannot run in the current state (HTTP 409)."""
 
 
 class Emulator:
@@ -50,15 +56,18 @@ class Emulator:
         seed: int = 0,
         time_scale: float = 0.05,
         clock: Clock | None = None,
-        server_ssl: ssl.SSLContext | None = None,
-        client_ssl: ssl.SSLContext | None = None,
+        certs: DevCerts | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.settings = self.merged_settings(settings or {})
         self.host = host
         self.seed = seed
         self.clock = clock or Clock(time_scale=time_scale)
-        self.server_ssl = server_ssl
-        self.client_ssl = client_ssl
+        # Dev TLS: HTTPS listeners use the dev server certificate; outbound TLS trusts the dev CA + system store.
+        self.certs = certs
+        self.server_ssl: ssl.SSLContext | None = server_ssl_context(certs) if certs else None
+        self.client_ssl: ssl.SSLContext = client_ssl_context(certs.ca if certs else None)
+        self.egress = egress or EgressPolicy()
         self.events = EventLog(self.device)
         self.faults = FaultBook(seed)
         self.tasks = TaskOwner(self.device)
@@ -247,9 +256,17 @@ class Emulator:
         )
 
     async def _cp_reset(self, request: web.Request) -> web.Response:
-        body = await read_json_object(request, allow_empty=True)
+        try:
+            body = await read_json_object(request, allow_empty=True)
+        except FieldError as exc:
+            return field_error(exc)
+        unknown = [k for k in body if k != "seed"]
+        if unknown:
+            return field_error(FieldError(unknown[0], "is not a field of reset; allowed: seed"))
         seed = body.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        if isinstance(seed, float) and seed.is_integer():
+            seed = int(seed)
+        if "seed" in body and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             return field_error(FieldError("seed", f"must be an integer between 0 and 2^63-1, got {seed!r}"))
         await self.reset(seed)
         return web.json_response({"device": self.device, "seed": self.seed, "reset": True})
@@ -260,6 +277,8 @@ class Emulator:
     async def _cp_faults_add(self, request: web.Request) -> web.Response:
         try:
             rule = self.faults.add(await read_json_object(request))
+        except RuleLimitReached as exc:
+            return field_error(exc, status=409)
         except FieldError as exc:
             return field_error(exc)
         self.events.record("fault.added", rule=rule.id)
@@ -298,6 +317,8 @@ class Emulator:
         try:
             body = await read_json_object(request, allow_empty=True)
             result = await control(body)
+        except ScenarioConflict as exc:
+            return field_error(exc, status=409)
         except FieldError as exc:
             return field_error(exc)
         self.events.record("scenario", control=name, body=body)
@@ -342,7 +363,7 @@ async def read_json_object(request: web.Request, *, allow_empty: bool = False) -
 
 def _query_int(q: Any, name: str, default: int, lo: int, hi: int) -> int:
     raw = q.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

@@ -129,6 +129,8 @@ def _number(obj: dict[str, Any], key: str, where: str, *, lo: float, hi: float, 
 
 def _integer(obj: dict[str, Any], key: str, where: str, *, lo: int, hi: int, default: int) -> int:
     value = obj.get(key, default)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON does not distinguish 5 from 5.0
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError(_name(where, key), f"must be an integer between {lo} and {hi}, got {value!r}")
     if not lo <= value <= hi:
@@ -136,49 +138,83 @@ def _integer(obj: dict[str, Any], key: str, where: str, *, lo: int, hi: int, def
     return value
 
 
+# The keys each action type takes; anything else is refused so a typo never silently does nothing.
+_ACTION_KEYS = {
+    "status": {"status", "body", "headers"},
+    "delay": {"distribution"},  # plus the keys of its distribution
+    "empty": set(),
+    "reset": set(),
+    "close": {"code", "reason"},
+    "stall": {"seconds"},
+    "drop": set(),
+    "corrupt": set(),
+    "disconnect": set(),
+}
+_DELAY_KEYS = {"fixed": {"ms"}, "uniform": {"min_ms", "max_ms"}, "lognormal": {"median_ms", "sigma"}}
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+_HEADER_VALUE = re.compile(r"[ -~]{0,256}")
+MAX_RULES = 1000
+
+
+def _only_keys(obj: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            choices = ", ".join(sorted(allowed)) or "none"
+            raise FieldError(_name(where, str(key)), f"is not a known field here; allowed: {choices}")
+
+
 def parse_action(raw: Any, *, stream: bool) -> FaultAction:
     if not isinstance(raw, dict):
         raise FieldError("action", "must be an object with a 'type'")
     allowed = STREAM_ACTIONS if stream else HTTP_ACTIONS
     kind = raw.get("type")
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         target = "a stream rule (match.stream)" if stream else "an HTTP rule (match.path)"
         raise FieldError("action.type", f"must be one of {', '.join(allowed)} for {target}, got {kind!r}")
+    keys = _ACTION_KEYS[kind]
+    if kind == "delay":
+        dist = raw.get("distribution", "fixed")
+        if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
+            raise FieldError("action.distribution", f"must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
+        keys = {"distribution"} | _DELAY_KEYS[dist]
+    _only_keys(raw, keys | {"type"}, "action")
     action = FaultAction(type=kind)
     if kind == "status":
-        action.status = _integer(raw, "status", "action", lo=100, hi=599, default=500)
+        action.status = _integer(raw, "status", "action", lo=200, hi=599, default=500)
         action.body = raw.get("body")
         headers = raw.get("headers", {})
         if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii() and "\n" not in k + v
+            isinstance(k, str) and isinstance(v, str) and _HEADER_NAME.fullmatch(k) and _HEADER_VALUE.fullmatch(v)
             for k, v in headers.items()
         ):
-            raise FieldError("action.headers", "must be an object of ASCII string header names to string values")
+            raise FieldError(
+                "action.headers", "must map header names (letters, digits, '-') to printable ASCII values"
+            )
         action.headers = headers
     elif kind == "delay":
-        dist = raw.get("distribution", "fixed")
-        if dist not in DISTRIBUTIONS:
-            raise FieldError("action.distribution", f"must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
-        action.distribution = dist
+        action.distribution = raw.get("distribution", "fixed")
         if dist == "fixed":
             action.ms = _number(raw, "ms", "action", lo=0, hi=600_000, default=0)
         elif dist == "uniform":
             action.min_ms = _number(raw, "min_ms", "action", lo=0, hi=600_000, default=0)
+            # Either order is accepted: the delay is drawn uniformly between the two bounds.
             action.max_ms = _number(raw, "max_ms", "action", lo=0, hi=600_000, default=action.min_ms)
-            if action.max_ms < action.min_ms:
-                raise FieldError("action.max_ms", f"must be >= min_ms ({action.min_ms}), got {action.max_ms}")
         else:
             action.median_ms = _number(raw, "median_ms", "action", lo=0, hi=600_000, default=100)
             action.sigma = _number(raw, "sigma", "action", lo=0, hi=5, default=0.5)
     elif kind == "close":
         action.code = _integer(raw, "code", "action", lo=1000, hi=4999, default=1011)
         reason = raw.get("reason", "")
-        if not isinstance(reason, str) or len(reason.encode()) > 123:
-            raise FieldError("action.reason", "must be a string of at most 123 bytes")
+        if not isinstance(reason, str) or len(reason) > 30:
+            raise FieldError("action.reason", "must be a string of at most 30 characters")
         action.reason = reason
     elif kind == "stall":
         action.seconds = _number(raw, "seconds", "action", lo=0, hi=3600, default=1.0)
     return action
+
+
+class RuleLimitReached(FieldError):
+    """Too many rules (HTTP 409)."""
 
 
 class FaultBook:
@@ -196,31 +232,33 @@ class FaultBook:
         """Validate a rule given as JSON and add it; raises FieldError naming the bad field."""
         if not isinstance(raw, dict):
             raise FieldError("body", "must be a JSON object with 'match' and 'action'")
+        _only_keys(raw, {"id", "match", "action", "probability", "count"}, "")
         match = raw.get("match")
         if not isinstance(match, dict):
             raise FieldError("match", "must be an object with 'path' (and optional 'method') or 'stream'")
         path, stream, method = match.get("path"), match.get("stream"), match.get("method")
         if (path is None) == (stream is None):
             raise FieldError("match", "must name exactly one of 'path' (an operation) or 'stream' (a named stream)")
-        if path is not None and (not isinstance(path, str) or not path.startswith("/")):
-            raise FieldError("match.path", f"must be a path template starting with '/', got {path!r}")
-        if stream is not None and (not isinstance(stream, str) or not stream):
-            raise FieldError("match.stream", f"must be a non-empty stream name or glob, got {stream!r}")
-        if method is not None:
-            if stream is not None:
-                raise FieldError("match.method", "applies to path rules only")
-            if not isinstance(method, str) or method.upper() not in METHODS:
+        _only_keys(match, {"path", "method"} if path is not None else {"stream"}, "match")
+        if path is not None and (not isinstance(path, str) or not path.startswith("/") or len(path) > 512):
+            raise FieldError("match.path", f"must be a path template starting with '/' (at most 512 characters), "
+                                           f"got {path!r}")
+        if stream is not None and (not isinstance(stream, str) or not 1 <= len(stream) <= 256):
+            raise FieldError("match.stream", f"must be a stream name or glob of 1-256 characters, got {stream!r}")
+        if "method" in match:
+            if not isinstance(method, str) or method not in METHODS:
                 raise FieldError("match.method", f"must be one of {', '.join(METHODS)}, got {method!r}")
-            method = method.upper()
         action = parse_action(raw.get("action"), stream=stream is not None)
         probability = _number(raw, "probability", "", lo=0, hi=1, default=1.0)
         count_raw = raw.get("count")
         count = None if count_raw is None else _integer(raw, "count", "", lo=1, hi=10**9, default=1)
         rule_id = raw.get("id")
-        if rule_id is not None and (not isinstance(rule_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rule_id)):
+        if "id" in raw and (not isinstance(rule_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rule_id)):
             raise FieldError("id", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
-        if rule_id is not None and any(r.id == rule_id for r in self._rules):
-            raise FieldError("id", f"a rule with id {rule_id!r} exists already")
+        if rule_id is not None:
+            self.remove(rule_id)  # the same id again replaces the rule, like a PUT
+        if len(self._rules) >= MAX_RULES:
+            raise RuleLimitReached("body", f"at most {MAX_RULES} fault rules; remove some first")
         rule = FaultRule(
             id=rule_id or f"fault-{next(self._ids)}",
             action=action,
@@ -283,7 +321,7 @@ class FaultBook:
         if action.distribution == "fixed":
             return action.ms / 1000.0
         if action.distribution == "uniform":
-            return self._rng.uniform(action.min_ms, action.max_ms) / 1000.0
+            return self._rng.uniform(min(action.min_ms, action.max_ms), max(action.min_ms, action.max_ms)) / 1000.0
         return min(600.0, self._rng.lognormvariate(0.0, action.sigma) * action.median_ms / 1000.0)
 
     def corrupt(self, payload: bytes) -> bytes:

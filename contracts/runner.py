@@ -1,0 +1,130 @@
+"""The contract runner: schemathesis against any target (an emulator started here, or a real device).
+
+Both the pytest contract tests and `benchtwin contract` go through ``run_schemathesis``, so CI and a
+hardware-in-the-loop run check the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONTRACTS = Path(__file__).resolve().parent
+OPENAPI = CONTRACTS / "openapi"
+ASYNCAPI = CONTRACTS / "asyncapi"
+
+
+def openapi_path(name: str) -> Path:
+    path = OPENAPI / f"{name}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no contract document {path.name} in {OPENAPI}")
+    return path
+
+
+@dataclass
+class ContractResult:
+    document: str
+    target: str
+    returncode: int
+    output: str
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def summary(self) -> str:
+        tail = [line for line in self.output.splitlines() if line.strip()][-12:]
+        return "\n".join(tail)
+
+
+def _st_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("st")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("st")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "schemathesis.cli"]
+
+
+def run_schemathesis(
+    document: str | Path,
+    base_url: str,
+    *,
+    max_examples: int = 25,
+    seed: int = 0,
+    phases: str = "examples,coverage,fuzzing,stateful",
+    mode: str = "all",
+    checks: str = "all",
+    exclude_checks: tuple[str, ...] = (),
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    tls_verify: str | None = None,
+    include_path_regex: str | None = None,
+    exclude_path_regex: str | None = None,
+    max_time_s: int | None = None,
+    timeout_s: float = 600.0,
+) -> ContractResult:
+    """Run ``st run`` with positive and negative generation (and the stateful phase where links exist)."""
+    path = Path(document)
+    if not path.exists():
+        path = openapi_path(str(document))
+    cmd = [
+        *_st_executable(), "run", str(path), "--url", base_url,
+        "--mode", mode, "--phases", phases, "--checks", checks,
+        "--max-examples", str(max_examples), "--seed", str(seed),
+        "--generation-deterministic",
+        "--workers", "1", "--no-color", "--request-timeout", "10", "--suppress-health-check", "all",
+    ]
+    if exclude_checks:
+        cmd += ["--exclude-checks", ",".join(exclude_checks)]
+    for name, value in (headers or {}).items():
+        cmd += ["--header", f"{name}: {value}"]
+    if auth:
+        cmd += ["--auth", f"{auth[0]}:{auth[1]}"]
+    if tls_verify:
+        cmd += ["--tls-verify", tls_verify]
+    if include_path_regex:
+        cmd += ["--include-path-regex", include_path_regex]
+    if exclude_path_regex:
+        cmd += ["--exclude-path-regex", exclude_path_regex]
+    if max_time_s:
+        cmd += ["--max-time", str(max_time_s)]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp, env=env)
+    return ContractResult(str(path), base_url, proc.returncode, proc.stdout + proc.stderr, cmd)
+
+
+def run_contract_cli(device: str, *, target: str | None, max_examples: int, seed: int) -> int:
+    """`benchtwin contract DEVICE [--target URL]`: start the emulator unless a target is given; print a summary."""
+    from emulators.pytest_plugin import EmulatorHost
+
+    document = openapi_path(device)
+    host = None
+    if target is None:
+        emulated = "misty" if device == "control-plane" else device
+        from emulators.registry import available
+
+        if emulated not in available():
+            print(f"benchtwin: the {emulated} emulator is not available; give --target URL", file=sys.stderr)
+            return 2
+        host = EmulatorHost(emulated)
+        host.start()
+        target = host.emulator.endpoints()["rest"]
+        print(f"started the {emulated} emulator at {target}", flush=True)
+    try:
+        print(f"running {document.name} against {target} (max {max_examples} examples per operation) ...", flush=True)
+        result = run_schemathesis(document, target, max_examples=max_examples, seed=seed)
+    finally:
+        if host is not None:
+            host.stop()
+    print(result.summary())
+    print(f"contract {document.name} vs {target}: {'PASSED' if result.ok else 'FAILED'}")
+    return 0 if result.ok else 1

@@ -1,0 +1,76 @@
+"""Builds emulators from a Config and runs a set of them in one process (what `benchtwin up` does)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from emulators.config import Config
+from emulators.kit.emulator import Emulator
+from emulators.kit.outbound import EgressPolicy
+from emulators.kit.tls import ensure_dev_certs
+from emulators.registry import available
+
+log = logging.getLogger("benchtwin.app")
+
+
+def create_emulator(
+    device: str,
+    config: Config,
+    *,
+    settings: dict[str, Any] | None = None,
+    free_ports: bool = False,
+) -> Emulator:
+    """One emulator from the config; ``free_ports`` binds every listener to a free port (tests)."""
+    cls = available()[device]
+    merged = config.device_settings(device)
+    merged.update(settings or {})
+    if free_ports:
+        for name in cls.port_settings:
+            if name not in (settings or {}):
+                merged[name] = 0
+    return cls(
+        merged,
+        host=config.host,
+        seed=config.seed,
+        time_scale=config.time_scale,
+        certs=ensure_dev_certs(config.certs_dir),
+        egress=EgressPolicy(config.egress_allow),
+    )
+
+
+def endpoints_document(emulators: list[Emulator]) -> dict[str, Any]:
+    """``{"<device>": {"rest": url, ...named endpoints..., "credentials": {...}}}``"""
+    return {e.device: {**e.endpoints(), "credentials": e.credentials()} for e in emulators}
+
+
+async def start_all(devices: list[str], config: Config) -> list[Emulator]:
+    """Start every named emulator; on any failure, close the ones already started and re-raise."""
+    started: list[Emulator] = []
+    try:
+        for device in devices:
+            emulator = create_emulator(device, config)
+            try:
+                await emulator.start()
+            except OSError as exc:
+                port = emulator.settings.get("port")
+                raise RuntimeError(
+                    f"{device}: cannot listen on {config.host}:{port} ({exc.strerror}); "
+                    f"another program holds the port. Free it, or set another port in a config file "
+                    f"([{device}] port = ...) and pass --config"
+                ) from None
+            started.append(emulator)
+    except BaseException:
+        await asyncio.gather(*(e.aclose() for e in started), return_exceptions=True)
+        raise
+    return started
+
+
+def write_endpoints_file(path: str | Path, emulators: list[Emulator]) -> None:
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(endpoints_document(emulators), indent=2) + "\n")
+    tmp.replace(target)

@@ -1,0 +1,100 @@
+"""Configuration: one embedded default (every emulator, fixed ports, fast time scale, dev credentials),
+overridden by a TOML or YAML file and then by CLI flags."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulators.kit.errors import FieldError
+from emulators.kit.outbound import DEFAULT_ALLOWED
+from emulators.registry import DEVICES, available
+
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "seed": 0,
+    # Lifecycle timings (bot joining, pipeline restart) are multiplied by this; 1.0 = real speed.
+    "time_scale": 0.05,
+    "certs_dir": None,
+    "egress_allow": list(DEFAULT_ALLOWED),
+}
+
+
+@dataclass
+class Config:
+    host: str = "127.0.0.1"
+    seed: int = 0
+    time_scale: float = 0.05
+    certs_dir: str | None = None
+    egress_allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED))
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def device_settings(self, device: str) -> dict[str, Any]:
+        return dict(self.devices.get(device, {}))
+
+    def effective(self) -> dict[str, Any]:
+        """Every default and override in one place, as `benchtwin up --print-config` shows it."""
+        out: dict[str, Any] = {
+            "host": self.host, "seed": self.seed, "time_scale": self.time_scale,
+            "certs_dir": self.certs_dir, "egress_allow": self.egress_allow,
+        }
+        for name, cls in available().items():
+            out[name] = cls.merged_settings(self.device_settings(name))
+        return out
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    config = Config()
+    if path is None:
+        return config
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise FieldError("--config", f"cannot read {p}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text) if p.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise FieldError("--config", f"{p} is not valid {'TOML' if p.suffix == '.toml' else 'YAML'}: {exc}") from None
+    if raw is None:
+        return config
+    if not isinstance(raw, dict):
+        raise FieldError("--config", f"{p} must hold a mapping at the top level")
+    return apply_overrides(config, raw)
+
+
+def apply_overrides(config: Config, raw: dict[str, Any]) -> Config:
+    devices = available()
+    for key, value in raw.items():
+        if key in DEVICES:
+            if not isinstance(value, dict):
+                raise FieldError(key, "must be a table of settings")
+            if key in devices:
+                devices[key].merged_settings(value)  # validates names and types now, not at start-up
+            config.devices.setdefault(key, {}).update(value)
+        elif key == "host":
+            if not isinstance(value, str):
+                raise FieldError("host", f"must be a string, got {value!r}")
+            config.host = value
+        elif key == "seed":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise FieldError("seed", f"must be an integer, got {value!r}")
+            config.seed = value
+        elif key == "time_scale":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise FieldError("time_scale", f"must be a number >= 0, got {value!r}")
+            config.time_scale = float(value)
+        elif key == "certs_dir":
+            config.certs_dir = None if value is None else str(value)
+        elif key == "egress_allow":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise FieldError("egress_allow", "must be a list of CIDR ranges")
+            config.egress_allow = value
+        else:
+            allowed = ", ".join([*GLOBAL_DEFAULTS, *DEVICES])
+            raise FieldError(key, f"is not a configuration key; known: {allowed}")
+    return config
