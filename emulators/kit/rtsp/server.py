@@ -1,0 +1,424 @@
+"""The asyncio transport of the RTSP pull server: TCP control connections, interleaved or UDP
+media, one sender task per playing session. Protocol rules live in `session.RtspServerCore`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from emulators.kit.rtsp.egress import Outgoing, SessionEgress
+from emulators.kit.rtsp.live import EndOfStream, LiveMedia, Subscription
+from emulators.kit.rtsp.message import (
+    InterleavedFrame,
+    MessageError,
+    RtspMessageReader,
+    RtspRequest,
+    RtspResponse,
+    interleave,
+)
+from emulators.kit.rtsp.sdp import (
+    AUDIO_PAYLOAD_TYPE,
+    AUDIO_TRACK,
+    VIDEO_PAYLOAD_TYPE,
+    VIDEO_TRACK,
+    describe_live,
+)
+from emulators.kit.rtsp.session import (
+    CloseConnection,
+    ConnectionInfo,
+    EndSession,
+    PresentationTrack,
+    RtspServerCore,
+    RtspSession,
+    StartPlaying,
+)
+
+log = logging.getLogger(__name__)
+EventSink = Callable[[str, dict], None]
+
+
+class _DatagramSink(asyncio.DatagramProtocol):
+    """A server RTP/RTCP socket; whatever a client sends to it counts as a sign of life."""
+
+    def __init__(self, on_datagram: Callable[[], None]) -> None:
+        self._on_datagram = on_datagram
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._on_datagram()
+
+
+class _UdpPorts:
+    """Binds an even/odd (RTP, RTCP) socket pair per track at SETUP time, synchronously, so the
+    SETUP reply can name `server_port`; the server wraps `fresh` pairs in asyncio endpoints
+    right after, and from then on the endpoints own the sockets."""
+
+    def __init__(self, host: str) -> None:
+        self._host = host
+        self.fresh: list[tuple[str, int, socket.socket, socket.socket]] = []
+
+    def allocate(self, session_id: str, track_id: int) -> tuple[int, int]:
+        for _ in range(64):
+            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtp.bind((self._host, 0))
+            port = rtp.getsockname()[1]
+            if port % 2 == 0 and port < 65535:
+                rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    rtcp.bind((self._host, port + 1))
+                except OSError:
+                    rtcp.close()
+                else:
+                    rtp.setblocking(False)
+                    rtcp.setblocking(False)
+                    self.fresh.append((session_id, track_id, rtp, rtcp))
+                    return port, port + 1
+            rtp.close()
+        raise OSError("no free even/odd UDP port pair on the loopback interface")
+
+    def release(self, session_id: str) -> None:
+        for entry in [e for e in self.fresh if e[0] == session_id]:
+            self.fresh.remove(entry)
+            entry[2].close()
+            entry[3].close()
+
+
+@dataclass
+class _Connection:
+    info: ConnectionInfo
+    writer: asyncio.StreamWriter
+    peer: str
+
+
+@dataclass
+class _PlayingSession:
+    session: RtspSession
+    egress: SessionEgress
+    subscription: Subscription
+    udp: dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+
+class RtspServer:
+    """Serves `LiveMedia` to any number of RTSP clients on any path, over TCP or UDP."""
+
+    def __init__(
+        self,
+        media: LiveMedia,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_event: EventSink | None = None,
+        session_timeout: float = 60.0,
+        report_interval: float = 5.0,
+        max_pending: int = 90,
+        seed: int | None = None,
+    ) -> None:
+        self._media = media
+        self._host = host
+        self._requested_port = port
+        self._on_event = on_event
+        self._report_interval = report_interval
+        self._max_pending = max_pending
+        self._udp_ports = _UdpPorts(host)
+        tracks = [PresentationTrack(VIDEO_TRACK, VIDEO_PAYLOAD_TYPE, 90000)]
+        if media.audio is not None:
+            tracks.append(PresentationTrack(AUDIO_TRACK, AUDIO_PAYLOAD_TYPE, media.audio.sample_rate))
+        self._sdp_version = random.Random(seed).getrandbits(31)
+        self.core = RtspServerCore(
+            tracks=tracks,
+            describe=self._describe,
+            udp_ports=self._udp_ports,
+            rng=random.Random(seed),
+            session_timeout=session_timeout,
+        )
+        self._server: asyncio.Server | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._connection_tasks: set[asyncio.Task[None]] = set()
+        self._playing: dict[str, _PlayingSession] = {}
+        self._udp_endpoints: dict[str, dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]]] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._connection_ids = itertools.count(1)
+        self._closing = False
+        self.dropped_units = 0  # summed over ended sessions; live ones are in `session_stats()`
+
+    # -- public interface ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve_connection, self._host, self._requested_port)
+        self._housekeeping = asyncio.create_task(self._expire_idle_sessions(), name="rtsp-housekeeping")
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("RtspServer.port is only known after start()")
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def session_count(self) -> int:
+        return len(self.core.sessions)
+
+    def session_stats(self) -> list[dict]:
+        return [
+            {
+                "session": p.session.id,
+                "transport": p.session.lower_transport.lower(),
+                "delivered": p.subscription.delivered,
+                "dropped": p.subscription.dropped,
+                "pending": p.subscription.pending,
+                "packets": {t: s.sender.packet_count for t, s in p.session.tracks.items()},
+            }
+            for p in self._playing.values()
+        ]
+
+    async def aclose(self) -> None:
+        """Closes every connection, sends RTCP BYE to UDP clients, frees the port, awaits all tasks."""
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+        for session_id in list(self.core.sessions):
+            await self._end(self.core.end(session_id, "server closed"))
+        for connection in list(self._connections.values()):
+            connection.writer.close()
+        tasks = list(self._connection_tasks)
+        if self._housekeeping is not None:
+            tasks.append(self._housekeeping)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._closing:
+            writer.close()
+            return
+        self._connection_tasks.add(task)
+        peer_address = writer.get_extra_info("peername") or ("?", 0)
+        peer = f"{peer_address[0]}:{peer_address[1]}"
+        info = ConnectionInfo(next(self._connection_ids), peer_address[0])
+        connection = _Connection(info, writer, peer)
+        self._connections[info.id] = connection
+        self._emit("client_connected", {"peer": peer})
+        parser = RtspMessageReader("server")
+        try:
+            while not writer.is_closing():
+                data = await reader.read(65536)
+                if not data:
+                    break
+                try:
+                    messages = parser.feed(data)
+                except MessageError as exc:
+                    await self._send_response(connection, _bad_request(str(exc)))
+                    break
+                if not await self._serve_messages(connection, messages):
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._connections.pop(info.id, None)
+            if not self._closing:
+                for ended in self.core.connection_closed(info.id):
+                    await self._end(ended)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            self._emit("client_disconnected", {"peer": peer})
+            self._connection_tasks.discard(task)
+
+    async def _serve_messages(self, connection: _Connection, messages: list) -> bool:
+        """Answer each request in order; False when the connection should close."""
+        for message in messages:
+            if isinstance(message, InterleavedFrame):
+                # RTCP receiver reports on an odd channel: the client is alive.
+                for session in self.core.sessions.values():
+                    if session.connection_id == connection.info.id:
+                        self.core.touch(session.id, time.monotonic())
+                continue
+            if not isinstance(message, RtspRequest):
+                continue
+            reply = self.core.handle(message, connection.info, time.monotonic())
+            if message.method == "SETUP" and reply.response.status == 200:
+                await self._open_udp_endpoints()
+            try:
+                await self._send_response(connection, reply.response)
+            except (ConnectionError, OSError):
+                connected = False  # a client may hang up right after TEARDOWN; the effects still apply
+            else:
+                connected = True
+            for effect in reply.effects:
+                if isinstance(effect, StartPlaying) and connected:
+                    self._start_playing(effect.session, connection)
+                elif isinstance(effect, EndSession):
+                    await self._end(effect)
+                elif isinstance(effect, CloseConnection):
+                    connected = False
+            if not connected:
+                return False
+        return True
+
+    async def _send_response(self, connection: _Connection, response: RtspResponse) -> None:
+        connection.writer.write(response.serialize())
+        await connection.writer.drain()
+
+    def _describe(self, url: str) -> str:
+        video = self._media.video
+        audio = self._media.audio
+        return describe_live(
+            sps=self._media.sps,
+            pps=self._media.pps,
+            fps=video.fps,
+            audio=(audio.sample_rate, audio.channels, audio.audio_specific_config) if audio else None,
+            session_id=self._sdp_version,
+            address=self._host,
+        )
+
+    async def _open_udp_endpoints(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._udp_ports.fresh:
+            session_id, track_id, rtp_sock, rtcp_sock = self._udp_ports.fresh.pop(0)
+            touch = _toucher(self.core, session_id)
+            rtp, _ = await loop.create_datagram_endpoint(partial(_DatagramSink, touch), sock=rtp_sock)
+            rtcp, _ = await loop.create_datagram_endpoint(partial(_DatagramSink, touch), sock=rtcp_sock)
+            replaced = self._udp_endpoints.setdefault(session_id, {}).get(track_id)
+            for endpoint in replaced or ():
+                endpoint.close()
+            self._udp_endpoints[session_id][track_id] = (rtp, rtcp)
+
+    # -- sessions -----------------------------------------------------------------------------
+
+    def _start_playing(self, session: RtspSession, connection: _Connection) -> None:
+        egress = SessionEgress(
+            self._media, {t: s.sender for t, s in session.tracks.items()}, report_interval=self._report_interval
+        )
+        subscription = self._media.subscribe(max_pending=self._max_pending)
+        playing = _PlayingSession(session, egress, subscription, self._udp_endpoints.get(session.id, {}))
+        self._playing[session.id] = playing
+        playing.task = asyncio.create_task(self._stream(playing, connection), name=f"rtsp-session-{session.id}")
+        self._emit(
+            "play",
+            {
+                "session": session.id,
+                "peer": connection.peer,
+                "transport": session.lower_transport.lower(),
+                "tracks": sorted(session.tracks),
+            },
+        )
+
+    async def _stream(self, playing: _PlayingSession, connection: _Connection) -> None:
+        session = playing.session
+        egress = playing.egress
+        try:
+            while True:
+                timeout = egress.seconds_until_report(time.monotonic())
+                try:
+                    unit = await playing.subscription.next_unit(timeout)
+                except EndOfStream:
+                    break
+                out = egress.packets_for(unit) if unit is not None else []
+                out += egress.reports_due(time.monotonic(), time.time())
+                if out and not await self._deliver(playing, connection, out):
+                    break
+        except (ConnectionError, OSError):
+            pass
+        # The stream ended on its own (media closed or client gone): finish the session here.
+        if session.id in self.core.sessions:
+            await self._end(self.core.end(session.id, "stream ended"), from_sender=True)
+
+    async def _deliver(self, playing: _PlayingSession, connection: _Connection, out: list[Outgoing]) -> bool:
+        session = playing.session
+        if session.lower_transport == "TCP":
+            writer = connection.writer
+            if writer.is_closing():
+                return False
+            chunks = []
+            for item in out:
+                setup = session.tracks[item.track_id]
+                channels = setup.interleaved or (0, 1)
+                chunks.append(interleave(channels[1] if item.rtcp else channels[0], item.data))
+            writer.write(b"".join(chunks))
+            # A slow reader blocks only this task; its subscription fills and drops frames meanwhile.
+            await writer.drain()
+            return True
+        self._send_udp(playing, out)
+        return True
+
+    async def _end(self, ended: EndSession, *, from_sender: bool = False) -> None:
+        session = ended.session
+        playing = self._playing.pop(session.id, None)
+        if playing is not None:
+            if playing.task is not None and not from_sender:
+                playing.task.cancel()
+                await asyncio.gather(playing.task, return_exceptions=True)
+            playing.subscription.close()
+            self.dropped_units += playing.subscription.dropped
+            byes = playing.egress.goodbyes(time.time(), ended.reason)
+            connection = self._connections.get(session.connection_id)
+            with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
+                if session.lower_transport == "UDP":
+                    self._send_udp(playing, byes)
+                elif connection is not None and not connection.writer.is_closing():
+                    await asyncio.wait_for(self._deliver(playing, connection, byes), 1.0)
+            if session.lower_transport == "TCP" and ended.reason == "stream ended" and connection is not None:
+                connection.writer.close()  # the live stream is over: clients see EOF
+        for endpoints in self._udp_endpoints.pop(session.id, {}).values():
+            for endpoint in endpoints:
+                endpoint.close()
+        self._emit(
+            "teardown",
+            {
+                "session": session.id,
+                "reason": ended.reason,
+                "transport": session.lower_transport.lower(),
+                "dropped": playing.subscription.dropped if playing else 0,
+                "packets": {t: s.sender.packet_count for t, s in session.tracks.items()},
+            },
+        )
+
+    def _send_udp(self, playing: _PlayingSession, out: list[Outgoing]) -> None:
+        for item in out:
+            setup = playing.session.tracks[item.track_id]
+            endpoints = playing.udp.get(item.track_id)
+            if endpoints is not None and setup.client_port is not None:
+                port = setup.client_port[1] if item.rtcp else setup.client_port[0]
+                endpoints[1 if item.rtcp else 0].sendto(item.data, (playing.session.peer_host, port))
+
+    async def _expire_idle_sessions(self) -> None:
+        period = max(0.05, min(1.0, self.core.session_timeout / 4))
+        while True:
+            await asyncio.sleep(period)  # housekeeping cadence, not media pacing
+            for ended in self.core.expire(time.monotonic()):
+                await self._end(ended)
+
+    def _emit(self, kind: str, details: dict) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, details)
+        except Exception:  # an observer's bug must not take the server down
+            log.exception("RTSP on_event callback failed for %s", kind)
+
+
+def _toucher(core: RtspServerCore, session_id: str) -> Callable[[], None]:
+    return lambda: core.touch(session_id, time.monotonic())
+
+
+def _bad_request(reason: str) -> RtspResponse:
+    response = RtspResponse(400)
+    response.headers.set("Server", "benchtwin rtspd")
+    response.headers.set("Content-Type", "text/plain; charset=utf-8")
+    response.body = f"not an RTSP request: {reason}\n".encode()
+    return response
