@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -26,12 +27,18 @@ from emulators.kit.synth import draw_disc, draw_text, fill_rect, vertical_gradie
 CAPTURE_MS = 1_763_780_000_123  # a Unix ms timestamp in late 2025
 
 
+@lru_cache(maxsize=8)
+def textured_background(width: int, height: int, seed: int) -> np.ndarray:
+    frame = vertical_gradient(width, height, (60, 110, 200), (30, 140, 60))
+    noise = np.random.default_rng(seed).integers(-12, 13, size=frame.shape, dtype=np.int16)
+    frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    frame.setflags(write=False)
+    return frame
+
+
 def scene(width: int, height: int, frame_index: int = 0, seed: int = 7) -> np.ndarray:
     """A textured, moving picture, so the codecs have real content around the stamp."""
-    frame = vertical_gradient(width, height, (60, 110, 200), (30, 140, 60))
-    rng = np.random.default_rng(seed)
-    noise = rng.integers(-12, 13, size=frame.shape, dtype=np.int16)
-    frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    frame = textured_background(width, height, seed).copy()
     fill_rect(frame, 0, height - height // 8, width // 12, height // 8, (200, 30, 30))
     draw_disc(frame, (frame_index * 23) % width, height * 0.55, min(width, height) / 8, (250, 250, 250))
     draw_text(frame, width // 2, height - 20, f"frame {frame_index}", (255, 255, 0), 1)
@@ -230,3 +237,21 @@ def test_client_stamp_module_needs_nothing_from_the_emulators():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert not any(name.split(".")[0] == "emulators" for name in imported)
+
+
+def test_stamp_is_painted_in_place_through_a_rotated_view():
+    upright = np.zeros((640, 480, 3), dtype=np.uint8)
+    rotated = np.rot90(upright)  # a non-contiguous view, as a rotating pipeline hands over
+    stamp = FrameStamp(StreamKind.MISTY_PICTURE, 9, 1, CAPTURE_MS)
+    paint_stamp(rotated, stamp)
+    assert upright.any()  # the pixels landed in the underlying buffer
+    assert read_stamp(np.ascontiguousarray(rotated)) == stamp
+
+
+def test_read_stamp_accepts_rgba_and_an_explicit_cell_size():
+    frame, stamp = stamped(640, 480)
+    rgba = np.dstack([frame, np.full(frame.shape[:2], 255, dtype=np.uint8)])
+    assert read_stamp(rgba) == stamp
+    assert read_stamp(frame, cell_size=16) == stamp
+    with pytest.raises(StampError):
+        read_stamp(frame, cell_size=8)
