@@ -1,0 +1,301 @@
+"""Simulated meetings: scenarios (who joins when, who speaks, who shares) and the meeting state they drive.
+
+Pure: times are scenario seconds from the moment the bot enters the call; the bot runner schedules them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from faker import Faker
+
+from emulators.kit.errors import FieldError
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "recall"
+CLIENT_PLATFORMS = ("desktop", "dial-in", "mobile_app", "unknown")
+
+
+@dataclass
+class ScenarioParticipant:
+    id: int
+    name: str
+    is_host: bool = False
+    platform: str = "desktop"
+    join_s: float = 0.0
+    leave_s: float | None = None
+    muted: list[tuple[float, float]] = field(default_factory=list)
+
+
+@dataclass
+class Interval:
+    participant: int
+    start_s: float
+    end_s: float
+    text: str | None = None  # speech script line for a speaking interval
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    duration_s: float
+    participants: list[ScenarioParticipant]
+    screenshares: list[Interval] = field(default_factory=list)
+    speaking: list[Interval] = field(default_factory=list)
+    meeting_urls: tuple[str, ...] = ()
+    waiting_room_s: float = 0.0
+    missing: bool = False
+
+
+def _num(raw: dict[str, Any], key: str, where: str, default: float | None = None) -> float | None:
+    value = raw.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise FieldError(f"{where}.{key}", f"must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _interval(raw: Any, where: str, ids: set[int]) -> Interval:
+    if not isinstance(raw, dict):
+        raise FieldError(where, "must be an object with participant, start_s, end_s")
+    participant = raw.get("participant")
+    if participant not in ids:
+        raise FieldError(f"{where}.participant", f"must be one of the scenario's participant ids {sorted(ids)}")
+    start, end = _num(raw, "start_s", where, 0.0), _num(raw, "end_s", where)
+    if end is None or start is None or end <= start:
+        raise FieldError(f"{where}.end_s", f"must be a number greater than start_s ({start}), got {raw.get('end_s')!r}")
+    text = raw.get("text")
+    if text is not None and not isinstance(text, str):
+        raise FieldError(f"{where}.text", "must be a string")
+    return Interval(participant, start, end, text)
+
+
+def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
+    """A Scenario from a fixture or control-plane dict; missing names come from a seeded Faker."""
+    if not isinstance(raw, dict):
+        raise FieldError("scenario", "must be an object")
+    name = str(raw.get("name", name))
+    # Names depend on the seed and the scenario only, so every bot in the same scenario sees the same people.
+    faker = Faker()
+    faker.seed_instance(seed ^ int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+    participants = []
+    raw_people = raw.get("participants", [])
+    if not isinstance(raw_people, list):
+        raise FieldError("participants", "must be a list")
+    for index, person in enumerate(raw_people):
+        where = f"participants[{index}]"
+        if not isinstance(person, dict):
+            raise FieldError(where, "must be an object")
+        pid = person.get("id", 100 * (index + 1))
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid < 2**16:
+            raise FieldError(f"{where}.id", f"must be an integer in 1..65535, got {pid!r}")
+        platform = person.get("platform", "desktop")
+        if platform not in CLIENT_PLATFORMS:
+            raise FieldError(f"{where}.platform", f"must be one of {', '.join(CLIENT_PLATFORMS)}, got {platform!r}")
+        generated = faker.name()
+        muted = []
+        for m_index, pair in enumerate(person.get("muted", []) or []):
+            ok = isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(v, int | float) for v in pair)
+            if not ok:
+                raise FieldError(f"{where}.muted[{m_index}]", "must be a [start_s, end_s] pair")
+            muted.append((float(pair[0]), float(pair[1])))
+        participants.append(
+            ScenarioParticipant(
+                id=pid,
+                name=str(person.get("name") or generated),
+                is_host=bool(person.get("is_host", index == 0)),
+                platform=platform,
+                join_s=_num(person, "join_s", where, 0.0) or 0.0,
+                leave_s=_num(person, "leave_s", where),
+                muted=muted,
+            )
+        )
+    ids = {p.id for p in participants}
+    if len(ids) != len(participants):
+        raise FieldError("participants", "ids must be unique within a meeting")
+    screenshares = [_interval(r, f"screenshares[{i}]", ids) for i, r in enumerate(raw.get("screenshares", []) or [])]
+    speaking = [_interval(r, f"speaking[{i}]", ids) for i, r in enumerate(raw.get("speaking", []) or [])]
+    for interval in speaking:
+        if interval.text is None:
+            interval.text = faker.sentence(nb_words=max(3, int(interval.end_s - interval.start_s) * 2))
+    urls = raw.get("meeting_urls", []) or []
+    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+        raise FieldError("meeting_urls", "must be a list of meeting URL strings")
+    return Scenario(
+        name=name,
+        title=str(raw.get("title") or faker.catch_phrase()),
+        duration_s=_num(raw, "duration_s", "scenario", 60.0) or 60.0,
+        participants=participants,
+        screenshares=screenshares,
+        speaking=speaking,
+        meeting_urls=tuple(urls),
+        waiting_room_s=_num(raw, "waiting_room_s", "scenario", 0.0) or 0.0,
+        missing=bool(raw.get("missing", False)),
+    )
+
+
+def load_scenarios(directory: Path = SCENARIO_DIR, *, seed: int = 0) -> dict[str, Scenario]:
+    """Every fixture scenario by name (YAML or JSON files)."""
+    out: dict[str, Scenario] = {}
+    for path in sorted(directory.glob("*")):
+        if path.suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(path.read_text())
+        elif path.suffix == ".json":
+            raw = json.loads(path.read_text())
+        else:
+            continue
+        scenario = parse_scenario(raw, seed=seed, name=path.stem)
+        out[scenario.name] = scenario
+    return out
+
+
+def scenario_for(url: str, scenarios: dict[str, Scenario], default: str = "default") -> Scenario:
+    """The scenario whose ``meeting_urls`` list this URL (query string ignored), else the default one."""
+    bare = url.split("?", 1)[0].rstrip("/")
+    for scenario in scenarios.values():
+        if any(u.split("?", 1)[0].rstrip("/") == bare for u in scenario.meeting_urls):
+            return scenario
+    return scenarios[default]
+
+
+# ----- the meeting as it happens ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeetingEvent:
+    """Something that happens in the meeting; ``code`` uses the participant event vocabulary."""
+
+    at_s: float
+    code: str  # join, leave, speech_on, speech_off, screenshare_on, screenshare_off, mute, unmute, end
+    participant: int | None = None
+    text: str | None = None
+    interval_s: tuple[float, float] | None = None
+
+
+_ORDER = {"leave": 0, "speech_off": 1, "screenshare_off": 2, "mute": 3, "unmute": 4, "join": 5,
+          "screenshare_on": 6, "speech_on": 7, "end": 8}
+
+
+def timeline(scenario: Scenario) -> list[MeetingEvent]:
+    """Every scheduled event of a scenario, in time order (ties: leaves before joins, end last)."""
+    events = []
+    for p in scenario.participants:
+        events.append(MeetingEvent(p.join_s, "join", p.id))
+        if p.leave_s is not None:
+            events.append(MeetingEvent(p.leave_s, "leave", p.id))
+        for start, end in p.muted:
+            events.append(MeetingEvent(start, "mute", p.id))
+            events.append(MeetingEvent(end, "unmute", p.id))
+    for share in scenario.screenshares:
+        events.append(MeetingEvent(share.start_s, "screenshare_on", share.participant))
+        events.append(MeetingEvent(share.end_s, "screenshare_off", share.participant))
+    for talk in scenario.speaking:
+        events.append(MeetingEvent(talk.start_s, "speech_on", talk.participant))
+        events.append(
+            MeetingEvent(talk.end_s, "speech_off", talk.participant, talk.text, (talk.start_s, talk.end_s))
+        )
+    events.append(MeetingEvent(scenario.duration_s, "end"))
+    return sorted(events, key=lambda e: (e.at_s, _ORDER[e.code]))
+
+
+@dataclass
+class Meeting:
+    """Who is in the call, who speaks, who shares, who is muted; changed by timeline events and controls."""
+
+    scenario: Scenario
+    roster: dict[int, ScenarioParticipant] = field(default_factory=dict)
+    present: dict[int, ScenarioParticipant] = field(default_factory=dict)
+    speaking: list[int] = field(default_factory=list)  # most recent speaker last
+    sharing: list[int] = field(default_factory=list)
+    muted: set[int] = field(default_factory=set)
+    ended: bool = False
+    last_speaker: int | None = None
+
+    def __post_init__(self) -> None:
+        self.roster = {p.id: p for p in self.scenario.participants}
+
+    @property
+    def active_speaker(self) -> ScenarioParticipant | None:
+        """The current speaker; before anyone speaks, the host (then the first present participant)."""
+        for pid in reversed(self.speaking):
+            if pid in self.present:
+                return self.present[pid]
+        if self.last_speaker in self.present:
+            return self.present[self.last_speaker]
+        hosts = [p for p in self.present.values() if p.is_host]
+        if hosts:
+            return hosts[0]
+        return next(iter(self.present.values()), None)
+
+    @property
+    def screensharing(self) -> bool:
+        return bool(self.sharing)
+
+    def apply(self, event: MeetingEvent) -> bool:
+        """Apply one event; False when it changes nothing (a leave of someone absent, a duplicate share)."""
+        pid = event.participant
+        if event.code == "end":
+            if self.ended:
+                return False
+            self.ended = True
+            return True
+        if pid is None or pid not in self.roster:
+            return False
+        person = self.roster[pid]
+        if event.code == "join":
+            if pid in self.present:
+                return False
+            self.present[pid] = person
+            return True
+        if pid not in self.present:
+            return False
+        if event.code == "leave":
+            self.present.pop(pid)
+            self.speaking = [s for s in self.speaking if s != pid]
+            self.sharing = [s for s in self.sharing if s != pid]
+            return True
+        if event.code == "speech_on":
+            if pid in self.speaking:
+                return False
+            self.speaking.append(pid)
+            self.last_speaker = pid
+            return True
+        if event.code == "speech_off":
+            if pid not in self.speaking:
+                return False
+            self.speaking.remove(pid)
+            return True
+        if event.code == "screenshare_on":
+            if pid in self.sharing:
+                return False
+            self.sharing.append(pid)
+            return True
+        if event.code == "screenshare_off":
+            if pid not in self.sharing:
+                return False
+            self.sharing.remove(pid)
+            return True
+        if event.code == "mute":
+            if pid in self.muted:
+                return False
+            self.muted.add(pid)
+            return True
+        if event.code == "unmute":
+            if pid not in self.muted:
+                return False
+            self.muted.discard(pid)
+            return True
+        return False
+
+    def add_participant(self, person: ScenarioParticipant) -> None:
+        if person.id in self.roster:
+            raise FieldError("id", f"participant {person.id} is already part of this meeting")
+        self.roster[person.id] = person
+
+    def audible(self) -> list[int]:
+        """Participants whose voice is heard now: speaking, present and not muted."""
+        return [p for p in self.speaking if p in self.present and p not in self.muted]
