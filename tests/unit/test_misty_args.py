@@ -1,0 +1,83 @@
+"""Misty argument binding: case-insensitive names, query + body merge, JSON whatever the type, lenient coercion."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.misty.args import ArgumentError, bind_arguments
+
+
+def test_names_are_case_insensitive():
+    args = bind_arguments([], b'{"port": 5679, "ROTATION": 90}')
+    assert args.integer("Port", 5678) == 5679
+    assert args.integer("Rotation", 0) == 90
+
+
+def test_query_and_body_merge_with_the_body_winning_a_conflict():
+    args = bind_arguments([("Port", "6000"), ("Quality", "20")], b'{"port": 7000}')
+    assert args.integer("Port", 5678) == 7000
+    assert args.integer("Quality", 100) == 20
+
+
+def test_an_empty_body_means_no_arguments():
+    assert bind_arguments([], b"").values == {}
+    assert bind_arguments([], b"   ").values == {}
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42", b"{not json"])
+def test_a_body_that_is_not_a_json_object_is_refused(body):
+    with pytest.raises(ArgumentError) as exc:
+        bind_arguments([], body)
+    assert "JSON object" in exc.value.message
+
+
+@pytest.mark.parametrize("unset", [None, "null", "NULL", ""])
+def test_null_spellings_mean_the_default(unset):
+    args = bind_arguments([], b"{}")
+    args.values["port"] = unset
+    assert args.integer("Port", 5678) == 5678
+    assert args.boolean("Overlay", False) is False
+    assert args.string("URL") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("false", False), ("TRUE", True), ("True", True), (0, False), (1, True), ("1", True)]
+)
+def test_bools_accept_strings_in_any_case_and_zero_or_one(raw, expected):
+    args = bind_arguments([], b"{}")
+    args.values["overlay"] = raw
+    assert args.boolean("Overlay", not expected) is expected
+
+
+@pytest.mark.parametrize("raw", ["yes", 2, [True], {"a": 1}])
+def test_other_bool_values_name_the_parameter(raw):
+    args = bind_arguments([], b"{}")
+    args.values["overlay"] = raw
+    with pytest.raises(ArgumentError, match="'Overlay'"):
+        args.boolean("Overlay", False)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("5678", 5678), (5678.0, 5678), (" 42 ", 42), ("5678.0", 5678)])
+def test_integers_accept_numeric_strings_and_integral_floats(raw, expected):
+    args = bind_arguments([], b"{}")
+    args.values["port"] = raw
+    assert args.integer("Port", 0) == expected
+
+
+@pytest.mark.parametrize("raw", [5678.5, "56x", True, [1], float("inf")])
+def test_non_integral_values_are_refused_naming_the_parameter(raw):
+    args = bind_arguments([], b"{}")
+    args.values["port"] = raw
+    with pytest.raises(ArgumentError, match="'Port'"):
+        args.integer("Port", 0)
+
+
+def test_a_missing_required_string_names_it():
+    with pytest.raises(ArgumentError) as exc:
+        bind_arguments([], b"{}").required_string("URL", "start AV streaming")
+    assert exc.value.message == "Cannot start AV streaming - Missing required string parameter 'URL'."
+
+
+def test_unknown_arguments_are_ignored():
+    args = bind_arguments([("whatever", "x")], b'{"$id": "1", "Message": ""}')
+    assert args.integer("Port", 5678) == 5678
