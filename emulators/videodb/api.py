@@ -1,0 +1,410 @@
+"""VideoDB REST routes, wire-compatible with the videodb 0.5.1 SDK: ``x-access-token`` auth, the
+``{"success", "data"}`` envelope, merged/optional trailing slashes, and the service's error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from emulators.videodb import hls
+from emulators.videodb.model import VideoDBError, _query_float, bad, naive_iso
+
+if TYPE_CHECKING:
+    from emulators.videodb.device import VideoDBEmulator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PUBLIC_PREFIXES = ("/manifests/", "/segments/", "/player", "/ws", "/_emulator")
+OUT_OF_SCOPE = re.compile(r"^/(rtstream/[^/]+/(understand|indexes)(/.*)?|collection/[^/]+/search/v2)$")
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response({"success": True, "data": data}, status=status)
+
+
+def done() -> web.Response:
+    return web.json_response({"success": True, "message": "Operation successful", "data": {"ok": True}})
+
+
+def failure(status: int, message: str, error_code: str = "INVALID_REQUEST") -> web.Response:
+    return web.json_response({"success": False, "message": message, "error_code": error_code}, status=status)
+
+
+async def body_of(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad("The request body is not valid JSON") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad(f"The request body must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def normalized(path: str) -> str:
+    path = re.sub(r"/{2,}", "/", path)
+    return path.rstrip("/") or "/"
+
+
+class VideoDBApi:
+    """The HTTP layer: parse, call the device/model, render; the error mapping lives in ``middleware``."""
+
+    def __init__(self, emulator: VideoDBEmulator) -> None:
+        self.emu = emulator
+
+    # ----- routing -------------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        r = app.router
+        # Literal segments first: /rtstream/event and /rtstream/collection/... are not /rtstream/{id}.
+        r.add_get("/collection", self.list_collections)
+        r.add_get("/collection/{cid}", self.get_collection)
+        r.add_get("/collection/{cid}/websocket", self.websocket_url)
+        r.add_get("/collection/{cid}/capture/session", self.list_capture_sessions)
+        r.add_get("/collection/{cid}/capture/session/{sid}", self.get_capture_session)
+        r.add_post("/rtstream", self.create_rtstream)
+        r.add_get("/rtstream", self.list_rtstreams)
+        r.add_post("/rtstream/event", self.create_event)
+        r.add_get("/rtstream/event", self.list_events)
+        r.add_post("/rtstream/collection/{cid}/search", self.search_collection)
+        r.add_get("/rtstream/{rts}", self.get_rtstream)
+        r.add_patch("/rtstream/{rts}", self.update_rtstream)
+        r.add_patch("/rtstream/{rts}/status", self.set_rtstream_status)
+        r.add_get("/rtstream/{rts}/stream", self.generate_stream)
+        r.add_post("/rtstream/{rts}/export", self.export)
+        r.add_post("/rtstream/{rts}/index/scene", self.create_index)
+        r.add_get("/rtstream/{rts}/index/scene", self.list_indexes)
+        r.add_get("/rtstream/{rts}/index/scene/{iid}", self.get_scenes)
+        r.add_patch("/rtstream/{rts}/index/scene/{iid}", self.update_index)
+        r.add_patch("/rtstream/{rts}/index/scene/{iid}/status", self.set_index_status)
+        r.add_get("/rtstream/{rts}/index/{iid}", self.get_index)
+        r.add_post("/rtstream/{rts}/index/{iid}/alert", self.create_alert)
+        r.add_get("/rtstream/{rts}/index/{iid}/alert", self.list_alerts)
+        r.add_patch("/rtstream/{rts}/index/{iid}/alert/{aid}/status", self.set_alert_status)
+        r.add_post("/rtstream/{rts}/transcription", self.transcription)
+        r.add_get("/rtstream/{rts}/transcription", self.get_transcript)
+        r.add_get("/rtstream/{rts}/transcription/status", self.transcription_status)
+        r.add_post("/rtstream/{rts}/search", self.search_rtstream)
+        r.add_get("/video/{vid}", self.get_video)
+        r.add_post("/video/{vid}/index", self.index_video)
+        r.add_post("/video/{vid}/search/v2", self.search_video)
+        r.add_get("/manifests/{rts}/{name}", self.manifest)
+        r.add_get("/segments/{rts}/{rec}/{seq}", self.segment)
+        r.add_get("/player", self.player)
+        r.add_get("/ws", self.emu.sockets.handle)
+        app.middlewares.append(self.middleware)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/_emulator"):
+            return await handler(request)
+        clean = normalized(path)
+        if clean != path:
+            # The SDK joins base_url and path with '/', so 'http://host/' yields '//rtstream'; the
+            # OpenAPI document and the Node SDK use trailing slashes. Route the clean path instead.
+            request = request.clone(rel_url=request.rel_url.with_path(clean))
+            match = await request.app.router.resolve(request)
+            match.add_app(request.app)
+            match.freeze()
+            request._match_info = match  # aiohttp sets this the same way when it routes a request
+            handler = match.handler
+        if not clean.startswith(PUBLIC_PREFIXES):
+            token = request.headers.get("x-access-token", "")
+            if not self.emu.token_valid(token):
+                return failure(401, "Invalid API key", "UNAUTHORIZED")
+        try:
+            return await handler(request)
+        except VideoDBError as exc:
+            return failure(exc.status, exc.message, exc.error_code)
+        except web.HTTPNotFound:
+            if OUT_OF_SCOPE.match(clean):
+                return failure(404, "This endpoint is not available in this emulator.", "NOT_FOUND")
+            return failure(404, f"Not found: {request.method} {clean}", "NOT_FOUND")
+        except web.HTTPMethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            return failure(405, f"Method {request.method} is not allowed on {clean}; allowed: {allowed}")
+
+    # ----- collections ---------------------------------------------------------------------------------
+    async def list_collections(self, request: web.Request) -> web.Response:
+        svc = self.emu.service
+        return ok(
+            {
+                "collections": [c.wire() for c in svc.collections.values()],
+                "default_collection": "default",
+            }
+        )
+
+    async def get_collection(self, request: web.Request) -> web.Response:
+        return ok(self.emu.service.collection(request.match_info["cid"]).wire())
+
+    async def websocket_url(self, request: web.Request) -> web.Response:
+        collection = self.emu.service.collection(request.match_info["cid"])
+        token = self.emu.sockets.issue_token(collection.id, self.emu.new_token())
+        base = self.emu.base_url(request)
+        ws_base = "ws" + base[len("http") :]
+        return ok({"websocket_url": f"{ws_base}/ws?token={token}"})
+
+    async def list_capture_sessions(self, request: web.Request) -> web.Response:
+        collection = self.emu.service.collection(request.match_info["cid"])
+        status = request.query.get("status")
+        sessions = [
+            s for s in self.emu.capture_sessions.values() if s["collection_id"] == collection.id
+        ]
+        if status:
+            sessions = [s for s in sessions if s["status"] == status]
+        return ok({"sessions": sessions})
+
+    async def get_capture_session(self, request: web.Request) -> web.Response:
+        collection = self.emu.service.collection(request.match_info["cid"])
+        session = self.emu.capture_sessions.get(request.match_info["sid"])
+        if session is None or session["collection_id"] != collection.id:
+            raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
+        return ok(session)
+
+    # ----- rtstreams -----------------------------------------------------------------------------------
+    async def create_rtstream(self, request: web.Request) -> web.Response:
+        stream = await self.emu.create_rtstream(await body_of(request))
+        return ok(self.emu.rtstream_wire(stream), status=201)
+
+    async def list_rtstreams(self, request: web.Request) -> web.Response:
+        emu = self.emu
+        items, count = emu.service.list_rtstreams(dict(request.query), emu.clock.now(), emu.error_after_s)
+        limit = int(request.query.get("limit") or 10)
+        offset = int(request.query.get("offset") or 0)
+        extra = "".join(
+            f"&{k}={request.query[k]}" for k in ("status", "name", "ordering") if request.query.get(k)
+        )
+        nxt = f"/rtstream/?limit={limit}&offset={offset + limit}{extra}" if offset + limit < count else None
+        prev = f"/rtstream/?limit={limit}&offset={max(0, offset - limit)}{extra}" if offset > 0 else None
+        return ok(
+            {"results": [emu.rtstream_wire(s) for s in items], "count": count, "next": nxt, "previous": prev}
+        )
+
+    async def get_rtstream(self, request: web.Request) -> web.Response:
+        stream = self.emu.service.rtstream(request.match_info["rts"])
+        return ok(self.emu.rtstream_wire(stream))
+
+    async def update_rtstream(self, request: web.Request) -> web.Response:
+        stream = self.emu.service.update_rtstream(
+            request.match_info["rts"], await body_of(request), self.emu.clock.now()
+        )
+        self.emu.persist()
+        return ok(self.emu.rtstream_wire(stream))
+
+    async def set_rtstream_status(self, request: web.Request) -> web.Response:
+        await self.emu.set_rtstream_status(request.match_info["rts"], await body_of(request))
+        return done()
+
+    async def generate_stream(self, request: web.Request) -> web.Response:
+        emu = self.emu
+        stream = emu.service.rtstream(request.match_info["rts"])
+        start = _query_float(dict(request.query), "start")
+        end = _query_float(dict(request.query), "end")
+        base = emu.base_url(request)
+        if start is None and end is None:
+            stream_url = f"{base}/manifests/{stream.id}/live.m3u8"
+        elif start is None or end is None:
+            raise bad("'start' and 'end' must be given together (unix seconds)")
+        elif start >= end:
+            raise bad(f"'start' must be before 'end', got start={start} end={end}")
+        else:
+            stream_url = base + hls.manifest_path(stream.id, start, end)
+        stream.stream_url = stream_url
+        stream.player_url = hls.player_url(base, stream_url)
+        return ok({"stream_url": stream.stream_url, "player_url": stream.player_url})
+
+    async def export(self, request: web.Request) -> web.Response:
+        body = await body_of(request)
+        video = self.emu.export(request.match_info["rts"], body.get("name"))
+        base = self.emu.base_url(request)
+        stream_url = base + hls.manifest_path(video.rtstream_id, video.window_start, video.window_end)
+        return ok(
+            {
+                "video_id": video.id,
+                "stream_url": stream_url,
+                "player_url": hls.player_url(base, stream_url),
+                "name": video.name,
+                "duration": video.length,
+            }
+        )
+
+    # ----- indexes -------------------------------------------------------------------------------------
+    async def create_index(self, request: web.Request) -> web.Response:
+        index = self.emu.create_index(request.match_info["rts"], await body_of(request))
+        return ok(index.wire(native_config=self.emu.settings["extraction_config_native"]), status=201)
+
+    async def list_indexes(self, request: web.Request) -> web.Response:
+        native = self.emu.settings["extraction_config_native"]
+        indexes = self.emu.service.indexes_of(request.match_info["rts"])
+        return ok({"scene_indexes": [i.wire(native_config=native) for i in indexes]})
+
+    async def get_index(self, request: web.Request) -> web.Response:
+        index = self.emu.service.index(request.match_info["rts"], request.match_info["iid"])
+        return ok(index.wire(native_config=self.emu.settings["extraction_config_native"]))
+
+    async def get_scenes(self, request: web.Request) -> web.Response:
+        records, next_page = self.emu.service.scenes(
+            request.match_info["rts"], request.match_info["iid"], dict(request.query)
+        )
+        alias = self.emu.settings["scene_record_text_alias"]
+        out = []
+        for r in records:
+            item: dict[str, Any] = {"start": r.start, "end": r.end, "description": r.description}
+            if alias:
+                item["text"] = r.description
+            out.append(item)
+        return ok({"scene_index_records": out, "next_page": next_page})
+
+    async def update_index(self, request: web.Request) -> web.Response:
+        m = request.match_info
+        self.emu.service.update_index_prompt(m["rts"], m["iid"], await body_of(request))
+        self.emu.persist()
+        return done()
+
+    async def set_index_status(self, request: web.Request) -> web.Response:
+        self.emu.set_index_status(request.match_info["rts"], request.match_info["iid"], await body_of(request))
+        return done()
+
+    # ----- events and alerts ---------------------------------------------------------------------------
+    async def create_event(self, request: web.Request) -> web.Response:
+        event = self.emu.service.create_event(await body_of(request), self.emu.clock.now())
+        self.emu.persist()
+        return ok({"event_id": event.id}, status=201)
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        return ok({"events": [e.wire() for e in self.emu.service.events.values()]})
+
+    async def create_alert(self, request: web.Request) -> web.Response:
+        alert = self.emu.service.create_alert(
+            request.match_info["rts"], request.match_info["iid"], await body_of(request)
+        )
+        self.emu.persist()
+        return ok({"alert_id": alert.id}, status=201)
+
+    async def list_alerts(self, request: web.Request) -> web.Response:
+        svc = self.emu.service
+        alerts = svc.alerts_of(request.match_info["rts"], request.match_info["iid"])
+        return ok({"alerts": [svc.alert_wire(a) for a in alerts]})
+
+    async def set_alert_status(self, request: web.Request) -> web.Response:
+        m = request.match_info
+        self.emu.service.set_alert_status(m["rts"], m["iid"], m["aid"], await body_of(request))
+        self.emu.persist()
+        return done()
+
+    # ----- transcription -------------------------------------------------------------------------------
+    async def transcription(self, request: web.Request) -> web.Response:
+        stream = self.emu.transcription_action(request.match_info["rts"], await body_of(request))
+        return ok(
+            {
+                "status": stream.transcript_status,
+                "engine": stream.transcript_engine,
+                "updated_at": naive_iso(stream.transcript_updated_at or self.emu.clock.now()),
+            }
+        )
+
+    async def get_transcript(self, request: web.Request) -> web.Response:
+        return ok(self.emu.service.transcripts(request.match_info["rts"], dict(request.query)))
+
+    async def transcription_status(self, request: web.Request) -> web.Response:
+        stream = self.emu.service.rtstream(request.match_info["rts"])
+        return ok(
+            {
+                "status": stream.transcript_status,
+                "engine": request.query.get("engine") or stream.transcript_engine,
+                "language": "en",
+                "created_at": naive_iso(stream.transcript_created_at) if stream.transcript_created_at else None,
+                "updated_at": naive_iso(stream.transcript_updated_at) if stream.transcript_updated_at else None,
+            }
+        )
+
+    # ----- search --------------------------------------------------------------------------------------
+    async def search_rtstream(self, request: web.Request) -> web.Response:
+        stream = self.emu.service.rtstream(request.match_info["rts"])
+        return ok({"results": self.emu.search(await body_of(request), [stream.id])})
+
+    async def search_collection(self, request: web.Request) -> web.Response:
+        svc = self.emu.service
+        collection = svc.collection(request.match_info["cid"])
+        ids = [s.id for s in svc.streams.values() if s.collection_id == collection.id]
+        return ok({"results": self.emu.search(await body_of(request), ids)})
+
+    # ----- videos (the slice of the Video API the seed workflow touches) -------------------------------
+    async def get_video(self, request: web.Request) -> web.Response:
+        video = self.emu.service.video(request.match_info["vid"])
+        base = self.emu.base_url(request)
+        stream_url = base + hls.manifest_path(video.rtstream_id, video.window_start, video.window_end)
+        return ok(
+            {
+                "id": video.id,
+                "name": video.name,
+                "collection_id": video.collection_id,
+                "length": video.length,
+                "stream_url": stream_url,
+                "player_url": hls.player_url(base, stream_url),
+                "thumbnail_url": None,
+                "created_at": naive_iso(video.created_at),
+            }
+        )
+
+    async def index_video(self, request: web.Request) -> web.Response:
+        self.emu.service.video(request.match_info["vid"])
+        await body_of(request)
+        return ok({"message": "Video indexing is not emulated; the request was accepted."})
+
+    async def search_video(self, request: web.Request) -> web.Response:
+        self.emu.service.video(request.match_info["vid"])
+        raise bad("No results found.")
+
+    # ----- playback ------------------------------------------------------------------------------------
+    async def manifest(self, request: web.Request) -> web.Response:
+        emu = self.emu
+        stream = emu.service.rtstream(request.match_info["rts"])
+        name = request.match_info["name"]
+        now = emu.clock.now()
+        if name == "live.m3u8":
+            current = stream.current_recording
+            segments = current.segments[-6:] if current is not None and stream.status == "connected" else []
+            live = True
+        else:
+            window = hls.parse_window(name)
+            if window is None:
+                raise bad("The playlist name must be '<start_us>-<end_us>.m3u8' with 16-digit microsecond times")
+            segments = emu.service.segments_in(stream.id, *window)
+            live = window[1] > now and stream.status == "connected"
+        if not segments:
+            raise VideoDBError(404, "No recording covers this time range.", "NOT_FOUND")
+        return web.Response(
+            text=hls.render_playlist(stream.id, segments, live=live),
+            content_type=hls.PLAYLIST_TYPE,
+            headers={"Cache-Control": "no-cache" if live else "max-age=3600"},
+        )
+
+    async def segment(self, request: web.Request) -> web.StreamResponse:
+        m = request.match_info
+        stream = self.emu.service.rtstream(m["rts"])
+        seq = m["seq"].removesuffix(".ts")
+        if not (m["rec"].isdigit() and seq.isdigit() and m["seq"].endswith(".ts")):
+            raise bad("A segment path is /segments/<rtstream_id>/<recording>/<sequence>.ts")
+        for segment in stream.all_segments():
+            if segment.recording == int(m["rec"]) and segment.sequence == int(seq):
+                path: Path = self.emu.stream_directory(stream.id) / segment.file
+                if await asyncio.to_thread(path.exists):
+                    return web.FileResponse(path, headers={"Content-Type": "video/mp2t"})
+        raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
+
+    async def player(self, request: web.Request) -> web.Response:
+        url = request.query.get("url")
+        if not url:
+            raise bad("'url' is required: the .m3u8 playlist to play")
+        return web.Response(text=hls.player_page(url), content_type="text/html")

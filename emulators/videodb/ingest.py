@@ -1,0 +1,341 @@
+"""The RTStream pull worker: PyAV opens the rtsp:// or rtmp:// source in a thread owned by the stream,
+reconnects with backoff while the source is down, samples frames and audio levels for indexing and, with
+store=true, remuxes packets (no re-encode) into MPEG-TS segments cut at keyframes.
+
+The thread never touches the model: it posts ``IngestSignal`` objects to the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames
+from emulators.videodb.model import Segment
+
+log = logging.getLogger("benchtwin.videodb.ingest")
+
+# Codecs MPEG-TS carries as they are; anything else is analysed but not recorded.
+RECORDABLE_VIDEO = {"h264", "hevc", "mpeg2video", "mpeg1video"}
+RECORDABLE_AUDIO = {"aac", "mp3", "mp2", "ac3", "eac3", "opus"}
+AUDIO_RATE = 16_000
+
+
+# ----- signals the worker posts to the loop -------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceUp:
+    codecs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class SourceDown:
+    reason: str
+    attempt: int
+    retry_in_s: float
+
+
+@dataclass(frozen=True)
+class SegmentDone:
+    segment: Segment
+
+
+@dataclass(frozen=True)
+class FrameSampled:
+    sample: FrameSample
+
+
+@dataclass(frozen=True)
+class AudioLevels:
+    start: float
+    rms: list[float]
+
+
+@dataclass(frozen=True)
+class FaultApplied:
+    action: str
+
+
+IngestSignal = SourceUp | SourceDown | SegmentDone | FrameSampled | AudioLevels | FaultApplied
+
+
+@dataclass
+class IngestConfig:
+    rtstream_id: str
+    url: str
+    media_types: list[str]
+    sample_rate: int
+    store: bool
+    directory: Path  # the stream's recording directory
+    recording: int | None  # recording number segments belong to (None: not storing)
+    first_sequence: int
+    segment_s: float = 2.0
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 3.0
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 30.0
+    fault_stream: str = ""
+
+
+class SourceDisconnected(Exception):
+    """A fault rule cut the source connection."""
+
+
+@dataclass
+class SegmentWriter:
+    """Remuxes packets into ``rec-<n>/<seq>.ts`` files, cutting at a key packet of the cut stream."""
+
+    directory: Path
+    recording: int
+    sequence: int
+    segment_s: float
+    emit: Callable[[Segment], None]
+    discontinuity: bool = False
+    _out: Any = None
+    _map: dict[int, Any] = field(default_factory=dict)
+    _start: float = 0.0
+    _last: float = 0.0
+    _last_duration: float = 0.0
+    _path: Path | None = None
+
+    def write(self, packet: av.Packet, t: float, templates: dict[int, Any], cut_index: int) -> None:
+        index = packet.stream.index
+        is_cut_stream = index == cut_index
+        if self._out is None:
+            if not (is_cut_stream and packet.is_keyframe):
+                return  # every segment starts with a keyframe so it plays on its own
+            self._open(templates, t)
+        elif is_cut_stream and packet.is_keyframe and t - self._start >= self.segment_s:
+            self._finish(t)
+            self._open(templates, t)
+        out_stream = self._map.get(index)
+        if out_stream is None:
+            return
+        if is_cut_stream:
+            self._last = t
+            if packet.duration and packet.time_base:
+                self._last_duration = float(packet.duration * packet.time_base)
+        packet.stream = out_stream
+        try:
+            self._out.mux(packet)
+        except (av.FFmpegError, ValueError) as exc:
+            # A corrupt or out-of-order packet is dropped from the recording, not fatal to it.
+            log.debug("mux skipped a packet: %s", exc)
+
+    def _open(self, templates: dict[int, Any], t: float) -> None:
+        folder = self.directory / f"rec-{self.recording}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._path = folder / f"{self.sequence}.ts"
+        self._out = av.open(str(self._path), "w", format="mpegts")
+        self._map = {index: self._out.add_stream_from_template(s) for index, s in templates.items()}
+        self._start = t
+        self._last = t
+
+    def _finish(self, end: float | None) -> None:
+        if self._out is None or self._path is None:
+            return
+        try:
+            self._out.close()
+        except av.FFmpegError as exc:
+            log.warning("closing segment %s failed: %s", self._path, exc)
+        self._out = None
+        stop = end if end is not None else self._last + (self._last_duration or 0.1)
+        duration = round(max(0.001, stop - self._start), 3)
+        self.emit(
+            Segment(
+                recording=self.recording,
+                sequence=self.sequence,
+                start=round(self._start, 6),
+                duration=duration,
+                file=f"rec-{self.recording}/{self.sequence}.ts",
+                discontinuity=self.discontinuity,
+            )
+        )
+        self.discontinuity = False
+        self.sequence += 1
+
+    def close(self) -> None:
+        self._finish(None)
+
+
+class IngestWorker:
+    """One pull session of one RTStream: a thread from ``start()`` until ``stop()`` joins it."""
+
+    def __init__(
+        self,
+        config: IngestConfig,
+        post: Callable[[IngestSignal], None],
+        fault_for: Callable[[str], Any],
+        corrupt: Callable[[bytes], bytes],
+    ) -> None:
+        self.config = config
+        self._post = post
+        self._fault_for = fault_for
+        self._corrupt = corrupt
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"videodb-ingest-{config.rtstream_id}", daemon=True)
+        # Flags the device flips when indexes or transcription need decoded media.
+        self.wants_frames = False
+        self.wants_audio = False
+        self.packets = 0
+        self.decode_errors = 0
+        self.connections = 0
+        self._writer: SegmentWriter | None = None
+        if config.store and config.recording is not None:
+            self._writer = SegmentWriter(
+                config.directory, config.recording, config.first_sequence, config.segment_s, self._emit_segment
+            )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Blocking: ask the thread to end and join it (call through asyncio.to_thread)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _emit_segment(self, segment: Segment) -> None:
+        self._post(SegmentDone(segment))
+
+    def _run(self) -> None:
+        cfg = self.config
+        backoff = cfg.reconnect_initial_s
+        attempt = 0
+        while not self._stopping.is_set():
+            attempt += 1
+            try:
+                container = av.open(
+                    cfg.url,
+                    options={"rtsp_transport": "tcp", "analyzeduration": "1000000", "probesize": "500000"},
+                    timeout=(cfg.open_timeout_s, cfg.read_timeout_s),
+                )
+            except Exception as exc:  # every open failure means "source down": refused, garbage, timeout
+                self._post(SourceDown(_reason(exc), attempt, backoff))
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, cfg.reconnect_max_s)
+                continue
+            self.connections += 1
+            reason = "source ended the stream"
+            try:
+                self._pump(container)
+            except Exception as exc:
+                reason = _reason(exc)
+            finally:
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer.discontinuity = True
+                try:
+                    container.close()
+                except Exception as exc:
+                    log.debug("closing the source failed: %s", exc)
+            if self._stopping.is_set():
+                break
+            attempt = 0
+            backoff = cfg.reconnect_initial_s
+            self._post(SourceDown(reason, 1, backoff))
+            self._stopping.wait(backoff)
+        if self._writer is not None:
+            self._writer.close()
+
+    def _pump(self, container: Any) -> None:
+        cfg = self.config
+        video = next((s for s in container.streams if s.type == "video"), None)
+        audio = next((s for s in container.streams if s.type == "audio"), None)
+        if video is None and audio is None:
+            raise ValueError("the source has neither video nor audio")
+        codecs = {s.type: s.codec_context.name for s in (video, audio) if s is not None}
+        self._post(SourceUp(codecs))
+        templates: dict[int, Any] = {}
+        if video is not None and "video" in cfg.media_types and video.codec_context.name in RECORDABLE_VIDEO:
+            templates[video.index] = video
+        if audio is not None and "audio" in cfg.media_types and audio.codec_context.name in RECORDABLE_AUDIO:
+            templates[audio.index] = audio
+        cut_index = video.index if video is not None and video.index in templates else next(iter(templates), -1)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if audio is not None else None
+        audio_buffer = np.zeros(0, dtype=np.float32)
+        audio_start: float | None = None
+        sample_period = 1.0 / max(1, cfg.sample_rate)
+        next_sample = 0.0
+        base: tuple[float, float] | None = None  # (wall, media seconds) of the first timed packet
+        wanted = [s for s in (video, audio) if s is not None]
+        for packet in container.demux(wanted):
+            if self._stopping.is_set():
+                return
+            if packet.dts is None or packet.time_base is None:
+                continue
+            rule = self._fault_for(cfg.fault_stream) if cfg.fault_stream else None
+            if rule is not None:
+                action = rule.action.type
+                self._post(FaultApplied(action))
+                if action == "drop":
+                    continue
+                if action == "stall":
+                    self._stopping.wait(rule.action.seconds)
+                elif action in ("close", "disconnect"):
+                    raise SourceDisconnected(f"fault rule {rule.id} disconnected the source")
+                elif action == "corrupt":
+                    packet = self._corrupted(packet)
+            self.packets += 1
+            media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+            if base is None:
+                base = (time.time(), media_s)
+            t = base[0] + (media_s - base[1])
+            index = packet.stream.index
+            if video is not None and index == video.index:
+                if self.wants_frames and "video" in cfg.media_types:
+                    for frame in self._decode(packet):
+                        frame_t = t if frame.pts is None else base[0] + (float(frame.pts * frame.time_base) - base[1])
+                        if frame_t >= next_sample:
+                            next_sample = frame_t + sample_period
+                            rgb = frame.to_ndarray(format="rgb24")
+                            self._post(FrameSampled(analyse_frame(rgb, frame_t)))
+            elif audio is not None and resampler is not None and index == audio.index:
+                if self.wants_audio and "audio" in cfg.media_types:
+                    for frame in self._decode(packet):
+                        for mono in resampler.resample(frame):
+                            if audio_start is None:
+                                audio_start = t
+                            audio_buffer = np.concatenate([audio_buffer, mono.to_ndarray().reshape(-1)])
+                    # Hand over whole 30 ms frames, about twice a second.
+                    if audio_start is not None and len(audio_buffer) >= AUDIO_RATE // 2:
+                        n = len(audio_buffer) // 480 * 480
+                        levels = rms_frames(audio_buffer[:n], AUDIO_RATE)
+                        self._post(AudioLevels(audio_start, levels))
+                        audio_start += n / AUDIO_RATE
+                        audio_buffer = audio_buffer[n:]
+            # Muxing rebinds the packet to the output stream, so it comes after decoding.
+            if self._writer is not None and index in templates:
+                self._writer.write(packet, t, templates, cut_index)
+
+    def _decode(self, packet: Any) -> list[Any]:
+        try:
+            return list(packet.decode())
+        except (av.FFmpegError, ValueError):
+            self.decode_errors += 1
+            return []
+
+    def _corrupted(self, packet: Any) -> Any:
+        damaged = av.Packet(self._corrupt(bytes(packet)))
+        damaged.pts = packet.pts
+        damaged.dts = packet.dts
+        damaged.time_base = packet.time_base or Fraction(1, 1000)
+        damaged.stream = packet.stream
+        return damaged
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:300]

@@ -1,0 +1,853 @@
+"""VideoDB RTStream state and rules: collections, rtstreams, recordings, scene indexes, transcripts, events,
+alerts and exported videos. Pure Python: no I/O, no clock; every mutation takes ``now`` (unix seconds).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from emulators.videodb.alerts import AlertFiring, explanation, match_event, tokens
+
+URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://")
+MEDIA_TYPES = ("video", "audio")
+ORDERING_FIELDS = ("created_at", "name", "status", "updated_at")
+MODEL_NAMES = ("mini", "basic", "pro", "ultra")
+SEGMENTERS = ("word", "sentence", "time")
+DEFAULT_VISUAL_CONFIG = {"time": 2, "frame_count": 5}
+DEFAULT_AUDIO_CONFIG = {"segmenter": "word", "segmentation_value": 10}
+
+
+class VideoDBError(Exception):
+    """A request the service refuses; rendered as ``{"success": false, "message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, error_code: str = "INVALID_REQUEST") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_code = error_code
+
+
+def bad(message: str) -> VideoDBError:
+    return VideoDBError(400, message)
+
+
+def not_found(what: str) -> VideoDBError:
+    return VideoDBError(404, f"{what} not found.", "NOT_FOUND")
+
+
+def naive_iso(unix_s: float) -> str:
+    """``2025-05-27T13:07:38.758741``: UTC without offset, microseconds always present."""
+    return datetime.fromtimestamp(unix_s, UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+# ----- records ----------------------------------------------------------------------------------------
+@dataclass
+class Collection:
+    id: str
+    name: str
+    description: str
+    owner: str
+    created_at: float
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "is_public": False,
+            "owner": self.owner,
+            "created_at": naive_iso(self.created_at),
+        }
+
+
+@dataclass
+class Segment:
+    """One MPEG-TS file of a recording; ``start`` is the wall time of its first packet."""
+
+    recording: int
+    sequence: int
+    start: float
+    duration: float
+    file: str  # relative to the stream's data directory
+    discontinuity: bool = False  # first segment after a source reconnect
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+
+@dataclass
+class Recording:
+    number: int
+    started_at: float
+    ended_at: float | None = None
+    segments: list[Segment] = field(default_factory=list)
+    video_id: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return round(sum(s.duration for s in self.segments), 3)
+
+
+@dataclass
+class SceneRecord:
+    start: float
+    end: float
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TranscriptRecord:
+    start: float
+    end: float
+    text: str
+    word_timestamps: list[dict[str, Any]] = field(default_factory=list)
+
+    def wire(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "text": self.text, "word_timestamps": self.word_timestamps}
+
+
+@dataclass
+class SceneIndex:
+    id: str
+    rtstream_id: str
+    extraction_type: str  # "time" (visual) or "transcript" (audio)
+    extraction_config: dict[str, Any]
+    prompt: str
+    name: str
+    model_name: str | None
+    model_config: dict[str, Any]
+    ws_connection_id: str | None
+    sandbox_id: str | None
+    created_at: float
+    status: str = "running"
+    records: list[SceneRecord] = field(default_factory=list)
+
+    @property
+    def is_visual(self) -> bool:
+        return self.extraction_type == "time"
+
+    def wire(self, *, native_config: bool = False) -> dict[str, Any]:
+        config = self.extraction_config
+        if not native_config:
+            # The real service returns config values as strings ("5", "2").
+            config = {k: str(v) for k, v in config.items()}
+        out = {
+            "rtstream_index_id": self.id,
+            "extraction_type": self.extraction_type,
+            "extraction_config": config,
+            "prompt": self.prompt,
+            "name": self.name,
+            "status": self.status,
+        }
+        if self.sandbox_id:
+            out["sandbox_id"] = self.sandbox_id
+        return out
+
+
+@dataclass
+class Event:
+    id: str
+    prompt: str
+    label: str
+    created_at: float
+
+    def wire(self) -> dict[str, Any]:
+        return {"event_id": self.id, "event_prompt": self.prompt, "label": self.label}
+
+
+@dataclass
+class Alert:
+    id: str
+    rtstream_id: str
+    index_id: str
+    event_id: str
+    callback_url: str | None
+    ws_connection_id: str | None
+    enabled: bool = True
+
+
+@dataclass
+class Video:
+    id: str
+    name: str
+    collection_id: str
+    rtstream_id: str
+    recording: int
+    length: float
+    window_start: float
+    window_end: float
+    created_at: float
+
+
+@dataclass
+class RTStream:
+    id: str
+    name: str
+    collection_id: str
+    url: str
+    media_types: list[str]
+    sample_rate: int
+    store: bool
+    enable_transcript: bool
+    ws_connection_id: str | None
+    created_at: float
+    updated_at: float
+    status: str = "connected"  # connected | stopped (error is derived, see effective_status)
+    source_down_since: float | None = None
+    receiving: bool = False
+    stream_url: str | None = None
+    player_url: str | None = None
+    recordings: list[Recording] = field(default_factory=list)
+    next_sequence: int = 0
+    transcript_status: str = "not_configured"
+    transcript_engine: str = "default"
+    transcript_ws_connection_id: str | None = None
+    transcript_created_at: float | None = None
+    transcript_updated_at: float | None = None
+    transcripts: list[TranscriptRecord] = field(default_factory=list)
+    script: dict[str, Any] = field(default_factory=dict)
+
+    def effective_status(self, now: float, error_after_s: float, *, error_status: bool = True) -> str:
+        if (
+            error_status
+            and self.status == "connected"
+            and self.source_down_since is not None
+            and now - self.source_down_since >= error_after_s
+        ):
+            return "error"
+        return self.status
+
+    @property
+    def current_recording(self) -> Recording | None:
+        if self.recordings and self.recordings[-1].ended_at is None:
+            return self.recordings[-1]
+        return None
+
+    def all_segments(self) -> list[Segment]:
+        return [s for r in self.recordings for s in r.segments]
+
+
+# ----- ids --------------------------------------------------------------------------------------------
+class IdMaker:
+    """Seeded ids in the service's formats: ``rts-``+UUIDv7, 16 lowercase hex, ``m-``+UUIDv7, ``c-``+UUID."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def uuid7(self, now: float) -> str:
+        ms = int(now * 1000) & ((1 << 48) - 1)
+        rand = self._rng.getrandbits(74)
+        value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+        return str(uuid.UUID(int=value))
+
+    def uuid4(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def hex16(self) -> str:
+        return f"{self._rng.getrandbits(64):016x}"
+
+
+# ----- validation helpers -----------------------------------------------------------------------------
+def _int_in(body: dict[str, Any], key: str, lo: int, hi: int, default: int) -> int:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise bad(f"'{key}' must be an integer between {lo} and {hi}, got {value!r}")
+    if not lo <= value <= hi:
+        raise bad(f"'{key}' must be between {lo} and {hi}, got {value}")
+    return int(value)
+
+
+def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad(f"'{key}' must be true or false, got {value!r}")
+    return value
+
+
+def _str(body: dict[str, Any], key: str, default: str | None, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise bad(f"'{key}' is required")
+        return default
+    if not isinstance(value, str):
+        raise bad(f"'{key}' must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise bad(f"'{key}' must not be empty")
+    return value
+
+
+def _action(body: dict[str, Any], allowed: tuple[str, ...], key: str = "action") -> str:
+    value = body.get(key)
+    if value not in allowed:
+        raise bad(f"'{key}' must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _positive_int(value: Any, key: str) -> int:
+    # Strings are accepted because the service itself returns these values as strings.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value or value <= 0:
+        raise bad(f"'{key}' in the extraction_config must be a positive integer")
+    return int(value)
+
+
+# ----- the service ------------------------------------------------------------------------------------
+class VideoDBService:
+    """Everything one account sees. The device layer drives ingest and indexing through these methods."""
+
+    def __init__(self, seed: int, now: float, *, owner: str = "u-benchtwin") -> None:
+        self.ids = IdMaker(seed)
+        self.owner = owner
+        default_id = f"c-{self.ids.uuid4()}"
+        self.default_collection_id = default_id
+        self.collections: dict[str, Collection] = {
+            default_id: Collection(default_id, "Default Collection", "Default collection", owner, now)
+        }
+        self.streams: dict[str, RTStream] = {}
+        self.indexes: dict[str, SceneIndex] = {}
+        self.events: dict[str, Event] = {}
+        self.alerts: dict[str, Alert] = {}
+        self.videos: dict[str, Video] = {}
+
+    # --- collections ---
+    def collection(self, collection_id: str) -> Collection:
+        if collection_id == "default":
+            collection_id = self.default_collection_id
+        found = self.collections.get(collection_id)
+        if found is None:
+            raise not_found("Collection")
+        return found
+
+    # --- rtstreams ---
+    def create_rtstream(self, body: dict[str, Any], now: float, *, max_streams: int = 0) -> RTStream:
+        url = _str(body, "url", None, required=True)
+        assert url is not None
+        if not url.lower().startswith(URL_SCHEMES):
+            raise bad(f"'url' must be an rtsp://, rtsps://, rtmp:// or rtmps:// URL, got {url!r}")
+        collection = self.collection(_str(body, "collection_id", "default") or "default")
+        name = _str(body, "name", "RTStream") or "RTStream"
+        media_types = body.get("media_types", ["video"])
+        if media_types is None:
+            media_types = ["video"]
+        if (
+            not isinstance(media_types, list)
+            or not media_types
+            or any(m not in MEDIA_TYPES for m in media_types)
+        ):
+            raise bad(f"'media_types' must be a non-empty list of 'video' and/or 'audio', got {media_types!r}")
+        if max_streams and len(self.streams) >= max_streams:
+            raise VideoDBError(402, "Insufficient credits to create another RTStream.", "INSUFFICIENT_CREDITS")
+        ws = _str(body, "ws_connection_id", None)
+        enable_transcript = _bool(body, "enable_transcript", True)
+        stream = RTStream(
+            id=f"rts-{self.ids.uuid7(now)}",
+            name=name,
+            collection_id=collection.id,
+            url=url,
+            media_types=list(dict.fromkeys(media_types)),
+            sample_rate=_int_in(body, "sample_rate", 1, 60, 30),
+            store=_bool(body, "store", False),
+            enable_transcript=enable_transcript,
+            ws_connection_id=ws,
+            created_at=now,
+            updated_at=now,
+        )
+        if enable_transcript and "audio" in stream.media_types:
+            stream.transcript_status = "running"
+            stream.transcript_created_at = now
+            stream.transcript_updated_at = now
+        self.streams[stream.id] = stream
+        self._open_recording(stream, now)
+        return stream
+
+    def rtstream(self, rtstream_id: str) -> RTStream:
+        found = self.streams.get(rtstream_id)
+        if found is None:
+            raise not_found("RTStream")
+        return found
+
+    def list_rtstreams(self, query: dict[str, str], now: float, error_after_s: float) -> tuple[list[RTStream], int]:
+        limit = _query_int(query, "limit", 10, 1, 1000)
+        offset = _query_int(query, "offset", 0, 0, 10**9)
+        status = query.get("status")
+        if status is not None and status not in ("connected", "stopped", "error"):
+            raise bad(f"'status' must be one of connected, stopped, error, got {status!r}")
+        name = query.get("name")
+        ordering = query.get("ordering") or "-created_at"
+        key = ordering.lstrip("-")
+        if key not in ORDERING_FIELDS or ordering.count("-") > 1:
+            allowed = ", ".join(ORDERING_FIELDS)
+            raise bad(f"'ordering' must be one of {allowed}, optionally prefixed with '-', got {ordering!r}")
+        items = list(self.streams.values())
+        if status:
+            items = [s for s in items if s.effective_status(now, error_after_s) == status]
+        if name:
+            items = [s for s in items if name.lower() in s.name.lower()]
+        items.sort(key=lambda s: (getattr(s, key), s.id), reverse=ordering.startswith("-"))
+        return items[offset : offset + limit], len(items)
+
+    def update_rtstream(self, rtstream_id: str, body: dict[str, Any], now: float) -> RTStream:
+        stream = self.rtstream(rtstream_id)
+        if "name" in body:
+            stream.name = _str(body, "name", stream.name, required=True) or stream.name
+        if "sample_rate" in body:
+            stream.sample_rate = _int_in(body, "sample_rate", 1, 60, stream.sample_rate)
+        stream.updated_at = now
+        return stream
+
+    def set_rtstream_status(self, rtstream_id: str, body: dict[str, Any], now: float) -> tuple[RTStream, bool]:
+        """Start or stop; returns whether anything changed (both are idempotent)."""
+        stream = self.rtstream(rtstream_id)
+        action = _action(body, ("start", "stop"))
+        if action == "stop":
+            if stream.status == "stopped":
+                return stream, False
+            stream.status = "stopped"
+            stream.receiving = False
+            stream.source_down_since = None
+            recording = stream.current_recording
+            if recording is not None:
+                recording.ended_at = now
+            stream.updated_at = now
+            return stream, True
+        if stream.status == "connected":
+            return stream, False
+        stream.status = "connected"
+        stream.source_down_since = None
+        stream.updated_at = now
+        self._open_recording(stream, now)
+        return stream, True
+
+    def _open_recording(self, stream: RTStream, now: float) -> None:
+        if stream.store:
+            stream.recordings.append(Recording(number=len(stream.recordings) + 1, started_at=now))
+
+    # --- ingest signals ---
+    def source_receiving(self, rtstream_id: str, now: float) -> None:
+        stream = self.rtstream(rtstream_id)
+        stream.receiving = True
+        stream.source_down_since = None
+
+    def source_down(self, rtstream_id: str, now: float) -> None:
+        stream = self.rtstream(rtstream_id)
+        stream.receiving = False
+        if stream.source_down_since is None:
+            stream.source_down_since = now
+
+    def next_segment_sequence(self, rtstream_id: str) -> int:
+        stream = self.rtstream(rtstream_id)
+        sequence = stream.next_sequence
+        stream.next_sequence += 1
+        return sequence
+
+    def add_segment(self, rtstream_id: str, segment: Segment) -> bool:
+        """File a finished segment under its recording; False when that recording is gone (reset)."""
+        stream = self.streams.get(rtstream_id)
+        if stream is None:
+            return False
+        for recording in stream.recordings:
+            if recording.number == segment.recording:
+                recording.segments.append(segment)
+                return True
+        return False
+
+    # --- playback and export ---
+    def segments_in(self, rtstream_id: str, start: float, end: float) -> list[Segment]:
+        """Every segment overlapping [start, end], untrimmed, in time order."""
+        stream = self.rtstream(rtstream_id)
+        return [s for s in stream.all_segments() if s.end > start and s.start < end]
+
+    def export(self, rtstream_id: str, name: str | None, now: float) -> tuple[Video, bool]:
+        """The latest completed recording as a video; returns (video, created)."""
+        stream = self.rtstream(rtstream_id)
+        if name is not None and not isinstance(name, str):
+            raise bad(f"'name' must be a string, got {type(name).__name__}")
+        if stream.status != "stopped":
+            raise bad("No recordings available. Stop the stream before exporting.")
+        completed = [r for r in stream.recordings if r.ended_at is not None and r.segments]
+        if not completed:
+            raise bad("No recordings available")
+        recording = completed[-1]
+        if recording.video_id is not None and recording.video_id in self.videos:
+            return self.videos[recording.video_id], False
+        video = Video(
+            id=f"m-{self.ids.uuid7(now)}",
+            name=name or f"{stream.name} - Recording",
+            collection_id=stream.collection_id,
+            rtstream_id=stream.id,
+            recording=recording.number,
+            length=recording.duration,
+            window_start=recording.segments[0].start,
+            window_end=recording.segments[-1].end,
+            created_at=now,
+        )
+        recording.video_id = video.id
+        self.videos[video.id] = video
+        return video, True
+
+    def video(self, video_id: str) -> Video:
+        found = self.videos.get(video_id)
+        if found is None:
+            raise not_found("Video")
+        return found
+
+    # --- scene indexes ---
+    def create_index(self, rtstream_id: str, body: dict[str, Any], now: float) -> SceneIndex:
+        stream = self.rtstream(rtstream_id)
+        extraction_type = body.get("extraction_type", "time")
+        if extraction_type not in ("time", "transcript"):
+            raise bad(f"'extraction_type' must be 'time' or 'transcript', got {extraction_type!r}")
+        raw_config = body.get("extraction_config")
+        if raw_config is not None and not isinstance(raw_config, dict):
+            raise bad(f"'extraction_config' must be an object or null, got {type(raw_config).__name__}")
+        if extraction_type == "time":
+            config = dict(DEFAULT_VISUAL_CONFIG)
+            for key in ("time", "frame_count"):
+                if raw_config and raw_config.get(key) is not None:
+                    config[key] = _positive_int(raw_config[key], key)
+            if config["frame_count"] > 60:
+                raise bad("'frame_count' in the extraction_config must be at most 60")
+            default_prompt = "Describe the scene"
+        else:
+            config = dict(DEFAULT_AUDIO_CONFIG)
+            if raw_config:
+                segmenter = raw_config.get("segmenter")
+                if segmenter is not None:
+                    if segmenter not in SEGMENTERS:
+                        raise bad(f"'segmenter' must be one of {', '.join(SEGMENTERS)}, got {segmenter!r}")
+                    config["segmenter"] = segmenter
+                if raw_config.get("segmentation_value") is not None:
+                    config["segmentation_value"] = _positive_int(
+                        raw_config["segmentation_value"], "segmentation_value"
+                    )
+            default_prompt = "Summarize the content"
+        model_name = body.get("model_name")
+        if model_name is not None and model_name not in MODEL_NAMES:
+            raise bad(f"'model_name' must be one of {', '.join(MODEL_NAMES)}, got {model_name!r}")
+        model_config = body.get("model_config") or {}
+        if not isinstance(model_config, dict):
+            raise bad(f"'model_config' must be an object, got {type(model_config).__name__}")
+        index = SceneIndex(
+            id=self.ids.hex16(),
+            rtstream_id=stream.id,
+            extraction_type=extraction_type,
+            extraction_config=config,
+            prompt=_str(body, "prompt", default_prompt) or default_prompt,
+            name=_str(body, "name", None) or ("Visual Index" if extraction_type == "time" else "Audio Index"),
+            model_name=model_name,
+            model_config=model_config,
+            ws_connection_id=_str(body, "ws_connection_id", None) or stream.ws_connection_id,
+            sandbox_id=_str(body, "sandbox_id", None),
+            created_at=now,
+        )
+        self.indexes[index.id] = index
+        return index
+
+    def index(self, rtstream_id: str, index_id: str) -> SceneIndex:
+        self.rtstream(rtstream_id)
+        found = self.indexes.get(index_id)
+        if found is None or found.rtstream_id != rtstream_id:
+            raise not_found("Scene index")
+        return found
+
+    def indexes_of(self, rtstream_id: str) -> list[SceneIndex]:
+        self.rtstream(rtstream_id)
+        return [i for i in self.indexes.values() if i.rtstream_id == rtstream_id]
+
+    def set_index_status(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> SceneIndex:
+        index = self.index(rtstream_id, index_id)
+        index.status = "running" if _action(body, ("start", "stop")) == "start" else "stopped"
+        return index
+
+    def update_index_prompt(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> SceneIndex:
+        index = self.index(rtstream_id, index_id)
+        index.prompt = _str(body, "prompt", None, required=True) or index.prompt
+        return index
+
+    def scenes(self, rtstream_id: str, index_id: str, query: dict[str, str]) -> tuple[list[SceneRecord], bool]:
+        index = self.index(rtstream_id, index_id)
+        page = _query_int(query, "page", 1, 1, 10**6)
+        page_size = _query_int(query, "page_size", 100, 1, 1000)
+        start = _query_float(query, "start")
+        end = _query_float(query, "end")
+        if start is not None and end is not None and start >= end:
+            raise bad(f"'start' must be before 'end', got start={start} end={end}")
+        records = [
+            r
+            for r in index.records
+            if (start is None or r.end > start) and (end is None or r.start < end)
+        ]
+        records.sort(key=lambda r: r.start, reverse=True)  # newest first, as the service answers
+        first = (page - 1) * page_size
+        return records[first : first + page_size], len(records) > first + page_size
+
+    def add_scene_record(
+        self, index: SceneIndex, record: SceneRecord, now: float, *, urls: tuple[str, str]
+    ) -> list[AlertFiring]:
+        """File a record and return the alerts it fires (enabled alerts on this index only)."""
+        index.records.append(record)
+        stream = self.streams[index.rtstream_id]
+        firings = []
+        for alert in self.alerts.values():
+            if alert.index_id != index.id or not alert.enabled:
+                continue
+            event = self.events.get(alert.event_id)
+            if event is None:
+                continue
+            match = match_event(event.prompt, record.description)
+            if not match.fires:
+                continue
+            firings.append(
+                AlertFiring(
+                    alert_id=alert.id,
+                    event_id=event.id,
+                    label=event.label,
+                    rtstream_id=stream.id,
+                    rtstream_name=stream.name,
+                    index_id=index.id,
+                    callback_url=alert.callback_url or None,
+                    ws_connection_id=alert.ws_connection_id or index.ws_connection_id,
+                    text=record.description,
+                    confidence=match.confidence,
+                    explanation=explanation(event.label, match, record.description),
+                    timestamp=now,
+                    start=record.start,
+                    end=record.end,
+                    stream_url=urls[0],
+                    player_url=urls[1],
+                )
+            )
+        return firings
+
+    # --- events and alerts ---
+    def create_event(self, body: dict[str, Any], now: float) -> Event:
+        prompt = _str(body, "event_prompt", None, required=True)
+        label = _str(body, "label", None, required=True)
+        assert prompt is not None and label is not None
+        event = Event(self.ids.hex16(), prompt, label, now)
+        self.events[event.id] = event
+        return event
+
+    def create_alert(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> Alert:
+        index = self.index(rtstream_id, index_id)
+        event_id = _str(body, "event_id", None, required=True)
+        if event_id not in self.events:
+            raise not_found("Event")
+        callback_url = body.get("callback_url")
+        if callback_url is not None and not isinstance(callback_url, str):
+            raise bad(f"'callback_url' must be a URL string, \"\" or null, got {type(callback_url).__name__}")
+        if callback_url and not callback_url.lower().startswith(("http://", "https://")):
+            raise bad(f"'callback_url' must be an http:// or https:// URL, got {callback_url!r}")
+        alert = Alert(
+            id=self.ids.hex16(),
+            rtstream_id=rtstream_id,
+            index_id=index.id,
+            event_id=str(event_id),
+            callback_url=callback_url or None,
+            ws_connection_id=_str(body, "ws_connection_id", None),
+        )
+        self.alerts[alert.id] = alert
+        return alert
+
+    def alerts_of(self, rtstream_id: str, index_id: str) -> list[Alert]:
+        self.index(rtstream_id, index_id)
+        return [a for a in self.alerts.values() if a.index_id == index_id]
+
+    def set_alert_status(self, rtstream_id: str, index_id: str, alert_id: str, body: dict[str, Any]) -> Alert:
+        self.index(rtstream_id, index_id)
+        alert = self.alerts.get(alert_id)
+        if alert is None or alert.index_id != index_id:
+            raise not_found("Alert")
+        # The SDK sends {"action": "enable"}; the vendor's OpenAPI documents {"status": "enabled"}.
+        if "action" in body:
+            alert.enabled = _action(body, ("enable", "disable")) == "enable"
+        elif "status" in body:
+            alert.enabled = _action(body, ("enabled", "disabled"), key="status") == "enabled"
+        else:
+            raise bad("'action' is required: one of enable, disable")
+        return alert
+
+    def alert_wire(self, alert: Alert) -> dict[str, Any]:
+        event = self.events.get(alert.event_id)
+        return {
+            "alert_id": alert.id,
+            "event_id": alert.event_id,
+            "prompt": event.prompt if event else None,
+            "label": event.label if event else None,
+            "callback_url": alert.callback_url,
+            "status": "enabled" if alert.enabled else "disabled",
+        }
+
+    # --- transcription ---
+    def transcription_action(self, rtstream_id: str, body: dict[str, Any], now: float) -> RTStream:
+        stream = self.rtstream(rtstream_id)
+        action = _action(body, ("start", "stop"))
+        engine = _str(body, "engine", None)
+        if engine:
+            stream.transcript_engine = engine
+        if action == "start":
+            stream.transcript_status = "running"
+            stream.transcript_ws_connection_id = _str(body, "ws_connection_id", None) or stream.ws_connection_id
+            if stream.transcript_created_at is None:
+                stream.transcript_created_at = now
+        else:
+            stream.transcript_status = "stopped"
+        stream.transcript_updated_at = now
+        return stream
+
+    def transcripts(self, rtstream_id: str, query: dict[str, str]) -> dict[str, Any]:
+        stream = self.rtstream(rtstream_id)
+        page = _query_int(query, "page", 1, 1, 10**6)
+        page_size = _query_int(query, "page_size", 100, 1, 1000)
+        start = _query_float(query, "start")
+        end = _query_float(query, "end")
+        since = _query_float(query, "since")
+        records = [
+            r
+            for r in stream.transcripts
+            if (start is None or r.end > start)
+            and (end is None or r.start < end)
+            and (since is None or r.start > since)
+        ]
+        first = (page - 1) * page_size
+        return {
+            "transcription_records": [r.wire() for r in records[first : first + page_size]],
+            "next_page": len(records) > first + page_size,
+            "total_count": len(records),
+            "page": page,
+            "page_size": page_size,
+        }
+
+    # --- search ---
+    def search(
+        self, body: dict[str, Any], *, rtstream_ids: list[str], empty_is_error: bool
+    ) -> list[dict[str, Any]]:
+        query = _str(body, "query", None, required=True)
+        assert query is not None
+        index_id = _str(body, "scene_index_id", None)
+        limit = _int_in(body, "result_threshold", 1, 1000, 10)
+        threshold = body.get("score_threshold")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, int | float)):
+            raise bad(f"'score_threshold' must be a number, got {threshold!r}")
+        dynamic = body.get("dynamic_score_percentage", 20)
+        if dynamic is not None and (isinstance(dynamic, bool) or not isinstance(dynamic, int | float)):
+            raise bad(f"'dynamic_score_percentage' must be a number, got {dynamic!r}")
+        filters = body.get("filter", [])
+        if filters is not None and not isinstance(filters, list):
+            raise bad(f"'filter' must be a list, got {type(filters).__name__}")
+        wanted = set(tokens(query))
+        results: list[dict[str, Any]] = []
+        for rts_id in rtstream_ids:
+            stream = self.streams[rts_id]
+            candidates: list[tuple[str | None, str | None, float, float, str]] = []
+            for index in self.indexes_of(rts_id):
+                if index_id and index.id != index_id:
+                    continue
+                candidates += [(index.id, index.name, r.start, r.end, r.description) for r in index.records]
+            if not index_id:
+                candidates += [(None, None, r.start, r.end, r.text) for r in stream.transcripts]
+            for cand_index, cand_name, start, end, text in candidates:
+                have = set(tokens(text))
+                if not wanted or not have:
+                    continue
+                score = round(len(wanted & have) / len(wanted), 4)
+                if score <= 0 or (threshold is not None and score < float(threshold)):
+                    continue
+                results.append(
+                    {
+                        "rtstream_id": stream.id,
+                        "rtstream_name": stream.name,
+                        "start": start,
+                        "end": end,
+                        "text": text,
+                        "score": score,
+                        "scene_index_id": cand_index,
+                        "scene_index_name": cand_name,
+                        "metadata": {},
+                    }
+                )
+        results.sort(key=lambda r: (-r["score"], -r["start"]))
+        if results and dynamic:
+            # Keep results within dynamic_score_percentage of the best score, like the service's cut-off.
+            floor = results[0]["score"] * (1 - float(dynamic) / 100.0)
+            results = [r for r in results if r["score"] >= floor]
+        results = results[:limit]
+        if not results and empty_is_error:
+            raise bad("No results found.")
+        return results
+
+    # --- persistence ---
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "default_collection_id": self.default_collection_id,
+            "collections": [asdict(c) for c in self.collections.values()],
+            "streams": [asdict(s) for s in self.streams.values()],
+            "indexes": [asdict(i) for i in self.indexes.values()],
+            "events": [asdict(e) for e in self.events.values()],
+            "alerts": [asdict(a) for a in self.alerts.values()],
+            "videos": [asdict(v) for v in self.videos.values()],
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.default_collection_id = data["default_collection_id"]
+        self.collections = {c["id"]: Collection(**c) for c in data["collections"]}
+        self.streams = {}
+        for raw in data["streams"]:
+            raw = dict(raw)
+            recordings = [
+                Recording(**{**r, "segments": [Segment(**s) for s in r["segments"]]}) for r in raw.pop("recordings")
+            ]
+            transcripts = [TranscriptRecord(**t) for t in raw.pop("transcripts")]
+            stream = RTStream(**raw, recordings=recordings, transcripts=transcripts)
+            # Whatever was being recorded when the process ended is closed at its last segment.
+            for recording in stream.recordings:
+                if recording.ended_at is None:
+                    recording.ended_at = recording.segments[-1].end if recording.segments else recording.started_at
+            stream.receiving = False
+            self.streams[stream.id] = stream
+        self.indexes = {}
+        for raw in data["indexes"]:
+            raw = dict(raw)
+            records = [SceneRecord(**r) for r in raw.pop("records")]
+            self.indexes[raw["id"]] = SceneIndex(**raw, records=records)
+        self.events = {e["id"]: Event(**e) for e in data["events"]}
+        self.alerts = {a["id"]: Alert(**a) for a in data["alerts"]}
+        self.videos = {v["id"]: Video(**v) for v in data["videos"]}
+
+
+def _query_int(query: dict[str, str], key: str, default: int, lo: int, hi: int) -> int:
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad(f"'{key}' must be an integer between {lo} and {hi}, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise bad(f"'{key}' must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _query_float(query: dict[str, str], key: str) -> float | None:
+    raw = query.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad(f"'{key}' must be a unix time in seconds, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")) or not 0 <= value < 1e11:
+        raise bad(f"'{key}' must be a unix time in seconds, got {raw!r}")
+    return value

@@ -1,0 +1,117 @@
+"""Emulated AI: frame analysis, JSON-shaped answers, voice activity, seeded transcripts, batching, HLS playlists."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from emulators.videodb.alerts import match_event
+from emulators.videodb.hls import manifest_path, parse_window, render_playlist
+from emulators.videodb.indexing import (
+    AudioBatcher,
+    VisualWindow,
+    VoiceActivity,
+    analyse_frame,
+    describe_window,
+    render_for_prompt,
+    rms_frames,
+    speech_text,
+    word_timestamps,
+)
+from emulators.videodb.model import Segment
+
+
+def solid(rgb: tuple[int, int, int], size: tuple[int, int] = (120, 160)) -> np.ndarray:
+    frame = np.zeros((*size, 3), dtype=np.uint8)
+    frame[:] = rgb
+    return frame
+
+
+def test_a_dark_blue_static_window_is_described_as_such() -> None:
+    samples = [analyse_frame(solid((10, 20, 90)), t) for t in (0.0, 0.5, 1.0)]
+    analysis = describe_window(samples, None)
+    assert analysis.facts["brightness"] == "dark"
+    assert analysis.facts["dominant_colors"][0] == "blue"
+    assert analysis.facts["motion"] == "static"
+    assert analysis.description.startswith("A dark scene dominated by blue")
+
+
+def test_changing_frames_read_as_significant_motion() -> None:
+    samples = [analyse_frame(solid((250, 250, 250) if i % 2 else (0, 0, 0)), float(i)) for i in range(4)]
+    assert describe_window(samples, None).facts["motion"] == "significant motion"
+
+
+def test_scripted_text_wins_over_analysis() -> None:
+    samples = [analyse_frame(solid((200, 30, 30)), 0.0)]
+    assert describe_window(samples, "A courier leaves a parcel").description == "A courier leaves a parcel"
+
+
+def test_json_prompts_get_json_with_the_templates_keys() -> None:
+    analysis = describe_window([analyse_frame(solid((240, 240, 240)), 0.0)], None)
+    prompt = 'Return JSON: {"summary": "...", "person_count": 0, "is_dark": false, "colors": []}'
+    answer = json.loads(render_for_prompt(prompt, analysis))
+    assert set(answer) == {"summary", "person_count", "is_dark", "colors"}
+    assert answer["person_count"] == 0 and answer["is_dark"] is False and answer["colors"] == ["white"]
+    assert render_for_prompt("Describe the scene", analysis) == analysis.description
+
+
+def test_visual_window_closes_after_its_time_with_frame_count_frames() -> None:
+    window = VisualWindow(window_s=2.0, frame_count=3)
+    closed = [window.feed(analyse_frame(solid((0, 0, 0)), t / 10)) for t in range(0, 25)]
+    done = [c for c in closed if c is not None]
+    assert len(done) == 1
+    start, end, frames = done[0]
+    assert (start, end) == (0.0, 2.0) and len(frames) == 3
+
+
+def test_voice_activity_finds_a_burst_of_tone_between_silences() -> None:
+    rate = 16_000
+    t = np.arange(rate * 3) / rate
+    audio = np.where((t > 1.0) & (t < 2.0), 0.3 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
+    vad = VoiceActivity()
+    segments = vad.feed(0.0, rms_frames(audio, rate))
+    assert len(segments) == 1
+    assert abs(segments[0].start - 1.0) < 0.05 and abs(segments[0].end - 2.0) < 0.05
+
+
+def test_speech_text_is_seeded_per_stream_and_segment() -> None:
+    a = speech_text("rts-1", 0, 4.0, None)
+    assert a == speech_text("rts-1", 0, 4.0, None)
+    assert a != speech_text("rts-1", 1, 4.0, None)
+    assert 8 <= len(a.split()) <= 22
+    assert speech_text("rts-1", 3, 2.0, ["hello", "bye"]) == "bye"
+
+
+def test_batching_by_words_sentences_and_time() -> None:
+    words = word_timestamps("One two three. Four five six. Seven", 0.0, 7.0)
+    assert [b[2] for b in AudioBatcher("word", 3).feed(words)] == ["One two three.", "Four five six."]
+    assert [b[2] for b in AudioBatcher("sentence", 1).feed(words)] == ["One two three.", "Four five six."]
+    by_time = AudioBatcher("time", 2).feed(words)
+    assert [b[:2] for b in by_time] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+
+
+def test_event_matching_drops_stop_words_and_plurals() -> None:
+    match = match_event("Detect a person with a trolley", "Two persons push trolleys")
+    assert match.fires and match.confidence == 0.99
+    assert not match_event("red car", "a blue boat").fires
+
+
+def test_playlists_cover_the_window_with_discontinuities_and_endlist() -> None:
+    segments = [
+        Segment(1, 10, 100.0, 2.0, "rec-1/10.ts"),
+        Segment(1, 11, 102.0, 2.5, "rec-1/11.ts"),
+        Segment(2, 12, 200.0, 2.0, "rec-2/12.ts"),
+    ]
+    text = render_playlist("rts-x", segments, live=False)
+    assert "#EXT-X-MEDIA-SEQUENCE:10" in text and "#EXT-X-TARGETDURATION:3" in text
+    assert text.count("#EXT-X-DISCONTINUITY") == 1 and text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert "/segments/rts-x/2/12.ts" in text
+    assert "#EXT-X-ENDLIST" not in render_playlist("rts-x", segments, live=True)
+
+
+def test_manifest_names_use_16_digit_microseconds() -> None:
+    path = manifest_path("rts-x", 1757523710.0, 1757523726.0)
+    assert path == "/manifests/rts-x/1757523710000000-1757523726000000.m3u8"
+    assert parse_window(path.rsplit("/", 1)[1]) == (1757523710.0, 1757523726.0)
+    assert parse_window("1-2.m3u8") is None
