@@ -1,0 +1,1 @@
+"""SignalWire Compatibility API conference audio-stream emulator."""

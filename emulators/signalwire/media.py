@@ -1,0 +1,582 @@
+"""Outbound media streams: the shared 20 ms tick, one wss connection per stream, status callbacks.
+
+One pacer drives every stream (a single absolute-deadline clock for the whole emulator); each stream's task
+wakes on the shared tick, sends the chunks it owes back-to-back (never skipping, timestamps nominal) and
+handles the customer's bidirectional messages on a reader task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from emulators.kit.events import EventLog
+from emulators.kit.faults import FaultBook
+from emulators.kit.outbound import EgressPolicy, EgressRefused, RetryPolicy, WebhookSender, describe_connect_error
+from emulators.kit.pacer import LatenessStats, Pacer
+from emulators.kit.tasks import TaskOwner
+from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, decode, pilot_b64, pilot_value
+from emulators.signalwire.model import Stream, iso8601_ms
+from emulators.signalwire.sequencer import (
+    CHUNK_MS,
+    TRACK_NAMES,
+    ClientClear,
+    ClientDtmf,
+    ClientMark,
+    ClientMedia,
+    IgnoredMessage,
+    MediaFormat,
+    MediaSequencer,
+    parse_client_message,
+)
+
+log = logging.getLogger("benchtwin.signalwire")
+
+CONNECT_TIMEOUT_S = 5.0
+BACKLOG_LIMIT_S = 5.0
+
+
+# ----- the shared tick ----------------------------------------------------------------------------------------
+class MediaClock:
+    """One absolute-deadline 20 ms clock for every stream; tick indices are global and never reused.
+
+    It runs only while some stream listens, and on resuming it realigns to the original grid, so a
+    conference's media time (ticks since it started) keeps meaning the same thing.
+    """
+
+    def __init__(self, stats: LatenessStats, *, speedup: float = 1.0, on_tick: Callable[[int], None]) -> None:
+        self.period = CHUNK_MS / 1000 / speedup
+        self.stats = stats
+        self.on_tick = on_tick
+        self.origin = time.monotonic()
+        self.tick = -1
+        self._ticked = asyncio.Event()
+        self._listeners = 0
+        self._wanted = asyncio.Event()
+
+    def current_index(self) -> int:
+        """The index of the tick whose deadline most recently passed."""
+        return math.floor((time.monotonic() - self.origin) / self.period)
+
+    def deadline(self, index: int) -> float:
+        return self.origin + index * self.period
+
+    def listen(self) -> None:
+        self._listeners += 1
+        self._wanted.set()
+
+    def unlisten(self) -> None:
+        self._listeners = max(0, self._listeners - 1)
+
+    def wake(self) -> None:
+        """Wake every waiting stream now (a stop request should not wait for the next tick)."""
+        ticked, self._ticked = self._ticked, asyncio.Event()
+        ticked.set()
+
+    async def wait_after(self, index: int) -> int:
+        """The newest tick index once it is greater than ``index`` (or earlier, after ``wake``)."""
+        if self.tick <= index:
+            await self._ticked.wait()
+        return self.tick
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            first = max(self.tick + 1, self.current_index() + 1)
+            # Late ticks are never skipped: a stream owes every chunk, so skip_after is unbounded here.
+            pacer = Pacer(self.period, stats=self.stats, skip_after=math.inf)
+            async for tick in pacer.ticks(start=self.deadline(first)):
+                self.tick = first + tick.index
+                self.on_tick(self.tick)
+                self.wake()
+                if self._listeners == 0:
+                    self._wanted.clear()
+                    break
+
+
+# ----- resolve override (curl --resolve) ------------------------------------------------------------------------
+class OverrideResolver(AbstractResolver):
+    """Maps ``host`` or ``host:port`` to ``ip:port`` while Host and SNI keep the original name."""
+
+    def __init__(self, overrides: dict[str, str]) -> None:
+        self.overrides = overrides
+        self._default = DefaultResolver()
+
+    def target(self, host: str, port: int) -> tuple[str, int] | None:
+        value = self.overrides.get(f"{host}:{port}") or self.overrides.get(host)
+        if value is None:
+            return None
+        ip, _, target_port = value.rpartition(":")
+        return ip.strip("[]"), int(target_port)
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        target = self.target(host, port)
+        if target is None:
+            return await self._default.resolve(host, port, family)
+        ip, target_port = target
+        return [ResolveResult(hostname=host, host=ip, port=target_port,
+                              family=socket.AF_INET6 if ":" in ip else socket.AF_INET, proto=0,
+                              flags=socket.AI_NUMERICHOST)]
+
+    async def close(self) -> None:
+        await self._default.close()
+
+
+def connection_error_kind(exc: BaseException) -> str:
+    """The StreamError value for a failed connect: refused (TCP or non-101) versus timeout/TLS/DNS."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
+        return "connection_refused_timeout_or_ssl_error"
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "connection_refused_timeout_or_ssl_error"
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
+    if dns_error is not None and isinstance(exc, dns_error):
+        return "connection_refused_timeout_or_ssl_error"
+    return "connection_refused"
+
+
+# ----- status callbacks ------------------------------------------------------------------------------------------
+@dataclass
+class CallbackSettings:
+    attempts: int = 3
+    retry_interval_s: float = 0.5
+    timeout_s: float = 5.0
+
+
+class StatusCallbacks:
+    """Delivers one stream's StatusCallback requests in order (started before stopped), each retried."""
+
+    def __init__(self, stream: Stream, call_sid: str, sender: WebhookSender, events: EventLog,
+                 now: Callable[[], float]) -> None:
+        self.stream = stream
+        self.call_sid = call_sid
+        self.sender = sender
+        self.events = events
+        self.now = now
+        self._queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
+
+    def fields(self, event: str, error: str | None = None) -> dict[str, str]:
+        stream = self.stream
+        out = {
+            "AccountSid": stream.account_sid,
+            "ConferenceSid": stream.conference_sid,
+            "CallSid": self.call_sid,
+            "StreamSid": stream.sid,
+            "StreamName": stream.name or stream.sid,
+            "StreamTrack": stream.request.track,
+            "StreamEvent": event,
+            "Timestamp": iso8601_ms(self.now()),
+            "Unique-ID": self.call_sid,
+        }
+        if error is not None:
+            out["StreamError"] = error
+        return out
+
+    def send(self, event: str, error: str | None = None) -> None:
+        if self.stream.request.status_callback:
+            self._queue.put_nowait(self.fields(event, error))
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def run(self) -> None:
+        url = self.stream.request.status_callback
+        method = self.stream.request.status_callback_method
+        while (fields := await self._queue.get()) is not None:
+            if url is None:
+                continue
+            try:
+                status = await self.sender.deliver(url, method=method, form=fields)
+                self.events.record("callback.sent", stream=self.stream.sid, event=fields["StreamEvent"],
+                                   status=status)
+            except Exception as exc:  # delivery problems never break the stream; they are logged
+                self.events.record("callback.failed", stream=self.stream.sid, event=fields["StreamEvent"],
+                                   error=str(exc))
+
+
+# ----- one stream ---------------------------------------------------------------------------------------------
+@dataclass
+class StreamOptions:
+    media_format: MediaFormat
+    call_sid: str
+    fault_name: str
+    ssl: ssl.SSLContext | bool
+    always_custom_parameters: bool = False
+    omit_streamsid_in_dtmf_mark: bool = False
+    pilot: bool = True
+    max_playout_s: float = 60.0
+
+
+@dataclass
+class SessionHooks:
+    """What a stream tells its owner (the device) as its life goes on; each returns nothing."""
+
+    started: Callable[[Stream], None]
+    stopped: Callable[[Stream, str | None], None]
+    dtmf_received: Callable[[Stream, str], None]
+
+
+class StreamSession:
+    """One conference stream: connect, ``connected``/``start``, paced media, bidirectional messages, ``stop``."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        audio: ConferenceAudio,
+        clock: MediaClock,
+        options: StreamOptions,
+        *,
+        session: aiohttp.ClientSession,
+        egress: EgressPolicy,
+        resolver: OverrideResolver,
+        events: EventLog,
+        faults: FaultBook,
+        stats: LatenessStats,
+        callbacks: StatusCallbacks,
+        hooks: SessionHooks,
+        now: Callable[[], float],
+    ) -> None:
+        self.stream = stream
+        self.audio = audio
+        self.clock = clock
+        self.options = options
+        self.session = session
+        self.egress = egress
+        self.resolver = resolver
+        self.events = events
+        self.faults = faults
+        self.stats = stats
+        self.callbacks = callbacks
+        self.hooks = hooks
+        self.now = now
+        request = stream.request
+        self.fmt = options.media_format
+        self.tracks = TRACK_NAMES[request.track]
+        self.sequencer = MediaSequencer(
+            stream_sid=stream.sid,
+            account_sid=stream.account_sid,
+            call_sid=options.call_sid,
+            tracks=self.tracks,
+            media_format=self.fmt,
+            custom_parameters=dict(request.parameters),
+            always_custom_parameters=options.always_custom_parameters,
+            omit_streamsid_in_dtmf_mark=options.omit_streamsid_in_dtmf_mark,
+        )
+        cap_s = 0.2 if request.real_time else options.max_playout_s
+        self.playout = PlayoutQueue(rate=self.fmt.sample_rate, max_samples=int(self.fmt.sample_rate * cap_s))
+        self.tasks = TaskOwner(f"signalwire:{stream.sid}")
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.first_tick: int | None = None
+        self.last_tick: int | None = None
+        self.sent_media = 0
+        self.stall_until = 0.0
+        self.pending_dtmf: list[tuple[str, int]] = []
+        self.pending_marks: list[str] = []
+        self.stop_reason: str | None = None  # "api", "conference", "shutdown"
+        self._stop = asyncio.Event()
+        self._conference_started = asyncio.Event()
+
+    # --- control from the device ---
+    def conference_started(self) -> None:
+        self._conference_started.set()
+
+    def request_stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+        self.clock.wake()
+
+    def queue_dtmf(self, digit: str, duration_ms: int) -> None:
+        self.pending_dtmf.append((digit, duration_ms))
+
+    def queue_marks(self, names: list[str]) -> None:
+        self.pending_marks.extend(names)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "sid": self.stream.sid,
+            "status": self.stream.status,
+            "codec": self.fmt.codec,
+            "tracks": list(self.tracks),
+            "media_sent": self.sent_media,
+            "sequence": self.sequencer.sequence,
+            "playout_queued_ms": self.playout.queued * 1000 // self.fmt.sample_rate,
+        }
+
+    # --- the life of the stream ---
+    async def run(self, *, conference_live: bool, duplicate_name: bool) -> None:
+        callbacks = self.tasks.spawn(self.callbacks.run(), name="callbacks")
+        error: str | None = None
+        try:
+            error = await self._lifecycle(conference_live, duplicate_name)
+        finally:
+            await self._close_socket(1000)
+            self.hooks.stopped(self.stream, error)
+            self.callbacks.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(15):
+                    await asyncio.wait({callbacks})  # the worker ends once its queue is drained
+            await self.tasks.aclose()
+
+    async def _lifecycle(self, conference_live: bool, duplicate_name: bool) -> str | None:
+        stream = self.stream
+        if duplicate_name:
+            self._error("Duplicated stream name")
+            return "Duplicated stream name"
+        if not conference_live:
+            # Mirrors streamStartConferenceOnEnter: connect once the conference is in progress.
+            waiter = asyncio.ensure_future(self._conference_started.wait())
+            stopper = asyncio.ensure_future(self._stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in (waiter, stopper):
+                    t.cancel()
+                await asyncio.gather(waiter, stopper, return_exceptions=True)
+            if self._stop.is_set():
+                return None
+        # Voice loops take tens of milliseconds to render: never on the loop that paces everyone else.
+        await asyncio.to_thread(self.audio.prepare, self.fmt)
+        kind = await self._connect()
+        if kind is not None:
+            return kind
+        if self._stop.is_set():
+            return None
+        assert self.ws is not None
+        await self.ws.send_str(self.sequencer.connected())
+        await self.ws.send_str(self.sequencer.start())
+        self.hooks.started(stream)
+        self.callbacks.send("stream-started")
+        self.events.record("stream.started", stream=stream.sid, conference=stream.conference_sid,
+                           codec=self.fmt.codec, track=stream.request.track, url=stream.request.url)
+        self.tasks.spawn(self._read_loop(), name="reader")
+        return await self._send_loop()
+
+    async def _connect(self) -> str | None:
+        request = self.stream.request
+        url = request.url
+        headers = {}
+        if request.bearer_token:
+            headers["Authorization"] = f"Bearer {request.bearer_token}"
+        parts = urlsplit(url)
+        try:
+            target = self.resolver.target(parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80))
+            self.egress.check(f"https://{target[0]}:{target[1]}/" if target else url)
+        except EgressRefused as exc:
+            self.events.record("outbound.failed", stream=self.stream.sid, url=url, error=str(exc))
+            self._error("connection_refused")
+            return "connection_refused"
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                self.ws = await self.session.ws_connect(
+                    url,
+                    headers=headers,
+                    ssl=self.options.ssl,
+                    autoping=True,
+                    compress=0,
+                    max_msg_size=16 * 1024**2,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            kind = connection_error_kind(exc)
+            self.events.record("outbound.failed", stream=self.stream.sid, url=url,
+                               error=describe_connect_error(exc), stream_error=kind)
+            self._error(kind)
+            return kind
+        self.events.record("outbound.connected", stream=self.stream.sid, url=url)
+        return None
+
+    def _error(self, kind: str) -> None:
+        self.callbacks.send("stream-error", kind)
+        self.events.record("stream.error", stream=self.stream.sid, conference=self.stream.conference_sid,
+                           error=kind)
+
+    async def _send_loop(self) -> str | None:
+        ws = self.ws
+        assert ws is not None
+        clock = self.clock
+        clock.listen()
+        try:
+            self.first_tick = self.last_tick = max(clock.tick, clock.current_index())
+            while not self._stop.is_set():
+                newest = await clock.wait_after(self.last_tick)
+                if self._stop.is_set():
+                    break
+                if ws.closed:
+                    self._stop_by_client()
+                    break
+                if newest > self.last_tick:
+                    try:
+                        outcome = await self._send_due(newest)
+                    except (ConnectionError, aiohttp.ClientError):
+                        self._stop_by_client()  # the customer's side vanished mid-write
+                        break
+                    if outcome is not None:
+                        return outcome
+        finally:
+            clock.unlisten()
+        if self.stop_reason == "client":
+            self.callbacks.send("stream-stopped")
+            self.events.record("client.disconnected", stream=self.stream.sid, code=ws.close_code)
+            self.events.record("stream.stopped", stream=self.stream.sid, reason="client closed")
+            return None
+        # Asked to stop (API, conference end, shutdown): stop is the last frame, then close 1000.
+        if not ws.closed:
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
+                await ws.send_str(self.sequencer.stop())
+        await self._close_socket(1000)
+        if self.stop_reason != "shutdown":
+            self.callbacks.send("stream-stopped")
+        self.events.record("stream.stopped", stream=self.stream.sid, reason=self.stop_reason)
+        return None
+
+    async def _send_due(self, newest: int) -> str | None:
+        """Send every chunk owed up to tick ``newest``; a non-None result ends the stream ("" = quietly)."""
+        ws = self.ws
+        assert ws is not None and self.last_tick is not None
+        now = time.monotonic()
+        if now < self.stall_until:
+            return None
+        if (newest - self.last_tick) * self.clock.period > BACKLOG_LIMIT_S:
+            self._error("general_error")
+            self.events.record("stream.stopped", stream=self.stream.sid, reason="backlog")
+            await self._close_socket(1011)
+            return "general_error"
+        for tick in range(self.last_tick + 1, newest + 1):
+            rule = self.faults.for_stream(self.options.fault_name) if len(self.faults) else None
+            payloads = self._payloads(tick)
+            if rule is not None:
+                outcome = await self._apply_fault(rule, tick, payloads)
+                if outcome is not None:
+                    return outcome
+                if rule.action.type == "stall":
+                    return None
+            else:
+                for track, payload in payloads:
+                    await ws.send_str(self.sequencer.media(track, payload))
+                self.sent_media += len(payloads)
+            self.last_tick = tick
+            self.stats.record(max(0.0, time.monotonic() - self.clock.deadline(tick)))
+            if self.pending_dtmf:
+                pending, self.pending_dtmf = self.pending_dtmf, []
+                for digit, duration in pending:
+                    await ws.send_str(self.sequencer.dtmf(digit, duration))
+            if self.pending_marks:
+                pending_marks, self.pending_marks = self.pending_marks, []
+                for name in pending_marks:
+                    await ws.send_str(self.sequencer.mark(name))
+        return None
+
+    def _payloads(self, tick: int) -> list[tuple[str, str]]:
+        chunk = self.sequencer.chunks.get(self.tracks[0], 0) + 1
+        pilot = pilot_value(chunk) if self.options.pilot else None
+        out = []
+        for track in self.tracks:
+            if pilot is not None:
+                out.append((track, pilot_b64(pilot, self.fmt)))
+            elif track == "inbound":
+                out.append((track, self.audio.inbound(tick, self.fmt)))
+            else:
+                out.append((track, self.audio.outbound(tick, self.fmt)))
+        return out
+
+    async def _apply_fault(self, rule: Any, tick: int, payloads: list[tuple[str, str]]) -> str | None:
+        ws = self.ws
+        assert ws is not None
+        action = rule.action
+        self.events.record("fault.applied", rule=rule.id, action=action.type, stream=self.options.fault_name,
+                           tick=tick)
+        if action.type == "drop":
+            for track, _ in payloads:
+                self.sequencer.skip(track)
+            return None
+        if action.type == "corrupt":
+            for track, payload in payloads:
+                damaged = base64.b64encode(self.faults.corrupt(base64.b64decode(payload))).decode("ascii")
+                await ws.send_str(self.sequencer.media(track, damaged))
+            self.sent_media += len(payloads)
+            return None
+        if action.type == "stall":
+            # The sender pauses; afterwards it bursts the owed chunks (dossier 4.4: never skipped).
+            self.stall_until = time.monotonic() + action.seconds
+            for track, payload in payloads:
+                await ws.send_str(self.sequencer.media(track, payload))
+            self.sent_media += len(payloads)
+            self.last_tick = tick
+            return None
+        if action.type == "close":
+            await self._close_socket(action.code, action.reason)
+        else:  # disconnect: the TCP connection vanishes without a close frame
+            self._abort_socket()
+        self._error("general_error")
+        self.events.record("stream.stopped", stream=self.stream.sid, reason=f"fault {action.type}")
+        return "general_error"
+
+    async def _read_loop(self) -> None:
+        ws = self.ws
+        assert ws is not None
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                self.events.record("ws.ignored", stream=self.stream.sid, reason=f"{message.type.name} frame")
+                continue
+            self._on_client_message(message.data)
+        # The customer closed (or the connection broke): wake the sender so the stream ends.
+        if self.stop_reason is None:
+            self._stop_by_client()
+
+    def _stop_by_client(self) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = "client"
+        self._stop.set()
+        self.clock.wake()
+
+    def _on_client_message(self, text: str) -> None:
+        parsed = parse_client_message(text, self.stream.sid)
+        if isinstance(parsed, IgnoredMessage):
+            self.events.record("ws.ignored", stream=self.stream.sid, reason=parsed.reason)
+        elif isinstance(parsed, ClientMedia):
+            self.queue_marks(self.playout.push(decode(parsed.payload, self.fmt)))
+        elif isinstance(parsed, ClientMark):
+            if self.playout.mark(parsed.name):
+                self.queue_marks([parsed.name])
+        elif isinstance(parsed, ClientClear):
+            self.queue_marks(self.playout.clear())
+        elif isinstance(parsed, ClientDtmf):
+            self.events.record("dtmf.received", stream=self.stream.sid, digit=parsed.digit)
+            self.hooks.dtmf_received(self.stream, parsed.digit)
+
+    async def _close_socket(self, code: int, reason: str = "") -> None:
+        ws = self.ws
+        if ws is None or ws.closed:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3):
+                await ws.close(code=code, message=reason.encode())
+
+    def _abort_socket(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        sock = ws.get_extra_info("socket")
+        if sock is not None:
+            # No close frame: the peer just sees the connection end (a source disconnect).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def default_retry(settings: CallbackSettings) -> RetryPolicy:
+    return RetryPolicy(interval_s=settings.retry_interval_s, max_attempts=max(1, settings.attempts))

@@ -1,0 +1,726 @@
+"""SignalWire Compatibility API state: accounts, conferences, participants, recordings and streams, with their rules.
+
+Pure Python: no asyncio, no I/O, no clock. Every mutating call takes ``now`` (Unix seconds) from the caller.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from emulators.signalwire.sequencer import DTMF_DIGITS, STREAM_CODECS, TRACKS
+
+API_VERSION = "2010-04-01"
+API_ROOT = f"/api/laml/{API_VERSION}"
+MORE_INFO = "https://signalwire.com/docs/compatibility-api/reference/errors"
+CONFERENCE_STATUSES = ("init", "in-progress", "completed")
+RECORDING_STATUSES = ("queued", "in-progress", "paused", "resumed", "completed", "absent", "stopped")
+MAX_CUSTOM_PARAMETERS = 99
+_PARAMETER_KEY = re.compile(r"Parameter(\d+)\.(Name|Value)")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def rfc2822(timestamp: float) -> str:
+    """``Tue, 25 Sep 2018 20:00:00 +0000``."""
+    return email.utils.format_datetime(dt.datetime.fromtimestamp(int(timestamp), dt.UTC))
+
+
+def iso8601_ms(timestamp: float) -> str:
+    """``2026-03-01T12:00:00.000Z``, the StatusCallback ``Timestamp``."""
+    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def new_sid() -> str:
+    return str(uuid.uuid4())
+
+
+# ----- domain errors (the wire layer maps each to SignalWire's own error shapes) ---------------------------
+class SignalWireError(Exception):
+    """Base of the domain errors."""
+
+
+class AuthenticationFailed(SignalWireError):
+    pass
+
+
+class NotFound(SignalWireError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} was not found")
+        self.what = what
+
+
+class InvalidRequest(SignalWireError):
+    """A 4xx in the object shape ``{code, message, more_info, status}``."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class ValidationFailed(SignalWireError):
+    """A 422 in the string-array shape ``{"errors": [...]}``; ``stream_error`` is the StreamError value."""
+
+    def __init__(self, errors: list[str], stream_error: str = "general_error") -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+        self.stream_error = stream_error
+
+
+# ----- field parsing shared by form and JSON bodies -------------------------------------------------------
+def text_field(fields: dict[str, Any], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidRequest(f"{name} must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def bool_field(fields: dict[str, Any], name: str) -> bool | None:
+    value = fields.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidRequest(f"{name} must be true or false, got {value!r}")
+
+
+def choice_field(fields: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
+    value = text_field(fields, name)
+    if value is not None and value not in allowed:
+        raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _absolute_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+# ----- entities ---------------------------------------------------------------------------------------------
+@dataclass
+class Participant:
+    call_sid: str
+    conference_sid: str
+    account_sid: str
+    date_created: float
+    date_updated: float
+    name: str = ""
+    muted: bool = False
+    hold: bool = False
+    coaching: bool = False
+    call_sid_to_coach: str | None = None
+    end_conference_on_exit: bool = False
+    start_conference_on_enter: bool = True
+    status: str = "in-progress"
+    # Speaking timeline: [start_ms, end_ms) intervals on the conference's media clock; repeats every
+    # ``timeline_loop_ms`` when set, so a short fixture keeps a long test busy.
+    speaking: list[tuple[int, int]] = field(default_factory=list)
+    timeline_loop_ms: int | None = None
+    speaking_override: bool | None = None  # set by the set_speaker control; None follows the timeline
+    voice_seed: int = 0
+
+    def speaks_at(self, media_ms: int) -> bool:
+        if self.status != "in-progress" or self.muted or self.hold:
+            return False
+        if self.speaking_override is not None:
+            return self.speaking_override
+        t = media_ms % self.timeline_loop_ms if self.timeline_loop_ms else media_ms
+        return any(start <= t < end for start, end in self.speaking)
+
+    def uri(self) -> str:
+        conference = f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.conference_sid}"
+        return f"{conference}/Participants/{self.call_sid}.json"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "call_sid": self.call_sid,
+            "call_sid_to_coach": self.call_sid_to_coach,
+            "coaching": self.coaching,
+            "conference_sid": self.conference_sid,
+            "date_created": rfc2822(self.date_created),
+            "status": self.status,
+            "date_updated": rfc2822(self.date_updated),
+            "end_conference_on_exit": self.end_conference_on_exit,
+            "muted": self.muted,
+            "hold": self.hold,
+            "start_conference_on_enter": self.start_conference_on_enter,
+            "uri": self.uri(),
+        }
+
+
+@dataclass
+class Recording:
+    sid: str
+    account_sid: str
+    conference_sid: str
+    date_created: float
+    date_updated: float
+    start_time: float | None
+    end_time: float | None = None
+    status: str = "in-progress"
+    channels: str = "1"
+    source: str = "Conference"
+    price: str | None = None
+    deleted: bool = False
+
+    def duration(self, now: float) -> int:
+        if self.start_time is None:
+            return 0
+        return max(0, int((self.end_time if self.end_time is not None else now) - self.start_time))
+
+    def uri(self) -> str:
+        return f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.conference_sid}/Recordings/{self.sid}.json"
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "call_sid": None,
+            "conference_sid": self.conference_sid,
+            "channel": self.channels,
+            "channels": self.channels,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_updated),
+            "start_time": None if self.start_time is None else rfc2822(self.start_time),
+            "end_time": None if self.end_time is None else rfc2822(self.end_time),
+            "duration": self.duration(now),
+            "price": self.price,
+            "price_unit": "USD",
+            "source": self.source,
+            "status": self.status,
+            "error_code": None,
+            "uri": self.uri(),
+            "subresource_uris": {
+                "transcriptions": f"{API_ROOT}/Accounts/{self.account_sid}/Recordings/{self.sid}/Transcriptions.json"
+            },
+            "encryption_details": None,
+            "trim": "do-not-trim",
+        }
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """A validated create-stream body."""
+
+    url: str
+    name: str | None = None
+    track: str = "both_tracks"
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    codec: str = "PCMU"
+    real_time: bool = False
+    parameters: tuple[tuple[str, str], ...] = ()
+    bearer_token: str | None = None
+
+
+@dataclass
+class Stream:
+    sid: str
+    account_sid: str
+    conference_sid: str
+    request: StreamRequest
+    date_created: float
+    date_updated: float
+    status: str = "queued"
+    stream_error: str | None = None
+
+    @property
+    def name(self) -> str | None:
+        return self.request.name
+
+    def uri(self) -> str:
+        return f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.conference_sid}/Streams/{self.sid}.json"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "account_sid": self.account_sid,
+            "conference_sid": self.conference_sid,
+            "date_updated": rfc2822(self.date_updated),
+            "name": self.request.name,
+            "sid": self.sid,
+            "status": self.status,
+            "uri": self.uri(),
+        }
+
+
+@dataclass
+class Conference:
+    sid: str
+    account_sid: str
+    friendly_name: str
+    date_created: float
+    date_updated: float
+    status: str = "init"
+    region: str = "us1"
+    participants: dict[str, Participant] = field(default_factory=dict)
+    recordings: dict[str, Recording] = field(default_factory=dict)
+    streams: dict[str, Stream] = field(default_factory=dict)
+    announce_url: str | None = None
+    started_at: float | None = None  # when it went in-progress: media time 0 of its audio
+    outbound_prompt: bool = False
+    seed: int = 0
+    # Scenario key presses: (media_ms, digit, duration_ms), sent as dtmf messages on the streams.
+    dtmf_timeline: list[tuple[int, str, int]] = field(default_factory=list)
+
+    def uri(self) -> str:
+        return f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.sid}.json"
+
+    def active_participants(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.status == "in-progress"]
+
+    def as_json(self) -> dict[str, Any]:
+        base = f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.sid}"
+        return {
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_updated),
+            "friendly_name": self.friendly_name,
+            "status": self.status,
+            "api_version": API_VERSION,
+            "region": self.region,
+            "uri": self.uri(),
+            "subresource_uris": {"participants": f"{base}/Participants.json", "recordings": f"{base}/Recordings.json"},
+        }
+
+
+# ----- paging -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PageRequest:
+    page: int = 0
+    page_size: int = 50
+
+
+def page_request(query: dict[str, str]) -> PageRequest:
+    def integer(name: str, default: int, lo: int, hi: int) -> int:
+        raw = query.get(name)
+        if raw is None or raw == "":
+            return default
+        if not re.fullmatch(r"\d+", raw):
+            raise InvalidRequest(f"{name} must be an integer between {lo} and {hi}, got {raw!r}")
+        value = int(raw)
+        if not lo <= value <= hi:
+            raise InvalidRequest(f"{name} must be between {lo} and {hi}, got {value}")
+        return value
+
+    token = query.get("PageToken")
+    if token is not None and not token.startswith(("PA", "PB")):
+        raise InvalidRequest(f"PageToken must start with PA or PB, got {token!r}")
+    return PageRequest(page=integer("Page", 0, 0, 2**31 - 1), page_size=integer("PageSize", 50, 1, 1000))
+
+
+def page_envelope(
+    key: str, items: list[dict[str, Any]], request: PageRequest, path: str, query: dict[str, str]
+) -> dict[str, Any]:
+    """The list envelope: ``uri`` echoes the request; next/previous carry Page, PageSize and a PA/PB token."""
+    filters = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
+    start = request.page * request.page_size
+    window = items[start : start + request.page_size]
+
+    def link(page: int, token: str | None) -> str:
+        params = {**filters, "Page": str(page), "PageSize": str(request.page_size)}
+        if token:
+            params["PageToken"] = token
+        return f"{path}?{urlencode(params)}"
+
+    has_next = start + request.page_size < len(items)
+    return {
+        "uri": f"{path}?{urlencode(query)}" if query else path,
+        "first_page_uri": link(0, None),
+        "next_page_uri": link(request.page + 1, f"PA{request.page + 1}") if has_next else None,
+        "previous_page_uri": link(request.page - 1, f"PB{request.page - 1}") if request.page > 0 else None,
+        "page": request.page,
+        "page_size": request.page_size,
+        key: window,
+    }
+
+
+def _date_filter(query: dict[str, str], name: str) -> dt.date | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _DATE.fullmatch(raw):
+        raise InvalidRequest(f"{name} must be a date as YYYY-MM-DD, got {raw!r}")
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be a valid date as YYYY-MM-DD, got {raw!r}") from None
+
+
+def _date_matches(query: dict[str, str], prefix: str, timestamp: float) -> bool:
+    day = dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
+    on, before, after = (_date_filter(query, prefix + s) for s in ("", "<", ">"))
+    return (on is None or day == on) and (before is None or day < before) and (after is None or day > after)
+
+
+# ----- stream validation --------------------------------------------------------------------------------------
+def validate_stream_request(
+    fields: dict[str, Any], *, allow_ws: bool = False, disabled_codecs: tuple[str, ...] = ()
+) -> StreamRequest:
+    """The create-stream body as a StreamRequest; ValidationFailed lists every problem (one string each)."""
+    errors: list[str] = []
+    stream_error: str | None = None
+
+    def problem(message: str, error: str) -> None:
+        nonlocal stream_error
+        errors.append(message)
+        stream_error = stream_error or error
+
+    def string(name: str) -> str | None:
+        value = fields.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            problem(f"{name} must be a string, got {type(value).__name__}", "general_error")
+            return None
+        return str(value)
+
+    url = string("Url")
+    if url is None or url == "":
+        problem("Url is required: the wss:// address of your WebSocket server", "missing_url")
+    else:
+        parts = urlsplit(url)
+        allowed = ("wss", "ws") if allow_ws else ("wss",)
+        if parts.scheme.lower() not in allowed:
+            problem(f"Url must use the wss scheme (ws is not supported), got {url!r}", "invalid_url")
+        elif not parts.hostname:
+            problem(f"Url must be an absolute wss:// URL with a host, got {url!r}", "invalid_url")
+        if "?" in url:
+            problem("Url must not contain a query string; pass values as custom parameters instead", "invalid_url")
+        try:
+            parts.port  # noqa: B018 - raises for a malformed port
+        except ValueError:
+            problem(f"Url has an invalid port: {url!r}", "invalid_url")
+    track = string("Track") or "both_tracks"
+    if track not in TRACKS:
+        problem(f"Track must be one of {', '.join(TRACKS)}, got {track!r}", "invalid_track")
+    codec = string("StreamCodec") or "PCMU"
+    if codec not in STREAM_CODECS:
+        problem(f"StreamCodec must be one of {', '.join(STREAM_CODECS)}, got {codec!r}", "codec_error")
+    elif codec in disabled_codecs:
+        problem(f"StreamCodec {codec} is not enabled for your account", "codec_error")
+    method = string("StatusCallbackMethod") or "POST"
+    if method not in ("GET", "POST"):
+        problem(f"StatusCallbackMethod must be GET or POST, got {method!r}", "general_error")
+    callback = string("StatusCallback")
+    if callback is not None and not _absolute_http_url(callback):
+        problem(f"StatusCallback must be an absolute http(s) URL, got {callback!r}", "general_error")
+    real_time_raw = fields.get("StreamRealTime")
+    real_time = False
+    if real_time_raw is not None:
+        if isinstance(real_time_raw, bool):
+            real_time = real_time_raw
+        elif isinstance(real_time_raw, str) and real_time_raw.lower() in ("true", "false"):
+            real_time = real_time_raw.lower() == "true"
+        else:
+            problem(f"StreamRealTime must be true or false, got {real_time_raw!r}", "general_error")
+    name = string("Name")
+    bearer = string("AuthorizationBearerToken")
+    names: dict[int, str] = {}
+    values: dict[int, str] = {}
+    for key in fields:
+        match = _PARAMETER_KEY.fullmatch(key)
+        if not match:
+            continue
+        index = int(match.group(1))
+        if not 1 <= index <= MAX_CUSTOM_PARAMETERS:
+            problem(f"{key}: custom parameters run from Parameter1 to Parameter{MAX_CUSTOM_PARAMETERS}",
+                    "general_error")
+            continue
+        value = string(key)
+        if value is None:
+            continue
+        (names if match.group(2) == "Name" else values)[index] = value
+    if errors:
+        raise ValidationFailed(errors, stream_error or "general_error")
+    # An orphan Value is ignored; a Name without a Value gets "" (quirk 15).
+    parameters = tuple((names[i], values.get(i, "")) for i in sorted(names) if names[i] != "")
+    return StreamRequest(
+        url=str(url),
+        name=name or None,
+        track=track,
+        status_callback=callback,
+        status_callback_method=method,
+        codec=codec,
+        real_time=real_time,
+        parameters=parameters,
+        bearer_token=bearer or None,
+    )
+
+
+# ----- the backend ----------------------------------------------------------------------------------------------
+@dataclass
+class SignalWireBackend:
+    """Every account's conferences and what hangs off them."""
+
+    accounts: dict[str, str] = field(default_factory=dict)  # project id -> API token
+    conferences: dict[str, Conference] = field(default_factory=dict)
+    strict_stream_sid: bool = False
+    max_streams_per_conference: int = 0  # 0 = unlimited
+
+    # --- auth ---
+    def authenticate(self, account_sid: str, username: str | None, password: str | None) -> None:
+        token = self.accounts.get(username or "")
+        if token is None or token != password or account_sid != username:
+            raise AuthenticationFailed()
+
+    # --- conferences ---
+    def add_conference(self, conference: Conference) -> Conference:
+        if conference.sid in self.conferences:
+            raise InvalidRequest(f"conference {conference.sid} exists already", status=409)
+        self.conferences[conference.sid] = conference
+        return conference
+
+    def conference(self, account_sid: str, sid: str) -> Conference:
+        conference = self.conferences.get(sid)
+        if conference is None or conference.account_sid != account_sid:
+            raise NotFound(f"Conference {sid}")
+        return conference
+
+    def list_conferences(self, account_sid: str, query: dict[str, str]) -> list[Conference]:
+        status = query.get("Status")
+        if status is not None and status not in CONFERENCE_STATUSES:
+            raise InvalidRequest(f"Status must be one of {', '.join(CONFERENCE_STATUSES)}, got {status!r}")
+        friendly = query.get("FriendlyName")
+        if friendly is not None and len(friendly) > 64:
+            raise InvalidRequest("FriendlyName must be at most 64 characters")
+        out = []
+        for conference in self.conferences.values():
+            if conference.account_sid != account_sid:
+                continue
+            if status is not None and conference.status != status:
+                continue
+            if friendly is not None and conference.friendly_name != friendly:
+                continue
+            if not _date_matches(query, "DateCreated", conference.date_created):
+                continue
+            if not _date_matches(query, "DateUpdated", conference.date_updated):
+                continue
+            out.append(conference)
+        return out
+
+    def update_conference(self, conference: Conference, fields: dict[str, Any], now: float) -> list[Stream]:
+        """Apply an update; returns the streams that must stop because the conference ended."""
+        status = choice_field(fields, "Status", ("completed",))
+        announce = text_field(fields, "AnnounceUrl")
+        choice_field(fields, "AnnounceMethod", ("GET", "POST"))
+        if announce is not None and not _absolute_http_url(announce):
+            raise InvalidRequest(f"AnnounceUrl must be an absolute http(s) URL, got {announce!r}")
+        if announce is not None:
+            conference.announce_url = announce  # stored, never requested (dossier 4.2)
+        conference.date_updated = now
+        if status == "completed":
+            return self.end_conference(conference, now)
+        return []
+
+    def start_conference(self, conference: Conference, now: float) -> bool:
+        """``init`` -> ``in-progress``; True when it changed."""
+        if conference.status != "init":
+            return False
+        conference.status = "in-progress"
+        conference.started_at = now
+        conference.date_updated = now
+        return True
+
+    def end_conference(self, conference: Conference, now: float) -> list[Stream]:
+        """Every participant completes and every live stream stops; returns those streams (queued included)."""
+        if conference.status == "completed":
+            return []
+        conference.status = "completed"
+        conference.date_updated = now
+        for participant in conference.participants.values():
+            if participant.status != "completed":
+                participant.status = "completed"
+                participant.date_updated = now
+        for recording in conference.recordings.values():
+            if recording.status in ("in-progress", "paused", "resumed", "queued"):
+                recording.status = "completed"
+                recording.end_time = now
+                recording.date_updated = now
+        return [s for s in conference.streams.values() if s.status != "stopped"]
+
+    # --- participants ---
+    def add_participant(self, conference: Conference, participant: Participant, now: float) -> bool:
+        """Join a participant; True when the conference started because of it."""
+        if conference.status == "completed":
+            raise InvalidRequest(f"Conference {conference.sid} has ended", status=409)
+        if participant.call_sid in conference.participants:
+            raise InvalidRequest(f"participant {participant.call_sid} is in the conference already", status=409)
+        conference.participants[participant.call_sid] = participant
+        if participant.start_conference_on_enter:
+            return self.start_conference(conference, now)
+        return False
+
+    def participant(self, conference: Conference, call_sid: str) -> Participant:
+        participant = conference.participants.get(call_sid)
+        if participant is None or participant.status == "completed":
+            raise NotFound(f"Participant {call_sid}")
+        return participant
+
+    def list_participants(self, conference: Conference, query: dict[str, str]) -> list[Participant]:
+        muted = bool_field(query, "Muted")
+        hold = bool_field(query, "Hold")
+        return [
+            p
+            for p in conference.active_participants()
+            if (muted is None or p.muted == muted) and (hold is None or p.hold == hold)
+        ]
+
+    def update_participant(self, participant: Participant, fields: dict[str, Any], now: float) -> None:
+        muted = bool_field(fields, "Muted")
+        hold = bool_field(fields, "Hold")
+        coaching = bool_field(fields, "Coaching")
+        coach = text_field(fields, "CallSidToCoach")
+        for name in ("AnnounceUrl", "HoldUrl", "WaitUrl"):
+            value = text_field(fields, name)
+            if value is not None and not _absolute_http_url(value):
+                raise InvalidRequest(f"{name} must be an absolute http(s) URL, got {value!r}")
+        for name in ("AnnounceMethod", "HoldMethod", "WaitMethod"):
+            choice_field(fields, name, ("GET", "POST"))
+        if coaching and not (coach or participant.call_sid_to_coach):
+            raise InvalidRequest("Coaching=true requires CallSidToCoach")
+        if coach is not None:
+            try:
+                uuid.UUID(coach)
+            except ValueError:
+                raise InvalidRequest(f"CallSidToCoach must be a call sid (UUID), got {coach!r}") from None
+        if muted is not None:
+            participant.muted = muted
+        if hold is not None:
+            participant.hold = hold
+        if coaching is not None:
+            participant.coaching = coaching
+            if not coaching:
+                participant.call_sid_to_coach = None
+        if coach is not None:
+            participant.call_sid_to_coach = coach
+        participant.date_updated = now
+
+    def remove_participant(self, conference: Conference, participant: Participant, now: float) -> list[Stream]:
+        """The participant leaves; the conference ends when it was the last one or ends-on-exit."""
+        participant.status = "completed"
+        participant.date_updated = now
+        conference.date_updated = now
+        if participant.end_conference_on_exit or not conference.active_participants():
+            return self.end_conference(conference, now)
+        return []
+
+    # --- recordings ---
+    def recording(self, conference: Conference, sid: str) -> Recording:
+        recording = conference.recordings.get(sid)
+        if recording is None or recording.deleted:
+            raise NotFound(f"Recording {sid}")
+        return recording
+
+    def list_recordings(self, conference: Conference, query: dict[str, str]) -> list[Recording]:
+        return [
+            r
+            for r in conference.recordings.values()
+            if not r.deleted and _date_matches(query, "DateCreated", r.date_created)
+        ]
+
+    def update_recording(self, recording: Recording, fields: dict[str, Any], now: float) -> None:
+        status = fields.get("Status")
+        allowed = ("paused", "in-progress", "stopped")
+        if status is None:
+            raise ValidationFailed([f"Status is required: one of {', '.join(allowed)}"])
+        if status not in allowed:
+            raise ValidationFailed([f"Status must be one of {', '.join(allowed)}, got {status!r}"])
+        behavior = fields.get("PauseBehavior")
+        if behavior is not None and behavior not in ("skip", "silence"):
+            raise ValidationFailed([f"PauseBehavior must be skip or silence, got {behavior!r}"])
+        if recording.status in ("completed", "stopped", "absent"):
+            raise ValidationFailed([f"Recording {recording.sid} is {recording.status} and cannot change"])
+        recording.status = status
+        if status == "stopped":
+            recording.end_time = now
+        recording.date_updated = now
+
+    def delete_recording(self, recording: Recording, now: float) -> None:
+        recording.deleted = True
+        recording.date_updated = now
+
+    # --- streams ---
+    def create_stream(self, conference: Conference, request: StreamRequest, now: float) -> Stream:
+        if conference.status == "completed":
+            raise ValidationFailed(["Conference is not in progress"])
+        live = [s for s in conference.streams.values() if s.status != "stopped"]
+        if self.max_streams_per_conference and len(live) >= self.max_streams_per_conference:
+            raise ValidationFailed(
+                [f"Conference already has {len(live)} streams (limit {self.max_streams_per_conference})"]
+            )
+        stream = Stream(
+            sid=new_sid(),
+            account_sid=conference.account_sid,
+            conference_sid=conference.sid,
+            request=request,
+            date_created=now,
+            date_updated=now,
+        )
+        conference.streams[stream.sid] = stream
+        return stream
+
+    def duplicate_name(self, conference: Conference, stream: Stream) -> bool:
+        """True when another non-stopped stream of the conference uses this stream's Name."""
+        if stream.name is None:
+            return False
+        return any(
+            s is not stream and s.status != "stopped" and s.name == stream.name
+            for s in conference.streams.values()
+        )
+
+    def stream(self, conference: Conference, sid_or_name: str) -> Stream:
+        """By sid; else (quirk 18) the newest non-stopped stream with that Name, else the newest with it."""
+        stream = conference.streams.get(sid_or_name)
+        if stream is not None:
+            return stream
+        if not self.strict_stream_sid:
+            named = [s for s in conference.streams.values() if s.name == sid_or_name]
+            live = [s for s in named if s.status != "stopped"]
+            if live or named:
+                return (live or named)[-1]
+        raise NotFound(f"Stream {sid_or_name}")
+
+    def stop_stream(self, stream: Stream, fields: dict[str, Any], now: float) -> bool:
+        """Apply ``Status=stopped``; True when the stream was live (the caller then stops its media)."""
+        status = fields.get("Status")
+        if status is None:
+            raise ValidationFailed(["Status is required; only 'stopped' is allowed"])
+        if status != "stopped":
+            raise ValidationFailed([f"Status must be 'stopped' (the only allowed value), got {status!r}"])
+        return self.mark_stopped(stream, now)
+
+    def mark_stopped(self, stream: Stream, now: float, error: str | None = None) -> bool:
+        if stream.status == "stopped":
+            return False
+        stream.status = "stopped"
+        stream.stream_error = error
+        stream.date_updated = now
+        return True
+
+    def mark_in_progress(self, stream: Stream, now: float) -> bool:
+        if stream.status != "queued":
+            return False
+        stream.status = "in-progress"
+        stream.date_updated = now
+        return True
+
+
+def validate_dtmf(digit: Any, duration_ms: Any) -> tuple[str, int]:
+    if not isinstance(digit, str) or digit not in DTMF_DIGITS:
+        raise InvalidRequest(f"digit must be one of 0-9 * # A-D, got {digit!r}", status=400)
+    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) or not 40 <= duration_ms <= 10_000:
+        raise InvalidRequest(f"duration_ms must be an integer between 40 and 10000, got {duration_ms!r}", status=400)
+    return digit, duration_ms

@@ -1,0 +1,93 @@
+"""Shared set-up for the SignalWire behaviour tests: an emulator in the test's loop, a client, a callback sink."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from clients.signalwire import MediaStreamReceiver, SignalWireClient
+from emulators.signalwire.device import SignalWireEmulator
+
+CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
+WAITING_CONFERENCE = "4c6e8a0b-7d2f-4e9a-8b1c-5d3e7f9a1b2c"  # nobody joined yet: status init
+ADA = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
+
+
+@dataclass
+class CallbackSink:
+    """An HTTP server that records every StatusCallback request (method, form or query fields)."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    url: str = ""
+    fail_next: int = 0  # answer this many requests with 503 first (to exercise retries)
+    failed: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if self.fail_next:
+            self.fail_next -= 1
+            self.failed += 1
+            return web.Response(status=503)
+        fields = dict(request.query) if request.method == "GET" else dict(await request.post())
+        self.requests.append({"method": request.method, "content_type": request.content_type, "fields": fields})
+        self._changed.set()
+        return web.Response(status=204)
+
+    def events(self, stream_sid: str | None = None) -> list[str]:
+        return [r["fields"].get("StreamEvent", "") for r in self.requests
+                if stream_sid is None or r["fields"].get("StreamSid") == stream_sid]
+
+    async def wait_for(self, event: str, stream_sid: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for r in self.requests:
+                    f = r["fields"]
+                    if f.get("StreamEvent") == event and (stream_sid is None or f.get("StreamSid") == stream_sid):
+                        return r
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def callback_sink() -> AsyncIterator[CallbackSink]:
+    sink = CallbackSink()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", sink._handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sink.url = f"http://127.0.0.1:{port}/status"
+    try:
+        yield sink
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Rig:
+    emulator: SignalWireEmulator
+    client: SignalWireClient
+    receiver: MediaStreamReceiver
+    callbacks: CallbackSink
+
+
+@contextlib.asynccontextmanager
+async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form") -> AsyncIterator[Rig]:
+    """Emulator (free ports) + client on its HTTPS endpoint + a wss receiver + a callback sink."""
+    merged = {"port": 0, "tls_port": 0, **(settings or {})}
+    async with SignalWireEmulator(settings=merged) as emulator, MediaStreamReceiver() as receiver, \
+            callback_sink() as sink:
+        creds = emulator.credentials()
+        client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],
+                                  body_encoding=body_encoding)
+        try:
+            yield Rig(emulator, client, receiver, sink)
+        finally:
+            await client.aclose()
