@@ -68,6 +68,7 @@ def run_schemathesis(
     tls_verify: str | None = None,
     include_path_regex: str | None = None,
     exclude_path_regex: str | None = None,
+    exclude_operation_ids: tuple[str, ...] = (),
     max_time_s: int | None = None,
     timeout_s: float = 600.0,
 ) -> ContractResult:
@@ -94,6 +95,8 @@ def run_schemathesis(
         cmd += ["--include-path-regex", include_path_regex]
     if exclude_path_regex:
         cmd += ["--exclude-path-regex", exclude_path_regex]
+    for operation_id in exclude_operation_ids:
+        cmd += ["--exclude-operation-id", operation_id]
     if max_time_s:
         cmd += ["--max-time", str(max_time_s)]
     with tempfile.TemporaryDirectory() as tmp:

@@ -226,16 +226,21 @@ class Emulator:
     # ----- control plane --------------------------------------------------------------------------------
     def _add_control_routes(self, app: web.Application) -> None:
         p = CONTROL_PREFIX
-        app.router.add_get(f"{p}/health", self._cp_health)
-        app.router.add_get(f"{p}/state", self._cp_state)
-        app.router.add_post(f"{p}/reset", self._cp_reset)
-        app.router.add_get(f"{p}/faults", self._cp_faults_list)
-        app.router.add_post(f"{p}/faults", self._cp_faults_add)
-        app.router.add_delete(f"{p}/faults", self._cp_faults_clear)
-        app.router.add_delete(f"{p}/faults/{{fault_id}}", self._cp_faults_remove)
-        app.router.add_get(f"{p}/events", self._cp_events)
-        app.router.add_get(f"{p}/scenario", self._cp_scenario_list)
-        app.router.add_post(f"{p}/scenario/{{control}}", self._cp_scenario_run)
+        routes: dict[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = {
+            f"{p}/health": {"GET": self._cp_health},
+            f"{p}/state": {"GET": self._cp_state},
+            f"{p}/reset": {"POST": self._cp_reset},
+            f"{p}/faults": {"GET": self._cp_faults_list, "POST": self._cp_faults_add, "DELETE": self._cp_faults_clear},
+            f"{p}/faults/{{fault_id}}": {"DELETE": self._cp_faults_remove},
+            f"{p}/events": {"GET": self._cp_events},
+            f"{p}/scenario": {"GET": self._cp_scenario_list},
+            f"{p}/scenario/{{control}}": {"POST": self._cp_scenario_run},
+        }
+        for path, handlers in routes.items():
+            for method, handler in handlers.items():
+                app.router.add_route(method, path, handler)
+            # Registered before any device catch-all route, so a wrong verb here is a 405 with Allow.
+            app.router.add_route("*", path, _method_not_allowed(sorted(handlers)))
 
     async def _cp_health(self, request: web.Request) -> web.Response:
         return web.json_response({"device": self.device, "ready": self.started_at is not None})
@@ -326,6 +331,19 @@ class Emulator:
 
 
 # ----- helpers shared by device APIs ---------------------------------------------------------------------
+def _method_not_allowed(allowed: list[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        if request.method == "HEAD" and "GET" in allowed:
+            return web.Response(status=200)
+        return web.json_response(
+            {"error": f"method: {request.method} is not allowed here; allowed: {', '.join(allowed)}",
+             "field": "method"},
+            status=405, headers={"Allow": ", ".join(allowed)},
+        )
+
+    return handler
+
+
 def bind_tcp(host: str, port: int) -> socket.socket:
     """A listening socket; port 0 picks a free one. SO_REUSEADDR so a restart can rebind at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
