@@ -71,6 +71,12 @@ class StreamRuntime:
     speech_count: int = 0
     first_frame_at: float | None = None
     reported_error: bool = False
+    outage_timer: asyncio.TimerHandle | None = None  # fires when an outage outlasts error_after_s
+
+    def cancel_outage_timer(self) -> None:
+        if self.outage_timer is not None:
+            self.outage_timer.cancel()
+            self.outage_timer = None
 
 
 class VideoDBEmulator(Emulator):
@@ -327,6 +333,7 @@ class VideoDBEmulator(Emulator):
         if runtime is None or runtime.worker is None:
             return
         worker = runtime.worker
+        runtime.cancel_outage_timer()
         await asyncio.to_thread(worker.stop)
         runtime.worker = None
         stream = self.service.streams.get(rtstream_id)
@@ -340,6 +347,7 @@ class VideoDBEmulator(Emulator):
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
         for runtime in self.runtimes.values():
             runtime.worker = None
+            runtime.cancel_outage_timer()
 
     def _refresh_wants(self, rtstream_id: str) -> None:
         runtime = self.runtimes.get(rtstream_id)
@@ -365,22 +373,37 @@ class VideoDBEmulator(Emulator):
         if isinstance(signal, SourceUp):
             self.service.source_receiving(stream.id, now)
             runtime.reported_error = False
+            runtime.cancel_outage_timer()
             self.events.record("stream.started", stream=stream.id, codecs=signal.codecs)
         elif isinstance(signal, SourceDown):
+            first = stream.source_down_since is None
             self.service.source_down(stream.id, now)
             self.events.record(
                 "ingest.retry", stream=stream.id, reason=signal.reason, attempt=signal.attempt,
                 retry_in_s=signal.retry_in_s,
             )
-            if self.status_of(stream, now) == "error" and not runtime.reported_error:
-                runtime.reported_error = True
-                self.events.record("stream.error", stream=stream.id, reason=signal.reason)
+            if first and not runtime.reported_error:
+                runtime.cancel_outage_timer()
+                runtime.outage_timer = asyncio.get_running_loop().call_later(
+                    self.error_after_s, self._report_outage, stream.id, signal.reason
+                )
         elif isinstance(signal, FaultApplied):
             self.events.record("fault.applied", stream=f"rtstream:{stream.id}", action=signal.action)
         elif isinstance(signal, FrameSampled):
             self._index_frame(stream, runtime, signal)
         elif isinstance(signal, AudioLevels):
             self._index_audio(stream, runtime, signal)
+
+    def _report_outage(self, rtstream_id: str, reason: str) -> None:
+        """The grace period ran out while the source stayed down: the status now reads error."""
+        stream = self.service.streams.get(rtstream_id)
+        runtime = self.runtimes.get(rtstream_id)
+        if stream is None or runtime is None:
+            return
+        runtime.outage_timer = None
+        if self.status_of(stream, self.clock.now()) == "error" and not runtime.reported_error:
+            runtime.reported_error = True
+            self.events.record("stream.error", stream=rtstream_id, reason=reason)
 
     def _file_segment(self, stream: RTStream, signal: SegmentDone) -> None:
         segment = signal.segment

@@ -1,0 +1,264 @@
+"""VideoDB behaviour with a real RTMP source (Debian's ffmpeg listening as an RTMP server): recording and HLS
+playback, export, indexing with WebSocket delivery and alert webhooks, restart persistence, and a source
+that dies, comes back, or sends garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from aiohttp import web
+
+from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
+from emulators.videodb.device import VideoDBEmulator
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (Debian package: ffmpeg)")
+
+ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts/asyncapi/videodb.yaml").read_text())
+FAST = {
+    "port": 0,
+    "segment_s": 1.0,
+    "reconnect_initial_s": 0.2,
+    "reconnect_max_s": 0.5,
+    "error_after_s": 1.0,
+    "read_timeout_s": 2.0,
+    "webhook_retry_interval_s": 0.1,
+}
+
+
+def validate(message: dict[str, Any], name: str) -> None:
+    schema = {"$ref": f"#/components/messages/{name}/payload", "components": ASYNCAPI["components"]}
+    jsonschema.validate(message, schema)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def ffmpeg_rtmp_source(port: int, *, seconds: float = 30.0) -> AsyncIterator[str]:
+    """A 320x240 10 fps test pattern with a 1 s on / 1 s off tone, served by ffmpeg as an RTMP listener."""
+    url = f"rtmp://127.0.0.1:{port}/live/test"
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+        "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=10:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}",
+        "-af", "volume='if(lt(mod(t,2),1),1,0)':eval=frame",
+        "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "32k", "-f", "flv", "-listen", "1", url,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield url
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def eventually(check: Callable[[], Awaitable[Any] | Any], within_s: float = 12.0, what: str = "") -> Any:
+    """Poll a condition until it is truthy (the emulator exposes no push for these states)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.1)
+
+
+async def ffprobe_duration(url: str) -> float:
+    proc = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0, err.decode()[-500:]
+    return float(json.loads(out)["format"]["duration"])
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    calls = 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return web.Response(status=503)  # the first delivery is retried
+        await received.put(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/alerts", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/alerts", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp_path: Path) -> None:
+    settings = {**FAST, "data_dir": str(tmp_path / "data")}
+    async with (
+        ffmpeg_rtmp_source(free_port()) as source,
+        webhook_receiver() as (hook_url, hooks),
+        VideoDBEmulator(settings=settings) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
+        CollectionListener(await client.websocket_url()) as listener,
+    ):
+        validate({"type": "connected", "connection_id": listener.connection_id}, "Connected")
+        ws_id = listener.connection_id
+        rts = await client.connect_rtstream(
+            source, "Lobby", media_types=["video", "audio"], store=True, sample_rate=5, ws_connection_id=ws_id
+        )
+        index = await client.index_visuals(rts["id"], time_s=1, frame_count=2, ws_connection_id=ws_id)
+        audio = await client.index_audio(rts["id"], segmenter="word", value=3, ws_connection_id=ws_id)
+        event_id = await client.create_event("a bright scene", "bright")
+        await client.create_alert(rts["id"], index["rtstream_index_id"], event_id, hook_url, ws_connection_id=ws_id)
+
+        seen: dict[str, dict[str, Any]] = {}
+
+        async def collect() -> None:
+            async for message in listener:
+                seen.setdefault(message.channel, message.raw)
+                if {"scene_index", "alert", "transcript", "audio_index"} <= set(seen):
+                    return
+
+        await asyncio.wait_for(collect(), 15)
+        validate(seen["scene_index"], "SceneIndex")
+        validate(seen["alert"], "Alert")
+        validate(seen["transcript"], "Transcript")
+        validate(seen["audio_index"], "AudioIndex")
+        assert seen["scene_index"]["data"]["text"].startswith("A bright scene")
+
+        body = await asyncio.wait_for(hooks.get(), 10)
+        jsonschema.validate(body, {"$ref": "#/components/schemas/AlertWebhook", "components": ASYNCAPI["components"]})
+        assert body["event_id"] == f"event-{event_id}" and body["label"] == "bright"
+
+        scenes = await client.get_scenes(rts["id"], index["rtstream_index_id"])
+        starts = [s["start"] for s in scenes["scene_index_records"]]
+        assert starts == sorted(starts, reverse=True) and len(starts) >= 1
+        assert (await client.get_transcript(rts["id"]))["total_count"] >= 1
+        assert (await client.get_scenes(rts["id"], audio["rtstream_index_id"]))["scene_index_records"]
+
+        with pytest.raises(VideoDBError, match="No recordings available"):
+            await client.export(rts["id"])
+        await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        await client.stop(rts["id"])
+        assert (await client.get_rtstream(rts["id"]))["status"] == "stopped"
+
+        now = time.time()
+        window = await client.generate_stream(rts["id"], now - 60, now)
+        assert window["stream_url"] in window["player_url"]
+        exported = await client.export(rts["id"])
+        assert exported["video_id"].startswith("m-")
+        assert (await client.export(rts["id"]))["video_id"] == exported["video_id"]
+        segment_s = max(s.duration for s in emu.service.rtstream(rts["id"]).all_segments())
+        played = await ffprobe_duration(exported["stream_url"]) if shutil.which("ffprobe") else exported["duration"]
+        assert abs(played - exported["duration"]) <= segment_s
+        assert abs(await ffprobe_duration(window["stream_url"]) - exported["duration"]) <= segment_s
+
+        export_id, rts_id = exported["video_id"], rts["id"]
+
+    # The same data directory after a restart: the recording and the exported video are still served.
+    async with (
+        VideoDBEmulator(settings=settings) as again,
+        VideoDBClient(again.settings["api_key"], again.url()) as client,
+    ):
+        assert (await client.get_rtstream(rts_id))["status"] == "stopped"
+        video = await client.request("GET", f"video/{export_id}")
+        assert video["length"] == exported["duration"]
+        assert abs(await ffprobe_duration(video["stream_url"]) - video["length"]) <= segment_s
+
+
+async def test_a_killed_source_turns_the_stream_to_error_and_back_to_connected_when_it_returns() -> None:
+    port = free_port()
+    async with VideoDBEmulator(settings=FAST) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+        async with ffmpeg_rtmp_source(port) as source:
+            rts = await client.connect_rtstream(source, "Door", store=True)
+            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
+        # ffmpeg is gone: the worker retries with backoff and the status says so after the grace period.
+
+        async def status() -> str:
+            return (await client.get_rtstream(rts["id"]))["status"]
+
+        await eventually(lambda: _is(status(), "error"), what="error status")
+        assert emu.events.query(kind="stream.error")
+        async with ffmpeg_rtmp_source(port):
+            await eventually(lambda: _is(status(), "connected"), what="connected again")
+            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving again")
+        await client.stop(rts["id"])
+        assert (await client.get_rtstream(rts["id"]))["status"] == "stopped"
+        assert all(r.worker is None for r in emu.runtimes.values())
+
+
+async def _is(value: Awaitable[str], expected: str) -> bool:
+    return (await value) == expected
+
+
+async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emulator_serving() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(os.urandom(4096))
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, VideoDBEmulator(settings=FAST) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+        rts = await c.connect_rtstream(f"rtmp://127.0.0.1:{port}/live/garbage", "Garbage", store=True)
+
+        async def errored() -> bool:
+            return (await c.get_rtstream(rts["id"]))["status"] == "error"
+
+        await eventually(errored, what="error status")
+        retries = emu.events.query(kind="ingest.retry")
+        assert len(retries) >= 2 and all(r.detail["stream"] == rts["id"] for r in retries)
+        started = time.monotonic()
+        await c.stop(rts["id"])
+        assert time.monotonic() - started < 8
+        assert (await c.get_collection())["id"].startswith("c-")
+
+
+async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killing_the_stream() -> None:
+    port = free_port()
+    settings = {**FAST, "error_after_s": 30.0}  # the retry after the disconnect must not read as an outage
+    async with VideoDBEmulator(settings=settings) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+        async with ffmpeg_rtmp_source(port) as source:
+            rts = await client.connect_rtstream(source, "Faulty", store=True, sample_rate=5)
+            await client.index_visuals(rts["id"], time_s=1, frame_count=2)
+            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
+            emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "corrupt"}, "count": 15})
+            await eventually(lambda: emu.events.query(kind="fault.applied"), what="corrupt applied")
+            emu.faults.add({"match": {"stream": f"rtstream:{rts['id']}"}, "action": {"type": "disconnect"},
+                            "count": 1})
+            await eventually(
+                lambda: any("fault rule" in e.detail.get("reason", "") for e in emu.events.query(kind="ingest.retry")),
+                what="disconnect fault",
+            )
+            assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
+        await client.stop(rts["id"])
+        assert emu.service.rtstream(rts["id"]).all_segments()
