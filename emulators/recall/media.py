@@ -108,6 +108,22 @@ class TileRenderer:
         return paint_stamp(frame, stamp)
 
 
+class Pulse:
+    """Wakes whoever waits for "a sender made progress" (tests and benchmarks wait on it, never on sleeps)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def beat(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                await self._event.wait()
+
+
 @dataclass
 class MediaContext:
     """What every sender of one bot shares: the emulator's services, the bot, its meeting and video clock."""
@@ -123,6 +139,7 @@ class MediaContext:
     video_profile: str
     clock0: float = 0.0  # monotonic time of video ms 0 (in_call_recording)
     wall0: float = 0.0  # Unix time of video ms 0
+    pulse: Pulse = field(default_factory=Pulse)
 
     def stream_name(self, suffix: str) -> str:
         return f"{self.bot.id}/{suffix}"
@@ -265,6 +282,7 @@ class OutboundStream:
                 self.connections += 1
                 self.state = "connected"
                 events.record("stream.started", stream=self.name, url=self.url, connection=self.connections)
+                self.ctx.pulse.beat()
                 try:
                     await self.stream(self.conn)
                 except StreamClosed as exc:
@@ -275,6 +293,7 @@ class OutboundStream:
                         await conn.close()
                 self.state = "retrying"
                 events.record("stream.stopped", stream=self.name, reason="connection lost")
+                self.ctx.pulse.beat()
                 await asyncio.sleep(self.ctx.retry_interval_s)
         except asyncio.CancelledError:
             if self.conn is not None:
@@ -330,6 +349,7 @@ class LegacyVideoStream(OutboundStream):
                 await conn.send_bytes(payload)
                 send_stats.record(max(0.0, time.monotonic() - tick.deadline))
                 self.frames_sent += 1
+                ctx.pulse.beat()
         finally:
             pending.cancel()
             with contextlib.suppress(BaseException):
@@ -398,6 +418,7 @@ class LegacyAudioStream(OutboundStream):
                 continue
             await conn.send_bytes(payload)
             self.chunks_sent += 1
+            ctx.pulse.beat()
 
 
 class JsonEventStream(OutboundStream):
@@ -430,6 +451,7 @@ class JsonEventStream(OutboundStream):
                 continue
             await conn.send_str(payload.decode("utf-8", "replace"))
             self.messages_sent += 1
+            self.ctx.pulse.beat()
 
 
 class RealtimeEndpointStream(JsonEventStream):
@@ -581,6 +603,7 @@ class BotMedia:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+        self.ctx.pulse.beat()
 
     # --- legacy
     def _video_url(self) -> str | None:
@@ -681,6 +704,13 @@ class BotMedia:
             self.timeline_stream.publish(
                 wire.speaker_timeline_message(person.name if person else None, pid, max(0.0, at - self.ctx.clock0))
             )
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked whenever a sender makes progress."""
+        await self.ctx.pulse.wait_for(predicate, timeout_s)
+
+    def frames_sent(self) -> dict[str, int]:
+        return {key: getattr(stream, "frames_sent", 0) for key, (stream, _task) in self.streams.items()}
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
