@@ -317,11 +317,9 @@ class LegacyVideoStream(OutboundStream):
         self.source = source
         self.frames_sent = 0
 
-    async def _frame(self, index: int) -> tuple[int, bytes] | None:
+    async def _frame(self, index: int) -> tuple[int, bytes | None]:
         spec = self.source()
-        if spec is None:
-            return None
-        return index, await self.ctx.render_png(spec, index)
+        return index, (None if spec is None else await self.ctx.render_png(spec, index))
 
     async def stream(self, conn: Connection) -> None:
         ctx = self.ctx
@@ -333,21 +331,18 @@ class LegacyVideoStream(OutboundStream):
         pending = asyncio.ensure_future(self._frame(start_index))
         try:
             async for tick in pacer.ticks(start=ctx.clock0 + start_index * VIDEO_PERIOD_S):
-                index = start_index + tick.index
-                ready = await pending
-                pending = asyncio.ensure_future(self._frame(index + 1))
-                if ready is None or ready[0] != index:
-                    if ready is None:
-                        continue
-                    ready = await self._frame(index)  # a tick was skipped: render the current slot
-                    if ready is None:
-                        continue
-                message = wire.pack_video_frame(self.header_id, index * 500, ready[1])
+                index, png = await pending
+                # When behind (a busy machine), skip ahead to the current slot; every encoded frame is still
+                # sent, with its own timestamp, so no work is thrown away exactly when CPU is short.
+                pending = asyncio.ensure_future(self._frame(max(index, start_index + tick.index) + 1))
+                if png is None:
+                    continue
+                message = wire.pack_video_frame(self.header_id, index * 500, png)
                 payload = await apply_stream_fault(ctx, self.name, message, conn)
                 if payload is None:
                     continue
                 await conn.send_bytes(payload)
-                send_stats.record(max(0.0, time.monotonic() - tick.deadline))
+                send_stats.record(max(0.0, time.monotonic() - (ctx.clock0 + index * VIDEO_PERIOD_S)))
                 self.frames_sent += 1
                 ctx.pulse.beat()
         finally:
