@@ -105,7 +105,10 @@ class Subscription:
                 raise EndOfStream()
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+                # races with the wakeup, leaving an owner's await on this task hanging.
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
             except TimeoutError:
                 return None
         self.delivered += 1

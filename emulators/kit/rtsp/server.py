@@ -185,18 +185,32 @@ class RtspServer:
             self._server.close()
         for session_id in list(self.core.sessions):
             await self._end(self.core.end(session_id, "server closed"))
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+        await self._close_connections()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._server.wait_closed()
+            self._server = None
+
+    async def _close_connections(self) -> None:
+        """Close politely, then abort whatever a stuck client keeps open. Connection tasks end on
+        their own once their socket is gone; cancelling them is the last resort because asyncio
+        reports a cancelled client_connected_cb task as an unhandled error."""
         for connection in list(self._connections.values()):
             connection.writer.close()
-        tasks = list(self._connection_tasks)
-        if self._housekeeping is not None:
-            tasks.append(self._housekeeping)
-        for task in tasks:
+        pending = {t for t in self._connection_tasks if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        if pending:
+            for connection in list(self._connections.values()):
+                connection.writer.transport.abort()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
-            self._server = None
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -235,7 +249,8 @@ class RtspServer:
                     await self._end(ended)
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
             self._emit("client_disconnected", {"peer": peer})
             self._connection_tasks.discard(task)
 
@@ -360,18 +375,19 @@ class RtspServer:
         session = ended.session
         playing = self._playing.pop(session.id, None)
         if playing is not None:
+            playing.subscription.close()  # ends the sender even if a cancellation got lost
             if playing.task is not None and not from_sender:
                 playing.task.cancel()
                 await asyncio.gather(playing.task, return_exceptions=True)
-            playing.subscription.close()
             self.dropped_units += playing.subscription.dropped
             byes = playing.egress.goodbyes(time.time(), ended.reason)
             connection = self._connections.get(session.connection_id)
-            with contextlib.suppress(ConnectionError, OSError, asyncio.TimeoutError):
+            with contextlib.suppress(ConnectionError, OSError, TimeoutError):
                 if session.lower_transport == "UDP":
                     self._send_udp(playing, byes)
                 elif connection is not None and not connection.writer.is_closing():
-                    await asyncio.wait_for(self._deliver(playing, connection, byes), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._deliver(playing, connection, byes)
             if session.lower_transport == "TCP" and ended.reason == "stream ended" and connection is not None:
                 connection.writer.close()  # the live stream is over: clients see EOF
         for endpoints in self._udp_endpoints.pop(session.id, {}).values():
