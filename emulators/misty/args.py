@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
+# Exactly what the contract's lenient schemas allow: ASCII digits, an optional sign, an optional ".0".
+_INT_TEXT = re.compile(r"[+-]?[0-9]+(\.0*)?")
 
 
 class ArgumentError(ValueError):
@@ -27,7 +30,7 @@ class ArgumentError(ValueError):
 
 
 def _is_unset(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip().lower() in ("", "null"))
+    return value is None or (isinstance(value, str) and value.lower() in ("", "null"))
 
 
 @dataclass
@@ -60,11 +63,9 @@ class Arguments:
         value = self.raw(name)
         if value is None:
             return default
-        if isinstance(value, bool) or isinstance(value, dict | list):
+        if not isinstance(value, str):
             raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be a string.")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return str(value)
+        return value
 
     def required_string(self, name: str, command: str) -> str:
         value = self.string(name)
@@ -80,16 +81,9 @@ def coerce_int(name: str, value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                raise ArgumentError(
-                    name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an integer."
-                ) from None
+        if _INT_TEXT.fullmatch(value):
+            return int(value.split(".")[0])
+        raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an integer.")
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an integer.")
@@ -102,7 +96,7 @@ def coerce_bool(name: str, value: Any) -> bool:
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
-        text = value.strip().lower()
+        text = value.lower()
         if text in _TRUE:
             return True
         if text in _FALSE:
@@ -118,8 +112,6 @@ def parse_body(body: bytes) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ArgumentError("body", "The request body must be a JSON object of command arguments.") from None
-    if value is None:
-        return {}
     if not isinstance(value, dict):
         raise ArgumentError(
             "body", f"The request body must be a JSON object of command arguments, got a JSON {_json_type(value)}."
@@ -144,6 +136,8 @@ def _show(value: Any) -> str:
 
 
 def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):

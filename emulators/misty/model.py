@@ -213,6 +213,8 @@ class PictureRequest:
     height: int
     base64: bool
     file_name: str | None
+    display_on_screen: bool = False
+    overwrite_existing: bool = False
 
     @classmethod
     def from_arguments(cls, args: Arguments) -> PictureRequest:
@@ -227,14 +229,21 @@ class PictureRequest:
             raise BadArgument(
                 f"Invalid value for parameters 'Width' and 'Height': {width}x{height}. Must be one of {allowed}."
             )
-        base64 = _boolean(args, "Base64", False)
-        return cls(width=width, height=height, base64=base64, file_name=_string(args, "FileName"))
+        return cls(
+            width=width,
+            height=height,
+            base64=_boolean(args, "Base64", False),
+            file_name=_string(args, "FileName"),
+            display_on_screen=_boolean(args, "DisplayOnScreen", False),
+            overwrite_existing=_boolean(args, "OverwriteExisting", False),
+        )
 
 
 @dataclass(frozen=True)
 class SpeechCaptureRequest:
     max_speech_length_ms: int
     silence_timeout_ms: int
+    overwrite_existing: bool = False
 
     @classmethod
     def from_arguments(cls, args: Arguments) -> SpeechCaptureRequest:
@@ -245,6 +254,7 @@ class SpeechCaptureRequest:
             silence_timeout_ms=_between(
                 "SilenceTimeout", _integer(args, "SilenceTimeout", 5000), *SILENCE_TIMEOUT_RANGE
             ),
+            overwrite_existing=_boolean(args, "OverwriteExisting", False),
         )
 
 

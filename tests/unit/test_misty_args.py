@@ -24,7 +24,7 @@ def test_an_empty_body_means_no_arguments():
     assert bind_arguments([], b"   ").values == {}
 
 
-@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42", b"{not json"])
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"42", b"{not json", b"null"])
 def test_a_body_that_is_not_a_json_object_is_refused(body):
     with pytest.raises(ArgumentError) as exc:
         bind_arguments([], body)
@@ -57,14 +57,14 @@ def test_other_bool_values_name_the_parameter(raw):
         args.boolean("Overlay", False)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("5678", 5678), (5678.0, 5678), (" 42 ", 42), ("5678.0", 5678)])
+@pytest.mark.parametrize(("raw", "expected"), [("5678", 5678), (5678.0, 5678), ("+42", 42), ("5678.0", 5678)])
 def test_integers_accept_numeric_strings_and_integral_floats(raw, expected):
     args = bind_arguments([], b"{}")
     args.values["port"] = raw
     assert args.integer("Port", 0) == expected
 
 
-@pytest.mark.parametrize("raw", [5678.5, "56x", True, [1], float("inf")])
+@pytest.mark.parametrize("raw", [5678.5, "56x", True, [1], float("inf"), "5_678", "1e3", " 42", "٣"])
 def test_non_integral_values_are_refused_naming_the_parameter(raw):
     args = bind_arguments([], b"{}")
     args.values["port"] = raw
@@ -76,6 +76,13 @@ def test_a_missing_required_string_names_it():
     with pytest.raises(ArgumentError) as exc:
         bind_arguments([], b"{}").required_string("URL", "start AV streaming")
     assert exc.value.message == "Cannot start AV streaming - Missing required string parameter 'URL'."
+
+
+def test_strings_must_be_strings():
+    args = bind_arguments([], b'{"URL": 5, "UserName": "misty"}')
+    assert args.string("UserName") == "misty"
+    with pytest.raises(ArgumentError, match="'URL'"):
+        args.string("URL")
 
 
 def test_unknown_arguments_are_ignored():
