@@ -1,0 +1,1 @@
+"""Robopipe stereo depth camera emulator: Luxonis OAK devices behind the Robopipe API."""

@@ -1,0 +1,508 @@
+"""Robopipe camera model: OAK devices, their sensors and streams, and the stream exclusivity rules.
+
+Pure Python: no asyncio, no I/O, no clock. Every rule of the device is written here once and raised as a
+domain error; the wire layer (api.py) maps those errors to the Robopipe replies.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SOCKETS = "ABCDEFGH"
+STREAM_NAME_PATTERN = "CAM_[A-H]|DEPTH_[A-H]_[A-H]"
+MXID_PATTERN = "[A-Z0-9]+"
+
+COLOR_RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "THE_1080_P": (1920, 1080),
+    "THE_1200_P": (1920, 1200),
+    "THE_12_MP": (4056, 3040),
+    "THE_1352X1012": (1352, 1012),
+    "THE_13_MP": (4208, 3120),
+    "THE_1440X1080": (1440, 1080),
+    "THE_2024X1520": (2024, 1520),
+    "THE_4000X3000": (4000, 3000),
+    "THE_48_MP": (8000, 6000),
+    "THE_4_K": (3840, 2160),
+    "THE_5312X6000": (5312, 6000),
+    "THE_5_MP": (2592, 1944),
+    "THE_720_P": (1280, 720),
+    "THE_800_P": (1280, 800),
+}
+MONO_RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "THE_1200_P": (1920, 1200),
+    "THE_400_P": (640, 400),
+    "THE_480_P": (640, 480),
+    "THE_720_P": (1280, 720),
+    "THE_800_P": (1280, 800),
+}
+# Mono resolution names the colour sensor also understands (the real server passes them through).
+MONO_NAMES_FOR_COLOR = ("THE_720_P", "THE_800_P", "THE_1200_P")
+VIDEO_SIZE_CAP = (3840, 2160)  # DepthAI's 4K limit on the colour camera's video output
+
+COLOR_BOOT_CONFIG: dict[str, Any] = {
+    "resolution": "THE_1080_P",
+    "still_size": [1920, 1080],
+    "preview_size": [300, 300],
+    "video_size": [1920, 1080],
+    "sensor_crop": [0.0, 0.0],
+    "fps": 30.0,
+}
+MONO_BOOT_CONFIG: dict[str, Any] = {"resolution": "THE_400_P", "fps": 30.0}
+
+FOCUS_DEFAULTS: dict[str, Any] = {
+    "auto_focus_mode": "CONTINUOUS_VIDEO",
+    "auto_focus_trigger": False,
+    "lens_position": 0.0,
+}
+# What the real server reports before anything was set (DepthAI's uninitialised defaults).
+INITIAL_CONTROL: dict[str, Any] = {
+    "exposure_time": 1,
+    "sensitivity_iso": 850,
+    "auto_exposure_enable": True,
+    "auto_exposure_compensation": 0,
+    "auto_exposure_limit": 0,
+    "auto_exposure_lock": False,
+    "contrast": 0,
+    "brightness": 0,
+    "saturation": 0,
+    "chroma_denoise": 0,
+    "luma_denoise": 0,
+    "auto_whitebalance_lock": False,
+    "auto_whitebalance_mode": "AUTO",
+    "manual_whitebalance": 6500,
+    "focus": None,
+}
+
+
+# ----- domain errors --------------------------------------------------------------------------------------
+class DepthCamError(Exception):
+    """A rule of the device refused a request."""
+
+
+class CameraNotFound(DepthCamError):
+    def __init__(self, mxid: str) -> None:
+        super().__init__(f"no camera with mxid {mxid!r}")
+        self.mxid = mxid
+
+
+class StreamNotFound(DepthCamError):
+    """The stream is not on the device, or (for config/control/still/nn) not active."""
+
+    def __init__(self, mxid: str, stream: str, reason: str) -> None:
+        super().__init__(f"{mxid}/{stream}: {reason}")
+        self.mxid = mxid
+        self.stream = stream
+        self.reason = reason
+
+
+class ConfigRejected(DepthCamError):
+    """A config the sensor cannot run; ``kind`` says whether it is the wrong variant or a bad value."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+        self.kind = kind  # "variant" (quirk Q2/Q3) or "value" (quirk Q5)
+
+
+# ----- device descriptions --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SensorSpec:
+    socket: str
+    model: str  # IMX378, OV9282, ...
+    kind: str  # "color" or "mono"
+    autofocus: bool
+    max_size: tuple[int, int]
+    max_fps: float
+    position_x: float  # metres along the rig's baseline axis, from the colour camera
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    left: str
+    right: str
+    baseline_m: float
+
+    @property
+    def name(self) -> str:
+        return f"DEPTH_{self.left}_{self.right}"
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    mxid: str
+    model: str
+    name: str
+    protocol: str
+    sensors: tuple[SensorSpec, ...]
+    pairs: tuple[PairSpec, ...]
+    ir: bool = False
+    platform: str = "X_LINK_MYRIAD_X"
+
+    def sensor(self, socket: str) -> SensorSpec | None:
+        return next((s for s in self.sensors if s.socket == socket), None)
+
+    def pair(self, name: str) -> PairSpec | None:
+        return next((p for p in self.pairs if p.name == name), None)
+
+    def stream_names(self) -> list[str]:
+        return [f"CAM_{s.socket}" for s in self.sensors] + [p.name for p in self.pairs]
+
+
+def _imx378(socket: str, x: float) -> SensorSpec:
+    return SensorSpec(socket, "IMX378", "color", True, (4056, 3040), 60.0, x)
+
+
+def _ov9282(socket: str, x: float) -> SensorSpec:
+    return SensorSpec(socket, "OV9282", "mono", False, (1280, 800), 120.0, x)
+
+
+def oak_d(mxid: str = "14442C10D13EABCE00", name: str = "1.1", *, ir: bool = False) -> DeviceSpec:
+    return DeviceSpec(
+        mxid=mxid,
+        model="OAK-D",
+        name=name,
+        protocol="X_LINK_USB_VSC",
+        sensors=(_imx378("A", 0.0), _ov9282("B", -0.0375), _ov9282("C", 0.0375)),
+        pairs=(PairSpec("B", "C", 0.075),),
+        ir=ir,
+    )
+
+
+def oak_d_lr(mxid: str = "18443010D116631200", name: str = "169.254.1.222", *, ir: bool = False) -> DeviceSpec:
+    # Sensor models of the LR are a choice (the dossier leaves them open); none has autofocus.
+    def ar0234(socket: str, x: float) -> SensorSpec:
+        return SensorSpec(socket, "AR0234", "color", False, (1920, 1200), 60.0, x)
+
+    return DeviceSpec(
+        mxid=mxid,
+        model="OAK-D-LR",
+        name=name,
+        protocol="X_LINK_TCP_IP",
+        sensors=(ar0234("A", 0.099), ar0234("B", 0.0), ar0234("C", 0.150)),
+        pairs=(PairSpec("B", "C", 0.150), PairSpec("B", "A", 0.099), PairSpec("A", "C", 0.051)),
+        ir=ir,
+    )
+
+
+def oak_1(mxid: str = "14442C1071659ACD00", name: str = "1.2", *, ir: bool = False) -> DeviceSpec:
+    return DeviceSpec(
+        mxid=mxid, model="OAK-1", name=name, protocol="X_LINK_USB_VSC", sensors=(_imx378("A", 0.0),), pairs=(), ir=ir
+    )
+
+
+DEVICE_MODELS = {"OAK-D": oak_d, "OAK-D-LR": oak_d_lr, "OAK-1": oak_1}
+
+
+def device_from_config(entry: dict[str, Any]) -> DeviceSpec:
+    """A device from a rig config entry ``{"model": "OAK-D-LR", "mxid": ..., "name": ..., "ir": false}``."""
+    model = entry.get("model")
+    if model not in DEVICE_MODELS:
+        raise ValueError(f"devices[].model must be one of {', '.join(DEVICE_MODELS)}, got {model!r}")
+    kwargs: dict[str, Any] = {}
+    if "mxid" in entry:
+        mxid = entry["mxid"]
+        if not isinstance(mxid, str) or not re.fullmatch(MXID_PATTERN, mxid):
+            raise ValueError(f"devices[].mxid must be upper-case letters and digits, got {mxid!r}")
+        kwargs["mxid"] = mxid
+    if "name" in entry:
+        kwargs["name"] = str(entry["name"])
+    if "ir" in entry:
+        kwargs["ir"] = bool(entry["ir"])
+    return DEVICE_MODELS[model](**kwargs)
+
+
+def stream_code(stream: str) -> int:
+    """The stream's code in the frame stamp: CAM_X -> 0..7, DEPTH_L_R -> 0x80 | L<<3 | R."""
+    if stream.startswith("CAM_"):
+        return SOCKETS.index(stream[4])
+    return 0x80 | SOCKETS.index(stream[6]) << 3 | SOCKETS.index(stream[8])
+
+
+def resolution_size(kind: str, resolution: str) -> tuple[int, int]:
+    table = COLOR_RESOLUTIONS if kind == "color" else MONO_RESOLUTIONS
+    if resolution in table:
+        return table[resolution]
+    return MONO_RESOLUTIONS[resolution]  # a mono name given to the colour sensor
+
+
+# ----- control merge-patch --------------------------------------------------------------------------------
+def initial_control(*, has_focus: bool) -> dict[str, Any]:
+    control = copy.deepcopy(INITIAL_CONTROL)
+    if has_focus:
+        control["focus"] = dict(FOCUS_DEFAULTS)
+    return control
+
+
+def merge_control(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Shallow merge-patch of the stored control with the fields a client set (``None`` values ignored).
+
+    A ``focus`` object replaces the stored one whole, with unset fields at their defaults (``{}`` resets).
+    """
+    merged = copy.deepcopy(current)
+    for key, value in update.items():
+        if value is None:
+            continue
+        if key == "focus":
+            merged["focus"] = {**FOCUS_DEFAULTS, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+# ----- runtime state --------------------------------------------------------------------------------------
+@dataclass
+class NeuralNetwork:
+    kind: str  # YOLO, MobileNet or Generic
+    config: dict[str, Any]
+    blob_size: int
+
+
+@dataclass
+class Camera:
+    """One booted OAK device: which streams are active, their configs and controls."""
+
+    spec: DeviceSpec
+    number: int  # position in the rig config; goes into the frame stamp
+    active_cams: set[str] = field(default_factory=set)
+    active_pair: str | None = None
+    configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per socket letter
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stream name
+    networks: dict[str, NeuralNetwork] = field(default_factory=dict)  # per stream name
+    ir: dict[str, float] | None = None
+    pipeline_generation: int = 0  # bumped by every restart
+    open: bool = True
+
+    @classmethod
+    def boot(cls, spec: DeviceSpec, number: int) -> Camera:
+        camera = cls(spec=spec, number=number)
+        camera.reboot()
+        return camera
+
+    def reboot(self) -> None:
+        """Boot state: every sensor stream active with its boot config and control; depth off."""
+        self.active_cams = {s.socket for s in self.spec.sensors}
+        self.active_pair = None
+        self.configs = {s.socket: self._boot_config(s) for s in self.spec.sensors}
+        self.controls = {f"CAM_{s.socket}": initial_control(has_focus=s.autofocus) for s in self.spec.sensors}
+        self.networks = {}
+        self.ir = {"flood_light": 0.0, "dot_projector": 0.0} if self.spec.ir else None
+        self.open = True
+        self.pipeline_generation += 1
+
+    @staticmethod
+    def _boot_config(sensor: SensorSpec) -> dict[str, Any]:
+        return copy.deepcopy(COLOR_BOOT_CONFIG if sensor.kind == "color" else MONO_BOOT_CONFIG)
+
+    # ----- lookups ------------------------------------------------------------------------------------------
+    @property
+    def mxid(self) -> str:
+        return self.spec.mxid
+
+    def knows(self, stream: str) -> bool:
+        return stream in self.spec.stream_names()
+
+    def is_active(self, stream: str) -> bool:
+        if stream.startswith("CAM_"):
+            return stream[4] in self.active_cams
+        return stream == self.active_pair
+
+    def require_known(self, stream: str) -> None:
+        if not self.knows(stream):
+            raise StreamNotFound(self.mxid, stream, f"{self.spec.model} has no stream {stream}")
+
+    def require_active(self, stream: str) -> None:
+        self.require_known(stream)
+        if not self.is_active(stream):
+            raise StreamNotFound(self.mxid, stream, f"stream {stream} is not active")
+
+    def stream_list(self) -> list[tuple[str, bool]]:
+        """Connected sockets first, then one entry per stereo pair, as the real server lists them."""
+        return [(name, self.is_active(name)) for name in self.spec.stream_names()]
+
+    def active_streams(self) -> list[str]:
+        return [name for name, active in self.stream_list() if active]
+
+    def sensor_of(self, stream: str) -> SensorSpec:
+        """The sensor that produces a stream's frames (a pair's frames are aligned to its right sensor)."""
+        socket = stream[4] if stream.startswith("CAM_") else stream[8]
+        sensor = self.spec.sensor(socket)
+        assert sensor is not None
+        return sensor
+
+    # ----- activation state machine -------------------------------------------------------------------------
+    def activate(self, stream: str) -> bool:
+        """Activate a stream; returns True when the pipeline changes (and so restarts)."""
+        self.require_known(stream)
+        if self.is_active(stream):
+            return False
+        if stream.startswith("CAM_"):
+            socket = stream[4]
+            pair = self.spec.pair(self.active_pair) if self.active_pair else None
+            if pair is not None and socket in (pair.left, pair.right):
+                # Re-activating one sensor of the active pair removes the pair; its partner stays off.
+                self._drop_pair()
+            sensor = self.spec.sensor(socket)
+            assert sensor is not None
+            self.active_cams.add(socket)
+            self.configs[socket] = self._boot_config(sensor)
+            self.controls[stream] = initial_control(has_focus=sensor.autofocus)
+        else:
+            pair = self.spec.pair(stream)
+            assert pair is not None
+            if self.active_pair is not None:
+                self._drop_pair()  # one pair at a time; the old pair's sensors stay off
+            for socket in (pair.left, pair.right):
+                self.active_cams.discard(socket)
+                self.controls.pop(f"CAM_{socket}", None)
+                self.networks.pop(f"CAM_{socket}", None)
+                # Stereo runs two 400P monos whatever the sensors were configured to.
+                self.configs[socket] = copy.deepcopy(MONO_BOOT_CONFIG)
+            self.active_pair = stream
+            self.controls[stream] = initial_control(has_focus=False)
+        return True
+
+    def deactivate(self, stream: str) -> bool:
+        """Deactivate a stream; a pair's sensors are not re-activated. True when the pipeline changes."""
+        self.require_known(stream)
+        if not self.is_active(stream):
+            return False
+        if stream.startswith("CAM_"):
+            self.active_cams.discard(stream[4])
+            self.controls.pop(stream, None)
+            self.networks.pop(stream, None)
+        else:
+            self._drop_pair()
+        return True
+
+    def _drop_pair(self) -> None:
+        if self.active_pair is not None:
+            self.controls.pop(self.active_pair, None)
+            self.networks.pop(self.active_pair, None)
+            self.active_pair = None
+
+    # ----- config -------------------------------------------------------------------------------------------
+    def config(self, stream: str) -> dict[str, Any]:
+        self.require_active(stream)
+        return copy.deepcopy(self.configs[self.sensor_of_config(stream)])
+
+    def sensor_of_config(self, stream: str) -> str:
+        """The socket whose config a stream reports: a pair reports its left mono's."""
+        return stream[4] if stream.startswith("CAM_") else stream[6]
+
+    def set_config(self, stream: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply one complete config variant (``color``, ``mono`` or ``generic``); returns the config read back."""
+        self.require_active(stream)
+        if stream.startswith("DEPTH_"):
+            if variant != "mono":
+                raise ConfigRejected(
+                    ("body",), f"{stream} takes MonoCameraConfigProperties (applied to both monos)", kind="variant"
+                )
+            pair = self.spec.pair(stream)
+            assert pair is not None
+            targets = [self.spec.sensor(pair.left), self.spec.sensor(pair.right)]
+        else:
+            targets = [self.spec.sensor(stream[4])]
+        for sensor in targets:
+            assert sensor is not None
+            _check_variant(stream, sensor, variant, body)
+            _check_values(sensor, body)
+        for sensor in targets:
+            assert sensor is not None
+            self.configs[sensor.socket] = copy.deepcopy(body)
+        return self.config(stream)
+
+    def frame_size(self, stream: str, purpose: str = "video") -> tuple[int, int]:
+        """Width and height of a stream's frames: ``video_size``/``still_size`` for colour, resolution otherwise."""
+        config = self.configs[self.sensor_of_config(stream)]
+        sensor = self.sensor_of(stream)
+        if stream.startswith("CAM_") and "video_size" in config:
+            key = "still_size" if purpose == "still" else "video_size"
+            return int(config[key][0]), int(config[key][1])
+        if isinstance(config["resolution"], str):
+            return resolution_size(sensor.kind, config["resolution"])
+        return int(config["resolution"][0]), int(config["resolution"][1])
+
+    def fps(self, stream: str) -> float:
+        config = self.configs[self.sensor_of_config(stream)]
+        return float(min(float(config["fps"]), self.sensor_of(stream).max_fps))
+
+    # ----- control ------------------------------------------------------------------------------------------
+    def control(self, stream: str) -> dict[str, Any]:
+        self.require_active(stream)
+        return copy.deepcopy(self.controls[stream])
+
+    def set_control(self, stream: str, update: dict[str, Any]) -> dict[str, Any]:
+        self.require_active(stream)
+        self.controls[stream] = merge_control(self.controls[stream], update)
+        return copy.deepcopy(self.controls[stream])
+
+    # ----- neural networks ----------------------------------------------------------------------------------
+    def deploy_network(self, stream: str, network: NeuralNetwork) -> None:
+        self.require_active(stream)
+        self.networks[stream] = network
+
+    def delete_network(self, stream: str) -> bool:
+        self.require_known(stream)
+        return self.networks.pop(stream, None) is not None
+
+    # ----- IR -----------------------------------------------------------------------------------------------
+    def set_ir(self, values: dict[str, float]) -> dict[str, float] | None:
+        if self.ir is None:
+            return None
+        self.ir = {"flood_light": float(values["flood_light"]), "dot_projector": float(values["dot_projector"])}
+        return dict(self.ir)
+
+
+def _check_variant(stream: str, sensor: SensorSpec, variant: str, body: dict[str, Any]) -> None:
+    if variant == "color" and sensor.kind == "color":
+        return
+    if variant == "mono" and sensor.kind == "mono":
+        return
+    if variant == "mono" and sensor.kind == "color" and body["resolution"] in MONO_NAMES_FOR_COLOR:
+        return
+    names = {"color": "ColorCameraConfigProperties", "mono": "MonoCameraConfigProperties"}
+    sent = names.get(variant, "CameraConfigProperties")
+    if sensor.kind == "color":
+        allowed = f"ColorCameraConfigProperties, or MonoCameraConfigProperties with {', '.join(MONO_NAMES_FOR_COLOR)}"
+    else:
+        allowed = "MonoCameraConfigProperties"
+    raise ConfigRejected(
+        ("body",),
+        f"{sent} cannot be applied to {stream} ({sensor.model} {sensor.kind} sensor); it takes {allowed}",
+        kind="variant",
+    )
+
+
+def _check_values(sensor: SensorSpec, body: dict[str, Any]) -> None:
+    fps = float(body["fps"])
+    if not fps > 0:
+        raise ConfigRejected(("body", "fps"), f"fps must be greater than 0, got {body['fps']}", kind="value")
+    if "still_size" not in body:
+        return
+    width, height = resolution_size(sensor.kind, body["resolution"])
+    for key in ("still_size", "preview_size", "video_size"):
+        w, h = body[key]
+        if w <= 0 or h <= 0:
+            raise ConfigRejected(("body", key), f"{key} must be positive, got [{w}, {h}]", kind="value")
+        if w > width or h > height:
+            raise ConfigRejected(
+                ("body", key),
+                f"{key} [{w}, {h}] is bigger than the sensor resolution {body['resolution']} ({width}x{height})",
+                kind="value",
+            )
+    w, h = body["video_size"]
+    if w > VIDEO_SIZE_CAP[0] or h > VIDEO_SIZE_CAP[1]:
+        raise ConfigRejected(
+            ("body", "video_size"),
+            f"video_size [{w}, {h}] is above the {VIDEO_SIZE_CAP[0]}x{VIDEO_SIZE_CAP[1]} video limit",
+            kind="value",
+        )
+    for value in body["sensor_crop"]:
+        if not 0.0 <= value <= 1.0:
+            raise ConfigRejected(
+                ("body", "sensor_crop"), f"sensor_crop values must be between 0.0 and 1.0, got {value}", kind="value"
+            )
