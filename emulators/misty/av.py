@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -192,8 +193,11 @@ class RtspdOutput:
 class PushOutput:
     """`rtmp://` and `rtsp://`: the encoded media muxed by PyAV and pushed to an external server."""
 
-    def __init__(self, producer: AvProducer, target: PushTarget, *, emulator: Emulator) -> None:
+    def __init__(
+        self, producer: AvProducer, target: PushTarget, *, emulator: Emulator, on_failure: Callable[[str], None]
+    ) -> None:
         self._emulator = emulator
+        self._stream_failed = on_failure
         self.push = AvPush(target, producer.video, producer.audio, on_failure=self._on_failure)
 
     async def start(self) -> None:
@@ -220,6 +224,7 @@ class PushOutput:
 
     def _on_failure(self, reason: str) -> None:
         self._emulator.events.record("stream.error", stream=AV_STREAM, url=self.push.target.redacted, reason=reason)
+        self._stream_failed(reason)
 
 
 class AvStream:
@@ -239,6 +244,8 @@ class AvStream:
         self._tasks = TaskOwner(f"misty-av-{stream_id}")
         self._failure: str | None = None
         self._closed = False
+        self._pacing = emulator.pacing_stats(AV_STREAM)  # in the emulator state from the start
+        self._failed = asyncio.Event()
         self.frames_sent = 0
 
     @property
@@ -249,6 +256,16 @@ class AvStream:
     @property
     def failure(self) -> str | None:
         return self._failure or (self._output.failure if self._output is not None else None)
+
+    async def wait_failed(self) -> str:
+        """Wait until the running stream breaks; returns the reason (a watcher needs no polling)."""
+        await self._failed.wait()
+        return self.failure or "failed"
+
+    def _note_failure(self, reason: str) -> None:
+        if self._failure is None:
+            self._failure = reason
+        self._failed.set()
 
     @property
     def endpoint(self) -> str | None:
@@ -281,7 +298,7 @@ class AvStream:
         else:
             try:
                 target = PushTarget.parse(self.params.url, self.params.username, self.params.password)
-                output = PushOutput(self._producer, target, emulator=self.emulator)
+                output = PushOutput(self._producer, target, emulator=self.emulator, on_failure=self._note_failure)
                 await output.start()
             except PushConnectError as exc:
                 self.emulator.events.record("outbound.failed", stream=AV_STREAM, url=self.redacted_url, reason=str(exc))
@@ -335,9 +352,10 @@ class AvStream:
         producer, output = self._producer, self._output
         assert producer is not None and output is not None
         emulator = self.emulator
-        pacer = Pacer(1.0 / self.params.frame_rate, stats=emulator.pacing_stats(AV_STREAM))
+        pacer = Pacer(1.0 / self.params.frame_rate, stats=self._pacing)
         async for tick in pacer.ticks():
             if output.failure is not None:
+                self._note_failure(output.failure)
                 return  # the push broke: the stream goes idle, no retry (misty.md §4.2)
             rule = emulator.faults.for_stream(AV_STREAM)
             action = rule.action.type if rule is not None else None
@@ -347,8 +365,9 @@ class AvStream:
                 await asyncio.sleep(rule.action.seconds)  # the pacer skips the ticks missed meanwhile
                 continue
             if action in ("close", "disconnect"):
-                self._failure = f"{action} fault"
-                output.disconnect(self._failure)
+                reason = f"{action} fault"
+                output.disconnect(reason)
+                self._note_failure(reason)
                 return
             encoded = await asyncio.to_thread(
                 producer.encode_tick, tick.index, emulator.clock.now_ms(), with_video=action != "drop"

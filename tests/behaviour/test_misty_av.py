@@ -1,0 +1,348 @@
+"""Behaviour of Misty's AV streaming (misty.md §3.2-3.4): the rtspd server, RTMP/RTSP push, audio, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+
+import av
+import numpy as np
+import pytest
+
+from clients.stamp import FrameStamp, StreamKind, read_stamp
+from emulators.kit.rtsp.recorder import RtspRecorder
+from emulators.misty.av import (
+    AvConnectError,
+    AvParams,
+    AvProducer,
+    AvStream,
+    AvTone,
+    effective_audio_bitrate,
+)
+from emulators.misty.av_push import PushTarget
+from emulators.misty.device import MistyEmulator
+from emulators.misty.scene import BAR, SKY, MistyScene
+
+PARAMS = AvParams(
+    url="rtspd:0",
+    width=320,
+    height=240,
+    frame_rate=30,
+    video_bitrate=300_000,
+    audio_bitrate=64_000,
+    sample_rate=16_000,
+    username=None,
+    password=None,
+)
+
+
+@pytest.fixture
+async def misty() -> AsyncIterator[MistyEmulator]:
+    async with MistyEmulator(settings={"port": 0}) as emulator:
+        yield emulator  # type: ignore[misc]
+
+
+def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1, **changes: object) -> AvStream:
+    params = replace(PARAMS, url=url, **changes)  # type: ignore[arg-type]
+    return AvStream(params, host="127.0.0.1", stream_id=stream_id, scene=emulator.scene, emulator=emulator)
+
+
+@dataclass
+class Pulled:
+    width: int
+    height: int
+    stamps: list[FrameStamp]
+    audio_codec: str | None
+    audio_rate: int | None
+
+
+def pull(url: str, transport: str, frames: int = 8) -> Pulled:
+    """Play an RTSP URL with FFmpeg (through PyAV) and read the stamps of the first decoded frames."""
+    with av.open(url, options={"rtsp_transport": transport}, timeout=(10.0, 10.0)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        stamps: list[FrameStamp] = []
+        size = (0, 0)
+        for frame in container.decode(video):
+            size = (frame.width, frame.height)
+            stamps.append(read_stamp(frame))
+            if len(stamps) >= frames:
+                break
+        return Pulled(
+            size[0],
+            size[1],
+            stamps,
+            audio.codec_context.name if audio else None,
+            audio.codec_context.sample_rate if audio else None,
+        )
+
+
+async def wait_until(predicate, within: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a condition that has no event of its own (a counter in another component)."""
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.02)
+
+
+def decode_recorded(units: list[bytes]) -> list[FrameStamp]:
+    decoder = av.CodecContext.create("h264", "r")
+    stamps = []
+    for data in units:
+        for frame in decoder.decode(av.Packet(data)):
+            stamps.append(read_stamp(frame))
+    return stamps
+
+
+def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / sample_rate)[int(np.argmax(spectrum))])
+
+
+# ----- audio -------------------------------------------------------------------------------------------------
+def test_av_audio_is_a_440_hz_tone_with_a_50_ms_1_khz_beep_at_every_second() -> None:
+    tone = AvTone(sample_rate=16_000, frame_rate=30)
+    samples = tone.samples_through(59)  # two seconds
+    assert len(samples) == 32_000
+    for second in (0, 1):
+        start = second * 16_000
+        assert dominant_frequency(samples[start : start + 800], 16_000) == pytest.approx(1000, abs=25)
+        assert dominant_frequency(samples[start + 1600 : start + 16_000], 16_000) == pytest.approx(440, abs=5)
+
+
+def test_av_audio_continues_without_gaps_when_frames_are_skipped() -> None:
+    tone = AvTone(sample_rate=11_025, frame_rate=30)
+    first = tone.samples_through(0)
+    after_skip = tone.samples_through(9)  # frames 1..8 never rendered: their audio still comes
+    whole = AvTone(sample_rate=11_025, frame_rate=30).samples_through(9)
+    assert np.array_equal(np.concatenate([first, after_skip]), whole)
+    assert len(whole) == 11_025 * 10 // 30
+
+
+def test_audio_bitrate_is_capped_where_the_aac_encoder_cannot_follow() -> None:
+    assert effective_audio_bitrate(128_000, 44_100) == 128_000
+    assert effective_audio_bitrate(1_000_000, 48_000) == 288_000
+    assert effective_audio_bitrate(128_000, 11_025) == 66_150
+
+
+# ----- video -------------------------------------------------------------------------------------------------
+def test_av_frames_keep_the_sensor_rotation_and_carry_the_av_stamp() -> None:
+    producer = AvProducer(PARAMS, stream_id=70_000 + 5, scene=MistyScene(0))
+    frame = producer.render(frame_index=42, capture_time_ms=1_700_000_000_000)
+    assert frame.shape == (240, 320, 3)
+    stamp = read_stamp(frame)
+    assert (stamp.stream_kind, stamp.stream_id, stamp.frame_index) == (StreamKind.MISTY_AV, (70_005) & 0xFFFF, 42)
+    # Rotated 90° CCW like the sensor: sky on the left, the red bar along the bottom (misty.md §3.2).
+    assert np.abs(frame[200, 20].astype(int) - SKY).max() < 30
+    assert np.abs(frame[236, 240].astype(int) - BAR).max() < 30
+
+
+# ----- rtspd -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+async def test_rtspd_serves_h264_and_aac_at_the_requested_size_and_rate(misty: MistyEmulator, transport: str) -> None:
+    stream = av_stream(misty, stream_id=9)
+    await stream.start()
+    try:
+        assert stream.endpoint is not None and stream.endpoint.startswith("rtsp://127.0.0.1:")
+        pulled = await asyncio.to_thread(pull, stream.endpoint + "video", transport)
+    finally:
+        await stream.aclose()
+    assert (pulled.width, pulled.height) == (320, 240)
+    assert (pulled.audio_codec, pulled.audio_rate) == ("aac", 16_000)
+    indexes = [s.frame_index for s in pulled.stamps]
+    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
+    assert {(s.stream_kind, s.stream_id) for s in pulled.stamps} == {(StreamKind.MISTY_AV, 9)}
+
+
+async def test_rtspd_serves_two_clients_from_one_encode(misty: MistyEmulator) -> None:
+    stream = av_stream(misty)
+    await stream.start()
+    try:
+        assert stream.endpoint is not None
+        tcp, udp = await asyncio.gather(
+            asyncio.to_thread(pull, stream.endpoint, "tcp", 12), asyncio.to_thread(pull, stream.endpoint, "udp", 12)
+        )
+        snapshot = stream.snapshot()
+    finally:
+        await stream.aclose()
+    assert len(tcp.stamps) == len(udp.stamps) == 12
+    for pulled in (tcp, udp):
+        indexes = [s.frame_index for s in pulled.stamps]
+        assert indexes == sorted(indexes)
+    # One encode per tick whatever the audience (a tick may be mid-encode when the snapshot is taken).
+    assert misty.pacing["av"].ticks - 1 <= snapshot["frames_sent"] <= misty.pacing["av"].ticks
+
+
+async def test_rtspd_on_a_taken_port_raises_oserror_and_leaves_nothing_running(misty: MistyEmulator) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        stream = av_stream(misty, url=f"rtspd:{taken.getsockname()[1]}")
+        with pytest.raises(OSError):
+            await stream.start()
+    await stream.aclose()
+    assert stream.endpoint is None
+
+
+async def test_stopping_rtspd_ends_its_sessions_and_frees_the_port(misty: MistyEmulator) -> None:
+    stream = av_stream(misty)
+    await stream.start()
+    assert stream.endpoint is not None
+    port = int(stream.endpoint.rsplit(":", 1)[1].strip("/"))
+
+    playing = threading.Event()
+
+    def play_until_the_end() -> int:
+        frames = 0
+        with av.open(stream.endpoint, options={"rtsp_transport": "tcp"}, timeout=(10.0, 10.0)) as container:
+            for _frame in container.decode(video=0):
+                frames += 1
+                playing.set()
+        return frames
+
+    player = asyncio.ensure_future(asyncio.to_thread(play_until_the_end))
+    await wait_until(playing.is_set)
+    await stream.aclose()
+    frames = await asyncio.wait_for(player, 10)
+    assert frames > 0
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
+    kinds = [e.kind for e in misty.events.query(kind="stream")]
+    assert kinds[-1] == "stream.stopped"
+
+
+# ----- push --------------------------------------------------------------------------------------------------
+async def test_rtsp_push_announces_and_records_with_the_credentials_then_tears_down(misty: MistyEmulator) -> None:
+    recorder = RtspRecorder(credentials=("misty", "s3cret"))
+    await recorder.start()
+    try:
+        url = f"rtsp://127.0.0.1:{recorder.port}/robot"
+        stream = av_stream(misty, url=url, stream_id=3, username="misty", password="s3cret")
+        await stream.start()
+        try:
+            await recorder.wait_for(lambda r: len(r.video) >= 20, within=10)
+        finally:
+            await stream.aclose()
+        await recorder.wait_for(lambda r: not r.recording, within=5)
+        methods = [request.method for request in recorder.requests]
+        sdp = recorder.sdp or ""
+        stamps = decode_recorded([unit.annexb for unit in recorder.video])
+        audio_frames = len(recorder.audio)
+    finally:
+        await recorder.aclose()
+    assert methods[:1] == ["OPTIONS"] or methods[0] == "ANNOUNCE"
+    assert {"ANNOUNCE", "SETUP", "RECORD", "TEARDOWN"} <= set(methods)
+    assert "H264/90000" in sdp and "MPEG4-GENERIC/16000" in sdp
+    assert audio_frames > 0
+    assert [s.frame_index for s in stamps] == sorted(s.frame_index for s in stamps)
+    assert {s.stream_id for s in stamps} == {3}
+    assert misty.events.query(kind="outbound.connected")
+
+
+async def test_push_to_a_closed_port_fails_with_the_reason(misty: MistyEmulator) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here once the probe closes
+    stream = av_stream(misty, url=f"rtmp://127.0.0.1:{port}/live/robot")
+    with pytest.raises(AvConnectError, match=r"(?i)refused"):
+        await stream.start()
+    await stream.aclose()
+    assert misty.events.query(kind="outbound.failed")
+
+
+async def test_push_to_a_server_that_never_answers_gives_up_after_5_seconds(misty: MistyEmulator) -> None:
+    silent_connections: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent_connections.append(writer)
+
+    server = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    try:
+        stream = av_stream(misty, url=f"rtmp://127.0.0.1:{server.sockets[0].getsockname()[1]}/live/robot")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(AvConnectError, match="within 5 s"):
+            await stream.start()
+        assert 4.5 <= loop.time() - started < 12
+        await stream.aclose()
+    finally:
+        for writer in silent_connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_push_outside_the_egress_allowlist_is_refused(misty: MistyEmulator) -> None:
+    stream = av_stream(misty, url="rtmp://203.0.113.7/live/robot")  # TEST-NET-3: never reachable anyway
+    with pytest.raises(AvConnectError, match="egress allowlist"):
+        await stream.start()
+    await stream.aclose()
+
+
+async def test_a_push_whose_receiver_goes_away_becomes_failed(misty: MistyEmulator) -> None:
+    recorder = RtspRecorder()
+    await recorder.start()
+    stream = av_stream(misty, url=f"rtsp://127.0.0.1:{recorder.port}/robot")
+    await stream.start()
+    try:
+        await recorder.wait_for(lambda r: len(r.video) >= 3, within=10)
+        await recorder.aclose()
+        reason = await asyncio.wait_for(stream.wait_failed(), 10)
+    finally:
+        await stream.aclose()
+    assert reason and stream.failed
+    assert misty.events.query(kind="stream.error")
+
+
+def test_push_credentials_travel_as_url_userinfo_and_never_appear_in_logs() -> None:
+    target = PushTarget.parse("rtmp://cdn.local:1936/live/key?token=1", "robot", "p@ss:word")
+    assert target.muxer_url() == "rtmp://robot:p%40ss%3Aword@cdn.local:1936/live/key?token=1"
+    assert target.redacted == "rtmp://robot:***@cdn.local:1936/live/key?token=1"
+    from_url = PushTarget.parse("rtsp://me:pw@10.0.0.2/cam", None, None)
+    assert (from_url.port, from_url.username, from_url.password) == (554, "me", "pw")
+
+
+# ----- faults ------------------------------------------------------------------------------------------------
+async def test_drop_fault_skips_frames_and_the_stream_still_decodes(misty: MistyEmulator) -> None:
+    misty.faults.add({"match": {"stream": "av"}, "action": {"type": "drop"}, "count": 5})
+    recorder = RtspRecorder()
+    await recorder.start()
+    try:
+        stream = av_stream(misty, url=f"rtsp://127.0.0.1:{recorder.port}/robot")
+        await stream.start()
+        try:
+            await recorder.wait_for(lambda r: len(r.video) >= 10, within=10)
+        finally:
+            await stream.aclose()
+        stamps = decode_recorded([unit.annexb for unit in recorder.video])
+    finally:
+        await recorder.aclose()
+    assert stamps[0].frame_index == 5
+    assert len(misty.events.query(kind="fault.applied")) == 5
+
+
+async def test_disconnect_fault_ends_every_rtspd_session(misty: MistyEmulator) -> None:
+    stream = av_stream(misty)
+    await stream.start()
+    try:
+        assert stream.endpoint is not None
+        await asyncio.to_thread(pull, stream.endpoint, "tcp", 2)
+        misty.faults.add({"match": {"stream": "av"}, "action": {"type": "disconnect"}, "count": 1})
+        assert await asyncio.wait_for(stream.wait_failed(), 10) == "disconnect fault"
+    finally:
+        await stream.aclose()
+
+
+async def test_stall_fault_pauses_the_stream_and_skips_the_missed_ticks(misty: MistyEmulator) -> None:
+    stream = av_stream(misty)
+    await stream.start()
+    try:
+        misty.faults.add({"match": {"stream": "av"}, "action": {"type": "stall", "seconds": 0.4}, "count": 1})
+        await wait_until(lambda: misty.pacing["av"].skipped >= 8)
+    finally:
+        await stream.aclose()
