@@ -1,0 +1,234 @@
+"""Child processes of a benchmark run: the emulator under test (`benchtwin up` in its own process) and peers.
+
+Every child is registered so that a failure or Ctrl-C still ends it; CPU time is read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from emulators.registry import available
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """A benchmark step could not run (a child did not start, a stream never arrived)."""
+
+
+# ----- the registry of children ------------------------------------------------------------------------------
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(argv: list[str], *, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+          ) -> subprocess.Popen[bytes]:
+    """Start a child in its own process group (so its own children end with it), output to ``log``."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(cwd or REPO_ROOT), env=env, start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL it if it is still there after ``timeout_s``."""
+    try:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=timeout_s)
+        # The group may hold grandchildren that outlived their parent (npx -> node).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        _children.pop(proc.pid, None)
+
+
+def stop_all() -> None:
+    for proc in list(_children.values()):
+        stop(proc, timeout_s=2.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads included (/proc/<pid>/stat utime+stime)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    # Fields after the command name start at field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def group_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (npx starts node, which does the work)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # Field 5 is the process group id; children were started with the child's pid as their group.
+        if int(fields[2]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (for tools that must be told a port rather than report one)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:port; BenchError on timeout or if ``proc`` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BenchError(f"the process exited with {proc.returncode} before listening on port {port}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise BenchError(f"nothing listened on 127.0.0.1:{port} within {timeout_s:.0f} s")
+
+
+# ----- the emulator under test ---------------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} to TOML")
+
+
+def ports_zero_config(devices: list[str], settings: dict[str, dict[str, Any]] | None = None) -> str:
+    """A config in which every listener of the given emulators (all when empty) takes a free port."""
+    lines: list[str] = []
+    for device in devices or list(available()):
+        # Only the device under test is imported here, so a device being edited elsewhere cannot break it.
+        cls = importlib.import_module(f"emulators.{device}.device").EMULATOR
+        lines.append(f"[{device}]")
+        values: dict[str, Any] = {name: 0 for name in cls.port_settings}
+        values.update((settings or {}).get(device, {}))
+        lines.extend(f"{key} = {_toml_value(v)}" for key, v in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+class EmulatorProcess:
+    """`python -m emulators up --only DEVICE` in its own process, on free ports, with its endpoints file."""
+
+    def __init__(self, devices: list[str], workdir: Path, *, settings: dict[str, dict[str, Any]] | None = None,
+                 log_level: str = "warning") -> None:
+        self.devices = devices
+        self.workdir = workdir
+        self.settings = settings or {}
+        self.log_level = log_level
+        tag = "-".join(devices) or "all"
+        self.config_path = workdir / f"{tag}.toml"
+        self.endpoints_path = workdir / f"{tag}.endpoints.json"
+        self.log_path = workdir / f"{tag}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.endpoints: dict[str, Any] = {}
+        self.started_at = 0.0
+        self.ready_after_s = 0.0
+
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "emulators", "up", "--config", str(self.config_path),
+                "--endpoints-file", str(self.endpoints_path), "--log-level", self.log_level]
+        if self.devices:
+            argv[4:4] = ["--only", ",".join(self.devices)]
+        return argv
+
+    async def start(self, timeout_s: float = 60.0) -> EmulatorProcess:
+        self.config_path.write_text(ports_zero_config(self.devices, self.settings))
+        self.endpoints_path.unlink(missing_ok=True)
+        self.started_at = time.monotonic()
+        self.proc = spawn(self.argv(), log=self.log_path)
+        # `up` writes the endpoints file only after every emulator answered its health check.
+        deadline = self.started_at + timeout_s
+        while not self.endpoints_path.exists():
+            if self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise BenchError(f"benchtwin up exited with {self.proc.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"benchtwin up was not ready within {timeout_s:.0f} s")
+            await asyncio.sleep(0.005)
+        self.ready_after_s = time.monotonic() - self.started_at
+        self.endpoints = json.loads(self.endpoints_path.read_text())
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rest(self, device: str) -> str:
+        return str(self.endpoints[device]["rest"])
+
+    def credentials(self, device: str) -> dict[str, Any]:
+        return dict(self.endpoints[device].get("credentials", {}))
+
+    async def state(self, session: aiohttp.ClientSession, device: str) -> dict[str, Any]:
+        async with session.get(f"{self.rest(device)}/_emulator/state") as resp:
+            resp.raise_for_status()
+            return dict(await resp.json())
+
+    async def control(self, session: aiohttp.ClientSession, device: str, path: str,
+                      body: dict[str, Any] | None = None) -> dict[str, Any]:
+        async with session.post(f"{self.rest(device)}/_emulator/{path}", json=body or {}) as resp:
+            payload = await resp.json(content_type=None)
+            if resp.status >= 300:
+                raise BenchError(f"{device} /_emulator/{path} answered {resp.status}: {payload}")
+            return dict(payload)
+
+    async def aclose(self) -> None:
+        if self.proc is not None:
+            await asyncio.to_thread(stop, self.proc)
+            self.proc = None
+
+    async def __aenter__(self) -> EmulatorProcess:
+        try:
+            return await self.start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

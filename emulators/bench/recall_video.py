@@ -1,0 +1,229 @@
+"""Scenario `recall-video`: ramp concurrent legacy video streams (2 fps, 1280x720 PNG, gallery view).
+
+Each step resets the emulator, loads a meeting with N participants over the control plane and creates one
+gallery-view bot over the bots API, so N WebSocket streams arrive at our receiver. After a warm-up, one
+window is measured: lateness of every frame at the receiver (arrival wall time minus the capture time the
+frame's stamp and header give), frames skipped by the emulator's pacer, and the emulator's CPU per frame.
+A step is sustained when p99 lateness <= 50 ms and no frame was skipped or lost. The floor is plain
+`zlib.compress(level=1)` of the same frame's PNG scanlines, timed in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiohttp import web
+
+from clients.stamp import StampError, read_stamp
+from emulators.bench.process import BenchError, EmulatorProcess
+from emulators.bench.stats import BenchOptions, percentile, ratio, rounded
+from emulators.bench.table import target
+
+PERIOD_MS = 500
+LATENESS_LIMIT_MS = 50.0
+TARGET_STREAMS = 40
+HEADER = struct.Struct("<II")  # participant id, timestamp ms (the legacy video header)
+
+
+@dataclass
+class Arrival:
+    monotonic: float
+    participant_id: int
+    timestamp_ms: int
+    lateness_ms: float | None
+
+
+@dataclass
+class VideoSink:
+    """Our receiver: accepts the bot's connections, keeps one record per frame (not the PNG)."""
+
+    arrivals: list[Arrival] = field(default_factory=list)
+    connections: int = 0
+    offset_ms: float | None = None  # capture_time_ms - header timestamp_ms, the same for every stream of a bot
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def reset(self) -> None:
+        self.arrivals.clear()
+        self.connections = 0
+        self.offset_ms = None
+
+    def _offset_from(self, png: bytes, timestamp_ms: int) -> None:
+        # A fresh decoder, flushed, so the frame comes out now rather than after the next packet.
+        decoder = av.CodecContext.create("png", "r")
+        try:
+            for frame in [*decoder.decode(av.Packet(png)), *decoder.decode(None)]:
+                self.offset_ms = read_stamp(frame.to_ndarray(format="rgb24")).capture_time_ms - timestamp_ms
+        except (StampError, av.error.FFmpegError):
+            pass
+
+    async def accept(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=64 * 1024**2)
+        await ws.prepare(request)
+        self.connections += 1
+        self.changed.set()
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.BINARY:
+                continue
+            arrived_wall_ms = time.time() * 1000.0
+            arrived = time.monotonic()
+            participant_id, timestamp_ms = HEADER.unpack_from(message.data)
+            if self.offset_ms is None:
+                self._offset_from(message.data[HEADER.size :], timestamp_ms)
+            lateness = None if self.offset_ms is None else arrived_wall_ms - (self.offset_ms + timestamp_ms)
+            self.arrivals.append(Arrival(arrived, participant_id, timestamp_ms, lateness))
+            self.changed.set()
+        return ws
+
+    async def wait(self, predicate: Any, timeout_s: float) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def zlib_floor_seconds(repeats: int) -> tuple[float, int]:
+    """CPU seconds of zlib level 1 over one 1280x720 tile's PNG scanlines (the floor of any PNG writer)."""
+    from emulators.kit.stamp import StreamKind
+    from emulators.recall.media import TileRenderer, TileSpec
+
+    frame = TileRenderer().render(TileSpec(StreamKind.RECALL_WEBCAM, 100, "Ada Lovelace", 1280, 720), 7,
+                                  int(time.time() * 1000))
+    scanlines = np.zeros((720, 1 + 1280 * 3), dtype=np.uint8)
+    scanlines[:, 1:] = frame.reshape(720, -1)
+    raw = scanlines.tobytes()
+    best = float("inf")
+    size = 0
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        size = len(zlib.compress(raw, 1))
+        best = min(best, time.thread_time() - t0)
+    return best, size
+
+
+def _pacing(state: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(state.get("pacing", {}).get(name, {}))
+
+
+async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink: VideoSink, receiver_url: str,
+                count: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+    await emulator.control(session, "recall", "reset", {})
+    sink.reset()
+    state = await emulator.state(session, "recall")
+    time_scale = float(state.get("time_scale") or 1.0)
+    letters = "".join(chr(ord("a") + (count // 26**i) % 26) for i in range(4))
+    meeting_url = f"https://meet.google.com/ben-{letters}-chm"
+    scenario = {
+        "name": f"bench-{count}",
+        "meeting_urls": [meeting_url],
+        # Scenario time is multiplied by the time scale; long enough that the meeting outlives the step.
+        "duration_s": 3600.0 / max(time_scale, 1e-6),
+        "participants": [{"id": 100 * (i + 1)} for i in range(count)],
+    }
+    await emulator.control(session, "recall", "scenario/load_scenario",
+                           {"name": scenario["name"], "scenario": scenario})
+    key = emulator.credentials("recall")["api_key"]
+    body = {"meeting_url": meeting_url, "recording_mode": "gallery_view",
+            "real_time_media": {"websocket_video_destination_url": receiver_url}}
+    async with session.post(f"{emulator.rest('recall')}/api/v1/bot/", json=body,
+                            headers={"Authorization": f"Token {key}"}) as resp:
+        created = await resp.json(content_type=None)
+        if resp.status >= 300:
+            raise BenchError(f"creating the bot answered {resp.status}: {created}")
+
+    def every_stream_delivering() -> bool:
+        return len({a.participant_id for a in sink.arrivals}) >= count and sink.offset_ms is not None
+
+    try:
+        await sink.wait(every_stream_delivering, timeout_s=20 + count * 0.2)
+    except TimeoutError:
+        got = len({a.participant_id for a in sink.arrivals})
+        return {"streams": count, "sustained": False, "reason": f"only {got} of {count} streams delivered frames"}
+    await asyncio.sleep(warmup_s)  # warm-up before the window: connections and first encodes settle
+    before = await emulator.state(session, "recall")
+    cpu0, t0 = emulator.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(window_s)  # the measurement window
+    cpu1, t1 = emulator.cpu_seconds(), time.monotonic()
+    after = await emulator.state(session, "recall")
+    window = [a for a in sink.arrivals if t0 <= a.monotonic < t1]
+    lateness = [a.lateness_ms for a in window if a.lateness_ms is not None]
+    skipped = int(_pacing(after, "video").get("skipped", 0)) - int(_pacing(before, "video").get("skipped", 0))
+    lost = 0
+    by_stream: dict[int, list[int]] = {}
+    for a in window:
+        by_stream.setdefault(a.participant_id, []).append(a.timestamp_ms)
+    for stamps in by_stream.values():
+        stamps.sort()
+        lost += sum(max(0, (b - a) // PERIOD_MS - 1) for a, b in itertools.pairwise(stamps))
+    expected = count * (t1 - t0) * 1000 / PERIOD_MS
+    p99 = percentile(lateness, 99)
+    frames = len(window)
+    sustained = (p99 is not None and p99 <= LATENESS_LIMIT_MS and skipped == 0 and lost == 0
+                 and len(by_stream) == count and frames >= expected - count)
+    return {
+        "streams": count,
+        "sustained": sustained,
+        "frames": frames,
+        "frames_expected": round(expected),
+        "lateness_p50_ms": rounded(percentile(lateness, 50), 2),
+        "lateness_p99_ms": rounded(p99, 2),
+        "lateness_max_ms": rounded(max(lateness) if lateness else None, 2),
+        "skipped_frames": skipped,
+        "lost_frames": lost,
+        "cpu_s_per_frame": rounded((cpu1 - cpu0) / frames if frames else None, 5),
+        "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "emulator_send_lateness_p99_ms": _pacing(after, "video.send").get("lateness_p99_ms"),
+    }
+
+
+async def run(options: BenchOptions) -> dict[str, Any]:
+    steps = [2, 4] if options.quick else [10, 20, 30, 40, 50, 60]
+    warmup_s, window_s = (0.5, 1.5) if options.quick else (1.5, 5.0)
+    floor_s, floor_bytes = await asyncio.to_thread(zlib_floor_seconds, 3 if options.quick else 15)
+    sink = VideoSink()
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", sink.accept)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    results: list[dict[str, Any]] = []
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        receiver_url = f"ws://127.0.0.1:{port}/video"
+        async with EmulatorProcess(["recall"], options.workdir) as emulator, aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=20)
+        ) as session:
+            for count in steps:
+                result = await _step(emulator, session, sink, receiver_url, count, warmup_s, window_s)
+                results.append(result)
+                if not result["sustained"]:
+                    break
+            await emulator.control(session, "recall", "reset", {})
+    finally:
+        await runner.cleanup()
+    sustained = [r for r in results if r["sustained"]]
+    best = sustained[-1] if sustained else results[0]
+    cpu_per_frame = best.get("cpu_s_per_frame")
+    count = sustained[-1]["streams"] if sustained else 0
+    return {
+        "sustained_streams": count,
+        "lateness_p50_ms": best.get("lateness_p50_ms"),
+        "lateness_p99_ms": best.get("lateness_p99_ms"),
+        "lateness_max_ms": best.get("lateness_max_ms"),
+        "cpu_s_per_frame": cpu_per_frame,
+        "zlib_floor_s_per_frame": round(floor_s, 5),
+        "cost_vs_zlib_floor": ratio(cpu_per_frame, floor_s),
+        "zlib_floor_png_bytes": floor_bytes,
+        "first_failing_step": next((r["streams"] for r in results if not r["sustained"]), None),
+        "steps": results,
+        "targets": {"sustained_streams": target(f">= {TARGET_STREAMS} streams", count >= TARGET_STREAMS)},
+    }

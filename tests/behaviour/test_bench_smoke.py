@@ -1,0 +1,100 @@
+"""`benchtwin bench --quick`: every scenario that needs no peer tool runs for seconds and writes sane figures.
+
+No timing is asserted (the machine is shared); the figures must exist and be numbers in a sane range.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from clients.stamp import StreamKind, read_stamp
+from emulators.bench import table
+from emulators.bench.cli import main
+from emulators.bench.gst_rtsp_server import cell_size, paint_luma, stamp_bytes
+
+
+def run_quick(scenario: str, tmp_path: Path) -> dict[str, Any]:
+    out = tmp_path / "bench.json"
+    code = main([scenario, "--quick", "--no-peers", "--json", str(out)])
+    document = json.loads(out.read_text())
+    result = document[scenario]
+    assert "error" not in result, result.get("error")
+    assert code == 0
+    assert document["_run"]["cpu_count"] >= 1
+    return result
+
+
+def number(value: Any, low: float = 0.0, high: float = math.inf) -> float:
+    assert isinstance(value, int | float) and not isinstance(value, bool), value
+    assert low <= value <= high, value
+    return float(value)
+
+
+def test_startup_reports_the_seconds_until_every_emulator_is_healthy(tmp_path: Path) -> None:
+    result = run_quick("startup", tmp_path)
+    number(result["seconds"], 0.01, 120)
+    assert result["emulators"] >= 1
+    assert result["targets"]["seconds"]["met"] is None  # a quick run judges no target
+
+
+def test_misty_ws_reports_delivered_fps_and_cpu_per_viewer(tmp_path: Path) -> None:
+    result = run_quick("misty-ws", tmp_path)
+    assert result["viewers"] >= 2
+    number(result["fps_min"], 1, 31)
+    number(result["cpu_one_viewer_ms_per_s"], 0, 2000)
+    number(result["cpu_per_added_viewer_ms_per_s"], -1000, 1000)
+    number(result["latency_p50_ms"], -50, 5000)
+
+
+def test_recall_video_ramps_and_compares_with_the_zlib_floor(tmp_path: Path) -> None:
+    result = run_quick("recall-video", tmp_path)
+    assert result["steps"] and result["steps"][0]["streams"] == 2
+    number(result["sustained_streams"], 0, 4)
+    number(result["zlib_floor_s_per_frame"], 1e-5, 1)
+    if result["sustained_streams"]:
+        number(result["lateness_p99_ms"], 0, 60_000)
+        number(result["cost_vs_zlib_floor"], 0.01, 1000)
+
+
+def test_signalwire_audio_ramps_wss_streams_with_real_receivers(tmp_path: Path) -> None:
+    result = run_quick("signalwire-audio", tmp_path)
+    number(result["sustained_streams"], 0, 20)
+    assert result["receiver_parse_errors"] == 0
+    first = result["steps"][0]
+    assert first["streams"] == 10
+    if "messages_per_s" in first:
+        number(first["messages_per_s"], 1, 10 * 50 * 1.5)
+        number(first["lateness_p99_ms"], 0, 60_000)
+
+
+def test_misty_rtsp_reports_stamp_latency_of_pyav_clients_without_peers(tmp_path: Path) -> None:
+    result = run_quick("misty-rtsp", tmp_path)
+    number(result["latency_p50_ms"], -50, 10_000)
+    number(result["fps_min"], 1, 31)
+    assert result["gstreamer"] is None and result["latency_ratio_vs_gstreamer"] is None
+    assert any("GStreamer not measured" in note for note in result["notes"])
+
+
+def test_the_gstreamer_launcher_paints_stamps_that_the_client_reader_decodes() -> None:
+    width, height = 640, 480
+    luma = bytearray(b"\x80" * (width * height))
+    paint_luma(luma, width, height, stamp_bytes(StreamKind.MISTY_AV, 7, 1234, 1_700_000_000_123))
+    import numpy as np
+
+    stamp = read_stamp(np.frombuffer(bytes(luma), dtype=np.uint8).reshape(height, width))
+    assert (stamp.stream_kind, stamp.stream_id, stamp.frame_index, stamp.capture_time_ms) == (
+        StreamKind.MISTY_AV, 7, 1234, 1_700_000_000_123)
+    assert cell_size(width, height) == 16
+
+
+def test_the_table_shows_targets_and_errors_in_one_line_each() -> None:
+    text = table.render({
+        "rest": {"p99_ms": 3.2, "targets": {"p99_ms": table.target("< 10 ms", True)}},
+        "startup": {"error": "Traceback...\nBenchError: benchtwin up exited with 1"},
+    })
+    assert "< 10 ms  met" in text
+    assert "ERROR BenchError: benchtwin up exited with 1" in text
+    assert "Traceback" not in text
