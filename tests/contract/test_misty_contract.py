@@ -12,7 +12,9 @@ Excluded, with reasons:
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -74,3 +76,72 @@ def test_every_emulated_command_is_in_the_document(document) -> None:
         templated = path.replace("/avstreaming", "/{service}").replace("/camera", "/{service}").replace(
             "/audio", "/{service}").replace("/slam", "/{service}") if path.startswith("/api/services/") else path
         assert path in document["paths"] or templated in document["paths"], path
+
+
+# ----- the AsyncAPI document: live messages against its payload schemas ----------------------------------
+@pytest.fixture(scope="module")
+def asyncapi() -> dict:
+    from contracts.runner import ASYNCAPI
+
+    return yaml.safe_load((ASYNCAPI / "misty.yaml").read_text())
+
+
+def _message_validator(asyncapi: dict, name: str) -> jsonschema.Draft202012Validator:
+    schema = {**asyncapi["components"]["messages"][name]["payload"], "components": asyncapi["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_sdk_and_documented_subscribe_messages_match_the_document(asyncapi) -> None:
+    subscribe = _message_validator(asyncapi, "Subscribe")
+    subscribe.validate({"Operation": "subscribe", "Type": "TimeOfFlight", "DebounceMs": 100, "EventName": "front",
+                        "ReturnProperty": None,
+                        "EventConditions": [{"Property": "SensorId", "Inequality": "=", "Value": "toffc"}]})
+    subscribe.validate({"Operation": "subscribe", "Type": "BatteryCharge", "DebounceMs": 1000,
+                        "EventName": "9307864784", "Message": ""})
+    _message_validator(asyncapi, "Unsubscribe").validate({"Operation": "unsubscribe", "EventName": "e", "Message": ""})
+
+
+async def test_pubsub_messages_match_the_document(misty_target_module, asyncapi) -> None:
+    import aiohttp
+
+    reply = _message_validator(asyncapi, "RegistrationReply")
+    event = _message_validator(asyncapi, "Event")
+    ws_url = misty_target_module.url.replace("http", "ws", 1) + "/pubsub"
+    async with aiohttp.ClientSession() as http, http.ws_connect(ws_url) as ws:
+        for n, kind in enumerate(("TimeOfFlight", "IMU", "SelfState", "BatteryCharge")):
+            await ws.send_json({"Operation": "subscribe", "Type": kind, "EventName": f"c{n}", "DebounceMs": 0})
+        await ws.send_json({"Operation": "subscribe", "Type": "Teleport", "EventName": "bad"})
+        seen: set[str] = set()
+        replies = 0
+        while len(seen) < 4 or replies < 5:
+            msg = await asyncio.wait_for(ws.receive_json(), 5)
+            if isinstance(msg["message"], str):
+                reply.validate(msg)
+                replies += 1
+            else:
+                event.validate(msg)
+                seen.add(msg["eventName"])
+        for n in range(4):
+            await ws.send_json({"Operation": "unsubscribe", "EventName": f"c{n}"})
+
+
+async def test_video_frames_match_the_document(misty_target_module) -> None:
+    import socket
+
+    import aiohttp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = misty_target_module.url
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/api/services/camera/enable") as resp:
+            assert resp.status == 200
+        async with http.post(f"{base}/api/videostreaming/start", json={"Port": port, "Quality": 30}) as resp:
+            assert resp.status == 200, await resp.text()
+        async with http.ws_connect(f"ws://{urlsplit(base).hostname}:{port}/") as ws:
+            msg = await asyncio.wait_for(ws.receive(), 5)
+            assert msg.type == aiohttp.WSMsgType.BINARY
+            assert msg.data[:2] == b"\xff\xd8" and msg.data[-2:] == b"\xff\xd9"
+            async with http.post(f"{base}/api/videostreaming/stop") as resp:
+                assert resp.status == 200
