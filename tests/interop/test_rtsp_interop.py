@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 
 from clients.stamp import FrameStamp, StampError, StreamKind, read_stamp
 from emulators.kit.codecs import AacEncoder, H264Encoder
-from emulators.kit.rtsp import AacTrack, H264Track, LiveMedia, RtspServer
+from emulators.kit.rtsp import AacTrack, H264Track, LiveMedia, RtspRecorder, RtspServer
 from emulators.kit.stamp import paint_stamp
 
 pytestmark = pytest.mark.interop
@@ -34,6 +35,7 @@ FRAMES = 30
 AUDIO_BUFFERS = 2 * SAMPLE_RATE // 1024
 FFMPEG_PACKAGE = "ffmpeg"
 GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Producer:
@@ -270,3 +272,94 @@ def test_two_clients_at_once_get_the_same_frames(rig: LiveRig) -> None:
     assert first & second, "the two viewers never watched the same frames at the same time"
     plays = [d for kind, d in rig.events if kind == "play"]
     assert {d["transport"] for d in plays} >= {"tcp", "udp"}
+
+
+# -- record mode: push clients publish to RtspRecorder ---------------------------------------------
+
+# PyAV's muxer keeps the GIL while it waits on the network, so a PyAV pusher in a thread of this
+# process would starve the recorder's event loop: it runs in its own interpreter instead.
+PYAV_PUSHER = """
+import sys, time
+from fractions import Fraction
+import av, numpy as np
+from clients.stamp import FrameStamp, StreamKind
+from emulators.kit.stamp import paint_stamp
+url, frames, stream_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with av.open(url, mode="w", format="rtsp", options={"rtsp_transport": "tcp"}, timeout=10) as container:
+    video = container.add_stream("libx264", rate=30)
+    video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+    video.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "keyint=30"}
+    for index in range(frames):
+        image = np.full((240, 320, 3), 60, np.uint8)
+        image[:, (index * 8) % 300 :][:, :20] = 200
+        paint_stamp(image, FrameStamp(StreamKind.MISTY_AV, stream_id, index, int(time.time() * 1000)))
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = index, Fraction(1, 30)
+        for packet in video.encode(frame):
+            container.mux(packet)
+    for packet in video.encode(None):
+        container.mux(packet)
+"""
+
+
+async def run_pusher(args: list[str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *args, cwd=REPO_ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(TOOL_TIMEOUT):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, f"{args[0]} exited {process.returncode}: {err.decode()[-2000:]}"
+
+
+def decode_recorded(recorder: RtspRecorder) -> list[av.VideoFrame]:
+    """Decode each recorded access unit as one packet, the SDP's parameter sets leading."""
+    codec = av.CodecContext.create("h264", "r")
+    headers = b"".join(b"\x00\x00\x00\x01" + nal for nal in recorder.parameter_sets())
+    frames = []
+    for index, unit in enumerate(recorder.video):
+        frames += codec.decode(av.Packet((headers if index == 0 else b"") + unit.annexb))
+    return frames + list(codec.decode(None))
+
+
+async def test_pyav_rtsp_muxer_publishes_to_the_recorder_and_every_frame_decodes_in_order() -> None:
+    recorder = RtspRecorder(seed=1)
+    await recorder.start()
+    try:
+        url = f"rtsp://127.0.0.1:{recorder.port}/live"
+        await run_pusher([sys.executable, "-c", PYAV_PUSHER, url, str(FRAMES), str(STREAM_ID)])
+        await recorder.wait_for(lambda r: not r.recording and len(r.video) >= FRAMES, within=5.0)
+        assert [r.method for r in recorder.requests] == ["OPTIONS", "ANNOUNCE", "SETUP", "RECORD", "TEARDOWN"]
+        assert recorder.description is not None
+        assert recorder.description.media[0].rtpmap == (96, "H264", 90000, None)
+        frames = decode_recorded(recorder)
+        assert len(frames) == FRAMES
+        assert [s.frame_index for s in stamps_in_order(frames)] == list(range(FRAMES))
+    finally:
+        await recorder.aclose()
+
+
+async def test_ffmpeg_publishes_after_a_basic_auth_challenge() -> None:
+    need("ffmpeg", package=FFMPEG_PACKAGE)
+    recorder = RtspRecorder(credentials=("misty", "secret"))
+    await recorder.start()
+    try:
+        await run_pusher(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc=size={WIDTH}x{HEIGHT}:rate={FPS}",
+             "-frames:v", str(FRAMES), "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+             "-pix_fmt", "yuv420p", "-f", "rtsp", "-rtsp_transport", "tcp",
+             f"rtsp://misty:secret@127.0.0.1:{recorder.port}/live"]
+        )  # fmt: skip
+        await recorder.wait_for(lambda r: not r.recording and len(r.video) >= FRAMES, within=5.0)
+        first, *rest = recorder.requests
+        assert first.headers.get("Authorization") is None  # FFmpeg only sends credentials when challenged
+        assert all(r.headers.get("Authorization", "").startswith("Basic ") for r in rest)
+        assert "RECORD" in [r.method for r in rest]
+        frames = decode_recorded(recorder)
+        assert len(frames) == FRAMES and (frames[0].width, frames[0].height) == (WIDTH, HEIGHT)
+    finally:
+        await recorder.aclose()

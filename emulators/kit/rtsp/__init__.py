@@ -5,6 +5,7 @@ The pull server (`RtspServer` fed by `LiveMedia`) is what the Misty `rtspd:<port
 """
 
 from emulators.kit.rtsp.live import AacTrack, H264Track, LiveMedia
+from emulators.kit.rtsp.recorder import RtspRecorder
 from emulators.kit.rtsp.server import RtspServer
 
-__all__ = ["AacTrack", "H264Track", "LiveMedia", "RtspServer"]
+__all__ = ["AacTrack", "H264Track", "LiveMedia", "RtspRecorder", "RtspServer"]

@@ -59,6 +59,14 @@ def sprop_parameter_sets(sps: bytes, pps: bytes) -> str:
     return f"{base64.b64encode(sps).decode()},{base64.b64encode(pps).decode()}"
 
 
+def parse_sprop_parameter_sets(value: str) -> list[bytes]:
+    """The NAL units of an SDP `sprop-parameter-sets` value (comma-separated base64)."""
+    try:
+        return [base64.b64decode(item.strip(), validate=True) for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise ValueError(f"sprop-parameter-sets must be comma-separated base64, got {value!r}") from None
+
+
 def packetize_nal(nal: bytes, max_payload: int = MAX_RTP_PAYLOAD) -> list[bytes]:
     """RTP payloads for one NAL unit: itself if it fits, else FU-A fragments (RFC 6184 §5.8)."""
     if len(nal) <= max_payload:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 RTSP_VERSION = "RTSP/1.0"
+SERVER_NAME = "benchtwin rtspd"
 MAX_HEADER_BYTES = 16 * 1024  # a request head larger than this is garbage, not a slow client
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -143,6 +144,24 @@ class InterleavedFrame:
 
 
 RtspMessage = RtspRequest | RtspResponse | InterleavedFrame
+
+
+def respond(status: int, cseq: str | None, error: str | None = None) -> RtspResponse:
+    """A server response with CSeq echoed; an error carries a text/plain body saying what was wrong."""
+    headers = Headers()
+    if cseq is not None:
+        headers.set("CSeq", cseq)
+    headers.set("Server", SERVER_NAME)
+    response = RtspResponse(status, headers)
+    if error is not None:
+        response.headers.set("Content-Type", "text/plain; charset=utf-8")
+        response.body = (error + "\n").encode("utf-8")
+    return response
+
+
+def bad_request(reason: str) -> RtspResponse:
+    """The answer to bytes that are not RTSP at all (no CSeq can be echoed)."""
+    return respond(400, None, f"not an RTSP request: {reason}")
 
 
 def interleave(channel: int, payload: bytes) -> bytes:

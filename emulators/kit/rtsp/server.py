@@ -22,6 +22,7 @@ from emulators.kit.rtsp.message import (
     RtspMessageReader,
     RtspRequest,
     RtspResponse,
+    bad_request,
     interleave,
 )
 from emulators.kit.rtsp.sdp import (
@@ -236,7 +237,7 @@ class RtspServer:
                 try:
                     messages = parser.feed(data)
                 except MessageError as exc:
-                    await self._send_response(connection, _bad_request(str(exc)))
+                    await self._send_response(connection, bad_request(str(exc)))
                     break
                 if not await self._serve_messages(connection, messages):
                     break
@@ -430,11 +431,3 @@ class RtspServer:
 
 def _toucher(core: RtspServerCore, session_id: str) -> Callable[[], None]:
     return lambda: core.touch(session_id, time.monotonic())
-
-
-def _bad_request(reason: str) -> RtspResponse:
-    response = RtspResponse(400)
-    response.headers.set("Server", "benchtwin rtspd")
-    response.headers.set("Content-Type", "text/plain; charset=utf-8")
-    response.body = f"not an RTSP request: {reason}\n".encode()
-    return response

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from emulators.kit.rtsp.message import Headers, RtspRequest, RtspResponse
+from emulators.kit.rtsp.message import RtspRequest, RtspResponse, respond
 from emulators.kit.rtsp.rtp import RtpSender
 from emulators.kit.rtsp.transport import TransportError, TransportSpec, parse_transport
 
 PUBLIC_METHODS = ("OPTIONS", "DESCRIBE", "SETUP", "PLAY", "TEARDOWN", "GET_PARAMETER")
 KNOWN_METHODS = (*PUBLIC_METHODS, "ANNOUNCE", "RECORD", "PAUSE", "SET_PARAMETER", "REDIRECT")
-SERVER_NAME = "benchtwin rtspd"
 _TRACK_RE = re.compile(r"/trackID=(\d+)/?$")
 _LIVE_RANGES = {"npt=0-", "npt=0.000-", "npt=now-", "npt=0.0-"}
 
@@ -137,9 +136,9 @@ class RtspServerCore:
     def handle(self, request: RtspRequest, connection: ConnectionInfo, now: float) -> Reply:
         cseq = request.cseq
         if cseq is None:
-            return Reply(_response(400, None, "CSeq header is required on every request"))
+            return Reply(respond(400, None, "CSeq header is required on every request"))
         if request.version != "RTSP/1.0":
-            return Reply(_response(505, cseq, f"version must be RTSP/1.0, got {request.version}"))
+            return Reply(respond(505, cseq, f"version must be RTSP/1.0, got {request.version}"))
         session_id = request.session_id
         if session_id is not None and session_id in self.sessions:
             self.sessions[session_id].last_activity = now
@@ -154,11 +153,11 @@ class RtspServerCore:
         if handler is not None:
             return handler(request, connection, now)
         if request.method in KNOWN_METHODS:
-            response = _response(405, cseq, f"{request.method} is not supported by this live server")
+            response = respond(405, cseq, f"{request.method} is not supported by this live server")
             response.headers.set("Allow", ", ".join(PUBLIC_METHODS))
             return Reply(response)
         return Reply(
-            _response(501, cseq, f"method {request.method} is not implemented; allowed: {', '.join(PUBLIC_METHODS)}")
+            respond(501, cseq, f"method {request.method} is not implemented; allowed: {', '.join(PUBLIC_METHODS)}")
         )
 
     def touch(self, session_id: str, now: float) -> None:
@@ -188,7 +187,7 @@ class RtspServerCore:
     # -- methods ------------------------------------------------------------------------------
 
     def _options(self, request: RtspRequest, connection: ConnectionInfo, now: float) -> Reply:
-        response = _response(200, request.cseq)
+        response = respond(200, request.cseq)
         response.headers.set("Public", ", ".join(PUBLIC_METHODS))
         self._echo_session(request, response)
         return Reply(response)
@@ -196,11 +195,9 @@ class RtspServerCore:
     def _describe_presentation(self, request: RtspRequest, connection: ConnectionInfo, now: float) -> Reply:
         accept = request.headers.get("Accept")
         if accept and not any(kind in accept for kind in ("application/sdp", "*/*", "application/*")):
-            return Reply(
-                _response(406, request.cseq, f"DESCRIBE can only answer application/sdp, Accept was {accept!r}")
-            )
+            return Reply(respond(406, request.cseq, f"DESCRIBE can only answer application/sdp, Accept was {accept!r}"))
         body = self._describe(request.uri).encode("utf-8")
-        response = _response(200, request.cseq)
+        response = respond(200, request.cseq)
         response.headers.set("Content-Type", "application/sdp")
         response.headers.set("Content-Base", request.uri.rstrip("/") + "/")
         response.body = body
@@ -213,23 +210,21 @@ class RtspServerCore:
             return Reply(error.with_cseq(cseq))
         header = request.headers.get("Transport")
         if not header:
-            return Reply(
-                _response(461, cseq, "SETUP needs a Transport header, e.g. RTP/AVP/TCP;unicast;interleaved=0-1")
-            )
+            return Reply(respond(461, cseq, "SETUP needs a Transport header, e.g. RTP/AVP/TCP;unicast;interleaved=0-1"))
         try:
             alternatives = parse_transport(header)
         except TransportError as exc:
-            return Reply(_response(461, cseq, str(exc)))
+            return Reply(respond(461, cseq, str(exc)))
         session: RtspSession | None = None
         if request.session_id is not None:
             session = self.sessions.get(request.session_id)
             if session is None:
-                return Reply(_response(454, cseq, f"session {request.session_id!r} does not exist"))
+                return Reply(respond(454, cseq, f"session {request.session_id!r} does not exist"))
             if session.state is SessionState.PLAYING:
-                return Reply(_response(455, cseq, "SETUP is not allowed while the session is playing"))
+                return Reply(respond(455, cseq, "SETUP is not allowed while the session is playing"))
         chosen, reason = self._choose_transport(alternatives, session, connection)
         if chosen is None:
-            return Reply(_response(461, cseq, reason))
+            return Reply(respond(461, cseq, reason))
         if session is None:
             session = RtspSession(self._new_session_id(), connection.id, connection.peer_host, now)
             self.sessions[session.id] = session
@@ -248,7 +243,7 @@ class RtspServerCore:
             answer.client_port = chosen.client_port
             answer.server_port = self._udp_ports.allocate(session.id, track_id)
         session.tracks[track_id] = TrackSetup(track_id, request.uri, answer, sender)
-        response = _response(200, request.cseq)
+        response = respond(200, request.cseq)
         response.headers.set("Transport", answer.format())
         response.headers.set("Session", f"{session.id};timeout={self.advertised_timeout}")
         return Reply(response)
@@ -258,13 +253,13 @@ class RtspServerCore:
         if session is None:
             return Reply(error)  # type: ignore[arg-type]
         if _TRACK_RE.search(urlsplit(request.uri).path):
-            return Reply(_response(460, request.cseq, "PLAY applies to the whole presentation URL, not to one track"))
+            return Reply(respond(460, request.cseq, "PLAY applies to the whole presentation URL, not to one track"))
         requested_range = (request.headers.get("Range") or "npt=0-").replace(" ", "")
         if requested_range not in _LIVE_RANGES:
             return Reply(
-                _response(457, request.cseq, f"Range {requested_range!r} is not playable live; use npt=0- or npt=now-")
+                respond(457, request.cseq, f"Range {requested_range!r} is not playable live; use npt=0- or npt=now-")
             )
-        response = _response(200, request.cseq)
+        response = respond(200, request.cseq)
         response.headers.set("Range", "npt=0.000-")
         response.headers.set(
             "RTP-Info",
@@ -283,7 +278,7 @@ class RtspServerCore:
         session, error = self._session_for(request)
         if session is None:
             return Reply(error)  # type: ignore[arg-type]
-        response = _response(200, request.cseq)
+        response = respond(200, request.cseq)
         response.headers.set("Session", session.id)
         effects: list[Effect] = [self.end(session.id, "teardown")]
         if not any(s.connection_id == connection.id for s in self.sessions.values()):
@@ -292,15 +287,15 @@ class RtspServerCore:
 
     def _get_parameter(self, request: RtspRequest, connection: ConnectionInfo, now: float) -> Reply:
         if request.session_id is not None and request.session_id not in self.sessions:
-            return Reply(_response(454, request.cseq, f"session {request.session_id!r} does not exist"))
+            return Reply(respond(454, request.cseq, f"session {request.session_id!r} does not exist"))
         names = [n.strip() for n in request.body.decode("utf-8", "replace").splitlines() if n.strip()]
         if names:
             return Reply(
-                _response(
+                respond(
                     451, request.cseq, f"parameter {names[0]!r} is not understood; send an empty body as keep-alive"
                 )
             )
-        response = _response(200, request.cseq)
+        response = respond(200, request.cseq)
         self._echo_session(request, response)
         return Reply(response)
 
@@ -312,11 +307,11 @@ class RtspServerCore:
             if len(self._tracks) == 1:
                 return next(iter(self._tracks)), None
             controls = ", ".join(f"trackID={t}" for t in sorted(self._tracks))
-            return -1, _response(459, None, f"SETUP needs a track URL ending in one of: {controls}")
+            return -1, respond(459, None, f"SETUP needs a track URL ending in one of: {controls}")
         track_id = int(match.group(1))
         if track_id not in self._tracks:
             controls = ", ".join(f"trackID={t}" for t in sorted(self._tracks))
-            return -1, _response(404, None, f"track {track_id} does not exist; tracks are {controls}")
+            return -1, respond(404, None, f"track {track_id} does not exist; tracks are {controls}")
         return track_id, None
 
     def _choose_transport(
@@ -360,10 +355,10 @@ class RtspServerCore:
     def _session_for(self, request: RtspRequest) -> tuple[RtspSession | None, RtspResponse | None]:
         session_id = request.session_id
         if session_id is None:
-            return None, _response(454, request.cseq, f"{request.method} needs the Session header from SETUP")
+            return None, respond(454, request.cseq, f"{request.method} needs the Session header from SETUP")
         session = self.sessions.get(session_id)
         if session is None:
-            return None, _response(454, request.cseq, f"session {session_id!r} does not exist")
+            return None, respond(454, request.cseq, f"session {session_id!r} does not exist")
         return session, None
 
     def _echo_session(self, request: RtspRequest, response: RtspResponse) -> None:
@@ -375,16 +370,3 @@ class RtspServerCore:
             session_id = f"{self._rng.getrandbits(64):016X}"
             if session_id not in self.sessions:
                 return session_id
-
-
-def _response(status: int, cseq: str | None, error: str | None = None) -> RtspResponse:
-    """A response with CSeq and Server; errors carry a text/plain body that says what was wrong."""
-    headers = Headers()
-    if cseq is not None:
-        headers.set("CSeq", cseq)
-    headers.set("Server", SERVER_NAME)
-    response = RtspResponse(status, headers)
-    if error is not None:
-        response.headers.set("Content-Type", "text/plain; charset=utf-8")
-        response.body = (error + "\n").encode("utf-8")
-    return response
