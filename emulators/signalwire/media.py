@@ -200,6 +200,8 @@ class StatusCallbacks:
             if url is None:
                 continue
             try:
+                # Checked off-loop first: the allowlist may resolve a name, which must not stall the media clock.
+                await asyncio.to_thread(self.sender.egress.check, url)
                 status = await self.sender.deliver(url, method=method, form=fields)
                 self.events.record("callback.sent", stream=self.stream.sid, event=fields["StreamEvent"],
                                    status=status)
@@ -375,8 +377,9 @@ class StreamSession:
         parts = urlsplit(url)
         try:
             target = self.resolver.target(parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80))
-            self.egress.check(f"https://{target[0]}:{target[1]}/" if target else url)
-        except EgressRefused as exc:
+            # The allowlist check may resolve a name: never block the loop that paces every stream on DNS.
+            await asyncio.to_thread(self.egress.check, f"https://{target[0]}:{target[1]}/" if target else url)
+        except (EgressRefused, ValueError) as exc:
             self.events.record("outbound.failed", stream=self.stream.sid, url=url, error=str(exc))
             self._error("connection_refused")
             return "connection_refused"
@@ -391,7 +394,7 @@ class StreamSession:
                     max_msg_size=16 * 1024**2,
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
                 )
-        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
             kind = connection_error_kind(exc)
             self.events.record("outbound.failed", stream=self.stream.sid, url=url,
                                error=describe_connect_error(exc), stream_error=kind)

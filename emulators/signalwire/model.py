@@ -22,7 +22,7 @@ CONFERENCE_STATUSES = ("init", "in-progress", "completed")
 RECORDING_STATUSES = ("queued", "in-progress", "paused", "resumed", "completed", "absent", "stopped")
 MAX_CUSTOM_PARAMETERS = 99
 _PARAMETER_KEY = re.compile(r"Parameter(\d+)\.(Name|Value)")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def rfc2822(timestamp: float) -> str:
@@ -101,8 +101,22 @@ def choice_field(fields: dict[str, Any], name: str, allowed: tuple[str, ...]) ->
     return value
 
 
+_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
+
+
+def is_uri(value: str) -> bool:
+    """RFC 3986 characters only (no spaces, no raw non-ASCII), so the value is a URI and not just text."""
+    return _URI_CHARS.fullmatch(value) is not None
+
+
 def _absolute_http_url(value: str) -> bool:
-    parts = urlsplit(value)
+    if not is_uri(value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a malformed port
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
@@ -308,7 +322,7 @@ def page_request(query: dict[str, str]) -> PageRequest:
         raw = query.get(name)
         if raw is None or raw == "":
             return default
-        if not re.fullmatch(r"\d+", raw):
+        if not re.fullmatch(r"[0-9]+", raw):
             raise InvalidRequest(f"{name} must be an integer between {lo} and {hi}, got {raw!r}")
         value = int(raw)
         if not lo <= value <= hi:
@@ -359,9 +373,18 @@ def _date_filter(query: dict[str, str], name: str) -> dt.date | None:
         raise InvalidRequest(f"{name} must be a valid date as YYYY-MM-DD, got {raw!r}") from None
 
 
-def _date_matches(query: dict[str, str], prefix: str, timestamp: float) -> bool:
-    day = dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
+DateRange = tuple[dt.date | None, dt.date | None, dt.date | None]
+
+
+def date_filters(query: dict[str, str], prefix: str) -> DateRange:
+    """``Prefix``, ``Prefix<`` and ``Prefix>`` parsed up front, so a bad value is a 422 even with no matches."""
     on, before, after = (_date_filter(query, prefix + s) for s in ("", "<", ">"))
+    return on, before, after
+
+
+def _date_matches(bounds: DateRange, timestamp: float) -> bool:
+    day = dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
+    on, before, after = bounds
     return (on is None or day == on) and (before is None or day < before) and (after is None or day > after)
 
 
@@ -390,6 +413,8 @@ def validate_stream_request(
     url = string("Url")
     if url is None or url == "":
         problem("Url is required: the wss:// address of your WebSocket server", "missing_url")
+    elif not is_uri(url):
+        problem(f"Url must be a URI (RFC 3986 characters only), got {url!r}", "invalid_url")
     else:
         parts = urlsplit(url)
         allowed = ("wss", "ws") if allow_ws else ("wss",)
@@ -496,6 +521,7 @@ class SignalWireBackend:
         friendly = query.get("FriendlyName")
         if friendly is not None and len(friendly) > 64:
             raise InvalidRequest("FriendlyName must be at most 64 characters")
+        created, updated = date_filters(query, "DateCreated"), date_filters(query, "DateUpdated")
         out = []
         for conference in self.conferences.values():
             if conference.account_sid != account_sid:
@@ -504,9 +530,9 @@ class SignalWireBackend:
                 continue
             if friendly is not None and conference.friendly_name != friendly:
                 continue
-            if not _date_matches(query, "DateCreated", conference.date_created):
+            if not _date_matches(created, conference.date_created):
                 continue
-            if not _date_matches(query, "DateUpdated", conference.date_updated):
+            if not _date_matches(updated, conference.date_updated):
                 continue
             out.append(conference)
         return out
@@ -625,11 +651,8 @@ class SignalWireBackend:
         return recording
 
     def list_recordings(self, conference: Conference, query: dict[str, str]) -> list[Recording]:
-        return [
-            r
-            for r in conference.recordings.values()
-            if not r.deleted and _date_matches(query, "DateCreated", r.date_created)
-        ]
+        created = date_filters(query, "DateCreated")
+        return [r for r in conference.recordings.values() if not r.deleted and _date_matches(created, r.date_created)]
 
     def update_recording(self, recording: Recording, fields: dict[str, Any], now: float) -> None:
         status = fields.get("Status")
