@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from faker import Faker
+
 from emulators.recall.media import BotMedia, BotMediaSettings, MediaContext
 from emulators.recall.meeting import Meeting, MeetingEvent, Scenario, ScenarioParticipant, timeline
 from emulators.recall.model import Bot, MeetingParticipant
@@ -48,6 +50,8 @@ class BotLifecycle:
         self._meeting0 = 0.0
         self._everyone_left_at: float | None = None
         self._noone_joined_at: float | None = None
+        self._speech_started: dict[int, float] = {}
+        self._faker: Faker | None = None  # made on first use: only control-plane speech needs it
 
     # ----- commands from the API and the control plane --------------------------------------------------
     def request_leave(self) -> None:
@@ -67,8 +71,12 @@ class BotLifecycle:
 
     async def apply(self, event: MeetingEvent) -> bool:
         """Apply a meeting event now (timeline or control plane) and tell the bot and its media."""
+        if event.code == "speech_off" and event.text is None:
+            event = self._with_script(event)
         if not self.meeting.apply(event):
             return False
+        if event.code == "speech_on" and event.participant is not None:
+            self._speech_started[event.participant] = self._scenario_time()
         now = self.device.clock.now()
         if event.code == "end":
             self.end_meeting()
@@ -87,6 +95,23 @@ class BotLifecycle:
         self.device.events.record("meeting.event", bot=self.bot.id, code=event.code, participant=event.participant)
         self._wake.set()
         return True
+
+    def _scenario_time(self) -> float:
+        scale = self.device.clock.time_scale or 1.0
+        return (time.monotonic() - self._meeting0) / scale if self._meeting0 else 0.0
+
+    def _with_script(self, event: MeetingEvent) -> MeetingEvent:
+        """A speech_off from the control plane: the words come from the script line due now, else from Faker."""
+        pid = event.participant
+        start = self._speech_started.get(pid or -1, self._scenario_time())
+        end = max(start, self._scenario_time())
+        line = next((t.text for t in self.scenario.speaking if t.participant == pid and t.start_s <= end <= t.end_s
+                     and t.text), None)
+        if line is None and self._faker is None:
+            self._faker = Faker()
+            self._faker.seed_instance(self.device.seed ^ int(self.bot.id.replace("-", "")[:8], 16))
+        text = line or self._faker.sentence(nb_words=max(3, min(20, int((end - start) * 2))))
+        return MeetingEvent(event.at_s, event.code, pid, text, (start, end))
 
     # ----- the schedule -----------------------------------------------------------------------------------
     def _status(self, code: str, sub_code: str | None = None, message: str | None = None) -> None:

@@ -207,17 +207,26 @@ class CreateRules:
     strict_endpoint_shape: bool = False
 
 
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
+)
+
+
 def parse_datetime(raw: Any) -> float:
+    """Unix seconds from an ISO 8601 / RFC 3339 datetime; naive values are UTC. ValueError otherwise."""
     if not isinstance(raw, str):
-        raise ValueError
-    text = raw.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        # A naive datetime is read as UTC (the service stores UTC).
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+        raise ValueError("not a string")
+    match = _DATETIME.match(raw.strip())
+    if not match:
+        raise ValueError("not an ISO 8601 datetime")
+    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
+    second = min(59, int(match.group(6) or 0))  # a leap second reads as :59
+    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
+    offset = 0
+    if match.group(9):
+        offset = (int(match.group(10)) * 60 + int(match.group(11))) * 60 * (1 if match.group(9) == "+" else -1)
+    value = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    return value.timestamp() - offset
 
 
 class _Errors:

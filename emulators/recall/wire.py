@@ -113,7 +113,9 @@ def speaker_timeline_message(name: str | None, user_id: int | None, timestamp_s:
 
 def iso_utc(unix_s: float) -> str:
     """ISO-8601 in UTC with microseconds and a ``Z``."""
-    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = datetime.fromtimestamp(unix_s, UTC)
+    # strftime's %Y does not zero-pad years before 1000 on every platform; RFC 3339 needs four digits.
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 def event_timestamp(relative_s: float, absolute_unix_s: float) -> dict[str, Any]:
