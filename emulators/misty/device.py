@@ -110,6 +110,13 @@ class MistyEmulator(Emulator):
         out = self.robot.snapshot(self.clock.now())
         out["restarting"] = self.restarting
         out["video_stream"] = None if self.video_stream is None else self.video_stream.snapshot()
+        stream = self.av_stream
+        out["av_stream"] = None if stream is None else {
+            "stream_id": stream.stream_id,
+            "endpoint": getattr(stream, "endpoint", None),
+            "frames_sent": getattr(stream, "frames_sent", None),
+            "failure": getattr(stream, "failure", None),
+        }
         out["single_viewer_taken"] = self.latch.taken
         out["pubsub"] = self.pubsub.snapshot()
         return out
@@ -189,7 +196,7 @@ class MistyEmulator(Emulator):
             if stream.failed:
                 async with self._lock:
                     if self.av_stream is stream:
-                        self.events.record("stream.error", stream="misty.av", error="push failed")
+                        self.events.record("stream.error", stream="av", error="push failed")
                         self.robot.av_failed()
                         self.av_stream = None
                         await stream.aclose()

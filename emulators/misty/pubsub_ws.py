@@ -34,7 +34,7 @@ from emulators.misty.sensors import SENSOR_NAMES, SensorSuite
 if TYPE_CHECKING:
     from emulators.kit.emulator import Emulator
 
-STREAM_NAME = "misty.pubsub"
+STREAM_NAME = "pubsub"  # the stream name for faults and pacing stats
 SOURCE_HZ = 20.0  # the base tick: IMU every tick, TimeOfFlight and SelfState every 2nd, battery every 20th
 OUTBOX_LIMIT = 512  # per connection; a client that does not read loses its oldest messages
 

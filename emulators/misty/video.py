@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from emulators.kit.emulator import Emulator
 
 FRAME_RATE = 30.0
-STREAM_NAME = "misty.video"
+STREAM_NAME = "video"  # the stream name for faults and pacing stats
 
 
 @dataclass

@@ -84,3 +84,19 @@ def test_settings_are_validated():
         MistyEmulator(settings={"port": 0, "camera_enable_flaky": 1.5})
     with pytest.raises(FieldError, match="reboot_delay_s"):
         MistyEmulator(settings={"port": 0, "reboot_delay_s": -1.0})
+
+
+@pytest.mark.control_plane
+async def test_a_control_plane_reset_returns_to_boot_state_and_frees_the_video_port(free_port):
+    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+        await misty.start_video_streaming(port=free_port)
+        await misty.disable_audio_service()
+        await emu.reset(seed=7)
+        state = emu.state()
+        assert state["services"] == {"avstreaming": False, "camera": True, "audio": True, "slam": True}
+        assert state["video_stream"] is None and state["av_stream"] is None
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", free_port))
+        # Only the emulator-wide tasks of a fresh boot remain (the pubsub sources).
+        assert emu.tasks.live == 0 and emu.pubsub.tasks.live == 1

@@ -267,7 +267,7 @@ async def test_stream_faults_drop_close_and_corrupt_frames(emu, misty, free_port
     async with aiohttp.ClientSession() as http:
         async with http.ws_connect(f"ws://127.0.0.1:{free_port}") as ws:
             await receive_binary(ws)
-            emu.faults.add({"match": {"stream": "misty.video"}, "action": {"type": "corrupt"}, "count": 1})
+            emu.faults.add({"match": {"stream": "video"}, "action": {"type": "corrupt"}, "count": 1})
             corrupted = 0
             for _ in range(4):
                 jpeg = await receive_binary(ws)
@@ -275,7 +275,7 @@ async def test_stream_faults_drop_close_and_corrupt_frames(emu, misty, free_port
                     read_stamp(decode(jpeg))
                 except Exception:
                     corrupted += 1
-            emu.faults.add({"match": {"stream": "misty.video"}, "action": {"type": "close", "code": 1011}, "count": 1})
+            emu.faults.add({"match": {"stream": "video"}, "action": {"type": "close", "code": 1011}, "count": 1})
             closing = await wait_closed(ws)
         assert closing.data == 1011
         applied = [e.detail["action"] for e in emu.events.query("fault.applied")]
