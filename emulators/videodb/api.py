@@ -32,8 +32,11 @@ def done() -> web.Response:
     return web.json_response({"success": True, "message": "Operation successful", "data": {"ok": True}})
 
 
-def failure(status: int, message: str, error_code: str = "INVALID_REQUEST") -> web.Response:
-    return web.json_response({"success": False, "message": message, "error_code": error_code}, status=status)
+def failure(
+    status: int, message: str, error_code: str = "INVALID_REQUEST", headers: dict[str, str] | None = None
+) -> web.Response:
+    body = {"success": False, "message": message, "error_code": error_code}
+    return web.json_response(body, status=status, headers=headers)
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
@@ -130,9 +133,22 @@ class VideoDBApi:
             if OUT_OF_SCOPE.match(clean):
                 return failure(404, "This endpoint is not available in this emulator.", "NOT_FOUND")
             return failure(404, f"Not found: {request.method} {clean}", "NOT_FOUND")
-        except web.HTTPMethodNotAllowed as exc:
-            allowed = ", ".join(sorted(exc.allowed_methods))
-            return failure(405, f"Method {request.method} is not allowed on {clean}; allowed: {allowed}")
+        except web.HTTPMethodNotAllowed:
+            allowed = ", ".join(self._methods_of(request.app, clean))
+            return failure(
+                405, f"Method {request.method} is not allowed on {clean}; allowed: {allowed}",
+                headers={"Allow": allowed},
+            )
+
+    @staticmethod
+    def _methods_of(app: web.Application, path: str) -> list[str]:
+        """The methods of the first resource matching ``path``: literal routes win over ``{id}`` ones."""
+        for resource in app.router.resources():
+            info = resource.get_info()
+            pattern = info.get("pattern")
+            if info.get("path") == path or (pattern is not None and pattern.fullmatch(path)):
+                return sorted({route.method for route in resource})
+        return []
 
     # ----- collections ---------------------------------------------------------------------------------
     async def list_collections(self, request: web.Request) -> web.Response:

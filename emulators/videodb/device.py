@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -14,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
@@ -46,11 +48,13 @@ from emulators.videodb.ingest import (
     SourceUp,
 )
 from emulators.videodb.model import (
+    URL_SCHEMES,
     RTStream,
     SceneIndex,
     SceneRecord,
     TranscriptRecord,
     VideoDBService,
+    bad,
     naive_iso,
 )
 from emulators.videodb.ws import CollectionSockets
@@ -104,6 +108,8 @@ class VideoDBEmulator(Emulator):
         "scene_record_text_alias": False,
         "rtstream_search_empty_list": False,
         "no_error_status": False,
+        # Where sources may live (comma-separated CIDRs); only loopback/private so nothing leaves the site.
+        "source_networks": "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
     }
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -269,6 +275,9 @@ class VideoDBEmulator(Emulator):
 
     # ----- rtstream lifecycle --------------------------------------------------------------------------
     async def create_rtstream(self, body: dict[str, Any]) -> RTStream:
+        url = body.get("url")
+        if isinstance(url, str) and url.lower().startswith(URL_SCHEMES):
+            self._check_source_host(url)
         stream = self.service.create_rtstream(
             body, self.clock.now(), max_streams=int(self.settings["credits_limit"])
         )
@@ -284,6 +293,33 @@ class VideoDBEmulator(Emulator):
         elif changed:
             self._start_ingest(stream)
         self.persist()
+
+    def _check_source_host(self, url: str) -> None:
+        """The emulator pulls only from local sources: IP literals inside ``source_networks`` or localhost.
+
+        Names other than localhost are refused rather than resolved, so no lookup leaves the machine.
+        """
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if not host:
+            raise bad(f"'url' has no host: {url!r}")
+        if host.lower() == "localhost":
+            return
+        allowed = [n.strip() for n in str(self.settings["source_networks"]).split(",") if n.strip()]
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise bad(
+                f"'url' host {host!r} is a name; this emulator pulls only from IP addresses in "
+                f"{', '.join(allowed)} or localhost (setting source_networks)"
+            ) from None
+        if not any(address in ipaddress.ip_network(n, strict=False) for n in allowed):
+            raise bad(
+                f"'url' host {host} is outside the emulator's source networks {', '.join(allowed)} "
+                "(setting source_networks)"
+            )
 
     def _start_ingest(self, stream: RTStream) -> None:
         runtime = self.runtimes.setdefault(stream.id, StreamRuntime())

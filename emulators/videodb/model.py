@@ -5,6 +5,7 @@ alerts and exported videos. Pure Python: no I/O, no clock; every mutation takes 
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -296,7 +297,7 @@ def _action(body: dict[str, Any], allowed: tuple[str, ...], key: str = "action")
 
 def _positive_int(value: Any, key: str) -> int:
     # Strings are accepted because the service itself returns these values as strings.
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value or value <= 0:
         raise bad(f"'{key}' in the extraction_config must be a positive integer")
@@ -536,7 +537,9 @@ class VideoDBService:
         model_name = body.get("model_name")
         if model_name is not None and model_name not in MODEL_NAMES:
             raise bad(f"'model_name' must be one of {', '.join(MODEL_NAMES)}, got {model_name!r}")
-        model_config = body.get("model_config") or {}
+        model_config = body.get("model_config")
+        if model_config is None:
+            model_config = {}
         if not isinstance(model_config, dict):
             raise bad(f"'model_config' must be an object, got {type(model_config).__name__}")
         index = SceneIndex(
@@ -648,7 +651,7 @@ class VideoDBService:
         callback_url = body.get("callback_url")
         if callback_url is not None and not isinstance(callback_url, str):
             raise bad(f"'callback_url' must be a URL string, \"\" or null, got {type(callback_url).__name__}")
-        if callback_url and not callback_url.lower().startswith(("http://", "https://")):
+        if callback_url and not re.fullmatch(r"https?://.+", callback_url, re.DOTALL):
             raise bad(f"'callback_url' must be an http:// or https:// URL, got {callback_url!r}")
         alert = Alert(
             id=self.ids.hex16(),
@@ -694,6 +697,9 @@ class VideoDBService:
     def transcription_action(self, rtstream_id: str, body: dict[str, Any], now: float) -> RTStream:
         stream = self.rtstream(rtstream_id)
         action = _action(body, ("start", "stop"))
+        # The Node SDK sends mode on stop; it changes nothing here but must be one of its values.
+        if body.get("mode") is not None and body["mode"] not in ("graceful", "force"):
+            raise bad(f"'mode' must be one of graceful, force, got {body['mode']!r}")
         engine = _str(body, "engine", None)
         if engine:
             stream.transcript_engine = engine
