@@ -107,6 +107,8 @@ class RtmpPush:
                     container.mux(packet)
                 self.frames_sent += 1
                 index += 1
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.call_soon_threadsafe(self.ctx.pulse.beat)
             for packet in video.encode(None):
                 container.mux(packet)
             for packet in audio.encode(None):

@@ -1,0 +1,58 @@
+"""The bot's rtmp_destination_url output, received by a real RTMP server (nginx-rtmp) and read back with PyAV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from clients.recall import RecallClient
+from clients.stamp import StreamKind, read_stamp
+from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.interop.rtmp_server import rtmp_server
+
+pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("recall-rtmp")]
+
+MEET = "https://meet.google.com/rtm-pout-put"
+SCENARIO = {"name": "rtmp", "meeting_urls": [MEET], "duration_s": 1000,
+            "participants": [{"id": 100, "is_host": True}, {"id": 200}],
+            "speaking": [{"participant": 100, "start_s": 0, "end_s": 900}]}
+
+
+def read_flv(path: Path) -> tuple[list[str], list[object], int]:
+    with av.open(str(path)) as container:
+        kinds = sorted(s.codec_context.name for s in container.streams)
+        frames = []
+        audio = 0
+        for frame in container.decode(video=0, audio=0):
+            if isinstance(frame, av.VideoFrame):
+                frames.append(frame.to_ndarray(format="rgb24"))
+            else:
+                audio += frame.samples
+        return kinds, frames, audio
+
+
+@pytest.mark.parametrize("layout", ["speaker_view", "gallery_view"])
+async def test_rtmp_output_is_h264_and_aac_in_flv_with_readable_stamps(layout: str) -> None:
+    settings = {"port": 0, "rtmp_width": 640, "rtmp_height": 360, "rtmp_fps": 15}
+    with rtmp_server() as server:
+        async with RecallEmulator(settings=settings) as emu, RecallClient(DEV_API_KEY, emu.url()) as client:
+            await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+            bot = await client.create_bot(MEET, recording_mode=layout,
+                                          real_time_media={"rtmp_destination_url": server.url(key=layout)})
+            await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
+            life = emu.lives[bot["id"]]
+            await life.media.wait_for(lambda: life.rtmp is not None and life.rtmp.frames_sent >= 20, timeout_s=10)
+            await client.leave_call(bot["id"])
+            await client.wait_for_status(bot["id"], "done", timeout_s=10)
+        kinds, frames, audio_samples = read_flv(server.wait_for_recording(layout))
+    assert kinds == ["aac", "h264"]
+    assert len(frames) >= 15 and frames[0].shape == (360, 640, 3)
+    assert audio_samples > 0
+    stamps = [read_stamp(f) for f in frames[-5:]]
+    assert {s.stream_kind for s in stamps} == {StreamKind.RECALL_MIXED}
+    indexes = [s.frame_index for s in stamps]
+    assert indexes == sorted(indexes)
+    if layout == "speaker_view":
+        assert stamps[-1].stream_id == 100  # the active speaker
