@@ -376,7 +376,10 @@ class AvStream:
             if action == "corrupt":
                 video = [replace(p, data=emulator.faults.corrupt(p.data)) for p in video]
             for packet in video:
-                output.send_video(packet)
+                try:
+                    output.send_video(packet)
+                except ValueError:  # a corrupted access unit may no longer split into NAL units: lost
+                    continue
             for packet in encoded.audio:
                 output.send_audio(packet)
             if video:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -230,6 +231,7 @@ async def test_rtsp_push_announces_and_records_with_the_credentials_then_tears_d
             await stream.aclose()
         await recorder.wait_for(lambda r: not r.recording, within=5)
         methods = [request.method for request in recorder.requests]
+        authorizations = [request.headers.get("Authorization") for request in recorder.requests]
         sdp = recorder.sdp or ""
         stamps = decode_recorded([unit.annexb for unit in recorder.video])
         audio_frames = len(recorder.audio)
@@ -237,11 +239,28 @@ async def test_rtsp_push_announces_and_records_with_the_credentials_then_tears_d
         await recorder.aclose()
     assert methods[:1] == ["OPTIONS"] or methods[0] == "ANNOUNCE"
     assert {"ANNOUNCE", "SETUP", "RECORD", "TEARDOWN"} <= set(methods)
+    # FFmpeg first asks without credentials, meets the 401 and repeats with UserName/Password (Basic).
+    assert authorizations[0] is None
+    assert authorizations[-1] == "Basic " + base64.b64encode(b"misty:s3cret").decode()
     assert "H264/90000" in sdp and "MPEG4-GENERIC/16000" in sdp
     assert audio_frames > 0
     assert [s.frame_index for s in stamps] == sorted(s.frame_index for s in stamps)
     assert {s.stream_id for s in stamps} == {3}
     assert misty.events.query(kind="outbound.connected")
+
+
+async def test_rtsp_push_with_wrong_credentials_is_refused_with_the_reason(misty: MistyEmulator) -> None:
+    recorder = RtspRecorder(credentials=("misty", "s3cret"))
+    await recorder.start()
+    try:
+        url = f"rtsp://127.0.0.1:{recorder.port}/robot"
+        stream = av_stream(misty, url=url, username="misty", password="wrong")
+        with pytest.raises(AvConnectError, match=r"(?i)unauthorized|401|permission|denied"):
+            await stream.start()
+        await stream.aclose()
+        assert not recorder.recording and not recorder.video
+    finally:
+        await recorder.aclose()
 
 
 async def test_push_to_a_closed_port_fails_with_the_reason(misty: MistyEmulator) -> None:
@@ -344,5 +363,18 @@ async def test_stall_fault_pauses_the_stream_and_skips_the_missed_ticks(misty: M
     try:
         misty.faults.add({"match": {"stream": "av"}, "action": {"type": "stall", "seconds": 0.4}, "count": 1})
         await wait_until(lambda: misty.pacing["av"].skipped >= 8)
+    finally:
+        await stream.aclose()
+
+
+async def test_corrupt_fault_damages_frames_but_the_stream_goes_on(misty: MistyEmulator) -> None:
+    stream = av_stream(misty)
+    await stream.start()
+    try:
+        misty.faults.add({"match": {"stream": "av"}, "action": {"type": "corrupt"}, "count": 3})
+        await wait_until(lambda: len(misty.events.query(kind="fault.applied")) == 3)
+        sent = stream.frames_sent
+        await wait_until(lambda: stream.frames_sent >= sent + 5)
+        assert not stream.failed
     finally:
         await stream.aclose()
