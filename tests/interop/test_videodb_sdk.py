@@ -10,11 +10,13 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rtmp_server import rtmp_server  # the shared nginx-rtmp helper next to this file
+from rtmp_server import free_loopback_port, rtmp_server  # the shared nginx-rtmp helper next to this file
 
 from emulators.pytest_plugin import start_emulator
 
@@ -150,3 +152,45 @@ def _workflow_after_indexing(conn: Any, run: dict[str, Any], target: Any) -> Non
     segment_s = 2.0  # segments are cut at the first keyframe after 1 s; the source has one per second
     assert abs(ffprobe_duration(exported.stream_url) - exported.duration) <= segment_s
     assert abs(ffprobe_duration(rts.stream_url) - exported.duration) <= segment_s
+
+
+def _misty_api(robot: Any, endpoint: str, **query: object) -> dict[str, Any]:
+    """POST /api/<endpoint> with the arguments in the query string, as Misty's own SDKs do."""
+    url = f"{robot.url}/api/{endpoint}"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(url, method="POST")
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.load(response)
+
+
+def test_official_sdk_indexes_and_records_the_misty_emulators_rtspd_stream() -> None:
+    port = free_loopback_port()
+    with start_emulator("misty") as robot, start_emulator("videodb", settings=SETTINGS) as target:
+        assert _misty_api(robot, "services/avstreaming/enable")["result"] is True
+        reply = _misty_api(
+            robot, "avstreaming/start", url=f"rtspd:{port}", width=320, height=240, frameRate=10,
+            videoBitRate=300_000, audioBitRate=32_000, audioSampleRateHz=16_000,
+        )
+        assert reply["result"] is True, reply
+        try:
+            conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
+            coll = conn.get_collection()
+            rts = coll.connect_rtstream(
+                url=f"rtsp://127.0.0.1:{port}/", name="Misty", media_types=["video", "audio"], sample_rate=5,
+                store=True,
+            )
+            scene_index = rts.index_visuals(batch_config={"type": "time", "value": 1, "frame_count": 2})
+            deadline = time.monotonic() + 20
+            scenes: list[dict[str, Any]] = []
+            while len(scenes) < 2 or target.control.state()["device_state"]["rtstreams"][rts.id]["segments"] < 3:
+                assert time.monotonic() < deadline, f"no scenes/segments from Misty: {scenes}"
+                time.sleep(0.3)  # polling the REST API the way the SDK's users do
+                scenes = scene_index.get_scenes()["scenes"]
+            # The robot paints a frame stamp into every frame; the emulated AI reads it back.
+            assert any("frame stamp of stream" in s["description"] for s in scenes), scenes
+            rts.stop()
+            exported = rts.export()
+            assert abs(ffprobe_duration(exported.stream_url) - exported.duration) <= 2.0
+        finally:
+            _misty_api(robot, "avstreaming/stop")
