@@ -214,6 +214,16 @@ def recorded_stamps(path: Path) -> tuple[dict[str, dict], list[FrameStamp]]:
     return streams, stamps
 
 
+def flv_tags(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(tag type, tag body) of an FLV file: 8 audio, 9 video, 18 script data."""
+    assert data[:3] == b"FLV", "not an FLV file"
+    offset = int.from_bytes(data[5:9], "big") + 4  # header, then PreviousTagSize0
+    while offset + 11 <= len(data):
+        size = int.from_bytes(data[offset + 1 : offset + 4], "big")
+        yield data[offset] & 0x1F, data[offset + 11 : offset + 11 + size]
+        offset += 11 + size + 4
+
+
 def test_rtmp_push_lands_in_nginx_rtmp_as_h264_and_aac(robot: Target) -> None:
     ffprobe = require("ffprobe", FFMPEG_PACKAGE)
     with rtmp_server() as server:
@@ -231,6 +241,11 @@ def test_rtmp_push_lands_in_nginx_rtmp_as_h264_and_aac(robot: Target) -> None:
         )
         streams = {s["codec_type"]: s for s in json.loads(probe.stdout)["streams"]}
         _, stamps = recorded_stamps(path)
+        tags = list(flv_tags(path.read_bytes()))
+    first_video = next(body for kind, body in tags if kind == 9)
+    first_audio = next(body for kind, body in tags if kind == 8)
+    assert first_video[:2] == b"\x17\x00"  # keyframe + AVC sequence header (avcC) before any picture
+    assert first_audio[:2] == b"\xaf\x00"  # AAC sequence header (AudioSpecificConfig) before any frame
     assert (streams["video"]["codec_name"], streams["video"]["width"], streams["video"]["height"]) == (
         "h264", WIDTH, HEIGHT)
     assert (streams["audio"]["codec_name"], int(streams["audio"]["sample_rate"])) == ("aac", SAMPLE_RATE)
