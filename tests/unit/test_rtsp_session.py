@@ -294,3 +294,14 @@ def test_responses_serialize_to_bytes_a_client_reader_accepts(core: RtspServerCo
     reply = core.handle(request("DESCRIBE", cseq=3), CONN, 0)
     [parsed] = RtspMessageReader("client").feed(reply.response.serialize())
     assert isinstance(parsed, RtspResponse) and parsed.body == reply.response.body
+
+
+def test_a_required_option_is_551_with_unsupported(core: RtspServerCore) -> None:
+    reply = core.handle(request("OPTIONS", Require="play.basic"), CONN, 0)
+    assert reply.response.status == 551 and reply.response.headers["Unsupported"] == "play.basic"
+
+
+def test_track_urls_under_a_content_base_with_a_query_still_resolve(core: RtspServerCore) -> None:
+    base = core.handle(request("DESCRIBE", URL + "?token=1"), CONN, 0).response.headers["Content-Base"]
+    reply = core.handle(request("SETUP", base + "trackID=1", Transport="RTP/AVP/TCP;interleaved=2-3"), CONN, 0)
+    assert reply.response.status == 200

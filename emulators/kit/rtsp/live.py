@@ -204,8 +204,11 @@ class LiveMedia:
             running = None
         if running is loop:
             self._fan_out(unit)
-        else:
+            return
+        try:
             loop.call_soon_threadsafe(self._fan_out, unit)
+        except RuntimeError:
+            pass  # the readers' loop closed under a producer thread: nobody is left to deliver to
 
     def _fan_out(self, unit: MediaUnit | None) -> None:
         for subscription in list(self._subscribers):

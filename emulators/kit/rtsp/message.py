@@ -34,6 +34,7 @@ REASONS: dict[int, str] = {
     501: "Not Implemented",
     503: "Service Unavailable",
     505: "RTSP Version Not Supported",
+    551: "Option not supported",
 }
 
 

@@ -120,6 +120,7 @@ class RtspServer:
         session_timeout: float = 60.0,
         report_interval: float = 5.0,
         max_pending: int = 90,
+        send_buffer: int = 512 * 1024,
         seed: int | None = None,
     ) -> None:
         self._media = media
@@ -128,6 +129,7 @@ class RtspServer:
         self._on_event = on_event
         self._report_interval = report_interval
         self._max_pending = max_pending
+        self._send_buffer = send_buffer
         self._udp_ports = _UdpPorts(host)
         tracks = [PresentationTrack(VIDEO_TRACK, VIDEO_PAYLOAD_TYPE, 90000)]
         if media.audio is not None:
@@ -146,6 +148,7 @@ class RtspServer:
         self._playing: dict[str, _PlayingSession] = {}
         self._udp_endpoints: dict[str, dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self._sender_tasks: set[asyncio.Task[None]] = set()
         self._connection_ids = itertools.count(1)
         self._closing = False
         self.dropped_units = 0  # summed over ended sessions; live ones are in `session_stats()`
@@ -190,6 +193,7 @@ class RtspServer:
             self._housekeeping.cancel()
             await asyncio.gather(self._housekeeping, return_exceptions=True)
         await self._close_connections()
+        await asyncio.gather(*self._sender_tasks, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
@@ -222,6 +226,11 @@ class RtspServer:
             writer.close()
             return
         self._connection_tasks.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None and self._send_buffer > 0:
+            # Caps the kernel's share of a slow client's backlog (autotuning would let it grow to
+            # megabytes, i.e. seconds of stale video) so the bounded queue above it decides drops.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer)
         peer_address = writer.get_extra_info("peername") or ("?", 0)
         peer = f"{peer_address[0]}:{peer_address[1]}"
         info = ConnectionInfo(next(self._connection_ids), peer_address[0])
@@ -324,6 +333,9 @@ class RtspServer:
         playing = _PlayingSession(session, egress, subscription, self._udp_endpoints.get(session.id, {}))
         self._playing[session.id] = playing
         playing.task = asyncio.create_task(self._stream(playing, connection), name=f"rtsp-session-{session.id}")
+        # Kept until done: a sender that ends on its own (media closed) is still awaited by aclose().
+        self._sender_tasks.add(playing.task)
+        playing.task.add_done_callback(self._sender_tasks.discard)
         self._emit(
             "play",
             {

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from emulators.kit.rtsp.message import RtspRequest, RtspResponse, respond
 from emulators.kit.rtsp.rtp import RtpSender
@@ -20,6 +19,7 @@ from emulators.kit.rtsp.transport import TransportError, TransportSpec, parse_tr
 
 PUBLIC_METHODS = ("OPTIONS", "DESCRIBE", "SETUP", "PLAY", "TEARDOWN", "GET_PARAMETER")
 KNOWN_METHODS = (*PUBLIC_METHODS, "ANNOUNCE", "RECORD", "PAUSE", "SET_PARAMETER", "REDIRECT")
+# Matched on the whole URI: a Content-Base built from a URL with a query puts the control after it.
 _TRACK_RE = re.compile(r"/trackID=(\d+)/?$")
 _LIVE_RANGES = {"npt=0-", "npt=0.000-", "npt=now-", "npt=0.0-"}
 
@@ -139,6 +139,12 @@ class RtspServerCore:
             return Reply(respond(400, None, "CSeq header is required on every request"))
         if request.version != "RTSP/1.0":
             return Reply(respond(505, cseq, f"version must be RTSP/1.0, got {request.version}"))
+        required = request.headers.get("Require")
+        if required:
+            # RFC 2326 §12.32: no option extensions are implemented, so every one is unsupported.
+            response = respond(551, cseq, f"option {required!r} is not supported")
+            response.headers.set("Unsupported", required)
+            return Reply(response)
         session_id = request.session_id
         if session_id is not None and session_id in self.sessions:
             self.sessions[session_id].last_activity = now
@@ -252,7 +258,7 @@ class RtspServerCore:
         session, error = self._session_for(request)
         if session is None:
             return Reply(error)  # type: ignore[arg-type]
-        if _TRACK_RE.search(urlsplit(request.uri).path):
+        if _TRACK_RE.search(request.uri):
             return Reply(respond(460, request.cseq, "PLAY applies to the whole presentation URL, not to one track"))
         requested_range = (request.headers.get("Range") or "npt=0-").replace(" ", "")
         if requested_range not in _LIVE_RANGES:
@@ -302,7 +308,7 @@ class RtspServerCore:
     # -- helpers ------------------------------------------------------------------------------
 
     def _track_for(self, uri: str) -> tuple[int, RtspResponse | None]:
-        match = _TRACK_RE.search(urlsplit(uri).path)
+        match = _TRACK_RE.search(uri)
         if match is None:
             if len(self._tracks) == 1:
                 return next(iter(self._tracks)), None
