@@ -432,8 +432,8 @@ class VideoDBService:
         return stream, True
 
     def _open_recording(self, stream: RTStream, now: float) -> None:
-        if stream.store:
-            stream.recordings.append(Recording(number=len(stream.recordings) + 1, started_at=now))
+        # Without store the service still keeps a rolling window for live playback, but never exports it.
+        stream.recordings.append(Recording(number=len(stream.recordings) + 1, started_at=now))
 
     # --- ingest signals ---
     def source_receiving(self, rtstream_id: str, now: float) -> None:
@@ -475,6 +475,8 @@ class VideoDBService:
         stream = self.rtstream(rtstream_id)
         if name is not None and not isinstance(name, str):
             raise bad(f"'name' must be a string, got {type(name).__name__}")
+        if not stream.store:
+            raise bad("No recordings available: the stream was connected with store=false")
         if stream.status != "stopped":
             raise bad("No recordings available. Stop the stream before exporting.")
         completed = [r for r in stream.recordings if r.ended_at is not None and r.segments]
