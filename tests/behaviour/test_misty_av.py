@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import socket
+import struct
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -102,6 +104,129 @@ def decode_recorded(units: list[bytes]) -> list[FrameStamp]:
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
     spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
     return float(np.fft.rfftfreq(len(samples), 1 / sample_rate)[int(np.argmax(spectrum))])
+
+
+# ----- a challenging RTMP server ---------------------------------------------------------------------------------
+def _amf_read(data: bytes, i: int) -> tuple[object, int]:
+    """One AMF0 value (number, boolean, string, object, ECMA array, null) starting at data[i]."""
+    marker, i = data[i], i + 1
+    if marker == 0:
+        return struct.unpack(">d", data[i : i + 8])[0], i + 8
+    if marker == 1:
+        return bool(data[i]), i + 1
+    if marker == 2:
+        n = int.from_bytes(data[i : i + 2], "big")
+        return data[i + 2 : i + 2 + n].decode(), i + 2 + n
+    if marker in (3, 8):
+        i += 4 if marker == 8 else 0
+        obj: dict[str, object] = {}
+        while True:
+            n = int.from_bytes(data[i : i + 2], "big")
+            if n == 0 and data[i + 2] == 9:
+                return obj, i + 3
+            key = data[i + 2 : i + 2 + n].decode()
+            obj[key], i = _amf_read(data, i + 2 + n)
+    if marker in (5, 6):
+        return None, i
+    raise ValueError(f"AMF0 marker {marker} not handled")
+
+
+def _amf_string(value: str) -> bytes:
+    raw = value.encode()
+    return b"\x02" + len(raw).to_bytes(2, "big") + raw
+
+
+def _amf_object(fields: dict[str, str]) -> bytes:
+    body = b"".join(len(k).to_bytes(2, "big") + k.encode() + _amf_string(v) for k, v in fields.items())
+    return b"\x03" + body + b"\x00\x00\x09"
+
+
+class AdobeAuthRtmpServer:
+    """An RTMP server that answers every `connect` with FFmpeg's Adobe auth challenge (RTMP handshake,
+    chunk stream, AMF0 `_error`), so a test can check the publisher's user name and password response."""
+
+    SALT, CHALLENGE, OPAQUE = "s4lt", "ch4llenge", "0paque"
+
+    def __init__(self) -> None:
+        self.apps: list[str] = []
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> AdobeAuthRtmpServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    def response_matches(self, user: str, password: str) -> bool:
+        """Whether the last connect carried the response FFmpeg computes from these credentials."""
+        query = dict(pair.split("=", 1) for pair in self.apps[-1].split("?", 1)[1].split("&"))
+        inner = base64.b64encode(hashlib.md5((user + self.SALT + password).encode()).digest())
+        outer = hashlib.md5(inner + self.OPAQUE.encode() + query["challenge"].encode()).digest()
+        return query.get("user") == user and query.get("response") == base64.b64encode(outer).decode()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            c0c1 = await reader.readexactly(1 + 1536)
+            writer.write(b"\x03" + bytes(1536) + c0c1[1:])  # S0, S1, S2 (= C1 echoed)
+            await reader.readexactly(1536)  # C2
+            command = await self._read_command(reader)
+            app = str(command[2]["app"])  # type: ignore[index]
+            self.apps.append(app)
+            if "authmod=adobe" not in app:
+                reason = "[ AccessManager.Reject ] : [ code=403 need auth; authmod=adobe ] : "
+            elif "response=" not in app:
+                reason = (
+                    "[ AccessManager.Reject ] : [ authmod=adobe ] : ?reason=needauth&user="
+                    f"{app.split('user=', 1)[1].split('&', 1)[0]}&salt={self.SALT}&challenge={self.CHALLENGE}"
+                    f"&opaque={self.OPAQUE}"
+                )
+            else:
+                reason = "[ AccessManager.Reject ] : [ authmod=adobe ] : ?reason=authfailed"
+            payload = (
+                _amf_string("_error") + b"\x00" + struct.pack(">d", command[1]) + b"\x05"  # type: ignore[arg-type]
+                + _amf_object({"level": "error", "code": "NetConnection.Connect.Rejected", "description": reason})
+            )
+            header = b"\x03" + bytes(3) + len(payload).to_bytes(3, "big") + b"\x14" + bytes(4)
+            writer.write(header + b"\xc3".join(payload[i : i + 128] for i in range(0, len(payload), 128)))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _read_command(reader: asyncio.StreamReader) -> list[object]:
+        """Reassemble chunks until the first AMF0 command message (type 20) and decode it."""
+        chunk_size, streams = 128, {}  # type: ignore[var-annotated]
+        while True:
+            first = (await reader.readexactly(1))[0]
+            fmt, csid = first >> 6, first & 0x3F
+            if csid < 2:
+                csid = 64 + int.from_bytes(await reader.readexactly(csid + 1), "little")
+            state = streams.setdefault(csid, {"length": 0, "type": 0, "data": b""})
+            header = await reader.readexactly((11, 7, 3, 0)[fmt])
+            if fmt in (0, 1):
+                state["length"], state["type"] = int.from_bytes(header[3:6], "big"), header[6]
+            state["data"] += await reader.readexactly(min(chunk_size, state["length"] - len(state["data"])))
+            if len(state["data"]) < state["length"]:
+                continue
+            message, state["data"] = state["data"], b""
+            if state["type"] == 1:  # Set Chunk Size
+                chunk_size = int.from_bytes(message, "big") & 0x7FFFFFFF
+            elif state["type"] == 20:
+                values, i = [], 0
+                while i < len(message):
+                    value, i = _amf_read(message, i)
+                    values.append(value)
+                return values
 
 
 # ----- audio -------------------------------------------------------------------------------------------------
@@ -261,6 +386,19 @@ async def test_rtsp_push_with_wrong_credentials_is_refused_with_the_reason(misty
         assert not recorder.recording and not recorder.video
     finally:
         await recorder.aclose()
+
+
+async def test_rtmp_push_answers_an_adobe_auth_challenge_with_the_credentials(misty: MistyEmulator) -> None:
+    async with AdobeAuthRtmpServer() as server:
+        url = f"rtmp://127.0.0.1:{server.port}/live/robot"
+        stream = av_stream(misty, url=url, username="robot", password="s3cret")
+        with pytest.raises(AvConnectError):
+            await stream.start()  # this server rejects even a correct response: it only checks it
+        await stream.aclose()
+    assert server.apps[0] == "live"  # no credentials until the server asks
+    assert server.apps[1] == "live?authmod=adobe&user=robot"
+    assert server.response_matches("robot", "s3cret")
+    assert not server.response_matches("robot", "wrong")
 
 
 async def test_push_to_a_closed_port_fails_with_the_reason(misty: MistyEmulator) -> None:
