@@ -343,9 +343,10 @@ async def test_pyav_rtsp_muxer_publishes_to_the_recorder_and_every_frame_decodes
         await recorder.aclose()
 
 
-async def test_ffmpeg_publishes_after_a_basic_auth_challenge() -> None:
+@pytest.mark.parametrize("scheme", ["basic", "digest"])
+async def test_ffmpeg_publishes_after_an_auth_challenge(scheme: str) -> None:
     need("ffmpeg", package=FFMPEG_PACKAGE)
-    recorder = RtspRecorder(credentials=("misty", "secret"))
+    recorder = RtspRecorder(credentials=("misty", "secret"), auth_scheme=scheme)
     await recorder.start()
     try:
         await run_pusher(
@@ -357,7 +358,7 @@ async def test_ffmpeg_publishes_after_a_basic_auth_challenge() -> None:
         await recorder.wait_for(lambda r: not r.recording and len(r.video) >= FRAMES, within=5.0)
         first, *rest = recorder.requests
         assert first.headers.get("Authorization") is None  # FFmpeg only sends credentials when challenged
-        assert all(r.headers.get("Authorization", "").startswith("Basic ") for r in rest)
+        assert all(r.headers.get("Authorization", "").lower().startswith(scheme) for r in rest)
         assert "RECORD" in [r.method for r in rest]
         frames = decode_recorded(recorder)
         assert len(frames) == FRAMES and (frames[0].width, frames[0].height) == (WIDTH, HEIGHT)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
+import re
 
 import pytest
 
@@ -150,3 +152,24 @@ def test_sprop_parameter_sets_decode_to_nal_units() -> None:
     assert parse_sprop_parameter_sets(value) == [SPS, PPS]
     with pytest.raises(ValueError, match="base64"):
         parse_sprop_parameter_sets("not base64!")
+
+
+def test_digest_auth_challenges_with_a_nonce_and_accepts_the_rfc_2069_response() -> None:
+    core = RecordCore(credentials=("misty", "secret"), auth_scheme="digest", rng=random.Random(3))
+    challenge = Publisher(core).send("OPTIONS").response
+    assert challenge.status == 401
+    header = challenge.headers["WWW-Authenticate"]
+    assert header.startswith('Digest realm="benchtwin"')
+    nonce = re.search(r'nonce="([^"]+)"', header).group(1)  # type: ignore[union-attr]
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    def authorization(password: str) -> str:
+        response = md5(f"{md5(f'misty:benchtwin:{password}')}:{nonce}:{md5(f'OPTIONS:{URL}')}")
+        return f'Digest username="misty", realm="benchtwin", nonce="{nonce}", uri="{URL}", response="{response}"'
+
+    assert Publisher(core, authorization("guess")).send("OPTIONS").response.status == 401
+    assert Publisher(core, authorization("secret")).send("OPTIONS").response.status == 200
+    basic = "Basic " + base64.b64encode(b"misty:secret").decode()
+    assert Publisher(core, basic).send("OPTIONS").response.status == 401  # the scheme offered is Digest

@@ -9,11 +9,13 @@ import socket
 
 import pytest
 
-from emulators.kit.rtsp.h264 import join_annexb, nal_type
+from emulators.kit.rtsp.h264 import join_annexb, nal_type, packetize_access_unit
 from emulators.kit.rtsp.live import AacTrack, H264Track, LiveMedia
 from emulators.kit.rtsp.message import Headers, InterleavedFrame, RtspMessageReader, RtspRequest, RtspResponse
+from emulators.kit.rtsp.recorder import RtspRecorder
 from emulators.kit.rtsp.rtcp import RTCP_BYE, RTCP_SR, parse_rtcp
 from emulators.kit.rtsp.rtp import RtpPacket
+from emulators.kit.rtsp.sdp import describe_live
 from emulators.kit.rtsp.server import RtspServer
 from emulators.kit.rtsp.transport import parse_transport
 
@@ -337,10 +339,6 @@ async def test_pipelined_requests_on_one_write_are_answered_in_order(live) -> No
 
 
 async def test_the_recorder_keeps_what_a_publisher_sends_over_its_socket() -> None:
-    from emulators.kit.rtsp import RtspRecorder
-    from emulators.kit.rtsp.h264 import packetize_access_unit
-    from emulators.kit.rtsp.sdp import describe_live
-
     recorder = RtspRecorder(seed=2)
     await recorder.start()
     client = await RawClient.connect(recorder.port, "/live")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import random
+import re
 from dataclasses import dataclass, field
 
 from emulators.kit.rtsp.aac import AacDepacketizer
@@ -59,6 +62,7 @@ class RecordCore:
     to its media, RECORD opens the gate for media, TEARDOWN ends it."""
 
     credentials: tuple[str, str] | None = None
+    auth_scheme: str = "basic"  # "basic" or "digest" (RFC 2069-style, as FFmpeg answers it)
     realm: str = "benchtwin"
     rng: random.Random = field(default_factory=random.Random)
     requests: list[RtspRequest] = field(default_factory=list)
@@ -77,8 +81,8 @@ class RecordCore:
         if cseq is None:
             return RecordReply(respond(400, None, "CSeq header is required on every request"))
         if self.credentials is not None and not self._authorized(request):
-            response = respond(401, cseq, "credentials required (Basic)")
-            response.headers.set("WWW-Authenticate", f'Basic realm="{self.realm}"')
+            response = respond(401, cseq, f"credentials required ({self.auth_scheme.capitalize()})")
+            response.headers.set("WWW-Authenticate", self._challenge())
             return RecordReply(response)
         if request.session_id is not None and request.session_id != self.session_id and request.method != "OPTIONS":
             return RecordReply(respond(454, cseq, f"session {request.session_id!r} does not exist"))
@@ -214,16 +218,43 @@ class RecordCore:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        if self.auth_scheme not in ("basic", "digest"):
+            raise ValueError(f"auth_scheme must be basic or digest, got {self.auth_scheme!r}")
+        self._nonce = f"{self.rng.getrandbits(128):032x}"
+
+    def _challenge(self) -> str:
+        if self.auth_scheme == "digest":
+            return f'Digest realm="{self.realm}", nonce="{self._nonce}"'
+        return f'Basic realm="{self.realm}"'
+
     def _authorized(self, request: RtspRequest) -> bool:
         assert self.credentials is not None
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-        if scheme.lower() != "basic":
+        if scheme.lower() != self.auth_scheme:
             return False
+        if self.auth_scheme == "digest":
+            return self._digest_matches(request, _digest_fields(token))
         try:
             user, _, password = base64.b64decode(token.strip(), validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
         return (user, password) == self.credentials
+
+    def _digest_matches(self, request: RtspRequest, fields: dict[str, str]) -> bool:
+        assert self.credentials is not None
+        user, password = self.credentials
+        if fields.get("username") != user or fields.get("nonce") != self._nonce:
+            return False
+        ha1 = _md5(f"{user}:{self.realm}:{password}")
+        ha2 = _md5(f"{request.method}:{fields.get('uri', '')}")
+        if "qop" in fields:
+            expected = _md5(
+                f"{ha1}:{self._nonce}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:{fields['qop']}:{ha2}"
+            )
+        else:
+            expected = _md5(f"{ha1}:{self._nonce}:{ha2}")
+        return hmac.compare_digest(expected, fields.get("response", ""))
 
     def _media_for(self, uri: str) -> MediaDescription | None:
         assert self.description is not None
@@ -233,3 +264,15 @@ class RecordCore:
             if control and (path == control or path.endswith("/" + control)):
                 return media
         return self.description.media[0] if len(self.description.media) == 1 else None
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _digest_fields(token: str) -> dict[str, str]:
+    """`key="value", key=value` pairs of a Digest Authorization header."""
+    fields: dict[str, str] = {}
+    for key, quoted, bare in re.findall(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', token):
+        fields[key.lower()] = quoted or bare
+    return fields

@@ -21,7 +21,8 @@ from emulators.kit.rtsp.sdp import SessionDescription
 
 
 class RtspRecorder:
-    """Accepts ANNOUNCE + SETUP mode=record + RECORD with interleaved RTP (optionally behind Basic auth)."""
+    """Accepts ANNOUNCE + SETUP mode=record + RECORD with interleaved RTP, optionally behind Basic or
+    Digest authentication (`credentials=(user, password)`, `auth_scheme="basic"|"digest"`)."""
 
     def __init__(
         self,
@@ -29,13 +30,14 @@ class RtspRecorder:
         host: str = "127.0.0.1",
         port: int = 0,
         credentials: tuple[str, str] | None = None,
+        auth_scheme: str = "basic",
         on_event: Callable[[str, dict], None] | None = None,
         seed: int | None = None,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._on_event = on_event
-        self.core = RecordCore(credentials=credentials, rng=random.Random(seed))
+        self.core = RecordCore(credentials=credentials, auth_scheme=auth_scheme, rng=random.Random(seed))
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
