@@ -169,6 +169,28 @@ def resize_axes(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return _gather(frame, _resize_map(h, w, out_h, out_w), out_h, out_w, black_tail=False)
 
 
+@lru_cache(maxsize=32)
+def _view_map(height: int, width: int, degrees: int, out_w: int, out_h: int) -> tuple[int, int, np.ndarray, bool]:
+    """One flat gather map for rotate-then-resize, so a frame is transformed in a single pass.
+
+    Returns (out_h, out_w, indices, needs_black); indices equal to height * width mean "black".
+    """
+    degrees %= 360
+    if degrees % 90 == 0:
+        grid = np.rot90(np.arange(height * width, dtype=np.int64).reshape(height, width), k=-(degrees // 90))
+        black = False
+    else:
+        rh, rw, flat = _rotation_map(height, width, degrees)
+        grid = flat.reshape(rh, rw)
+        black = True
+    rh, rw = grid.shape
+    out_w = out_w or rw
+    out_h = out_h or rh
+    rows = np.minimum(((np.arange(out_h) + 0.5) * rh / out_h).astype(np.int64), rh - 1)
+    cols = np.minimum(((np.arange(out_w) + 0.5) * rw / out_w).astype(np.int64), rw - 1)
+    return out_h, out_w, np.ascontiguousarray(grid[rows[:, None], cols[None, :]]).ravel(), black
+
+
 def draw_box(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int, thickness: int = 3) -> None:
     """Draw an axis-aligned overlay rectangle (clipped to the frame) in place."""
     h, w = frame.shape[:2]
@@ -200,13 +222,13 @@ class WebSocketView:
     def render(self, native: np.ndarray, disc: Disc | None = None) -> np.ndarray:
         """Rotate, resize and (with Overlay) box the disc; returns a new C-contiguous RGB array."""
         h, w = native.shape[:2]
-        out = rotate_clockwise(native, self.rotation)
-        rotated_h, rotated_w = out.shape[:2]
-        out = resize_axes(out, self.width, self.height)
-        if out is native:
+        if self.rotation % 360 == 0 and self.width in (0, w) and self.height in (0, h):
             out = native.copy()
-        out = np.ascontiguousarray(out)
+        else:
+            out_h, out_w, indices, black = _view_map(h, w, self.rotation, self.width, self.height)
+            out = _gather(native, indices, out_h, out_w, black_tail=black)
         if self.overlay and disc is not None:
+            _, _, rotated_w, rotated_h = rotated_point(0, 0, w, h, self.rotation)
             cx, cy, _, _ = rotated_point(disc.x, disc.y, w, h, self.rotation)
             sx = out.shape[1] / rotated_w
             sy = out.shape[0] / rotated_h
