@@ -517,7 +517,7 @@ class RobopipeApi:
                 purpose="still",
                 seed=self.device.seed,
             )
-            image = await asyncio.to_thread(media.render_frame, spec)
+            image = await asyncio.to_thread(media.render_frame, spec, runtime.still_developer(spec))
             data = await asyncio.to_thread(media.encode_still, image, fmt.lower())
             return web.Response(body=data, headers={"Content-Type": f"image/{fmt}"})
 
@@ -616,15 +616,20 @@ class RobopipeApi:
         self.device.events.record("client.connected", stream=channel.name, peer=request.remote)
         try:
             init = await channel.wait_init(limit_s=15.0)
-            await ws.send_bytes(init)
-            await _pump_until_closed(ws, sub, request)
+            if init is not None and not sub.closed:
+                await ws.send_bytes(init)
+                await _pump_until_closed(ws, sub)
         except (TimeoutError, ConnectionResetError):
             pass
         finally:
             self.video_sockets.discard(ws)
             await self.device.leave_channel(runtime, channel, sub)
-            if not ws.closed:
-                await ws.close(code=1011)
+            # Close only after the pump and the reader are done: a close racing a receive ends as 1006.
+            if sub.closed and sub.abort and request.transport is not None:
+                request.transport.close()  # a source disconnect: no close frame
+            elif not ws.closed:
+                code = sub.close_code if sub.closed else 1011
+                await ws.close(code=code, message=sub.close_reason.encode())
             self.device.events.record("client.disconnected", stream=channel.name, code=ws.close_code)
         return ws
 
@@ -788,18 +793,11 @@ async def _run_until_closed(ws: web.WebSocketResponse, closing: asyncio.Event, s
             raise result
 
 
-async def _pump_until_closed(ws: web.WebSocketResponse, sub: media.Subscriber, request: web.Request) -> None:
-    """Forward the channel's messages to one viewer until the channel or the viewer closes."""
+async def _pump_until_closed(ws: web.WebSocketResponse, sub: media.Subscriber) -> None:
+    """Forward the channel's messages to one viewer until the channel closes it or the viewer leaves."""
 
     async def pump() -> None:
-        while True:
-            item = await sub.queue.get()
-            if item is media.CLOSE:
-                if sub.abort and request.transport is not None:
-                    request.transport.close()  # a source disconnect: no close frame
-                    return
-                await ws.close(code=sub.close_code, message=sub.close_reason.encode())
-                return
+        while (item := await sub.queue.get()) is not media.CLOSE:
             await ws.send_bytes(item)
 
     await _run_until_closed(ws, asyncio.Event(), pump())

@@ -51,6 +51,14 @@ class CameraRuntime:
     started_ms: int = 0
     channels: dict[str, media.VideoChannel] = field(default_factory=dict)
     restarts: int = 0
+    # Stills reuse each stream's developed static scene, so a series of captures costs one render each.
+    still_developers: dict[str, media.StreamDeveloper] = field(default_factory=dict)
+
+    def still_developer(self, spec: media.FrameSpec) -> media.StreamDeveloper:
+        developer = self.still_developers.get(spec.stream)
+        if developer is None or developer.sensor.seed != spec.seed:
+            developer = self.still_developers[spec.stream] = media.StreamDeveloper(media.stream_sensor(spec))
+        return developer
 
     def frame_index_at(self, stream: str, now_ms: int) -> int:
         fps = self.camera.fps(stream)

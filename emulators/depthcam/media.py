@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import math
 import struct
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -239,9 +240,17 @@ class Fmp4Encoder:
         stream.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline"}
         self._stream = stream
         self._closed = False
+        # A cancelled sender may leave an encode running in its worker thread; close waits for it.
+        self._lock = threading.Lock()
 
     def encode(self, image: np.ndarray, pts: int) -> list[bytes]:
         """Messages completed by this frame (the init segment, then fragments one frame behind)."""
+        with self._lock:
+            if self._closed:
+                return []
+            return self._encode(image, pts)
+
+    def _encode(self, image: np.ndarray, pts: int) -> list[bytes]:
         if image.shape[0] != self.height or image.shape[1] != self.width:
             image = image[: self.height, : self.width]
         if image.ndim == 2:
@@ -255,11 +264,12 @@ class Fmp4Encoder:
         return self._segmenter.feed(self._sink.take())
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            self._container.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._container.close()
 
 
 # ----- live video fan-out ---------------------------------------------------------------------------------
@@ -273,9 +283,10 @@ class Subscriber:
     close_code: int = 1000
     close_reason: str = ""
     abort: bool = False  # drop the connection without a close frame
+    closed: bool = False  # the channel closed this viewer (close_code says how)
 
     def close(self, code: int, reason: str = "", *, abort: bool = False) -> None:
-        self.close_code, self.close_reason, self.abort = code, reason, abort
+        self.close_code, self.close_reason, self.abort, self.closed = code, reason, abort, True
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(CLOSE)
         if self.queue.full():
@@ -323,9 +334,9 @@ class VideoChannel:
         self.subscribers.add(sub)
         return sub
 
-    async def wait_init(self, limit_s: float) -> bytes:
+    async def wait_init(self, limit_s: float) -> bytes | None:
+        """The shared init segment; None when the channel ended before encoding a frame."""
         await asyncio.wait_for(self._init_ready.wait(), limit_s)
-        assert self.init_segment is not None
         return self.init_segment
 
     def close_all(self, code: int, reason: str = "", *, abort: bool = False) -> None:
@@ -375,6 +386,7 @@ class VideoChannel:
                         message = self.hooks.corrupt(message)
                     self._broadcast(message)
         finally:
+            self._init_ready.set()  # nobody waits forever for a channel that has ended
             await asyncio.to_thread(encoder.close)
 
     def _broadcast(self, message: bytes) -> None:
