@@ -18,11 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 from emulators.kit.codecs import AacEncoder, EncodedPacket, H264Encoder, annexb_to_avcc
-from emulators.kit.outbound import EgressPolicy, EgressRefused
+
+if TYPE_CHECKING:
+    # Imported where used: it pulls in aiohttp, which would double the muxer worker's start-up time.
+    from emulators.kit.outbound import EgressPolicy
 
 CONNECT_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 3.0
@@ -138,7 +141,7 @@ class AvPush:
             "audio_bitrate": audio.bitrate,
         }
         self._on_failure = on_failure
-        self._egress = egress or EgressPolicy()
+        self._egress = egress
         self._start_timeout = start_timeout
         self._process: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -152,8 +155,11 @@ class AvPush:
     # ----- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect and publish; returns once the target accepted the stream, else PushConnectError."""
+        from emulators.kit.outbound import EgressPolicy, EgressRefused
+
+        egress = self._egress or EgressPolicy()
         try:
-            await asyncio.to_thread(self._egress.check, self.target.url)
+            await asyncio.to_thread(egress.check, self.target.url)
         except EgressRefused as exc:
             raise PushConnectError(str(exc)) from None
         env = dict(os.environ)
