@@ -148,3 +148,17 @@ async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk() 
         with pytest.raises(VideoDBError) as missing:
             await c.request("GET", "collection/default/capture/session/cap-nope")
         assert missing.value.status == 404
+
+
+async def test_reset_stops_every_ingest_thread_and_forgets_the_account() -> None:
+    async with VideoDBEmulator(settings={"port": 0}) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+        rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
+        worker = emu.runtimes[rts["id"]].worker
+        assert worker is not None and worker.alive
+        await emu.reset(seed=5)
+        assert not worker.alive
+        assert emu.service.streams == {} and emu.runtimes == {}
+        assert emu.tasks.names() == ["videodb:webhooks"]
+        with pytest.raises(VideoDBError) as gone:
+            await c.get_rtstream(rts["id"])
+        assert gone.value.status == 404

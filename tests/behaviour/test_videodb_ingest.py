@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jsonschema
 import pytest
 import yaml
@@ -167,6 +168,11 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
         with pytest.raises(VideoDBError, match="No recordings available"):
             await client.export(rts["id"])
         await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        live = await client.generate_stream(rts["id"], time.time() - 60, time.time() + 60)
+        async with aiohttp.ClientSession() as http, http.get(live["stream_url"]) as resp:
+            playlist = await resp.text()
+        assert resp.status == 200 and resp.content_type == "application/vnd.apple.mpegurl"
+        assert "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and "#EXT-X-ENDLIST" not in playlist
         await client.stop(rts["id"])
         assert (await client.get_rtstream(rts["id"]))["status"] == "stopped"
 
@@ -253,6 +259,13 @@ async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killi
             await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
             emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "corrupt"}, "count": 15})
             await eventually(lambda: emu.events.query(kind="fault.applied"), what="corrupt applied")
+            # A slow source: the pull stalls for a second, then carries on where it was.
+            emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "stall", "seconds": 1.0},
+                            "count": 1})
+            packets = emu.runtimes[rts["id"]].worker.packets
+            await eventually(lambda: emu.runtimes[rts["id"]].worker.packets > packets + 20, what="packets after stall")
+            assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
+            # ffmpeg's listener serves one connection, so the disconnect comes last.
             emu.faults.add({"match": {"stream": f"rtstream:{rts['id']}"}, "action": {"type": "disconnect"},
                             "count": 1})
             await eventually(
