@@ -347,3 +347,17 @@ async def test_a_stalled_stream_bursts_the_owed_chunks_with_nominal_timestamps()
         intervals = np.diff([m.received_at for m in media]) * 1000
         assert intervals.max() > 200  # the stall is visible ...
         assert stream.missing_chunks("inbound") == []  # ... and nothing was skipped
+
+
+async def test_a_reset_stops_live_streams_cleanly_and_leaves_no_tasks_behind():
+    async with rig() as r:
+        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StatusCallback=r.callbacks.url)
+        stream = await r.receiver.next_stream()
+        await stream.wait_media(2)
+        await r.emulator.reset()
+        assert await stream.wait_closed() == 1000
+        assert isinstance(stream.messages[-1], Stop)
+        assert r.emulator.sessions == {} and r.emulator.tasks.names() == ["signalwire:media-clock"]
+        assert all(not c.streams for c in r.emulator.backend.conferences.values())
+        await r.client.start_stream(CONFERENCE, Url=r.receiver.url)  # and it streams again
+        await (await r.receiver.next_stream()).wait_media(2)
