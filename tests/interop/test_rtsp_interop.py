@@ -229,11 +229,12 @@ def test_gstreamer_rtspsrc_decodes_video_and_audio(rig: LiveRig, protocol: str) 
     stamps_in_order(frames)
 
 
-def test_pyav_pulls_over_tcp_with_stamps_in_order_and_audio(rig: LiveRig) -> None:
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_pyav_pulls_with_stamps_in_order_and_audio(rig: LiveRig, transport: str) -> None:
     latencies: list[float] = []
     frames: list[av.VideoFrame] = []
     audio_frames = 0
-    with av.open(rig.url(), options={"rtsp_transport": "tcp"}, timeout=10.0) as container:
+    with av.open(rig.url(), options={"rtsp_transport": transport}, timeout=10.0) as container:
         for frame in container.decode(video=0, audio=0):
             if isinstance(frame, av.AudioFrame):
                 audio_frames += 1
