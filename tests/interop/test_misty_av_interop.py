@@ -145,6 +145,10 @@ def test_ffmpeg_decodes_rtspd_frames_whose_stamps_read_back_in_order(rtspd: str,
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
 def test_gstreamer_rtspsrc_decodes_rtspd_frames(rtspd: str, protocol: str) -> None:
     gst = require("gst-launch-1.0", GST_PACKAGES)
+    inspect = require("gst-inspect-1.0", GST_PACKAGES)
+    for element in ("rtspsrc", "rtph264depay", "avdec_h264"):
+        if subprocess.run([inspect, "--exists", element], timeout=TOOL_TIMEOUT).returncode != 0:
+            pytest.skip(f"needs the GStreamer element {element} (Debian packages: {GST_PACKAGES})")
     frames = 8
     pipeline = (
         f"rtspsrc location={rtspd} protocols={protocol} latency=0 ! rtph264depay ! avdec_h264 ! videoconvert"
