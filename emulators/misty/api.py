@@ -7,6 +7,7 @@ Domain errors are mapped to HTTP here, once.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from emulators.misty.pubsub import EVENT_TYPES
 
 if TYPE_CHECKING:
     from emulators.misty.device import MistyEmulator
+
+log = logging.getLogger("benchtwin.misty")
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -168,10 +171,19 @@ class MistyApi:
             response = await handler(request)
         except MistyError as exc:
             response = failure(exc.message, exc.status)
-        except web.HTTPNotFound:
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            # The robot knows no 405: an unknown verb is as unknown as an unknown path.
             response = failure(f"Command not found: {request.method} {request.path}", 404)
-        except web.HTTPMethodNotAllowed:
-            response = failure(f"Command not found: {request.method} {request.path}", 404)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+            if request.path == "/pubsub":
+                message = "The event WebSocket needs a WebSocket upgrade: open ws://<robot>/pubsub."
+            response = failure(message, exc.status)
+        except Exception as exc:  # a bug must still answer in the robot's shape, and be logged
+            log.exception("misty: %s %s failed", request.method, request.path)
+            response = failure(f"Exception: {type(exc).__name__}: {exc}", 500)
         return _decorate(request, response)
 
     # ----- information ------------------------------------------------------------------------------------

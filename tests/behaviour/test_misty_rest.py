@@ -85,6 +85,12 @@ async def test_an_unknown_route_or_verb_is_command_not_found(emu, http):
     assert resp.status == 404 and body["status"] == "Failed"
 
 
+async def test_pubsub_without_a_websocket_upgrade_is_a_400_in_the_robots_shape(emu, http):
+    resp, body = await call(http, emu, "GET", "/pubsub")
+    assert resp.status == 400 and body["status"] == "Failed" and "WebSocket" in body["error"]
+    assert resp.headers["Misty-Command-Version"] == "Current"
+
+
 async def test_a_body_that_is_not_a_json_object_is_a_400(emu, http):
     resp, body = await call(http, emu, "POST", "/api/videostreaming/start", data=b"[1,2,3]")
     assert resp.status == 400 and "JSON object" in body["error"]
