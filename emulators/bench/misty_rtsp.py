@@ -195,8 +195,8 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         if per_ours > 0 and per_theirs > 0:
             cpu_ratio = ratio(per_ours, per_theirs)
         else:
-            # /proc counts CPU in 10 ms ticks; a client costs less than that shows as 0 or below (noise).
-            cpu_why = "a per-client cost is below the resolution of /proc CPU ticks"
+            # A client that costs less than the window-to-window drift of a shared machine shows as 0 or below.
+            cpu_why = "a per-client cost is below this run's measurement noise"
             notes.append(f"per added client: ours {per_ours} ms/s, GStreamer {per_theirs} ms/s; {cpu_why}")
     notes.append("ours also encodes and sends the AAC audio track; the GStreamer peer serves video only")
     return {

@@ -19,6 +19,7 @@ from emulators.bench.process import BenchError, EmulatorProcess, free_port
 from emulators.bench.stats import BenchOptions, percentile, rounded
 from emulators.bench.table import target
 from emulators.bench.viewers import ViewerCount, cancel_all, watch
+from emulators.misty.video import STREAM_NAME
 
 FRAME_RATE = 30.0
 
@@ -84,8 +85,7 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         finally:
             await cancel_all(tasks)
     fps = [n / window_s for n in frames]
-    stream = state.get("device_state", {})
-    pacing = state.get("pacing", {}).get("misty.video", {})
+    pacing = state.get("pacing", {}).get(STREAM_NAME, {})
     fps_min = min(fps)
     per_viewer_ms = (cpu_many - cpu_one) / (viewers - 1) * 1000.0
     return {
@@ -102,6 +102,5 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         "lateness_p99_ms": pacing.get("lateness_p99_ms"),
         "skipped_ticks": pacing.get("skipped"),
         "window_s": window_s,
-        "stream": stream.get("video_stream") if isinstance(stream, dict) else None,
         "targets": {"fps_min": target(f">= {FRAME_RATE * 0.95:.1f} fps to every viewer", fps_min >= FRAME_RATE * 0.95)},
     }

@@ -22,7 +22,8 @@ import aiohttp
 from emulators.registry import available
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Bytecode of the emulator under test is cached here, outside the repository (see child_environment).
+PYCACHE_DIR = Path("~/.cache/benchtwin/pycache").expanduser()
 
 
 class BenchError(RuntimeError):
@@ -70,28 +71,39 @@ def stop_all() -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads included (/proc/<pid>/stat utime+stime)."""
+    """CPU seconds of a process, all its live threads included, in nanoseconds' precision.
+
+    The per-thread schedstat runtimes are used rather than /proc/<pid>/stat, whose 10 ms ticks are too
+    coarse for the cost of one added viewer over a few seconds. (A thread that ended is no longer counted,
+    so windows are measured while the emulator's thread pools are up.)
+    """
+    return _schedstat_sum(pid, 0)
+
+
+def total_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds since the process started, ended threads included (10 ms ticks)."""
     raw = Path(f"/proc/{pid}/stat").read_text()
     fields = raw[raw.rindex(")") + 2 :].split()
     # Fields after the command name start at field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process and its live descendants (npx starts node, which does the work)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def _schedstat_sum(pid: int, column: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        # Field 5 is the process group id; children were started with the child's pid as their group.
-        if int(fields[2]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return total
+            total += int((task / "schedstat").read_text().split()[column])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended while we looked
+    return total / 1e9
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the process's threads were runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat).
+
+    On a shared machine this tells starvation (other work held the cores) from a slow emulator.
+    """
+    return _schedstat_sum(pid, 1)
 
 
 def free_port() -> int:
@@ -148,6 +160,18 @@ def ports_zero_config(devices: list[str], settings: dict[str, dict[str, Any]] | 
     return "\n".join(lines)
 
 
+def child_environment() -> dict[str, str]:
+    """The environment of an emulator child: bytecode caching on, into a cache directory of our own.
+
+    An installed package starts from cached bytecode; an environment with PYTHONDONTWRITEBYTECODE set
+    would otherwise recompile every module at every start and measure the compiler, not the emulator.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE_DIR)
+    return env
+
+
 class EmulatorProcess:
     """`python -m emulators up --only DEVICE` in its own process, on free ports, with its endpoints file."""
 
@@ -165,6 +189,7 @@ class EmulatorProcess:
         self.endpoints: dict[str, Any] = {}
         self.started_at = 0.0
         self.ready_after_s = 0.0
+        self.cpu_at_ready_s = 0.0
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "emulators", "up", "--config", str(self.config_path),
@@ -177,7 +202,7 @@ class EmulatorProcess:
         self.config_path.write_text(ports_zero_config(self.devices, self.settings))
         self.endpoints_path.unlink(missing_ok=True)
         self.started_at = time.monotonic()
-        self.proc = spawn(self.argv(), log=self.log_path)
+        self.proc = spawn(self.argv(), log=self.log_path, env=child_environment())
         # `up` writes the endpoints file only after every emulator answered its health check.
         deadline = self.started_at + timeout_s
         while not self.endpoints_path.exists():
@@ -188,6 +213,7 @@ class EmulatorProcess:
                 raise BenchError(f"benchtwin up was not ready within {timeout_s:.0f} s")
             await asyncio.sleep(0.005)
         self.ready_after_s = time.monotonic() - self.started_at
+        self.cpu_at_ready_s = total_cpu_seconds(self.proc.pid)
         self.endpoints = json.loads(self.endpoints_path.read_text())
         return self
 
@@ -198,6 +224,9 @@ class EmulatorProcess:
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def wait_seconds(self) -> float:
+        return runqueue_wait_seconds(self.pid)
 
     def rest(self, device: str) -> str:
         return str(self.endpoints[device]["rest"])
