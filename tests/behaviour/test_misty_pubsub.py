@@ -136,7 +136,7 @@ async def test_zero_debounce_gives_the_source_rate_and_self_state_repeats_unchan
         )
         await next_json(ws)
         got = await events(ws, 11)
-    rate = 10 / (got[-1][0] - got[0][0])
+    rate = 10 / (created(got[-1][1]["message"]["battery"]) - created(got[0][1]["message"]["battery"]))
     assert 6 <= rate <= 14, rate
     assert got[0][1]["message"]["cameraStatus"]["onboardCameraStatus"] == "Ready"
 
