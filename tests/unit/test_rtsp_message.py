@@ -134,3 +134,9 @@ def test_the_server_transport_answer_names_ports_and_ssrc() -> None:
     answer = TransportSpec(client_port=(5000, 5001), server_port=(6000, 6001), ssrc=0xDEADBEEF).format()
     assert answer == "RTP/AVP;unicast;client_port=5000-5001;server_port=6000-6001;ssrc=DEADBEEF"
     assert TransportSpec(lower_transport="TCP", interleaved=(2, 3)).format() == "RTP/AVP/TCP;unicast;interleaved=2-3"
+
+
+def test_a_bare_lf_request_followed_by_a_crlf_one_splits_at_the_first_blank_line() -> None:
+    lax = b"OPTIONS rtsp://x/ RTSP/1.0\nCSeq: 1\n\n"
+    messages = RtspMessageReader().feed(lax + OPTIONS.replace(b"CSeq: 1", b"CSeq: 2"))
+    assert [m.cseq for m in messages] == ["1", "2"]  # type: ignore[union-attr]

@@ -233,11 +233,9 @@ class RtspMessageReader:
             frame = InterleavedFrame(channel, bytes(buf[4 : 4 + length]))
             del buf[: 4 + length]
             return frame
-        head_end = buf.find(b"\r\n\r\n")
-        separator = 4
-        if head_end < 0:
-            head_end = buf.find(b"\n\n")
-            separator = 2
+        # Whichever blank line comes first ends the head: CRLF CRLF, or bare LF LF from lax clients.
+        ends = [(i, n) for i, n in ((buf.find(b"\r\n\r\n"), 4), (buf.find(b"\n\n"), 2)) if i >= 0]
+        head_end, separator = min(ends) if ends else (-1, 0)
         if head_end < 0:
             if len(buf) > MAX_HEADER_BYTES:
                 raise MessageError(f"message head exceeds {MAX_HEADER_BYTES} bytes")
