@@ -78,6 +78,7 @@ class MistyEmulator(Emulator):
         self.video_stream: VideoStream | None = None
         self.av_stream: Any = None
         self.restarting = False
+        self._reboot_task: asyncio.Task[None] | None = None
         self._rng = random.Random(self.seed)
         self._lock = asyncio.Lock()
         self.scenario_controls["reboot"] = self._scenario_reboot
@@ -249,15 +250,20 @@ class MistyEmulator(Emulator):
             delay = float(self.settings["reboot_delay_s"])
             if core:
                 await self.pubsub.aclose()
+            if self._reboot_task is not None and not self._reboot_task.done():
+                # A reboot during a reboot starts the wait over (the scenario control can do this).
+                self._reboot_task.cancel()
+                await asyncio.gather(self._reboot_task, return_exceptions=True)
+            start_pubsub = self.pubsub.tasks.live == 0  # closed by this reboot or by the one it replaced
             if delay > 0:
                 self.restarting = True
-                self.tasks.spawn(self._finish_reboot(delay, core), name="reboot")
-            elif core:
+                self._reboot_task = self.tasks.spawn(self._finish_reboot(delay, start_pubsub), name="reboot")
+            elif start_pubsub:
                 self.pubsub.start()
 
-    async def _finish_reboot(self, delay: float, core: bool) -> None:
+    async def _finish_reboot(self, delay: float, start_pubsub: bool) -> None:
         await self.clock.sleep_scaled(delay)
-        if core:
+        if start_pubsub:
             self.pubsub.start()
         self.restarting = False
         self.events.record("robot.ready")
