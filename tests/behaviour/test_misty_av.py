@@ -425,7 +425,7 @@ async def test_push_to_a_server_that_never_answers_gives_up_after_5_seconds(mist
         started = loop.time()
         with pytest.raises(AvConnectError, match="within 5 s"):
             await stream.start()
-        assert 4.5 <= loop.time() - started < 12
+        assert 4.5 <= loop.time() - started < 30  # 5 s for the handshake, after the worker is ready
         await stream.aclose()
     finally:
         for writer in silent_connections:

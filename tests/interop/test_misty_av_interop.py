@@ -33,7 +33,7 @@ FRAME_RATE = 15
 SAMPLE_RATE = 11_025
 TOOL_TIMEOUT = 20.0
 FFMPEG_PACKAGE = "ffmpeg"
-GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-rtsp gstreamer1.0-plugins-good gstreamer1.0-libav"
+GST_PACKAGES = "gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav"
 
 
 def require(tool: str, packages: str) -> str:
