@@ -62,6 +62,7 @@ from emulators.videodb.ws import CollectionSockets
 log = logging.getLogger("benchtwin.videodb")
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "videodb"
 STATE_FILE = "state.json"
+PERSIST_DELAY_S = 1.0  # index records arrive every few seconds; one state write per second is plenty
 
 
 @dataclass
@@ -119,6 +120,7 @@ class VideoDBEmulator(Emulator):
         self._data_dir: Path | None = None
         self._temporary = False
         self._session: aiohttp.ClientSession | None = None
+        self._persist_timer: asyncio.TimerHandle | None = None
         self._webhooks: asyncio.Queue[AlertFiring] = asyncio.Queue()
         super().__init__(settings, **kwargs)
         self.service = VideoDBService(self.seed, self.clock.now())
@@ -152,7 +154,7 @@ class VideoDBEmulator(Emulator):
         if self._session is not None:
             await self._session.close()
             self._session = None
-        self.persist()
+        self.flush_state()
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -161,6 +163,9 @@ class VideoDBEmulator(Emulator):
             self._data_dir = None
 
     async def on_reset(self, seed: int) -> None:
+        if self._persist_timer is not None:
+            self._persist_timer.cancel()
+            self._persist_timer = None
         self.runtimes.clear()
         self.capture_sessions.clear()
         self.sockets.clear()
@@ -253,7 +258,17 @@ class VideoDBEmulator(Emulator):
         }
 
     def persist(self) -> None:
+        """Schedule a write of the account's state; changes within PERSIST_DELAY_S share one write."""
+        if self._persist_timer is not None or self._data_dir is None:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: the final flush in on_stop covers it
+            self._persist_timer = asyncio.get_running_loop().call_later(PERSIST_DELAY_S, self.flush_state)
+
+    def flush_state(self) -> None:
         """Write the account's state next to the recordings so a restart with the same data_dir keeps them."""
+        if self._persist_timer is not None:
+            self._persist_timer.cancel()
+            self._persist_timer = None
         if self._data_dir is None or not self._data_dir.exists():
             return
         path = self._data_dir / STATE_FILE
