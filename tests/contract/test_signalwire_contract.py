@@ -40,7 +40,7 @@ def test_the_rest_api_passes_schemathesis_with_zero_failures(tmp_path: Path) -> 
         creds = target.credentials
         document = _pinned_document(tmp_path, creds["project"])
         base = f"https://{creds['space_url']}/api/laml/2010-04-01"
-        common = {"auth": (creds["project"], creds["token"]), "tls_verify": creds["ca_bundle"], "max_examples": 6,
+        common = {"auth": (creds["project"], creds["token"]), "tls_verify": creds["ca_bundle"], "max_examples": 4,
                   "seed": 1, "phases": "examples,coverage,fuzzing"}
         live = run_schemathesis(document, base, exclude_operation_ids=ENDING, **common)
         assert live.ok, live.output[-4000:]
@@ -50,7 +50,7 @@ def test_the_rest_api_passes_schemathesis_with_zero_failures(tmp_path: Path) -> 
         # which the device refuses (422): accepting valid data is checked by the first run only.
         ending = run_schemathesis(document, base, exclude_operation_ids=tuple(
             op for op in _operation_ids(document) if op not in ENDING),
-            exclude_checks=("positive_data_acceptance",), **common)
+            exclude_checks=("positive_data_acceptance",), **{**common, "phases": "fuzzing"})
         assert ending.ok, ending.output[-4000:]
         assert target.control.health()["ready"] is True
 
