@@ -279,7 +279,10 @@ class AvStream:
     def redacted_url(self) -> str:
         if self.mode == "rtspd":
             return self.params.url
-        return PushTarget.parse(self.params.url, self.params.username, self.params.password).redacted
+        try:
+            return PushTarget.parse(self.params.url, self.params.username, self.params.password).redacted
+        except PushConnectError:  # unusable URL: show the scheme only, it may carry credentials
+            return self.params.url.split("://", 1)[0] + "://…"
 
     async def start(self) -> None:
         """rtspd: the port is bound (OSError if taken). Push: connected and publishing, else AvConnectError."""

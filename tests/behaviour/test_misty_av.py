@@ -434,6 +434,17 @@ async def test_push_to_a_server_that_never_answers_gives_up_after_5_seconds(mist
         await server.wait_closed()
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"), [("rtmp://:1935/live", "no host"), ("rtsp://robot:99999/cam", "port")]
+)
+async def test_an_unusable_push_url_fails_with_the_reason(misty: MistyEmulator, url: str, reason: str) -> None:
+    stream = av_stream(misty, url=url)
+    with pytest.raises(AvConnectError, match=reason):
+        await stream.start()
+    await stream.aclose()
+    assert misty.events.query(kind="outbound.failed")
+
+
 async def test_push_outside_the_egress_allowlist_is_refused(misty: MistyEmulator) -> None:
     stream = av_stream(misty, url="rtmp://203.0.113.7/live/robot")  # TEST-NET-3: never reachable anyway
     with pytest.raises(AvConnectError, match="egress allowlist"):
