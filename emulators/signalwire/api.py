@@ -7,6 +7,8 @@ stream/recording 422 as ``{"errors": [...]}``.
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,21 @@ class ConferenceApi:
 
     def __init__(self, emulator: SignalWireEmulator) -> None:
         self.emu = emulator
+        self._recent: dict[str, deque[float]] = {}  # account -> request times within the last second
+
+    def _rate_limited(self, account_sid: str) -> bool:
+        """Quirk 17 (opt-in): more than ``rate_limit`` requests per second per account answer 429."""
+        limit = int(self.emu.settings["rate_limit"])
+        if limit <= 0:
+            return False
+        now = time.monotonic()
+        recent = self._recent.setdefault(account_sid, deque())
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        if len(recent) >= limit:
+            return True
+        recent.append(now)
+        return False
 
     @property
     def backend(self) -> Any:
@@ -86,6 +103,9 @@ class ConferenceApi:
                 except ValueError:
                     auth = None
                 self.backend.authenticate(account_sid, auth.login if auth else None, auth.password if auth else None)
+                if self._rate_limited(account_sid):
+                    return web.json_response(error_body(20429, "Too Many Requests", 429), status=429,
+                                             headers={"Retry-After": "1"})
                 return await handler(request)
             except AuthenticationFailed:
                 return auth_failed()

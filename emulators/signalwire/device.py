@@ -72,6 +72,7 @@ class SignalWireEmulator(Emulator):
         "status_callback_attempts": 3,  # StatusCallback delivery attempts (connection errors and 5xx)
         "status_callback_retry_s": 0.5,
         "resolve": {},  # {"stream.example.com[:443]": "127.0.0.1:8765"}, like curl --resolve
+        "rate_limit": 0,  # quirk 17: requests per second per account before 429; 0 = no limit (undocumented)
     }
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:

@@ -174,3 +174,15 @@ async def test_stream_create_answers_200_queued_with_exactly_the_documented_keys
         assert created["status"] == "queued" and created["name"] is None
         assert created["uri"].endswith(f"/Streams/{created['sid']}.json")
         assert json.dumps(created)  # plain JSON types only
+
+
+async def test_the_opt_in_rate_limit_answers_429_in_the_object_shape():
+    async with rig({"rate_limit": 3}) as r:
+        for _ in range(3):
+            await r.client.get(CONFERENCE)
+        with pytest.raises(SignalWireRestError) as limited:
+            await r.client.get(CONFERENCE)
+        assert limited.value.status == 429
+        assert limited.value.body == {"code": 20429, "message": "Too Many Requests",
+                                      "more_info": "https://signalwire.com/docs/compatibility-api/reference/errors",
+                                      "status": 429}
