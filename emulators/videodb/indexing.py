@@ -57,8 +57,11 @@ class FrameSample:
     stamp: tuple[int, int] | None = None  # (stream_id, frame_index) when a frame stamp decodes
 
 
-def analyse_frame(rgb: np.ndarray, time: float) -> FrameSample:
-    """Colour, brightness, a motion thumbnail and any frame stamp of an RGB (HxWx3 uint8) frame."""
+def analyse_frame(rgb: np.ndarray, time: float, *, stamp_source: np.ndarray | None = None) -> FrameSample:
+    """Colour, brightness, a motion thumbnail and any frame stamp of an RGB (HxWx3 uint8) frame.
+
+    ``stamp_source`` is the full-size picture (e.g. planar YUV) when ``rgb`` was scaled down for analysis.
+    """
     height, width = rgb.shape[:2]
     step = max(1, min(height, width) // 60)
     small = rgb[::step, ::step].astype(np.float32)
@@ -70,7 +73,7 @@ def analyse_frame(rgb: np.ndarray, time: float) -> FrameSample:
     colours = tuple(_NAMES[i] for i in order[:3] if counts[i] >= 0.12 * total)
     stamp: tuple[int, int] | None = None
     try:
-        read = read_stamp(rgb)
+        read = read_stamp(rgb if stamp_source is None else stamp_source)
         stamp = (int(read.stream_id), int(read.frame_index))
     except (StampError, ValueError, IndexError):
         stamp = None

@@ -28,6 +28,7 @@ log = logging.getLogger("benchtwin.videodb.ingest")
 RECORDABLE_VIDEO = {"h264", "hevc", "mpeg2video", "mpeg1video"}
 RECORDABLE_AUDIO = {"aac", "mp3", "mp2", "ac3", "eac3", "opus"}
 AUDIO_RATE = 16_000
+ANALYSIS_MAX_WIDTH = 640
 
 
 # ----- signals the worker posts to the loop -------------------------------------------------------------
@@ -300,8 +301,16 @@ class IngestWorker:
                         frame_t = t if frame.pts is None else base[0] + (float(frame.pts * frame.time_base) - base[1])
                         if frame_t >= next_sample:
                             next_sample = frame_t + sample_period
+                            stamp_source = None
+                            if frame.width > ANALYSIS_MAX_WIDTH:
+                                # Large camera frames are analysed at a reduced size (swscale is cheap);
+                                # the frame stamp has fixed-size cells, so it is read from full-size luma.
+                                if frame.format.name in ("yuv420p", "yuvj420p", "gray"):
+                                    stamp_source = frame.to_ndarray()
+                                height = round(frame.height * ANALYSIS_MAX_WIDTH / frame.width / 2) * 2
+                                frame = frame.reformat(width=ANALYSIS_MAX_WIDTH, height=height)
                             rgb = frame.to_ndarray(format="rgb24")
-                            self._post(FrameSampled(analyse_frame(rgb, frame_t)))
+                            self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source)))
             elif audio is not None and resampler is not None and index == audio.index:
                 if self.wants_audio and "audio" in cfg.media_types:
                     for frame in self._decode(packet):

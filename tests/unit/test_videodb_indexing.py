@@ -115,3 +115,17 @@ def test_manifest_names_use_16_digit_microseconds() -> None:
     assert path == "/manifests/rts-x/1757523710000000-1757523726000000.m3u8"
     assert parse_window(path.rsplit("/", 1)[1]) == (1757523710.0, 1757523726.0)
     assert parse_window("1-2.m3u8") is None
+
+
+def test_frame_stamps_read_from_full_size_luma_when_large_frames_are_analysed_small() -> None:
+    import av
+
+    from clients.stamp import FrameStamp
+    from emulators.kit.stamp import paint_stamp
+
+    picture = np.full((720, 1280, 3), 90, dtype=np.uint8)
+    paint_stamp(picture, FrameStamp(2, 7, 1234, 1_700_000_000_000))
+    frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+    small = frame.reformat(width=640, height=360).to_ndarray(format="rgb24")
+    assert analyse_frame(small, 0.0).stamp is None  # the stamp's cells do not scale with the picture
+    assert analyse_frame(small, 0.0, stamp_source=frame.to_ndarray()).stamp == (7, 1234)
