@@ -226,15 +226,17 @@ async def test_a_stream_waits_for_an_init_conference_and_connects_when_someone_j
         assert r.emulator.backend.conferences[WAITING_CONFERENCE].streams[created["sid"]].status == "in-progress"
 
 
-async def test_the_inbound_track_decodes_to_the_speakers_voice_with_a_pilot_each_second():
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+async def test_the_inbound_track_decodes_to_the_speakers_voice_with_a_pilot_each_second(codec):
     audioop = pytest.importorskip("audioop", reason="an independent G.711 decoder (stdlib audioop, Python < 3.13)")
     async with rig() as r:
         await r.emulator.scenario_controls["set_speaker"]({"conference_sid": CONFERENCE, "call_sid": ADA})
-        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track")
+        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track", StreamCodec=codec)
         stream = await r.receiver.next_stream()
         media = await stream.wait_media(52, timeout_s=6)
         ours = stream.audio("inbound")
-        independent = np.frombuffer(audioop.ulaw2lin(b"".join(m.payload for m in media), 2), dtype=np.int16)
+        to_linear = audioop.ulaw2lin if codec == "PCMU" else audioop.alaw2lin
+        independent = np.frombuffer(to_linear(b"".join(m.payload for m in media), 2), dtype=np.int16)
         assert np.array_equal(ours[: len(independent)], independent)
         assert detect_pilot(ours[:160], 8000) == 0  # chunk 1 carries symbol (1 // 50) % 16
         assert detect_pilot(ours[50 * 160 : 51 * 160], 8000) == 1  # chunk 51
@@ -302,6 +304,19 @@ async def test_stream_faults_drop_chunks_and_close_with_the_given_code():
         assert await stream.wait_closed() == 4001
         error = await r.callbacks.wait_for("stream-error", created["sid"])
         assert error["fields"]["StreamError"] == "general_error"
+
+
+async def test_a_corrupt_fault_damages_payload_bytes_but_not_the_message():
+    async with rig({"scenario": "quiet-room", "pilot": False}) as r:
+        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track")
+        stream = await r.receiver.next_stream()
+        await stream.wait_media(2)
+        assert all(set(m.payload) == {0xFF} for m in stream.media("inbound"))  # nobody speaks: µ-law silence
+        r.emulator.faults.add({"match": {"stream": "*"}, "action": {"type": "corrupt"}, "count": 3})
+        media = await stream.wait_media(10)
+        damaged = [m for m in media if set(m.payload) != {0xFF}]
+        assert len(damaged) == 3 and all(len(m.payload) == 160 for m in damaged)
+        assert stream.missing_chunks("inbound") == []
 
 
 async def test_a_client_closing_the_socket_stops_the_stream_and_releases_its_tasks():
