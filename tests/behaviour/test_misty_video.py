@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 
@@ -286,3 +287,30 @@ async def test_stream_faults_drop_close_and_corrupt_frames(emu, misty, free_port
         # The stream itself keeps running: a new viewer gets frames again.
         async with http.ws_connect(f"ws://127.0.0.1:{free_port}") as ws:
             await receive_binary(ws)
+
+
+@pytest.mark.control_plane
+async def test_drop_and_stall_faults_show_up_as_stamp_gaps(emu, misty, free_port):
+    await misty.start_video_streaming(port=free_port, width=320, height=240, quality=30)
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{free_port}") as ws:
+        before = read_stamp(decode(await receive_binary(ws)))
+        emu.faults.add({"match": {"stream": "video"}, "action": {"type": "drop"}, "count": 3})
+        emu.faults.add({"match": {"stream": "video"}, "action": {"type": "stall", "seconds": 0.3}, "count": 1})
+        indices = [before.frame_index]
+        for _ in range(6):
+            indices.append(read_stamp(decode(await receive_binary(ws))).frame_index)
+    gaps = [b - a for a, b in itertools.pairwise(indices)]
+    # Three dropped frames and a 0.3 s stall (about 9 skipped ticks) add up to at least 12 missing indices.
+    assert sum(gaps) - len(gaps) >= 12, indices
+    assert [e.detail["action"] for e in emu.events.query("fault.applied")] == ["drop"] * 3 + ["stall"]
+
+
+@pytest.mark.control_plane
+async def test_a_disconnect_fault_drops_viewers_without_a_close_frame(emu, misty, free_port):
+    await misty.start_video_streaming(port=free_port, width=320, height=240)
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{free_port}") as ws:
+        await receive_binary(ws)
+        emu.faults.add({"match": {"stream": "video"}, "action": {"type": "disconnect"}, "count": 1})
+        ending = await wait_closed(ws)
+    assert ending.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE)
+    assert ending.type != aiohttp.WSMsgType.CLOSE or ending.data != 1000
