@@ -122,3 +122,20 @@ def test_register_event_with_keep_alive_and_a_condition_list(robot):
         misty.UnregisterEvent("front")
         event.thread.join(5)
     assert {e["message"]["sensorPosition"] for e in received} == {"Center"}
+
+
+def test_the_sdk_generator_parses_help_and_websockets_without_rewriting_anything(robot):
+    # RobotGenerator(ip) would rewrite the installed package; its read-only half is run on a bare instance.
+    from mistyPy.GenerateRobot import RobotGenerator
+
+    _, target = robot
+    generator = object.__new__(RobotGenerator)
+    generator.ip = target.url.removeprefix("http://")
+    commands = {c.name: c for c in generator.generate_commands()}
+    start = commands["StartVideoStreaming"]
+    assert (start.verb, start.endpoint) == ("post", "videostreaming/start")
+    assert [(a.name, a.value_type, a.nullable) for a in sorted(start.arguments)][:2] == [
+        ("port", "int", True), ("rotation", "int", True)]
+    assert next(a.value_type for a in sorted(commands["StartAvStreaming"].arguments)) == "str"
+    events = generator.generate_events()
+    assert "TimeOfFlight" in events and len(events) == 36
