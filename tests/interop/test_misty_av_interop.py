@@ -218,6 +218,40 @@ def recorded_stamps(path: Path) -> tuple[dict[str, dict], list[FrameStamp]]:
     return streams, stamps
 
 
+def beep_onsets(path: Path) -> list[float]:
+    """Media times (s) where the 1 kHz beep starts in a recording's audio track."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        chunks, start = [], None
+        for frame in container.decode(stream):
+            if start is None:
+                start = float(frame.pts * frame.time_base)
+            chunks.append(frame.to_ndarray().reshape(-1))
+        rate = stream.codec_context.sample_rate
+    samples = np.concatenate(chunks).astype(np.float64)
+    window = rate // 100  # 10 ms steps
+    frequencies = np.fft.rfftfreq(window, 1 / rate)
+    beep_bin, tone_bin = int(np.argmin(abs(frequencies - 1000))), int(np.argmin(abs(frequencies - 440)))
+    onsets, beeping = [], False
+    for i in range(len(samples) // window):
+        spectrum = np.abs(np.fft.rfft(samples[i * window : (i + 1) * window]))
+        now_beeping = spectrum[beep_bin] > 2 * spectrum[tone_bin]
+        if now_beeping and not beeping:
+            onsets.append((start or 0.0) + i * window / rate)
+        beeping = now_beeping
+    return onsets
+
+
+def second_marks(path: Path) -> list[float]:
+    """Media times (s) of the video frames whose stamp index is a multiple of the frame rate."""
+    with av.open(str(path)) as container:
+        return [
+            float(frame.pts * frame.time_base)
+            for frame in container.decode(video=0)
+            if read_stamp(frame).frame_index % FRAME_RATE == 0
+        ]
+
+
 def flv_tags(data: bytes) -> Iterator[tuple[int, bytes]]:
     """(tag type, tag body) of an FLV file: 8 audio, 9 video, 18 script data."""
     assert data[:3] == b"FLV", "not an FLV file"
@@ -235,8 +269,8 @@ def test_rtmp_push_lands_in_nginx_rtmp_as_h264_and_aac(robot: Target) -> None:
         assert reply == {"result": True, "status": "Success"}, reply
         server.wait_for_recording("misty", closed=False)
         deadline = time.monotonic() + TOOL_TIMEOUT
-        while server.recording("misty").stat().st_size < 40_000 and time.monotonic() < deadline:
-            time.sleep(0.05)  # about two seconds of media; nginx offers nothing to wait on
+        while server.recording("misty").stat().st_size < 50_000 and time.monotonic() < deadline:
+            time.sleep(0.05)  # over two seconds of media; nginx offers nothing to wait on
         assert api(robot, "avstreaming/stop")["result"] is True
         path = server.wait_for_recording("misty")
         probe = subprocess.run(
@@ -246,6 +280,7 @@ def test_rtmp_push_lands_in_nginx_rtmp_as_h264_and_aac(robot: Target) -> None:
         streams = {s["codec_type"]: s for s in json.loads(probe.stdout)["streams"]}
         _, stamps = recorded_stamps(path)
         tags = list(flv_tags(path.read_bytes()))
+        beeps, marks = beep_onsets(path), second_marks(path)
     first_video = next(body for kind, body in tags if kind == 9)
     first_audio = next(body for kind, body in tags if kind == 8)
     assert first_video[:2] == b"\x17\x00"  # keyframe + AVC sequence header (avcC) before any picture
@@ -256,6 +291,10 @@ def test_rtmp_push_lands_in_nginx_rtmp_as_h264_and_aac(robot: Target) -> None:
     assert len(stamps) >= FRAME_RATE
     assert_av_stamps_in_order(stamps)
     assert stamps[0].frame_index == 0  # the push starts with the first frame, an IDR
+    # A/V sync (misty.md §3.2): a beep starts with every frame whose index is a multiple of FrameRate.
+    assert len(marks) >= 2 and len(beeps) >= 2, (marks, beeps)
+    for mark in marks:
+        assert min(abs(beep - mark) for beep in beeps) < 0.05, (mark, beeps)
 
 
 def test_rtsp_push_lands_in_ffmpegs_rtsp_listener(robot: Target) -> None:
