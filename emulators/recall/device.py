@@ -39,7 +39,7 @@ DEV_API_KEY = "recall-dev-key"
 
 class RecallEmulator(Emulator):
     device = "recall"
-    title = "Recall.ai meeting bot"
+    title = "Recall.ai meeting bot (bots REST API, simulated meetings, real-time video/audio WebSockets, RTMP out)"
     default_port = 9082
     settings_defaults = {
         "port": 9082,
