@@ -8,9 +8,9 @@ import json
 import aiohttp
 import numpy as np
 import pytest
+from signalwire_helpers import ADA, CONFERENCE, rig
 
 from clients.signalwire import SignalWireRestError
-from tests.behaviour.signalwire_helpers import ADA, CONFERENCE, rig
 
 pytestmark = pytest.mark.control_plane
 

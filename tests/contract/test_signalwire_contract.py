@@ -13,8 +13,10 @@ import jsonschema
 import pytest
 import yaml
 
+from clients.signalwire import MediaStreamReceiver, SignalWireClient
 from contracts.runner import ASYNCAPI, openapi_path, run_schemathesis
 from emulators.pytest_plugin import start_emulator
+from emulators.signalwire.device import SignalWireEmulator
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
 CALL = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
@@ -74,18 +76,20 @@ def _message_schemas() -> dict[str, dict]:
 
 
 async def test_every_message_the_emulator_sends_validates_against_the_asyncapi_document() -> None:
-    from tests.behaviour.signalwire_helpers import rig
-
     schemas = _message_schemas()
-    async with rig({"always_custom_parameters": True}) as r:
-        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StreamCodec="L16@24000h")
-        stream = await r.receiver.next_stream()
-        await stream.wait_media(6)
-        await stream.send_mark("m1")
-        await r.emulator.scenario_controls["press_dtmf"]({"conference_sid": CONFERENCE, "digit": "9"})
-        await stream.wait_until(lambda s: any('"dtmf"' in m for m in s.raw) and any('"mark"' in m for m in s.raw))
-        await r.client.stop_stream(CONFERENCE, stream.stream_sid)
-        await stream.wait_closed()
+    settings = {"port": 0, "tls_port": 0, "always_custom_parameters": True}
+    async with SignalWireEmulator(settings=settings) as emulator, MediaStreamReceiver() as receiver:
+        creds = emulator.credentials()
+        async with SignalWireClient(creds["project"], creds["token"], creds["space_url"],
+                                    ca_bundle=creds["ca_bundle"]) as client:
+            await client.start_stream(CONFERENCE, Url=receiver.url, StreamCodec="L16@24000h")
+            stream = await receiver.next_stream()
+            await stream.wait_media(6)
+            await stream.send_mark("m1")
+            await emulator.scenario_controls["press_dtmf"]({"conference_sid": CONFERENCE, "digit": "9"})
+            await stream.wait_until(lambda s: any('"dtmf"' in m for m in s.raw) and any('"mark"' in m for m in s.raw))
+            await client.stop_stream(CONFERENCE, stream.stream_sid)
+            await stream.wait_closed()
     kinds = set()
     for text in stream.raw:
         message = json.loads(text)
