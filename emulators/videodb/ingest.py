@@ -106,6 +106,11 @@ class SegmentWriter:
     _last: float = 0.0
     _last_duration: float = 0.0
     _path: Path | None = None
+    # Audio MPEG-TS cannot carry (G.711 from IP cameras, PCM) is re-encoded to AAC at this rate.
+    transcode_rate: int | None = None
+    audio_cuts: bool = False  # no recordable video: transcoded audio decides where segments start
+    _aac: Any = None
+    _templates: dict[int, Any] = field(default_factory=dict)
 
     def write(self, packet: av.Packet, t: float, templates: dict[int, Any], cut_index: int) -> None:
         index = packet.stream.index
@@ -131,12 +136,38 @@ class SegmentWriter:
             # A corrupt or out-of-order packet is dropped from the recording, not fatal to it.
             log.debug("mux skipped a packet: %s", exc)
 
+    def write_audio_frame(self, frame: Any, t: float, media_s: float) -> None:
+        """Encode one decoded audio frame to AAC into the current segment (transcoding sources only)."""
+        if self.transcode_rate is None:
+            return
+        if self.audio_cuts:
+            if self._out is None:
+                self._open(self._templates, t)
+            elif t - self._start >= self.segment_s:
+                self._finish(t)
+                self._open(self._templates, t)
+            self._last = t
+            self._last_duration = frame.samples / max(1, frame.sample_rate)
+        if self._out is None or self._aac is None:
+            return  # before the first video keyframe: nothing to attach the audio to yet
+        frame.pts = round(media_s * self.transcode_rate)
+        frame.time_base = Fraction(1, self.transcode_rate)
+        try:
+            for packet in self._aac.encode(frame):
+                self._out.mux(packet)
+        except (av.FFmpegError, ValueError) as exc:
+            log.debug("audio transcode skipped a frame: %s", exc)
+
     def _open(self, templates: dict[int, Any], t: float) -> None:
         folder = self.directory / f"rec-{self.recording}"
         folder.mkdir(parents=True, exist_ok=True)
         self._path = folder / f"{self.sequence}.ts"
         self._out = av.open(str(self._path), "w", format="mpegts")
+        self._templates = templates
         self._map = {index: self._out.add_stream_from_template(s) for index, s in templates.items()}
+        self._aac = None
+        if self.transcode_rate is not None:
+            self._aac = self._out.add_stream("aac", rate=self.transcode_rate, layout="mono", bit_rate=64_000)
         self._start = t
         self._last = t
 
@@ -144,6 +175,9 @@ class SegmentWriter:
         if self._out is None or self._path is None:
             return
         try:
+            if self._aac is not None:
+                for packet in self._aac.encode(None):  # drain the encoder into this segment
+                    self._out.mux(packet)
             self._out.close()
         except av.FFmpegError as exc:
             log.warning("closing segment %s failed: %s", self._path, exc)
@@ -265,6 +299,17 @@ class IngestWorker:
         if audio is not None and "audio" in cfg.media_types and audio.codec_context.name in RECORDABLE_AUDIO:
             templates[audio.index] = audio
         cut_index = video.index if video is not None and video.index in templates else next(iter(templates), -1)
+        transcode = (
+            self._writer is not None
+            and audio is not None
+            and "audio" in cfg.media_types
+            and audio.index not in templates
+            and audio.codec_context.name not in RECORDABLE_AUDIO
+        )
+        if self._writer is not None:
+            self._writer.transcode_rate = (audio.codec_context.sample_rate or 8000) if transcode else None
+            self._writer.audio_cuts = transcode and cut_index == -1
+            self._writer._templates = templates
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if audio is not None else None
         audio_buffer = np.zeros(0, dtype=np.float32)
         audio_start: float | None = None
@@ -312,8 +357,15 @@ class IngestWorker:
                             rgb = frame.to_ndarray(format="rgb24")
                             self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source)))
             elif audio is not None and resampler is not None and index == audio.index:
-                if self.wants_audio and "audio" in cfg.media_types:
-                    for frame in self._decode(packet):
+                vad = self.wants_audio and "audio" in cfg.media_types
+                if vad or transcode:
+                    frames = self._decode(packet)
+                    if transcode and self._writer is not None:
+                        for frame in frames:
+                            frame_s = media_s if frame.pts is None else float(frame.pts * frame.time_base)
+                            self._writer.write_audio_frame(frame, base[0] + (frame_s - base[1]), frame_s)
+                if vad:
+                    for frame in frames:
                         for mono in resampler.resample(frame):
                             if audio_start is None:
                                 audio_start = t

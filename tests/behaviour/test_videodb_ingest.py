@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 import jsonschema
 import pytest
 import yaml
@@ -51,7 +52,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def ffmpeg_rtmp_source(port: int, *, seconds: float = 30.0) -> AsyncIterator[str]:
+async def ffmpeg_rtmp_source(
+    port: int, *, seconds: float = 30.0, audio: tuple[str, ...] = ("-c:a", "aac", "-b:a", "32k")
+) -> AsyncIterator[str]:
     """A 320x240 10 fps test pattern with a 1 s on / 1 s off tone, served by ffmpeg as an RTMP listener."""
     url = f"rtmp://127.0.0.1:{port}/live/test"
     proc = await asyncio.create_subprocess_exec(
@@ -60,7 +63,7 @@ async def ffmpeg_rtmp_source(port: int, *, seconds: float = 30.0) -> AsyncIterat
         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}",
         "-af", "volume='if(lt(mod(t,2),1),1,0)':eval=frame",
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "32k", "-f", "flv", "-listen", "1", url,
+        *audio, "-f", "flv", "-listen", "1", url,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     try:
@@ -275,3 +278,36 @@ async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killi
             assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
         await client.stop(rts["id"])
         assert emu.service.rtstream(rts["id"]).all_segments()
+
+
+def decoded_seconds(url: str) -> dict[str, float]:
+    """Seconds of decodable video and audio in an HLS playlist, per codec."""
+    seconds: dict[str, float] = {}
+    with av.open(url, timeout=(10, 10)) as container:
+        for frame in container.decode(*container.streams):
+            name = f"{frame.__class__.__name__}"
+            if isinstance(frame, av.AudioFrame):
+                seconds[name] = seconds.get(name, 0.0) + frame.samples / frame.sample_rate
+            else:
+                seconds[name] = seconds.get(name, 0.0) + 0.1  # the source runs at 10 fps
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+    return {**seconds, **{f"codec:{k}": 0.0 for k in codecs.values()}}
+
+
+async def test_g711_audio_that_mpeg_ts_cannot_carry_is_recorded_as_aac() -> None:
+    port = free_port()
+    ulaw = ("-c:a", "pcm_mulaw", "-ar", "8000")
+    async with (
+        ffmpeg_rtmp_source(port, audio=ulaw) as source,
+        VideoDBEmulator(settings=FAST) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
+    ):
+        rts = await client.connect_rtstream(source, "Camera", media_types=["video", "audio"], store=True)
+        await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        await client.stop(rts["id"])
+        exported = await client.export(rts["id"])
+        seconds = await asyncio.to_thread(decoded_seconds, exported["stream_url"])
+        assert "codec:aac" in seconds and "codec:h264" in seconds, seconds
+        segment_s = max(s.duration for s in emu.service.rtstream(rts["id"]).all_segments())
+        assert abs(seconds["AudioFrame"] - exported["duration"]) <= segment_s
+        assert abs(seconds["VideoFrame"] - exported["duration"]) <= segment_s
