@@ -225,6 +225,9 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         "zlib_floor_s_per_frame": round(floor_s, 5),
         "cost_vs_zlib_floor": ratio(cpu_per_frame, floor_s),
         "zlib_floor_png_bytes": floor_bytes,
+        # What one idle core would carry at the measured cost (2 frames per stream per second): a projection,
+        # shown next to the measured count because a shared machine rarely gives the emulator a whole core.
+        "projected_streams_per_core": None if not cpu_per_frame else int(1.0 / (cpu_per_frame * 1000 / PERIOD_MS)),
         "first_failing_step": next((r["streams"] for r in results if not r["sustained"]), None),
         "steps": results,
         "targets": {"sustained_streams": target(f">= {TARGET_STREAMS} streams", count >= TARGET_STREAMS)},

@@ -78,7 +78,8 @@ async def run_wrk(url: str, method: str, body: str, seconds: float, script: Path
 
 async def start_prism(options: BenchOptions, binary: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    argv = [binary, "mock", "--host", "127.0.0.1", "--port", str(port), str(VENDOR_DOCUMENT)]
+    # Quiet like the emulator (which runs at --log-level warning): per-request logging would slow Prism down.
+    argv = [binary, "mock", "--host", "127.0.0.1", "--port", str(port), "--verboseLevel", "warn", str(VENDOR_DOCUMENT)]
     proc = spawn(argv, log=options.workdir / "prism.log", cwd=options.workdir)
     try:
         await wait_for_port(port, timeout_s=90, proc=proc)

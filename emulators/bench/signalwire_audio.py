@@ -200,6 +200,8 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         "skipped_chunks": best.get("skipped_chunks"),
         "cpu_ms_per_stream_per_s": rounded(best["cpu_cores"] * 1000 / best["streams"] if "cpu_cores" in best
                                            else None, 2),
+        # What one idle core (the emulator's single event loop) would carry at the measured cost: a projection.
+        "projected_streams_per_core": int(best["streams"] / best["cpu_cores"]) if best.get("cpu_cores") else None,
         "emulator_send_lateness_p99_ms": media.get("lateness_p99_ms"),
         "emulator_clock_lateness_p99_ms": emulator_pacing.get("media-clock", {}).get("lateness_p99_ms"),
         "first_failing_step": next((r["streams"] for r in results if not r["sustained"]), None),
