@@ -326,13 +326,17 @@ class StreamSession:
         try:
             error = await self._lifecycle(conference_live, duplicate_name)
         finally:
-            await self._close_socket(1000)
+            # Bookkeeping first (synchronous), so even a cancelled stream is marked stopped; the reader and
+            # the callback worker are always closed, whatever interrupts the polite part in between.
             self.hooks.stopped(self.stream, error)
             self.callbacks.close()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(15):
-                    await asyncio.wait({callbacks})  # the worker ends once its queue is drained
-            await self.tasks.aclose()
+            try:
+                await self._close_socket(1000)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(15):
+                        await asyncio.wait({callbacks})  # the worker ends once its queue is drained
+            finally:
+                await self.tasks.aclose()
 
     async def _lifecycle(self, conference_live: bool, duplicate_name: bool) -> str | None:
         stream = self.stream
