@@ -460,6 +460,8 @@ class RobopipeApi:
 
     async def set_config(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def update(runtime: Any, stream: str, value: Any) -> web.StreamResponse:
+            if stream.startswith("DEPTH_") and self.device.quirk("depth_config_500"):
+                return internal_error()  # Q3: the real server has no config for a pair's StereoDepth node
             variant = schemas.config_variant(value)
             body = value.model_dump(mode="json")
             body["fps"] = float(body["fps"])
@@ -468,8 +470,6 @@ class RobopipeApi:
                 config = runtime.camera.set_config(stream, variant, body)
             except ConfigRejected as exc:
                 quirk = "boot_error_500" if exc.kind == "value" else "config_variant_500"
-                if stream.startswith("DEPTH_") and exc.kind == "variant":
-                    quirk = "depth_config_500"
                 if self.device.quirk(quirk):
                     return internal_error()
                 return validation_error([schemas.value_error(list(exc.loc), exc.message, body)])

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
+import jsonschema
 import numpy as np
 import pytest
+import yaml
 
 from clients.depthcam import DepthCamera, RobopipeError
 from clients.stamp import StreamKind, read_stamp
@@ -25,6 +28,11 @@ COLOR_720P = {
     "sensor_crop": [0.0, 0.0],
     "fps": 30.0,
 }
+
+
+ASYNCAPI = yaml.safe_load(
+    (Path(__file__).resolve().parents[2] / "contracts" / "asyncapi" / "depthcam.yaml").read_text()
+)
 
 
 @pytest.fixture
@@ -201,3 +209,18 @@ async def test_an_nn_socket_without_a_network_is_accepted_then_closed_1011(emula
         message = await ws.receive(timeout=5)
         assert message.type == aiohttp.WSMsgType.CLOSE
         assert ws.close_code == 1011
+
+
+@pytest.mark.parametrize("network", ["MobileNet", "Generic"])
+async def test_nn_messages_match_the_asyncapi_contract(
+    camera: DepthCamera, emulator: DepthCamEmulator, network: str
+) -> None:
+    messages = ASYNCAPI["components"]["messages"]
+    schema = messages["GenericOutput" if network == "Generic" else "Detections"]["payload"]
+    await camera.deploy_nn("CAM_C", b"blob", {"type": network})
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{emulator.url()}/cameras/{MXID}/streams/CAM_C/nn") as ws,
+    ):
+        for _ in range(2):
+            jsonschema.validate(await ws.receive_json(timeout=5), schema)
