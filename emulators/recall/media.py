@@ -162,14 +162,22 @@ class MediaContext:
         w, h = self.tile_size("screenshare")
         return TileSpec(StreamKind.RECALL_SCREENSHARE, person.id, person.name, w, h)
 
-    async def render_png(self, spec: TileSpec, frame_index: int) -> bytes:
+    async def render_png(self, spec: TileSpec, frame_index: int, *, give_up_late: bool = False) -> bytes | None:
+        """The PNG of one frame slot, encoded in the pool; None when ``give_up_late`` and the slot is long gone."""
         capture_ms = int((self.wall0 + frame_index * VIDEO_PERIOD_S) * 1000)
+        give_up_at = self.clock0 + (frame_index + 1) * VIDEO_PERIOD_S if give_up_late else math.inf
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, _render_and_encode, self, spec, frame_index, capture_ms)
+        return await loop.run_in_executor(
+            self.executor, _render_and_encode, self, spec, frame_index, capture_ms, give_up_at
+        )
 
 
-def _render_and_encode(ctx: MediaContext, spec: TileSpec, frame_index: int, capture_ms: int) -> bytes:
+def _render_and_encode(
+    ctx: MediaContext, spec: TileSpec, frame_index: int, capture_ms: int, give_up_at: float
+) -> bytes | None:
     # Runs in the encode pool: numpy copies and zlib release the GIL, so streams encode in parallel.
+    if time.monotonic() > give_up_at:
+        return None  # the pool is behind: a frame a whole period late is dropped, not encoded
     return ctx.encoder.encode(ctx.renderer.render(spec, frame_index, capture_ms))
 
 
@@ -319,7 +327,7 @@ class LegacyVideoStream(OutboundStream):
 
     async def _frame(self, index: int) -> tuple[int, bytes | None]:
         spec = self.source()
-        return index, (None if spec is None else await self.ctx.render_png(spec, index))
+        return index, (None if spec is None else await self.ctx.render_png(spec, index, give_up_late=True))
 
     async def stream(self, conn: Connection) -> None:
         ctx = self.ctx
@@ -336,6 +344,8 @@ class LegacyVideoStream(OutboundStream):
                 # sent, with its own timestamp, so no work is thrown away exactly when CPU is short.
                 pending = asyncio.ensure_future(self._frame(max(index, start_index + tick.index) + 1))
                 if png is None:
+                    if self.source() is not None:
+                        send_stats.skipped += 1  # encoded too late to be worth sending
                     continue
                 message = wire.pack_video_frame(self.header_id, index * 500, png)
                 payload = await apply_stream_fault(ctx, self.name, message, conn)
