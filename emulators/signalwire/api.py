@@ -149,9 +149,6 @@ class ConferenceApi:
     def query(self, request: web.Request) -> dict[str, str]:
         return dict(request.query)
 
-    def list_path(self, request: web.Request) -> str:
-        return request.path
-
     def now(self) -> float:
         return self.emu.clock.now()
 
