@@ -11,6 +11,7 @@ import pytest
 
 from clients.recall import RecallClient, VideoReceiver
 from clients.stamp import StreamKind, read_stamp
+from contracts.recall_frames import png_problems
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
 
 MEET = "https://meet.google.com/vid-eote-sts"
@@ -231,14 +232,21 @@ async def test_corrupt_fault_keeps_the_header_and_damages_the_png(
     await receiver.wait_for(lambda: len(receiver.frames) >= 2)
     await client.leave_call(bot_id)
     await client.aclose()
-    assert receiver.frames[0].participant_id == 0
-    broken = 0
-    for frame in receiver.frames[:2]:
-        try:
-            frame.image()
-        except Exception:
-            broken += 1
-    assert broken >= 1 or receiver.frames[0].png != receiver.frames[1].png
+    assert receiver.frames[0].participant_id == 0  # the header survives
+    assert png_problems(receiver.frames[0].png)  # the PNG does not
+    assert png_problems(receiver.frames[1].png) == []
+
+
+async def test_disconnect_fault_drops_the_connection_and_the_bot_reconnects(
+    emulator: RecallEmulator, receiver: VideoReceiver
+) -> None:
+    client, bot_id = await start_bot(emulator, receiver.url)
+    await receiver.wait_for(lambda: len(receiver.frames) >= 1)
+    emulator.faults.add({"match": {"stream": "*/video/*"}, "action": {"type": "disconnect"}, "count": 1})
+    await receiver.wait_for(lambda: len(receiver.connections) >= 2 and receiver.connections[1].messages >= 1)
+    await client.leave_call(bot_id)
+    await client.aclose()
+    assert receiver.connections[0].close_code != 1000  # no close frame: the TCP connection was dropped
 
 
 async def test_control_plane_state_shows_streams_and_pacing(emulator: RecallEmulator, receiver: VideoReceiver) -> None:
