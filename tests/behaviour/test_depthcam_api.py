@@ -331,6 +331,22 @@ async def test_the_robopipe_server_profile_answers_the_real_500s() -> None:
             assert headers["Content-Type"].startswith("text/plain")
 
 
+async def test_quirks_for_depth_config_and_impossible_sizes_answer_500() -> None:
+    settings = {"port": 0, "quirk_depth_config_500": True, "quirk_boot_error_500": True}
+    async with DepthCamEmulator(settings=settings) as emu, aiohttp.ClientSession() as http:
+        await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
+        mono = {"resolution": "THE_400_P", "fps": 30}
+        assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 500
+        too_big = {**COLOR_720P, "still_size": [1920, 1080]}
+        assert (await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big))[0] == 500
+        # Without the quirks the same requests are applied (depth) and rejected with a 422 naming the field.
+    async with DepthCamEmulator(settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+        await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
+        assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 200
+        status, _, body = await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big)
+        assert (status, body["detail"][0]["loc"]) == (422, ["body", "still_size"])
+
+
 async def test_the_stream_list_can_take_the_newer_list_form() -> None:
     async with (
         DepthCamEmulator(settings={"port": 0, "stream_list_form": "list"}) as emu,

@@ -169,3 +169,29 @@ async def test_dropped_frames_show_as_gaps_in_the_stamped_frame_numbers(emulator
     gaps = [b - a for a, b in itertools.pairwise(indices)]
     assert min(gaps) >= 1
     assert max(gaps) >= 4  # three consecutive frames dropped: the numbers jump by four (more if a tick was late)
+
+
+async def test_with_the_restart_quirk_any_restart_closes_the_devices_viewers() -> None:
+    settings = {"port": 0, "quirk_restart_closes_websockets": True}
+    async with (
+        DepthCamEmulator(settings=settings) as emu,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(emu.url() + VIDEO.format("CAM_A")) as ws,
+        DepthCamera(emu.url(), MXID) as camera,
+    ):
+        await receive(ws, 2)
+        await camera.deactivate("CAM_C")  # a restart that does not touch CAM_A
+        while (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
+            pass
+        assert ws.close_code == 1012
+
+
+async def test_a_reset_closes_viewers_and_leaves_no_task_behind(emulator: DepthCamEmulator) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(emulator.url() + VIDEO.format("CAM_B")) as ws:
+        await receive(ws, 2)
+        await emulator.reset()
+        while (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
+            pass
+        assert ws.close_code == 1001
+    assert emulator.runtimes[MXID].channels == {}
+    assert emulator.tasks.live == 0
