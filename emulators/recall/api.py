@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from emulators.recall.device import RecallEmulator
 
 API = "/api/v1"
+WAF_PAGE = (
+    "<!DOCTYPE html><html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>"
+    "<p>Request blocked.</p></body></html>"
+)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -79,6 +83,8 @@ class BotsApi:
     def _guard(self, bucket: str, handler: Callable[[web.Request, str], Awaitable[web.Response]],
                *, idempotent: bool = False) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
+            if self.device.settings["quirk_waf_localhost"] and await self._waf_blocks(request):
+                return web.Response(status=403, content_type="text/html", text=WAF_PAGE)
             key = self._api_key(request)
             if isinstance(key, web.Response):
                 return key
@@ -110,6 +116,14 @@ class BotsApi:
                 k: v for k, v in response.headers.items() if k == "Retry-After"}))
             return response
         return guarded
+
+    @staticmethod
+    async def _waf_blocks(request: web.Request) -> bool:
+        """Q9: the service's firewall answers an HTML 403 to 'localhost' in a payload and to GETs with a body."""
+        body = await request.read()
+        if request.method == "GET":
+            return bool(body)
+        return b"localhost" in body.lower()
 
     async def _json_body(self, request: web.Request) -> Any:
         raw = await request.read()

@@ -55,6 +55,7 @@ class RecallEmulator(Emulator):
         "strict_layout_validation": False,  # Q5: video_separate_png without gallery_view_v2 -> 400
         "strict_endpoint_shape": False,  # Q6: reject realtime endpoints nested as config: {url, events}
         "quirk_pool_exhausted": False,  # Q8: 507 for ad-hoc bots
+        "quirk_waf_localhost": False,  # Q9: HTML 403 for 'localhost' in a payload or a GET with a body
         "extra_status_codes": False,  # Q10: also emit recording_permission_allowed
         "emit_recording_done": False,
         "legacy_video_dimensions": "seed",  # Q4: seed | v1.11 | sample

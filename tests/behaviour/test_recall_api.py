@@ -202,3 +202,25 @@ async def test_reset_forgets_every_bot_and_stops_their_tasks(emulator: RecallEmu
     await emulator.reset(seed=5)
     assert len(emulator.book) == 0 and emulator.tasks.live == 0
     await asyncio.sleep(0)
+
+
+async def test_waf_quirk_answers_html_403_to_localhost_urls() -> None:
+    async with RecallEmulator(settings={"port": 0, "quirk_waf_localhost": True}) as emu:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
+                    "meeting_url": MEET, "real_time_media": {"websocket_video_destination_url": "ws://localhost:1"}
+            }) as resp:
+                assert resp.status == 403 and resp.content_type == "text/html"
+            async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
+                    "meeting_url": MEET}) as resp:
+                assert resp.status == 201
+
+
+async def test_pool_exhausted_quirk_answers_507_for_ad_hoc_bots_only() -> None:
+    async with RecallEmulator(settings={"port": 0, "quirk_pool_exhausted": True}) as emu:
+        async with RecallClient(DEV_API_KEY, emu.url()) as client:
+            with pytest.raises(RecallError) as info:
+                await client.create_bot(MEET)
+            assert info.value.status == 507 and "join_at" in info.value.body["detail"]
+            scheduled = await client.create_bot(MEET, join_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+            assert scheduled["status_changes"][0]["code"] == "ready"
