@@ -71,6 +71,8 @@ class RecallEmulator(Emulator):
         "rtmp_fps": 30,
         # Lifecycle.
         "leave_delay_s": 0.5,
+        "status_webhook_url": "",  # status-change webhooks go here when set (the dashboard's webhook endpoint)
+        "webhook_retry_interval_s": 15.0,
         "scenario": "default",
     }
 

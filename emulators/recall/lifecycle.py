@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
+from emulators.kit.outbound import EgressRefused, OutboundFailed, RetryPolicy, WebhookSender
 from emulators.recall.media import BotMedia, BotMediaSettings, MediaContext
 from emulators.recall.meeting import Meeting, MeetingEvent, Scenario, ScenarioParticipant, timeline
-from emulators.recall.model import Bot, MeetingParticipant
+from emulators.recall.model import Bot, MeetingParticipant, StatusChange
+from emulators.recall.wire import iso_utc
 
 if TYPE_CHECKING:
     from emulators.recall.device import RecallEmulator
@@ -51,6 +53,7 @@ class BotLifecycle:
         self._everyone_left_at: float | None = None
         self._noone_joined_at: float | None = None
         self._speech_started: dict[int, float] = {}
+        self._webhooks: asyncio.Queue[dict[str, Any]] | None = None
         self._faker: Faker | None = None  # made on first use: only control-plane speech needs it
 
     # ----- commands from the API and the control plane --------------------------------------------------
@@ -117,6 +120,22 @@ class BotLifecycle:
     def _status(self, code: str, sub_code: str | None = None, message: str | None = None) -> None:
         self.bot.record_status(code, self.device.clock.now(), sub_code, message)
         self.device.events.record("bot.status", bot=self.bot.id, code=code, sub_code=sub_code)
+        if self._webhooks is not None:
+            self._webhooks.put_nowait(status_webhook(self.bot, self.bot.status_changes[-1]))
+
+    async def _deliver_webhooks(self, url: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Status webhooks in order, each retried per the device's policy; a failed one does not block the next."""
+        sender = WebhookSender(
+            self.device.session, retry=RetryPolicy(self.device.settings["webhook_retry_interval_s"], 5),
+            egress=self.device.egress, events=self.device.events, ssl=self.device.client_ssl, timeout_s=15.0,
+        )
+        while True:
+            payload = await queue.get()
+            try:
+                with contextlib.suppress(OutboundFailed, EgressRefused):
+                    await sender.deliver(url, json=payload)
+            finally:
+                queue.task_done()
 
     async def _pause(self, seconds: float) -> bool:
         """Wait a scaled lifecycle delay; True when the bot was told to leave meanwhile."""
@@ -131,9 +150,22 @@ class BotLifecycle:
         return self._ending is not None
 
     async def run(self) -> None:
+        url = self.device.settings["status_webhook_url"]
+        webhooks = None
+        if url:
+            self._webhooks = asyncio.Queue()
+            webhooks = asyncio.get_running_loop().create_task(self._deliver_webhooks(url, self._webhooks))
+            self._webhooks.put_nowait(status_webhook(self.bot, self.bot.status_changes[0]))
         try:
             await self._live()
+            if webhooks is not None and self._webhooks is not None:
+                # Let the last status changes go out before the bot's task ends (bounded by the retry policy).
+                await self._drain_webhooks(webhooks)
         finally:
+            if webhooks is not None:
+                webhooks.cancel()
+                with contextlib.suppress(BaseException):
+                    await webhooks
             if self.rtmp is not None:
                 await self.rtmp.aclose()
             if self.media is not None:
@@ -274,6 +306,17 @@ class BotLifecycle:
             self._status("recording_done")
         self._status("done")
 
+    async def _drain_webhooks(self, task: asyncio.Task[None]) -> None:
+        """Wait until every queued webhook went out (or the sender stopped)."""
+        assert self._webhooks is not None
+        joined = asyncio.ensure_future(self._webhooks.join())
+        try:
+            await asyncio.wait([joined, task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            joined.cancel()
+            with contextlib.suppress(BaseException):
+                await joined
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "status": self.bot.status,
@@ -291,3 +334,15 @@ class BotLifecycle:
 def _as_bot_participant(person: ScenarioParticipant) -> MeetingParticipant:
     return MeetingParticipant(person.id, person.name, person.is_host, person.platform)
 
+
+
+def status_webhook(bot: Bot, change: StatusChange) -> dict[str, Any]:
+    """The status-change webhook body of the bot's generation (dossier §2.6)."""
+    at = iso_utc(change.created_at)
+    if bot.spec.generation == "v1.10":
+        return {"event": "bot.status_change", "data": {"bot_id": bot.id, "status": {
+            "code": change.code, "created_at": at, "sub_code": change.sub_code, "message": change.message}}}
+    metadata = {k: v for k, v in bot.spec.metadata.items() if v is not None}
+    return {"event": f"bot.{change.code}", "data": {
+        "data": {"code": change.code, "sub_code": change.sub_code, "updated_at": at},
+        "bot": {"id": bot.id, "metadata": metadata}}}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from clients.recall import RealtimeReceiver, RecallClient
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
@@ -118,3 +120,36 @@ async def test_closing_the_emulator_leaves_no_tasks_or_threads() -> None:
     assert emu.tasks.live == 0
     leftover = {t.name for t in threading.enumerate()} - before
     assert not [name for name in leftover if name.startswith("recall")]
+
+
+async def test_status_webhooks_report_every_status_change_in_order() -> None:
+    received: list[dict] = []
+    arrived = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        if received[-1]["data"]["status"]["code"] == "done":
+            arrived.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        settings = {"port": 0, "status_webhook_url": f"http://127.0.0.1:{port}/hooks"}
+        async with RecallEmulator(settings=settings) as emu, RecallClient(DEV_API_KEY, emu.url()) as client:
+            bot = await client.create_bot("https://meet.google.com/abc-defg-hij")
+            await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
+            await client.leave_call(bot["id"])
+            async with asyncio.timeout(5):
+                await arrived.wait()
+    finally:
+        await runner.cleanup()
+    assert {m["event"] for m in received} == {"bot.status_change"}
+    assert [m["data"]["status"]["code"] for m in received] == [
+        "ready", "joining_call", "in_call_not_recording", "in_call_recording", "call_ended", "done"]
+    assert all(m["data"]["bot_id"] == bot["id"] for m in received)
