@@ -149,9 +149,11 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
         return {"streams": count, "sustained": False, "reason": f"only {got} of {count} streams delivered frames"}
     await asyncio.sleep(warmup_s)  # warm-up before the window: connections and first encodes settle
     before = await emulator.state(session, "recall")
+    own0 = time.process_time()  # the load generator's (this process's) CPU, receivers included
     cpu0, wait0, t0 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
     await asyncio.sleep(window_s)  # the measurement window
     cpu1, wait1, t1 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
+    own1 = time.process_time()
     after = await emulator.state(session, "recall")
     window = [a for a in sink.arrivals if t0 <= a.monotonic < t1]
     lateness = [a.lateness_ms for a in window if a.lateness_ms is not None]
@@ -182,6 +184,7 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
         "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
         # Threads runnable but waiting for a core, in cores: high means the machine, not the emulator, was full.
         "runqueue_wait_cores": round((wait1 - wait0) / (t1 - t0), 3),
+        "load_generator_cpu_cores": round((own1 - own0) / (t1 - t0), 3),
         "emulator_send_lateness_p99_ms": _pacing(after, "video.send").get("lateness_p99_ms"),
     }
 

@@ -160,9 +160,11 @@ async def run(options: BenchOptions) -> dict[str, Any]:
                                     "reason": f"only {sink.delivering()} of {count} streams delivered media"})
                     break
                 await asyncio.sleep(warmup_s)  # warm-up: the new connections' first chunks settle
+                own0 = time.process_time()  # the load generator's (this process's) CPU, receivers included
                 cpu0, wait0, t0 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
                 await asyncio.sleep(window_s)  # the measurement window
                 cpu1, wait1, t1 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
+                own1 = time.process_time()
                 figures = window_figures(sink, t0, t1)
                 expected = count * (t1 - t0) / CHUNK_S
                 p99 = percentile(figures["delays_ms"], 99)
@@ -180,6 +182,7 @@ async def run(options: BenchOptions) -> dict[str, Any]:
                     "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
                     # Runnable but waiting for a core: high means the machine, not the emulator, was full.
                     "runqueue_wait_cores": round((wait1 - wait0) / (t1 - t0), 3),
+                    "load_generator_cpu_cores": round((own1 - own0) / (t1 - t0), 3),
                 })
                 if not sustained:
                     break
