@@ -190,15 +190,16 @@ class ConferenceApi:
     async def update_participant(self, request: web.Request) -> web.Response:
         conference = self._conference(request)
         participant = self.backend.participant(conference, request.match_info["CallSid"])
+        muted, hold = participant.muted, participant.hold
         self.backend.update_participant(participant, await self.body(request), self.now())
+        self.emu.participant_updated(conference, participant, muted, hold)
         return web.json_response(participant.as_json())
 
     async def delete_participant(self, request: web.Request) -> web.Response:
         conference = self._conference(request)
         participant = self.backend.participant(conference, request.match_info["CallSid"])
         ended = self.backend.remove_participant(conference, participant, self.now())
-        if conference.status == "completed":
-            self.emu.conference_ended(conference, ended)
+        self.emu.participant_left(conference, participant, ended)
         return web.Response(status=204)
 
     # --- recordings ---

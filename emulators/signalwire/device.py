@@ -18,6 +18,7 @@ from emulators.kit.outbound import WebhookSender
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
 from emulators.signalwire.api import ConferenceApi
 from emulators.signalwire.audio import ConferenceAudio
+from emulators.signalwire.conference_events import CONFERENCE_EVENTS, ConferenceCallbacks
 from emulators.signalwire.media import (
     CallbackSettings,
     MediaClock,
@@ -89,6 +90,7 @@ class SignalWireEmulator(Emulator):
         self.audio: dict[str, ConferenceAudio] = {}
         self.media_clock: MediaClock | None = None
         self._session_tasks: dict[str, asyncio.Task[Any]] = {}
+        self.conference_callbacks: dict[str, ConferenceCallbacks] = {}
         self.http: aiohttp.ClientSession | None = None
         self.resolver = OverrideResolver(dict(self.settings["resolve"]))
         self.callback_settings = CallbackSettings(
@@ -168,6 +170,7 @@ class SignalWireEmulator(Emulator):
             outbound_prompt=bool(spec.get("outbound_prompt", False)),
             seed=self.seed,
         )
+        self._conference_callback_settings(conference, spec, where)
         for i, press in enumerate(spec.get("dtmf", []) or []):
             try:
                 digit, duration = validate_dtmf(press.get("digit"), press.get("duration_ms", 200))
@@ -189,6 +192,60 @@ class SignalWireEmulator(Emulator):
         for i, person in enumerate(spec.get("participants", []) or []):
             self._join(conference, person, where=f"{where}.participants[{i}]")
         return conference
+
+    def _conference_callback_settings(self, conference: Conference, spec: dict[str, Any], where: str) -> None:
+        url = spec.get("status_callback")
+        if url is None:
+            return
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise FieldError(f"{where}.status_callback", "must be an absolute http(s) URL")
+        method = spec.get("status_callback_method", "POST")
+        if method not in ("GET", "POST"):
+            raise FieldError(f"{where}.status_callback_method", "must be GET or POST")
+        events = spec.get("status_callback_events", ["conference-start", "conference-end"])
+        if not isinstance(events, list) or any(e not in CONFERENCE_EVENTS for e in events):
+            raise FieldError(f"{where}.status_callback_events", f"must be a list of {', '.join(CONFERENCE_EVENTS)}")
+        conference.status_callback = url
+        conference.status_callback_method = method
+        conference.status_callback_events = frozenset(events)
+        self._watch_conference(conference)
+
+    def _watch_conference(self, conference: Conference) -> None:
+        """Start the conference's callback worker (once the emulator runs; boot-time events are not sent)."""
+        if self.http is None or not conference.status_callback or conference.sid in self.conference_callbacks:
+            return
+        sender = WebhookSender(
+            self.http, retry=default_retry(self.callback_settings), egress=self.egress, events=self.events,
+            ssl=self.outbound_ssl() or None, timeout_s=self.callback_settings.timeout_s,
+        )
+        callbacks = ConferenceCallbacks(conference, sender, self.events, self.clock.now,
+                                        lambda: self._media_ms_now(conference))
+        self.conference_callbacks[conference.sid] = callbacks
+        callbacks.start()
+
+    def _media_ms_now(self, conference: Conference) -> int:
+        if conference.started_at is None:
+            return 0
+        return int((self.clock.now() - conference.started_at) * 1000)
+
+    def _conference_event(self, conference: Conference, event: str, participant: Participant | None = None) -> None:
+        callbacks = self.conference_callbacks.get(conference.sid)
+        if callbacks is not None:
+            callbacks.emit(event, participant)
+
+    def participant_left(self, conference: Conference, participant: Participant, ended: list[Stream]) -> None:
+        self._conference_event(conference, "participant-leave", participant)
+        if conference.status == "completed":
+            self.conference_ended(conference, ended)
+
+    def participant_updated(self, conference: Conference, participant: Participant, muted: bool, hold: bool) -> None:
+        """Mute and hold changes (given the flags before the update) as conference events."""
+        if participant.muted != muted:
+            self._conference_event(conference, "participant-mute" if participant.muted else "participant-unmute",
+                                   participant)
+        if participant.hold != hold:
+            self._conference_event(conference, "participant-hold" if participant.hold else "participant-unhold",
+                                   participant)
 
     def _participant(self, conference: Conference, spec: dict[str, Any], where: str) -> Participant:
         if not isinstance(spec, dict):
@@ -224,6 +281,7 @@ class SignalWireEmulator(Emulator):
             started = self.backend.add_participant(conference, participant, self.clock.now())
         except SignalWireError as exc:
             raise FieldError(where, str(exc)) from None
+        self._conference_event(conference, "participant-join", participant)
         if started:
             self._conference_started(conference)
         return participant
@@ -257,6 +315,8 @@ class SignalWireEmulator(Emulator):
             self.pacing_stats("media-clock"), speedup=float(self.settings["media_speedup"]), on_tick=self._on_tick
         )
         self.tasks.spawn(self.media_clock.run(), name="media-clock")
+        for conference in self.backend.conferences.values():
+            self._watch_conference(conference)
 
     async def on_stop(self) -> None:
         for session in list(self.sessions.values()):
@@ -268,6 +328,9 @@ class SignalWireEmulator(Emulator):
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        for callbacks in self.conference_callbacks.values():
+            await callbacks.aclose(drain_s=2.0)
+        self.conference_callbacks.clear()
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -387,6 +450,7 @@ class SignalWireEmulator(Emulator):
             self.backend.mark_stopped(stream, now)
             self.stop_stream_media(stream, "conference")
         self.events.record("conference.ended", conference=conference.sid, streams=[s.sid for s in streams])
+        self._conference_event(conference, "conference-end")
 
     def _conference_started(self, conference: Conference) -> None:
         if conference.sid in self.audio:
@@ -394,6 +458,7 @@ class SignalWireEmulator(Emulator):
         for sid in self.conference_sessions.get(conference.sid, ()):
             self.sessions[sid].conference_started()
         self.events.record("conference.started", conference=conference.sid)
+        self._conference_event(conference, "conference-start")
 
     def _stream_started(self, stream: Stream) -> None:
         self.backend.mark_in_progress(stream, self.clock.now())
@@ -496,8 +561,7 @@ class SignalWireEmulator(Emulator):
         conference = self._control_conference(body)
         participant = self._control_participant(conference, body)
         ended = self.backend.remove_participant(conference, participant, self.clock.now())
-        if conference.status == "completed":
-            self.conference_ended(conference, ended)
+        self.participant_left(conference, participant, ended)
         return {"participant": participant.as_json(), "conference_status": conference.status}
 
     async def _control_set_speaker(self, body: dict[str, Any]) -> dict[str, Any]:

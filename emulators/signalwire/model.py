@@ -283,6 +283,10 @@ class Conference:
     streams: dict[str, Stream] = field(default_factory=dict)
     announce_url: str | None = None
     started_at: float | None = None  # when it went in-progress: media time 0 of its audio
+    # Conference status callbacks (opt-in per fixture): where, how, and which StatusCallbackEvent values.
+    status_callback: str | None = None
+    status_callback_method: str = "POST"
+    status_callback_events: frozenset[str] = frozenset()
     outbound_prompt: bool = False
     seed: int = 0
     # Scenario key presses: (media_ms, digit, duration_ms), sent as dtmf messages on the streams.

@@ -42,6 +42,12 @@ class CallbackSink:
         return [r["fields"].get("StreamEvent", "") for r in self.requests
                 if stream_sid is None or r["fields"].get("StreamSid") == stream_sid]
 
+    async def wait_for_condition(self, predicate: Any, timeout_s: float = 5.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
     async def wait_for(self, event: str, stream_sid: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout_s):
             while True:

@@ -186,3 +186,30 @@ async def test_the_opt_in_rate_limit_answers_429_in_the_object_shape():
         assert limited.value.body == {"code": 20429, "message": "Too Many Requests",
                                       "more_info": "https://signalwire.com/docs/compatibility-api/reference/errors",
                                       "status": 429}
+
+
+async def test_conference_status_callbacks_report_start_joins_mute_speech_leave_and_end():
+    async with rig() as r:
+        events = ["conference-start", "conference-end", "participant-join", "participant-leave",
+                  "participant-mute", "participant-unmute", "participant-speech-start", "participant-speech-stop"]
+        created = await r.emulator.scenario_controls["create_conference"](
+            {"friendly_name": "Callbacks", "status_callback": r.callbacks.url, "status_callback_events": events})
+        sid = created["sid"]
+        joined = await r.emulator.scenario_controls["add_participant"](
+            {"conference_sid": sid, "call_sid": ADA, "speaking": [[0, 150]]})
+        await r.client.update_participant(sid, joined["call_sid"], Muted=True)
+        await r.client.update_participant(sid, joined["call_sid"], Muted=False)
+        await r.client.remove_participant(sid, joined["call_sid"])  # the last one: the conference ends
+
+        def seen() -> list[str]:
+            return [q["fields"]["StatusCallbackEvent"] for q in r.callbacks.requests
+                    if q["fields"].get("ConferenceSid") == sid]
+
+        await r.callbacks.wait_for_condition(lambda: "conference-end" in seen())
+        order = seen()
+        assert order[:2] == ["participant-join", "conference-start"]
+        assert order.index("participant-mute") < order.index("participant-unmute") < order.index("participant-leave")
+        assert order[-1] == "conference-end"
+        assert "participant-speech-start" in order
+        first = r.callbacks.requests[0]["fields"]
+        assert first["FriendlyName"] == "Callbacks" and first["Timestamp"].endswith("+0000")
