@@ -27,11 +27,13 @@ from emulators.depthcam.controller import DEVICE_TYPES, CircuitNotFound, Circuit
 from emulators.depthcam.model import (
     MXID_PATTERN,
     STREAM_NAME_PATTERN,
+    BootFailed,
     ConfigRejected,
     NeuralNetwork,
     StreamNotFound,
 )
 from emulators.kit.emulator import CONTROL_PREFIX
+from emulators.kit.pacer import Pacer
 
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 DEVICE_TYPE_PATTERN = "di|ro|do|ai|ao|sensor|led|watchdog|modbus_slave|owpower|register|data_point|owbus|device_info"
@@ -92,7 +94,6 @@ class RobopipeApi:
         self.device = device
         self.routes = self._routes()
         self.nn_sessions: set[NnSession] = set()
-        self.video_sockets: set[web.WebSocketResponse] = set()
 
     def install(self, app: web.Application) -> None:
         # [\s\S] rather than '.': decoded paths may contain newlines, which must still reach our router.
@@ -412,8 +413,6 @@ class RobopipeApi:
         return web.json_response({name: {"active": active} for name, active in streams})
 
     async def _restart(self, runtime: Any, sizes: dict[str, tuple[int, int]]) -> web.Response | None:
-        from emulators.depthcam.device import BootFailed
-
         try:
             await self.device.restart_pipeline(runtime, sizes)
         except BootFailed:
@@ -612,7 +611,6 @@ class RobopipeApi:
                 return ws
             channel = self.device.video_channel(runtime, stream)
             sub = channel.subscribe()
-        self.video_sockets.add(ws)
         self.device.events.record("client.connected", stream=channel.name, peer=request.remote)
         try:
             init = await channel.wait_init(limit_s=15.0)
@@ -622,7 +620,6 @@ class RobopipeApi:
         except (TimeoutError, ConnectionResetError):
             pass
         finally:
-            self.video_sockets.discard(ws)
             await self.device.leave_channel(runtime, channel, sub)
             # Close only after the pump and the reader are done: a close racing a receive ends as 1006.
             if sub.closed and sub.abort and request.transport is not None:
@@ -663,8 +660,6 @@ class RobopipeApi:
         return ws
 
     async def _send_detections(self, runtime: Any, session: NnSession, name: str) -> None:
-        from emulators.kit.pacer import Pacer
-
         camera = runtime.camera
         pacer = Pacer(1.0 / camera.fps(session.stream), stats=self.device.pacing_stats(name))
         async for _tick in pacer.ticks():

@@ -17,8 +17,9 @@ import yaml
 from aiohttp import web
 
 from emulators.depthcam import media
+from emulators.depthcam.api import RobopipeApi
 from emulators.depthcam.controller import Controller
-from emulators.depthcam.model import Camera, DeviceSpec, device_from_config, oak_d
+from emulators.depthcam.model import BootFailed, Camera, DeviceSpec, device_from_config, oak_d
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 
@@ -35,10 +36,6 @@ QUIRKS = (
 BOOT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 REALISTIC_RESTART_S = 2.0
 RIG_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "depthcam"
-
-
-class BootFailed(Exception):
-    """The pipeline did not come back after every retry (only with ``boot_failures``)."""
 
 
 @dataclass
@@ -172,8 +169,6 @@ class DepthCamEmulator(Emulator):
             self.runtimes[spec.mxid] = runtime
 
     def add_routes(self, app: web.Application) -> None:
-        from emulators.depthcam.api import RobopipeApi
-
         self.api = RobopipeApi(self)
         self.api.install(app)
 

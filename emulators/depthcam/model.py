@@ -98,6 +98,10 @@ class StreamNotFound(DepthCamError):
         self.reason = reason
 
 
+class BootFailed(DepthCamError):
+    """The pipeline did not come back after every retry of a restart."""
+
+
 class ConfigRejected(DepthCamError):
     """A config the sensor cannot run; ``kind`` says whether it is the wrong variant or a bad value."""
 
