@@ -37,7 +37,6 @@ try:  # AV streaming media is built separately; without it AV start/stop keep th
 except ImportError:  # pragma: no cover - depends on the checkout
     _av = None  # type: ignore[assignment]
 
-AV_WATCH_PERIOD_S = 0.25
 
 
 class MistyEmulator(Emulator):
@@ -77,6 +76,7 @@ class MistyEmulator(Emulator):
         )
         self.video_stream: VideoStream | None = None
         self.av_stream: Any = None
+        self._av_watch: asyncio.Task[None] | None = None
         self.restarting = False
         self._reboot_task: asyncio.Task[None] | None = None
         self._rng = random.Random(self.seed)
@@ -189,20 +189,18 @@ class MistyEmulator(Emulator):
                 reason = exc.strerror or str(exc)
                 raise CommandException(f"Cannot serve RTSP on port {request.rtspd_port}: {reason}") from None
             self.av_stream = stream
-            self.tasks.spawn(self._watch_av(stream), name=f"av-watch-{record.stream_id}")
+            self._av_watch = self.tasks.spawn(self._watch_av(stream), name=f"av-watch-{record.stream_id}")
 
     async def _watch_av(self, stream: Any) -> None:
         """A push that breaks after start leaves the robot idle, with no retry."""
-        while self.av_stream is stream:
-            if stream.failed:
-                async with self._lock:
-                    if self.av_stream is stream:
-                        self.events.record("stream.error", stream="av", error="push failed")
-                        self.robot.av_failed()
-                        self.av_stream = None
-                        await stream.aclose()
-                return
-            await asyncio.sleep(AV_WATCH_PERIOD_S)
+        reason = await stream.wait_failed()
+        async with self._lock:
+            if self.av_stream is stream:
+                self.events.record("stream.error", stream="av", error=reason)
+                self.robot.av_failed()
+                self.av_stream = None
+                self._av_watch = None
+                await stream.aclose()
 
     async def stop_av(self) -> None:
         async with self._lock:
@@ -212,6 +210,9 @@ class MistyEmulator(Emulator):
 
     async def _close_av(self) -> None:
         stream, self.av_stream = self.av_stream, None
+        watch, self._av_watch = self._av_watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
         self.robot.av = None
         if stream is not None:
             await stream.aclose()
