@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -156,7 +157,7 @@ class RecallEmulator(Emulator):
         scenario = scenario_for(spec.meeting_url.raw, self.scenarios, self.settings["scenario"])
         life = BotLifecycle(self, bot, scenario)
         self.lives[bot.id] = life
-        self.tasks.spawn(life.run(), name=f"bot-{bot.id}")
+        life.task = self.tasks.spawn(life.run(), name=f"bot-{bot.id}")
         self.events.record("bot.created", bot=bot.id, generation=spec.generation, scenario=scenario.name)
         return bot
 
@@ -168,9 +169,12 @@ class RecallEmulator(Emulator):
         life.request_leave()
 
     async def delete_bot(self, bot: Bot) -> None:
+        """A scheduled bot that never dispatched: its task ends without any further status change."""
         life = self.lives.pop(bot.id, None)
-        if life is not None:
-            life.end_meeting()
+        if life is not None and life.task is not None:
+            life.task.cancel()
+            with contextlib.suppress(BaseException):
+                await life.task
         self.book.remove(bot.id)
 
     # ----- scenario controls ----------------------------------------------------------------------------

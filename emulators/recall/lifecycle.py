@@ -47,6 +47,7 @@ class BotLifecycle:
         self.meeting = Meeting(scenario)
         self.media: BotMedia | None = None
         self.rtmp: Any = None
+        self.task: asyncio.Task[None] | None = None  # set by the device, which owns it
         self._wake = asyncio.Event()
         self._ending: _Ending | None = None
         self._meeting0 = 0.0

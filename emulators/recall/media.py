@@ -304,8 +304,10 @@ class OutboundStream:
                 self.ctx.pulse.beat()
                 await asyncio.sleep(self.ctx.retry_interval_s)
         except asyncio.CancelledError:
+            # The inner finally has closed a live connection with 1000 already.
             if self.conn is not None:
                 await self.conn.close(1000)
+            if self.state == "connected":
                 events.record("stream.stopped", stream=self.name, reason="stream ended")
             self.state = "closed"
             raise
@@ -475,7 +477,7 @@ class RealtimeEndpointStream(JsonEventStream):
         return event in self.endpoint.events
 
     def resources(self, **extra: dict[str, Any] | None) -> dict[str, dict[str, Any] | None]:
-        bot, ctx = self.ctx.bot, self.ctx
+        bot = self.ctx.bot
         recording_id = bot.recording.id if bot.recording else None
         out: dict[str, dict[str, Any] | None] = {
             "realtime_endpoint": wire.resource_ref(self.endpoint.id, self.endpoint.metadata),
@@ -483,7 +485,6 @@ class RealtimeEndpointStream(JsonEventStream):
             "bot": wire.resource_ref(bot.id, {k: v for k, v in bot.spec.metadata.items() if v is not None}),
         }
         out.update(extra)
-        del ctx
         return out
 
     def timestamp(self, monotonic_s: float) -> dict[str, Any]:
@@ -612,8 +613,9 @@ class BotMedia:
 
     # --- legacy
     def _video_url(self) -> str | None:
-        return self.spec.real_time_media.get("websocket_video_destination_url") if self.spec.generation == "v1.10" \
-            else None
+        if self.spec.generation != "v1.10":
+            return None
+        return self.spec.real_time_media.get("websocket_video_destination_url")
 
     def _speaker_source(self) -> TileSpec | None:
         meeting = self.ctx.meeting

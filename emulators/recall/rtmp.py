@@ -67,6 +67,10 @@ class RtmpPush:
                 self._push_once()
             except (av.FFmpegError, OSError) as exc:
                 self._record("outbound.retry", url=self.url, error=str(exc), retry_in_s=self.ctx.retry_interval_s)
+            except Exception as exc:  # a bug must show in the event log, not end the thread silently
+                self.state = "failed"
+                self._record("stream.error", error=f"{type(exc).__name__}: {exc}")
+                return
             if self._stop.wait(self.ctx.retry_interval_s):
                 break
         self.state = "closed"
