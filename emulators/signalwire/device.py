@@ -18,7 +18,7 @@ from emulators.kit.outbound import WebhookSender
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
 from emulators.signalwire.api import ConferenceApi
 from emulators.signalwire.audio import ConferenceAudio
-from emulators.signalwire.conference_events import CONFERENCE_EVENTS, ConferenceCallbacks
+from emulators.signalwire.conference_events import ConferenceCallbacks
 from emulators.signalwire.media import (
     CallbackSettings,
     MediaClock,
@@ -33,14 +33,13 @@ from emulators.signalwire.model import (
     API_ROOT,
     Conference,
     Participant,
-    Recording,
     SignalWireBackend,
     SignalWireError,
     Stream,
     StreamRequest,
-    new_sid,
     validate_dtmf,
 )
+from emulators.signalwire.scenario import conference_from_spec, participant_from_spec
 from emulators.signalwire.sequencer import CHUNK_MS, STREAM_CODECS, media_format
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "signalwire"
@@ -152,63 +151,13 @@ class SignalWireEmulator(Emulator):
             self._create_conference(spec, where=f"conferences[{index}]")
 
     def _create_conference(self, spec: dict[str, Any], where: str) -> Conference:
-        if not isinstance(spec, dict):
-            raise FieldError(where, "must be an object")
-        now = self.clock.now()
-        account = str(spec.get("account") or spec.get("account_sid") or next(iter(self.backend.accounts), ""))
-        if account not in self.backend.accounts:
-            known = ", ".join(self.backend.accounts)
-            raise FieldError(f"{where}.account", f"unknown account {account!r}; known: {known}")
-        friendly = spec.get("friendly_name", "Conference")
-        if not isinstance(friendly, str) or len(friendly) > 64:
-            raise FieldError(f"{where}.friendly_name", "must be a string of at most 64 characters")
-        sid = str(spec.get("sid") or new_sid())
-        if sid in self.backend.conferences:
-            raise FieldError(f"{where}.sid", f"conference {sid} exists already")
-        conference = Conference(
-            sid=sid, account_sid=account, friendly_name=friendly, date_created=now, date_updated=now,
-            outbound_prompt=bool(spec.get("outbound_prompt", False)),
-            seed=self.seed,
-        )
-        self._conference_callback_settings(conference, spec, where)
-        for i, press in enumerate(spec.get("dtmf", []) or []):
-            try:
-                digit, duration = validate_dtmf(press.get("digit"), press.get("duration_ms", 200))
-            except SignalWireError as exc:
-                raise FieldError(f"{where}.dtmf[{i}]", str(exc)) from None
-            conference.dtmf_timeline.append((int(press.get("at_ms", 0)), digit, duration))
+        conference = conference_from_spec(spec, where, accounts=self.backend.accounts,
+                                          taken=self.backend.conferences.keys(), now=self.clock.now(), seed=self.seed)
         self.backend.add_conference(conference)
-        for i, rec in enumerate(spec.get("recordings", []) or []):
-            status = rec.get("status", "in-progress") if isinstance(rec, dict) else None
-            if status not in ("in-progress", "paused", "completed", "stopped"):
-                raise FieldError(f"{where}.recordings[{i}].status",
-                                 "must be one of in-progress, paused, completed, stopped")
-            recording_sid = str(rec.get("sid") or new_sid())
-            conference.recordings[recording_sid] = Recording(
-                sid=recording_sid, account_sid=account, conference_sid=sid, date_created=now,
-                date_updated=now, start_time=now, status=status,
-                end_time=now if status in ("completed", "stopped") else None,
-            )
+        self._watch_conference(conference)
         for i, person in enumerate(spec.get("participants", []) or []):
             self._join(conference, person, where=f"{where}.participants[{i}]")
         return conference
-
-    def _conference_callback_settings(self, conference: Conference, spec: dict[str, Any], where: str) -> None:
-        url = spec.get("status_callback")
-        if url is None:
-            return
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise FieldError(f"{where}.status_callback", "must be an absolute http(s) URL")
-        method = spec.get("status_callback_method", "POST")
-        if method not in ("GET", "POST"):
-            raise FieldError(f"{where}.status_callback_method", "must be GET or POST")
-        events = spec.get("status_callback_events", ["conference-start", "conference-end"])
-        if not isinstance(events, list) or any(e not in CONFERENCE_EVENTS for e in events):
-            raise FieldError(f"{where}.status_callback_events", f"must be a list of {', '.join(CONFERENCE_EVENTS)}")
-        conference.status_callback = url
-        conference.status_callback_method = method
-        conference.status_callback_events = frozenset(events)
-        self._watch_conference(conference)
 
     def _watch_conference(self, conference: Conference) -> None:
         """Start the conference's callback worker (once the emulator runs; boot-time events are not sent)."""
@@ -247,36 +196,8 @@ class SignalWireEmulator(Emulator):
             self._conference_event(conference, "participant-hold" if participant.hold else "participant-unhold",
                                    participant)
 
-    def _participant(self, conference: Conference, spec: dict[str, Any], where: str) -> Participant:
-        if not isinstance(spec, dict):
-            raise FieldError(where, "must be an object")
-        now = self.clock.now()
-        speaking = spec.get("speaking", [])
-        if not isinstance(speaking, list) or not all(
-            isinstance(iv, list | tuple) and len(iv) == 2 and all(isinstance(x, int) and x >= 0 for x in iv)
-            and iv[0] < iv[1] for iv in speaking
-        ):
-            raise FieldError(f"{where}.speaking", "must be a list of [start_ms, end_ms] pairs with start < end")
-        loop = spec.get("timeline_loop_ms")
-        if loop is not None and (isinstance(loop, bool) or not isinstance(loop, int) or loop < CHUNK_MS):
-            raise FieldError(f"{where}.timeline_loop_ms", f"must be an integer of at least {CHUNK_MS}")
-        flags = {}
-        for key in ("muted", "hold", "end_conference_on_exit", "start_conference_on_enter"):
-            value = spec.get(key)
-            if value is not None and not isinstance(value, bool):
-                raise FieldError(f"{where}.{key}", f"must be true or false, got {value!r}")
-            if value is not None:
-                flags[key] = value
-        call_sid = str(spec.get("call_sid") or new_sid())
-        return Participant(
-            call_sid=call_sid, conference_sid=conference.sid, account_sid=conference.account_sid,
-            date_created=now, date_updated=now, name=str(spec.get("name", "")),
-            speaking=[(int(a), int(b)) for a, b in speaking], timeline_loop_ms=loop,
-            voice_seed=hash_seed(self.seed, call_sid), **flags,
-        )
-
     def _join(self, conference: Conference, spec: dict[str, Any], where: str) -> Participant:
-        participant = self._participant(conference, spec, where)
+        participant = participant_from_spec(conference, spec, where, now=self.clock.now(), seed=self.seed)
         try:
             started = self.backend.add_participant(conference, participant, self.clock.now())
         except SignalWireError as exc:
@@ -589,14 +510,6 @@ class SignalWireEmulator(Emulator):
         for sid in members:
             self.sessions[sid].queue_dtmf(digit, duration)
         return {"digit": digit, "duration_ms": duration, "streams": len(members)}
-
-
-def hash_seed(seed: int, call_sid: str) -> int:
-    """A stable per-participant voice seed (Python's hash() is salted per process, so not that)."""
-    value = seed & 0xFFFFFFFF
-    for byte in call_sid.encode():
-        value = (value * 1_000_003 + byte) & 0xFFFFFFFF
-    return value
 
 
 EMULATOR = SignalWireEmulator
