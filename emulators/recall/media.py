@@ -530,8 +530,8 @@ class RealtimeEndpointStream(JsonEventStream):
         try:
             if self.separate_png:
                 owner.spawn(self._video(), name="video_separate_png")
-            if self.subscribed("audio_mixed_raw.data"):
-                owner.spawn(self._audio(), name="audio_mixed_raw")
+            if self.subscribed("audio_mixed_raw.data") or self.subscribed("audio_separate_raw.data"):
+                owner.spawn(self._audio(), name="audio_raw")
             await super().stream(conn)
         finally:
             await owner.aclose()
@@ -560,10 +560,22 @@ class RealtimeEndpointStream(JsonEventStream):
 
     async def _audio(self) -> None:
         samples = round(self.audio_chunk_s * wire.AUDIO_SAMPLE_RATE)
-        audio_ref = wire.resource_ref(f"{self.ctx.bot.id}-audio-mixed", {})
+        mixed_ref = wire.resource_ref(f"{self.ctx.bot.id}-audio-mixed", {})
+        separate_ref = wire.resource_ref(f"{self.ctx.bot.id}-audio-separate", {})
+        separate = AudioMixer(self.ctx.meeting)  # its own tone phases: the mix and the singles are separate streams
         async for tick in Pacer(self.audio_chunk_s, stats=self.ctx.emulator.pacing_stats("realtime.audio")).ticks():
-            data = wire.audio_event_data(self.mixer.mixed(samples), timestamp=self.timestamp(tick.deadline))
-            self.publish(wire.realtime_event("audio_mixed_raw.data", data, self.resources(audio_mixed=audio_ref)))
+            stamp = self.timestamp(tick.deadline)
+            if self.subscribed("audio_mixed_raw.data"):
+                data = wire.audio_event_data(self.mixer.mixed(samples), timestamp=stamp)
+                self.publish(wire.realtime_event("audio_mixed_raw.data", data, self.resources(audio_mixed=mixed_ref)))
+            if self.subscribed("audio_separate_raw.data"):
+                for pid in list(self.ctx.meeting.present):
+                    pcm = separate.single(pid, samples)
+                    if pcm is None:
+                        continue  # muted participants send nothing
+                    data = wire.audio_event_data(pcm, timestamp=stamp, participant=self.participant(pid))
+                    self.publish(wire.realtime_event("audio_separate_raw.data", data,
+                                                     self.resources(audio_separate=separate_ref)))
 
 
 # ----- a bot's media, assembled -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 from collections.abc import AsyncIterator
 
@@ -126,3 +127,16 @@ async def test_an_unreachable_realtime_endpoint_is_marked_failed_after_30_attemp
         assert len(retries) == 29
         assert emulator.events.query(kind="outbound.failed")[0].detail["attempts"] == 30
         await client.leave_call(bot["id"])
+
+
+async def test_separate_raw_audio_events_carry_each_participant(emulator: RecallEmulator) -> None:
+    async with RealtimeReceiver() as receiver, RecallClient(DEV_API_KEY, emulator.url()) as client:
+        bot = await client.create_bot(MEET, recording_config={
+            "audio_separate_raw": {}, "realtime_endpoints": [_endpoint(receiver.url, ["audio_separate_raw.data"])]})
+        await receiver.wait_for(lambda: {e.payload["participant"]["id"] for e in receiver.of(
+            "audio_separate_raw.data")} == {100, 200})
+        await client.leave_call(bot["id"])
+    assert set(receiver.counts()) == {"audio_separate_raw.data"}
+    event = receiver.of("audio_separate_raw.data")[-1]
+    assert len(base64.b64decode(event.payload["buffer"])) == 3200
+    assert event.data["audio_separate"]["id"].endswith("audio-separate")

@@ -108,8 +108,9 @@ async def test_audio_and_realtime_messages_match_the_asyncapi_schemas(asyncapi: 
             legacy = await client.create_bot(MEET, real_time_media={"websocket_audio_destination_url": audio.url})
             current = await client.create_bot(MEET, recording_config={
                 "video_mixed_layout": "gallery_view_v2", "video_separate_png": {}, "audio_mixed_raw": {},
-                "transcript": {}, "realtime_endpoints": [{"type": "websocket", "url": rt.url, "events": [
-                    "video_separate_png.data", "audio_mixed_raw.data", "participant_events.speech_on",
+                "audio_separate_raw": {}, "transcript": {}, "realtime_endpoints": [{"type": "websocket",
+                "url": rt.url, "events": ["video_separate_png.data", "audio_mixed_raw.data",
+                                          "audio_separate_raw.data", "participant_events.speech_on",
                     "participant_events.speech_off", "participant_events.leave", "transcript.data"]}]})
             await audio.wait_for(lambda: len(audio.chunks) >= 5)
             await rt.wait_for(lambda: len(rt.of("video_separate_png.data")) >= 2 and len(rt.of(
@@ -122,6 +123,7 @@ async def test_audio_and_realtime_messages_match_the_asyncapi_schemas(asyncapi: 
     jsonschema.validate(audio.connections[0].hello, message_schema(asyncapi, "AudioHello"))
     assert all(len(c.pcm) % 2 == 0 for c in audio.chunks)
     names = {"video_separate_png.data": "VideoSeparatePng", "audio_mixed_raw.data": "AudioMixedRaw",
+             "audio_separate_raw.data": "AudioSeparateRaw",
              "transcript.data": "TranscriptData"}
     for event in rt.events:
         name = names.get(event.event, "ParticipantEvent")
