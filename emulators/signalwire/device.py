@@ -18,17 +18,11 @@ from emulators.kit.outbound import WebhookSender
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
 from emulators.signalwire.api import ConferenceApi
 from emulators.signalwire.audio import ConferenceAudio
+from emulators.signalwire.callbacks import CallbackSettings, StatusCallbacks, default_retry
 from emulators.signalwire.conference_events import ConferenceCallbacks
-from emulators.signalwire.media import (
-    CallbackSettings,
-    MediaClock,
-    OverrideResolver,
-    SessionHooks,
-    StatusCallbacks,
-    StreamOptions,
-    StreamSession,
-    default_retry,
-)
+from emulators.signalwire.dialout import OverrideResolver
+from emulators.signalwire.media import SessionHooks, StreamOptions, StreamSession
+from emulators.signalwire.media_clock import MediaClock
 from emulators.signalwire.model import (
     API_ROOT,
     Conference,

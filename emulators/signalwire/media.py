@@ -1,8 +1,8 @@
-"""Outbound media streams: the shared 20 ms tick, one wss connection per stream, status callbacks.
+"""One outbound media stream: wss connection, ``connected``/``start``, paced media, customer messages, ``stop``.
 
-One pacer drives every stream (a single absolute-deadline clock for the whole emulator); each stream's task
-wakes on the shared tick, sends the chunks it owes back-to-back (never skipping, timestamps nominal) and
-handles the customer's bidirectional messages on a reader task.
+The shared MediaClock drives every stream; each stream's task wakes on its tick, sends the chunks it owes
+back-to-back (never skipping, timestamps nominal) and handles the customer's bidirectional messages on a
+reader task.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import math
 import socket
 import ssl
 import time
@@ -21,18 +20,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook
-from emulators.kit.outbound import EgressPolicy, EgressRefused, RetryPolicy, WebhookSender, describe_connect_error
-from emulators.kit.pacer import LatenessStats, Pacer
+from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
+from emulators.kit.pacer import LatenessStats
 from emulators.kit.tasks import TaskOwner
 from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, decode, pilot_b64, pilot_value
-from emulators.signalwire.model import Stream, iso8601_ms
+from emulators.signalwire.callbacks import StatusCallbacks
+from emulators.signalwire.dialout import OverrideResolver, connection_error_kind
+from emulators.signalwire.media_clock import MediaClock
+from emulators.signalwire.model import Stream
 from emulators.signalwire.sequencer import (
-    CHUNK_MS,
     TRACK_NAMES,
     ClientClear,
     ClientDtmf,
@@ -50,167 +49,6 @@ CONNECT_TIMEOUT_S = 5.0
 BACKLOG_LIMIT_S = 5.0
 
 
-# ----- the shared tick ----------------------------------------------------------------------------------------
-class MediaClock:
-    """One absolute-deadline 20 ms clock for every stream; tick indices are global and never reused.
-
-    It runs only while some stream listens, and on resuming it realigns to the original grid, so a
-    conference's media time (ticks since it started) keeps meaning the same thing.
-    """
-
-    def __init__(self, stats: LatenessStats, *, speedup: float = 1.0, on_tick: Callable[[int], None]) -> None:
-        self.period = CHUNK_MS / 1000 / speedup
-        self.stats = stats
-        self.on_tick = on_tick
-        self.origin = time.monotonic()
-        self.tick = -1
-        self._ticked = asyncio.Event()
-        self._listeners = 0
-        self._wanted = asyncio.Event()
-
-    def current_index(self) -> int:
-        """The index of the tick whose deadline most recently passed."""
-        return math.floor((time.monotonic() - self.origin) / self.period)
-
-    def deadline(self, index: int) -> float:
-        return self.origin + index * self.period
-
-    def listen(self) -> None:
-        self._listeners += 1
-        self._wanted.set()
-
-    def unlisten(self) -> None:
-        self._listeners = max(0, self._listeners - 1)
-
-    def wake(self) -> None:
-        """Wake every waiting stream now (a stop request should not wait for the next tick)."""
-        ticked, self._ticked = self._ticked, asyncio.Event()
-        ticked.set()
-
-    async def wait_after(self, index: int) -> int:
-        """The newest tick index once it is greater than ``index`` (or earlier, after ``wake``)."""
-        if self.tick <= index:
-            await self._ticked.wait()
-        return self.tick
-
-    async def run(self) -> None:
-        while True:
-            await self._wanted.wait()
-            first = max(self.tick + 1, self.current_index() + 1)
-            # Late ticks are never skipped: a stream owes every chunk, so skip_after is unbounded here.
-            pacer = Pacer(self.period, stats=self.stats, skip_after=math.inf)
-            async for tick in pacer.ticks(start=self.deadline(first)):
-                self.tick = first + tick.index
-                self.on_tick(self.tick)
-                self.wake()
-                if self._listeners == 0:
-                    self._wanted.clear()
-                    break
-
-
-# ----- resolve override (curl --resolve) ------------------------------------------------------------------------
-class OverrideResolver(AbstractResolver):
-    """Maps ``host`` or ``host:port`` to ``ip:port`` while Host and SNI keep the original name."""
-
-    def __init__(self, overrides: dict[str, str]) -> None:
-        self.overrides = overrides
-        self._default = DefaultResolver()
-
-    def target(self, host: str, port: int) -> tuple[str, int] | None:
-        value = self.overrides.get(f"{host}:{port}") or self.overrides.get(host)
-        if value is None:
-            return None
-        ip, _, target_port = value.rpartition(":")
-        return ip.strip("[]"), int(target_port)
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        target = self.target(host, port)
-        if target is None:
-            return await self._default.resolve(host, port, family)
-        ip, target_port = target
-        return [ResolveResult(hostname=host, host=ip, port=target_port,
-                              family=socket.AF_INET6 if ":" in ip else socket.AF_INET, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
-
-    async def close(self) -> None:
-        await self._default.close()
-
-
-def connection_error_kind(exc: BaseException) -> str:
-    """The StreamError value for a failed connect: refused (TCP or non-101) versus timeout/TLS/DNS."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError | ssl.SSLError):
-        return "connection_refused_timeout_or_ssl_error"
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
-        return "connection_refused_timeout_or_ssl_error"
-    dns_error = getattr(aiohttp, "ClientConnectorDNSError", None)
-    if dns_error is not None and isinstance(exc, dns_error):
-        return "connection_refused_timeout_or_ssl_error"
-    return "connection_refused"
-
-
-# ----- status callbacks ------------------------------------------------------------------------------------------
-@dataclass
-class CallbackSettings:
-    attempts: int = 3
-    retry_interval_s: float = 0.5
-    timeout_s: float = 5.0
-
-
-class StatusCallbacks:
-    """Delivers one stream's StatusCallback requests in order (started before stopped), each retried."""
-
-    def __init__(self, stream: Stream, call_sid: str, sender: WebhookSender, events: EventLog,
-                 now: Callable[[], float]) -> None:
-        self.stream = stream
-        self.call_sid = call_sid
-        self.sender = sender
-        self.events = events
-        self.now = now
-        self._queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
-
-    def fields(self, event: str, error: str | None = None) -> dict[str, str]:
-        stream = self.stream
-        out = {
-            "AccountSid": stream.account_sid,
-            "ConferenceSid": stream.conference_sid,
-            "CallSid": self.call_sid,
-            "StreamSid": stream.sid,
-            "StreamName": stream.name or stream.sid,
-            "StreamTrack": stream.request.track,
-            "StreamEvent": event,
-            "Timestamp": iso8601_ms(self.now()),
-            "Unique-ID": self.call_sid,
-        }
-        if error is not None:
-            out["StreamError"] = error
-        return out
-
-    def send(self, event: str, error: str | None = None) -> None:
-        if self.stream.request.status_callback:
-            self._queue.put_nowait(self.fields(event, error))
-
-    def close(self) -> None:
-        self._queue.put_nowait(None)
-
-    async def run(self) -> None:
-        url = self.stream.request.status_callback
-        method = self.stream.request.status_callback_method
-        while (fields := await self._queue.get()) is not None:
-            if url is None:
-                continue
-            try:
-                # Checked off-loop first: the allowlist may resolve a name, which must not stall the media clock.
-                await asyncio.to_thread(self.sender.egress.check, url)
-                status = await self.sender.deliver(url, method=method, form=fields)
-                self.events.record("callback.sent", stream=self.stream.sid, event=fields["StreamEvent"],
-                                   status=status)
-            except Exception as exc:  # delivery problems never break the stream; they are logged
-                self.events.record("callback.failed", stream=self.stream.sid, event=fields["StreamEvent"],
-                                   error=str(exc))
-
-
-# ----- one stream ---------------------------------------------------------------------------------------------
 @dataclass
 class StreamOptions:
     media_format: MediaFormat
@@ -585,5 +423,3 @@ class StreamSession:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-def default_retry(settings: CallbackSettings) -> RetryPolicy:
-    return RetryPolicy(interval_s=settings.retry_interval_s, max_attempts=max(1, settings.attempts))

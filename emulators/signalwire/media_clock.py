@@ -1,0 +1,68 @@
+"""The shared 20 ms media clock: one absolute-deadline pacer that wakes every conference stream."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+from emulators.kit.pacer import LatenessStats, Pacer
+from emulators.signalwire.sequencer import CHUNK_MS
+
+
+class MediaClock:
+    """One absolute-deadline 20 ms clock for every stream; tick indices are global and never reused.
+
+    It runs only while some stream listens, and on resuming it realigns to the original grid, so a
+    conference's media time (ticks since it started) keeps meaning the same thing.
+    """
+
+    def __init__(self, stats: LatenessStats, *, speedup: float = 1.0, on_tick: Callable[[int], None]) -> None:
+        self.period = CHUNK_MS / 1000 / speedup
+        self.stats = stats
+        self.on_tick = on_tick
+        self.origin = time.monotonic()
+        self.tick = -1
+        self._ticked = asyncio.Event()
+        self._listeners = 0
+        self._wanted = asyncio.Event()
+
+    def current_index(self) -> int:
+        """The index of the tick whose deadline most recently passed."""
+        return math.floor((time.monotonic() - self.origin) / self.period)
+
+    def deadline(self, index: int) -> float:
+        return self.origin + index * self.period
+
+    def listen(self) -> None:
+        self._listeners += 1
+        self._wanted.set()
+
+    def unlisten(self) -> None:
+        self._listeners = max(0, self._listeners - 1)
+
+    def wake(self) -> None:
+        """Wake every waiting stream now (a stop request should not wait for the next tick)."""
+        ticked, self._ticked = self._ticked, asyncio.Event()
+        ticked.set()
+
+    async def wait_after(self, index: int) -> int:
+        """The newest tick index once it is greater than ``index`` (or earlier, after ``wake``)."""
+        if self.tick <= index:
+            await self._ticked.wait()
+        return self.tick
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            first = max(self.tick + 1, self.current_index() + 1)
+            # Late ticks are never skipped: a stream owes every chunk, so skip_after is unbounded here.
+            pacer = Pacer(self.period, stats=self.stats, skip_after=math.inf)
+            async for tick in pacer.ticks(start=self.deadline(first)):
+                self.tick = first + tick.index
+                self.on_tick(self.tick)
+                self.wake()
+                if self._listeners == 0:
+                    self._wanted.clear()
+                    break
