@@ -65,8 +65,8 @@ async def test_media_arrives_every_20_ms_by_absolute_deadlines_without_gaps():
         await stream.wait_media(100, timeout_s=6)
         cadence = stream.cadence("inbound", skip=5)
         # Generous bounds: the machine is shared; the tight p99 figure belongs to the benchmark.
-        assert 18.0 <= cadence.mean_interval_ms <= 22.0
-        assert cadence.p99_jitter_ms < 40.0
+        assert 17.0 <= cadence.mean_interval_ms <= 23.0
+        assert cadence.p99_jitter_ms < 60.0
         assert stream.missing_chunks("inbound") == []
         timestamps = [m.timestamp for m in stream.media("inbound")]
         assert timestamps[:100] == [20 * i for i in range(100)]
