@@ -13,6 +13,7 @@ import contextlib
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ class PullClient:
 
     url: str
     stop: threading.Event
+    decode: bool = True  # False: receive and depacketize only (a cheap client, to load the server, not us)
+    packets: int = 0
     samples: list[tuple[float, float]] = field(default_factory=list)
     error: str | None = None
     first: threading.Event = field(default_factory=threading.Event)
@@ -50,6 +53,12 @@ class PullClient:
                 stream = container.streams.video[0]
                 stream.codec_context.thread_type = "SLICE"  # frame threads would add a frame of delay
                 for packet in container.demux(stream):
+                    self.packets += 1
+                    if not self.decode:
+                        self.first.set()
+                        if self.stop.is_set() or time.monotonic() > deadline:
+                            break
+                        continue
                     for frame in packet.decode():
                         now_ms = time.time() * 1000.0
                         try:
@@ -77,51 +86,72 @@ async def _wait_first(clients: list[PullClient], timeout_s: float) -> None:
         raise BenchError(f"an RTSP client failed: {failed[0]}")
 
 
-async def measure(url: str, pid: int, clients_k: int, warmup_s: float, window_s: float) -> dict[str, Any]:
-    """One client, then K clients, on ``url``; CPU of process ``pid`` in both windows."""
-    stop_event = threading.Event()
-    clients: list[PullClient] = []
-    threads: list[asyncio.Task[None]] = []
-    limit_s = 4 * (warmup_s + window_s) + 60
+async def measure(url: str, pid: int, clients_k: int, warmup_s: float, window_s: float, rounds: int
+                  ) -> dict[str, Any]:
+    """Alternating windows on ``url``: one client, K clients, one client, K clients... (``rounds`` pairs).
 
-    def add_client() -> PullClient:
-        client = PullClient(url, stop_event)
+    Alternating cancels the slow drift of a shared machine out of the K-minus-one difference.
+    """
+    clients: list[PullClient] = []
+    pulls: list[asyncio.Future[None]] = []
+    limit_s = rounds * 2 * (warmup_s + window_s + 20) + 60
+    # One thread per client ever started (the default executor has too few), owned and joined here.
+    executor = ThreadPoolExecutor(max_workers=1 + rounds * (clients_k - 1), thread_name_prefix="rtsp-client")
+    loop = asyncio.get_running_loop()
+
+    def add_client(decode: bool = True) -> PullClient:
+        client = PullClient(url, threading.Event(), decode=decode)
         clients.append(client)
-        threads.append(asyncio.create_task(asyncio.to_thread(client.pull, limit_s)))
+        pulls.append(loop.run_in_executor(executor, client.pull, limit_s))
         return client
 
-    try:
-        add_client()
-        await _wait_first(clients, 20)
-        await asyncio.sleep(warmup_s)  # warm-up: the first GOP and the client's buffers settle
+    async def window() -> tuple[float, float, float]:
+        await asyncio.sleep(warmup_s)  # warm-up: a joining client's first GOP and buffers settle
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        await asyncio.sleep(window_s)  # window 1: one client
-        cpu1, t1 = cpu_seconds(pid), time.monotonic()
-        one = clients[0].window(t0, t1)
-        for _ in range(clients_k - 1):
-            add_client()
+        await asyncio.sleep(window_s)  # the measurement window
+        return (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0), t0, time.monotonic()
+
+    cpu_one: list[float] = []
+    cpu_many: list[float] = []
+    one: list[float] = []
+    many: list[float] = []
+    fps: list[float] = []
+    try:
+        first = add_client()
         await _wait_first(clients, 20)
-        await asyncio.sleep(warmup_s)
-        cpu2, t2 = cpu_seconds(pid), time.monotonic()
-        await asyncio.sleep(window_s)  # window 2: K clients
-        cpu3, t3 = cpu_seconds(pid), time.monotonic()
-        many = [lat for c in clients for lat in c.window(t2, t3)]
-        fps = [len(c.window(t2, t3)) / (t3 - t2) for c in clients]
+        for _ in range(rounds):
+            cpu, t0, t1 = await window()
+            cpu_one.append(cpu)
+            one.extend(first.window(t0, t1))
+            # One more decoding client for the latency figures; the rest only receive, so that many clients
+            # load the server without the load generator's decoding taking the machine's two cores.
+            extra = [add_client(decode=i == 0) for i in range(clients_k - 1)]
+            await _wait_first(extra, 20)
+            cpu, t0, t1 = await window()
+            cpu_many.append(cpu)
+            many.extend(lat for c in [first, *extra] for lat in c.window(t0, t1))
+            fps.extend(len(c.window(t0, t1)) / (t1 - t0) for c in [first, *extra] if c.decode)
+            for client in extra:  # back to one client for the next round
+                client.stop.set()
     finally:
-        stop_event.set()
-        for task in threads:
+        for client in clients:
+            client.stop.set()
+        for pull in pulls:
             with contextlib.suppress(Exception):
-                await task
-    cpu_one = (cpu1 - cpu0) / (t1 - t0)
-    cpu_many = (cpu3 - cpu2) / (t3 - t2)
+                await pull
+        executor.shutdown(wait=True)
+    mean_one = sum(cpu_one) / len(cpu_one)
+    mean_many = sum(cpu_many) / len(cpu_many)
     return {
         "latency_p50_ms": rounded(percentile(many, 50), 2),
         "latency_p99_ms": rounded(percentile(many, 99), 2),
         "latency_one_client_p50_ms": rounded(percentile(one, 50), 2),
         "fps_min": round(min(fps), 2),
-        "cpu_one_client_ms_per_s": round(cpu_one * 1000, 1),
-        "cpu_all_clients_ms_per_s": round(cpu_many * 1000, 1),
-        "cpu_per_added_client_ms_per_s": round((cpu_many - cpu_one) * 1000 / max(1, clients_k - 1), 2),
+        "cpu_one_client_ms_per_s": round(mean_one * 1000, 1),
+        "cpu_all_clients_ms_per_s": round(mean_many * 1000, 1),
+        "cpu_per_added_client_ms_per_s": round((mean_many - mean_one) * 1000 / max(1, clients_k - 1), 2),
+        "cpu_per_added_client_each_round": [round((m - o) * 1000 / max(1, clients_k - 1), 2)
+                                            for o, m in zip(cpu_one, cpu_many, strict=True)],
     }
 
 
@@ -142,7 +172,8 @@ def render_frames(path: Path, count: int) -> None:
                     out.write(data[row * plane.line_size : row * plane.line_size + w])
 
 
-async def _ours(options: BenchOptions, k: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+async def _ours(options: BenchOptions, k: int, warmup_s: float, window_s: float, rounds: int
+                ) -> dict[str, Any]:
     async with EmulatorProcess(["misty"], options.workdir) as emulator, aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=20)
     ) as session:
@@ -156,13 +187,14 @@ async def _ours(options: BenchOptions, k: int, warmup_s: float, window_s: float)
                 if resp.status != 200 or answer.get("result") is not True:
                     raise BenchError(f"misty /api/{path} answered {resp.status}: {answer}")
         try:
-            return await measure(f"rtsp://127.0.0.1:{port}/", emulator.pid, k, warmup_s, window_s)
+            return await measure(f"rtsp://127.0.0.1:{port}/", emulator.pid, k, warmup_s, window_s, rounds)
         finally:
             async with session.post(f"{base}/api/avstreaming/stop", json={}) as resp:
                 await resp.read()
 
 
-async def _gstreamer(options: BenchOptions, k: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+async def _gstreamer(options: BenchOptions, k: int, warmup_s: float, window_s: float, rounds: int
+                     ) -> dict[str, Any]:
     frames = options.workdir / "misty-640x480.i420"
     await asyncio.to_thread(render_frames, frames, FPS)
     port = free_port()
@@ -171,20 +203,21 @@ async def _gstreamer(options: BenchOptions, k: int, warmup_s: float, window_s: f
     proc: subprocess.Popen[bytes] = spawn(argv, log=options.workdir / "gst.log")
     try:
         await wait_for_port(port, timeout_s=30, proc=proc)
-        return await measure(f"rtsp://127.0.0.1:{port}/live", proc.pid, k, warmup_s, window_s)
+        return await measure(f"rtsp://127.0.0.1:{port}/live", proc.pid, k, warmup_s, window_s, rounds)
     finally:
         await asyncio.to_thread(stop, proc)
 
 
 async def run(options: BenchOptions) -> dict[str, Any]:
-    k = 2 if options.quick else 5
+    k = 2 if options.quick else 12
     warmup_s, window_s = (0.5, 1.5) if options.quick else (1.5, 5.0)
+    rounds = 1 if options.quick else 3
     notes: list[str] = []
-    ours = await _ours(options, k, warmup_s, window_s)
+    ours = await _ours(options, k, warmup_s, window_s, rounds)
     gst_peer = peers.gstreamer() if options.use_peers else peers.Peer("gstreamer", False, "peers disabled (--no-peers)")
     theirs: dict[str, Any] = {}
     if gst_peer.available:
-        theirs = await _gstreamer(options, k, warmup_s, window_s)
+        theirs = await _gstreamer(options, k, warmup_s, window_s, rounds)
     else:
         notes.append(f"GStreamer not measured: {gst_peer.detail}")
     latency_ratio = ratio(ours["latency_p50_ms"], theirs.get("latency_p50_ms"))
