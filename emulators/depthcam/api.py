@@ -8,7 +8,6 @@ model are mapped to Robopipe replies here, once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import re
@@ -20,7 +19,6 @@ from typing import Any
 
 import yaml
 from aiohttp import WSMsgType, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from emulators.depthcam import media, schemas
 from emulators.depthcam.controller import DEVICE_TYPES, CircuitNotFound, CircuitValueRejected
@@ -542,19 +540,8 @@ class RobopipeApi:
 
     async def _read_nn_form(self, request: web.Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The multipart fields ``model`` (file) and ``nn_config`` (a JSON object with a known ``type``)."""
-        fields: dict[str, Any] = {}
-        content_type = request.headers.get("Content-Type", "")
-        if content_type.startswith("multipart/"):
-            # A malformed multipart body counts as one without the fields (FastAPI reports them missing too).
-            with contextlib.suppress(ValueError, AssertionError, KeyError, HttpProcessingError):
-                reader = await request.multipart()
-                async for part in reader:
-                    if not hasattr(part, "name") or part.name is None:
-                        continue
-                    data = await part.read(decode=False)
-                    fields[part.name] = data
-        else:
-            await request.read()
+        raw = await request.read()
+        fields: dict[str, Any] = dict(schemas.multipart_fields(raw, request.headers.get("Content-Type", "")))
         errors = []
         for name in ("model", "nn_config"):
             if name not in fields:

@@ -273,3 +273,35 @@ def validate_body(
         return adapter.model_validate(data, from_attributes=True), []
     except ValidationError as exc:
         return None, pydantic_errors(exc, ["body"])
+
+
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
+_FIELD_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
+
+
+def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
+    """The named parts of a multipart/form-data body, parsed leniently like python-multipart does.
+
+    Header bytes that are not ASCII (fuzzers send them) do not spoil the other parts; a body that is not
+    multipart at all has no fields.
+    """
+    if not content_type.lower().startswith("multipart/"):
+        return []
+    match = _BOUNDARY.search(content_type)
+    if match is None:
+        return []
+    delimiter = b"--" + match.group(1).encode("latin-1", "replace")
+    fields = []
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break  # the closing delimiter
+        head, sep, data = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        name = _FIELD_NAME.search(head)
+        if name is None:
+            continue
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        fields.append((name.group(1).decode("utf-8", "replace"), data))
+    return fields
