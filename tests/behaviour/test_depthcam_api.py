@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
 from emulators.depthcam.device import DepthCamEmulator
 
@@ -74,6 +76,23 @@ async def test_a_toggled_trailing_slash_is_a_307_to_the_canonical_path_keeping_t
     status, headers, body = await call(http, emulator, method, path + "?format=png")
     assert status == 307 and body == b""
     assert headers["Location"] == f"{emulator.url()}{target}?format=png"
+
+
+CONTRACT_PATHS = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts/openapi/depthcam.yaml").read_text())[
+    "paths"
+]
+EXAMPLE_PARAMS = {"mxid": MXID, "stream_name": "CAM_A", "circuit": "1_01", "device_type": "ro"}
+
+
+@pytest.mark.parametrize("template", sorted(CONTRACT_PATHS))
+async def test_every_path_with_its_trailing_slash_toggled_redirects_to_it(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession, template: str
+) -> None:
+    path = template.format(**EXAMPLE_PARAMS)
+    toggled = path[:-1] if path.endswith("/") else path + "/"
+    method = next(iter(CONTRACT_PATHS[template])).upper()
+    status, headers, _ = await call(http, emulator, method, toggled + "?x=1")
+    assert (status, headers.get("Location")) == (307, f"{emulator.url()}{path}?x=1")
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "HEAD", "OPTIONS"])
