@@ -75,6 +75,17 @@ async def test_the_client_sees_deactivating_depth_leave_its_sensors_off(camera: 
     assert (caught.value.status, caught.value.body) == (404, None)
 
 
+async def test_the_client_sees_an_active_stream_kept_and_a_reactivated_one_reset_to_boot(camera: DepthCamera) -> None:
+    await camera.set_control("CAM_B", brightness=5)
+    await camera.activate("CAM_B")  # already active: nothing changes
+    assert (await camera.control("CAM_B"))["brightness"] == 5
+    await camera.set_config("CAM_B", {"resolution": "THE_800_P", "fps": 15})
+    await camera.deactivate("CAM_B")
+    await camera.activate("CAM_B")  # inactive and in no pair: boot config and initial control
+    assert await camera.config("CAM_B") == {"resolution": "THE_400_P", "fps": 30.0}
+    assert (await camera.control("CAM_B"))["brightness"] == 0
+
+
 async def test_two_clients_activating_conflicting_streams_leave_a_consistent_state(emulator: DepthCamEmulator) -> None:
     async with DepthCamera(emulator.url(), MXID) as one, DepthCamera(emulator.url(), MXID) as two:
         await asyncio.gather(one.activate("DEPTH_B_C"), two.activate("CAM_C"))
