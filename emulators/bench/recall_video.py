@@ -11,7 +11,9 @@ A step is sustained when p99 lateness <= 50 ms and no frame was skipped or lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import struct
 import time
 import zlib
@@ -49,12 +51,14 @@ class VideoSink:
     arrivals: list[Arrival] = field(default_factory=list)
     connections: int = 0
     offset_ms: float | None = None  # capture_time_ms - header timestamp_ms, the same for every stream of a bot
+    bot_id: str | None = None  # the bot of the current step
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def reset(self) -> None:
         self.arrivals.clear()
         self.connections = 0
         self.offset_ms = None
+        self.bot_id = None
 
     def _offset_from(self, png: bytes, timestamp_ms: int) -> None:
         # A fresh decoder, flushed, so the frame comes out now rather than after the next packet.
@@ -70,8 +74,14 @@ class VideoSink:
         await ws.prepare(request)
         self.connections += 1
         self.changed.set()
+        bot_id = None
         async for message in ws:
-            if message.type != aiohttp.WSMsgType.BINARY:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    bot_id = json.loads(message.data).get("bot_id")  # the connection's hello
+                continue
+            # Only the current step's bot counts: a frame still in flight from the previous one does not.
+            if message.type != aiohttp.WSMsgType.BINARY or bot_id is None or bot_id != self.bot_id:
                 continue
             arrived_wall_ms = time.time() * 1000.0
             arrived = time.monotonic()
@@ -138,6 +148,7 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
         created = await resp.json(content_type=None)
         if resp.status >= 300:
             raise BenchError(f"creating the bot answered {resp.status}: {created}")
+    sink.bot_id = str(created["id"])
 
     def every_stream_delivering() -> bool:
         return len({a.participant_id for a in sink.arrivals}) >= count and sink.offset_ms is not None

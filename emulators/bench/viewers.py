@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -25,7 +26,7 @@ class ViewerCount:
 
 
 async def watch(session: aiohttp.ClientSession, url: str, count: ViewerCount, *,
-                on_message: object = None, limit_s: float = 600.0) -> None:
+                on_message: Callable[[bytes, float], None] | None = None, limit_s: float = 600.0) -> None:
     """Receive binary messages until the server closes or the task is cancelled (bounded by ``limit_s``)."""
     async with asyncio.timeout(limit_s), session.ws_connect(url, max_msg_size=16 * 1024**2, heartbeat=None) as ws:
         async for message in ws:
@@ -36,7 +37,7 @@ async def watch(session: aiohttp.ClientSession, url: str, count: ViewerCount, *,
             count.bytes += len(message.data)
             count.arrivals.append(now)
             count.first.set()
-            if callable(on_message):
+            if on_message is not None:
                 on_message(message.data, now)
         count.closed_code = ws.close_code
 
