@@ -158,7 +158,8 @@ async def test_a_slow_viewer_sees_gaps_not_latency(misty, free_port):
     finally:
         writer.close()
     # A queueing sender would deliver first+1, first+2, ... now; a newest-frame sender jumps ahead.
-    assert latest[-1].frame_index - first.frame_index >= 12
+    # (How far depends on how many frames a busy machine rendered during the pause, so only "skipped".)
+    assert latest[-1].frame_index - first.frame_index > len(latest)
     assert any(b.frame_index - a.frame_index > 1 for a, b in zip([first, *latest], latest, strict=False))
     assert time.time() * 1000 - latest[-1].capture_time_ms < 1000  # a sanity bound only: CI machines are busy
 
