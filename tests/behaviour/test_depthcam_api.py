@@ -313,8 +313,12 @@ async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_th
     ):
         started = time.monotonic()
         activation = asyncio.create_task(call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/"))
-        await asyncio.sleep(0.05)  # the activation is inside its 0.2 s restart now
+        ready = emu.runtimes[MXID].ready
+        async with asyncio.timeout(5):
+            while ready.is_set():  # noqa: ASYNC110 - the emulator exposes no "restart began" event
+                await asyncio.sleep(0.005)
         state = await streams(http, emu)
+        assert not ready.is_set() or activation.done()
         assert (await activation)[0] == 201
         assert time.monotonic() - started >= 0.2
         assert state["DEPTH_B_C"] is True
