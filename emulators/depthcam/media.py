@@ -352,6 +352,9 @@ class VideoChannel:
         width, height = self.size
         encoder = await asyncio.to_thread(Fmp4Encoder, width, height, self.fps)
         developer: StreamDeveloper | None = None
+        # Frame k is encoded while frame k+1 renders: the two overlap in worker threads.
+        encoding: asyncio.Task[list[bytes]] | None = None
+        encoding_rule: Any = None
         try:
             pacer = Pacer(1.0 / self.fps, stats=self.stats)
             pts = 0
@@ -375,19 +378,30 @@ class VideoChannel:
                     if kind in ("close", "disconnect"):
                         self.close_all(rule.action.code, rule.action.reason, abort=kind == "disconnect")
                         return
-                messages = await asyncio.to_thread(encoder.encode, image, pts)
+                if encoding is not None:
+                    self._publish(await encoding, encoding_rule)
+                encoding = asyncio.create_task(
+                    asyncio.to_thread(encoder.encode, image, pts), name=f"{self.name}:encode"
+                )
+                encoding_rule = rule
                 pts += 1
-                for message in messages:
-                    if self.init_segment is None:
-                        self.init_segment = message
-                        self._init_ready.set()
-                        continue
-                    if rule is not None and rule.action.type == "corrupt":
-                        message = self.hooks.corrupt(message)
-                    self._broadcast(message)
         finally:
             self._init_ready.set()  # nobody waits forever for a channel that has ended
+            if encoding is not None:
+                # Cancelling does not stop the worker thread; close() waits for it on the encoder's lock.
+                encoding.cancel()
+                await asyncio.gather(encoding, return_exceptions=True)
             await asyncio.to_thread(encoder.close)
+
+    def _publish(self, messages: list[bytes], rule: Any) -> None:
+        for message in messages:
+            if self.init_segment is None:
+                self.init_segment = message
+                self._init_ready.set()
+                continue
+            if rule is not None and rule.action.type == "corrupt":
+                message = self.hooks.corrupt(message)
+            self._broadcast(message)
 
     def _broadcast(self, message: bytes) -> None:
         self.frames_sent += 1
