@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from clients.http import SessionOwner
+
 __all__ = [
     "BatteryLevel",
     "CameraDetails",
@@ -95,32 +97,13 @@ def _base_url(host_port: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-class MistyClient:
+class MistyClient(SessionOwner):
     """An async client for one robot at ``host[:port]`` (the robot itself listens on port 80)."""
 
     def __init__(self, host_port: str, *, session: aiohttp.ClientSession | None = None, timeout_s: float = 10.0):
+        super().__init__(session, timeout=aiohttp.ClientTimeout(total=timeout_s))
         self.base_url = _base_url(host_port)
         self.host = urlsplit(self.base_url).hostname or "127.0.0.1"
-        self._session = session
-        self._own_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def __aenter__(self) -> MistyClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
 
     # ----- plumbing ---------------------------------------------------------------------------------------
     async def request(self, method: str, endpoint: str, args: Mapping[str, Any] | None = None) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from clients.http import SessionOwner
 from emulators.recall import wire
 
 DEFAULT_BASE_URL = "https://us-east-1.recall.ai"
@@ -40,7 +41,7 @@ class RecallError(Exception):
         return self.body.get("code") if isinstance(self.body, dict) else None
 
 
-class RecallClient:
+class RecallClient(SessionOwner):
     """Async client for ``/api/v1/bot/``; honours ``Retry-After`` on 429 up to ``max_retries`` times."""
 
     def __init__(
@@ -52,35 +53,18 @@ class RecallClient:
         max_retries: int = 3,
         max_retry_wait_s: float = 60.0,
     ) -> None:
+        super().__init__(session)
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self._session = session
-        self._owns_session = session is None
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s
-
-    async def __aenter__(self) -> RecallClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     async def _request(self, method: str, path: str, *, json_body: Any = None, params: Any = None,
                        headers: dict[str, str] | None = None) -> Any:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         all_headers = {"Authorization": f"Token {self.api_key}", "Accept": "application/json", **(headers or {})}
         for attempt in range(self.max_retries + 1):
-            async with self._http().request(method, url, json=json_body, params=params, headers=all_headers) as resp:
+            async with self.session.request(method, url, json=json_body, params=params, headers=all_headers) as resp:
                 text = await resp.text()
                 try:
                     body = json.loads(text) if text else None

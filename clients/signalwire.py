@@ -21,6 +21,7 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
+from clients.http import SessionOwner
 from emulators.signalwire.audio import decode
 from emulators.signalwire.sequencer import CHUNK_MS, MediaFormat
 
@@ -36,7 +37,7 @@ class SignalWireRestError(Exception):
         self.body = body
 
 
-class SignalWireClient:
+class SignalWireClient(SessionOwner):
     """Async client for ``/api/laml/2010-04-01/Accounts/{project}/Conferences``, with the official SDK's names.
 
     ``body_encoding`` is ``"form"`` (what the vendor's API document declares) or ``"json"`` (what the
@@ -63,28 +64,14 @@ class SignalWireClient:
         self._ssl: ssl.SSLContext | bool = True
         if ca_bundle is not None:
             self._ssl = ssl.create_default_context(cafile=str(ca_bundle))
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        super().__init__(timeout=aiohttp.ClientTimeout(total=timeout_s))
 
     @property
     def conferences_path(self) -> str:
         return f"{API_ROOT}/Accounts/{self.project}/Conferences"
 
-    async def __aenter__(self) -> SignalWireClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
                        params: dict[str, Any] | None = None) -> dict[str, Any]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
         headers = {"Accept": "application/json", "Authorization": self._authorization}
         kwargs: dict[str, Any] = {"ssl": self._ssl, "headers": headers}
         if params:
@@ -94,7 +81,7 @@ class SignalWireClient:
                 kwargs["json"] = body
             else:
                 kwargs["data"] = {k: _wire_value(v) for k, v in body.items()}
-        async with self._session.request(method, self.base_url + path, **kwargs) as resp:
+        async with self.session.request(method, self.base_url + path, **kwargs) as resp:
             raw = await resp.read()
             parsed: Any = None
             if raw:

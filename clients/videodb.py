@@ -13,6 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from clients.http import SessionOwner
+
 DEFAULT_BASE_URL = "https://api.videodb.io"
 
 
@@ -26,39 +28,22 @@ class VideoDBError(Exception):
         self.error_code = error_code
 
 
-class VideoDBClient:
+class VideoDBClient(SessionOwner):
     """Async client using the SDK's paths, bodies and ``x-access-token`` header."""
 
     def __init__(
         self, api_key: str, base_url: str = DEFAULT_BASE_URL, *, session: aiohttp.ClientSession | None = None
     ) -> None:
+        super().__init__(session)
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
-        self._session = session
-        self._owns_session = session is None
-
-    async def __aenter__(self) -> VideoDBClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
 
     async def request(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
                       ) -> Any:
         """One call; returns the envelope's ``data`` (or the whole envelope when it has none)."""
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         headers = {"x-access-token": self.api_key, "Content-Type": "application/json"}
-        async with self._http().request(
+        async with self.session.request(
             method, f"{self.base_url}/{path.lstrip('/')}", json=json_body, params=query, headers=headers
         ) as resp:
             try:
