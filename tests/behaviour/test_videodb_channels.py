@@ -6,29 +6,26 @@ registered connection, scripted scenes are deterministic, disabled alerts stay s
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jsonschema
 import numpy as np
 import pytest
 import yaml
 
 from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
+from contracts.asyncapi import validate_message
 from emulators.videodb.device import VideoDBEmulator
 from emulators.videodb.indexing import analyse_frame
 from emulators.videodb.ingest import FrameSampled
 
-ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts/asyncapi/videodb.yaml").read_text())
 # Port 9 on loopback refuses at once: the stream exists and retries quietly in the background.
 DEAD_SOURCE = "rtsp://127.0.0.1:9/none"
 T0 = 1_800_000_000.0
 
 
 def validate(message: dict[str, Any], name: str) -> None:
-    schema = {"$ref": f"#/components/messages/{name}/payload", "components": ASYNCAPI["components"]}
-    jsonschema.validate(message, schema)
+    validate_message("videodb", name, message)
 
 
 def feed_frames(emu: VideoDBEmulator, rtstream_id: str, seconds: float, fps: float = 4.0) -> None:

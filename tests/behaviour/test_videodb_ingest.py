@@ -20,15 +20,14 @@ import aiohttp
 import av
 import jsonschema
 import pytest
-import yaml
 from aiohttp import web
 
 from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
+from contracts.asyncapi import schema_for, validate_message
 from emulators.videodb.device import VideoDBEmulator
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (Debian package: ffmpeg)")
 
-ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[2] / "contracts/asyncapi/videodb.yaml").read_text())
 FAST = {
     "port": 0,
     "segment_s": 1.0,
@@ -41,8 +40,7 @@ FAST = {
 
 
 def validate(message: dict[str, Any], name: str) -> None:
-    schema = {"$ref": f"#/components/messages/{name}/payload", "components": ASYNCAPI["components"]}
-    jsonschema.validate(message, schema)
+    validate_message("videodb", name, message)
 
 
 def free_port() -> int:
@@ -159,7 +157,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
         assert seen["scene_index"]["data"]["text"].startswith("A bright scene")
 
         body = await asyncio.wait_for(hooks.get(), 10)
-        jsonschema.validate(body, {"$ref": "#/components/schemas/AlertWebhook", "components": ASYNCAPI["components"]})
+        jsonschema.validate(body, schema_for("videodb", "schemas/AlertWebhook"))
         assert body["event_id"] == f"event-{event_id}" and body["label"] == "bright"
 
         scenes = await client.get_scenes(rts["id"], index["rtstream_index_id"])

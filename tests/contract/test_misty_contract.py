@@ -21,6 +21,8 @@ import pytest
 import requests
 import yaml
 
+from contracts.asyncapi import load as load_asyncapi
+from contracts.asyncapi import validator
 from contracts.runner import openapi_path, run_schemathesis
 
 EXCLUDED_CHECKS = ("unsupported_method", "positive_data_acceptance")
@@ -81,14 +83,11 @@ def test_every_emulated_command_is_in_the_document(document) -> None:
 # ----- the AsyncAPI document: live messages against its payload schemas ----------------------------------
 @pytest.fixture(scope="module")
 def asyncapi() -> dict:
-    from contracts.runner import ASYNCAPI
-
-    return yaml.safe_load((ASYNCAPI / "misty.yaml").read_text())
+    return load_asyncapi("misty")
 
 
 def _message_validator(asyncapi: dict, name: str) -> jsonschema.Draft202012Validator:
-    schema = {**asyncapi["components"]["messages"][name]["payload"], "components": asyncapi["components"]}
-    return jsonschema.Draft202012Validator(schema)
+    return validator("misty", name)
 
 
 def test_sdk_and_documented_subscribe_messages_match_the_document(asyncapi) -> None:

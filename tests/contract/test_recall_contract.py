@@ -23,23 +23,23 @@ import requests
 import yaml
 
 from clients.recall import AudioReceiver, RealtimeReceiver, RecallClient, VideoReceiver
+from contracts.asyncapi import load as load_asyncapi
+from contracts.asyncapi import schema_for
 from contracts.recall_frames import FrameValidator
 from contracts.runner import openapi_path, run_schemathesis
 from emulators.pytest_plugin import Target, start_emulator
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
 
-ASYNCAPI = Path(__file__).resolve().parents[2] / "contracts" / "asyncapi" / "recall.yaml"
 EXCLUDED_CHECKS = ("positive_data_acceptance", "negative_data_rejection")
 
 
 @pytest.fixture(scope="module")
 def asyncapi() -> dict:
-    return yaml.safe_load(ASYNCAPI.read_text())
+    return load_asyncapi("recall")
 
 
 def message_schema(asyncapi: dict, name: str) -> dict:
-    schema = asyncapi["components"]["messages"][name]["payload"]
-    return {**schema, "components": asyncapi["components"]}
+    return schema_for("recall", f"messages/{name}/payload")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,9 @@ import pytest
 import yaml
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
-from contracts.runner import ASYNCAPI, openapi_path, run_schemathesis
+from contracts.asyncapi import load as load_asyncapi
+from contracts.asyncapi import schema_for
+from contracts.runner import openapi_path, run_schemathesis
 from emulators.pytest_plugin import start_emulator
 from emulators.signalwire.device import SignalWireEmulator
 
@@ -64,15 +66,9 @@ def _operation_ids(document: Path) -> list[str]:
 
 
 def _message_schemas() -> dict[str, dict]:
-    document = yaml.safe_load((ASYNCAPI / "signalwire.yaml").read_text())
-    messages = document["components"]["messages"]
-    schemas = document["components"].get("schemas", {})
-    out = {}
-    for message in messages.values():
-        payload = dict(message["payload"])
-        payload["$defs"] = schemas
-        out[message["name"]] = json.loads(json.dumps(payload).replace("#/components/schemas/", "#/$defs/"))
-    return out
+    """Each message's payload schema, keyed by the message's wire name (the ``event`` value)."""
+    messages = load_asyncapi("signalwire")["components"]["messages"]
+    return {m["name"]: schema_for("signalwire", f"messages/{key}/payload") for key, m in messages.items()}
 
 
 async def test_every_message_the_emulator_sends_validates_against_the_asyncapi_document() -> None:
