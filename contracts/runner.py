@@ -105,8 +105,29 @@ def run_schemathesis(
     return ContractResult(str(path), base_url, proc.returncode, proc.stdout + proc.stderr, cmd)
 
 
-def run_contract_cli(device: str, *, target: str | None, max_examples: int, seed: int) -> int:
-    """`benchtwin contract DEVICE [--target URL]`: start the emulator unless a target is given; print a summary."""
+def run_contract_cli(
+    device: str, *, target: str | None, max_examples: int, seed: int, credentials: list[str] | None = None
+) -> int:
+    """`benchtwin contract DEVICE [--target URL]`.
+
+    In a checkout, this runs the device's contract tests (tests/contract/test_<device>_contract.py), so
+    a hardware-in-the-loop run checks exactly what CI checks, with the same per-device exclusions. Without
+    the tests (an installed package), it runs schemathesis with every check against the document alone.
+    """
+    tests = CONTRACTS.parent / "tests" / "contract" / f"test_{device.replace('-', '_')}_contract.py"
+    if tests.exists():
+        cmd = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider", "-rs"]
+        if target:
+            cmd += ["--target", f"{device}={target}"]
+        for credential in credentials or []:
+            cmd += ["--target-credential", f"{device}.{credential}"]
+        where = target or "an emulator started for the run"
+        print(f"running {tests.relative_to(CONTRACTS.parent)} against {where} ...", flush=True)
+        return subprocess.run(cmd, cwd=CONTRACTS.parent).returncode
+    return _run_document_only(device, target=target, max_examples=max_examples, seed=seed)
+
+
+def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int) -> int:
     from emulators.pytest_plugin import EmulatorHost
 
     document = openapi_path(device)

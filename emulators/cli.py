@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--target", help="base URL of a real device or running emulator (default: start one)")
     contract.add_argument("--max-examples", type=int, default=25, help="schemathesis examples per operation")
     contract.add_argument("--seed", type=int, default=0)
+    contract.add_argument("--credential", action="append", metavar="KEY=VALUE",
+                          help="a credential of the real target, e.g. api_key=... (repeatable)")
     contract.set_defaults(func=cmd_contract)
 
     bench = sub.add_parser("bench", help="measure capacity, pacing and latency against the tools users would pick")
@@ -200,7 +202,8 @@ def cmd_certs(args: argparse.Namespace) -> int:
 def cmd_contract(args: argparse.Namespace) -> int:
     from contracts.runner import run_contract_cli
 
-    return run_contract_cli(args.device, target=args.target, max_examples=args.max_examples, seed=args.seed)
+    return run_contract_cli(args.device, target=args.target, max_examples=args.max_examples, seed=args.seed,
+                            credentials=args.credential)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
