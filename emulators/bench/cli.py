@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,10 @@ def _run_one(name: str, options: BenchOptions) -> dict[str, Any]:
         result = asyncio.run(run(options))
     except process.BenchError as exc:
         result = {"error": str(exc)}
+    except Exception:
+        # A broken scenario (an emulator being changed, a peer misbehaving) must not cost the others their
+        # figures: record the traceback in the JSON (the table shows its last line) and go on.
+        result = {"error": traceback.format_exc()}
     finally:
         process.stop_all()
     result["elapsed_s"] = round(time.monotonic() - started, 1)
