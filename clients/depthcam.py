@@ -18,6 +18,8 @@ import aiohttp
 import av
 import numpy as np
 
+from clients.http import SessionOwner
+
 OAK_D_BASELINE_M = 0.075
 MONO_FOCAL_400P = 441.25  # OV9282 focal length in pixels at 640x400
 
@@ -74,7 +76,7 @@ def mdat_payload(fragment: bytes) -> bytes:
     raise ValueError("fragment has no mdat box")
 
 
-class DepthCamera:
+class DepthCamera(SessionOwner):
     """One OAK camera (by ``mxid``) behind a Robopipe API at ``base_url``."""
 
     def __init__(
@@ -86,30 +88,13 @@ class DepthCamera:
         verify_tls: bool = True,
         timeout_s: float = 30.0,
     ) -> None:
+        super().__init__(
+            session,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=lambda: aiohttp.TCPConnector(ssl=None if verify_tls else False),
+        )
         self.base_url = base_url.rstrip("/")
         self.mxid = mxid
-        self._own_session = session is None
-        self._session = session
-        self._verify_tls = verify_tls
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def __aenter__(self) -> DepthCamera:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=None if self._verify_tls else False)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-        return self._session
 
     def _stream_path(self, name: str, tail: str = "") -> str:
         return f"/cameras/{self.mxid}/streams/{name}/{tail}"

@@ -6,16 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
-import jsonschema
 import numpy as np
 import pytest
-import yaml
 
 from clients.depthcam import DepthCamera, RobopipeError
 from clients.stamp import StreamKind, read_stamp
+from contracts.asyncapi import validate_message
 from emulators.depthcam import scene
 from emulators.depthcam.device import DepthCamEmulator
 
@@ -28,11 +26,6 @@ COLOR_720P = {
     "sensor_crop": [0.0, 0.0],
     "fps": 30.0,
 }
-
-
-ASYNCAPI = yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "contracts" / "asyncapi" / "depthcam.yaml").read_text()
-)
 
 
 @pytest.fixture
@@ -240,12 +233,11 @@ async def test_an_nn_socket_without_a_network_is_accepted_then_closed_1011(emula
 async def test_nn_messages_match_the_asyncapi_contract(
     camera: DepthCamera, emulator: DepthCamEmulator, network: str
 ) -> None:
-    messages = ASYNCAPI["components"]["messages"]
-    schema = messages["GenericOutput" if network == "Generic" else "Detections"]["payload"]
+    message = "GenericOutput" if network == "Generic" else "Detections"
     await camera.deploy_nn("CAM_C", b"blob", {"type": network})
     async with (
         aiohttp.ClientSession() as http,
         http.ws_connect(f"{emulator.url()}/cameras/{MXID}/streams/CAM_C/nn") as ws,
     ):
         for _ in range(2):
-            jsonschema.validate(await ws.receive_json(timeout=5), schema)
+            validate_message("depthcam", message, await ws.receive_json(timeout=5))
