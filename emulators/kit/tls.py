@@ -7,6 +7,7 @@ receivers and the emulators both trust. ``benchtwin certs`` creates it; nothing 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import os
 import ssl
@@ -124,12 +125,20 @@ def server_ssl_context(certs: DevCerts) -> ssl.SSLContext:
 
 
 def client_ssl_context(ca_bundle: Path | str | None = None, *, trust_dev_ca: bool = True) -> ssl.SSLContext:
-    """Verifies peers against the system store, the dev CA and an optional extra bundle."""
+    """Verifies peers against the system store, the dev CA and an optional extra bundle.
+
+    One context per combination is shared: loading the system store costs tens of milliseconds, and
+    every emulator asks for one at start-up. Callers must not modify it.
+    """
+    ca = default_certs_dir() / "ca.pem" if trust_dev_ca else None
+    return _client_context(None if ca_bundle is None else str(ca_bundle), str(ca) if ca and ca.exists() else None)
+
+
+@functools.lru_cache(maxsize=32)
+def _client_context(ca_bundle: str | None, dev_ca: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context()
-    if trust_dev_ca:
-        ca = default_certs_dir() / "ca.pem"
-        if ca.exists():
-            ctx.load_verify_locations(cafile=str(ca))
+    if dev_ca is not None:
+        ctx.load_verify_locations(cafile=dev_ca)
     if ca_bundle is not None:
-        ctx.load_verify_locations(cafile=str(ca_bundle))
+        ctx.load_verify_locations(cafile=ca_bundle)
     return ctx
