@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import struct
+import threading
 import zlib
+from collections.abc import Hashable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -120,6 +122,51 @@ def _png_chunk(tag: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
 
 
+_BAND_ROWS = 16
+_MAX_BAND_CACHES = 1024
+_ADLER_BASE = 65521
+_FINAL_EMPTY_BLOCK = zlib.compressobj(1, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+
+
+def adler32_combine(first: int, second: int, second_len: int) -> int:
+    """The Adler-32 of A+B from adler32(A), adler32(B) and len(B) (RFC 1950's sums, rearranged)."""
+    low_a, high_a = first & 0xFFFF, first >> 16
+    low_b, high_b = second & 0xFFFF, second >> 16
+    low = (low_a + low_b - 1) % _ADLER_BASE
+    high = (high_a + high_b + second_len * low_a - second_len) % _ADLER_BASE
+    return (high << 16) | low
+
+
+class _BandCache:
+    """The raw and deflated form of each band of rows of the last frame of one stream."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.raw: list[bytes] = []
+        self.deflated: list[bytes] = []
+        self.adler: list[int] = []
+
+    def compress(self, scanlines: np.ndarray, level: int) -> bytes:
+        """A zlib stream of ``scanlines``: each band is its own full-flushed deflate segment, so unchanged
+        bands are reused byte for byte; a final empty block ends it, and the Adler-32s are combined."""
+        flat = scanlines.reshape(-1)
+        band_len = _BAND_ROWS * scanlines.shape[1]
+        count = -(-flat.size // band_len)
+        if len(self.raw) != count:
+            self.raw, self.deflated, self.adler = [b""] * count, [b""] * count, [1] * count
+        checksum = 1
+        for i in range(count):
+            raw = flat[i * band_len : (i + 1) * band_len].tobytes()
+            if raw != self.raw[i]:
+                packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+                self.deflated[i] = packer.compress(raw) + packer.flush(zlib.Z_FULL_FLUSH)
+                self.raw[i] = raw
+                self.adler[i] = zlib.adler32(raw)
+            checksum = adler32_combine(checksum, self.adler[i], len(raw)) if i else self.adler[i]
+        # zlib header for the fastest level (CMF 0x78, FLG 0x01), the segments, the final block, the checksum.
+        return b"".join((b"\x78\x01", *self.deflated, _FINAL_EMPTY_BLOCK, struct.pack(">I", checksum)))
+
+
 class PngEncoder:
     """PNG written directly with zlib: IHDR, one IDAT, IEND; 8-bit RGB, 8-bit grey or 16-bit grey.
 
@@ -135,9 +182,16 @@ class PngEncoder:
             raise ValueError(f"filter_type must be 0 (None) or 1 (Sub), got {filter_type!r}")
         self.compression_level = compression_level
         self.filter_type = filter_type
+        self._bands: dict[Hashable, _BandCache] = {}
+        self._lock = threading.Lock()
 
-    def encode(self, image: np.ndarray) -> bytes:
-        """One PNG file for an HxWx3 uint8 (RGB), HxW uint8 (grey) or HxW uint16 (grey 16) image."""
+    def encode(self, image: np.ndarray, *, cache_key: Hashable | None = None) -> bytes:
+        """One PNG file for an HxWx3 uint8 (RGB), HxW uint8 (grey) or HxW uint16 (grey 16) image.
+
+        With ``cache_key`` (one per stream of similar frames, e.g. a meeting tile), bands of rows that are
+        byte-identical to the previous frame of that key reuse their compressed form: only changed bands
+        are compressed again. The file is a valid PNG either way; the cache is checked by content.
+        """
         if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"image must be a uint8 or uint16 numpy array, got {getattr(image, 'dtype', image)}")
         if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
@@ -161,7 +215,19 @@ class PngEncoder:
             scanlines[:, 1 : 1 + pixel_bytes] = rows[:, :pixel_bytes]
             np.subtract(rows[:, pixel_bytes:], rows[:, :-pixel_bytes], out=scanlines[:, 1 + pixel_bytes :])
         header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-        compressed = zlib.compress(scanlines, self.compression_level)
+        bands = self._bands.get(cache_key) if cache_key is not None else None
+        if cache_key is not None and bands is None:
+            with self._lock:
+                if len(self._bands) >= _MAX_BAND_CACHES:
+                    self._bands.clear()
+                bands = self._bands.setdefault(cache_key, _BandCache())
+        if bands is not None and bands.lock.acquire(blocking=False):
+            try:
+                compressed = bands.compress(scanlines, self.compression_level)
+            finally:
+                bands.lock.release()
+        else:
+            compressed = zlib.compress(scanlines, self.compression_level)
         return b"".join(
             (
                 _PNG_SIGNATURE,

@@ -178,7 +178,9 @@ def _render_and_encode(
     # Runs in the encode pool: numpy copies and zlib release the GIL, so streams encode in parallel.
     if time.monotonic() > give_up_at:
         return None  # the pool is behind: a frame a whole period late is dropped, not encoded
-    return ctx.encoder.encode(ctx.renderer.render(spec, frame_index, capture_ms))
+    # The tile identity keys the encoder's band cache: only the rows that changed since the last frame
+    # of this tile (stamp, moving bar) are compressed again.
+    return ctx.encoder.encode(ctx.renderer.render(spec, frame_index, capture_ms), cache_key=spec)
 
 
 # ----- a connection to the customer's endpoint ----------------------------------------------------------

@@ -322,3 +322,27 @@ def test_g711_round_trip_keeps_speech_band_signals_clean():
 def test_g711_refuses_non_int16_samples():
     with pytest.raises(ValueError, match="int16"):
         pcm16_to_ulaw(np.zeros(10, dtype=np.float32))
+
+
+def test_png_band_cache_reencodes_only_changed_rows_and_stays_a_valid_png() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    encoder = PngEncoder(1)
+    first = encoder.encode(base, cache_key="tile")
+    changed = base.copy()
+    changed[40:42, 10:20] = 0  # one band differs
+    second = encoder.encode(changed, cache_key="tile")
+    for data, image in ((first, base), (second, changed)):
+        assert np.array_equal(decode_still("png", data, fmt="rgb24"), image)
+    # Unchanged bands are reused byte for byte: the two zlib streams share everything but one segment.
+    idat = lambda png: png[png.index(b"IDAT") + 4 : png.index(b"IEND") - 8]  # noqa: E731
+    assert zlib.decompress(idat(second)) != zlib.decompress(idat(first))
+    # The bands after the changed one are the same bytes in both (only the 4-byte checksum differs).
+    assert idat(first)[-3000:-4] == idat(second)[-3000:-4]
+
+
+def test_adler32_combine_matches_zlib() -> None:
+    from emulators.kit.codecs import adler32_combine
+
+    a, b = bytes(range(256)) * 300, b"benchtwin" * 7777
+    assert adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
