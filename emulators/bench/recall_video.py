@@ -201,7 +201,7 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
 
 
 async def run(options: BenchOptions) -> dict[str, Any]:
-    steps = [2, 4] if options.quick else [10, 20, 30, 40, 50, 60]
+    steps = [2, 4] if options.quick else [10, 20, 40, 60, 80, 100, 120]
     warmup_s, window_s = (0.5, 1.5) if options.quick else (1.5, 5.0)
     floor_s, floor_bytes = await asyncio.to_thread(zlib_floor_seconds, 3 if options.quick else 15)
     sink = VideoSink()
