@@ -38,6 +38,8 @@ DEVICE_TYPE_PATTERN = "di|ro|do|ai|ao|sensor|led|watchdog|modbus_slave|owpower|r
 NN_TYPES = ("YOLO", "MobileNet", "Generic")
 CORS_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "openapi" / "depthcam.yaml"
+# Paths whose route matches are remembered; past this many distinct paths (fuzzers) the memory starts over.
+ROUTE_MEMORY = 4096
 
 
 def _load_contract() -> Any:
@@ -59,6 +61,11 @@ class Route:
     def match(self, path: str) -> dict[str, str] | None:
         m = self.regex.fullmatch(path)
         return m.groupdict() if m else None
+
+
+def json_body_response(body: bytes) -> web.Response:
+    """An already-serialized JSON body, with the same Content-Type ``web.json_response`` sends."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 def null_response(status: int) -> web.Response:
@@ -92,6 +99,10 @@ class RobopipeApi:
         self.device = device
         self.routes = self._routes()
         self.nn_sessions: set[NnSession] = set()
+        # path -> every route whose template matches it, in routing order, with its path parameters.
+        self._route_memory: dict[str, tuple[tuple[Route, dict[str, str]], ...]] = {}
+        # (mxid, stream) -> (control snapshot, its JSON): a control is serialized once per change, not per GET.
+        self._control_bodies: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
 
     def install(self, app: web.Application) -> None:
         # [\s\S] rather than '.': decoded paths may contain newlines, which must still reach our router.
@@ -161,22 +172,29 @@ class RobopipeApi:
             self._cors_headers(response, origin)
         return response
 
+    def _matches(self, path: str) -> tuple[tuple[Route, dict[str, str]], ...]:
+        """Every route matching ``path`` in routing order; the regex walk runs once per distinct path."""
+        found = self._route_memory.get(path)
+        if found is None:
+            found = tuple((route, params) for route in self.routes if (params := route.match(path)) is not None)
+            if len(self._route_memory) >= ROUTE_MEMORY:
+                self._route_memory.clear()
+            self._route_memory[path] = found
+        return found
+
     async def _route(self, request: web.Request, path: str) -> web.StreamResponse:
-        is_websocket = request.headers.get("Upgrade", "").lower() == "websocket" and request.method == "GET"
+        matches = self._matches(path)
+        is_websocket = request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
         if is_websocket:
-            for route in self.routes:
-                params = route.match(path)
-                if params is not None and route.websocket is not None:
-                    return await route.websocket(request, params)
+            for route, params in matches:
+                if route.websocket is not None:
+                    return await route.websocket(request, dict(params))
             return web.Response(status=403)  # Starlette refuses an unrouted WebSocket handshake
         partial: Route | None = None
-        for route in self.routes:
-            params = route.match(path)
-            if params is None:
-                continue
+        for route, params in matches:
             handler = route.methods.get(request.method)
             if handler is not None:
-                return await handler(request, params)
+                return await handler(request, dict(params))  # a copy: the remembered one stays as matched
             if partial is None and route.methods:
                 partial = route
         if partial is not None:
@@ -477,16 +495,25 @@ class RobopipeApi:
 
         return await self._stream_operation(request, params, update, body=schemas.ConfigBody)
 
+    def _control_response(self, camera: Any, stream: str, snapshot: dict[str, Any]) -> web.Response:
+        """The control as JSON, serialized again only when the stored snapshot was replaced."""
+        key = (camera.mxid, stream)
+        cached = self._control_bodies.get(key)
+        if cached is None or cached[0] is not snapshot:
+            # Holding the snapshot keeps its identity from being reused by another object.
+            cached = self._control_bodies[key] = (snapshot, json.dumps(snapshot).encode())
+        return json_body_response(cached[1])
+
     async def get_control(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def read(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
-            return web.json_response(runtime.camera.control(stream))
+            return self._control_response(runtime.camera, stream, runtime.camera.control_snapshot(stream))
 
         return await self._stream_operation(request, params, read)
 
     async def set_control(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def update(runtime: Any, stream: str, value: Any) -> web.StreamResponse:
             changes = value.model_dump(mode="json", exclude_unset=True, exclude_none=True)
-            return web.json_response(runtime.camera.set_control(stream, changes))
+            return self._control_response(runtime.camera, stream, runtime.camera.apply_control(stream, changes))
 
         return await self._stream_operation(request, params, update, body=schemas.SensorControlUpdate)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 SOCKETS = "ABCDEFGH"
@@ -153,7 +154,16 @@ class DeviceSpec:
         return next((p for p in self.pairs if p.name == name), None)
 
     def stream_names(self) -> list[str]:
-        return [f"CAM_{s.socket}" for s in self.sensors] + [p.name for p in self.pairs]
+        return list(self.stream_order)
+
+    @cached_property
+    def stream_order(self) -> tuple[str, ...]:
+        """The device's stream names, connected sockets first; computed once (the spec is frozen)."""
+        return tuple([f"CAM_{s.socket}" for s in self.sensors] + [p.name for p in self.pairs])
+
+    @cached_property
+    def stream_set(self) -> frozenset[str]:
+        return frozenset(self.stream_order)
 
 
 def _imx378(socket: str, x: float) -> SensorSpec:
@@ -245,8 +255,10 @@ def merge_control(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
     """Shallow merge-patch of the stored control with the fields a client set (``None`` values ignored).
 
     A ``focus`` object replaces the stored one whole, with unset fields at their defaults (``{}`` resets).
+    Returns a new dict and leaves ``current`` alone; a shallow copy is enough because stored controls
+    are never changed in place (``focus`` is always replaced by a new dict, the other values are scalars).
     """
-    merged = copy.deepcopy(current)
+    merged = dict(current)
     for key, value in update.items():
         if value is None:
             continue
@@ -255,6 +267,15 @@ def merge_control(current: dict[str, Any], update: dict[str, Any]) -> dict[str, 
         else:
             merged[key] = value
     return merged
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same JSON type (``1``, ``1.0`` and ``True`` compare equal in Python but not on the wire)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
+    return bool(a == b)
 
 
 # ----- runtime state --------------------------------------------------------------------------------------
@@ -307,7 +328,7 @@ class Camera:
         return self.spec.mxid
 
     def knows(self, stream: str) -> bool:
-        return stream in self.spec.stream_names()
+        return stream in self.spec.stream_set
 
     def is_active(self, stream: str) -> bool:
         if stream.startswith("CAM_"):
@@ -325,7 +346,7 @@ class Camera:
 
     def stream_list(self) -> list[tuple[str, bool]]:
         """Connected sockets first, then one entry per stereo pair, as the real server lists them."""
-        return [(name, self.is_active(name)) for name in self.spec.stream_names()]
+        return [(name, self.is_active(name)) for name in self.spec.stream_order]
 
     def active_streams(self) -> list[str]:
         return [name for name, active in self.stream_list() if active]
@@ -436,13 +457,36 @@ class Camera:
 
     # ----- control ------------------------------------------------------------------------------------------
     def control(self, stream: str) -> dict[str, Any]:
+        """A copy of the stream's control that the caller may change."""
+        return copy.deepcopy(self.control_snapshot(stream))
+
+    def control_snapshot(self, stream: str) -> dict[str, Any]:
+        """The stored control itself, without a copy: read it, never change it.
+
+        Controls are replaced whole on every change and never edited in place, so the same object means
+        the same values; the wire layer keys its serialized body on it.
+        """
         self.require_active(stream)
-        return copy.deepcopy(self.controls[stream])
+        return self.controls[stream]
 
     def set_control(self, stream: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the stream's control; returns a copy of the result that the caller may change."""
+        return copy.deepcopy(self.apply_control(stream, update))
+
+    def apply_control(self, stream: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the stream's control; returns the stored snapshot (read it, never change it).
+
+        An update that changes nothing keeps the stored object, so a cached body of it stays valid.
+        """
         self.require_active(stream)
-        self.controls[stream] = merge_control(self.controls[stream], update)
-        return copy.deepcopy(self.controls[stream])
+        current = self.controls[stream]
+        merged = merge_control(current, update)
+        # Only the fields named in the update can differ (None values are not applied, so never differ).
+        for key, value in update.items():
+            if value is not None and not same_value(merged[key], current.get(key)):
+                self.controls[stream] = merged
+                break
+        return self.controls[stream]
 
     # ----- neural networks ----------------------------------------------------------------------------------
     def deploy_network(self, stream: str, network: NeuralNetwork) -> None:
