@@ -103,6 +103,8 @@ class RobopipeApi:
         self._route_memory: dict[str, tuple[tuple[Route, dict[str, str]], ...]] = {}
         # (mxid, stream) -> (control snapshot, its JSON): a control is serialized once per change, not per GET.
         self._control_bodies: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
+        # (list form, ((stream, active), ...)) -> the stream list's JSON.
+        self._stream_list_bodies: dict[tuple[str, tuple[tuple[str, bool], ...]], bytes] = {}
 
     def install(self, app: web.Application) -> None:
         # [\s\S] rather than '.': decoded paths may contain newlines, which must still reach our router.
@@ -423,10 +425,17 @@ class RobopipeApi:
         if errors:
             return validation_error(errors)
         async with runtime.lock:
-            streams = runtime.camera.stream_list()
-        if self.device.settings["stream_list_form"] == "list":
-            return web.json_response([{"name": name, "active": active} for name, active in streams])
-        return web.json_response({name: {"active": active} for name, active in streams})
+            streams = tuple(runtime.camera.stream_list())
+        form = self.device.settings["stream_list_form"]
+        # Few distinct lists exist (which streams are active, in which form): each is serialized once.
+        body = self._stream_list_bodies.get((form, streams))
+        if body is None:
+            if form == "list":
+                listing: Any = [{"name": name, "active": active} for name, active in streams]
+            else:
+                listing = {name: {"active": active} for name, active in streams}
+            body = self._stream_list_bodies[(form, streams)] = json.dumps(listing).encode()
+        return json_body_response(body)
 
     async def _restart(self, runtime: Any, sizes: dict[str, tuple[int, int]]) -> web.Response | None:
         try:

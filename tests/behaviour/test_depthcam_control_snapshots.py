@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from emulators.depthcam import schemas
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.model import Camera, oak_d
 
@@ -103,3 +104,27 @@ async def test_path_parameters_of_remembered_routes_stay_per_request(
         status, _, body = await call(http, emulator, "GET", f"/cameras/{MXID}/streams/cam_z/control")
         assert status == 422
         assert body["detail"][0]["loc"] == ["path", "stream_name"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"brightness": 2, "contrast": -1}',
+        b'{"exposure_time": "120", "auto_exposure_enable": 0, "focus": {"lens_position": 1}}',
+        b'{"auto_whitebalance_mode": "OFF", "manual_whitebalance": 2500.0, "unknown": 1}',
+        b'{"brightness": NaN}',
+        b'{"brightness": 11}',
+        '{"brightness": 3}'.encode("utf-16"),
+        b'{"brightness": 1, "brightness": 2}',
+        b"[]",
+    ],
+)
+def test_control_bodies_validated_from_json_match_the_python_path(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    def outcome() -> str:
+        value, errors = schemas.validate_body(schemas.SensorControlUpdate, raw, "application/json")
+        dumped = None if value is None else value.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+        return json.dumps([dumped, errors], sort_keys=True)
+
+    fast = outcome()
+    monkeypatch.setattr(schemas, "JSON_FAST_PATH", frozenset())
+    assert fast == outcome()
