@@ -62,6 +62,22 @@ async def test_every_subscriber_gets_the_same_encoded_unit() -> None:
     assert units[0] is units[1] is units[2]  # encoded (and split) once, shared by reference
 
 
+async def test_a_listening_subscription_is_told_once_per_batch_and_when_the_stream_ends() -> None:
+    hub = media()
+    sub = hub.subscribe()
+    calls = []
+    sub.listener = calls.append
+    hub.publish_video(idr(), 0.0, True)
+    hub.publish_audio(b"\x21\x00", 0.01)  # joins the batch already announced
+    assert calls == [sub]
+    batch = sub.take_all()
+    assert [type(u) for u in batch] == [VideoAccessUnit, AudioFrame] and sub.delivered == 2 and sub.pending == 0
+    hub.publish_video(slice_(), 1 / 30, False)
+    assert calls == [sub, sub]  # the queue was empty again: a new batch
+    hub.close()
+    assert calls == [sub, sub, sub] and sub.closed
+
+
 async def test_a_full_queue_drops_and_counts_then_resumes_at_a_keyframe() -> None:
     hub = media(with_audio=False)
     sub = hub.subscribe(max_pending=3)
@@ -132,6 +148,25 @@ def video_unit(data: bytes, pts: float, keyframe: bool) -> VideoAccessUnit:
     from emulators.kit.rtsp.h264 import split_annexb
 
     return VideoAccessUnit(tuple(split_annexb(data)), pts, keyframe)
+
+
+async def test_a_published_unit_is_packetized_once_and_sessions_differ_only_in_headers() -> None:
+    hub = media()
+    subs = [hub.subscribe() for _ in range(2)]
+    hub.publish_video(idr(5000), 0.0, True)
+    hub.publish_audio(b"\x21" * 10, 0.0)
+    units = [s.take_all() for s in subs]
+    assert units[0][0].packets is units[1][0].packets is not None  # one RTP layout, shared
+    other = {
+        0: RtpSender(payload_type=96, ssrc=33, clock_rate=90000, first_sequence=100, timestamp_base=5),
+        1: RtpSender(payload_type=97, ssrc=44, clock_rate=44100, first_sequence=9, timestamp_base=8),
+    }
+    mine, theirs = SessionEgress(hub, senders()), SessionEgress(hub, other)
+    a = [RtpPacket.parse(o.data) for u in units[0] for o in mine.packets_for(u)]
+    b = [RtpPacket.parse(o.data) for u in units[1] for o in theirs.packets_for(u)]
+    assert [p.payload for p in a] == [p.payload for p in b] and len(a) > 3
+    assert {p.ssrc for p in a} == {11, 22} and {p.ssrc for p in b} == {33, 44}
+    assert [p.sequence_number for p in b if p.ssrc == 33] == list(range(100, 100 + len(b) - 1))
 
 
 def test_egress_starts_at_a_keyframe_whose_first_packet_matches_rtp_info() -> None:

@@ -24,6 +24,7 @@ from emulators.kit.rtsp.h264 import (
     profile_level_id,
     split_annexb,
 )
+from emulators.kit.rtsp.message import RtspMessageReader
 from emulators.kit.rtsp.rtcp import (
     RTCP_BYE,
     RTCP_SDES,
@@ -35,7 +36,7 @@ from emulators.kit.rtsp.rtcp import (
     sender_report,
     source_description,
 )
-from emulators.kit.rtsp.rtp import MAX_RTP_PAYLOAD, RtpError, RtpPacket, RtpSender, is_rtcp
+from emulators.kit.rtsp.rtp import MAX_RTP_PAYLOAD, PacketTemplate, RtpError, RtpPacket, RtpSender, is_rtcp
 from emulators.kit.rtsp.sdp import describe_live, parse_sdp
 
 SPS = bytes.fromhex("6742C01E8C8D40A0FD00F08846A0")
@@ -78,6 +79,28 @@ def test_sender_sequence_wraps_and_counts_payload_octets() -> None:
     assert (first.sequence_number, second.sequence_number) == (65535, 0)
     assert (sender.packet_count, sender.octet_count) == (2, 5)
     assert sender.timestamp_at(1 / 30) == (2**32 - 10 + 3000) % 2**32
+
+
+def test_a_stamped_template_equals_the_packets_a_sender_builds_one_by_one() -> None:
+    payloads = [p for p, _ in packetize_access_unit([SPS, PPS, _nal(5, 4000)])]
+    template = PacketTemplate.build(payloads)
+    one_by_one = RtpSender(payload_type=96, ssrc=0xCAFE, clock_rate=90000, first_sequence=65534, timestamp_base=0)
+    stamped = RtpSender(payload_type=96, ssrc=0xCAFE, clock_rate=90000, first_sequence=65534, timestamp_base=0)
+    expected = [one_by_one.packet(p, 1234, i == len(payloads) - 1) for i, p in enumerate(payloads)]
+    out = bytearray(b"earlier")
+    start = template.stamp(out, channel=6, payload_type=96, sequence=stamped.reserve(template, 1234),
+                           timestamp=1234, ssrc=0xCAFE)
+    assert start == len(b"earlier")
+    assert [bytes(p) for p in template.packets(out, start)] == expected  # sequence wraps, marker on the last
+    frames = RtspMessageReader("client").feed(bytes(out[start:]))
+    assert [(f.channel, f.payload) for f in frames] == [(6, e) for e in expected]  # framed for interleaving
+    assert (stamped.packet_count, stamped.octet_count) == (one_by_one.packet_count, one_by_one.octet_count)
+    assert template.count == len(payloads) == stamped.packet_count
+
+
+def test_a_template_refuses_an_empty_unit() -> None:
+    with pytest.raises(ValueError, match="at least one RTP payload"):
+        PacketTemplate.build([])
 
 
 def test_rtcp_is_told_apart_from_rtp_by_payload_type() -> None:

@@ -146,6 +146,26 @@ async def test_a_tcp_client_gets_interleaved_rtp_from_the_next_idr_matching_rtp_
     assert server.session_count == 0
 
 
+async def test_a_ticks_video_and_audio_go_to_each_tcp_client_in_one_write_with_the_first_report(live) -> None:
+    media, server, _ = live
+    clients = [await RawClient.connect(server.port) for _ in range(2)]
+    try:
+        for client in clients:
+            await client.play_tcp()
+        media.publish_video(idr(), 0.0, True)  # a producer's tick: video, then its audio frames
+        media.publish_audio(b"\x21" * 50, 0.0)
+        media.publish_audio(b"\x21" * 60, 0.02)
+        for client in clients:
+            channels = collections.Counter()
+            while channels[2] < 2 or channels[1] < 1:  # both audio frames and the video SR
+                channels[(await client.frame()).channel] += 1
+        stats = server.session_stats()
+        assert [s["writes"] for s in stats] == [1, 1] and [s["delivered"] for s in stats] == [3, 3]
+    finally:
+        for client in clients:
+            await client.close()
+
+
 async def test_a_udp_client_gets_rtp_and_sender_reports_on_its_ports_and_a_bye_at_teardown(live) -> None:
     media, server, _ = live
     loop = asyncio.get_running_loop()

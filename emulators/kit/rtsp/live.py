@@ -1,5 +1,6 @@
-"""The encode-once fan-out hub: one producer publishes encoded access units, every RTSP session
-reads them through its own bounded subscription that starts (and restarts after drops) at an IDR."""
+"""The encode-once fan-out hub: one producer publishes encoded access units, packetized once into
+RTP, and every RTSP session reads them through its own bounded subscription that starts (and
+restarts after drops) at an IDR."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 import collections
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from emulators.kit.rtsp.h264 import NAL_PPS, NAL_SPS, nal_type, split_annexb
+from emulators.kit.rtsp.aac import packetize_aac
+from emulators.kit.rtsp.h264 import NAL_IDR, NAL_PPS, NAL_SPS, nal_type, packetize_access_unit, split_annexb
+from emulators.kit.rtsp.rtp import PacketTemplate
 
 
 @dataclass(frozen=True)
@@ -33,15 +37,34 @@ class VideoAccessUnit:
     nals: tuple[bytes, ...]
     pts: float
     keyframe: bool
+    # Its RTP packets, built once at publish time and shared by every session (None: build on use).
+    packets: PacketTemplate | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class AudioFrame:
     data: bytes
     pts: float
+    packets: PacketTemplate | None = field(default=None, compare=False, repr=False)
 
 
 MediaUnit = VideoAccessUnit | AudioFrame
+
+
+def video_packets(nals: Sequence[bytes], sps: bytes, pps: bytes) -> PacketTemplate:
+    """RFC 6184 packets of one access unit; an IDR without parameter sets gets them in front."""
+    kinds = {nal_type(n) for n in nals}
+    if NAL_IDR in kinds and NAL_SPS not in kinds:
+        # Decoders that ignore sprop-parameter-sets still get the parameter sets in-band.
+        nals = [sps, pps, *nals]
+    elif NAL_IDR in kinds and NAL_PPS not in kinds:
+        nals = [pps, *nals]
+    return PacketTemplate.build([payload for payload, _ in packetize_access_unit(list(nals))])
+
+
+def audio_packets(frame: bytes) -> PacketTemplate:
+    """RFC 3640 AAC-hbr packets of one raw AAC frame."""
+    return PacketTemplate.build([payload for payload, _ in packetize_aac(frame)])
 
 
 class EndOfStream(Exception):
@@ -54,6 +77,10 @@ class Subscription:
     Delivery starts at the next keyframe (audio before it is skipped too, so both tracks share an
     origin). When the queue is full the new unit is dropped and counted; after a dropped video
     unit the reader skips to the next keyframe, because the frames between would not decode.
+
+    A reader either awaits `next_unit`, or sets `listener` and takes whole batches with
+    `take_all`: the listener is called when the queue stops being empty and when the stream ends,
+    so a sender needs no task wake-up per unit.
     """
 
     def __init__(self, hub: LiveMedia, max_pending: int) -> None:
@@ -64,12 +91,18 @@ class Subscription:
         self._waiting_for_keyframe = True
         self._resyncing = False  # waiting for a keyframe because of drops, not because we just joined
         self._closed = False
+        self.listener: Callable[[Subscription], None] | None = None
         self.delivered = 0
         self.dropped = 0
 
     @property
     def pending(self) -> int:
         return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        """No more units will be offered; some may still be queued."""
+        return self._closed
 
     def offer(self, unit: MediaUnit) -> None:
         """Called by the hub on the event loop for every published unit."""
@@ -93,10 +126,21 @@ class Subscription:
                 return
         self._queue.append(unit)
         self._wakeup.set()
+        if self.listener is not None and len(self._queue) == 1:
+            self.listener(self)
 
     def end(self) -> None:
         self._closed = True
         self._wakeup.set()
+        if self.listener is not None:
+            self.listener(self)
+
+    def take_all(self) -> list[MediaUnit]:
+        """Every queued unit, oldest first, counted as delivered."""
+        units = list(self._queue)
+        self._queue.clear()
+        self.delivered += len(units)
+        return units
 
     async def next_unit(self, wait: float | None = None) -> MediaUnit | None:
         """The next unit, None if `wait` seconds pass first; raises EndOfStream once closed and drained."""
@@ -166,7 +210,7 @@ class LiveMedia:
 
     def publish_video(self, annexb: bytes, pts: float, keyframe: bool) -> None:
         """Publish one access unit; `pts` in seconds since stream start. Safe from any thread."""
-        nals = tuple(split_annexb(annexb))
+        nals = tuple(split_annexb(bytes(annexb)))
         if not nals:
             raise ValueError("publish_video needs at least one NAL unit")
         for nal in nals:  # an encoder that changes its parameter sets announces them in-band
@@ -175,7 +219,7 @@ class LiveMedia:
             elif nal_type(nal) == NAL_PPS:
                 self.pps = nal
         self.video_units_published += 1
-        self._dispatch(VideoAccessUnit(nals, pts, keyframe))
+        self._dispatch(VideoAccessUnit(nals, pts, keyframe, video_packets(nals, self.sps, self.pps)))
 
     def publish_audio(self, aac_frame: bytes, pts: float) -> None:
         """Publish one raw AAC frame (no ADTS header). Safe from any thread."""
@@ -183,8 +227,10 @@ class LiveMedia:
             raise ValueError("this LiveMedia has no audio track")
         if not aac_frame:
             raise ValueError("publish_audio needs a non-empty AAC frame")
+        frame = bytes(aac_frame)
+        packets = audio_packets(frame)  # raises ValueError for a frame too big for a 13-bit AU size
         self.audio_frames_published += 1
-        self._dispatch(AudioFrame(bytes(aac_frame), pts))
+        self._dispatch(AudioFrame(frame, pts, packets))
 
     def close(self) -> None:
         """Ends every subscriber (sessions send RTCP BYE and stop)."""

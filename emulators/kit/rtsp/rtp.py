@@ -1,15 +1,20 @@
-"""RTP fixed header (RFC 3550 §5.1) and the per-stream sender state: SSRC, sequence numbers that
-wrap at 2^16, and media timestamps on the stream's own clock."""
+"""RTP fixed header (RFC 3550 §5.1), the per-stream sender state (SSRC, sequence numbers that wrap
+at 2^16, media timestamps on the stream's own clock) and the shared packet layout of one media unit."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
 MAX_RTP_PACKET = 1400  # stays under a 1500-byte Ethernet MTU with IP/UDP headers to spare
 MAX_RTP_PAYLOAD = MAX_RTP_PACKET - RTP_HEADER_SIZE
+INTERLEAVE_PREFIX = 4  # '$', channel, 16-bit length (RFC 2326 §10.12)
+# The interleave prefix and the fixed RTP header in one go: '$' channel length | V=2 M|PT seq timestamp SSRC.
+_FRAMED_HEADER = struct.Struct("!BBHBBHII")
+_BLANK_HEADER = bytes(RTP_HEADER_SIZE)
 
 
 class RtpError(ValueError):
@@ -57,6 +62,64 @@ class RtpPacket:
         return cls(second & 0x7F, seq, ts, ssrc, bytes(data[offset:end]), bool(second & 0x80), tuple(csrc))
 
 
+@dataclass(frozen=True, eq=False)
+class PacketTemplate:
+    """The RTP packets of one media unit, laid out once for every session that sends it.
+
+    Each packet sits in `data` framed for interleaved TCP ('$', channel, length) with a blank fixed
+    header before its payload, so a session only stamps in its channel, sequence numbers, timestamp
+    and SSRC; UDP sends the same bytes without the 4-byte prefix. The marker goes on the last packet
+    only: the end of an H.264 access unit (RFC 6184 §5.1) or of a fragmented AAC frame (RFC 3640 §3.2.3.1).
+    """
+
+    data: bytes
+    layout: tuple[tuple[int, int], ...]  # per packet: (offset of its interleave prefix, RTP packet size)
+    payload_octets: int  # what the packets add to an SR's octet count
+
+    @classmethod
+    def build(cls, payloads: Sequence[bytes]) -> PacketTemplate:
+        if not payloads:
+            raise ValueError("a media unit needs at least one RTP payload")
+        parts: list[bytes] = []
+        layout: list[tuple[int, int]] = []
+        offset = 0
+        for payload in payloads:
+            size = RTP_HEADER_SIZE + len(payload)
+            if size > 0xFFFF:
+                raise ValueError(f"an RTP packet must fit a 16-bit interleave length, got {size} bytes")
+            parts += (struct.pack("!BBH", 0x24, 0, size), _BLANK_HEADER, payload)
+            layout.append((offset, size))
+            offset += INTERLEAVE_PREFIX + size
+        return cls(b"".join(parts), tuple(layout), sum(len(p) for p in payloads))
+
+    @property
+    def count(self) -> int:
+        return len(self.layout)
+
+    def stamp(
+        self, out: bytearray, *, channel: int, payload_type: int, sequence: int, timestamp: int, ssrc: int
+    ) -> int:
+        """Append the packets to `out` with one session's header fields; returns where they start."""
+        start = len(out)
+        out += self.data
+        pack = _FRAMED_HEADER.pack_into
+        second = payload_type & 0x7F
+        last = len(self.layout) - 1
+        for index, (offset, size) in enumerate(self.layout):
+            marker = 0x80 if index == last else 0
+            pack(out, start + offset, 0x24, channel, size, 0x80, second | marker, (sequence + index) & 0xFFFF,
+                 timestamp, ssrc)
+        return start
+
+    def packets(self, framed: bytes | bytearray | memoryview, start: int = 0) -> list[memoryview]:
+        """The bare RTP packets (no interleave prefix) of a stamped copy that begins at `start`."""
+        view = memoryview(framed)
+        return [
+            view[start + offset + INTERLEAVE_PREFIX : start + offset + INTERLEAVE_PREFIX + size]
+            for offset, size in self.layout
+        ]
+
+
 def is_rtcp(data: bytes) -> bool:
     """RFC 5761 §4 demultiplexing: RTCP packet types 200-204 land in payload-type range 72-76."""
     return len(data) >= 2 and 72 <= (data[1] & 0x7F) <= 76
@@ -81,6 +144,15 @@ class RtpSender:
     def timestamp_at(self, media_seconds: float) -> int:
         """The RTP timestamp for `media_seconds` after the stream origin, wrapped to 32 bits."""
         return (self.timestamp_base + round(media_seconds * self.clock_rate)) & 0xFFFFFFFF
+
+    def reserve(self, template: PacketTemplate, timestamp: int) -> int:
+        """Takes sequence numbers for a unit's packets and counts them for the SR; returns the first."""
+        first = self._next_sequence
+        self._next_sequence = (first + template.count) & 0xFFFF
+        self.packet_count += template.count
+        self.octet_count += template.payload_octets
+        self.last_timestamp = timestamp
+        return first
 
     def packet(self, payload: bytes, timestamp: int, marker: bool) -> bytes:
         data = RtpPacket(self.payload_type, self._next_sequence, timestamp, self.ssrc, payload, marker).serialize()

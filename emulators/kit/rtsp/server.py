@@ -1,5 +1,7 @@
 """The asyncio transport of the RTSP pull server: TCP control connections, interleaved or UDP
-media, one sender task per playing session. Protocol rules live in `session.RtspServerCore`."""
+media. Media goes out in one batch per event-loop tick for every session that has some; each
+session's task only waits out back-pressure, sends its SRs and ends it. Protocol rules live in
+`session.RtspServerCore`."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from emulators.kit.rtsp.egress import Outgoing, SessionEgress
-from emulators.kit.rtsp.live import EndOfStream, LiveMedia, Subscription
+from emulators.kit.rtsp.egress import Outgoing, SessionEgress, Stamped
+from emulators.kit.rtsp.live import LiveMedia, Subscription
 from emulators.kit.rtsp.message import (
     InterleavedFrame,
     MessageError,
@@ -103,8 +105,17 @@ class _PlayingSession:
     session: RtspSession
     egress: SessionEgress
     subscription: Subscription
+    connection: _Connection
+    interleaved: bool
     udp: dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]] = field(default_factory=dict)
     task: asyncio.Task[None] | None = None
+    # Set for the sender task: the stream ended, the send buffer filled up, or the peer is gone.
+    attention: asyncio.Event = field(default_factory=asyncio.Event)
+    # The interleaved send buffer passed its high-water mark: the batches stop and the sender task
+    # drains it, while new units queue in the subscription (which drops them once it is full).
+    blocked: bool = False
+    lost: bool = False
+    writes: int = 0  # interleaved writes of media and reports: about one per producer tick
 
 
 class RtspServer:
@@ -149,6 +160,8 @@ class RtspServer:
         self._udp_endpoints: dict[str, dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self._sender_tasks: set[asyncio.Task[None]] = set()
+        self._ready: list[_PlayingSession] = []  # sessions with queued media for the next batch
+        self._batch: asyncio.Handle | None = None
         self._connection_ids = itertools.count(1)
         self._closing = False
         self.dropped_units = 0  # summed over ended sessions; live ones are in `session_stats()`
@@ -177,6 +190,7 @@ class RtspServer:
                 "delivered": p.subscription.delivered,
                 "dropped": p.subscription.dropped,
                 "pending": p.subscription.pending,
+                "writes": p.writes,
                 "packets": {t: s.sender.packet_count for t, s in p.session.tracks.items()},
             }
             for p in self._playing.values()
@@ -187,6 +201,9 @@ class RtspServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        if self._batch is not None:
+            self._batch.cancel()
+            self._batch = None
         for session_id in list(self.core.sessions):
             await self._end(self.core.end(session_id, "server closed"))
         if self._housekeeping is not None:
@@ -327,12 +344,19 @@ class RtspServer:
 
     def _start_playing(self, session: RtspSession, connection: _Connection) -> None:
         egress = SessionEgress(
-            self._media, {t: s.sender for t, s in session.tracks.items()}, report_interval=self._report_interval
+            self._media,
+            {t: s.sender for t, s in session.tracks.items()},
+            report_interval=self._report_interval,
+            channels={t: s.interleaved[0] if s.interleaved else 0 for t, s in session.tracks.items()},
         )
         subscription = self._media.subscribe(max_pending=self._max_pending)
-        playing = _PlayingSession(session, egress, subscription, self._udp_endpoints.get(session.id, {}))
+        playing = _PlayingSession(
+            session, egress, subscription, connection, session.lower_transport == "TCP",
+            self._udp_endpoints.get(session.id, {}),
+        )
+        subscription.listener = partial(self._media_ready, playing)
         self._playing[session.id] = playing
-        playing.task = asyncio.create_task(self._stream(playing, connection), name=f"rtsp-session-{session.id}")
+        playing.task = asyncio.create_task(self._stream(playing), name=f"rtsp-session-{session.id}")
         # Kept until done: a sender that ends on its own (media closed) is still awaited by aclose().
         self._sender_tasks.add(playing.task)
         playing.task.add_done_callback(self._sender_tasks.discard)
@@ -346,20 +370,88 @@ class RtspServer:
             },
         )
 
-    async def _stream(self, playing: _PlayingSession, connection: _Connection) -> None:
+    def _media_ready(self, playing: _PlayingSession, subscription: Subscription) -> None:
+        """The subscription's listener: queued media joins the next batch; an ended stream wakes the task."""
+        if subscription.closed:
+            playing.attention.set()
+            return
+        self._ready.append(playing)
+        if self._batch is None and not self._closing:
+            # One callback per loop tick for every session: a producer that publishes a tick's video
+            # and audio back to back gets them out as one write per client.
+            self._batch = asyncio.get_running_loop().call_soon(self._send_batch)
+
+    def _send_batch(self) -> None:
+        self._batch = None
+        ready, self._ready = self._ready, []
+        now, wallclock = time.monotonic(), time.time()
+        for playing in ready:
+            if playing.blocked or playing.lost or self._playing.get(playing.session.id) is not playing:
+                continue  # its sender task has it (or it has ended)
+            try:
+                self._send_pending(playing, now, wallclock)
+            except (ConnectionError, OSError):
+                playing.lost = True
+                playing.attention.set()
+
+    def _send_pending(self, playing: _PlayingSession, now: float, wallclock: float) -> None:
+        """Everything queued for the session plus any SR that is due, in one write (TCP) or one
+        datagram per packet (UDP). Per unit, only the shared packets' headers are stamped."""
+        out = bytearray()
+        egress = playing.egress
+        stamped: list[Stamped] = []
+        for unit in playing.subscription.take_all():
+            placed = egress.append_packets(unit, out)
+            if placed is not None:
+                stamped.append(placed)
+        reports = egress.reports_due(now, wallclock)
+        if not stamped and not reports:
+            return
+        if playing.interleaved:
+            writer = playing.connection.writer
+            if writer.is_closing():
+                playing.lost = True
+                playing.attention.set()
+                return
+            tracks = playing.session.tracks
+            for report in reports:
+                channels = tracks[report.track_id].interleaved or (0, 1)
+                out += interleave(channels[1], report.data)
+            writer.write(out)
+            playing.writes += 1
+            transport = writer.transport
+            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                playing.blocked = True  # a slow reader: only its own task waits, others keep going
+                playing.attention.set()
+            return
+        for placed in stamped:
+            endpoints = playing.udp.get(placed.track_id)
+            client_port = playing.session.tracks[placed.track_id].client_port
+            if endpoints is None or client_port is None:
+                continue
+            send, address = endpoints[0].sendto, (playing.session.peer_host, client_port[0])
+            for packet in placed.template.packets(out, placed.start):
+                send(packet, address)
+        self._send_udp(playing, reports)
+
+    async def _stream(self, playing: _PlayingSession) -> None:
         session = playing.session
         egress = playing.egress
         try:
-            while True:
-                timeout = egress.seconds_until_report(time.monotonic())
-                try:
-                    unit = await playing.subscription.next_unit(timeout)
-                except EndOfStream:
-                    break
-                out = egress.packets_for(unit) if unit is not None else []
-                out += egress.reports_due(time.monotonic(), time.time())
-                if out and not await self._deliver(playing, connection, out):
-                    break
+            while not playing.lost:
+                playing.attention.clear()
+                if playing.blocked:
+                    # A slow reader holds only this task; its subscription fills and drops meanwhile.
+                    await playing.connection.writer.drain()
+                    playing.blocked = False
+                self._send_pending(playing, time.monotonic(), time.time())  # a backlog, or a due SR
+                if playing.blocked or playing.lost:
+                    continue
+                if playing.subscription.closed:
+                    break  # what was queued went out just above
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(egress.seconds_until_report(time.monotonic())):
+                        await playing.attention.wait()
         except (ConnectionError, OSError):
             pass
         # The stream ended on its own (media closed or client gone): finish the session here.
@@ -367,6 +459,7 @@ class RtspServer:
             await self._end(self.core.end(session.id, "stream ended"), from_sender=True)
 
     async def _deliver(self, playing: _PlayingSession, connection: _Connection, out: list[Outgoing]) -> bool:
+        """RTCP outside the batches (the goodbyes at the end)."""
         session = playing.session
         if session.lower_transport == "TCP":
             writer = connection.writer
@@ -378,7 +471,6 @@ class RtspServer:
                 channels = setup.interleaved or (0, 1)
                 chunks.append(interleave(channels[1] if item.rtcp else channels[0], item.data))
             writer.write(b"".join(chunks))
-            # A slow reader blocks only this task; its subscription fills and drops frames meanwhile.
             await writer.drain()
             return True
         self._send_udp(playing, out)
