@@ -12,8 +12,8 @@ RTP_HEADER_SIZE = 12
 MAX_RTP_PACKET = 1400  # stays under a 1500-byte Ethernet MTU with IP/UDP headers to spare
 MAX_RTP_PAYLOAD = MAX_RTP_PACKET - RTP_HEADER_SIZE
 INTERLEAVE_PREFIX = 4  # '$', channel, 16-bit length (RFC 2326 §10.12)
-# The interleave prefix and the fixed RTP header in one go: '$' channel length | V=2 M|PT seq timestamp SSRC.
-_FRAMED_HEADER = struct.Struct("!BBHBBHII")
+# From the interleave channel on: channel length | V=2 M|PT seq timestamp SSRC ('$' is in the template).
+_FRAMED_HEADER = struct.Struct("!BHBBHII")
 _BLANK_HEADER = bytes(RTP_HEADER_SIZE)
 
 
@@ -102,13 +102,14 @@ class PacketTemplate:
         """Append the packets to `out` with one session's header fields; returns where they start."""
         start = len(out)
         out += self.data
-        pack = _FRAMED_HEADER.pack_into
+        pack = _FRAMED_HEADER.pack_into  # per packet: the hot loop of every session, kept minimal
         second = payload_type & 0x7F
-        last = len(self.layout) - 1
-        for index, (offset, size) in enumerate(self.layout):
-            marker = 0x80 if index == last else 0
-            pack(out, start + offset, 0x24, channel, size, 0x80, second | marker, (sequence + index) & 0xFFFF,
-                 timestamp, ssrc)
+        at = start
+        for offset, size in self.layout:
+            at = start + offset + 1
+            pack(out, at, channel, size, 0x80, second, sequence & 0xFFFF, timestamp, ssrc)
+            sequence += 1
+        out[at + 4] |= 0x80  # the marker, on the last packet
         return start
 
     def packets(self, framed: bytes | bytearray | memoryview, start: int = 0) -> list[memoryview]:

@@ -116,6 +116,7 @@ class _PlayingSession:
     blocked: bool = False
     lost: bool = False
     writes: int = 0  # interleaved writes of media and reports: about one per producer tick
+    high_water: int = 64 * 1024  # the connection transport's pause threshold
 
 
 class RtspServer:
@@ -355,6 +356,7 @@ class RtspServer:
             self._udp_endpoints.get(session.id, {}),
         )
         subscription.listener = partial(self._media_ready, playing)
+        playing.high_water = connection.writer.transport.get_write_buffer_limits()[1]
         self._playing[session.id] = playing
         playing.task = asyncio.create_task(self._stream(playing), name=f"rtsp-session-{session.id}")
         # Kept until done: a sender that ends on its own (media closed) is still awaited by aclose().
@@ -417,10 +419,10 @@ class RtspServer:
             for report in reports:
                 channels = tracks[report.track_id].interleaved or (0, 1)
                 out += interleave(channels[1], report.data)
-            writer.write(out)
-            playing.writes += 1
             transport = writer.transport
-            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            transport.write(out)
+            playing.writes += 1
+            if transport.get_write_buffer_size() > playing.high_water:
                 playing.blocked = True  # a slow reader: only its own task waits, others keep going
                 playing.attention.set()
             return
