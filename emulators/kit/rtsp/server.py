@@ -392,7 +392,10 @@ class RtspServer:
                 continue  # its sender task has it (or it has ended)
             try:
                 self._send_pending(playing, now, wallclock)
-            except (ConnectionError, OSError):
+            except Exception as exc:
+                # One session's failure must not hold back the others' batches: its task ends it.
+                if not isinstance(exc, OSError):
+                    log.exception("RTSP session %s failed to send", playing.session.id)
                 playing.lost = True
                 playing.attention.set()
 
