@@ -445,36 +445,31 @@ class RobopipeApi:
         return None
 
     async def activate_stream(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def activate(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
-            sizes = self.device.frame_sizes(runtime)
-            try:
-                changed = runtime.camera.activate(stream)
-            except StreamNotFound as exc:
-                return self._stream_missing(exc)
-            if changed:
-                failed = await self._restart(runtime, sizes)
-                if failed is not None:
-                    return failed
-            self.device.events.record("stream.activated", camera=runtime.camera.mxid, stream=stream, changed=changed)
-            return null_response(201)
-
-        return await self._stream_operation(request, params, activate, need_active=False)
+        return await self._switch_stream(request, params, activating=True)
 
     async def deactivate_stream(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def deactivate(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
+        return await self._switch_stream(request, params, activating=False)
+
+    async def _switch_stream(self, request: web.Request, params: dict[str, str], *, activating: bool
+                             ) -> web.StreamResponse:
+        """Activate (201) or deactivate (202) a stream; the model decides, a change restarts the pipeline."""
+
+        async def switch(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
             sizes = self.device.frame_sizes(runtime)
             try:
-                changed = runtime.camera.deactivate(stream)
+                camera = runtime.camera
+                changed = camera.activate(stream) if activating else camera.deactivate(stream)
             except StreamNotFound as exc:
                 return self._stream_missing(exc)
             if changed:
                 failed = await self._restart(runtime, sizes)
                 if failed is not None:
                     return failed
-            self.device.events.record("stream.deactivated", camera=runtime.camera.mxid, stream=stream, changed=changed)
-            return null_response(202)
+            kind = "stream.activated" if activating else "stream.deactivated"
+            self.device.events.record(kind, camera=runtime.camera.mxid, stream=stream, changed=changed)
+            return null_response(201 if activating else 202)
 
-        return await self._stream_operation(request, params, deactivate, need_active=False)
+        return await self._stream_operation(request, params, switch, need_active=False)
 
     async def get_config(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def read(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
