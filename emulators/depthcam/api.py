@@ -686,9 +686,8 @@ class RobopipeApi:
             if not camera.open or not camera.is_active(session.stream) or network is None:
                 session.close_code = 1000 if network is not None else 1011
                 return
-            rule = self.device.faults.for_stream(name)
+            rule = self.device.stream_fault(name)
             if rule is not None:
-                self.device.events.record("fault.applied", stream=name, action=rule.action.type, rule=rule.id)
                 if rule.action.type == "drop":
                     continue
                 if rule.action.type == "stall":

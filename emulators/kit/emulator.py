@@ -22,7 +22,7 @@ from aiohttp import web
 from emulators.kit.clock import Clock
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultBook, RuleLimitReached
+from emulators.kit.faults import FaultBook, FaultRule, RuleLimitReached
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.tasks import TaskOwner
@@ -188,6 +188,16 @@ class Emulator:
         out: dict[str, Any] = {name: self.url(name) for name in self.ports}
         out.update(self.extra_endpoints())
         return out
+
+    def stream_fault(self, stream: str, **detail: Any) -> FaultRule | None:
+        """The fault rule that fires for this frame/chunk of ``stream``, recorded as ``fault.applied``.
+
+        Every sender calls this once per frame or chunk and acts on ``rule.action``; safe from worker threads.
+        """
+        rule = self.faults.for_stream(stream)
+        if rule is not None:
+            self.events.record("fault.applied", rule=rule.id, action=rule.action.type, stream=stream, **detail)
+        return rule
 
     def pacing_stats(self, name: str) -> LatenessStats:
         """The lateness statistics of one named stream, created on first use and shown in the state."""

@@ -10,6 +10,7 @@ import fnmatch
 import itertools
 import random
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,9 +225,12 @@ class FaultBook:
         self._rules: list[FaultRule] = []
         self._ids = itertools.count(1)
         self._rng = random.Random(seed)
+        # Senders in worker threads (ingest, push muxers) consult the book while the loop edits it.
+        self._lock = threading.RLock()
 
     def reseed(self, seed: int) -> None:
-        self._rng = random.Random(seed)
+        with self._lock:
+            self._rng = random.Random(seed)
 
     def add(self, raw: Any) -> FaultRule:
         """Validate a rule given as JSON and add it; raises FieldError naming the bad field."""
@@ -255,6 +259,11 @@ class FaultBook:
         rule_id = raw.get("id")
         if "id" in raw and (not isinstance(rule_id, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", rule_id)):
             raise FieldError("id", "must be 1-64 characters of letters, digits, '_', '.' or '-'")
+        with self._lock:
+            return self._store(rule_id, action, method, path, stream, probability, count)
+
+    def _store(self, rule_id: str | None, action: FaultAction, method: str | None, path: str | None,
+               stream: str | None, probability: float, count: int | None) -> FaultRule:
         if rule_id is not None:
             self.remove(rule_id)  # the same id again replaces the rule, like a PUT
         if len(self._rules) >= MAX_RULES:
@@ -273,15 +282,18 @@ class FaultBook:
         return rule
 
     def remove(self, rule_id: str) -> bool:
-        before = len(self._rules)
-        self._rules = [r for r in self._rules if r.id != rule_id]
-        return len(self._rules) != before
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [r for r in self._rules if r.id != rule_id]
+            return len(self._rules) != before
 
     def clear(self) -> None:
-        self._rules.clear()
+        with self._lock:
+            self._rules = []
 
     def rules(self) -> list[FaultRule]:
-        return list(self._rules)
+        with self._lock:
+            return list(self._rules)
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -298,20 +310,22 @@ class FaultBook:
 
     def for_request(self, method: str, path: str) -> FaultRule | None:
         """The first matching HTTP rule that fires for this request, if any."""
-        for rule in self._rules:
-            if rule.matches_request(method, path) and self._fire(rule):
-                self._prune()
-                return rule
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches_request(method, path) and self._fire(rule):
+                    self._prune()
+                    return rule
         return None
 
     def for_stream(self, stream: str) -> FaultRule | None:
         """Consulted by stream senders once per frame/chunk: the rule that fires now, if any."""
         if not self._rules:
             return None
-        for rule in self._rules:
-            if rule.matches_stream(stream) and self._fire(rule):
-                self._prune()
-                return rule
+        with self._lock:
+            for rule in self._rules:
+                if rule.matches_stream(stream) and self._fire(rule):
+                    self._prune()
+                    return rule
         return None
 
     def _prune(self) -> None:
@@ -320,6 +334,10 @@ class FaultBook:
     def delay_seconds(self, action: FaultAction) -> float:
         if action.distribution == "fixed":
             return action.ms / 1000.0
+        with self._lock:
+            return self._sample_delay(action)
+
+    def _sample_delay(self, action: FaultAction) -> float:
         if action.distribution == "uniform":
             return self._rng.uniform(min(action.min_ms, action.max_ms), max(action.min_ms, action.max_ms)) / 1000.0
         return min(600.0, self._rng.lognormvariate(0.0, action.sigma) * action.median_ms / 1000.0)
@@ -329,7 +347,8 @@ class FaultBook:
         if len(payload) <= 16:
             return bytes(b ^ 0xFF for b in payload)
         data = bytearray(payload)
-        for _ in range(max(1, len(data) // 512)):
-            i = self._rng.randrange(16, len(data))
-            data[i] ^= 0xFF
+        with self._lock:
+            for _ in range(max(1, len(data) // 512)):
+                i = self._rng.randrange(16, len(data))
+                data[i] ^= 0xFF
         return bytes(data)

@@ -361,10 +361,8 @@ class AvStream:
             if output.failure is not None:
                 self._note_failure(output.failure)
                 return  # the push broke: the stream goes idle, no retry (misty.md §4.2)
-            rule = emulator.faults.for_stream(AV_STREAM)
+            rule = emulator.stream_fault(AV_STREAM, frame=tick.index)
             action = rule.action.type if rule is not None else None
-            if rule is not None:
-                emulator.events.record("fault.applied", rule=rule.id, action=action, stream=AV_STREAM, frame=tick.index)
             if action == "stall":
                 await asyncio.sleep(rule.action.seconds)  # the pacer skips the ticks missed meanwhile
                 continue

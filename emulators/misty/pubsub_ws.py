@@ -178,11 +178,9 @@ class PubsubHub:
             wanted = self._wanted() & set(EMULATED_TYPES)
             if not wanted:
                 continue
-            rule = self.emulator.faults.for_stream(STREAM_NAME)
-            if rule is not None:
-                self.emulator.events.record("fault.applied", rule=rule.id, action=rule.action.type, stream=STREAM_NAME)
-                if await self._apply_fault(rule):
-                    continue
+            rule = self.emulator.stream_fault(STREAM_NAME)
+            if rule is not None and await self._apply_fault(rule):
+                continue
             now = time.time()
             now_ms = time.monotonic() * 1000.0
             if "IMU" in wanted:

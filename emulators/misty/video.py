@@ -217,10 +217,8 @@ class VideoStream:
         async for tick in pacer.ticks():
             if not any(v.receives for v in self.viewers.values()):
                 continue  # nobody watching: keep the frame clock running but spend no CPU
-            rule = emulator.faults.for_stream(STREAM_NAME)
+            rule = emulator.stream_fault(STREAM_NAME)
             action = rule.action.type if rule is not None else None
-            if rule is not None:
-                emulator.events.record("fault.applied", rule=rule.id, action=action, stream=STREAM_NAME)
             if action == "drop":
                 continue
             if action == "stall":

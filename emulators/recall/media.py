@@ -236,11 +236,10 @@ class Connection:
 
 async def apply_stream_fault(ctx: MediaContext, name: str, payload: bytes, conn: Connection) -> bytes | None:
     """The kit's stream faults, once per frame/chunk: the payload to send, None to skip it, or StreamClosed."""
-    rule = ctx.emulator.faults.for_stream(name)
+    rule = ctx.emulator.stream_fault(name)
     if rule is None:
         return payload
     action = rule.action
-    ctx.emulator.events.record("fault.applied", rule=rule.id, action=action.type, stream=name)
     if action.type == "drop":
         return None
     if action.type == "corrupt":

@@ -364,7 +364,7 @@ class VideoDBEmulator(Emulator):
             with contextlib.suppress(RuntimeError):  # the loop is closing: the worker is being joined
                 loop.call_soon_threadsafe(self._on_signal, stream.id, worker, signal)
 
-        worker = IngestWorker(config, post, self._fault_for, self.faults.corrupt)
+        worker = IngestWorker(config, post, self.faults.for_stream, self.faults.corrupt)
         runtime.worker = worker
         runtime.windows.clear()
         runtime.batchers.clear()
@@ -372,12 +372,6 @@ class VideoDBEmulator(Emulator):
         self._refresh_wants(stream.id)
         worker.start()
         self.events.record("ingest.started", stream=stream.id, url=stream.url, recording=config.recording)
-
-    def _fault_for(self, name: str) -> Any:
-        try:
-            return self.faults.for_stream(name)
-        except RuntimeError:  # the rule list changed under the worker thread; try again next packet
-            return None
 
     async def _stop_ingest(self, rtstream_id: str) -> None:
         runtime = self.runtimes.get(rtstream_id)

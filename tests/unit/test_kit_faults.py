@@ -93,3 +93,33 @@ def test_corrupt_keeps_the_first_bytes_and_changes_the_rest() -> None:
     assert corrupted[:16] == payload[:16]
     assert corrupted != payload
     assert len(corrupted) == len(payload)
+
+
+def test_the_book_can_be_consulted_from_worker_threads_while_rules_change() -> None:
+    import threading
+
+    book = FaultBook(2)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            while not stop.is_set():
+                book.for_stream("rtstream:1")
+        except BaseException as exc:  # pragma: no cover - the failure this test guards against
+            errors.append(exc)
+
+    workers = [threading.Thread(target=sender) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        for i in range(500):
+            book.add({"id": f"r{i % 7}", "match": {"stream": "rtstream:*"}, "action": {"type": "drop"},
+                      "probability": 0.5, "count": 3})
+            if i % 50 == 0:
+                book.clear()
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert errors == []
