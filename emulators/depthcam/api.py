@@ -250,6 +250,15 @@ class RobopipeApi:
             return None, [], not_found_null()
         return runtime, [], None
 
+    def _camera_checked(self, params: dict[str, str]) -> tuple[Any, web.Response | None]:
+        """The camera of a body-less operation, or the response refusing it (404 or the collected 422)."""
+        runtime, errors, early = self._camera_or_errors(params)
+        if early is not None:
+            return None, early
+        if errors:
+            return None, validation_error(errors)
+        return runtime, None
+
     def _stream_missing(self, exc: StreamNotFound) -> web.Response:
         if self.device.quirk("inactive_stream_500"):
             return internal_error()
@@ -332,11 +341,9 @@ class RobopipeApi:
         return web.json_response([self.device_info(rt) for rt in self.device.runtimes.values() if rt.camera.open])
 
     async def get_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
-        if errors:
-            return validation_error(errors)
+        runtime, refused = self._camera_checked(params)
+        if refused is not None:
+            return refused
         return web.json_response(self.device_info(runtime))
 
     async def create_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -358,11 +365,9 @@ class RobopipeApi:
         return web.json_response(self.device_info(runtime))
 
     async def delete_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
-        if errors:
-            return validation_error(errors)
+        runtime, refused = self._camera_checked(params)
+        if refused is not None:
+            return refused
         async with runtime.lock:
             info = self.device_info(runtime)
             runtime.camera.open = False
@@ -373,11 +378,9 @@ class RobopipeApi:
         return web.json_response(info)
 
     async def camera_stats(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
-        if errors:
-            return validation_error(errors)
+        runtime, refused = self._camera_checked(params)
+        if refused is not None:
+            return refused
         # Slowly drifting temperatures (a 10-minute cycle); memory use follows the number of active streams.
         phase = math.sin(time.time() / 600.0 * 2 * math.pi + runtime.camera.number)
         base = 42.0 + 3.0 * phase
@@ -398,11 +401,9 @@ class RobopipeApi:
         )
 
     async def get_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
-        if errors:
-            return validation_error(errors)
+        runtime, refused = self._camera_checked(params)
+        if refused is not None:
+            return refused
         return web.json_response(runtime.camera.ir)
 
     async def set_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -419,11 +420,9 @@ class RobopipeApi:
 
     # ----- streams ----------------------------------------------------------------------------------------
     async def list_streams(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
-        if errors:
-            return validation_error(errors)
+        runtime, refused = self._camera_checked(params)
+        if refused is not None:
+            return refused
         async with runtime.lock:
             streams = tuple(runtime.camera.stream_list())
         form = self.device.settings["stream_list_form"]
