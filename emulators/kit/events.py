@@ -28,6 +28,9 @@ _SIGNIFICANT = {
 }
 
 
+_SIGNIFICANT_PREFIXES = {"stream", "client", "fault", "outbound"}
+
+
 @dataclass(frozen=True)
 class Event:
     id: int
@@ -51,7 +54,7 @@ class EventLog:
     def record(self, kind: str, **detail: Any) -> Event:
         event = Event(id=next(self._ids), time=time.time(), kind=kind, device=self.device, detail=detail)
         self._events.append(event)
-        if kind in _SIGNIFICANT or kind.split(".")[0] in {"stream", "client", "fault", "outbound"}:
+        if (kind in _SIGNIFICANT or kind.split(".", 1)[0] in _SIGNIFICANT_PREFIXES) and log.isEnabledFor(logging.INFO):
             log.info("%s %s", kind, _describe(detail), extra={"device": self.device, "event": kind, "detail": detail})
         return event
 
