@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from clients import recall_wire as wire
 from clients.http import SessionOwner
-from emulators.recall import wire
 
 DEFAULT_BASE_URL = "https://us-east-1.recall.ai"
 

@@ -11,7 +11,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from emulators.recall.wire import PNG_SIGNATURE, VIDEO_HEADER, WireError, png_dimensions, unpack_video_frame
+from clients.recall_wire import PNG_SIGNATURE, VIDEO_HEADER, WireError, png_dimensions, unpack_video_frame
 
 PERIOD_MS = 500  # 2 fps
 SIZE_PRESETS: dict[str, set[tuple[int, int]]] = {

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
+from clients.recall_wire import iso_utc
 from emulators.kit.outbound import EgressRefused, OutboundFailed, RetryPolicy, WebhookSender
 from emulators.recall.media import BotMedia, BotMediaSettings, MediaContext
 from emulators.recall.meeting import Meeting, MeetingEvent, Scenario, ScenarioParticipant, timeline
 from emulators.recall.model import Bot, MeetingParticipant, StatusChange
-from emulators.recall.wire import iso_utc
 
 if TYPE_CHECKING:
     from emulators.recall.device import RecallEmulator

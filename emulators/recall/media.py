@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import numpy as np
 
+from clients import recall_wire as wire
 from emulators.kit import synth
 from emulators.kit.codecs import PngEncoder
 from emulators.kit.outbound import EgressRefused, OutboundFailed, OutboundWebSocket, RetryPolicy
 from emulators.kit.pacer import Pacer
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp, stamp_cell_size
 from emulators.kit.tasks import TaskOwner
-from emulators.recall import wire
 from emulators.recall.meeting import Meeting, MeetingEvent, ScenarioParticipant
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from emulators.recall.wire import REALTIME_EVENTS, iso_utc
+from clients.recall_wire import REALTIME_EVENTS, iso_utc
 
 DEFAULT_BOT_NAME = "Meeting Notetaker"
 BOT_NAME_MAX = 100

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clients.signalwire_media import CHUNK_MS, MediaFormat
 from emulators.kit.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from emulators.kit.synth import VoiceGenerator
 from emulators.signalwire.model import Conference, Participant
-from emulators.signalwire.sequencer import CHUNK_MS, MediaFormat
 
 LOOP_S = 4  # seconds of each voice (and of the prompt pattern) kept as a loop
 PILOT_EVERY = 50  # chunks: the first chunk of every second carries the pilot

@@ -12,6 +12,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
+from clients.signalwire_media import CHUNK_MS, STREAM_CODECS, media_format
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import WebhookSender
@@ -34,7 +35,6 @@ from emulators.signalwire.model import (
     validate_dtmf,
 )
 from emulators.signalwire.scenario import conference_from_spec, participant_from_spec
-from emulators.signalwire.sequencer import CHUNK_MS, STREAM_CODECS, media_format
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "signalwire"
 

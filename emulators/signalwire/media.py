@@ -21,17 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultBook
-from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
-from emulators.kit.pacer import LatenessStats
-from emulators.kit.tasks import TaskOwner
-from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, decode, pilot_b64, pilot_value
-from emulators.signalwire.callbacks import StatusCallbacks
-from emulators.signalwire.dialout import OverrideResolver, connection_error_kind
-from emulators.signalwire.media_clock import MediaClock
-from emulators.signalwire.model import Stream
-from emulators.signalwire.sequencer import (
+from clients.signalwire_media import (
     TRACK_NAMES,
     ClientClear,
     ClientDtmf,
@@ -42,6 +32,16 @@ from emulators.signalwire.sequencer import (
     MediaSequencer,
     parse_client_message,
 )
+from emulators.kit.events import EventLog
+from emulators.kit.faults import FaultBook
+from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
+from emulators.kit.pacer import LatenessStats
+from emulators.kit.tasks import TaskOwner
+from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, decode, pilot_b64, pilot_value
+from emulators.signalwire.callbacks import StatusCallbacks
+from emulators.signalwire.dialout import OverrideResolver, connection_error_kind
+from emulators.signalwire.media_clock import MediaClock
+from emulators.signalwire.model import Stream
 
 log = logging.getLogger("benchtwin.signalwire")
 

@@ -7,8 +7,8 @@ import math
 import time
 from collections.abc import Callable
 
+from clients.signalwire_media import CHUNK_MS
 from emulators.kit.pacer import LatenessStats, Pacer
-from emulators.signalwire.sequencer import CHUNK_MS
 
 
 class MediaClock:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from emulators.signalwire.sequencer import DTMF_DIGITS, STREAM_CODECS, TRACKS
+from clients.signalwire_media import DTMF_DIGITS, STREAM_CODECS, TRACKS
 
 API_VERSION = "2010-04-01"
 API_ROOT = f"/api/laml/{API_VERSION}"

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from clients.signalwire_media import CHUNK_MS
 from emulators.kit.errors import FieldError
 from emulators.signalwire.conference_events import CONFERENCE_EVENTS
 from emulators.signalwire.model import Conference, Participant, Recording, SignalWireError, new_sid, validate_dtmf
-from emulators.signalwire.sequencer import CHUNK_MS
 
 RECORDING_STATES = ("in-progress", "paused", "completed", "stopped")
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from clients.recall import AudioReceiver, RealtimeReceiver, RecallClient, decode_png
+from clients.recall_wire import png_dimensions
 from clients.stamp import StreamKind, read_stamp
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
-from emulators.recall.wire import png_dimensions
 
 MEET = "https://meet.google.com/aud-iote-sts"
 # Times are scenario seconds x 0.05: Ann speaks from 0.15 s to 1.5 s of the call, Bo joins at 0.5 s.

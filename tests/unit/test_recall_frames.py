@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from clients.recall_wire import pack_video_frame
 from contracts.recall_frames import FrameValidator, png_problems
 from emulators.kit.codecs import PngEncoder
-from emulators.recall.wire import pack_video_frame
 
 PNG_720 = PngEncoder().encode(np.zeros((720, 1280, 3), dtype=np.uint8))
 PNG_ODD = PngEncoder().encode(np.zeros((100, 100, 3), dtype=np.uint8))

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from clients import recall_wire as wire
 from emulators.kit.codecs import PngEncoder
-from emulators.recall import wire
 
 
 def test_video_header_is_little_endian_participant_then_milliseconds() -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emulators.signalwire.sequencer import (
+from clients.signalwire_media import (
     ClientClear,
     ClientDtmf,
     ClientMark,
