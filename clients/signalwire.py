@@ -22,8 +22,7 @@ import numpy as np
 from aiohttp import web
 
 from clients.http import SessionOwner
-from clients.signalwire_media import CHUNK_MS, MediaFormat
-from emulators.signalwire.audio import decode
+from clients.signalwire_media import CHUNK_MS, MediaFormat, decode
 
 API_ROOT = "/api/laml/2010-04-01"
 

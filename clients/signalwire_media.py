@@ -11,6 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from clients.g711 import alaw_to_pcm16, ulaw_to_pcm16
+
 PROTOCOL_VERSION = "0.2.0"
 CHUNK_MS = 20
 TRACKS = ("inbound_track", "outbound_track", "both_tracks")
@@ -217,3 +221,13 @@ def parse_client_message(text: str, stream_sid: str) -> ClientMessage:
     if not isinstance(digit, str) or digit not in DTMF_DIGITS:
         return IgnoredMessage(f"dtmf.digit must be one of 0-9 * # A-D, got {digit!r}")
     return ClientDtmf(digit)
+
+
+def decode(payload: bytes, fmt: MediaFormat) -> np.ndarray:
+    """A payload in the stream's layout back to int16 samples (a trailing odd byte of L16 is dropped)."""
+    if fmt.encoding == "audio/x-mulaw":
+        return ulaw_to_pcm16(payload)
+    if fmt.bytes_per_sample == 1:
+        return alaw_to_pcm16(payload)
+    usable = len(payload) - len(payload) % 2
+    return np.frombuffer(payload[:usable], dtype=">i2" if fmt.byte_order == "big" else "<i2").astype(np.int16)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clients.g711 import pcm16_to_alaw, pcm16_to_ulaw
 from clients.signalwire_media import CHUNK_MS, MediaFormat
-from emulators.kit.g711 import alaw_to_pcm16, pcm16_to_alaw, pcm16_to_ulaw, ulaw_to_pcm16
 from emulators.kit.synth import VoiceGenerator
 from emulators.signalwire.model import Conference, Participant
 
@@ -61,16 +61,6 @@ def encode(samples: np.ndarray, fmt: MediaFormat) -> bytes:
     if fmt.bytes_per_sample == 1:
         return pcm16_to_alaw(samples)
     return samples.astype(">i2" if fmt.byte_order == "big" else "<i2").tobytes()
-
-
-def decode(payload: bytes, fmt: MediaFormat) -> np.ndarray:
-    """A payload in the stream's layout back to int16 samples (a trailing odd byte of L16 is dropped)."""
-    if fmt.encoding == "audio/x-mulaw":
-        return ulaw_to_pcm16(payload)
-    if fmt.bytes_per_sample == 1:
-        return alaw_to_pcm16(payload)
-    usable = len(payload) - len(payload) % 2
-    return np.frombuffer(payload[:usable], dtype=">i2" if fmt.byte_order == "big" else "<i2").astype(np.int16)
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from clients.signalwire_media import (
     IgnoredMessage,
     MediaFormat,
     MediaSequencer,
+    decode,
     parse_client_message,
 )
 from emulators.kit.events import EventLog
@@ -37,7 +38,7 @@ from emulators.kit.faults import FaultBook
 from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.tasks import TaskOwner
-from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, decode, pilot_b64, pilot_value
+from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, pilot_b64, pilot_value
 from emulators.signalwire.callbacks import StatusCallbacks
 from emulators.signalwire.dialout import OverrideResolver, connection_error_kind
 from emulators.signalwire.media_clock import MediaClock

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from signalwire_helpers import ADA, CONFERENCE, WAITING_CONFERENCE, rig
 
+from clients.g711 import pcm16_to_ulaw
 from clients.signalwire import Dtmf, Mark, Media, MediaStreamReceiver, SignalWireRestError, Stop
-from emulators.kit.g711 import pcm16_to_ulaw
 from emulators.signalwire.audio import detect_pilot
 
 pytestmark = pytest.mark.control_plane

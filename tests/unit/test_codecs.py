@@ -9,6 +9,12 @@ import av
 import numpy as np
 import pytest
 
+from clients.g711 import (
+    alaw_to_pcm16,
+    pcm16_to_alaw,
+    pcm16_to_ulaw,
+    ulaw_to_pcm16,
+)
 from emulators.kit.codecs import (
     AacEncoder,
     H264Encoder,
@@ -17,12 +23,6 @@ from emulators.kit.codecs import (
     annexb_to_avcc,
     jpeg_qscale,
     split_annexb,
-)
-from emulators.kit.g711 import (
-    alaw_to_pcm16,
-    pcm16_to_alaw,
-    pcm16_to_ulaw,
-    ulaw_to_pcm16,
 )
 from emulators.kit.synth import ToneGenerator, draw_disc, fill_rect, to_int16, vertical_gradient
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from clients.signalwire_media import media_format
-from emulators.kit.g711 import ulaw_to_pcm16
-from emulators.signalwire.audio import PlayoutQueue, Voice, decode, detect_pilot, encode, pilot_samples, pilot_value
+from clients.g711 import ulaw_to_pcm16
+from clients.signalwire_media import decode, media_format
+from emulators.signalwire.audio import PlayoutQueue, Voice, detect_pilot, encode, pilot_samples, pilot_value
 
 
 def test_l16_is_big_endian_by_default_and_little_endian_on_request():
