@@ -32,6 +32,7 @@ from emulators.depthcam.model import (
 )
 from emulators.kit.emulator import CONTROL_PREFIX
 from emulators.kit.pacer import Pacer
+from emulators.kit.tasks import first_completed
 
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 DEVICE_TYPE_PATTERN = "di|ro|do|ai|ao|sensor|led|watchdog|modbus_slave|owpower|register|data_point|owbus|device_info"
@@ -788,20 +789,7 @@ async def _watch_client(ws: web.WebSocketResponse) -> None:
 
 async def _run_until_closed(ws: web.WebSocketResponse, closing: asyncio.Event, sender: Awaitable[None]) -> None:
     """Run a socket's sender until it ends, the client leaves, or ``closing`` is set; awaits every task."""
-    tasks = [
-        asyncio.ensure_future(sender),
-        asyncio.ensure_future(_watch_client(ws)),
-        asyncio.ensure_future(closing.wait()),
-    ]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError | ConnectionResetError):
-            raise result
+    await first_completed(sender, _watch_client(ws), closing.wait(), ignore=(ConnectionResetError,))
 
 
 async def _pump_until_closed(ws: web.WebSocketResponse, sub: media.Subscriber) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 log = logging.getLogger("benchtwin.tasks")
@@ -60,3 +60,20 @@ class TaskOwner:
     async def aclose(self) -> None:
         self._closed = True
         await self.cancel_all()
+
+
+async def first_completed(*awaitables: Awaitable[Any], ignore: tuple[type[BaseException], ...] = ()) -> None:
+    """Run the awaitables until the first one finishes, then cancel and await the rest: none outlives the call.
+
+    An exception raised by any of them (other than cancellation and the ``ignore`` types) propagates.
+    """
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, (asyncio.CancelledError, *ignore)):
+            raise result

@@ -37,7 +37,7 @@ from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook
 from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
 from emulators.kit.pacer import LatenessStats
-from emulators.kit.tasks import TaskOwner
+from emulators.kit.tasks import TaskOwner, first_completed
 from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, pilot_b64, pilot_value
 from emulators.signalwire.callbacks import StatusCallbacks
 from emulators.signalwire.dialout import OverrideResolver, connection_error_kind
@@ -184,14 +184,7 @@ class StreamSession:
             return "Duplicated stream name"
         if not conference_live:
             # Mirrors streamStartConferenceOnEnter: connect once the conference is in progress.
-            waiter = asyncio.ensure_future(self._conference_started.wait())
-            stopper = asyncio.ensure_future(self._stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for t in (waiter, stopper):
-                    t.cancel()
-                await asyncio.gather(waiter, stopper, return_exceptions=True)
+            await first_completed(self._conference_started.wait(), self._stop.wait())
             if self._stop.is_set():
                 return None
         # Voice loops take tens of milliseconds to render: never on the loop that paces everyone else.

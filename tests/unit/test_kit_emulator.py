@@ -178,3 +178,25 @@ def test_unknown_settings_are_refused_with_the_known_ones_listed() -> None:
         Counter({"greting": "hi"})
     with pytest.raises(FieldError, match="must be"):
         Counter({"port": "eighty"})
+
+
+async def test_first_completed_cancels_and_awaits_the_others() -> None:
+    from emulators.kit.tasks import first_completed
+
+    cancelled = asyncio.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cancelled.set()
+
+    await first_completed(asyncio.sleep(0), forever())
+    assert cancelled.is_set()
+    with pytest.raises(ValueError):
+        await first_completed(asyncio.sleep(3600), _raise(ValueError("boom")))
+    await first_completed(asyncio.sleep(3600), _raise(ConnectionResetError()), ignore=(ConnectionResetError,))
+
+
+async def _raise(exc: BaseException) -> None:
+    raise exc
