@@ -1,67 +1,49 @@
-"""The Robopipe API over aiohttp: every camera, stream and controller operation, with FastAPI's routing.
+"""The Robopipe API over aiohttp: parse each camera, stream and controller request, call the service, render.
 
-Routing follows Starlette: a full match runs the handler, a path match with the wrong method is 405 with
-``Allow``, the path with its trailing slash toggled is a 307, anything else 404. Domain errors from the
-model are mapped to Robopipe replies here, once.
+Requests are routed by ``routing`` (Starlette's rules); parameters are validated in FastAPI's order with the
+pydantic models of ``schemas``; domain errors from the backend become Robopipe replies in ``refusal``, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
-import re
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from emulators.depthcam import media, schemas
-from emulators.depthcam.controller import DEVICE_TYPES, CircuitNotFound, CircuitValueRejected
-from emulators.depthcam.model import (
-    MXID_PATTERN,
-    STREAM_NAME_PATTERN,
-    BootFailed,
-    ConfigRejected,
-    NeuralNetwork,
-    StreamNotFound,
+from emulators.depthcam.camera import NeuralNetwork
+from emulators.depthcam.controller import DEVICE_TYPES
+from emulators.depthcam.errors import DepthCamError
+from emulators.depthcam.hardware import MXID_PATTERN, STILL_FORMATS, STREAM_NAME_PATTERN
+from emulators.depthcam.model import DepthcamBackend
+from emulators.depthcam.routing import (
+    DEVICE_TYPE_PATTERN,
+    Matched,
+    MethodNotAllowed,
+    NotFound,
+    Redirect,
+    Route,
+    Router,
+    WebSocketRefused,
 )
+from emulators.depthcam.service import DepthcamService
 from emulators.kit.emulator import CONTROL_PREFIX
-from emulators.kit.pacer import Pacer
-from emulators.kit.tasks import first_completed
+from emulators.kit.errors import FieldError
 
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
-DEVICE_TYPE_PATTERN = "di|ro|do|ai|ao|sensor|led|watchdog|modbus_slave|owpower|register|data_point|owbus|device_info"
+Operation = Callable[[str, str, Any], Awaitable[web.StreamResponse]]
 NN_TYPES = ("YOLO", "MobileNet", "Generic")
 CORS_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "openapi" / "depthcam.yaml"
-# Paths whose route matches are remembered; past this many distinct paths (fuzzers) the memory starts over.
-ROUTE_MEMORY = 4096
 
 
 def _load_contract() -> Any:
     return yaml.safe_load(CONTRACT.read_text()) if CONTRACT.is_file() else None
-
-
-@dataclass
-class Route:
-    template: str
-    methods: dict[str, Handler]
-    websocket: Handler | None = None
-    regex: re.Pattern[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        parts = re.split(r"\{(\w+)\}", self.template)
-        pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
-        self.regex = re.compile(pattern)
-
-    def match(self, path: str) -> dict[str, str] | None:
-        m = self.regex.fullmatch(path)
-        return m.groupdict() if m else None
 
 
 def json_body_response(body: bytes) -> web.Response:
@@ -73,10 +55,6 @@ def null_response(status: int) -> web.Response:
     return web.Response(status=status, body=b"null", content_type="application/json")
 
 
-def not_found_null() -> web.Response:
-    return null_response(404)
-
-
 def validation_error(errors: list[dict[str, Any]]) -> web.Response:
     return web.json_response({"detail": errors}, status=422)
 
@@ -85,23 +63,43 @@ def internal_error() -> web.Response:
     return web.Response(status=500, text="Internal Server Error", content_type="text/plain")
 
 
-@dataclass(eq=False)
-class NnSession:
-    mxid: str
-    stream: str
-    ws: web.WebSocketResponse
-    request: web.Request
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-    close_code: int = 1000
+class RequestInvalid(DepthCamError):
+    """Request validation errors collected in FastAPI's order: one 422 with every item."""
+
+    status = 422
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("request validation failed")
+        self.errors = errors
+
+
+def refusal(exc: DepthCamError) -> web.Response:
+    """A domain error as the Robopipe server answers it: 404 ``null``, a 422 naming the field, or uvicorn's 500."""
+    if isinstance(exc, RequestInvalid):
+        return validation_error(exc.errors)
+    if exc.status == 404:
+        return null_response(404)
+    if exc.status == 422:
+        return validation_error([schemas.value_error(list(exc.loc), exc.message, exc.input)])
+    return internal_error()
 
 
 class RobopipeApi:
-    def __init__(self, device: Any) -> None:
-        self.device = device
-        self.routes = self._routes()
-        self.nn_sessions: set[NnSession] = set()
-        # path -> every route whose template matches it, in routing order, with its path parameters.
-        self._route_memory: dict[str, tuple[tuple[Route, dict[str, str]], ...]] = {}
+    def __init__(
+        self,
+        backend: DepthcamBackend,
+        service: DepthcamService,
+        *,
+        camera_name: bool,
+        stream_list_form: str,
+        cors_origins: str,
+    ) -> None:
+        self.backend = backend
+        self.service = service
+        self.camera_name = camera_name
+        self.stream_list_form = stream_list_form
+        self.cors_origins = [o.strip() for o in cors_origins.split(",") if o.strip()]
+        self.router: Router[Handler] = Router(self._routes())
         # (mxid, stream) -> (control snapshot, its JSON): a control is serialized once per change, not per GET.
         self._control_bodies: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
         # (list form, ((stream, active), ...)) -> the stream list's JSON.
@@ -112,9 +110,9 @@ class RobopipeApi:
         app.router.add_route("*", r"/{tail:[\s\S]*}", self.dispatch)
 
     # ----- routing ----------------------------------------------------------------------------------------
-    def _routes(self) -> list[Route]:
+    def _routes(self) -> list[Route[Handler]]:
         stream = "/cameras/{mxid}/streams/{stream_name}"
-        routes = [
+        routes: list[Route[Handler]] = [
             Route("/", {"GET": self.hello}),
             Route("/openapi.json", {"GET": self.openapi}),
             Route("/docs", {"GET": self.docs}),
@@ -170,50 +168,34 @@ class RobopipeApi:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
             return self._preflight(request, origin)
-        response = await self._route(request, path)
+        try:
+            response = await self._route(request, path)
+        except DepthCamError as exc:
+            response = refusal(exc)
         if origin and not response.prepared:
             self._cors_headers(response, origin)
         return response
 
-    def _matches(self, path: str) -> tuple[tuple[Route, dict[str, str]], ...]:
-        """Every route matching ``path`` in routing order; the regex walk runs once per distinct path."""
-        found = self._route_memory.get(path)
-        if found is None:
-            found = tuple((route, params) for route in self.routes if (params := route.match(path)) is not None)
-            if len(self._route_memory) >= ROUTE_MEMORY:
-                self._route_memory.clear()
-            self._route_memory[path] = found
-        return found
-
     async def _route(self, request: web.Request, path: str) -> web.StreamResponse:
-        matches = self._matches(path)
         is_websocket = request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
-        if is_websocket:
-            for route, params in matches:
-                if route.websocket is not None:
-                    return await route.websocket(request, dict(params))
-            return web.Response(status=403)  # Starlette refuses an unrouted WebSocket handshake
-        partial: Route | None = None
-        for route, params in matches:
-            handler = route.methods.get(request.method)
-            if handler is not None:
-                return await handler(request, dict(params))  # a copy: the remembered one stays as matched
-            if partial is None and route.methods:
-                partial = route
-        if partial is not None:
-            allow = ", ".join(partial.methods)
-            return web.json_response({"detail": "Method Not Allowed"}, status=405, headers={"Allow": allow})
-        toggled = path[:-1] if path.endswith("/") else path + "/"
-        if toggled and any(r.match(toggled) is not None and r.methods for r in self.routes):
-            location = str(request.url.with_path(toggled).with_query(None))
-            if request.query_string:
-                location += "?" + request.query_string
-            return web.Response(status=307, headers={"Location": location})
-        return web.json_response({"detail": "Not Found"}, status=404)
+        match self.router.resolve(request.method, path, websocket=is_websocket):
+            case Matched(handler=handler, params=params):
+                return await handler(request, params)
+            case MethodNotAllowed(allow=allow):
+                return web.json_response({"detail": "Method Not Allowed"}, status=405, headers={"Allow": allow})
+            case Redirect(path=toggled):
+                location = str(request.url.with_path(toggled).with_query(None))
+                if request.query_string:
+                    location += "?" + request.query_string
+                return web.Response(status=307, headers={"Location": location})
+            case WebSocketRefused():
+                return web.Response(status=403)  # Starlette refuses an unrouted WebSocket handshake
+            case NotFound():
+                return web.json_response({"detail": "Not Found"}, status=404)
+        raise AssertionError("unreachable: every resolution is handled above")
 
     def _allowed_origin(self, origin: str) -> str | None:
-        allowed = [o.strip() for o in str(self.device.settings["cors_origins"]).split(",") if o.strip()]
-        if "*" in allowed or origin in allowed:
+        if "*" in self.cors_origins or origin in self.cors_origins:
             return origin
         return None
 
@@ -241,35 +223,29 @@ class RobopipeApi:
         return web.Response(status=200, text="OK", content_type="text/plain", headers=headers)
 
     # ----- shared parameter handling ----------------------------------------------------------------------
-    def _camera_or_errors(self, params: dict[str, str]) -> tuple[Any, list[dict[str, Any]], web.Response | None]:
-        """FastAPI order: a bad mxid is collected; a well-formed unknown one is 404 before anything else."""
+    def _camera_or_errors(self, params: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+        """FastAPI order: a bad mxid is collected; a well-formed unknown one is 404 before anything else.
+
+        Returns the collected errors and whether the mxid names an open camera; raises CameraNotFound.
+        """
         error = schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
         if error is not None:
-            return None, [error], None
-        runtime = self.device.runtime(params["mxid"])
-        if runtime is None:
-            return None, [], not_found_null()
-        return runtime, [], None
+            return [error], False
+        self.backend.camera(params["mxid"])
+        return [], True
 
-    def _camera_checked(self, params: dict[str, str]) -> tuple[Any, web.Response | None]:
-        """The camera of a body-less operation, or the response refusing it (404 or the collected 422)."""
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return None, early
+    def _camera_checked(self, params: dict[str, str]) -> str:
+        """The mxid of a body-less operation's open camera; raises the refusal (404, or the collected 422)."""
+        errors, _ = self._camera_or_errors(params)
         if errors:
-            return None, validation_error(errors)
-        return runtime, None
-
-    def _stream_missing(self, exc: StreamNotFound) -> web.Response:
-        if self.device.quirk("inactive_stream_500"):
-            return internal_error()
-        return not_found_null()
+            raise RequestInvalid(errors)
+        return params["mxid"]
 
     async def _stream_operation(
         self,
         request: web.Request,
         params: dict[str, str],
-        operation: Callable[[Any, str, Any], Awaitable[web.StreamResponse]],
+        operation: Operation,
         *,
         body: Any = None,
         need_active: bool = True,
@@ -277,9 +253,7 @@ class RobopipeApi:
     ) -> web.StreamResponse:
         """Validate mxid, stream_name, query and body in FastAPI's order, then run ``operation`` under the lock."""
         raw = await request.read() if body is not None else b""
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
+        errors, known = self._camera_or_errors(params)
         stream = params["stream_name"]
         stream_error = schemas.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
         if stream_error is not None:
@@ -291,18 +265,16 @@ class RobopipeApi:
             value, body_errors = schemas.validate_body(body, raw, request.headers.get("Content-Type"))
         else:
             body_errors = []
-        if runtime is None or stream_error is not None:
+        if not known or stream_error is not None:
             return validation_error(errors + body_errors)
-        async with runtime.lock:
+        mxid = params["mxid"]
+        async with self.service.camera_lock(mxid):
             if need_active:
-                try:
-                    runtime.camera.require_active(stream)
-                except StreamNotFound as exc:
-                    return self._stream_missing(exc)
+                self.backend.require_active(mxid, stream)
             errors.extend(body_errors)
             if errors:
                 return validation_error(errors)
-            return await operation(runtime, stream, value)
+            return await operation(mxid, stream, value)
 
     # ----- misc -------------------------------------------------------------------------------------------
     async def hello(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -324,8 +296,8 @@ class RobopipeApi:
         return web.Response(text=page, content_type="text/html")
 
     # ----- cameras ----------------------------------------------------------------------------------------
-    def device_info(self, runtime: Any) -> dict[str, Any]:
-        spec = runtime.camera.spec
+    def device_info(self, mxid: str) -> dict[str, Any]:
+        spec = self.backend.cameras[mxid].spec
         info = {
             "mxid": spec.mxid,
             "name": spec.name,
@@ -334,99 +306,60 @@ class RobopipeApi:
             "state": "X_LINK_BOOTED",
             "status": "X_LINK_SUCCESS",
         }
-        if self.device.settings["camera_name"]:
+        if self.camera_name:
             info["camera_name"] = spec.model
         return info
 
     async def list_cameras(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        return web.json_response([self.device_info(rt) for rt in self.device.runtimes.values() if rt.camera.open])
+        return web.json_response([self.device_info(camera.mxid) for camera in self.backend.open_cameras()])
 
     async def get_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, refused = self._camera_checked(params)
-        if refused is not None:
-            return refused
-        return web.json_response(self.device_info(runtime))
+        return web.json_response(self.device_info(self._camera_checked(params)))
 
     async def create_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         """Re-boot a configured camera (also one that was deleted): boot stream state after a restart."""
         error = schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
         if error is not None:
             return validation_error([error])
-        runtime = self.device.runtimes.get(params["mxid"])
-        if runtime is None:
-            return not_found_null()
-        async with runtime.lock:
-            sizes = self.device.frame_sizes(runtime) if runtime.camera.open else {}
-            runtime.camera.reboot()
-            failed = await self._restart(runtime, sizes)
-            if failed is not None:
-                return failed
-        if self.device.quirk("camera_create_delete_500"):
-            return internal_error()
-        return web.json_response(self.device_info(runtime))
+        mxid = params["mxid"]
+        self.backend.configured(mxid)
+        async with self.service.camera_lock(mxid):
+            await self.service.reboot_camera(mxid)
+        self.backend.answer_camera_change()
+        return web.json_response(self.device_info(mxid))
 
     async def delete_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, refused = self._camera_checked(params)
-        if refused is not None:
-            return refused
-        async with runtime.lock:
-            info = self.device_info(runtime)
-            runtime.camera.open = False
-            await self.device._settle_channels(runtime, {})
-        self.device.events.record("camera.closed", camera=runtime.camera.mxid)
-        if self.device.quirk("camera_create_delete_500"):
-            return internal_error()
+        mxid = self._camera_checked(params)
+        async with self.service.camera_lock(mxid):
+            info = self.device_info(mxid)
+            await self.service.close_camera(mxid)
+        self.backend.answer_camera_change()
         return web.json_response(info)
 
     async def camera_stats(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, refused = self._camera_checked(params)
-        if refused is not None:
-            return refused
-        # Slowly drifting temperatures (a 10-minute cycle); memory use follows the number of active streams.
-        phase = math.sin(time.time() / 600.0 * 2 * math.pi + runtime.camera.number)
-        base = 42.0 + 3.0 * phase
-        temps = {"css": base + 0.8, "mss": base + 0.3, "upa": base - 0.4, "dss": base + 1.1}
-        temps["average"] = sum(temps.values()) / 4
-        active = len(runtime.camera.active_streams())
-
-        def memory(total: int, per_stream: int, base_used: int) -> dict[str, int]:
-            used = min(total, base_used + per_stream * active)
-            return {"total": total, "used": used, "remaining": total - used}
-
-        return web.json_response(
-            {
-                "chip_temperature": {k: round(v, 2) for k, v in temps.items()},
-                "cmx_memory_usage": memory(2_621_440, 180_000, 310_000),
-                "ddr_memory_usage": memory(358_612_992, 24_000_000, 41_000_000),
-            }
-        )
+        mxid = self._camera_checked(params)
+        return web.json_response(self.backend.camera_stats(mxid, self.service.clock.now()))
 
     async def get_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, refused = self._camera_checked(params)
-        if refused is not None:
-            return refused
-        return web.json_response(runtime.camera.ir)
+        return web.json_response(self.backend.cameras[self._camera_checked(params)].ir)
 
     async def set_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         raw = await request.read()
-        runtime, errors, early = self._camera_or_errors(params)
-        if early is not None:
-            return early
+        errors, _ = self._camera_or_errors(params)
         value, body_errors = schemas.validate_body(schemas.IRConfig, raw, request.headers.get("Content-Type"))
         errors += body_errors
         if errors:
             return validation_error(errors)
-        async with runtime.lock:
-            return web.json_response(runtime.camera.set_ir(value.model_dump()))
+        mxid = params["mxid"]
+        async with self.service.camera_lock(mxid):
+            return web.json_response(self.backend.cameras[mxid].set_ir(value.model_dump()))
 
     # ----- streams ----------------------------------------------------------------------------------------
     async def list_streams(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        runtime, refused = self._camera_checked(params)
-        if refused is not None:
-            return refused
-        async with runtime.lock:
-            streams = tuple(runtime.camera.stream_list())
-        form = self.device.settings["stream_list_form"]
+        mxid = self._camera_checked(params)
+        async with self.service.camera_lock(mxid):
+            streams = tuple(self.backend.cameras[mxid].stream_list())
+        form = self.stream_list_form
         # Few distinct lists exist (which streams are active, in which form): each is serialized once.
         body = self._stream_list_bodies.get((form, streams))
         if body is None:
@@ -437,71 +370,41 @@ class RobopipeApi:
             body = self._stream_list_bodies[(form, streams)] = json.dumps(listing).encode()
         return json_body_response(body)
 
-    async def _restart(self, runtime: Any, sizes: dict[str, tuple[int, int]]) -> web.Response | None:
-        try:
-            await self.device.restart_pipeline(runtime, sizes)
-        except BootFailed:
-            return internal_error()
-        return None
-
     async def activate_stream(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         return await self._switch_stream(request, params, activating=True)
 
     async def deactivate_stream(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         return await self._switch_stream(request, params, activating=False)
 
-    async def _switch_stream(self, request: web.Request, params: dict[str, str], *, activating: bool
-                             ) -> web.StreamResponse:
-        """Activate (201) or deactivate (202) a stream; the model decides, a change restarts the pipeline."""
+    async def _switch_stream(
+        self, request: web.Request, params: dict[str, str], *, activating: bool
+    ) -> web.StreamResponse:
+        """Activate (201) or deactivate (202) a stream; the backend decides, a change restarts the pipeline."""
 
-        async def switch(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
-            sizes = self.device.frame_sizes(runtime)
-            try:
-                camera = runtime.camera
-                changed = camera.activate(stream) if activating else camera.deactivate(stream)
-            except StreamNotFound as exc:
-                return self._stream_missing(exc)
-            if changed:
-                failed = await self._restart(runtime, sizes)
-                if failed is not None:
-                    return failed
-            kind = "stream.activated" if activating else "stream.deactivated"
-            self.device.events.record(kind, camera=runtime.camera.mxid, stream=stream, changed=changed)
+        async def switch(mxid: str, stream: str, _: Any) -> web.StreamResponse:
+            await self.service.switch_stream(mxid, stream, activating=activating)
             return null_response(201 if activating else 202)
 
         return await self._stream_operation(request, params, switch, need_active=False)
 
     async def get_config(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def read(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
-            return web.json_response(runtime.camera.config(stream))
+        async def read(mxid: str, stream: str, _: Any) -> web.StreamResponse:
+            return web.json_response(self.backend.cameras[mxid].config(stream))
 
         return await self._stream_operation(request, params, read)
 
     async def set_config(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def update(runtime: Any, stream: str, value: Any) -> web.StreamResponse:
-            if stream.startswith("DEPTH_") and self.device.quirk("depth_config_500"):
-                return internal_error()  # Q3: the real server has no config for a pair's StereoDepth node
-            variant = schemas.config_variant(value)
+        async def update(mxid: str, stream: str, value: Any) -> web.StreamResponse:
             body = value.model_dump(mode="json")
             body["fps"] = float(body["fps"])
-            sizes = self.device.frame_sizes(runtime)
-            try:
-                config = runtime.camera.set_config(stream, variant, body)
-            except ConfigRejected as exc:
-                quirk = "boot_error_500" if exc.kind == "value" else "config_variant_500"
-                if self.device.quirk(quirk):
-                    return internal_error()
-                return validation_error([schemas.value_error(list(exc.loc), exc.message, body)])
-            failed = await self._restart(runtime, sizes)
-            if failed is not None:
-                return failed
+            config = await self.service.set_config(mxid, stream, schemas.config_variant(value), body)
             return web.json_response(config)
 
         return await self._stream_operation(request, params, update, body=schemas.ConfigBody)
 
-    def _control_response(self, camera: Any, stream: str, snapshot: dict[str, Any]) -> web.Response:
+    def _control_response(self, mxid: str, stream: str, snapshot: dict[str, Any]) -> web.Response:
         """The control as JSON, serialized again only when the stored snapshot was replaced."""
-        key = (camera.mxid, stream)
+        key = (mxid, stream)
         cached = self._control_bodies.get(key)
         if cached is None or cached[0] is not snapshot:
             # Holding the snapshot keeps its identity from being reused by another object.
@@ -509,44 +412,32 @@ class RobopipeApi:
         return json_body_response(cached[1])
 
     async def get_control(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def read(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
-            return self._control_response(runtime.camera, stream, runtime.camera.control_snapshot(stream))
+        async def read(mxid: str, stream: str, _: Any) -> web.StreamResponse:
+            return self._control_response(mxid, stream, self.backend.cameras[mxid].control_snapshot(stream))
 
         return await self._stream_operation(request, params, read)
 
     async def set_control(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def update(runtime: Any, stream: str, value: Any) -> web.StreamResponse:
+        async def update(mxid: str, stream: str, value: Any) -> web.StreamResponse:
             changes = value.model_dump(mode="json", exclude_unset=True, exclude_none=True)
-            return self._control_response(runtime.camera, stream, runtime.camera.apply_control(stream, changes))
+            snapshot = self.backend.cameras[mxid].apply_control(stream, changes)
+            return self._control_response(mxid, stream, snapshot)
 
         return await self._stream_operation(request, params, update, body=schemas.SensorControlUpdate)
 
     def _still_format_errors(self, request: web.Request) -> list[dict[str, Any]]:
         fmt = request.query.get("format", "jpeg")
-        if fmt.lower() in media.STILL_FORMATS or self.device.quirk("still_format_500"):
+        if self.backend.still_format_passes_validation(fmt):
             return []
-        allowed = ", ".join(media.STILL_FORMATS)
+        allowed = ", ".join(STILL_FORMATS)
         return [
             schemas.value_error(["query", "format"], f"unsupported image format {fmt!r}; use one of {allowed}", fmt)
         ]
 
     async def capture_still(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def capture(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
+        async def capture(mxid: str, stream: str, _: Any) -> web.StreamResponse:
             fmt = request.query.get("format", "jpeg")
-            if fmt.lower() not in media.STILL_FORMATS:
-                return internal_error()  # the quirk profile: Pillow's KeyError
-            camera = runtime.camera
-            index = runtime.frame_index_at(stream, int(time.time() * 1000))
-            spec = media.frame_spec(
-                camera,
-                stream,
-                frame_index=index,
-                capture_ms=runtime.capture_ms(stream, index),
-                purpose="still",
-                seed=self.device.seed,
-            )
-            image = await asyncio.to_thread(media.render_frame, spec, runtime.still_developer(spec))
-            data = await asyncio.to_thread(media.encode_still, image, fmt.lower())
+            data = await self.service.capture_still(mxid, stream, self.backend.still_format(fmt))
             return web.Response(body=data, headers={"Content-Type": f"image/{fmt}"})
 
         return await self._stream_operation(request, params, capture, query_check=self._still_format_errors)
@@ -555,16 +446,12 @@ class RobopipeApi:
     async def deploy_nn(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         fields, form_errors = await self._read_nn_form(request)
 
-        async def deploy(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
+        async def deploy(mxid: str, stream: str, _: Any) -> web.StreamResponse:
             if form_errors:
                 return validation_error(form_errors)
             config = json.loads(fields["nn_config"])
-            sizes = self.device.frame_sizes(runtime)
-            runtime.camera.deploy_network(stream, NeuralNetwork(config["type"], config, len(fields["model"])))
-            failed = await self._restart(runtime, sizes)
-            if failed is not None:
-                return failed
-            self.device.events.record("nn.deployed", camera=runtime.camera.mxid, stream=stream, type=config["type"])
+            network = NeuralNetwork(config["type"], config, len(fields["model"]))
+            await self.service.deploy_network(mxid, stream, network)
             return null_response(201)
 
         return await self._stream_operation(request, params, deploy)
@@ -592,15 +479,8 @@ class RobopipeApi:
         return fields, errors
 
     async def delete_nn(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        async def delete(runtime: Any, stream: str, _: Any) -> web.StreamResponse:
-            try:
-                runtime.camera.delete_network(stream)
-            except StreamNotFound as exc:
-                return self._stream_missing(exc)
-            for session in list(self.nn_sessions):
-                if session.mxid == runtime.camera.mxid and session.stream == stream:
-                    session.close_code = 1011
-                    session.closing.set()
+        async def delete(mxid: str, stream: str, _: Any) -> web.StreamResponse:
+            await self.service.delete_network(mxid, stream)
             return null_response(202)
 
         return await self._stream_operation(request, params, delete, need_active=False)
@@ -613,190 +493,89 @@ class RobopipeApi:
         )
 
     async def video_socket(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        """fMP4 over WebSocket: the shared init segment, then one moof+mdat per frame."""
         if not self._socket_params_ok(params):
             return web.Response(status=403)
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
-        stream = params["stream_name"]
-        runtime = self.device.runtime(params["mxid"])
-        if runtime is None:
-            await ws.close(code=1011, message=b"camera not found")
-            return ws
-        async with runtime.lock:
-            if not runtime.camera.knows(stream) or not runtime.camera.is_active(stream):
-                await ws.close(code=1011, message=b"stream not found or not active")
-                return ws
-            channel = self.device.video_channel(runtime, stream)
-            sub = channel.subscribe()
-        self.device.events.record("client.connected", stream=channel.name, peer=request.remote)
-        try:
-            init = await channel.wait_init(limit_s=15.0)
-            if init is not None and not sub.closed:
-                await ws.send_bytes(init)
-                await _pump_until_closed(ws, sub)
-        except (TimeoutError, ConnectionResetError):
-            pass
-        finally:
-            await self.device.leave_channel(runtime, channel, sub)
-            # Close only after the pump and the reader are done: a close racing a receive ends as 1006.
-            if sub.closed and sub.abort and request.transport is not None:
-                request.transport.close()  # a source disconnect: no close frame
-            elif not ws.closed:
-                code = sub.close_code if sub.closed else 1011
-                await ws.close(code=code, message=sub.close_reason.encode())
-            self.device.events.record("client.disconnected", stream=channel.name, code=ws.close_code)
+        await self.service.watch_video(request, ws, params["mxid"], params["stream_name"])
         return ws
 
     async def nn_socket(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        """NN results as JSON text, one message per frame, for the deployed network."""
         if not self._socket_params_ok(params):
             return web.Response(status=403)
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        stream = params["stream_name"]
-        runtime = self.device.runtime(params["mxid"])
-        if runtime is None:
-            await ws.close(code=1011, message=b"camera not found")
-            return ws
-        async with runtime.lock:
-            camera = runtime.camera
-            if not camera.knows(stream) or not camera.is_active(stream) or stream not in camera.networks:
-                await ws.close(code=1011, message=b"no neural network deployed on this stream")
-                return ws
-        session = NnSession(camera.mxid, stream, ws, request)
-        self.nn_sessions.add(session)
-        name = f"{camera.mxid}/{stream}/nn"
-        self.device.events.record("client.connected", stream=name, peer=request.remote)
-        try:
-            await _run_until_closed(ws, session.closing, self._send_detections(runtime, session, name))
-        finally:
-            self.nn_sessions.discard(session)
-            if not ws.closed:
-                await ws.close(code=session.close_code)
-            self.device.events.record("client.disconnected", stream=name, code=ws.close_code)
+        await self.service.watch_nn(request, ws, params["mxid"], params["stream_name"])
         return ws
-
-    async def _send_detections(self, runtime: Any, session: NnSession, name: str) -> None:
-        camera = runtime.camera
-        pacer = Pacer(1.0 / camera.fps(session.stream), stats=self.device.pacing_stats(name))
-        async for _tick in pacer.ticks():
-            await runtime.ready.wait()
-            network = camera.networks.get(session.stream)
-            if not camera.open or not camera.is_active(session.stream) or network is None:
-                session.close_code = 1000 if network is not None else 1011
-                return
-            rule = self.device.stream_fault(name)
-            if rule is not None:
-                if rule.action.type == "drop":
-                    continue
-                if rule.action.type == "stall":
-                    await asyncio.sleep(rule.action.seconds)
-                    continue
-                if rule.action.type in ("close", "disconnect"):
-                    session.close_code = rule.action.code
-                    if rule.action.type == "disconnect" and session.request.transport is not None:
-                        session.request.transport.close()
-                    return
-            now_ms = int(time.time() * 1000)
-            index = runtime.frame_index_at(session.stream, now_ms)
-            message = media.detection_message(
-                camera, session.stream, runtime.capture_ms(session.stream, index), index, network.kind, self.device.seed
-            )
-            text = json.dumps(message)
-            if rule is not None and rule.action.type == "corrupt":
-                text = self.device.faults.corrupt(text.encode()).decode("utf-8", "replace")
-            await session.ws.send_str(text)
-
-    async def close_nn_sockets(self, runtime: Any, *, only_inactive: bool) -> None:
-        camera = runtime.camera
-        for session in list(self.nn_sessions):
-            if session.mxid != camera.mxid:
-                continue
-            active = camera.open and camera.knows(session.stream) and camera.is_active(session.stream)
-            if only_inactive and active:
-                continue
-            session.close_code = 1000 if not active else 1012
-            session.closing.set()
-
-    async def close_sockets(self) -> None:
-        for session in list(self.nn_sessions):
-            session.close_code = 1001
-            session.closing.set()
 
     # ----- controller -------------------------------------------------------------------------------------
     async def list_all_circuits(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
-        return web.json_response(self.device.controller.all_circuits())
+        return web.json_response(self.backend.controller.all_circuits())
 
     async def list_device_type(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         device_type = params["device_type"]
         error = schemas.pattern_error("path", "device_type", device_type, DEVICE_TYPE_PATTERN)
         if error is not None:
             return validation_error([error])
-        return web.json_response(self.device.controller.list(device_type))
+        return web.json_response(self.backend.controller.list(device_type))
 
     async def list_circuits(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        return web.json_response(self.device.controller.list(t))
+        return web.json_response(self.backend.controller.list(t))
 
     async def get_circuit(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        try:
-            return web.json_response(self.device.controller.get(t, params["circuit"]))
-        except CircuitNotFound as exc:
-            return validation_error([schemas.value_error(["path", "circuit"], str(exc), params["circuit"])])
+        return web.json_response(self.backend.controller.get(t, params["circuit"]))
 
-    async def _controller_update(
-        self, request: web.Request, t: str
-    ) -> tuple[dict[str, Any] | None, web.Response | None]:
+    async def _controller_update(self, request: web.Request, t: str) -> dict[str, Any]:
         raw = await request.read()
         value, errors = schemas.validate_body(schemas.CONTROLLER_UPDATES[t], raw, request.headers.get("Content-Type"))
         if errors:
-            return None, validation_error(errors)
-        return value.model_dump(mode="json"), None
+            raise RequestInvalid(errors)
+        update: dict[str, Any] = value.model_dump(mode="json")
+        return update
 
     async def set_circuit(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        update, failed = await self._controller_update(request, t)
-        if failed is not None:
-            return failed
-        assert update is not None
-        try:
-            return web.json_response(self.device.controller.set(t, params["circuit"], update))
-        except CircuitNotFound as exc:
-            return validation_error([schemas.value_error(["path", "circuit"], str(exc), params["circuit"])])
-        except CircuitValueRejected as exc:
-            return validation_error(
-                [schemas.value_error(["body", exc.field_name], str(exc), update.get(exc.field_name))]
-            )
+        update = await self._controller_update(request, t)
+        return web.json_response(self.backend.controller.set(t, params["circuit"], update))
 
     async def set_all_circuits(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        update, failed = await self._controller_update(request, t)
-        if failed is not None:
-            return failed
-        assert update is not None
-        try:
-            return web.json_response(self.device.controller.set_all(t, update))
-        except CircuitValueRejected as exc:
-            return validation_error(
-                [schemas.value_error(["body", exc.field_name], str(exc), update.get(exc.field_name))]
-            )
+        update = await self._controller_update(request, t)
+        return web.json_response(self.backend.controller.set_all(t, update))
 
+    # ----- scenario controls (control plane) --------------------------------------------------------------
+    async def depth_at(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Ground truth: the emulated uint16 depth (mm) of the active pair at pixel (x, y) of its view."""
+        camera = self.backend.configured(self._scenario_mxid(body))
+        if camera.active_pair is None:
+            raise FieldError("mxid", f"{camera.mxid} has no active DEPTH stream; activate one first")
+        width, height = camera.frame_size(camera.active_pair)
+        point = []
+        for key, limit in (("x", width), ("y", height)):
+            value = body.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
+                raise FieldError(key, f"must be an integer pixel in 0..{limit - 1}, got {value!r}")
+            point.append(value)
+        capture_ms = body.get("capture_ms", self.service.clock.now_ms())
+        if isinstance(capture_ms, bool) or not isinstance(capture_ms, int) or capture_ms < 0:
+            raise FieldError("capture_ms", f"must be a non-negative integer (ms since the epoch), got {capture_ms!r}")
+        depth = media.depth_map_mm(camera, camera.active_pair, capture_ms)
+        return {
+            "stream": camera.active_pair,
+            "x": point[0],
+            "y": point[1],
+            "capture_ms": capture_ms,
+            "depth_mm": int(depth[point[1], point[0]]),
+        }
 
-async def _watch_client(ws: web.WebSocketResponse) -> None:
-    """Read (and ignore) what the viewer sends until it closes; that is how its leaving is noticed."""
-    async for message in ws:
-        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-            return
+    async def reboot_camera(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Reboot a camera to boot state (every CAM on, depth off), as a power cycle would."""
+        mxid = self._scenario_mxid(body)
+        async with self.service.camera_lock(mxid):
+            await self.service.reboot_camera(mxid)
+        return {"mxid": mxid, "streams": dict(self.backend.cameras[mxid].stream_list())}
 
+    def _scenario_mxid(self, body: dict[str, Any]) -> str:
+        mxid = body.get("mxid", next(iter(self.backend.cameras)))
+        if not isinstance(mxid, str) or mxid not in self.backend.cameras:
+            raise FieldError("mxid", f"must be one of {', '.join(self.backend.cameras)}, got {mxid!r}")
+        return mxid
 
-async def _run_until_closed(ws: web.WebSocketResponse, closing: asyncio.Event, sender: Awaitable[None]) -> None:
-    """Run a socket's sender until it ends, the client leaves, or ``closing`` is set; awaits every task."""
-    await first_completed(sender, _watch_client(ws), closing.wait(), ignore=(ConnectionResetError,))
-
-
-async def _pump_until_closed(ws: web.WebSocketResponse, sub: media.Subscriber) -> None:
-    """Forward the channel's messages to one viewer until the channel closes it or the viewer leaves."""
-
-    async def pump() -> None:
-        while (item := await sub.queue.get()) is not media.CLOSE:
-            await ws.send_bytes(item)
-
-    await _run_until_closed(ws, asyncio.Event(), pump())

@@ -1,6 +1,7 @@
 """The Robopipe controller's PLC I/O (/controller/...): simulated circuits per device type.
 
-Pure state: circuits named ``1_01``, ``1_02``... per type, each with the fields of its item schema.
+Pure state, a sibling of the model: circuits named ``1_01``, ``1_02``... per type, each with the fields of
+its item schema.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulators.depthcam.model import DepthCamError
+from emulators.depthcam.errors import CircuitNotFound, CircuitValueRejected
 
 DEFAULT_CIRCUITS: dict[str, int] = {
     "ai": 2,
@@ -23,19 +24,6 @@ DEFAULT_CIRCUITS: dict[str, int] = {
     "register": 4,
 }
 DEVICE_TYPES = tuple(DEFAULT_CIRCUITS)
-
-
-class CircuitNotFound(DepthCamError):
-    def __init__(self, device_type: str, circuit: str, known: list[str]) -> None:
-        super().__init__(f"no {device_type} circuit {circuit!r}; known circuits: {', '.join(known) or 'none'}")
-        self.device_type = device_type
-        self.circuit = circuit
-
-
-class CircuitValueRejected(DepthCamError):
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field_name = field_name
 
 
 def _initial_item(device_type: str, circuit: str) -> dict[str, Any]:
@@ -121,7 +109,7 @@ def _apply(device_type: str, item: dict[str, Any], update: dict[str, Any]) -> No
     if device_type == "register":
         value = update["value"]
         if not math.isfinite(value) or value != int(value) or not 0 <= value <= 65535:
-            raise CircuitValueRejected("value", f"a register holds an integer between 0 and 65535, got {value}")
+            raise CircuitValueRejected("value", f"a register holds an integer between 0 and 65535, got {value}", value)
         item["value"] = int(value)
         return
     if device_type == "do":

@@ -20,7 +20,8 @@ import av
 import numpy as np
 
 from emulators.depthcam import scene
-from emulators.depthcam.model import Camera, stream_code
+from emulators.depthcam.camera import Camera
+from emulators.depthcam.hardware import stream_code
 from emulators.depthcam.photometry import Sensor, StreamDeveloper
 from emulators.kit.codecs import JpegEncoder, PngEncoder
 from emulators.kit.pacer import LatenessStats, Pacer
@@ -118,8 +119,7 @@ def depth_map_mm(camera: Camera, stream: str, capture_ms: int) -> np.ndarray:
 
 # ----- stills ---------------------------------------------------------------------------------------------
 
-# Pillow's names as the real server accepts them; jpeg and png use the kit's encoders.
-STILL_FORMATS = ("jpeg", "png", "webp", "bmp", "gif", "tiff", "ppm")
+# The formats of hardware.STILL_FORMATS besides jpeg and png, which use the kit's encoders.
 _PYAV_STILL = {
     "webp": ("libwebp", "yuv420p", "yuv420p"),
     "bmp": ("bmp", "bgr24", "gray"),
@@ -130,7 +130,7 @@ _PYAV_STILL = {
 
 
 def encode_still(image: np.ndarray, fmt: str) -> bytes:
-    """One image file in ``fmt`` (a name from STILL_FORMATS, lower case)."""
+    """One image file in ``fmt`` (a name from hardware.STILL_FORMATS, lower case)."""
     if fmt == "jpeg":
         return JpegEncoder(quality=75).encode(image)
     if fmt == "png":
@@ -298,7 +298,7 @@ class Subscriber:
 
 @dataclass
 class ChannelHooks:
-    """What a channel asks its device: wait out restarts, describe the next frame, apply faults, log."""
+    """What a channel asks its device: wait out restarts, describe the next frame, the frame's fault (recorded), log."""
 
     wait_ready: Callable[[], Awaitable[None]]
     next_frame: Callable[[int], FrameSpec | None]  # tick index -> frame, None when the stream went away
@@ -369,7 +369,6 @@ class VideoChannel:
                 image = await asyncio.to_thread(render_frame, spec, developer)
                 if rule is not None:
                     kind = rule.action.type
-                    self.hooks.record("fault.applied", stream=self.name, action=kind, rule=rule.id)
                     if kind == "drop":
                         continue
                     if kind == "stall":

@@ -1,556 +1,424 @@
-"""Robopipe camera model: OAK devices, their sensors and streams, and the stream exclusivity rules.
+"""The depth camera's backend: the rig's cameras, their pipelines' restart schedule, viewer fates, quirks, PLC I/O.
 
-Pure Python: no asyncio, no I/O, no clock. Every rule of the device is written here once and raised as a
-domain error; the wire layer (api.py) maps those errors to the Robopipe replies.
+Pure Python: no asyncio, no I/O, no clock reads (``now`` is wall-clock seconds, passed in). The service acts
+on what this module decides (which sockets close with which code, when a restarted pipeline is up); the API
+renders the domain errors of ``errors``.
 """
 
 from __future__ import annotations
 
-import copy
-import re
+import enum
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
-SOCKETS = "ABCDEFGH"
-STREAM_NAME_PATTERN = "CAM_[A-H]|DEPTH_[A-H]_[A-H]"
-MXID_PATTERN = "[A-Z0-9]+"
+from emulators.depthcam.camera import Camera, NeuralNetwork
+from emulators.depthcam.controller import Controller
+from emulators.depthcam.errors import CameraNotFound, ConfigRejected, IllegalTransition, ServerCrash, StreamNotFound
+from emulators.depthcam.hardware import STILL_FORMATS, DeviceSpec
 
-COLOR_RESOLUTIONS: dict[str, tuple[int, int]] = {
-    "THE_1080_P": (1920, 1080),
-    "THE_1200_P": (1920, 1200),
-    "THE_12_MP": (4056, 3040),
-    "THE_1352X1012": (1352, 1012),
-    "THE_13_MP": (4208, 3120),
-    "THE_1440X1080": (1440, 1080),
-    "THE_2024X1520": (2024, 1520),
-    "THE_4000X3000": (4000, 3000),
-    "THE_48_MP": (8000, 6000),
-    "THE_4_K": (3840, 2160),
-    "THE_5312X6000": (5312, 6000),
-    "THE_5_MP": (2592, 1944),
-    "THE_720_P": (1280, 720),
-    "THE_800_P": (1280, 800),
-}
-MONO_RESOLUTIONS: dict[str, tuple[int, int]] = {
-    "THE_1200_P": (1920, 1200),
-    "THE_400_P": (640, 400),
-    "THE_480_P": (640, 480),
-    "THE_720_P": (1280, 720),
-    "THE_800_P": (1280, 800),
-}
-# Mono resolution names the colour sensor also understands (the real server passes them through).
-MONO_NAMES_FOR_COLOR = ("THE_720_P", "THE_800_P", "THE_1200_P")
-VIDEO_SIZE_CAP = (3840, 2160)  # DepthAI's 4K limit on the colour camera's video output
-
-COLOR_BOOT_CONFIG: dict[str, Any] = {
-    "resolution": "THE_1080_P",
-    "still_size": [1920, 1080],
-    "preview_size": [300, 300],
-    "video_size": [1920, 1080],
-    "sensor_crop": [0.0, 0.0],
-    "fps": 30.0,
-}
-MONO_BOOT_CONFIG: dict[str, Any] = {"resolution": "THE_400_P", "fps": 30.0}
-
-FOCUS_DEFAULTS: dict[str, Any] = {
-    "auto_focus_mode": "CONTINUOUS_VIDEO",
-    "auto_focus_trigger": False,
-    "lens_position": 0.0,
-}
-# What the real server reports before anything was set (DepthAI's uninitialised defaults).
-INITIAL_CONTROL: dict[str, Any] = {
-    "exposure_time": 1,
-    "sensitivity_iso": 850,
-    "auto_exposure_enable": True,
-    "auto_exposure_compensation": 0,
-    "auto_exposure_limit": 0,
-    "auto_exposure_lock": False,
-    "contrast": 0,
-    "brightness": 0,
-    "saturation": 0,
-    "chroma_denoise": 0,
-    "luma_denoise": 0,
-    "auto_whitebalance_lock": False,
-    "auto_whitebalance_mode": "AUTO",
-    "manual_whitebalance": 6500,
-    "focus": None,
-}
+PROFILES = ("default", "robopipe-server", "quirks", "realistic")
+QUIRK_PROFILES = ("robopipe-server", "quirks")
+BOOT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
+REALISTIC_RESTART_S = 2.0
 
 
-# ----- domain errors --------------------------------------------------------------------------------------
-class DepthCamError(Exception):
-    """A rule of the device refused a request."""
-
-
-class CameraNotFound(DepthCamError):
-    def __init__(self, mxid: str) -> None:
-        super().__init__(f"no camera with mxid {mxid!r}")
-        self.mxid = mxid
-
-
-class StreamNotFound(DepthCamError):
-    """The stream is not on the device, or (for config/control/still/nn) not active."""
-
-    def __init__(self, mxid: str, stream: str, reason: str) -> None:
-        super().__init__(f"{mxid}/{stream}: {reason}")
-        self.mxid = mxid
-        self.stream = stream
-        self.reason = reason
-
-
-class BootFailed(DepthCamError):
-    """The pipeline did not come back after every retry of a restart."""
-
-
-class ConfigRejected(DepthCamError):
-    """A config the sensor cannot run; ``kind`` says whether it is the wrong variant or a bad value."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str, *, kind: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-        self.message = message
-        self.kind = kind  # "variant" (quirk Q2/Q3) or "value" (quirk Q5)
-
-
-# ----- device descriptions --------------------------------------------------------------------------------
+# ----- quirks ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SensorSpec:
-    socket: str
-    model: str  # IMX378, OV9282, ...
-    kind: str  # "color" or "mono"
-    autofocus: bool
-    max_size: tuple[int, int]
-    max_fps: float
-    position_x: float  # metres along the rig's baseline axis, from the colour camera
+class Quirks:
+    """Where the real server answers 500 or closes sockets (dossier Q1-Q8); all on in the robopipe-server profile."""
 
-
-@dataclass(frozen=True)
-class PairSpec:
-    left: str
-    right: str
-    baseline_m: float
-
-    @property
-    def name(self) -> str:
-        return f"DEPTH_{self.left}_{self.right}"
-
-
-@dataclass(frozen=True)
-class DeviceSpec:
-    mxid: str
-    model: str
-    name: str
-    protocol: str
-    sensors: tuple[SensorSpec, ...]
-    pairs: tuple[PairSpec, ...]
-    ir: bool = False
-    platform: str = "X_LINK_MYRIAD_X"
-
-    def sensor(self, socket: str) -> SensorSpec | None:
-        return next((s for s in self.sensors if s.socket == socket), None)
-
-    def pair(self, name: str) -> PairSpec | None:
-        return next((p for p in self.pairs if p.name == name), None)
-
-    def stream_names(self) -> list[str]:
-        return list(self.stream_order)
-
-    @cached_property
-    def stream_order(self) -> tuple[str, ...]:
-        """The device's stream names, connected sockets first; computed once (the spec is frozen)."""
-        return tuple([f"CAM_{s.socket}" for s in self.sensors] + [p.name for p in self.pairs])
-
-    @cached_property
-    def stream_set(self) -> frozenset[str]:
-        return frozenset(self.stream_order)
-
-
-def _imx378(socket: str, x: float) -> SensorSpec:
-    return SensorSpec(socket, "IMX378", "color", True, (4056, 3040), 60.0, x)
-
-
-def _ov9282(socket: str, x: float) -> SensorSpec:
-    return SensorSpec(socket, "OV9282", "mono", False, (1280, 800), 120.0, x)
-
-
-def oak_d(mxid: str = "14442C10D13EABCE00", name: str = "1.1", *, ir: bool = False) -> DeviceSpec:
-    return DeviceSpec(
-        mxid=mxid,
-        model="OAK-D",
-        name=name,
-        protocol="X_LINK_USB_VSC",
-        sensors=(_imx378("A", 0.0), _ov9282("B", -0.0375), _ov9282("C", 0.0375)),
-        pairs=(PairSpec("B", "C", 0.075),),
-        ir=ir,
-    )
-
-
-def oak_d_lr(mxid: str = "18443010D116631200", name: str = "169.254.1.222", *, ir: bool = False) -> DeviceSpec:
-    # Sensor models of the LR are a choice (the dossier leaves them open); none has autofocus.
-    def ar0234(socket: str, x: float) -> SensorSpec:
-        return SensorSpec(socket, "AR0234", "color", False, (1920, 1200), 60.0, x)
-
-    return DeviceSpec(
-        mxid=mxid,
-        model="OAK-D-LR",
-        name=name,
-        protocol="X_LINK_TCP_IP",
-        sensors=(ar0234("A", 0.099), ar0234("B", 0.0), ar0234("C", 0.150)),
-        pairs=(PairSpec("B", "C", 0.150), PairSpec("B", "A", 0.099), PairSpec("A", "C", 0.051)),
-        ir=ir,
-    )
-
-
-def oak_1(mxid: str = "14442C1071659ACD00", name: str = "1.2", *, ir: bool = False) -> DeviceSpec:
-    return DeviceSpec(
-        mxid=mxid, model="OAK-1", name=name, protocol="X_LINK_USB_VSC", sensors=(_imx378("A", 0.0),), pairs=(), ir=ir
-    )
-
-
-DEVICE_MODELS = {"OAK-D": oak_d, "OAK-D-LR": oak_d_lr, "OAK-1": oak_1}
-
-
-def device_from_config(entry: dict[str, Any]) -> DeviceSpec:
-    """A device from a rig config entry ``{"model": "OAK-D-LR", "mxid": ..., "name": ..., "ir": false}``."""
-    model = entry.get("model")
-    if model not in DEVICE_MODELS:
-        raise ValueError(f"devices[].model must be one of {', '.join(DEVICE_MODELS)}, got {model!r}")
-    kwargs: dict[str, Any] = {}
-    if "mxid" in entry:
-        mxid = entry["mxid"]
-        if not isinstance(mxid, str) or not re.fullmatch(MXID_PATTERN, mxid):
-            raise ValueError(f"devices[].mxid must be upper-case letters and digits, got {mxid!r}")
-        kwargs["mxid"] = mxid
-    if "name" in entry:
-        kwargs["name"] = str(entry["name"])
-    if "ir" in entry:
-        kwargs["ir"] = bool(entry["ir"])
-    return DEVICE_MODELS[model](**kwargs)
-
-
-def stream_code(stream: str) -> int:
-    """The stream's code in the frame stamp: CAM_X -> 0..7, DEPTH_L_R -> 0x80 | L<<3 | R."""
-    if stream.startswith("CAM_"):
-        return SOCKETS.index(stream[4])
-    return 0x80 | SOCKETS.index(stream[6]) << 3 | SOCKETS.index(stream[8])
-
-
-def resolution_size(kind: str, resolution: str) -> tuple[int, int]:
-    table = COLOR_RESOLUTIONS if kind == "color" else MONO_RESOLUTIONS
-    if resolution in table:
-        return table[resolution]
-    return MONO_RESOLUTIONS[resolution]  # a mono name given to the colour sensor
-
-
-# ----- control merge-patch --------------------------------------------------------------------------------
-def initial_control(*, has_focus: bool) -> dict[str, Any]:
-    control = copy.deepcopy(INITIAL_CONTROL)
-    if has_focus:
-        control["focus"] = dict(FOCUS_DEFAULTS)
-    return control
-
-
-def merge_control(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Shallow merge-patch of the stored control with the fields a client set (``None`` values ignored).
-
-    A ``focus`` object replaces the stored one whole, with unset fields at their defaults (``{}`` resets).
-    Returns a new dict and leaves ``current`` alone; a shallow copy is enough because stored controls
-    are never changed in place (``focus`` is always replaced by a new dict, the other values are scalars).
-    """
-    merged = dict(current)
-    for key, value in update.items():
-        if value is None:
-            continue
-        if key == "focus":
-            merged["focus"] = {**FOCUS_DEFAULTS, **value}
-        else:
-            merged[key] = value
-    return merged
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal and of the same JSON type (``1``, ``1.0`` and ``True`` compare equal in Python but not on the wire)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_value(v, b[k]) for k, v in a.items())
-    return bool(a == b)
-
-
-# ----- runtime state --------------------------------------------------------------------------------------
-@dataclass
-class NeuralNetwork:
-    kind: str  # YOLO, MobileNet or Generic
-    config: dict[str, Any]
-    blob_size: int
-
-
-@dataclass
-class Camera:
-    """One booted OAK device: which streams are active, their configs and controls."""
-
-    spec: DeviceSpec
-    number: int  # position in the rig config; goes into the frame stamp
-    active_cams: set[str] = field(default_factory=set)
-    active_pair: str | None = None
-    configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per socket letter
-    controls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stream name
-    networks: dict[str, NeuralNetwork] = field(default_factory=dict)  # per stream name
-    ir: dict[str, float] | None = None
-    pipeline_generation: int = 0  # bumped by every restart
-    open: bool = True
+    inactive_stream_500: bool = False  # Q1
+    config_variant_500: bool = False  # Q2
+    depth_config_500: bool = False  # Q3
+    still_format_500: bool = False  # Q4
+    boot_error_500: bool = False  # Q5
+    camera_create_delete_500: bool = False  # Q6
+    restart_closes_websockets: bool = False  # Q8
 
     @classmethod
-    def boot(cls, spec: DeviceSpec, number: int) -> Camera:
-        camera = cls(spec=spec, number=number)
-        camera.reboot()
+    def of(cls, profile: str, flags: Mapping[str, bool]) -> Quirks:
+        every = profile in QUIRK_PROFILES
+        return cls(**{name: every or bool(flags.get(name, False)) for name in cls.__dataclass_fields__})
+
+
+# ----- pipeline status ------------------------------------------------------------------------------------
+class PipelineStatus(enum.Enum):
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    CLOSED = "closed"  # the camera was deleted (DELETE /cameras/{mxid}/); POST re-opens it
+
+
+TRANSITIONS: dict[PipelineStatus, frozenset[PipelineStatus]] = {
+    PipelineStatus.RUNNING: frozenset({PipelineStatus.RESTARTING, PipelineStatus.CLOSED}),
+    # A restart ends running, also when every boot retry failed: the device keeps the new state.
+    PipelineStatus.RESTARTING: frozenset({PipelineStatus.RUNNING}),
+    PipelineStatus.CLOSED: frozenset({PipelineStatus.RESTARTING}),
+}
+
+
+@dataclass
+class Pipeline:
+    """One camera's DepthAI pipeline: its status, the frame clock's origin and the pending restart's schedule."""
+
+    mxid: str
+    status: PipelineStatus = PipelineStatus.RUNNING
+    generation: int = 0  # bumped by every restart; frame numbers restart with each generation
+    restarts: int = 0
+    started_ms: int = 0  # wall-clock ms of the newest start: frame 0 of every stream
+    due: float | None = None  # when the restart's next boot attempt happens
+    retries: int = 0  # failed boot attempts of this restart
+
+    def move(self, status: PipelineStatus) -> None:
+        if status not in TRANSITIONS[self.status]:
+            raise IllegalTransition(f"{self.mxid}: pipeline cannot go from {self.status.value} to {status.value}")
+        self.status = status
+
+
+# ----- what a restart means for the viewers ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Keep:
+    """The socket stays; frames pause while the pipeline restarts."""
+
+
+@dataclass(frozen=True)
+class Close:
+    code: int
+    reason: str = ""
+
+
+ViewerFate = Keep | Close
+KEEP = Keep()
+
+
+@dataclass(frozen=True)
+class ViewerFates:
+    """Per stream name, what becomes of its video viewers and of its NN viewers."""
+
+    video: dict[str, ViewerFate] = field(default_factory=dict)
+    nn: dict[str, ViewerFate] = field(default_factory=dict)
+
+
+# ----- schedule changes -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BootRetried:
+    """A boot attempt failed; the next one follows the backoff."""
+
+    mxid: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PipelineStarted:
+    mxid: str
+    streams: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineFailed:
+    """Every retry failed: the request that restarted the pipeline answers 500."""
+
+    mxid: str
+    attempts: int
+
+
+PipelineChange = BootRetried | PipelineStarted | PipelineFailed
+
+
+class DepthcamBackend:
+    """Every rule of the emulated Robopipe controller, over the cameras of the rig and its PLC I/O."""
+
+    def __init__(
+        self,
+        specs: Iterable[DeviceSpec],
+        *,
+        profile: str = "default",
+        quirks: Quirks | None = None,
+        restart_delay_s: float = 0.2,
+        boot_failures: int = 0,
+        time_scale: float = 1.0,
+        seed: int = 0,
+        now: float = 0.0,
+    ) -> None:
+        self.specs = tuple(specs)
+        self.profile = profile
+        self.quirks = quirks or Quirks.of(profile, {})
+        # The realistic profile's restarts take the real server's seconds at least.
+        self.restart_delay_s = max(restart_delay_s, REALISTIC_RESTART_S) if profile == "realistic" else restart_delay_s
+        self.boot_failures = boot_failures
+        self.time_scale = time_scale
+        self.controller = Controller()
+        self.cameras: dict[str, Camera] = {}
+        self.pipelines: dict[str, Pipeline] = {}
+        self.boot_failures_left = boot_failures
+        self.seed = seed
+        self.reset(seed, now)
+
+    def reset(self, seed: int, now: float) -> None:
+        """Boot state: every camera booted and running since ``now``, controller circuits at rest."""
+        self.seed = seed
+        self.controller.reset()
+        self.boot_failures_left = self.boot_failures
+        self.cameras = {spec.mxid: Camera.boot(spec, number) for number, spec in enumerate(self.specs)}
+        self.pipelines = {mxid: Pipeline(mxid, started_ms=int(now * 1000)) for mxid in self.cameras}
+
+    def scaled(self, seconds: float) -> float:
+        return max(0.0, seconds * self.time_scale)
+
+    # ----- lookups --------------------------------------------------------------------------------------
+    def is_open(self, mxid: str) -> bool:
+        pipeline = self.pipelines.get(mxid)
+        return pipeline is not None and pipeline.status is not PipelineStatus.CLOSED
+
+    def camera(self, mxid: str) -> Camera:
+        """An open camera; a configured camera that was deleted is not found, as on the server."""
+        if not self.is_open(mxid):
+            raise CameraNotFound(mxid)
+        return self.cameras[mxid]
+
+    def configured(self, mxid: str) -> Camera:
+        """A camera of the rig, open or deleted (POST /cameras/{mxid}/ and the reboot control reach both)."""
+        camera = self.cameras.get(mxid)
+        if camera is None:
+            raise CameraNotFound(mxid)
         return camera
 
-    def reboot(self) -> None:
-        """Boot state: every sensor stream active with its boot config and control; depth off."""
-        self.active_cams = {s.socket for s in self.spec.sensors}
-        self.active_pair = None
-        self.configs = {s.socket: self._boot_config(s) for s in self.spec.sensors}
-        self.controls = {f"CAM_{s.socket}": initial_control(has_focus=s.autofocus) for s in self.spec.sensors}
-        self.networks = {}
-        self.ir = {"flood_light": 0.0, "dot_projector": 0.0} if self.spec.ir else None
-        self.open = True
-        self.pipeline_generation += 1
+    def open_cameras(self) -> list[Camera]:
+        return [camera for mxid, camera in self.cameras.items() if self.is_open(mxid)]
+
+    def streaming(self, mxid: str, stream: str) -> bool:
+        """Whether a stream produces frames now: its camera is open and the stream active."""
+        camera = self.cameras.get(mxid)
+        return camera is not None and self.is_open(mxid) and camera.knows(stream) and camera.is_active(stream)
+
+    def require_active(self, mxid: str, stream: str) -> Camera:
+        camera = self.camera(mxid)
+        self._missing_as_server(camera.require_active, stream)
+        return camera
+
+    def _missing_as_server(self, operation: Any, *args: Any) -> Any:
+        try:
+            return operation(*args)
+        except StreamNotFound as exc:
+            if self.quirks.inactive_stream_500:
+                raise ServerCrash(f"Q1: {exc.message}") from exc
+            raise
+
+    # ----- stream activation ----------------------------------------------------------------------------
+    def activate(self, mxid: str, stream: str, now: float) -> ViewerFates | None:
+        """Activate a stream; when the pipeline changes, its restart begins and the viewers' fates come back."""
+        camera = self.camera(mxid)
+        sizes = self.frame_sizes(camera)
+        if not self._missing_as_server(camera.activate, stream):
+            return None
+        return self._begin_restart(camera, sizes, now)
+
+    def deactivate(self, mxid: str, stream: str, now: float) -> ViewerFates | None:
+        camera = self.camera(mxid)
+        sizes = self.frame_sizes(camera)
+        if not self._missing_as_server(camera.deactivate, stream):
+            return None
+        return self._begin_restart(camera, sizes, now)
+
+    # ----- config ---------------------------------------------------------------------------------------
+    def set_config(
+        self, mxid: str, stream: str, variant: str, body: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any], ViewerFates]:
+        """Apply a config and begin the restart it needs; returns the config read back and the viewers' fates."""
+        camera = self.require_active(mxid, stream)
+        if stream.startswith("DEPTH_") and self.quirks.depth_config_500:
+            raise ServerCrash(f"Q3: the server has no config for {stream}'s StereoDepth node")
+        sizes = self.frame_sizes(camera)
+        try:
+            config = camera.set_config(stream, variant, body)
+        except ConfigRejected as exc:
+            if self.quirks.boot_error_500 if exc.kind == "value" else self.quirks.config_variant_500:
+                raise ServerCrash(f"{'Q5' if exc.kind == 'value' else 'Q2'}: {exc.message}") from exc
+            raise
+        return config, self._begin_restart(camera, sizes, now)
+
+    # ----- neural networks ------------------------------------------------------------------------------
+    def deploy_network(self, mxid: str, stream: str, network: NeuralNetwork, now: float) -> ViewerFates:
+        camera = self.require_active(mxid, stream)
+        sizes = self.frame_sizes(camera)
+        camera.deploy_network(stream, network)
+        return self._begin_restart(camera, sizes, now)
+
+    def delete_network(self, mxid: str, stream: str) -> ViewerFates:
+        """Remove the stream's network (no restart); its NN viewers close with 1011."""
+        camera = self.camera(mxid)
+        self._missing_as_server(camera.delete_network, stream)
+        return ViewerFates(nn={stream: Close(1011)})
+
+    # ----- cameras --------------------------------------------------------------------------------------
+    def create_camera(self, mxid: str, now: float) -> ViewerFates:
+        """POST /cameras/{mxid}/: (re)boot a configured camera, also a deleted one, and restart its pipeline."""
+        return self.reboot_camera(mxid, now)
+
+    def reboot_camera(self, mxid: str, now: float) -> ViewerFates:
+        """Boot state (every CAM on, depth off), as a power cycle would; the pipeline restarts."""
+        camera = self.configured(mxid)
+        sizes = self.frame_sizes(camera) if self.is_open(mxid) else {}
+        camera.reboot()
+        return self._begin_restart(camera, sizes, now)
+
+    def close_camera(self, mxid: str) -> ViewerFates:
+        """DELETE /cameras/{mxid}/: the camera is closed until created again; every viewer is told why."""
+        camera = self.camera(mxid)
+        self.pipelines[mxid].move(PipelineStatus.CLOSED)
+        return self._viewer_fates(camera, {})
+
+    def answer_camera_change(self) -> None:
+        """Q6: the real server creates/deletes the camera, then fails to validate its own reply."""
+        if self.quirks.camera_create_delete_500:
+            raise ServerCrash("Q6: the camera was changed; the reply fails the server's response model")
+
+    def camera_stats(self, mxid: str, now: float) -> dict[str, Any]:
+        """Chip temperatures drift slowly (a 10-minute cycle); memory use follows the number of active streams."""
+        camera = self.camera(mxid)
+        phase = math.sin(now / 600.0 * 2 * math.pi + camera.number)
+        base = 42.0 + 3.0 * phase
+        temps = {"css": base + 0.8, "mss": base + 0.3, "upa": base - 0.4, "dss": base + 1.1}
+        temps["average"] = sum(temps.values()) / 4
+        active = len(camera.active_streams())
+
+        def memory(total: int, per_stream: int, base_used: int) -> dict[str, int]:
+            used = min(total, base_used + per_stream * active)
+            return {"total": total, "used": used, "remaining": total - used}
+
+        return {
+            "chip_temperature": {k: round(v, 2) for k, v in temps.items()},
+            "cmx_memory_usage": memory(2_621_440, 180_000, 310_000),
+            "ddr_memory_usage": memory(358_612_992, 24_000_000, 41_000_000),
+        }
+
+    # ----- stills ---------------------------------------------------------------------------------------
+    def still_format_passes_validation(self, fmt: str) -> bool:
+        """Q4: the real server does not validate ``format``; Pillow fails on an unknown one later."""
+        return fmt.lower() in STILL_FORMATS or self.quirks.still_format_500
+
+    def still_format(self, fmt: str) -> str:
+        name = fmt.lower()
+        if name not in STILL_FORMATS:
+            raise ServerCrash(f"Q4: Pillow has no image format {fmt!r}")
+        return name
+
+    # ----- viewers --------------------------------------------------------------------------------------
+    def admit_video(self, mxid: str, stream: str) -> Close | None:
+        """None when a video viewer may watch the stream; otherwise how its accepted socket closes."""
+        if not self.is_open(mxid):
+            return Close(1011, "camera not found")
+        if not self.streaming(mxid, stream):
+            return Close(1011, "stream not found or not active")
+        return None
+
+    def admit_nn(self, mxid: str, stream: str) -> Close | None:
+        if not self.is_open(mxid):
+            return Close(1011, "camera not found")
+        if not self.streaming(mxid, stream) or stream not in self.cameras[mxid].networks:
+            return Close(1011, "no neural network deployed on this stream")
+        return None
+
+    def nn_result_due(self, mxid: str, stream: str) -> Close | None:
+        """None while the stream's network produces results; the close when the stream or network went away."""
+        network = self.cameras[mxid].networks.get(stream)
+        if not self.streaming(mxid, stream) or network is None:
+            return Close(1000 if network is not None else 1011)
+        return None
+
+    def _viewer_fates(self, camera: Camera, sizes_before: dict[str, tuple[int, int]]) -> ViewerFates:
+        """What a pipeline restart (or a camera close) means for each stream's video and NN viewers."""
+        fates = ViewerFates()
+        for stream in camera.spec.stream_order:
+            active = self.streaming(camera.mxid, stream)
+            if self.quirks.restart_closes_websockets:
+                fates.video[stream] = Close(1012, "pipeline restart")  # Q8
+            elif not active:
+                fates.video[stream] = Close(1000, "stream deactivated")
+            elif camera.frame_size(stream) != sizes_before.get(stream):
+                fates.video[stream] = Close(1012, "frame size changed")  # the init segment no longer fits
+            else:
+                fates.video[stream] = KEEP
+            if not active:
+                fates.nn[stream] = Close(1000)
+            else:
+                fates.nn[stream] = Close(1012) if self.quirks.restart_closes_websockets else KEEP
+        return fates
 
     @staticmethod
-    def _boot_config(sensor: SensorSpec) -> dict[str, Any]:
-        return copy.deepcopy(COLOR_BOOT_CONFIG if sensor.kind == "color" else MONO_BOOT_CONFIG)
+    def frame_sizes(camera: Camera) -> dict[str, tuple[int, int]]:
+        return {name: camera.frame_size(name) for name in camera.active_streams()}
 
-    # ----- lookups ------------------------------------------------------------------------------------------
-    @property
-    def mxid(self) -> str:
-        return self.spec.mxid
+    # ----- pipeline restarts: a sans-I/O schedule ---------------------------------------------------------
+    def _begin_restart(self, camera: Camera, sizes_before: dict[str, tuple[int, int]], now: float) -> ViewerFates:
+        pipeline = self.pipelines[camera.mxid]
+        pipeline.move(PipelineStatus.RESTARTING)
+        pipeline.generation += 1
+        pipeline.restarts += 1
+        pipeline.retries = 0
+        pipeline.due = now + self.scaled(self.restart_delay_s)
+        return self._viewer_fates(camera, sizes_before)
 
-    def knows(self, stream: str) -> bool:
-        return stream in self.spec.stream_set
+    def next_wakeup(self) -> float | None:
+        """When ``advance`` next has something to do; None when no pipeline is restarting."""
+        dues = [p.due for p in self.pipelines.values() if p.due is not None]
+        return min(dues) if dues else None
 
-    def is_active(self, stream: str) -> bool:
-        if stream.startswith("CAM_"):
-            return stream[4] in self.active_cams
-        return stream == self.active_pair
+    def advance(self, now: float) -> list[PipelineChange]:
+        """Run every boot attempt due by ``now``: a failure schedules the next retry (1/2/4/8/16 s, scaled)."""
+        changes: list[PipelineChange] = []
+        for mxid, pipeline in self.pipelines.items():
+            while pipeline.due is not None and pipeline.due <= now:
+                changes.append(self._boot_attempt(mxid, pipeline, now))
+        return changes
 
-    def require_known(self, stream: str) -> None:
-        if not self.knows(stream):
-            raise StreamNotFound(self.mxid, stream, f"{self.spec.model} has no stream {stream}")
+    def _boot_attempt(self, mxid: str, pipeline: Pipeline, now: float) -> PipelineChange:
+        assert pipeline.due is not None
+        if self.boot_failures_left > 0:
+            self.boot_failures_left -= 1
+            if pipeline.retries < len(BOOT_BACKOFF_S):
+                pipeline.due += self.scaled(BOOT_BACKOFF_S[pipeline.retries])
+                pipeline.retries += 1
+                return BootRetried(mxid, pipeline.retries)
+            self._started(pipeline, now)
+            return PipelineFailed(mxid, pipeline.retries + 1)
+        self._started(pipeline, now)
+        return PipelineStarted(mxid, tuple(self.cameras[mxid].active_streams()))
 
-    def require_active(self, stream: str) -> None:
-        self.require_known(stream)
-        if not self.is_active(stream):
-            raise StreamNotFound(self.mxid, stream, f"stream {stream} is not active")
+    def _started(self, pipeline: Pipeline, now: float) -> None:
+        pipeline.move(PipelineStatus.RUNNING)
+        pipeline.due = None
+        pipeline.started_ms = int(now * 1000)
 
-    def stream_list(self) -> list[tuple[str, bool]]:
-        """Connected sockets first, then one entry per stereo pair, as the real server lists them."""
-        return [(name, self.is_active(name)) for name in self.spec.stream_order]
+    def abandon_restarts(self, now: float) -> list[str]:
+        """The emulator stops mid-restart: every restarting pipeline counts as started now (no boot attempt)."""
+        abandoned = []
+        for mxid, pipeline in self.pipelines.items():
+            if pipeline.status is PipelineStatus.RESTARTING:
+                self._started(pipeline, now)
+                abandoned.append(mxid)
+        return abandoned
 
-    def active_streams(self) -> list[str]:
-        return [name for name, active in self.stream_list() if active]
+    # ----- the frame clock ------------------------------------------------------------------------------
+    def frame_index_at(self, mxid: str, stream: str, now_ms: int) -> int:
+        """The sensor's newest frame number at ``now_ms``: frames count from the pipeline's start."""
+        fps = self.cameras[mxid].fps(stream)
+        return max(0, math.floor((now_ms - self.pipelines[mxid].started_ms) * fps / 1000.0))
 
-    def sensor_of(self, stream: str) -> SensorSpec:
-        """The sensor that produces a stream's frames (a pair's frames are aligned to its right sensor)."""
-        socket = stream[4] if stream.startswith("CAM_") else stream[8]
-        sensor = self.spec.sensor(socket)
-        assert sensor is not None
-        return sensor
+    def capture_ms(self, mxid: str, stream: str, index: int) -> int:
+        return self.pipelines[mxid].started_ms + round(index * 1000.0 / self.cameras[mxid].fps(stream))
 
-    # ----- activation state machine -------------------------------------------------------------------------
-    def activate(self, stream: str) -> bool:
-        """Activate a stream; returns True when the pipeline changes (and so restarts)."""
-        self.require_known(stream)
-        if self.is_active(stream):
-            return False
-        if stream.startswith("CAM_"):
-            socket = stream[4]
-            pair = self.spec.pair(self.active_pair) if self.active_pair else None
-            if pair is not None and socket in (pair.left, pair.right):
-                # Re-activating one sensor of the active pair removes the pair; its partner stays off.
-                self._drop_pair()
-            sensor = self.spec.sensor(socket)
-            assert sensor is not None
-            self.active_cams.add(socket)
-            self.configs[socket] = self._boot_config(sensor)
-            self.controls[stream] = initial_control(has_focus=sensor.autofocus)
-        else:
-            pair = self.spec.pair(stream)
-            assert pair is not None
-            if self.active_pair is not None:
-                self._drop_pair()  # one pair at a time; the old pair's sensors stay off
-            for socket in (pair.left, pair.right):
-                self.active_cams.discard(socket)
-                self.controls.pop(f"CAM_{socket}", None)
-                self.networks.pop(f"CAM_{socket}", None)
-                # Stereo runs two 400P monos whatever the sensors were configured to.
-                self.configs[socket] = copy.deepcopy(MONO_BOOT_CONFIG)
-            self.active_pair = stream
-            self.controls[stream] = initial_control(has_focus=False)
-        return True
-
-    def deactivate(self, stream: str) -> bool:
-        """Deactivate a stream; a pair's sensors are not re-activated. True when the pipeline changes."""
-        self.require_known(stream)
-        if not self.is_active(stream):
-            return False
-        if stream.startswith("CAM_"):
-            self.active_cams.discard(stream[4])
-            self.controls.pop(stream, None)
-            self.networks.pop(stream, None)
-        else:
-            self._drop_pair()
-        return True
-
-    def _drop_pair(self) -> None:
-        if self.active_pair is not None:
-            self.controls.pop(self.active_pair, None)
-            self.networks.pop(self.active_pair, None)
-            self.active_pair = None
-
-    # ----- config -------------------------------------------------------------------------------------------
-    def config(self, stream: str) -> dict[str, Any]:
-        self.require_active(stream)
-        return copy.deepcopy(self.configs[self.sensor_of_config(stream)])
-
-    def sensor_of_config(self, stream: str) -> str:
-        """The socket whose config a stream reports: a pair reports its left mono's."""
-        return stream[4] if stream.startswith("CAM_") else stream[6]
-
-    def set_config(self, stream: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Apply one complete config variant (``color``, ``mono`` or ``generic``); returns the config read back."""
-        self.require_active(stream)
-        if stream.startswith("DEPTH_"):
-            if variant != "mono":
-                raise ConfigRejected(
-                    ("body",), f"{stream} takes MonoCameraConfigProperties (applied to both monos)", kind="variant"
-                )
-            pair = self.spec.pair(stream)
-            assert pair is not None
-            targets = [self.spec.sensor(pair.left), self.spec.sensor(pair.right)]
-        else:
-            targets = [self.spec.sensor(stream[4])]
-        for sensor in targets:
-            assert sensor is not None
-            _check_variant(stream, sensor, variant, body)
-            _check_values(sensor, body)
-        for sensor in targets:
-            assert sensor is not None
-            self.configs[sensor.socket] = copy.deepcopy(body)
-        return self.config(stream)
-
-    def frame_size(self, stream: str, purpose: str = "video") -> tuple[int, int]:
-        """Width and height of a stream's frames: ``video_size``/``still_size`` for colour, resolution otherwise."""
-        config = self.configs[self.sensor_of_config(stream)]
-        sensor = self.sensor_of(stream)
-        if stream.startswith("CAM_") and "video_size" in config:
-            key = "still_size" if purpose == "still" else "video_size"
-            return int(config[key][0]), int(config[key][1])
-        if isinstance(config["resolution"], str):
-            return resolution_size(sensor.kind, config["resolution"])
-        return int(config["resolution"][0]), int(config["resolution"][1])
-
-    def fps(self, stream: str) -> float:
-        config = self.configs[self.sensor_of_config(stream)]
-        return float(min(float(config["fps"]), self.sensor_of(stream).max_fps))
-
-    # ----- control ------------------------------------------------------------------------------------------
-    def control(self, stream: str) -> dict[str, Any]:
-        """A copy of the stream's control that the caller may change."""
-        return copy.deepcopy(self.control_snapshot(stream))
-
-    def control_snapshot(self, stream: str) -> dict[str, Any]:
-        """The stored control itself, without a copy: read it, never change it.
-
-        Controls are replaced whole on every change and never edited in place, so the same object means
-        the same values; the wire layer keys its serialized body on it.
-        """
-        self.require_active(stream)
-        return self.controls[stream]
-
-    def set_control(self, stream: str, update: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch the stream's control; returns a copy of the result that the caller may change."""
-        return copy.deepcopy(self.apply_control(stream, update))
-
-    def apply_control(self, stream: str, update: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch the stream's control; returns the stored snapshot (read it, never change it).
-
-        An update that changes nothing keeps the stored object, so a cached body of it stays valid.
-        """
-        self.require_active(stream)
-        current = self.controls[stream]
-        merged = merge_control(current, update)
-        # Only the fields named in the update can differ (None values are not applied, so never differ).
-        for key, value in update.items():
-            if value is not None and not same_value(merged[key], current.get(key)):
-                self.controls[stream] = merged
-                break
-        return self.controls[stream]
-
-    # ----- neural networks ----------------------------------------------------------------------------------
-    def deploy_network(self, stream: str, network: NeuralNetwork) -> None:
-        self.require_active(stream)
-        self.networks[stream] = network
-
-    def delete_network(self, stream: str) -> bool:
-        self.require_known(stream)
-        return self.networks.pop(stream, None) is not None
-
-    # ----- IR -----------------------------------------------------------------------------------------------
-    def set_ir(self, values: dict[str, float]) -> dict[str, float] | None:
-        if self.ir is None:
-            return None
-        self.ir = {"flood_light": float(values["flood_light"]), "dot_projector": float(values["dot_projector"])}
-        return dict(self.ir)
-
-
-def _check_variant(stream: str, sensor: SensorSpec, variant: str, body: dict[str, Any]) -> None:
-    if variant == "color" and sensor.kind == "color":
-        return
-    if variant == "mono" and sensor.kind == "mono":
-        return
-    if variant == "mono" and sensor.kind == "color" and body["resolution"] in MONO_NAMES_FOR_COLOR:
-        return
-    names = {"color": "ColorCameraConfigProperties", "mono": "MonoCameraConfigProperties"}
-    sent = names.get(variant, "CameraConfigProperties")
-    if sensor.kind == "color":
-        allowed = f"ColorCameraConfigProperties, or MonoCameraConfigProperties with {', '.join(MONO_NAMES_FOR_COLOR)}"
-    else:
-        allowed = "MonoCameraConfigProperties"
-    raise ConfigRejected(
-        ("body",),
-        f"{sent} cannot be applied to {stream} ({sensor.model} {sensor.kind} sensor); it takes {allowed}",
-        kind="variant",
-    )
-
-
-def _check_values(sensor: SensorSpec, body: dict[str, Any]) -> None:
-    fps = float(body["fps"])
-    if not fps > 0:
-        raise ConfigRejected(("body", "fps"), f"fps must be greater than 0, got {body['fps']}", kind="value")
-    if "still_size" not in body:
-        return
-    width, height = resolution_size(sensor.kind, body["resolution"])
-    for key in ("still_size", "preview_size", "video_size"):
-        w, h = body[key]
-        if w <= 0 or h <= 0:
-            raise ConfigRejected(("body", key), f"{key} must be positive, got [{w}, {h}]", kind="value")
-        if w > width or h > height:
-            raise ConfigRejected(
-                ("body", key),
-                f"{key} [{w}, {h}] is bigger than the sensor resolution {body['resolution']} ({width}x{height})",
-                kind="value",
-            )
-    w, h = body["video_size"]
-    if w > VIDEO_SIZE_CAP[0] or h > VIDEO_SIZE_CAP[1]:
-        raise ConfigRejected(
-            ("body", "video_size"),
-            f"video_size [{w}, {h}] is above the {VIDEO_SIZE_CAP[0]}x{VIDEO_SIZE_CAP[1]} video limit",
-            kind="value",
-        )
-    for value in body["sensor_crop"]:
-        if not 0.0 <= value <= 1.0:
-            raise ConfigRejected(
-                ("body", "sensor_crop"), f"sensor_crop values must be between 0.0 and 1.0, got {value}", kind="value"
-            )
+    # ----- control plane --------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return {
+            mxid: {
+                "model": camera.spec.model,
+                "open": self.is_open(mxid),
+                "streams": dict(camera.stream_list()),
+                "restarts": self.pipelines[mxid].restarts,
+                "restarting": self.pipelines[mxid].status is PipelineStatus.RESTARTING,
+                "networks": {name: nn.kind for name, nn in camera.networks.items()},
+            }
+            for mxid, camera in self.cameras.items()
+        }

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from emulators.depthcam.model import COLOR_RESOLUTIONS, MONO_RESOLUTIONS
+from emulators.depthcam.hardware import COLOR_RESOLUTIONS, MONO_RESOLUTIONS
 
 Pair = tuple[int, int]
 

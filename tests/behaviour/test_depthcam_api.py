@@ -313,7 +313,7 @@ async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_th
     ):
         started = time.monotonic()
         activation = asyncio.create_task(call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/"))
-        ready = emu.runtimes[MXID].ready
+        ready = emu.service.runtimes[MXID].ready
         async with asyncio.timeout(5):
             while ready.is_set():  # noqa: ASYNC110 - the emulator exposes no "restart began" event
                 await asyncio.sleep(0.005)

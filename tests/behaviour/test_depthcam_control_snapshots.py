@@ -10,8 +10,9 @@ import aiohttp
 import pytest
 
 from emulators.depthcam import schemas
+from emulators.depthcam.camera import Camera
 from emulators.depthcam.device import DepthCamEmulator
-from emulators.depthcam.model import Camera, oak_d
+from emulators.depthcam.hardware import oak_d
 
 MXID = "14442C10D13EABCE00"
 CONTROL = f"/cameras/{MXID}/streams/CAM_A/control"

@@ -91,7 +91,7 @@ async def test_a_late_joiner_shares_the_encoder_the_init_segment_and_the_timelin
         init_first, *_ = await receive(first, 4)
         async with http.ws_connect(emulator.url() + VIDEO.format("CAM_C")) as late:
             init_late, fragment = await receive(late, 2)
-            runtime = emulator.runtimes[MXID]
+            runtime = emulator.service.runtimes[MXID]
             assert len(runtime.channels) == 1
             assert len(runtime.channels["CAM_C"].subscribers) == 2
     assert init_late == init_first
@@ -101,7 +101,7 @@ async def test_a_late_joiner_shares_the_encoder_the_init_segment_and_the_timelin
 async def test_the_last_viewer_leaving_stops_the_encoder(emulator: DepthCamEmulator) -> None:
     async with aiohttp.ClientSession() as http, http.ws_connect(emulator.url() + VIDEO.format("CAM_B")) as ws:
         await receive(ws, 2)
-    runtime = emulator.runtimes[MXID]
+    runtime = emulator.service.runtimes[MXID]
     async with asyncio.timeout(5):
         while runtime.channels:  # noqa: ASYNC110 - the server notices the close a moment after the client
             await asyncio.sleep(0.02)
@@ -192,5 +192,5 @@ async def test_a_reset_closes_viewers_and_leaves_no_task_behind(emulator: DepthC
         while (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
             pass
         assert ws.close_code == 1001
-    assert emulator.runtimes[MXID].channels == {}
+    assert emulator.service.runtimes[MXID].channels == {}
     assert emulator.tasks.live == 0

@@ -11,7 +11,8 @@ import pytest
 from clients.depthcam import avcc_from_init, decode_image, mdat_payload
 from clients.stamp import read_stamp
 from emulators.depthcam import media
-from emulators.depthcam.model import Camera, oak_d
+from emulators.depthcam.camera import Camera
+from emulators.depthcam.hardware import STILL_FORMATS, oak_d
 from emulators.kit.pacer import LatenessStats
 
 T0_MS = 1_700_000_000_000
@@ -22,7 +23,7 @@ def frame(stream: str = "CAM_B", index: int = 7) -> np.ndarray:
     return media.render_frame(media.frame_spec(camera, stream, frame_index=index, capture_ms=T0_MS))
 
 
-@pytest.mark.parametrize("fmt", media.STILL_FORMATS)
+@pytest.mark.parametrize("fmt", STILL_FORMATS)
 def test_every_still_format_decodes_and_keeps_the_stamp(fmt: str) -> None:
     image = frame()
     decoded = decode_image(media.encode_still(image, fmt))

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.depthcam.controller import CircuitNotFound, CircuitValueRejected, Controller
-from emulators.depthcam.model import (
-    COLOR_BOOT_CONFIG,
-    INITIAL_CONTROL,
-    MONO_BOOT_CONFIG,
-    Camera,
-    ConfigRejected,
-    StreamNotFound,
-    device_from_config,
-    oak_1,
-    oak_d,
-    oak_d_lr,
-    stream_code,
-)
+from emulators.depthcam.camera import COLOR_BOOT_CONFIG, INITIAL_CONTROL, MONO_BOOT_CONFIG, Camera
+from emulators.depthcam.controller import Controller
+from emulators.depthcam.errors import CircuitNotFound, CircuitValueRejected, ConfigRejected, StreamNotFound
+from emulators.depthcam.hardware import device_from_config, oak_1, oak_d, oak_d_lr, stream_code
 
 COLOR_720P = {
     "resolution": "THE_720_P",

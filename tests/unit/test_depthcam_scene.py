@@ -7,7 +7,8 @@ import pytest
 
 from clients.stamp import read_stamp
 from emulators.depthcam import media, scene
-from emulators.depthcam.model import Camera, initial_control, oak_d
+from emulators.depthcam.camera import Camera, initial_control
+from emulators.depthcam.hardware import oak_d
 from emulators.depthcam.photometry import Sensor, develop
 
 T0_MS = 1_700_000_000_000  # a capture time where the moving box is at 2.10 - 0.90 = 1.20 m
