@@ -10,8 +10,9 @@ from aiohttp import web
 
 from emulators.depthcam.api import RobopipeApi
 from emulators.depthcam.hardware import DeviceSpec, device_from_config, oak_d
-from emulators.depthcam.model import PROFILES, DepthcamBackend, Quirks
+from emulators.depthcam.model import DepthcamBackend
 from emulators.depthcam.service import DepthcamService
+from emulators.depthcam.settings import DepthcamSettings
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 
@@ -51,54 +52,17 @@ class DepthCamEmulator(Emulator):
     device = "depthcam"
     title = "Robopipe stereo depth camera (Luxonis OAK behind the Robopipe API)"
     default_port = 9081
-    settings_defaults = {
-        "port": 9081,
-        # default: the contract's replies; robopipe-server (alias quirks): the real server's 500s (Q1-Q8);
-        # realistic: multi-second pipeline restarts.
-        "profile": "default",
-        # Pipeline restart on activate/deactivate/config/NN deploy, multiplied by the time scale.
-        "restart_delay_s": 0.2,
-        # The next N boot attempts fail; retries follow 1/2/4/8/16 s (time-scaled), then 500.
-        "boot_failures": 0,
-        # "object" ({"CAM_A": {"active": true}}, the seed-era server) or "list" (newer servers, Studio).
-        "stream_list_form": "object",
-        # Add DeviceInfo.camera_name ("OAK-D") as newer servers do.
-        "camera_name": False,
-        # Devices: None = one OAK-D; a fixture name under fixtures/depthcam, a YAML path, or a list of entries.
-        "rig": None,
-        # Allowed CORS origins, comma-separated, like the server's CORS_ORIGINS.
-        "cors_origins": "*",
-        # Individual quirks (all on in the robopipe-server profile).
-        "quirk_inactive_stream_500": False,
-        "quirk_config_variant_500": False,
-        "quirk_depth_config_500": False,
-        "quirk_still_format_500": False,
-        "quirk_boot_error_500": False,
-        "quirk_camera_create_delete_500": False,
-        "quirk_restart_closes_websockets": False,
-    }
+    settings_class = DepthcamSettings
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        profile = self.settings["profile"]
-        if profile not in PROFILES:
-            raise FieldError("depthcam.profile", f"must be one of {', '.join(PROFILES)}, got {profile!r}")
-        if self.settings["stream_list_form"] not in ("object", "list"):
-            raise FieldError(
-                "depthcam.stream_list_form", f"must be object or list, got {self.settings['stream_list_form']!r}"
-            )
-        if float(self.settings["restart_delay_s"]) < 0:
-            raise FieldError("depthcam.restart_delay_s", "must be 0 or more seconds")
-        failures = self.settings["boot_failures"]
-        if not isinstance(failures, int) or failures < 0:
-            raise FieldError("depthcam.boot_failures", f"must be an integer >= 0, got {failures!r}")
-        flags = {name: self.settings[f"quirk_{name}"] for name in Quirks.__dataclass_fields__}
+        config: DepthcamSettings = self.settings
         self.backend = DepthcamBackend(
-            load_rig(self.settings["rig"]),
-            profile=profile,
-            quirks=Quirks.of(profile, flags),
-            restart_delay_s=float(self.settings["restart_delay_s"]),
-            boot_failures=failures,
+            load_rig(config.rig),
+            profile=config.profile,
+            quirks=config.quirks(),
+            restart_delay_s=config.restart_delay_s,
+            boot_failures=config.boot_failures,
             time_scale=self.clock.time_scale,
             seed=self.seed,
             now=self.clock.now(),
@@ -107,27 +71,22 @@ class DepthCamEmulator(Emulator):
             self.backend,
             clock=self.clock,
             events=self.events,
-            tasks=self.tasks,
-            stream_fault=self.stream_fault,
-            corrupt=self.faults.corrupt,
+            tasks=self.tasks.child("cameras"),
+            stream_verdict=self.stream_verdict,
             pacing_stats=self.pacing_stats,
         )
         self.api = RobopipeApi(
             self.backend,
             self.service,
-            camera_name=bool(self.settings["camera_name"]),
-            stream_list_form=self.settings["stream_list_form"],
-            cors_origins=str(self.settings["cors_origins"]),
+            camera_name=config.camera_name,
+            stream_list_form=config.stream_list_form,
+            cors_origins=config.cors_origins,
         )
         self.scenario_controls["depth_at"] = self.api.depth_at
         self.scenario_controls["reboot_camera"] = self.api.reboot_camera
 
     def add_routes(self, app: web.Application) -> None:
-        # The base class adds routes while constructing, before the API exists: route to it when a request comes.
-        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
-
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        return await self.api.dispatch(request)
+        self.api.install(app)
 
     async def on_stop(self) -> None:
         await self.service.aclose()
@@ -138,6 +97,9 @@ class DepthCamEmulator(Emulator):
 
     def state(self) -> dict[str, Any]:
         return {"profile": self.backend.profile, "cameras": self.service.state()}
+
+    def live_streams(self) -> list[str]:
+        return self.service.live_streams()
 
     def extra_endpoints(self) -> dict[str, str]:
         if "rest" not in self.ports:

@@ -24,6 +24,7 @@ from emulators.depthcam.camera import Camera
 from emulators.depthcam.hardware import stream_code
 from emulators.depthcam.photometry import Sensor, StreamDeveloper
 from emulators.kit.codecs import JpegEncoder, PngEncoder
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall, StreamVerdict, corrupt_payload
 from emulators.kit.pacer import LatenessStats, Pacer
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.kit.tasks import TaskOwner
@@ -298,13 +299,12 @@ class Subscriber:
 
 @dataclass
 class ChannelHooks:
-    """What a channel asks its device: wait out restarts, describe the next frame, the frame's fault (recorded), log."""
+    """What a channel asks its device: wait out restarts, describe the next frame, the frame's fault verdict, log."""
 
     wait_ready: Callable[[], Awaitable[None]]
     next_frame: Callable[[int], FrameSpec | None]  # tick index -> frame, None when the stream went away
-    fault: Callable[[str], Any]
+    verdict: Callable[..., StreamVerdict]  # the emulator's stream_verdict (records fault.applied)
     record: Callable[..., None]
-    corrupt: Callable[[bytes], bytes]
 
 
 @dataclass(eq=False)
@@ -324,8 +324,9 @@ class VideoChannel:
     _init_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: TaskOwner | None = None
 
-    def start(self) -> None:
-        self._tasks = TaskOwner(self.name)
+    def start(self, owner: TaskOwner) -> None:
+        """Start encoding in a child of ``owner``, which counts the channel's tasks and cancels them with its own."""
+        self._tasks = owner.child(self.name)
         self._tasks.spawn(self._run(), name="encoder")
 
     def subscribe(self) -> Subscriber:
@@ -354,7 +355,7 @@ class VideoChannel:
         developer: StreamDeveloper | None = None
         # Frame k is encoded while frame k+1 renders: the two overlap in worker threads.
         encoding: asyncio.Task[list[bytes]] | None = None
-        encoding_rule: Any = None
+        encoding_corrupt = False
         try:
             pacer = Pacer(1.0 / self.fps, stats=self.stats)
             pts = 0
@@ -363,27 +364,29 @@ class VideoChannel:
                 spec = self.hooks.next_frame(tick.index)
                 if spec is None:
                     return
-                rule = self.hooks.fault(self.name)
+                verdict = self.hooks.verdict(self.name)
                 if developer is None or developer.sensor.seed != spec.seed:
                     developer = StreamDeveloper(stream_sensor(spec))
                 image = await asyncio.to_thread(render_frame, spec, developer)
-                if rule is not None:
-                    kind = rule.action.type
-                    if kind == "drop":
-                        continue
-                    if kind == "stall":
-                        await asyncio.sleep(rule.action.seconds)
-                        continue
-                    if kind in ("close", "disconnect"):
-                        self.close_all(rule.action.code, rule.action.reason, abort=kind == "disconnect")
+                match verdict:
+                    case Send(corrupt=corrupt):
+                        if encoding is not None:
+                            self._publish(await encoding, corrupt=encoding_corrupt)
+                        encoding = asyncio.create_task(
+                            asyncio.to_thread(encoder.encode, image, pts), name=f"{self.name}:encode"
+                        )
+                        encoding_corrupt = corrupt
+                        pts += 1
+                    case Skip():
+                        pass  # the frame was rendered (the sensor produced it) but is not sent: a gap in the stamps
+                    case Stall() as stall:
+                        await stall.wait()  # the pacer skips the ticks missed meanwhile
+                    case Close(code=code, reason=reason):
+                        self.close_all(code, reason)
                         return
-                if encoding is not None:
-                    self._publish(await encoding, encoding_rule)
-                encoding = asyncio.create_task(
-                    asyncio.to_thread(encoder.encode, image, pts), name=f"{self.name}:encode"
-                )
-                encoding_rule = rule
-                pts += 1
+                    case Abort():
+                        self.close_all(1006, "source disconnected", abort=True)
+                        return
         finally:
             self._init_ready.set()  # nobody waits forever for a channel that has ended
             if encoding is not None:
@@ -392,15 +395,13 @@ class VideoChannel:
                 await asyncio.gather(encoding, return_exceptions=True)
             await asyncio.to_thread(encoder.close)
 
-    def _publish(self, messages: list[bytes], rule: Any) -> None:
+    def _publish(self, messages: list[bytes], *, corrupt: bool) -> None:
         for message in messages:
             if self.init_segment is None:
                 self.init_segment = message
                 self._init_ready.set()
                 continue
-            if rule is not None and rule.action.type == "corrupt":
-                message = self.hooks.corrupt(message)
-            self._broadcast(message)
+            self._broadcast(corrupt_payload(message) if corrupt else message)
 
     def _broadcast(self, message: bytes) -> None:
         self.frames_sent += 1

@@ -30,13 +30,13 @@ from emulators.depthcam.model import (
     PipelineStarted,
     ViewerFates,
 )
+from emulators.kit import faults
 from emulators.kit.clock import Clock
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultRule
 from emulators.kit.pacer import LatenessStats, Pacer
 from emulators.kit.tasks import TaskOwner, first_completed
 
-StreamFault = Callable[[str], FaultRule | None]
+StreamVerdicts = Callable[..., faults.StreamVerdict]
 
 
 @dataclass
@@ -76,16 +76,14 @@ class DepthcamService:
         clock: Clock,
         events: EventLog,
         tasks: TaskOwner,
-        stream_fault: StreamFault,
-        corrupt: Callable[[bytes], bytes],
+        stream_verdict: StreamVerdicts,
         pacing_stats: Callable[[str], LatenessStats],
     ) -> None:
         self.backend = backend
         self.clock = clock
         self.events = events
         self.tasks = tasks
-        self.stream_fault = stream_fault
-        self.corrupt = corrupt
+        self.stream_verdict = stream_verdict
         self.pacing_stats = pacing_stats
         self.runtimes: dict[str, CameraRuntime] = {}
         self.nn_sessions: set[NnSession] = set()
@@ -281,9 +279,8 @@ class DepthcamService:
         hooks = media.ChannelHooks(
             wait_ready=runtime.ready.wait,
             next_frame=next_frame,
-            fault=self.stream_fault,
+            verdict=self.stream_verdict,
             record=self.events.record,
-            corrupt=self.corrupt,
         )
         channel = media.VideoChannel(
             name=name,
@@ -294,7 +291,7 @@ class DepthcamService:
             stats=self.pacing_stats(name),
         )
         runtime.channels[stream] = channel
-        channel.start()
+        channel.start(self.tasks)
         self.events.record("stream.started", stream=name, size=list(channel.size), fps=channel.fps)
         return channel
 
@@ -342,28 +339,35 @@ class DepthcamService:
                 session.close_code = ended.code
                 return
             network = camera.networks[stream]
-            rule = self.stream_fault(name)
-            if rule is not None:
-                if rule.action.type == "drop":
-                    continue
-                if rule.action.type == "stall":
-                    await asyncio.sleep(rule.action.seconds)
-                    continue
-                if rule.action.type in ("close", "disconnect"):
-                    session.close_code = rule.action.code
-                    if rule.action.type == "disconnect" and session.request.transport is not None:
-                        session.request.transport.close()
+            match self.stream_verdict(name):
+                case faults.Send(corrupt=corrupt):
+                    index = backend.frame_index_at(mxid, stream, self.clock.now_ms())
+                    capture_ms = backend.capture_ms(mxid, stream, index)
+                    message = media.detection_message(camera, stream, capture_ms, index, network.kind, backend.seed)
+                    text = json.dumps(message)
+                    if corrupt:
+                        text = faults.corrupt_payload(text.encode()).decode("utf-8", "replace")
+                    await session.ws.send_str(text)
+                case faults.Skip():
+                    pass
+                case faults.Stall() as stall:
+                    await stall.wait()  # the pacer skips the ticks missed meanwhile
+                case faults.Close(code=code):
+                    session.close_code = code  # the NN socket closes without a reason, as the server's does
                     return
-            index = backend.frame_index_at(mxid, stream, self.clock.now_ms())
-            message = media.detection_message(
-                camera, stream, backend.capture_ms(mxid, stream, index), index, network.kind, backend.seed
-            )
-            text = json.dumps(message)
-            if rule is not None and rule.action.type == "corrupt":
-                text = self.corrupt(text.encode()).decode("utf-8", "replace")
-            await session.ws.send_str(text)
+                case faults.Abort():
+                    session.close_code = 1006
+                    if session.request.transport is not None:
+                        session.request.transport.close()  # no close frame
+                    return
 
     # ----- control plane --------------------------------------------------------------------------------
+    def live_streams(self) -> list[str]:
+        """The fault-rule names of every stream being sent now: ``<mxid>/<stream>/video`` and ``.../nn``."""
+        names = {channel.name for runtime in self.runtimes.values() for channel in runtime.channels.values()}
+        names.update(f"{session.mxid}/{session.stream}/nn" for session in self.nn_sessions)
+        return sorted(names)
+
     def state(self) -> dict[str, Any]:
         cameras = self.backend.snapshot()
         for mxid, runtime in self.runtimes.items():

@@ -13,6 +13,7 @@ from clients.stamp import read_stamp
 from emulators.depthcam import media
 from emulators.depthcam.camera import Camera
 from emulators.depthcam.hardware import STILL_FORMATS, oak_d
+from emulators.kit.faults import SEND
 from emulators.kit.pacer import LatenessStats
 
 T0_MS = 1_700_000_000_000
@@ -75,9 +76,8 @@ async def test_a_viewer_more_than_two_seconds_behind_is_closed_with_1008() -> No
     hooks = media.ChannelHooks(
         wait_ready=ready,
         next_frame=lambda index: None,
-        fault=lambda name: None,
+        verdict=lambda name, **detail: SEND,
         record=lambda kind, **detail: events.append((kind, detail)),
-        corrupt=lambda data: data,
     )
     channel = media.VideoChannel("M/CAM_B/video", "CAM_B", (640, 400), 30.0, hooks, LatenessStats())
     slow, fast = channel.subscribe(), channel.subscribe()
