@@ -168,6 +168,7 @@ class DepthcamService:
         runtime = self.runtimes[mxid]
         runtime.ready.clear()
         runtime.boot_failed = False
+        self.events.record("pipeline.restarting", camera=mxid)
         await self._act_on_fates(mxid, fates)
         self._run_schedule()
         await runtime.ready.wait()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,9 @@ import pytest
 import yaml
 
 from emulators.depthcam.device import DepthCamEmulator
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
+EmulatorFactory = Callable[..., Awaitable[Any]]
 
 MXID = "14442C10D13EABCE00"
 CAM = f"/cameras/{MXID}"
@@ -32,9 +31,8 @@ COLOR_720P = {
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
+    return await emulator_factory("depthcam")
 
 
 @pytest.fixture
@@ -310,17 +308,15 @@ async def test_a_request_racing_a_depth_activation_either_wins_or_gets_the_docum
     assert state["DEPTH_B_C"] and exclusive(state)
 
 
-async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_the_new_state() -> None:
-    async with (
-        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "restart_delay_s": 4.0}, time_scale=0.05) as emu,
-        aiohttp.ClientSession() as http,
-    ):
+async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_the_new_state(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emu = await emulator_factory("depthcam", settings={"restart_delay_s": 4.0}, time_scale=0.05)
+    async with aiohttp.ClientSession() as http:
         started = time.monotonic()
         activation = asyncio.create_task(call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/"))
         ready = emu.service.runtimes[MXID].ready
-        async with asyncio.timeout(5):
-            while ready.is_set():  # noqa: ASYNC110 - the emulator exposes no "restart began" event
-                await asyncio.sleep(0.005)
+        await emu.events.wait_for("pipeline.restarting", timeout=5)
         state = await streams(http, emu)
         assert not ready.is_set() or activation.done()
         assert (await activation)[0] == 201
@@ -328,11 +324,9 @@ async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_th
         assert state["DEPTH_B_C"] is True
 
 
-async def test_boot_failures_replay_the_retry_schedule_then_answer_500() -> None:
-    async with (
-        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "boot_failures": 6}, time_scale=0.002) as emu,
-        aiohttp.ClientSession() as http,
-    ):
+async def test_boot_failures_replay_the_retry_schedule_then_answer_500(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("depthcam", settings={"boot_failures": 6}, time_scale=0.002)
+    async with aiohttp.ClientSession() as http:
         started = time.monotonic()
         status, _, body = await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         assert (status, body) == (500, "Internal Server Error")
@@ -341,11 +335,9 @@ async def test_boot_failures_replay_the_retry_schedule_then_answer_500() -> None
 
 
 # ----- quirks, forms, devices --------------------------------------------------------------------------------
-async def test_the_robopipe_server_profile_answers_the_real_500s() -> None:
-    async with (
-        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "profile": "robopipe-server"}) as emu,
-        aiohttp.ClientSession() as http,
-    ):
+async def test_the_robopipe_server_profile_answers_the_real_500s(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("depthcam", settings={"profile": "robopipe-server"})
+    async with aiohttp.ClientSession() as http:
         for method, path, kwargs in [
             ("GET", f"{STREAMS}/DEPTH_B_C/config", {}),  # Q1 inactive stream
             ("POST", f"{STREAMS}/CAM_D/", {}),  # Q1 stream not on the device
@@ -358,36 +350,36 @@ async def test_the_robopipe_server_profile_answers_the_real_500s() -> None:
             assert headers["Content-Type"].startswith("text/plain")
 
 
-async def test_quirks_for_depth_config_and_impossible_sizes_answer_500() -> None:
-    settings = {"port": 0, "quirk_depth_config_500": True, "quirk_boot_error_500": True}
-    async with DepthCamEmulator(egress=EGRESS, settings=settings) as emu, aiohttp.ClientSession() as http:
+async def test_quirks_for_depth_config_and_impossible_sizes_answer_500(emulator_factory: EmulatorFactory) -> None:
+    settings = {"quirk_depth_config_500": True, "quirk_boot_error_500": True}
+    emu = await emulator_factory("depthcam", settings=settings)
+    async with aiohttp.ClientSession() as http:
         await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         mono = {"resolution": "THE_400_P", "fps": 30}
         assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 500
         too_big = {**COLOR_720P, "still_size": [1920, 1080]}
         assert (await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big))[0] == 500
         # Without the quirks the same requests are applied (depth) and rejected with a 422 naming the field.
-    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+    emu = await emulator_factory("depthcam")
+    async with aiohttp.ClientSession() as http:
         await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 200
         status, _, body = await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big)
         assert (status, body["detail"][0]["loc"]) == (422, ["body", "still_size"])
 
 
-async def test_the_stream_list_can_take_the_newer_list_form() -> None:
-    async with (
-        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "stream_list_form": "list"}) as emu,
-        aiohttp.ClientSession() as http,
-    ):
+async def test_the_stream_list_can_take_the_newer_list_form(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("depthcam", settings={"stream_list_form": "list"})
+    async with aiohttp.ClientSession() as http:
         body = (await call(http, emu, "GET", f"{STREAMS}/"))[2]
         assert body[0] == {"name": "CAM_A", "active": True} and body[-1] == {"name": "DEPTH_B_C", "active": False}
 
 
-async def test_a_lab_rig_serves_an_lr_with_three_pairs_and_an_oak_1_without_depth() -> None:
-    async with (
-        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "rig": "lab"}) as emu,
-        aiohttp.ClientSession() as http,
-    ):
+async def test_a_lab_rig_serves_an_lr_with_three_pairs_and_an_oak_1_without_depth(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emu = await emulator_factory("depthcam", settings={"rig": "lab"})
+    async with aiohttp.ClientSession() as http:
         cameras = (await call(http, emu, "GET", "/cameras/"))[2]
         assert [c["mxid"] for c in cameras] == ["14442C10D13EABCE00", "18443010D116631200", "14442C1071659ACD00"]
         lr = "/cameras/18443010D116631200/streams"

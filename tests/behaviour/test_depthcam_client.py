@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -16,10 +17,10 @@ from clients.stamp import StreamKind, read_stamp
 from contracts.asyncapi import validate_message
 from emulators.depthcam import scene
 from emulators.depthcam.device import DepthCamEmulator
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.clock import ManualClock
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
+EmulatorFactory = Callable[..., Awaitable[Any]]
 
 MXID = "14442C10D13EABCE00"
 COLOR_720P = {
@@ -33,9 +34,8 @@ COLOR_720P = {
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
+    return await emulator_factory("depthcam")
 
 
 @pytest.fixture
@@ -122,10 +122,13 @@ async def test_a_colour_still_is_full_size_rgb_and_content_type_echoes_the_forma
     assert (stamp.stream_kind, stamp.stream_id) == (StreamKind.DEPTHCAM_COLOR, 0)
 
 
-async def test_frame_numbers_in_stills_increase_with_time(camera: DepthCamera) -> None:
-    first = read_stamp(await camera.still("CAM_B", "png")).frame_index
-    await asyncio.sleep(0.1)
-    second = read_stamp(await camera.still("CAM_B", "png")).frame_index
+async def test_frame_numbers_in_stills_increase_with_time(emulator_factory: EmulatorFactory) -> None:
+    clock = ManualClock()
+    emu = await emulator_factory("depthcam", clock=clock)
+    async with DepthCamera(emu.url(), MXID) as camera:
+        first = read_stamp(await camera.still("CAM_B", "png")).frame_index
+        clock.advance(0.1)
+        second = read_stamp(await camera.still("CAM_B", "png")).frame_index
     assert second >= first + 2
 
 
@@ -185,11 +188,9 @@ async def test_the_ground_truth_depth_matches_each_object_within_2_percent(
             assert truth["depth_mm"] / 1000 == pytest.approx(obj.z_front, rel=0.02)
 
 
-async def test_the_client_sees_one_pair_at_a_time_on_an_oak_d_lr() -> None:
-    async with (
-        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "rig": "lab"}) as emu,
-        DepthCamera(emu.url(), "18443010D116631200") as lr,
-    ):
+async def test_the_client_sees_one_pair_at_a_time_on_an_oak_d_lr(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("depthcam", settings={"rig": "lab"})
+    async with DepthCamera(emu.url(), "18443010D116631200") as lr:
         await lr.activate("DEPTH_B_A")
         await lr.activate("DEPTH_A_C")
         active = [name for name, on in (await lr.streams()).items() if on]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -13,19 +13,17 @@ from emulators.depthcam import schemas
 from emulators.depthcam.camera import Camera
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.hardware import oak_d
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
+EmulatorFactory = Callable[..., Awaitable[Any]]
 
 MXID = "14442C10D13EABCE00"
 CONTROL = f"/cameras/{MXID}/streams/CAM_A/control"
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
+    return await emulator_factory("depthcam")
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,19 +14,17 @@ from clients.depthcam import DepthCamera
 from clients.stamp import StreamKind, read_stamp
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.media import split_boxes
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
+EmulatorFactory = Callable[..., Awaitable[Any]]
 
 MXID = "14442C10D13EABCE00"
 VIDEO = f"/cameras/{MXID}/streams/{{}}/video"
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
+    return await emulator_factory("depthcam")
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[bytes]:
@@ -106,9 +104,8 @@ async def test_the_last_viewer_leaving_stops_the_encoder(emulator: DepthCamEmula
     async with aiohttp.ClientSession() as http, http.ws_connect(emulator.url() + VIDEO.format("CAM_B")) as ws:
         await receive(ws, 2)
     runtime = emulator.service.runtimes[MXID]
-    async with asyncio.timeout(5):
-        while runtime.channels:  # noqa: ASYNC110 - the server notices the close a moment after the client
-            await asyncio.sleep(0.02)
+    # The server notices the close a moment after the client.
+    await emulator.events.wait_for("stream.stopped", lambda e: e.detail.get("reason") == "last viewer left", timeout=5)
     assert runtime.channels == {}
     assert emulator.tasks.live == 0
 
@@ -174,10 +171,9 @@ async def test_dropped_frames_show_as_gaps_in_the_stamped_frame_numbers(emulator
     assert max(gaps) >= 4  # three consecutive frames dropped: the numbers jump by four (more if a tick was late)
 
 
-async def test_with_the_restart_quirk_any_restart_closes_the_devices_viewers() -> None:
-    settings = {"port": 0, "quirk_restart_closes_websockets": True}
+async def test_with_the_restart_quirk_any_restart_closes_the_devices_viewers(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("depthcam", settings={"quirk_restart_closes_websockets": True})
     async with (
-        DepthCamEmulator(egress=EGRESS, settings=settings) as emu,
         aiohttp.ClientSession() as http,
         http.ws_connect(emu.url() + VIDEO.format("CAM_A")) as ws,
         DepthCamera(emu.url(), MXID) as camera,
