@@ -252,12 +252,11 @@ class DepthcamBackend:
         return ViewerFates(nn={stream: Close(1011)})
 
     # ----- cameras --------------------------------------------------------------------------------------
-    def create_camera(self, mxid: str, now: float) -> ViewerFates:
-        """POST /cameras/{mxid}/: (re)boot a configured camera, also a deleted one, and restart its pipeline."""
-        return self.reboot_camera(mxid, now)
-
     def reboot_camera(self, mxid: str, now: float) -> ViewerFates:
-        """Boot state (every CAM on, depth off), as a power cycle would; the pipeline restarts."""
+        """Boot state (every CAM on, depth off), as a power cycle would; the pipeline restarts.
+
+        POST /cameras/{mxid}/ does this too, also for a deleted camera, which it opens again.
+        """
         camera = self.configured(mxid)
         sizes = self.frame_sizes(camera) if self.is_open(mxid) else {}
         camera.reboot()

@@ -150,7 +150,7 @@ def test_a_closed_camera_is_not_found_until_created_again() -> None:
         b.activate(MXID, "CAM_A", T0)
     with pytest.raises(CameraNotFound):
         b.close_camera(MXID)
-    b.create_camera(MXID, T0)
+    b.reboot_camera(MXID, T0)  # POST /cameras/{mxid}/
     settle(b, T0)
     assert b.is_open(MXID) and [c.mxid for c in b.open_cameras()] == [MXID]
 
