@@ -233,8 +233,11 @@ class DepthcamBackend:
         try:
             config = camera.set_config(stream, variant, body)
         except ConfigRejected as exc:
-            if self.quirks.boot_error_500 if exc.kind == "value" else self.quirks.config_variant_500:
-                raise ServerCrash(f"{'Q5' if exc.kind == 'value' else 'Q2'}: {exc.message}") from exc
+            # Q5: a value the sensor cannot run fails the DepthAI boot; Q2: the wrong variant fails in the server.
+            if exc.kind == "value" and self.quirks.boot_error_500:
+                raise ServerCrash(f"Q5: {exc.message}") from exc
+            if exc.kind == "variant" and self.quirks.config_variant_500:
+                raise ServerCrash(f"Q2: {exc.message}") from exc
             raise
         return config, self._begin_restart(camera, sizes, now)
 
