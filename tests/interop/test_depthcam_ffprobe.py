@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import av
 import pytest
 
 from clients.stamp import read_stamp
-from emulators.depthcam.device import DepthCamEmulator
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
+EmulatorFactory = Callable[..., Awaitable[Any]]
 
 MXID = "14442C10D13EABCE00"
 pytestmark = pytest.mark.interop
@@ -31,8 +31,11 @@ COLOR_SMALL = {
 }
 
 
-async def capture(stream: str, messages: int, path: Path, config: dict | None = None) -> None:
-    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+async def capture(
+    emulator_factory: EmulatorFactory, stream: str, messages: int, path: Path, config: dict | None = None
+) -> None:
+    emu = await emulator_factory("depthcam")
+    async with aiohttp.ClientSession() as http:
         if config is not None:
             url = f"{emu.url()}/cameras/{MXID}/streams/{stream}/config"
             async with http.post(url, json=config) as response:
@@ -60,12 +63,12 @@ async def ffprobe(path: Path) -> dict:
     [("CAM_B", None, (640, 400)), ("CAM_A", COLOR_SMALL, (640, 360))],
 )
 async def test_ffprobe_reads_constrained_baseline_h264_at_the_configured_size(
-    tmp_path: Path, stream: str, config: dict | None, size: tuple[int, int]
+    emulator_factory: EmulatorFactory, tmp_path: Path, stream: str, config: dict | None, size: tuple[int, int]
 ) -> None:
     if shutil.which("ffprobe") is None:
         pytest.skip("ffprobe is missing: install the Debian package ffmpeg")
     path = tmp_path / f"{stream}.mp4"
-    await capture(stream, 1 + 8, path, config)
+    await capture(emulator_factory, stream, 1 + 8, path, config)
     info = await ffprobe(path)
     assert info["codec_name"] == "h264"
     assert info["profile"] == "Constrained Baseline"
@@ -73,9 +76,11 @@ async def test_ffprobe_reads_constrained_baseline_h264_at_the_configured_size(
     assert int(info["nb_read_frames"]) == 8
 
 
-async def test_pyav_demuxes_the_captured_file_and_every_frame_keeps_its_stamp(tmp_path: Path) -> None:
+async def test_pyav_demuxes_the_captured_file_and_every_frame_keeps_its_stamp(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
     path = tmp_path / "CAM_C.mp4"
-    await capture("CAM_C", 1 + 5, path)
+    await capture(emulator_factory, "CAM_C", 1 + 5, path)
     with av.open(str(path)) as container:
         frames = list(container.decode(video=0))
     assert len(frames) == 5
