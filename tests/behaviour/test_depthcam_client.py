@@ -246,3 +246,54 @@ async def test_nn_messages_match_the_asyncapi_contract(
     ):
         for _ in range(2):
             validate_message("depthcam", message, await ws.receive_json(timeout=5))
+
+
+# ----- what restarts and closes mean for NN viewers (the backend decides, the service closes) -----------------
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [("delete_nn", 1011), ("deactivate", 1000)],
+)
+async def test_an_nn_viewer_is_closed_when_its_network_or_stream_goes_away(
+    camera: DepthCamera, emulator: DepthCamEmulator, change: str, code: int
+) -> None:
+    await camera.deploy_nn("CAM_C", b"blob", {"type": "YOLO"})
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{emulator.url()}/cameras/{MXID}/streams/CAM_C/nn") as ws,
+    ):
+        await ws.receive_json(timeout=5)
+        await getattr(camera, change)("CAM_C")
+        while (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+            pass
+        assert ws.close_code == code
+
+
+async def test_a_restart_that_keeps_the_stream_keeps_its_nn_viewer(
+    camera: DepthCamera, emulator: DepthCamEmulator
+) -> None:
+    await camera.deploy_nn("CAM_C", b"blob", {"type": "Generic"})
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{emulator.url()}/cameras/{MXID}/streams/CAM_C/nn") as ws,
+    ):
+        await ws.receive_json(timeout=5)
+        await camera.deactivate("CAM_A")
+        assert len((await ws.receive_json(timeout=5))["detections"]) == 16
+
+
+async def test_deleting_the_camera_closes_its_video_viewers_with_1000_and_lists_no_live_stream(
+    camera: DepthCamera, emulator: DepthCamEmulator
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{emulator.url()}/cameras/{MXID}/streams/CAM_B/video") as ws,
+    ):
+        await ws.receive(timeout=10)
+        assert emulator.live_streams() == [f"{MXID}/CAM_B/video"]
+        async with http.delete(f"{emulator.url()}/cameras/{MXID}/") as response:
+            assert response.status == 200
+        while (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
+            pass
+        assert ws.close_code == 1000
+    await emulator.events.wait_for("client.disconnected", timeout=5)
+    assert emulator.live_streams() == []
