@@ -270,7 +270,7 @@ async def test_clear_flushes_queued_customer_audio_and_echoes_pending_marks():
         await stream.send_mark("pending")
         await stream.send_clear()
         await stream.wait_until(lambda s: len(s.of_type(Mark)) == 1, timeout_s=2)
-        assert r.emulator.sessions[stream.stream_sid].playout.queued == 0
+        assert r.emulator.service.sessions[stream.stream_sid].playout.queued == 0
 
 
 async def test_scenario_dtmf_and_a_customers_key_press_reach_the_other_streams():
@@ -323,14 +323,14 @@ async def test_a_client_closing_the_socket_stops_the_stream_and_releases_its_tas
     async with rig() as r:
         baseline = r.emulator.tasks.live
         created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StatusCallback=r.callbacks.url)
-        task = r.emulator._session_tasks[created["sid"]]
+        task = r.emulator.service.session_tasks[created["sid"]]
         stream = await r.receiver.next_stream()
         await stream.wait_media(2)
         await stream.close()
         await r.callbacks.wait_for("stream-stopped", created["sid"])
         async with asyncio.timeout(3):
             await asyncio.wait({task})
-        assert r.emulator.tasks.live == baseline and created["sid"] not in r.emulator.sessions
+        assert r.emulator.tasks.live == baseline and created["sid"] not in r.emulator.service.sessions
         assert r.emulator.backend.conferences[CONFERENCE].streams[created["sid"]].status == "stopped"
 
 
@@ -372,7 +372,7 @@ async def test_a_reset_stops_live_streams_cleanly_and_leaves_no_tasks_behind():
         await r.emulator.reset()
         assert await stream.wait_closed() == 1000
         assert isinstance(stream.messages[-1], Stop)
-        assert r.emulator.sessions == {} and r.emulator.tasks.names() == ["signalwire:media-clock"]
+        assert r.emulator.service.sessions == {} and r.emulator.tasks.names() == ["signalwire:media-clock"]
         assert all(not c.streams for c in r.emulator.backend.conferences.values())
         await r.client.start_stream(CONFERENCE, Url=r.receiver.url)  # and it streams again
         await (await r.receiver.next_stream()).wait_media(2)
