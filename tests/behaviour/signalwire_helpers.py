@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
+from emulators.kit.outbound import EgressPolicy
 from emulators.signalwire.device import SignalWireEmulator
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
@@ -24,6 +25,7 @@ class CallbackSink:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    port: int = 0
     fail_next: int = 0  # answer this many requests with 503 first (to exercise retries)
     failed: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -60,16 +62,16 @@ class CallbackSink:
 
 
 @contextlib.asynccontextmanager
-async def callback_sink() -> AsyncIterator[CallbackSink]:
+async def callback_sink(host: str = "127.0.0.1") -> AsyncIterator[CallbackSink]:
     sink = CallbackSink()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", sink._handle)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    sink.url = f"http://127.0.0.1:{port}/status"
+    sink.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sink.url = f"http://{host}:{sink.port}/status"
     try:
         yield sink
     finally:
@@ -85,11 +87,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form") -> AsyncIterator[Rig]:
-    """Emulator (free ports) + client on its HTTPS endpoint + a wss receiver + a callback sink."""
+async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form",
+              egress: EgressPolicy | None = None, sink_host: str = "127.0.0.1") -> AsyncIterator[Rig]:
+    """Emulator (free ports; the default egress policy unless given) + client on its HTTPS endpoint + a wss
+    receiver + a callback sink (on ``sink_host``)."""
     merged = {"port": 0, "tls_port": 0, **(settings or {})}
-    async with SignalWireEmulator(settings=merged) as emulator, MediaStreamReceiver() as receiver, \
-            callback_sink() as sink:
+    async with SignalWireEmulator(settings=merged, egress=egress or EgressPolicy()) as emulator, \
+            MediaStreamReceiver() as receiver, callback_sink(sink_host) as sink:
         creds = emulator.credentials()
         client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],
                                   body_encoding=body_encoding)
