@@ -1,7 +1,7 @@
 """One outbound media stream over an open WebSocket: ``connected``/``start``, paced media, customer messages, ``stop``.
 
 The shared MediaClock drives every stream; each stream wakes on its tick, sends the chunks it owes back-to-back
-(never skipping, timestamps nominal), consults the emulator's stream-fault verdict once per chunk, and handles the
+(never skipping, timestamps nominal), acts on the emulator's stream-fault verdict for every chunk, and handles the
 customer's bidirectional messages on a reader task. Dialling out and status callbacks belong to the service.
 """
 
@@ -30,7 +30,7 @@ from clients.signalwire_media import (
     parse_client_message,
 )
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultRule
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall, StreamVerdict, corrupt_payload
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.tasks import TaskOwner, first_completed
 from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, pilot_b64, pilot_value
@@ -39,7 +39,7 @@ from emulators.signalwire.model import Stream
 
 BACKLOG_LIMIT_S = 5.0
 
-StreamFault = Callable[..., FaultRule | None]  # the emulator's verdict for one chunk of a named stream
+StreamVerdicts = Callable[..., StreamVerdict]  # the emulator's verdict for one chunk of a named stream
 
 
 @dataclass
@@ -73,10 +73,10 @@ class StreamSession:
         options: StreamOptions,
         *,
         events: EventLog,
-        fault: StreamFault,
-        corrupt: Callable[[bytes], bytes],
+        verdict: StreamVerdicts,
         stats: LatenessStats,
         monotonic: Callable[[], float],
+        tasks: TaskOwner,
         dtmf_received: Callable[[Stream, str], None],
     ) -> None:
         self.stream = stream
@@ -84,8 +84,7 @@ class StreamSession:
         self.clock = clock
         self.options = options
         self.events = events
-        self.fault = fault
-        self.corrupt = corrupt
+        self.verdict = verdict
         self.stats = stats
         self.monotonic = monotonic
         self.dtmf_received = dtmf_received
@@ -104,12 +103,11 @@ class StreamSession:
         )
         cap_s = 0.2 if request.real_time else options.max_playout_s
         self.playout = PlayoutQueue(rate=self.fmt.sample_rate, max_samples=int(self.fmt.sample_rate * cap_s))
-        self.tasks = TaskOwner(f"signalwire:{stream.sid}")
+        self.tasks = tasks
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.first_tick: int | None = None
         self.last_tick: int | None = None
         self.sent_media = 0
-        self.stall_until = 0.0
         self.pending_dtmf: list[tuple[str, int]] = []
         self.pending_marks: list[str] = []
         self.stop_reason: str | None = None  # "api", "conference", "shutdown", "client closed"
@@ -208,25 +206,33 @@ class StreamSession:
         """Send every chunk owed up to tick ``newest``; a StreamEnd result ends the stream."""
         ws = self.ws
         assert ws is not None and self.last_tick is not None
-        if self.monotonic() < self.stall_until:
-            return None
         if (newest - self.last_tick) * self.clock.period > BACKLOG_LIMIT_S:
             await self.close_socket(1011)
             return StreamEnd("backlog", "general_error")
         for tick in range(self.last_tick + 1, newest + 1):
             payloads = self._payloads(tick)
-            rule = self.fault(self.options.fault_name, tick=tick)
-            if rule is None:
-                for track, payload in payloads:
-                    await ws.send_str(self.sequencer.media(track, payload))
-                self.sent_media += len(payloads)
-            else:
-                end = await self._apply_fault(rule, payloads)
-                if end is not None:
-                    return end
-                if rule.action.type == "stall":
+            match self.verdict(self.options.fault_name, tick=tick):
+                case Send(corrupt=False):
+                    await self._send_media(payloads)
+                case Send(corrupt=True):
+                    # Only the audio is damaged: the JSON message around it stays valid.
+                    await self._send_media([(track, _corrupted(payload)) for track, payload in payloads])
+                case Skip():
+                    for track, _ in payloads:
+                        self.sequencer.skip(track)  # the chunk's counters are used: receivers see the gap
+                case Stall() as stall:
+                    # SignalWire never skips a chunk (dossier 4.4): this one goes out, the sender pauses (until the
+                    # stall ends, its rule is deleted, or the stream stops), and the owed chunks follow as a burst.
+                    await self._send_media(payloads)
                     self.last_tick = tick
-                    return None  # the rest is owed after the stall, sent as a burst
+                    await first_completed(stall.wait(), self._stop.wait())
+                    return None
+                case Close(code=code, reason=reason):
+                    await self.close_socket(code, reason)
+                    return StreamEnd("fault close", "general_error")
+                case Abort():
+                    self._abort_socket()  # the TCP connection vanishes without a close frame
+                    return StreamEnd("fault disconnect", "general_error")
             self.last_tick = tick
             self.stats.record(max(0.0, self.monotonic() - self.clock.deadline(tick)))
             if self.pending_dtmf:
@@ -238,6 +244,13 @@ class StreamSession:
                 for name in pending_marks:
                     await ws.send_str(self.sequencer.mark(name))
         return None
+
+    async def _send_media(self, payloads: list[tuple[str, str]]) -> None:
+        ws = self.ws
+        assert ws is not None
+        for track, payload in payloads:
+            await ws.send_str(self.sequencer.media(track, payload))
+        self.sent_media += len(payloads)
 
     def _payloads(self, tick: int) -> list[tuple[str, str]]:
         chunk = self.sequencer.chunks.get(self.tracks[0], 0) + 1
@@ -251,33 +264,6 @@ class StreamSession:
             else:
                 out.append((track, self.audio.outbound(tick, self.fmt)))
         return out
-
-    async def _apply_fault(self, rule: FaultRule, payloads: list[tuple[str, str]]) -> StreamEnd | None:
-        ws = self.ws
-        assert ws is not None
-        action = rule.action
-        if action.type == "drop":
-            for track, _ in payloads:
-                self.sequencer.skip(track)
-            return None
-        if action.type == "corrupt":
-            for track, payload in payloads:
-                damaged = base64.b64encode(self.corrupt(base64.b64decode(payload))).decode("ascii")
-                await ws.send_str(self.sequencer.media(track, damaged))
-            self.sent_media += len(payloads)
-            return None
-        if action.type == "stall":
-            # The sender pauses; afterwards it bursts the owed chunks (dossier 4.4: never skipped).
-            self.stall_until = self.monotonic() + action.seconds
-            for track, payload in payloads:
-                await ws.send_str(self.sequencer.media(track, payload))
-            self.sent_media += len(payloads)
-            return None
-        if action.type == "close":
-            await self.close_socket(action.code, action.reason)
-        else:  # disconnect: the TCP connection vanishes without a close frame
-            self._abort_socket()
-        return StreamEnd(f"fault {action.type}", "general_error")
 
     async def _read_loop(self) -> None:
         ws = self.ws
@@ -326,3 +312,7 @@ class StreamSession:
             # No close frame: the peer just sees the connection end (a source disconnect).
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+def _corrupted(payload_b64: str) -> str:
+    return base64.b64encode(corrupt_payload(base64.b64decode(payload_b64))).decode("ascii")

@@ -26,7 +26,7 @@ from emulators.kit.tasks import TaskOwner
 from emulators.signalwire.audio import ConferenceAudio
 from emulators.signalwire.callbacks import CallbackQueue, conference_fields, stream_fields
 from emulators.signalwire.dialout import OverrideResolver, dial
-from emulators.signalwire.media import StreamEnd, StreamFault, StreamOptions, StreamSession
+from emulators.signalwire.media import StreamEnd, StreamOptions, StreamSession, StreamVerdicts
 from emulators.signalwire.media_clock import MediaClock
 from emulators.signalwire.model import (
     RELAYED_DTMF_MS,
@@ -39,26 +39,12 @@ from emulators.signalwire.model import (
     StreamRequest,
 )
 from emulators.signalwire.scenario import conference_from_spec, participant_from_spec
+from emulators.signalwire.settings import SignalWireSettings
 
 SPEECH_POLL_S = 0.1  # how often a conference's speaking timeline is sampled for speech-start/-stop callbacks
 CALLBACK_TIMEOUT_S = 5.0
 STREAM_CALLBACK_DRAIN_S = 15.0  # a stopped stream waits this long for its last callbacks
 CONFERENCE_CALLBACK_DRAIN_S = 2.0  # on shutdown or reset
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """What every stream and callback of this emulator shares (from the device settings)."""
-
-    plain_l16_rate: int = 16000
-    pcma_encoding: str = "audio/x-alaw"
-    l16_byte_order: str = "big"
-    always_custom_parameters: bool = False
-    omit_streamsid_in_dtmf_mark: bool = False
-    pilot: bool = True
-    media_speedup: float = 1.0
-    callback_attempts: int = 3
-    callback_retry_s: float = 0.5
 
 
 @dataclass
@@ -75,27 +61,25 @@ class ConferenceService:
     def __init__(
         self,
         backend: SignalWireBackend,
-        settings: StreamSettings,
+        settings: SignalWireSettings,
         *,
         clock: Clock,
         events: EventLog,
         tasks: TaskOwner,
         egress: EgressPolicy,
-        fault: StreamFault,
-        corrupt: Callable[[bytes], bytes],
+        verdict: StreamVerdicts,
         outbound_ssl: ssl.SSLContext | bool,
         resolver: OverrideResolver,
         pacing: Callable[[str], LatenessStats],
         seed: int,
     ) -> None:
         self.backend = backend
-        self.settings = settings
+        self.settings = settings  # the device settings: media formats, quirk flags, callback retries
         self.clock = clock
         self.events = events
         self.tasks = tasks
         self.egress = egress
-        self.fault = fault
-        self.corrupt = corrupt
+        self.verdict = verdict
         self.outbound_ssl = outbound_ssl
         self.resolver = resolver
         self.pacing = pacing
@@ -121,8 +105,8 @@ class ConferenceService:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, resolver=self.resolver, force_close=False)
         self.http = aiohttp.ClientSession(connector=connector)
-        self.media_clock = MediaClock(self.pacing("media-clock"), speedup=self.settings.media_speedup,
-                                      on_tick=self._on_tick)
+        self.media_clock = MediaClock(self.pacing("media-clock"), monotonic=self.clock.monotonic,
+                                      speedup=self.settings.media_speedup, on_tick=self._on_tick)
         self.tasks.spawn(self.media_clock.run(), name="media-clock")
         for conference in self.backend.conferences.values():
             self._watch(conference)
@@ -255,7 +239,7 @@ class ConferenceService:
         callbacks = CallbackQueue(conference.status_callback, conference.status_callback_method,
                                   self._webhook_sender(), self.events, subject={"conference": conference.sid},
                                   event_field="StatusCallbackEvent")
-        watch = _ConferenceWatch(callbacks, TaskOwner(f"signalwire:conference:{conference.sid}"))
+        watch = _ConferenceWatch(callbacks, self.tasks.child(f"conference-{conference.sid}"))
         self.watches[conference.sid] = watch
         watch.tasks.spawn(callbacks.run(), name="deliver")
         watch.tasks.spawn(self._watch_speech(conference), name="speech")
@@ -269,7 +253,7 @@ class ConferenceService:
         if not (conference.wants("participant-speech-start") or conference.wants("participant-speech-stop")):
             return
         heard: dict[str, bool] = {}
-        async for _tick in Pacer(SPEECH_POLL_S).ticks():
+        async for _tick in Pacer(SPEECH_POLL_S, monotonic=self.clock.monotonic).ticks():
             if conference.status == ConferenceStatus.COMPLETED:
                 return
             if conference.status != ConferenceStatus.IN_PROGRESS:
@@ -279,8 +263,8 @@ class ConferenceService:
 
     def _webhook_sender(self) -> WebhookSender:
         assert self.http is not None, "the emulator is not started"
-        retry = RetryPolicy(interval_s=self.settings.callback_retry_s,
-                            max_attempts=max(1, self.settings.callback_attempts))
+        retry = RetryPolicy(interval_s=self.settings.status_callback_retry_s,
+                            max_attempts=self.settings.status_callback_attempts)
         return WebhookSender(self.http, retry=retry, egress=self.egress, events=self.events,
                              ssl=self.outbound_ssl or None, timeout_s=CALLBACK_TIMEOUT_S)
 
@@ -297,19 +281,20 @@ class ConferenceService:
             always_custom_parameters=s.always_custom_parameters,
             omit_streamsid_in_dtmf_mark=s.omit_streamsid_in_dtmf_mark, pilot=s.pilot,
         )
+        owner = self.tasks.child(f"stream-{stream.sid}")  # the stream's life, its callbacks and its reader
         session = StreamSession(
             stream, self._conference_audio(conference), self.media_clock, options,
-            events=self.events, fault=self.fault, corrupt=self.corrupt, stats=self.pacing("media"),
-            monotonic=self.clock.monotonic, dtmf_received=self._dtmf_received,
+            events=self.events, verdict=self.verdict, stats=self.pacing("media"), monotonic=self.clock.monotonic,
+            tasks=owner.child("media"), dtmf_received=self._dtmf_received,
         )
         duplicate = self.backend.duplicate_name(conference, stream)
         self.sessions[stream.sid] = session
         self.conference_sessions.setdefault(conference.sid, set()).add(stream.sid)
-        task = self.tasks.spawn(
-            self._stream_life(session, self._stream_callbacks(stream), call_sid,
+        task = owner.spawn(
+            self._stream_life(session, self._stream_callbacks(stream), call_sid, owner,
                               conference_live=conference.status == ConferenceStatus.IN_PROGRESS,
                               duplicate_name=duplicate),
-            name=f"stream:{stream.sid}",
+            name="life",
         )
         self.session_tasks[stream.sid] = task
         task.add_done_callback(lambda _t, sid=stream.sid: self.session_tasks.pop(sid, None))
@@ -360,11 +345,11 @@ class ConferenceService:
                              self._webhook_sender(), self.events, subject={"stream": stream.sid},
                              event_field="StreamEvent")
 
-    async def _stream_life(self, session: StreamSession, callbacks: CallbackQueue, call_sid: str, *,
-                           conference_live: bool, duplicate_name: bool) -> None:
+    async def _stream_life(self, session: StreamSession, callbacks: CallbackQueue, call_sid: str, owner: TaskOwner,
+                           *, conference_live: bool, duplicate_name: bool) -> None:
+        """The whole life of one stream, on its own task owner (closed, and so detached, when it ends)."""
         stream = session.stream
-        owner = TaskOwner(f"signalwire:{stream.sid}:callbacks")
-        deliver = owner.spawn(callbacks.run(), name="deliver")
+        deliver = owner.spawn(callbacks.run(), name="callbacks")
 
         def report(event: str, error: str | None = None) -> None:
             callbacks.send(stream_fields(stream, call_sid, event, self.clock.now(), error))
