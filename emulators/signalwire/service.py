@@ -375,8 +375,11 @@ class ConferenceService:
         stream = session.stream
         if duplicate_name:
             return self._stream_failed(stream, report, StreamEnd("duplicate name", "Duplicated stream name"))
-        if not conference_live and not await session.wait_for_conference():
-            return None  # stopped while waiting: no callbacks for a stream that never started
+        if not conference_live:
+            # Mirrors streamStartConferenceOnEnter: connect once the conference is in progress.
+            self.events.record("stream.waiting", stream=stream.sid, conference=stream.conference_sid)
+            if not await session.wait_for_conference():
+                return None  # stopped while waiting: no callbacks for a stream that never started
         # Voice loops take tens of milliseconds to render: never on the loop that paces everyone else.
         await asyncio.to_thread(session.audio.prepare, session.fmt)
         assert self.http is not None

@@ -11,11 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.config import Config
+from emulators.pytest_plugin import running_emulator
 from emulators.signalwire.device import SignalWireEmulator
-
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
 WAITING_CONFERENCE = "4c6e8a0b-7d2f-4e9a-8b1c-5d3e7f9a1b2c"  # nobody joined yet: status init
@@ -91,11 +89,11 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form",
-              egress: EgressPolicy | None = None, sink_host: str = "127.0.0.1") -> AsyncIterator[Rig]:
-    """Emulator (free ports; the default egress policy unless given) + client on its HTTPS endpoint + a wss
-    receiver + a callback sink (on ``sink_host``)."""
-    merged = {"port": 0, "tls_port": 0, **(settings or {})}
-    async with SignalWireEmulator(settings=merged, egress=egress or EGRESS) as emulator, \
+              egress_allow: list[str] | None = None, sink_host: str = "127.0.0.1") -> AsyncIterator[Rig]:
+    """The emulator as the pytest plugin starts it (free ports; ``egress_allow`` as a configuration would set it,
+    else the default allowlist) + client on its HTTPS endpoint + a wss receiver + a callback sink on ``sink_host``."""
+    config = Config() if egress_allow is None else Config(egress_allow=egress_allow)
+    async with running_emulator("signalwire", settings, config=config) as emulator, \
             MediaStreamReceiver() as receiver, callback_sink(sink_host) as sink:
         creds = emulator.credentials()
         client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],

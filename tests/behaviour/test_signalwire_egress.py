@@ -11,14 +11,14 @@ from __future__ import annotations
 import pytest
 from signalwire_helpers import ADA, CONFERENCE, rig
 
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.outbound import DEFAULT_ALLOWED
 
 pytestmark = pytest.mark.control_plane
 
 MAPPED = "::ffff:127.0.0.0/104"  # the IPv4-mapped form of 127.0.0.0/8
-WIDENED = EgressPolicy(allow=[*DEFAULT_ALLOWED, MAPPED])
-ONLY_127_0_0_1 = EgressPolicy(allow=["127.0.0.1/32"])
-ONLY_127_0_0_2 = EgressPolicy(allow=["127.0.0.2/32"])
+WIDENED = [*DEFAULT_ALLOWED, MAPPED]
+ONLY_127_0_0_1 = ["127.0.0.1/32"]
+ONLY_127_0_0_2 = ["127.0.0.2/32"]
 # The dev certificate names 127.0.0.1, not its mapped form: these streams do not verify the receiver.
 INSECURE = {"tls_insecure": True}
 
@@ -34,7 +34,7 @@ def _failed_callbacks(events) -> list[tuple[str, str]]:
 
 # ----- streams ------------------------------------------------------------------------------------------------------
 async def test_egress_allow_narrowed_refuses_a_loopback_stream_url():
-    async with rig(egress=ONLY_127_0_0_2, sink_host="127.0.0.2") as r:
+    async with rig(egress_allow=ONLY_127_0_0_2, sink_host="127.0.0.2") as r:
         created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StatusCallback=r.callbacks.url)
         error = await r.callbacks.wait_for("stream-error", created["sid"])
         assert error["fields"]["StreamError"] == "connection_refused"
@@ -43,7 +43,7 @@ async def test_egress_allow_narrowed_refuses_a_loopback_stream_url():
 
 
 async def test_egress_allow_widened_admits_a_stream_url_outside_the_defaults():
-    async with rig(INSECURE, egress=WIDENED) as r:
+    async with rig(INSECURE, egress_allow=WIDENED) as r:
         url = f"wss://[::ffff:127.0.0.1]:{r.receiver.port}/audio"
         await r.client.start_stream(CONFERENCE, Url=url, StatusCallback=r.callbacks.url)
         stream = await r.receiver.next_stream()
@@ -57,21 +57,21 @@ async def test_egress_allow_widened_admits_a_stream_url_outside_the_defaults():
 
 # ----- stream status callbacks -------------------------------------------------------------------------------------
 async def test_egress_allow_narrowed_refuses_a_loopback_stream_callback():
-    async with rig(egress=ONLY_127_0_0_1, sink_host="127.0.0.2") as r:
+    async with rig(egress_allow=ONLY_127_0_0_1, sink_host="127.0.0.2") as r:
         created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StatusCallback=r.callbacks.url)
         stream = await r.receiver.next_stream()  # the stream itself is inside the allowlist
         await stream.wait_media(2)
         await r.client.stop_stream(CONFERENCE, created["sid"])
-        await stream.wait_closed()
-    # Leaving the rig waited for the stream's callback worker: both callbacks were tried and refused.
-    failed = _failed_callbacks(r.emulator.events)
-    assert [event for event, _ in failed] == ["stream-started", "stream-stopped"]
-    assert all("egress allowlist" in error for _, error in failed)
-    assert r.callbacks.requests == []
+        await r.emulator.events.wait_for("callback.failed", lambda e: e.detail["event"] == "stream-stopped",
+                                         timeout=5)
+        failed = _failed_callbacks(r.emulator.events)
+        assert [event for event, _ in failed] == ["stream-started", "stream-stopped"]
+        assert all("egress allowlist" in error for _, error in failed)
+        assert r.callbacks.requests == []
 
 
 async def test_egress_allow_widened_admits_a_stream_callback_outside_the_defaults():
-    async with rig(egress=WIDENED) as r:
+    async with rig(egress_allow=WIDENED) as r:
         callback = f"http://[::ffff:127.0.0.1]:{r.callbacks.port}/status"
         created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StatusCallback=callback)
         started = await r.callbacks.wait_for("stream-started", created["sid"])
@@ -85,16 +85,15 @@ async def _conference_with_callback(r, url: str) -> None:
 
 
 async def test_egress_allow_narrowed_refuses_a_loopback_conference_callback():
-    async with rig(egress=ONLY_127_0_0_1, sink_host="127.0.0.2") as r:
+    async with rig(egress_allow=ONLY_127_0_0_1, sink_host="127.0.0.2") as r:
         await _conference_with_callback(r, r.callbacks.url)
-    # Leaving the rig delivered (here: tried) what was queued.
-    failed = _failed_callbacks(r.emulator.events)
-    assert [event for event, _ in failed] == ["conference-start"]
-    assert "egress allowlist" in failed[0][1] and r.callbacks.requests == []
+        refused = await r.emulator.events.wait_for("callback.failed", timeout=5)
+        assert refused.detail["event"] == "conference-start" and "egress allowlist" in refused.detail["error"]
+        assert r.callbacks.requests == []
 
 
 async def test_egress_allow_widened_admits_a_conference_callback_outside_the_defaults():
-    async with rig(egress=WIDENED) as r:
+    async with rig(egress_allow=WIDENED) as r:
         await _conference_with_callback(r, f"http://[::ffff:127.0.0.1]:{r.callbacks.port}/status")
         await r.callbacks.wait_for_condition(lambda: len(r.callbacks.requests) == 1)
         assert r.callbacks.requests[0]["fields"]["StatusCallbackEvent"] == "conference-start"

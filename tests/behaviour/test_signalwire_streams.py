@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 
 import numpy as np
 import pytest
@@ -135,19 +134,18 @@ async def test_ending_the_conference_sends_stop_closes_1000_and_posts_stream_sto
         assert late.value.status == 422
 
 
-async def test_a_refused_connection_sends_stream_error_connection_refused_by_get():
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+async def test_a_refused_connection_sends_stream_error_connection_refused_by_get(free_port):
     async with rig() as r:
-        created = await r.client.start_stream(CONFERENCE, Url=f"wss://127.0.0.1:{closed_port}/audio",
+        created = await r.client.start_stream(CONFERENCE, Url=f"wss://127.0.0.1:{free_port}/audio",
                                               StatusCallback=r.callbacks.url, StatusCallbackMethod="GET")
         assert created["status"] == "queued" and created["name"] is None
         error = await r.callbacks.wait_for("stream-error", created["sid"])
         assert error["method"] == "GET"
         assert error["fields"]["StreamError"] == "connection_refused"
         assert error["fields"]["StreamName"] == created["sid"]  # defaults to the sid
-        await asyncio.sleep(0)  # let the stream task finish its bookkeeping
+        life = r.emulator.service.session_tasks.get(created["sid"])
+        if life is not None:
+            await life  # the stream task finishes its bookkeeping: no callback comes after the error
         assert r.callbacks.events(created["sid"]) == ["stream-error"]
 
 
@@ -215,7 +213,8 @@ async def test_stop_by_name_is_synchronous_idempotent_and_only_accepts_stopped()
 async def test_a_stream_waits_for_an_init_conference_and_connects_when_someone_joins():
     async with rig() as r:
         created = await r.client.start_stream(WAITING_CONFERENCE, Url=r.receiver.url, Track="inbound_track")
-        await asyncio.sleep(0.3)  # give it the chance to connect early (it must not)
+        # Parked until the conference starts: from here on it cannot connect early.
+        await r.emulator.events.wait_for("stream.waiting", lambda e: e.detail["stream"] == created["sid"], timeout=5)
         assert r.receiver.connection_attempts == 0
         await r.emulator.scenario_controls["add_participant"](
             {"conference_sid": WAITING_CONFERENCE, "name": "Joan", "speaking": [[0, 60000]]}
