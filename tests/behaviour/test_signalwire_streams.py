@@ -375,3 +375,14 @@ async def test_a_reset_stops_live_streams_cleanly_and_leaves_no_tasks_behind():
         assert all(not c.streams for c in r.emulator.backend.conferences.values())
         await r.client.start_stream(CONFERENCE, Url=r.receiver.url)  # and it streams again
         await (await r.receiver.next_stream()).wait_media(2)
+
+
+async def test_live_streams_name_each_conference_stream_as_fault_rules_match_it():
+    async with rig() as r:
+        created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url)
+        stream = await r.receiver.next_stream()
+        await stream.wait_media(1)
+        assert r.emulator.live_streams() == [f"{CONFERENCE}/{created['sid']}"]
+        await r.client.stop_stream(CONFERENCE, created["sid"])
+        await r.emulator.events.wait_for("stream.stopped", lambda e: e.detail["stream"] == created["sid"], timeout=5)
+        assert r.emulator.live_streams() == []
