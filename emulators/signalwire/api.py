@@ -13,15 +13,9 @@ from typing import Any
 from aiohttp import BasicAuth, web
 
 from emulators.kit.clock import Clock
-from emulators.signalwire.model import (
-    API_ROOT,
-    Conference,
-    InvalidRequest,
-    SignalWireBackend,
-    SignalWireError,
-    page_envelope,
-    page_request,
-)
+from emulators.signalwire.errors import InvalidRequest, SignalWireError
+from emulators.signalwire.model import API_ROOT, Conference, SignalWireBackend
+from emulators.signalwire.paging import page_envelope, page_request
 from emulators.signalwire.service import ConferenceService
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -6,7 +6,8 @@ from typing import Any
 
 from emulators.kit.emulator import ScenarioControl
 from emulators.kit.errors import FieldError
-from emulators.signalwire.model import Conference, InvalidRequest, Participant, ParticipantStatus, validate_dtmf
+from emulators.signalwire.errors import InvalidRequest
+from emulators.signalwire.model import Conference, Participant, ParticipantStatus, validate_dtmf
 from emulators.signalwire.service import ConferenceService
 
 

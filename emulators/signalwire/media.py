@@ -105,7 +105,6 @@ class StreamSession:
         self.playout = PlayoutQueue(rate=self.fmt.sample_rate, max_samples=int(self.fmt.sample_rate * cap_s))
         self.tasks = tasks
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.first_tick: int | None = None
         self.last_tick: int | None = None
         self.sent_media = 0
         self.pending_dtmf: list[tuple[str, int]] = []
@@ -174,7 +173,7 @@ class StreamSession:
         clock = self.clock
         clock.listen()
         try:
-            self.first_tick = self.last_tick = max(clock.tick, clock.current_index())
+            self.last_tick = max(clock.tick, clock.current_index())
             while not self._stop.is_set():
                 newest = await clock.wait_after(self.last_tick)
                 if self._stop.is_set():

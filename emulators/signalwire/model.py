@@ -12,14 +12,23 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlencode, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from clients.signalwire_media import CHUNK_MS, DTMF_DIGITS, STREAM_CODECS, TRACKS
+from emulators.signalwire.errors import (
+    AuthenticationFailed,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
+from emulators.signalwire.fields import absolute_http_url, bool_field, choice_field, is_uri, text_field
+from emulators.signalwire.paging import date_filters, date_matches
 
 API_VERSION = "2010-04-01"
 API_ROOT = f"/api/laml/{API_VERSION}"
-MORE_INFO = "https://signalwire.com/docs/compatibility-api/reference/errors"
 CONFERENCE_EVENTS = (
     "conference-start",
     "conference-end",
@@ -35,7 +44,6 @@ CONFERENCE_EVENTS = (
 RELAYED_DTMF_MS = 250  # a customer's key press, played into the conference, as the other streams report it
 MAX_CUSTOM_PARAMETERS = 99
 _PARAMETER_KEY = re.compile(r"Parameter(\d+)\.(Name|Value)")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 S = TypeVar("S", bound=StrEnum)
 
 
@@ -114,143 +122,11 @@ STREAM_TRANSITIONS: dict[StreamStatus, frozenset[StreamStatus]] = {
 RECORDING_UPDATES = (RecordingStatus.PAUSED, RecordingStatus.IN_PROGRESS, RecordingStatus.STOPPED)
 
 
-# ----- domain errors: one base, each carrying its HTTP status, SignalWire code and body shape ---------------
-class SignalWireError(Exception):
-    """Base of the domain errors: ``body(path)`` is the wire body, ``status`` and ``headers`` the answer's."""
-
-    status: int = 400
-    code: int = 400
-    headers: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def body(self, path: str) -> dict[str, Any]:
-        """The object shape ``{code, message, more_info, status}`` (most errors)."""
-        return {"code": self.code, "message": self.message, "more_info": MORE_INFO, "status": self.status}
-
-
-class AuthenticationFailed(SignalWireError):
-    status = 401
-    code = 20003
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Basic realm="SignalWire"'}
-
-    def __init__(self) -> None:
-        super().__init__("Authentication failed")
-
-
-class NotFound(SignalWireError):
-    status = 404
-    code = 20404
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} was not found")
-        self.what = what
-
-    def body(self, path: str) -> dict[str, Any]:
-        # SignalWire names the request path, not the missing object.
-        return {"code": self.code, "message": f"The requested resource {path} was not found",
-                "more_info": MORE_INFO, "status": self.status}
-
-
-class InvalidRequest(SignalWireError):
-    """A 4xx in the object shape, its code the status; ``field`` names the offending field when there is one."""
-
-    def __init__(self, message: str, status: int = 422, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = self.code = status
-        self.field = field
-
-
-class RateLimited(SignalWireError):
-    """Quirk 17: more requests per second than the account may make (Twilio's code 20429)."""
-
-    status = 429
-    code = 20429
-    headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
-
-    def __init__(self) -> None:
-        super().__init__("Too Many Requests")
-
-
-class ValidationFailed(SignalWireError):
-    """A 422 in the string-array shape ``{"errors": [...]}``; ``stream_error`` is the StreamError value."""
-
-    status = 422
-    code = 422
-
-    def __init__(self, errors: list[str], stream_error: str = "general_error") -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-        self.stream_error = stream_error
-
-    def body(self, path: str) -> dict[str, Any]:
-        return {"errors": self.errors}
-
-
-class IllegalTransition(SignalWireError):
-    """A status change the transition table forbids (a rule was bypassed): 409 in the object shape."""
-
-    status = 409
-    code = 409
-
-    def __init__(self, kind: str, sid: str, current: str, target: str) -> None:
-        super().__init__(f"{kind} {sid} cannot go from {current} to {target}")
-
-
 def _checked(kind: str, sid: str, table: dict[S, frozenset[S]], current: S, target: S) -> S:
     """``target`` when the table allows ``current -> target``; IllegalTransition otherwise."""
     if target not in table[current]:
         raise IllegalTransition(kind, sid, current, target)
     return target
-
-
-# ----- field parsing shared by form and JSON bodies -------------------------------------------------------
-def text_field(fields: dict[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidRequest(f"{name} must be a string, got {type(value).__name__}")
-    return str(value)
-
-
-def bool_field(fields: dict[str, Any], name: str) -> bool | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise InvalidRequest(f"{name} must be true or false, got {value!r}")
-
-
-def choice_field(fields: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
-    value = text_field(fields, name)
-    if value is not None and value not in allowed:
-        raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
-
-
-def is_uri(value: str) -> bool:
-    """RFC 3986 characters only (no spaces, no raw non-ASCII), so the value is a URI and not just text."""
-    return _URI_CHARS.fullmatch(value) is not None
-
-
-def _absolute_http_url(value: str) -> bool:
-    if not is_uri(value):
-        return False
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises for a malformed port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 # ----- entities ---------------------------------------------------------------------------------------------
@@ -477,84 +353,6 @@ class Conference:
         }
 
 
-# ----- paging -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PageRequest:
-    page: int = 0
-    page_size: int = 50
-
-
-def page_request(query: dict[str, str]) -> PageRequest:
-    def integer(name: str, default: int, lo: int, hi: int) -> int:
-        raw = query.get(name)
-        if raw is None or raw == "":
-            return default
-        if not re.fullmatch(r"[0-9]+", raw):
-            raise InvalidRequest(f"{name} must be an integer between {lo} and {hi}, got {raw!r}")
-        value = int(raw)
-        if not lo <= value <= hi:
-            raise InvalidRequest(f"{name} must be between {lo} and {hi}, got {value}")
-        return value
-
-    token = query.get("PageToken")
-    if token is not None and not token.startswith(("PA", "PB")):
-        raise InvalidRequest(f"PageToken must start with PA or PB, got {token!r}")
-    return PageRequest(page=integer("Page", 0, 0, 2**31 - 1), page_size=integer("PageSize", 50, 1, 1000))
-
-
-def page_envelope(
-    key: str, items: list[dict[str, Any]], request: PageRequest, path: str, query: dict[str, str]
-) -> dict[str, Any]:
-    """The list envelope: ``uri`` echoes the request; next/previous carry Page, PageSize and a PA/PB token."""
-    filters = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
-    start = request.page * request.page_size
-    window = items[start : start + request.page_size]
-
-    def link(page: int, token: str | None) -> str:
-        params = {**filters, "Page": str(page), "PageSize": str(request.page_size)}
-        if token:
-            params["PageToken"] = token
-        return f"{path}?{urlencode(params)}"
-
-    has_next = start + request.page_size < len(items)
-    return {
-        "uri": f"{path}?{urlencode(query)}" if query else path,
-        "first_page_uri": link(0, None),
-        "next_page_uri": link(request.page + 1, f"PA{request.page + 1}") if has_next else None,
-        "previous_page_uri": link(request.page - 1, f"PB{request.page - 1}") if request.page > 0 else None,
-        "page": request.page,
-        "page_size": request.page_size,
-        key: window,
-    }
-
-
-def _date_filter(query: dict[str, str], name: str) -> dt.date | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not _DATE.fullmatch(raw):
-        raise InvalidRequest(f"{name} must be a date as YYYY-MM-DD, got {raw!r}")
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a valid date as YYYY-MM-DD, got {raw!r}") from None
-
-
-DateRange = tuple[dt.date | None, dt.date | None, dt.date | None]
-
-
-def date_filters(query: dict[str, str], prefix: str) -> DateRange:
-    """``Prefix``, ``Prefix<`` and ``Prefix>`` parsed up front, so a bad value is a 422 even with no matches."""
-    on, before, after = (_date_filter(query, prefix + s) for s in ("", "<", ">"))
-    return on, before, after
-
-
-def _date_matches(bounds: DateRange, timestamp: float) -> bool:
-    day = dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
-    on, before, after = bounds
-    return (on is None or day == on) and (before is None or day < before) and (after is None or day > after)
-
-
 # ----- stream validation --------------------------------------------------------------------------------------
 def validate_stream_request(
     fields: dict[str, Any], *, allow_ws: bool = False, disabled_codecs: tuple[str, ...] = ()
@@ -607,7 +405,7 @@ def validate_stream_request(
     if method not in ("GET", "POST"):
         problem(f"StatusCallbackMethod must be GET or POST, got {method!r}", "general_error")
     callback = string("StatusCallback")
-    if callback is not None and not _absolute_http_url(callback):
+    if callback is not None and not absolute_http_url(callback):
         problem(f"StatusCallback must be an absolute http(s) URL, got {callback!r}", "general_error")
     real_time_raw = fields.get("StreamRealTime")
     real_time = False
@@ -754,9 +552,9 @@ class SignalWireBackend:
                 continue
             if friendly is not None and conference.friendly_name != friendly:
                 continue
-            if not _date_matches(created, conference.date_created):
+            if not date_matches(created, conference.date_created):
                 continue
-            if not _date_matches(updated, conference.date_updated):
+            if not date_matches(updated, conference.date_updated):
                 continue
             out.append(conference)
         return out
@@ -766,7 +564,7 @@ class SignalWireBackend:
         status = choice_field(fields, "Status", ("completed",))
         announce = text_field(fields, "AnnounceUrl")
         choice_field(fields, "AnnounceMethod", ("GET", "POST"))
-        if announce is not None and not _absolute_http_url(announce):
+        if announce is not None and not absolute_http_url(announce):
             raise InvalidRequest(f"AnnounceUrl must be an absolute http(s) URL, got {announce!r}")
         if announce is not None:
             conference.announce_url = announce  # stored, never requested (dossier 4.2)
@@ -841,7 +639,7 @@ class SignalWireBackend:
         coach = text_field(fields, "CallSidToCoach")
         for name in ("AnnounceUrl", "HoldUrl", "WaitUrl"):
             value = text_field(fields, name)
-            if value is not None and not _absolute_http_url(value):
+            if value is not None and not absolute_http_url(value):
                 raise InvalidRequest(f"{name} must be an absolute http(s) URL, got {value!r}")
         for name in ("AnnounceMethod", "HoldMethod", "WaitMethod"):
             choice_field(fields, name, ("GET", "POST"))
@@ -897,7 +695,7 @@ class SignalWireBackend:
 
     def list_recordings(self, conference: Conference, query: dict[str, str]) -> list[Recording]:
         created = date_filters(query, "DateCreated")
-        return [r for r in conference.recordings.values() if not r.deleted and _date_matches(created, r.date_created)]
+        return [r for r in conference.recordings.values() if not r.deleted and date_matches(created, r.date_created)]
 
     def update_recording(self, recording: Recording, fields: dict[str, Any], now: float) -> None:
         status = fields.get("Status")

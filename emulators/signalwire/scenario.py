@@ -10,10 +10,10 @@ from typing import Any
 
 from clients.signalwire_media import CHUNK_MS
 from emulators.kit.errors import FieldError
+from emulators.signalwire.errors import InvalidRequest
 from emulators.signalwire.model import (
     CONFERENCE_EVENTS,
     Conference,
-    InvalidRequest,
     Participant,
     Recording,
     RecordingStatus,

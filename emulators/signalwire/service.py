@@ -26,6 +26,7 @@ from emulators.kit.tasks import TaskOwner
 from emulators.signalwire.audio import ConferenceAudio
 from emulators.signalwire.callbacks import CallbackQueue, conference_fields, stream_fields
 from emulators.signalwire.dialout import OverrideResolver, dial
+from emulators.signalwire.errors import SignalWireError
 from emulators.signalwire.media import StreamEnd, StreamOptions, StreamSession, StreamVerdicts
 from emulators.signalwire.media_clock import MediaClock
 from emulators.signalwire.model import (
@@ -34,7 +35,6 @@ from emulators.signalwire.model import (
     ConferenceStatus,
     Participant,
     SignalWireBackend,
-    SignalWireError,
     Stream,
     StreamRequest,
 )

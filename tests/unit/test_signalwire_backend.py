@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import pytest
 
+from emulators.signalwire.errors import (
+    AuthenticationFailed,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    SignalWireError,
+    ValidationFailed,
+)
 from emulators.signalwire.model import (
     CONFERENCE_TRANSITIONS,
     RECORDING_TRANSITIONS,
     STREAM_TRANSITIONS,
-    AuthenticationFailed,
     Conference,
     ConferenceStatus,
-    IllegalTransition,
-    InvalidRequest,
-    NotFound,
     Participant,
-    RateLimited,
     Recording,
     RecordingStatus,
     SignalWireBackend,
-    SignalWireError,
     StreamStatus,
-    ValidationFailed,
     validate_dtmf,
     validate_stream_request,
 )
