@@ -481,6 +481,16 @@ def validate_dtmf(digit: Any, duration_ms: Any) -> tuple[str, int]:
 
 
 CALL_SID_MODES = ("conference", "empty", "first_participant")
+SHUTDOWN = "shutdown"  # why a stream stops when the emulator itself stops or resets
+
+
+def stream_end_event(reason: str, error: str | None) -> str | None:
+    """The StatusCallback event a started stream's end sends: ``stream-error`` (with its StreamError),
+    ``stream-stopped`` (stopped by the API, its conference or the customer), or none when the emulator itself
+    shut it down."""
+    if error is not None:
+        return "stream-error"
+    return None if reason == SHUTDOWN else "stream-stopped"
 
 
 # ----- the backend ----------------------------------------------------------------------------------------------

@@ -31,12 +31,14 @@ from emulators.signalwire.media import StreamEnd, StreamOptions, StreamSession, 
 from emulators.signalwire.media_clock import MediaClock
 from emulators.signalwire.model import (
     RELAYED_DTMF_MS,
+    SHUTDOWN,
     Conference,
     ConferenceStatus,
     Participant,
     SignalWireBackend,
     Stream,
     StreamRequest,
+    stream_end_event,
 )
 from emulators.signalwire.scenario import conference_from_spec, participant_from_spec
 from emulators.signalwire.settings import SignalWireSettings
@@ -114,7 +116,7 @@ class ConferenceService:
     async def aclose(self) -> None:
         """Stop every stream (``stop``, close 1000, no callback), deliver queued conference callbacks (bounded)."""
         for session in list(self.sessions.values()):
-            session.request_stop("shutdown")
+            session.request_stop(SHUTDOWN)
         pending = [t for t in self.session_tasks.values() if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=5)
@@ -398,14 +400,16 @@ class ConferenceService:
         self.events.record("stream.started", stream=stream.sid, conference=stream.conference_sid,
                            codec=session.fmt.codec, track=stream.request.track, url=stream.request.url)
         end = await session.run()
+        event = stream_end_event(end.reason, end.error)
+        if event is not None:
+            report(event, end.error)
         if end.error is not None:
-            self._stream_failed(stream, report, end)
-        elif end.reason != "shutdown":
-            report("stream-stopped")
+            self.events.record("stream.error", stream=stream.sid, conference=stream.conference_sid, error=end.error)
         self.events.record("stream.stopped", stream=stream.sid, reason=end.reason)
         return end
 
     def _stream_failed(self, stream: Stream, report: Callable[..., None], end: StreamEnd) -> StreamEnd:
+        """A stream that never started (duplicate name, failed dial): ``stream-error`` only."""
         report("stream-error", end.error)
         self.events.record("stream.error", stream=stream.sid, conference=stream.conference_sid, error=end.error)
         return end

@@ -386,3 +386,14 @@ async def test_live_streams_name_each_conference_stream_as_fault_rules_match_it(
         await r.client.stop_stream(CONFERENCE, created["sid"])
         await r.emulator.events.wait_for("stream.stopped", lambda e: e.detail["stream"] == created["sid"], timeout=5)
         assert r.emulator.live_streams() == []
+
+
+async def test_start_streams_opens_many_streams_of_one_conference_for_load_runs():
+    async with rig() as r:
+        started = r.emulator.service.start_streams(3, r.receiver.url)
+        assert [s.name for s in started] == ["bench-0", "bench-1", "bench-2"]
+        assert {s.conference_sid for s in started} == {CONFERENCE}
+        arrived = [await r.receiver.next_stream() for _ in started]
+        for stream in arrived:
+            await stream.wait_media(2)
+        assert sorted(s.stream_sid for s in arrived) == sorted(s.sid for s in started)

@@ -16,6 +16,7 @@ from emulators.signalwire.errors import (
 from emulators.signalwire.model import (
     CONFERENCE_TRANSITIONS,
     RECORDING_TRANSITIONS,
+    SHUTDOWN,
     STREAM_TRANSITIONS,
     Conference,
     ConferenceStatus,
@@ -24,6 +25,7 @@ from emulators.signalwire.model import (
     RecordingStatus,
     SignalWireBackend,
     StreamStatus,
+    stream_end_event,
     validate_dtmf,
     validate_stream_request,
 )
@@ -227,3 +229,11 @@ def test_speech_changes_follow_the_timeline_once_per_change():
     assert conference.speech_changes(200, heard) == []
     backend.set_speaker(person, False)
     assert conference.speech_changes(250, heard) == [("participant-speech-stop", person)]
+
+
+def test_a_started_streams_end_reports_an_error_or_a_stop_but_nothing_when_the_emulator_shuts_it_down():
+    assert stream_end_event("fault close", "general_error") == "stream-error"
+    assert stream_end_event("backlog", "general_error") == "stream-error"
+    for reason in ("api", "conference", "client closed"):
+        assert stream_end_event(reason, None) == "stream-stopped"
+    assert stream_end_event(SHUTDOWN, None) is None
