@@ -397,3 +397,19 @@ async def test_start_streams_opens_many_streams_of_one_conference_for_load_runs(
         for stream in arrived:
             await stream.wait_media(2)
         assert sorted(s.stream_sid for s in arrived) == sorted(s.sid for s in started)
+
+
+async def test_deleting_a_stall_rule_ends_the_stall_and_the_owed_chunks_follow():
+    async with rig() as r:
+        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track")
+        stream = await r.receiver.next_stream()
+        await stream.wait_media(3)
+        since = r.emulator.events.last_id
+        # No count: a count-limited rule is pruned once spent, and then there is nothing left to delete.
+        rule = r.emulator.faults.add({"match": {"stream": "*"}, "action": {"type": "stall", "seconds": 60}})
+        await r.emulator.events.wait_for("fault.applied", since=since, timeout=5)
+        r.emulator.faults.remove(rule.id)
+        await stream.wait_media(30, timeout_s=5)  # long before the 60 s stall would have ended
+        media = stream.media("inbound")
+        assert [m.timestamp for m in media] == [20 * i for i in range(len(media))]
+        assert stream.missing_chunks("inbound") == []
