@@ -12,8 +12,13 @@ from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
 from emulators.config import Config
+from emulators.kit.tls import ensure_dev_certs
 from emulators.pytest_plugin import running_emulator
 from emulators.signalwire.device import SignalWireEmulator
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
 WAITING_CONFERENCE = "4c6e8a0b-7d2f-4e9a-8b1c-5d3e7f9a1b2c"  # nobody joined yet: status init
@@ -94,7 +99,7 @@ async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "f
     else the default allowlist) + client on its HTTPS endpoint + a wss receiver + a callback sink on ``sink_host``."""
     config = Config() if egress_allow is None else Config(egress_allow=egress_allow)
     async with running_emulator("signalwire", settings, config=config) as emulator, \
-            MediaStreamReceiver() as receiver, callback_sink(sink_host) as sink:
+            MediaStreamReceiver(**RECEIVER_TLS) as receiver, callback_sink(sink_host) as sink:
         creds = emulator.credentials()
         client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],
                                   body_encoding=body_encoding)

@@ -17,7 +17,12 @@ from clients.signalwire import MediaStreamReceiver, SignalWireClient
 from contracts.asyncapi import load as load_asyncapi
 from contracts.asyncapi import schema_for
 from contracts.runner import openapi_path, run_schemathesis
+from emulators.kit.tls import ensure_dev_certs
 from emulators.pytest_plugin import start_emulator
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
 CALL = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
@@ -73,7 +78,7 @@ def _message_schemas() -> dict[str, dict]:
 async def test_every_message_the_emulator_sends_validates_against_the_asyncapi_document(emulator_factory) -> None:
     schemas = _message_schemas()
     emulator = await emulator_factory("signalwire", settings={"always_custom_parameters": True})
-    async with MediaStreamReceiver() as receiver:
+    async with MediaStreamReceiver(**RECEIVER_TLS) as receiver:
         creds = emulator.credentials()
         async with SignalWireClient(creds["project"], creds["token"], creds["space_url"],
                                     ca_bundle=creds["ca_bundle"]) as client:

@@ -7,7 +7,12 @@ import asyncio
 import pytest
 
 from clients.signalwire import MediaStreamReceiver, Stop
+from emulators.kit.tls import ensure_dev_certs
 from emulators.signalwire.device import SignalWireEmulator
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 rest = pytest.importorskip("signalwire.rest", reason="pip install signalwire-sdk==3.0.2 (the test extra)")
 
@@ -26,7 +31,7 @@ def _client(emulator: SignalWireEmulator, project: str, token: str):
 
 
 async def test_the_documentation_example_streams_a_conference_to_stream_example_com(monkeypatch, emulator_factory):
-    async with MediaStreamReceiver() as receiver:
+    async with MediaStreamReceiver(**RECEIVER_TLS) as receiver:
         # stream.example.com is resolved to the local receiver (like curl --resolve); Host and SNI stay intact,
         # so the receiver's certificate must name it: the dev CA's localhost certificate does not, hence insecure.
         settings = {"resolve": {"stream.example.com": f"127.0.0.1:{receiver.port}"}, "tls_insecure": True}
@@ -50,7 +55,7 @@ async def test_the_documentation_example_streams_a_conference_to_stream_example_
 
 async def test_every_compat_conference_method_works_against_the_emulator(monkeypatch, emulator_factory):
     emulator = await emulator_factory("signalwire")
-    async with MediaStreamReceiver() as receiver:
+    async with MediaStreamReceiver(**RECEIVER_TLS) as receiver:
         creds = emulator.credentials()
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", creds["ca_bundle"])
         conferences = _client(emulator, creds["project"], creds["token"]).compat.conferences
