@@ -76,7 +76,7 @@ async def callback_sink(host: str = "127.0.0.1") -> AsyncIterator[CallbackSink]:
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()
-    sink.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sink.port = runner.addresses[0][1]
     sink.url = f"http://{host}:{sink.port}/status"
     try:
         yield sink
