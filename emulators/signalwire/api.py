@@ -1,35 +1,22 @@
-"""The Compatibility API's conference routes: parse (form or JSON), authenticate, call the model, render.
+"""The Compatibility API's conference routes: parse (form or JSON), authenticate, call the service/backend, render.
 
-SignalWire's error shapes live here, once: 401/404/4xx as ``{code, message, more_info, status}`` and the
-stream/recording 422 as ``{"errors": [...]}``.
+Every domain error is a ``SignalWireError`` carrying its status, code and body shape (``{code, message,
+more_info, status}`` or the stream/recording 422 ``{"errors": [...]}``); ``_guard`` turns it into the answer, once.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import BasicAuth, web
 
-from emulators.signalwire.model import (
-    API_ROOT,
-    MORE_INFO,
-    AuthenticationFailed,
-    InvalidRequest,
-    NotFound,
-    SignalWireError,
-    StreamRequest,
-    ValidationFailed,
-    page_envelope,
-    page_request,
-    validate_stream_request,
-)
-
-if TYPE_CHECKING:
-    from emulators.signalwire.device import SignalWireEmulator
+from emulators.kit.clock import Clock
+from emulators.signalwire.errors import InvalidRequest, SignalWireError
+from emulators.signalwire.model import API_ROOT, Conference, SignalWireBackend
+from emulators.signalwire.paging import page_envelope, page_request
+from emulators.signalwire.service import ConferenceService
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACCOUNT = API_ROOT + "/Accounts/{AccountSid}"
@@ -37,39 +24,13 @@ SID = r"{%s:[^/]+?}"
 EXT = r"{ext:(?:\.json)?}"
 
 
-def error_body(code: int, message: str, status: int) -> dict[str, Any]:
-    return {"code": code, "message": message, "more_info": MORE_INFO, "status": status}
-
-
-def auth_failed() -> web.Response:
-    return web.json_response(error_body(20003, "Authentication failed", 401), status=401,
-                             headers={"WWW-Authenticate": 'Basic realm="SignalWire"'})
-
-
 class ConferenceApi:
-    """aiohttp handlers for the 13 conference operations, bound to one emulator."""
+    """aiohttp handlers for the 13 conference operations, over one backend and the service that acts for it."""
 
-    def __init__(self, emulator: SignalWireEmulator) -> None:
-        self.emu = emulator
-        self._recent: dict[str, deque[float]] = {}  # account -> request times within the last second
-
-    def _rate_limited(self, account_sid: str) -> bool:
-        """Quirk 17 (opt-in): more than ``rate_limit`` requests per second per account answer 429."""
-        limit = int(self.emu.settings["rate_limit"])
-        if limit <= 0:
-            return False
-        now = time.monotonic()
-        recent = self._recent.setdefault(account_sid, deque())
-        while recent and now - recent[0] >= 1.0:
-            recent.popleft()
-        if len(recent) >= limit:
-            return True
-        recent.append(now)
-        return False
-
-    @property
-    def backend(self) -> Any:
-        return self.emu.backend
+    def __init__(self, backend: SignalWireBackend, service: ConferenceService, clock: Clock) -> None:
+        self.backend = backend
+        self.service = service
+        self.clock = clock
 
     def add_routes(self, app: web.Application) -> None:
         conf = f"{ACCOUNT}/Conferences"
@@ -92,7 +53,7 @@ class ConferenceApi:
         r.add_post(f"{streams}{EXT}", self._guard(self.create_stream))
         r.add_post(f"{streams}/{SID % 'Sid'}{EXT}", self._guard(self.update_stream))
 
-    # --- the wrapper: auth and the device's error mapping ---
+    # --- the wrapper: auth, the opt-in rate limit, and the device's one error mapping ---
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             account_sid = request.match_info["AccountSid"]
@@ -103,22 +64,10 @@ class ConferenceApi:
                 except ValueError:
                     auth = None
                 self.backend.authenticate(account_sid, auth.login if auth else None, auth.password if auth else None)
-                if self._rate_limited(account_sid):
-                    return web.json_response(error_body(20429, "Too Many Requests", 429), status=429,
-                                             headers={"Retry-After": "1"})
+                self.backend.admit(account_sid, self.clock.monotonic())
                 return await handler(request)
-            except AuthenticationFailed:
-                return auth_failed()
-            except NotFound:
-                return web.json_response(
-                    error_body(20404, f"The requested resource {request.path} was not found", 404), status=404
-                )
-            except ValidationFailed as exc:
-                return web.json_response({"errors": exc.errors}, status=422)
-            except InvalidRequest as exc:
-                return web.json_response(error_body(exc.status, exc.message, exc.status), status=exc.status)
-            except SignalWireError as exc:  # pragma: no cover - every domain error has a mapping above
-                return web.json_response(error_body(400, str(exc), 400), status=400)
+            except SignalWireError as exc:
+                return web.json_response(exc.body(request.path), status=exc.status, headers=exc.headers)
 
         return guarded
 
@@ -150,7 +99,7 @@ class ConferenceApi:
         return dict(request.query)
 
     def now(self) -> float:
-        return self.emu.clock.now()
+        return self.clock.now()
 
     # --- conferences ---
     async def list_conferences(self, request: web.Request) -> web.Response:
@@ -160,7 +109,7 @@ class ConferenceApi:
         body = page_envelope("conferences", [c.as_json() for c in items], paging, request.path, query)
         return web.json_response(body)
 
-    def _conference(self, request: web.Request, key: str = "ConferenceSid") -> Any:
+    def _conference(self, request: web.Request, key: str = "ConferenceSid") -> Conference:
         return self.backend.conference(request.match_info["AccountSid"], request.match_info[key])
 
     async def retrieve_conference(self, request: web.Request) -> web.Response:
@@ -168,10 +117,7 @@ class ConferenceApi:
 
     async def update_conference(self, request: web.Request) -> web.Response:
         conference = self._conference(request, "Sid")
-        fields = await self.body(request)
-        ended = self.backend.update_conference(conference, fields, self.now())
-        if conference.status == "completed":
-            self.emu.conference_ended(conference, ended)
+        self.service.update_conference(conference, await self.body(request))
         return web.json_response(conference.as_json())
 
     # --- participants ---
@@ -190,16 +136,13 @@ class ConferenceApi:
     async def update_participant(self, request: web.Request) -> web.Response:
         conference = self._conference(request)
         participant = self.backend.participant(conference, request.match_info["CallSid"])
-        muted, hold = participant.muted, participant.hold
-        self.backend.update_participant(participant, await self.body(request), self.now())
-        self.emu.participant_updated(conference, participant, muted, hold)
+        self.service.update_participant(conference, participant, await self.body(request))
         return web.json_response(participant.as_json())
 
     async def delete_participant(self, request: web.Request) -> web.Response:
         conference = self._conference(request)
         participant = self.backend.participant(conference, request.match_info["CallSid"])
-        ended = self.backend.remove_participant(conference, participant, self.now())
-        self.emu.participant_left(conference, participant, ended)
+        self.service.remove_participant(conference, participant)
         return web.Response(status=204)
 
     # --- recordings ---
@@ -231,51 +174,17 @@ class ConferenceApi:
     # --- streams ---
     async def create_stream(self, request: web.Request) -> web.Response:
         conference = self._conference(request)
-        fields = await self.body(request)
-        settings = self.emu.settings
-        try:
-            stream_request = validate_stream_request(
-                fields,
-                allow_ws=settings["allow_ws_scheme"],
-                disabled_codecs=tuple(settings["disabled_codecs"]),
-            )
-        except ValidationFailed as exc:
-            if not settings["async_validation_errors"]:
-                raise
-            # Quirk 5: accept, answer queued, then report the problem as a stream-error callback.
-            stream = self.backend.create_stream(conference, _salvage(fields), self.now())
-            body = stream.as_json()  # queued: the failure is only told by the callback
-            self.emu.fail_stream(stream, exc.stream_error)
-            return web.json_response(body)
-        stream = self.backend.create_stream(conference, stream_request, self.now())
+        stream, error = self.backend.accept_stream(conference, await self.body(request), self.now())
         body = stream.as_json()  # rendered before the connection attempt can change it
-        self.emu.launch_stream(conference, stream)
+        if error is None:
+            self.service.launch_stream(conference, stream)
+        else:
+            self.service.fail_stream(stream, error)  # quirk 5: queued, then the problem as a stream-error callback
         return web.json_response(body)
 
     async def update_stream(self, request: web.Request) -> web.Response:
         conference = self._conference(request)
         stream = self.backend.stream(conference, request.match_info["Sid"])
         if self.backend.stop_stream(stream, await self.body(request), self.now()):
-            self.emu.stop_stream_media(stream, "api")
+            self.service.stop_media(stream, "api")
         return web.json_response(stream.as_json())
-
-
-def _salvage(fields: dict[str, Any]) -> StreamRequest:
-    """What can be kept of an invalid create body, so its stream-error callback still reaches the customer."""
-
-    def text(name: str) -> str | None:
-        value = fields.get(name)
-        return value if isinstance(value, str) and value else None
-
-    callback = text("StatusCallback")
-    if callback is not None and not callback.startswith(("http://", "https://")):
-        callback = None
-    method = text("StatusCallbackMethod")
-    track = text("Track")
-    return StreamRequest(
-        url=text("Url") or "",
-        name=text("Name"),
-        track=track if track in ("inbound_track", "outbound_track", "both_tracks") else "both_tracks",
-        status_callback=callback,
-        status_callback_method=method if method in ("GET", "POST") else "POST",
-    )

@@ -1,75 +1,101 @@
-"""Stream StatusCallback requests: ordered per stream, retried, with SignalWire's fields."""
+"""Status callbacks: SignalWire's fields for stream and conference callbacks, and their ordered, retried delivery."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from emulators.kit.events import EventLog
-from emulators.kit.outbound import RetryPolicy, WebhookSender
-from emulators.signalwire.model import Stream, iso8601_ms
+from emulators.kit.outbound import WebhookSender
+from emulators.signalwire.model import Conference, Participant, Stream, iso8601_ms, rfc2822
 
 
-@dataclass
-class CallbackSettings:
-    attempts: int = 3
-    retry_interval_s: float = 0.5
-    timeout_s: float = 5.0
+def stream_fields(stream: Stream, call_sid: str, event: str, timestamp: float,
+                  error: str | None = None) -> dict[str, str]:
+    """A stream StatusCallback: ``Timestamp`` in ISO 8601 with milliseconds, ``StreamError`` on errors only."""
+    out = {
+        "AccountSid": stream.account_sid,
+        "ConferenceSid": stream.conference_sid,
+        "CallSid": call_sid,
+        "StreamSid": stream.sid,
+        "StreamName": stream.name or stream.sid,
+        "StreamTrack": stream.request.track,
+        "StreamEvent": event,
+        "Timestamp": iso8601_ms(timestamp),
+        "Unique-ID": call_sid,
+    }
+    if error is not None:
+        out["StreamError"] = error
+    return out
 
 
-class StatusCallbacks:
-    """Delivers one stream's StatusCallback requests in order (started before stopped), each retried."""
+def conference_fields(conference: Conference, event: str, timestamp: float,
+                      participant: Participant | None = None) -> dict[str, str]:
+    """A conference status callback: ``Timestamp`` in RFC 2822; participant events add the participant's flags."""
+    fields = {
+        "AccountSid": conference.account_sid,
+        "ConferenceSid": conference.sid,
+        "FriendlyName": conference.friendly_name,
+        "StatusCallbackEvent": event,
+        "Timestamp": rfc2822(timestamp),
+    }
+    if participant is not None:
+        fields.update(CallSid=participant.call_sid, Muted=str(participant.muted).lower(),
+                      Hold=str(participant.hold).lower(), Coaching=str(participant.coaching).lower(),
+                      EndConferenceOnExit=str(participant.end_conference_on_exit).lower(),
+                      StartConferenceOnEnter=str(participant.start_conference_on_enter).lower())
+    return fields
 
-    def __init__(self, stream: Stream, call_sid: str, sender: WebhookSender, events: EventLog,
-                 now: Callable[[], float]) -> None:
-        self.stream = stream
-        self.call_sid = call_sid
+
+class CallbackQueue:
+    """One subject's callbacks to one URL, delivered in order by ``run`` (each retried by the sender).
+
+    ``subject`` tags the event log (``{"stream": sid}`` or ``{"conference": sid}``); ``event_field`` names the
+    field that says which event a request reports. The sender carries the emulator's egress policy.
+    """
+
+    def __init__(self, url: str | None, method: str, sender: WebhookSender, events: EventLog, *,
+                 subject: dict[str, str], event_field: str) -> None:
+        self.url = url
+        self.method = method
         self.sender = sender
         self.events = events
-        self.now = now
+        self.subject = subject
+        self.event_field = event_field
         self._queue: asyncio.Queue[dict[str, str] | None] = asyncio.Queue()
 
-    def fields(self, event: str, error: str | None = None) -> dict[str, str]:
-        stream = self.stream
-        out = {
-            "AccountSid": stream.account_sid,
-            "ConferenceSid": stream.conference_sid,
-            "CallSid": self.call_sid,
-            "StreamSid": stream.sid,
-            "StreamName": stream.name or stream.sid,
-            "StreamTrack": stream.request.track,
-            "StreamEvent": event,
-            "Timestamp": iso8601_ms(self.now()),
-            "Unique-ID": self.call_sid,
-        }
-        if error is not None:
-            out["StreamError"] = error
-        return out
-
-    def send(self, event: str, error: str | None = None) -> None:
-        if self.stream.request.status_callback:
-            self._queue.put_nowait(self.fields(event, error))
+    def send(self, fields: dict[str, str]) -> None:
+        if self.url:
+            self._queue.put_nowait(fields)
 
     def close(self) -> None:
+        """``run`` ends once what is queued before this has been delivered."""
         self._queue.put_nowait(None)
 
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (bounded) until everything queued has been handled."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._queue.join()
+        except TimeoutError:
+            pass
+
     async def run(self) -> None:
-        url = self.stream.request.status_callback
-        method = self.stream.request.status_callback_method
-        while (fields := await self._queue.get()) is not None:
-            if url is None:
-                continue
+        while True:
+            fields = await self._queue.get()
             try:
-                # Checked off-loop first: the allowlist may resolve a name, which must not stall the media clock.
-                await asyncio.to_thread(self.sender.egress.check, url)
-                status = await self.sender.deliver(url, method=method, form=fields)
-                self.events.record("callback.sent", stream=self.stream.sid, event=fields["StreamEvent"],
-                                   status=status)
-            except Exception as exc:  # delivery problems never break the stream; they are logged
-                self.events.record("callback.failed", stream=self.stream.sid, event=fields["StreamEvent"],
-                                   error=str(exc))
+                if fields is None:
+                    return
+                await self._deliver(fields)
+            finally:
+                self._queue.task_done()
 
-
-def default_retry(settings: CallbackSettings) -> RetryPolicy:
-    return RetryPolicy(interval_s=settings.retry_interval_s, max_attempts=max(1, settings.attempts))
+    async def _deliver(self, fields: dict[str, str]) -> None:
+        assert self.url is not None
+        event = fields[self.event_field]
+        try:
+            # Checked off the loop first: the allowlist may resolve a name, which must not stall the media clock.
+            await asyncio.to_thread(self.sender.egress.check, self.url)
+            status = await self.sender.deliver(self.url, method=self.method, form=fields)
+            self.events.record("callback.sent", **self.subject, event=event, status=status)
+        except Exception as exc:  # a customer's broken endpoint never breaks the stream or the conference
+            self.events.record("callback.failed", **self.subject, event=event, error=str(exc))

@@ -1,13 +1,20 @@
-"""Dialling out: where a stream URL's host really connects (resolve override) and why a connection failed."""
+"""Dialling out to a customer's stream URL: the egress check, the resolve override, and why a connection failed."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+
+from emulators.kit.events import EventLog
+from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
+
+CONNECT_TIMEOUT_S = 5.0
 
 
 class OverrideResolver(AbstractResolver):
@@ -48,3 +55,52 @@ def connection_error_kind(exc: BaseException) -> str:
     if dns_error is not None and isinstance(exc, dns_error):
         return "connection_refused_timeout_or_ssl_error"
     return "connection_refused"
+
+
+async def dial(
+    http: aiohttp.ClientSession,
+    url: str,
+    *,
+    egress: EgressPolicy,
+    resolver: OverrideResolver,
+    ssl_context: ssl.SSLContext | bool,
+    bearer_token: str | None,
+    events: EventLog,
+    stream_sid: str,
+) -> aiohttp.ClientWebSocketResponse | str:
+    """The open WebSocket, or the StreamError saying why there is none (the attempt is in the event log).
+
+    The egress allowlist judges where the connection really goes (the resolve override's address, if any).
+    """
+    headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
+    parts = urlsplit(url)
+    try:
+        target = resolver.target(parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80))
+        checked = url if target is None else f"https://{_netloc(*target)}/"
+        # The allowlist check may resolve a name: never block the loop that paces every stream on DNS.
+        await asyncio.to_thread(egress.check, checked)
+    except (EgressRefused, ValueError) as exc:
+        events.record("outbound.failed", stream=stream_sid, url=url, error=str(exc))
+        return "connection_refused"
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            ws = await http.ws_connect(
+                url,
+                headers=headers,
+                ssl=ssl_context,
+                autoping=True,
+                compress=0,
+                max_msg_size=16 * 1024**2,
+                timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+            )
+    except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError, ValueError) as exc:
+        kind = connection_error_kind(exc)
+        events.record("outbound.failed", stream=stream_sid, url=url, error=describe_connect_error(exc),
+                      stream_error=kind)
+        return kind
+    events.record("outbound.connected", stream=stream_sid, url=url)
+    return ws
+
+
+def _netloc(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable
 
 from clients.signalwire_media import CHUNK_MS
@@ -18,11 +17,13 @@ class MediaClock:
     conference's media time (ticks since it started) keeps meaning the same thing.
     """
 
-    def __init__(self, stats: LatenessStats, *, speedup: float = 1.0, on_tick: Callable[[int], None]) -> None:
+    def __init__(self, stats: LatenessStats, *, monotonic: Callable[[], float], speedup: float = 1.0,
+                 on_tick: Callable[[int], None]) -> None:
         self.period = CHUNK_MS / 1000 / speedup
         self.stats = stats
+        self.monotonic = monotonic
         self.on_tick = on_tick
-        self.origin = time.monotonic()
+        self.origin = monotonic()
         self.tick = -1
         self._ticked = asyncio.Event()
         self._listeners = 0
@@ -30,7 +31,7 @@ class MediaClock:
 
     def current_index(self) -> int:
         """The index of the tick whose deadline most recently passed."""
-        return math.floor((time.monotonic() - self.origin) / self.period)
+        return math.floor((self.monotonic() - self.origin) / self.period)
 
     def deadline(self, index: int) -> float:
         return self.origin + index * self.period
@@ -58,7 +59,7 @@ class MediaClock:
             await self._wanted.wait()
             first = max(self.tick + 1, self.current_index() + 1)
             # Late ticks are never skipped: a stream owes every chunk, so skip_after is unbounded here.
-            pacer = Pacer(self.period, stats=self.stats, skip_after=math.inf)
+            pacer = Pacer(self.period, stats=self.stats, skip_after=math.inf, monotonic=self.monotonic)
             async for tick in pacer.ticks(start=self.deadline(first)):
                 self.tick = first + tick.index
                 self.on_tick(self.tick)

@@ -9,20 +9,42 @@ import datetime as dt
 import email.utils
 import re
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from enum import StrEnum
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from clients.signalwire_media import DTMF_DIGITS, STREAM_CODECS, TRACKS
+from clients.signalwire_media import CHUNK_MS, DTMF_DIGITS, STREAM_CODECS, TRACKS
+from emulators.signalwire.errors import (
+    AuthenticationFailed,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
+from emulators.signalwire.fields import absolute_http_url, bool_field, choice_field, is_uri, text_field
+from emulators.signalwire.paging import date_filters, date_matches
 
 API_VERSION = "2010-04-01"
 API_ROOT = f"/api/laml/{API_VERSION}"
-MORE_INFO = "https://signalwire.com/docs/compatibility-api/reference/errors"
-CONFERENCE_STATUSES = ("init", "in-progress", "completed")
-RECORDING_STATUSES = ("queued", "in-progress", "paused", "resumed", "completed", "absent", "stopped")
+CONFERENCE_EVENTS = (
+    "conference-start",
+    "conference-end",
+    "participant-join",
+    "participant-leave",
+    "participant-mute",
+    "participant-unmute",
+    "participant-hold",
+    "participant-unhold",
+    "participant-speech-start",
+    "participant-speech-stop",
+)
+RELAYED_DTMF_MS = 250  # a customer's key press, played into the conference, as the other streams report it
 MAX_CUSTOM_PARAMETERS = 99
 _PARAMETER_KEY = re.compile(r"Parameter(\d+)\.(Name|Value)")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+S = TypeVar("S", bound=StrEnum)
 
 
 def rfc2822(timestamp: float) -> str:
@@ -40,84 +62,71 @@ def new_sid() -> str:
     return str(uuid.uuid4())
 
 
-# ----- domain errors (the wire layer maps each to SignalWire's own error shapes) ---------------------------
-class SignalWireError(Exception):
-    """Base of the domain errors."""
+# ----- statuses: enums with their transition tables ------------------------------------------------------
+class ConferenceStatus(StrEnum):
+    INIT = "init"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
 
 
-class AuthenticationFailed(SignalWireError):
-    pass
+class ParticipantStatus(StrEnum):
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
 
 
-class NotFound(SignalWireError):
-    def __init__(self, what: str) -> None:
-        super().__init__(f"{what} was not found")
-        self.what = what
+class RecordingStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in-progress"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    COMPLETED = "completed"
+    ABSENT = "absent"
+    STOPPED = "stopped"
 
 
-class InvalidRequest(SignalWireError):
-    """A 4xx in the object shape ``{code, message, more_info, status}``."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class StreamStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in-progress"
+    STOPPED = "stopped"
 
 
-class ValidationFailed(SignalWireError):
-    """A 422 in the string-array shape ``{"errors": [...]}``; ``stream_error`` is the StreamError value."""
-
-    def __init__(self, errors: list[str], stream_error: str = "general_error") -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-        self.stream_error = stream_error
-
-
-# ----- field parsing shared by form and JSON bodies -------------------------------------------------------
-def text_field(fields: dict[str, Any], name: str) -> str | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidRequest(f"{name} must be a string, got {type(value).__name__}")
-    return str(value)
-
-
-def bool_field(fields: dict[str, Any], name: str) -> bool | None:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise InvalidRequest(f"{name} must be true or false, got {value!r}")
-
-
-def choice_field(fields: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str | None:
-    value = text_field(fields, name)
-    if value is not None and value not in allowed:
-        raise InvalidRequest(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+CONFERENCE_TRANSITIONS: dict[ConferenceStatus, frozenset[ConferenceStatus]] = {
+    ConferenceStatus.INIT: frozenset({ConferenceStatus.IN_PROGRESS, ConferenceStatus.COMPLETED}),
+    ConferenceStatus.IN_PROGRESS: frozenset({ConferenceStatus.COMPLETED}),
+    ConferenceStatus.COMPLETED: frozenset(),
+}
+PARTICIPANT_TRANSITIONS: dict[ParticipantStatus, frozenset[ParticipantStatus]] = {
+    ParticipantStatus.IN_PROGRESS: frozenset({ParticipantStatus.COMPLETED}),
+    ParticipantStatus.COMPLETED: frozenset(),
+}
+# A live recording can be paused, resumed (in-progress), stopped, or completed with its conference; a finished
+# one (completed, stopped, absent) cannot change.
+_RECORDING_TARGETS = frozenset(
+    {RecordingStatus.PAUSED, RecordingStatus.IN_PROGRESS, RecordingStatus.STOPPED, RecordingStatus.COMPLETED}
+)
+RECORDING_TRANSITIONS: dict[RecordingStatus, frozenset[RecordingStatus]] = {
+    RecordingStatus.QUEUED: _RECORDING_TARGETS,
+    RecordingStatus.IN_PROGRESS: _RECORDING_TARGETS,
+    RecordingStatus.PAUSED: _RECORDING_TARGETS,
+    RecordingStatus.RESUMED: _RECORDING_TARGETS,
+    RecordingStatus.COMPLETED: frozenset(),
+    RecordingStatus.ABSENT: frozenset(),
+    RecordingStatus.STOPPED: frozenset(),
+}
+STREAM_TRANSITIONS: dict[StreamStatus, frozenset[StreamStatus]] = {
+    StreamStatus.QUEUED: frozenset({StreamStatus.IN_PROGRESS, StreamStatus.STOPPED}),
+    StreamStatus.IN_PROGRESS: frozenset({StreamStatus.STOPPED}),
+    StreamStatus.STOPPED: frozenset(),
+}
+# Settable through the API (recording update); the scenario may also start one completed or stopped.
+RECORDING_UPDATES = (RecordingStatus.PAUSED, RecordingStatus.IN_PROGRESS, RecordingStatus.STOPPED)
 
 
-_URI_CHARS = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
-
-
-def is_uri(value: str) -> bool:
-    """RFC 3986 characters only (no spaces, no raw non-ASCII), so the value is a URI and not just text."""
-    return _URI_CHARS.fullmatch(value) is not None
-
-
-def _absolute_http_url(value: str) -> bool:
-    if not is_uri(value):
-        return False
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises for a malformed port
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+def _checked(kind: str, sid: str, table: dict[S, frozenset[S]], current: S, target: S) -> S:
+    """``target`` when the table allows ``current -> target``; IllegalTransition otherwise."""
+    if target not in table[current]:
+        raise IllegalTransition(kind, sid, current, target)
+    return target
 
 
 # ----- entities ---------------------------------------------------------------------------------------------
@@ -135,7 +144,7 @@ class Participant:
     call_sid_to_coach: str | None = None
     end_conference_on_exit: bool = False
     start_conference_on_enter: bool = True
-    status: str = "in-progress"
+    status: ParticipantStatus = ParticipantStatus.IN_PROGRESS
     # Speaking timeline: [start_ms, end_ms) intervals on the conference's media clock; repeats every
     # ``timeline_loop_ms`` when set, so a short fixture keeps a long test busy.
     speaking: list[tuple[int, int]] = field(default_factory=list)
@@ -144,7 +153,7 @@ class Participant:
     voice_seed: int = 0
 
     def speaks_at(self, media_ms: int) -> bool:
-        if self.status != "in-progress" or self.muted or self.hold:
+        if self.status != ParticipantStatus.IN_PROGRESS or self.muted or self.hold:
             return False
         if self.speaking_override is not None:
             return self.speaking_override
@@ -163,7 +172,7 @@ class Participant:
             "coaching": self.coaching,
             "conference_sid": self.conference_sid,
             "date_created": rfc2822(self.date_created),
-            "status": self.status,
+            "status": self.status.value,
             "date_updated": rfc2822(self.date_updated),
             "end_conference_on_exit": self.end_conference_on_exit,
             "muted": self.muted,
@@ -182,7 +191,7 @@ class Recording:
     date_updated: float
     start_time: float | None
     end_time: float | None = None
-    status: str = "in-progress"
+    status: RecordingStatus = RecordingStatus.IN_PROGRESS
     channels: str = "1"
     source: str = "Conference"
     price: str | None = None
@@ -213,7 +222,7 @@ class Recording:
             "price": self.price,
             "price_unit": "USD",
             "source": self.source,
-            "status": self.status,
+            "status": self.status.value,
             "error_code": None,
             "uri": self.uri(),
             "subresource_uris": {
@@ -247,12 +256,16 @@ class Stream:
     request: StreamRequest
     date_created: float
     date_updated: float
-    status: str = "queued"
+    status: StreamStatus = StreamStatus.QUEUED
     stream_error: str | None = None
 
     @property
     def name(self) -> str | None:
         return self.request.name
+
+    @property
+    def live(self) -> bool:
+        return self.status != StreamStatus.STOPPED
 
     def uri(self) -> str:
         return f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.conference_sid}/Streams/{self.sid}.json"
@@ -264,7 +277,7 @@ class Stream:
             "date_updated": rfc2822(self.date_updated),
             "name": self.request.name,
             "sid": self.sid,
-            "status": self.status,
+            "status": self.status.value,
             "uri": self.uri(),
         }
 
@@ -276,7 +289,7 @@ class Conference:
     friendly_name: str
     date_created: float
     date_updated: float
-    status: str = "init"
+    status: ConferenceStatus = ConferenceStatus.INIT
     region: str = "us1"
     participants: dict[str, Participant] = field(default_factory=dict)
     recordings: dict[str, Recording] = field(default_factory=dict)
@@ -296,7 +309,33 @@ class Conference:
         return f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.sid}.json"
 
     def active_participants(self) -> list[Participant]:
-        return [p for p in self.participants.values() if p.status == "in-progress"]
+        return [p for p in self.participants.values() if p.status == ParticipantStatus.IN_PROGRESS]
+
+    def live_streams(self) -> list[Stream]:
+        return [s for s in self.streams.values() if s.live]
+
+    def wants(self, event: str) -> bool:
+        """Whether this conference's status callback subscribed to ``event``."""
+        return bool(self.status_callback) and event in self.status_callback_events
+
+    def media_ms(self, now: float) -> int:
+        """Milliseconds of media time: since it went in progress (0 before)."""
+        return 0 if self.started_at is None else int((now - self.started_at) * 1000)
+
+    def dtmf_due(self, media_ms: int) -> list[tuple[str, int]]:
+        """The scenario key presses (digit, duration_ms) that fall in the 20 ms chunk starting at ``media_ms``."""
+        return [(digit, duration) for at_ms, digit, duration in self.dtmf_timeline
+                if media_ms <= at_ms < media_ms + CHUNK_MS]
+
+    def speech_changes(self, media_ms: int, speaking: dict[str, bool]) -> list[tuple[str, Participant]]:
+        """Speech start/stop events since the last look (``speaking``, updated in place, is what was heard)."""
+        out = []
+        for participant in self.participants.values():
+            now_speaking = participant.speaks_at(media_ms)
+            if now_speaking != speaking.get(participant.call_sid, False):
+                speaking[participant.call_sid] = now_speaking
+                out.append(("participant-speech-start" if now_speaking else "participant-speech-stop", participant))
+        return out
 
     def as_json(self) -> dict[str, Any]:
         base = f"{API_ROOT}/Accounts/{self.account_sid}/Conferences/{self.sid}"
@@ -306,90 +345,12 @@ class Conference:
             "date_created": rfc2822(self.date_created),
             "date_updated": rfc2822(self.date_updated),
             "friendly_name": self.friendly_name,
-            "status": self.status,
+            "status": self.status.value,
             "api_version": API_VERSION,
             "region": self.region,
             "uri": self.uri(),
             "subresource_uris": {"participants": f"{base}/Participants.json", "recordings": f"{base}/Recordings.json"},
         }
-
-
-# ----- paging -------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PageRequest:
-    page: int = 0
-    page_size: int = 50
-
-
-def page_request(query: dict[str, str]) -> PageRequest:
-    def integer(name: str, default: int, lo: int, hi: int) -> int:
-        raw = query.get(name)
-        if raw is None or raw == "":
-            return default
-        if not re.fullmatch(r"[0-9]+", raw):
-            raise InvalidRequest(f"{name} must be an integer between {lo} and {hi}, got {raw!r}")
-        value = int(raw)
-        if not lo <= value <= hi:
-            raise InvalidRequest(f"{name} must be between {lo} and {hi}, got {value}")
-        return value
-
-    token = query.get("PageToken")
-    if token is not None and not token.startswith(("PA", "PB")):
-        raise InvalidRequest(f"PageToken must start with PA or PB, got {token!r}")
-    return PageRequest(page=integer("Page", 0, 0, 2**31 - 1), page_size=integer("PageSize", 50, 1, 1000))
-
-
-def page_envelope(
-    key: str, items: list[dict[str, Any]], request: PageRequest, path: str, query: dict[str, str]
-) -> dict[str, Any]:
-    """The list envelope: ``uri`` echoes the request; next/previous carry Page, PageSize and a PA/PB token."""
-    filters = {k: v for k, v in query.items() if k not in ("Page", "PageSize", "PageToken")}
-    start = request.page * request.page_size
-    window = items[start : start + request.page_size]
-
-    def link(page: int, token: str | None) -> str:
-        params = {**filters, "Page": str(page), "PageSize": str(request.page_size)}
-        if token:
-            params["PageToken"] = token
-        return f"{path}?{urlencode(params)}"
-
-    has_next = start + request.page_size < len(items)
-    return {
-        "uri": f"{path}?{urlencode(query)}" if query else path,
-        "first_page_uri": link(0, None),
-        "next_page_uri": link(request.page + 1, f"PA{request.page + 1}") if has_next else None,
-        "previous_page_uri": link(request.page - 1, f"PB{request.page - 1}") if request.page > 0 else None,
-        "page": request.page,
-        "page_size": request.page_size,
-        key: window,
-    }
-
-
-def _date_filter(query: dict[str, str], name: str) -> dt.date | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not _DATE.fullmatch(raw):
-        raise InvalidRequest(f"{name} must be a date as YYYY-MM-DD, got {raw!r}")
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a valid date as YYYY-MM-DD, got {raw!r}") from None
-
-
-DateRange = tuple[dt.date | None, dt.date | None, dt.date | None]
-
-
-def date_filters(query: dict[str, str], prefix: str) -> DateRange:
-    """``Prefix``, ``Prefix<`` and ``Prefix>`` parsed up front, so a bad value is a 422 even with no matches."""
-    on, before, after = (_date_filter(query, prefix + s) for s in ("", "<", ">"))
-    return on, before, after
-
-
-def _date_matches(bounds: DateRange, timestamp: float) -> bool:
-    day = dt.datetime.fromtimestamp(timestamp, dt.UTC).date()
-    on, before, after = bounds
-    return (on is None or day == on) and (before is None or day < before) and (after is None or day > after)
 
 
 # ----- stream validation --------------------------------------------------------------------------------------
@@ -444,7 +405,7 @@ def validate_stream_request(
     if method not in ("GET", "POST"):
         problem(f"StatusCallbackMethod must be GET or POST, got {method!r}", "general_error")
     callback = string("StatusCallback")
-    if callback is not None and not _absolute_http_url(callback):
+    if callback is not None and not absolute_http_url(callback):
         problem(f"StatusCallback must be an absolute http(s) URL, got {callback!r}", "general_error")
     real_time_raw = fields.get("StreamRealTime")
     real_time = False
@@ -489,21 +450,87 @@ def validate_stream_request(
     )
 
 
+def salvage_stream_request(fields: dict[str, Any]) -> StreamRequest:
+    """What can be kept of an invalid create body, so its stream-error callback still reaches the customer."""
+
+    def text(name: str) -> str | None:
+        value = fields.get(name)
+        return value if isinstance(value, str) and value else None
+
+    callback = text("StatusCallback")
+    if callback is not None and not callback.startswith(("http://", "https://")):
+        callback = None
+    method = text("StatusCallbackMethod")
+    track = text("Track")
+    return StreamRequest(
+        url=text("Url") or "",
+        name=text("Name"),
+        track=track if track in TRACKS else "both_tracks",
+        status_callback=callback,
+        status_callback_method=method if method in ("GET", "POST") else "POST",
+    )
+
+
+def validate_dtmf(digit: Any, duration_ms: Any) -> tuple[str, int]:
+    if not isinstance(digit, str) or digit not in DTMF_DIGITS:
+        raise InvalidRequest(f"digit must be one of 0-9 * # A-D, got {digit!r}", status=400, field="digit")
+    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) or not 40 <= duration_ms <= 10_000:
+        raise InvalidRequest(f"duration_ms must be an integer between 40 and 10000, got {duration_ms!r}",
+                             status=400, field="duration_ms")
+    return digit, duration_ms
+
+
+CALL_SID_MODES = ("conference", "empty", "first_participant")
+SHUTDOWN = "shutdown"  # why a stream stops when the emulator itself stops or resets
+
+
+def stream_end_event(reason: str, error: str | None) -> str | None:
+    """The StatusCallback event a started stream's end sends: ``stream-error`` (with its StreamError),
+    ``stream-stopped`` (stopped by the API, its conference or the customer), or none when the emulator itself
+    shut it down."""
+    if error is not None:
+        return "stream-error"
+    return None if reason == SHUTDOWN else "stream-stopped"
+
+
 # ----- the backend ----------------------------------------------------------------------------------------------
 @dataclass
 class SignalWireBackend:
-    """Every account's conferences and what hangs off them."""
+    """Every account's conferences and what hangs off them, with the account-level quirk settings."""
 
     accounts: dict[str, str] = field(default_factory=dict)  # project id -> API token
     conferences: dict[str, Conference] = field(default_factory=dict)
-    strict_stream_sid: bool = False
+    strict_stream_sid: bool = False  # quirk 18: refuse a stream Name in place of its sid
     max_streams_per_conference: int = 0  # 0 = unlimited
+    allow_ws_scheme: bool = False  # quirk 11 (tests only): accept ws:// stream URLs
+    disabled_codecs: tuple[str, ...] = ()  # quirk 6: "not enabled for your account"
+    async_validation_errors: bool = False  # quirk 5: accept an invalid create, report it by callback
+    conference_call_sid: str = "conference"  # quirk 19: what start.callSid carries (CALL_SID_MODES)
+    rate_limit: int = 0  # quirk 17: requests per second per account; 0 = no limit
+    _recent: dict[str, deque[float]] = field(default_factory=dict, repr=False)  # account -> request times
 
-    # --- auth ---
+    def clear(self) -> None:
+        """Back to no accounts and no conferences (a reset; the scenario is loaded again)."""
+        self.accounts.clear()
+        self.conferences.clear()
+        self._recent.clear()
+
+    # --- auth and the opt-in rate limit ---
     def authenticate(self, account_sid: str, username: str | None, password: str | None) -> None:
         token = self.accounts.get(username or "")
         if token is None or token != password or account_sid != username:
             raise AuthenticationFailed()
+
+    def admit(self, account_sid: str, now: float) -> None:
+        """Quirk 17 (opt-in): more than ``rate_limit`` requests within a sliding second answer 429."""
+        if self.rate_limit <= 0:
+            return
+        recent = self._recent.setdefault(account_sid, deque())
+        while recent and now - recent[0] >= 1.0:
+            recent.popleft()
+        if len(recent) >= self.rate_limit:
+            raise RateLimited()
+        recent.append(now)
 
     # --- conferences ---
     def add_conference(self, conference: Conference) -> Conference:
@@ -520,8 +547,9 @@ class SignalWireBackend:
 
     def list_conferences(self, account_sid: str, query: dict[str, str]) -> list[Conference]:
         status = query.get("Status")
-        if status is not None and status not in CONFERENCE_STATUSES:
-            raise InvalidRequest(f"Status must be one of {', '.join(CONFERENCE_STATUSES)}, got {status!r}")
+        allowed = [s.value for s in ConferenceStatus]
+        if status is not None and status not in allowed:
+            raise InvalidRequest(f"Status must be one of {', '.join(allowed)}, got {status!r}")
         friendly = query.get("FriendlyName")
         if friendly is not None and len(friendly) > 64:
             raise InvalidRequest("FriendlyName must be at most 64 characters")
@@ -534,19 +562,19 @@ class SignalWireBackend:
                 continue
             if friendly is not None and conference.friendly_name != friendly:
                 continue
-            if not _date_matches(created, conference.date_created):
+            if not date_matches(created, conference.date_created):
                 continue
-            if not _date_matches(updated, conference.date_updated):
+            if not date_matches(updated, conference.date_updated):
                 continue
             out.append(conference)
         return out
 
     def update_conference(self, conference: Conference, fields: dict[str, Any], now: float) -> list[Stream]:
-        """Apply an update; returns the streams that must stop because the conference ended."""
+        """Apply an update; returns the streams that stopped because the conference ended."""
         status = choice_field(fields, "Status", ("completed",))
         announce = text_field(fields, "AnnounceUrl")
         choice_field(fields, "AnnounceMethod", ("GET", "POST"))
-        if announce is not None and not _absolute_http_url(announce):
+        if announce is not None and not absolute_http_url(announce):
             raise InvalidRequest(f"AnnounceUrl must be an absolute http(s) URL, got {announce!r}")
         if announce is not None:
             conference.announce_url = announce  # stored, never requested (dossier 4.2)
@@ -557,34 +585,39 @@ class SignalWireBackend:
 
     def start_conference(self, conference: Conference, now: float) -> bool:
         """``init`` -> ``in-progress``; True when it changed."""
-        if conference.status != "init":
+        if conference.status != ConferenceStatus.INIT:
             return False
-        conference.status = "in-progress"
+        conference.status = _checked("conference", conference.sid, CONFERENCE_TRANSITIONS, conference.status,
+                                     ConferenceStatus.IN_PROGRESS)
         conference.started_at = now
         conference.date_updated = now
         return True
 
     def end_conference(self, conference: Conference, now: float) -> list[Stream]:
-        """Every participant completes and every live stream stops; returns those streams (queued included)."""
-        if conference.status == "completed":
+        """Every participant completes, live recordings complete and every live stream stops; returns those
+        streams (queued ones included), whose media the caller then stops."""
+        if conference.status == ConferenceStatus.COMPLETED:
             return []
-        conference.status = "completed"
+        conference.status = _checked("conference", conference.sid, CONFERENCE_TRANSITIONS, conference.status,
+                                     ConferenceStatus.COMPLETED)
         conference.date_updated = now
         for participant in conference.participants.values():
-            if participant.status != "completed":
-                participant.status = "completed"
-                participant.date_updated = now
+            if participant.status != ParticipantStatus.COMPLETED:
+                self._complete(participant, now)
         for recording in conference.recordings.values():
-            if recording.status in ("in-progress", "paused", "resumed", "queued"):
-                recording.status = "completed"
+            if RecordingStatus.COMPLETED in RECORDING_TRANSITIONS[recording.status]:
+                recording.status = RecordingStatus.COMPLETED
                 recording.end_time = now
                 recording.date_updated = now
-        return [s for s in conference.streams.values() if s.status != "stopped"]
+        ended = conference.live_streams()
+        for stream in ended:
+            self.mark_stopped(stream, now)
+        return ended
 
     # --- participants ---
     def add_participant(self, conference: Conference, participant: Participant, now: float) -> bool:
         """Join a participant; True when the conference started because of it."""
-        if conference.status == "completed":
+        if conference.status == ConferenceStatus.COMPLETED:
             raise InvalidRequest(f"Conference {conference.sid} has ended", status=409)
         if participant.call_sid in conference.participants:
             raise InvalidRequest(f"participant {participant.call_sid} is in the conference already", status=409)
@@ -595,7 +628,7 @@ class SignalWireBackend:
 
     def participant(self, conference: Conference, call_sid: str) -> Participant:
         participant = conference.participants.get(call_sid)
-        if participant is None or participant.status == "completed":
+        if participant is None or participant.status == ParticipantStatus.COMPLETED:
             raise NotFound(f"Participant {call_sid}")
         return participant
 
@@ -608,14 +641,15 @@ class SignalWireBackend:
             if (muted is None or p.muted == muted) and (hold is None or p.hold == hold)
         ]
 
-    def update_participant(self, participant: Participant, fields: dict[str, Any], now: float) -> None:
+    def update_participant(self, participant: Participant, fields: dict[str, Any], now: float) -> list[str]:
+        """Apply an update; returns the conference events it causes (mute/unmute, hold/unhold), in that order."""
         muted = bool_field(fields, "Muted")
         hold = bool_field(fields, "Hold")
         coaching = bool_field(fields, "Coaching")
         coach = text_field(fields, "CallSidToCoach")
         for name in ("AnnounceUrl", "HoldUrl", "WaitUrl"):
             value = text_field(fields, name)
-            if value is not None and not _absolute_http_url(value):
+            if value is not None and not absolute_http_url(value):
                 raise InvalidRequest(f"{name} must be an absolute http(s) URL, got {value!r}")
         for name in ("AnnounceMethod", "HoldMethod", "WaitMethod"):
             choice_field(fields, name, ("GET", "POST"))
@@ -626,9 +660,14 @@ class SignalWireBackend:
                 uuid.UUID(coach)
             except ValueError:
                 raise InvalidRequest(f"CallSidToCoach must be a call sid (UUID), got {coach!r}") from None
+        events = []
         if muted is not None:
+            if muted != participant.muted:
+                events.append("participant-mute" if muted else "participant-unmute")
             participant.muted = muted
         if hold is not None:
+            if hold != participant.hold:
+                events.append("participant-hold" if hold else "participant-unhold")
             participant.hold = hold
         if coaching is not None:
             participant.coaching = coaching
@@ -637,15 +676,25 @@ class SignalWireBackend:
         if coach is not None:
             participant.call_sid_to_coach = coach
         participant.date_updated = now
+        return events
+
+    def set_speaker(self, participant: Participant, speaking: bool | None) -> None:
+        """Speak now (True), stay silent (False), or follow the speaking timeline again (None)."""
+        participant.speaking_override = speaking
 
     def remove_participant(self, conference: Conference, participant: Participant, now: float) -> list[Stream]:
-        """The participant leaves; the conference ends when it was the last one or ends-on-exit."""
-        participant.status = "completed"
-        participant.date_updated = now
+        """The participant leaves; the conference ends when it was the last one or ends-on-exit (then the
+        streams that stopped are returned)."""
+        self._complete(participant, now)
         conference.date_updated = now
         if participant.end_conference_on_exit or not conference.active_participants():
             return self.end_conference(conference, now)
         return []
+
+    def _complete(self, participant: Participant, now: float) -> None:
+        participant.status = _checked("participant", participant.call_sid, PARTICIPANT_TRANSITIONS,
+                                      participant.status, ParticipantStatus.COMPLETED)
+        participant.date_updated = now
 
     # --- recordings ---
     def recording(self, conference: Conference, sid: str) -> Recording:
@@ -656,11 +705,11 @@ class SignalWireBackend:
 
     def list_recordings(self, conference: Conference, query: dict[str, str]) -> list[Recording]:
         created = date_filters(query, "DateCreated")
-        return [r for r in conference.recordings.values() if not r.deleted and _date_matches(created, r.date_created)]
+        return [r for r in conference.recordings.values() if not r.deleted and date_matches(created, r.date_created)]
 
     def update_recording(self, recording: Recording, fields: dict[str, Any], now: float) -> None:
         status = fields.get("Status")
-        allowed = ("paused", "in-progress", "stopped")
+        allowed = [s.value for s in RECORDING_UPDATES]
         if status is None:
             raise ValidationFailed([f"Status is required: one of {', '.join(allowed)}"])
         if status not in allowed:
@@ -668,10 +717,11 @@ class SignalWireBackend:
         behavior = fields.get("PauseBehavior")
         if behavior is not None and behavior not in ("skip", "silence"):
             raise ValidationFailed([f"PauseBehavior must be skip or silence, got {behavior!r}"])
-        if recording.status in ("completed", "stopped", "absent"):
+        if not RECORDING_TRANSITIONS[recording.status]:
             raise ValidationFailed([f"Recording {recording.sid} is {recording.status} and cannot change"])
-        recording.status = status
-        if status == "stopped":
+        recording.status = _checked("recording", recording.sid, RECORDING_TRANSITIONS, recording.status,
+                                    RecordingStatus(status))
+        if recording.status == RecordingStatus.STOPPED:
             recording.end_time = now
         recording.date_updated = now
 
@@ -680,10 +730,25 @@ class SignalWireBackend:
         recording.date_updated = now
 
     # --- streams ---
+    def stream_request(self, fields: dict[str, Any]) -> StreamRequest:
+        """A create body validated under this account's settings (ws:// allowed? codecs disabled?)."""
+        return validate_stream_request(fields, allow_ws=self.allow_ws_scheme, disabled_codecs=self.disabled_codecs)
+
+    def accept_stream(self, conference: Conference, fields: dict[str, Any], now: float) -> tuple[Stream, str | None]:
+        """Create a stream from a create body: ``(stream, None)`` to connect, or, under quirk 5, an invalid body
+        accepted as ``(stream, StreamError)``: the stream answers ``queued`` and then fails by callback only."""
+        try:
+            request = self.stream_request(fields)
+        except ValidationFailed as exc:
+            if not self.async_validation_errors:
+                raise
+            return self.create_stream(conference, salvage_stream_request(fields), now), exc.stream_error
+        return self.create_stream(conference, request, now), None
+
     def create_stream(self, conference: Conference, request: StreamRequest, now: float) -> Stream:
-        if conference.status == "completed":
+        if conference.status == ConferenceStatus.COMPLETED:
             raise ValidationFailed(["Conference is not in progress"])
-        live = [s for s in conference.streams.values() if s.status != "stopped"]
+        live = conference.live_streams()
         if self.max_streams_per_conference and len(live) >= self.max_streams_per_conference:
             raise ValidationFailed(
                 [f"Conference already has {len(live)} streams (limit {self.max_streams_per_conference})"]
@@ -703,10 +768,7 @@ class SignalWireBackend:
         """True when another non-stopped stream of the conference uses this stream's Name."""
         if stream.name is None:
             return False
-        return any(
-            s is not stream and s.status != "stopped" and s.name == stream.name
-            for s in conference.streams.values()
-        )
+        return any(s is not stream and s.live and s.name == stream.name for s in conference.streams.values())
 
     def stream(self, conference: Conference, sid_or_name: str) -> Stream:
         """By sid; else (quirk 18) the newest non-stopped stream with that Name, else the newest with it."""
@@ -715,7 +777,7 @@ class SignalWireBackend:
             return stream
         if not self.strict_stream_sid:
             named = [s for s in conference.streams.values() if s.name == sid_or_name]
-            live = [s for s in named if s.status != "stopped"]
+            live = [s for s in named if s.live]
             if live or named:
                 return (live or named)[-1]
         raise NotFound(f"Stream {sid_or_name}")
@@ -730,24 +792,27 @@ class SignalWireBackend:
         return self.mark_stopped(stream, now)
 
     def mark_stopped(self, stream: Stream, now: float, error: str | None = None) -> bool:
-        if stream.status == "stopped":
+        """Stop a stream (idempotent: False when it had stopped already), keeping its StreamError."""
+        if not stream.live:
             return False
-        stream.status = "stopped"
+        stream.status = _checked("stream", stream.sid, STREAM_TRANSITIONS, stream.status, StreamStatus.STOPPED)
         stream.stream_error = error
         stream.date_updated = now
         return True
 
     def mark_in_progress(self, stream: Stream, now: float) -> bool:
-        if stream.status != "queued":
+        """A queued stream connected and sent ``start``; False when it was no longer queued."""
+        if stream.status != StreamStatus.QUEUED:
             return False
-        stream.status = "in-progress"
+        stream.status = _checked("stream", stream.sid, STREAM_TRANSITIONS, stream.status, StreamStatus.IN_PROGRESS)
         stream.date_updated = now
         return True
 
-
-def validate_dtmf(digit: Any, duration_ms: Any) -> tuple[str, int]:
-    if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-        raise InvalidRequest(f"digit must be one of 0-9 * # A-D, got {digit!r}", status=400)
-    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int) or not 40 <= duration_ms <= 10_000:
-        raise InvalidRequest(f"duration_ms must be an integer between 40 and 10000, got {duration_ms!r}", status=400)
-    return digit, duration_ms
+    def call_sid_for(self, conference: Conference) -> str:
+        """Quirk 19: ``start.callSid`` (and the callbacks' CallSid) of a conference's streams."""
+        if self.conference_call_sid == "empty":
+            return ""
+        if self.conference_call_sid == "first_participant":
+            active = conference.active_participants()
+            return active[0].call_sid if active else ""
+        return conference.sid

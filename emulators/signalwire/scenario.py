@@ -10,10 +10,18 @@ from typing import Any
 
 from clients.signalwire_media import CHUNK_MS
 from emulators.kit.errors import FieldError
-from emulators.signalwire.conference_events import CONFERENCE_EVENTS
-from emulators.signalwire.model import Conference, Participant, Recording, SignalWireError, new_sid, validate_dtmf
+from emulators.signalwire.errors import InvalidRequest
+from emulators.signalwire.model import (
+    CONFERENCE_EVENTS,
+    Conference,
+    Participant,
+    Recording,
+    RecordingStatus,
+    new_sid,
+    validate_dtmf,
+)
 
-RECORDING_STATES = ("in-progress", "paused", "completed", "stopped")
+RECORDING_STATES = ("in-progress", "paused", "completed", "stopped")  # what a scenario may start one as
 
 
 def conference_from_spec(spec: Any, where: str, *, accounts: dict[str, str], taken: Collection[str], now: float,
@@ -38,8 +46,8 @@ def conference_from_spec(spec: Any, where: str, *, accounts: dict[str, str], tak
             raise FieldError(f"{where}.dtmf[{i}]", "must be an object with at_ms, digit and duration_ms")
         try:
             digit, duration = validate_dtmf(press.get("digit"), press.get("duration_ms", 200))
-        except SignalWireError as exc:
-            raise FieldError(f"{where}.dtmf[{i}]", str(exc)) from None
+        except InvalidRequest as exc:
+            raise FieldError(f"{where}.dtmf[{i}]", exc.message) from None
         at_ms = press.get("at_ms", 0)
         if isinstance(at_ms, bool) or not isinstance(at_ms, int) or at_ms < 0:
             raise FieldError(f"{where}.dtmf[{i}].at_ms", "must be a non-negative integer (ms of media time)")
@@ -51,7 +59,8 @@ def conference_from_spec(spec: Any, where: str, *, accounts: dict[str, str], tak
         recording_sid = str(rec.get("sid") or new_sid())
         conference.recordings[recording_sid] = Recording(
             sid=recording_sid, account_sid=account, conference_sid=sid, date_created=now, date_updated=now,
-            start_time=now, status=status, end_time=now if status in ("completed", "stopped") else None,
+            start_time=now, status=RecordingStatus(status),
+            end_time=now if status in ("completed", "stopped") else None,
         )
     return conference
 

@@ -11,11 +11,14 @@ from typing import Any
 from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.config import Config
+from emulators.kit.tls import ensure_dev_certs
+from emulators.pytest_plugin import running_emulator
 from emulators.signalwire.device import SignalWireEmulator
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
 WAITING_CONFERENCE = "4c6e8a0b-7d2f-4e9a-8b1c-5d3e7f9a1b2c"  # nobody joined yet: status init
@@ -28,6 +31,7 @@ class CallbackSink:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    port: int = 0
     fail_next: int = 0  # answer this many requests with 503 first (to exercise retries)
     failed: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,16 +68,16 @@ class CallbackSink:
 
 
 @contextlib.asynccontextmanager
-async def callback_sink() -> AsyncIterator[CallbackSink]:
+async def callback_sink(host: str = "127.0.0.1") -> AsyncIterator[CallbackSink]:
     sink = CallbackSink()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", sink._handle)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    sink.url = f"http://127.0.0.1:{port}/status"
+    sink.port = runner.addresses[0][1]
+    sink.url = f"http://{host}:{sink.port}/status"
     try:
         yield sink
     finally:
@@ -89,11 +93,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form") -> AsyncIterator[Rig]:
-    """Emulator (free ports) + client on its HTTPS endpoint + a wss receiver + a callback sink."""
-    merged = {"port": 0, "tls_port": 0, **(settings or {})}
-    async with SignalWireEmulator(egress=EGRESS, settings=merged) as emulator, MediaStreamReceiver() as receiver, \
-            callback_sink() as sink:
+async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form",
+              egress_allow: list[str] | None = None, sink_host: str = "127.0.0.1") -> AsyncIterator[Rig]:
+    """The emulator as the pytest plugin starts it (free ports; ``egress_allow`` as a configuration would set it,
+    else the default allowlist) + client on its HTTPS endpoint + a wss receiver + a callback sink on ``sink_host``."""
+    config = Config() if egress_allow is None else Config(egress_allow=egress_allow)
+    async with running_emulator("signalwire", settings, config=config) as emulator, \
+            MediaStreamReceiver(**RECEIVER_TLS) as receiver, callback_sink(sink_host) as sink:
         creds = emulator.credentials()
         client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],
                                   body_encoding=body_encoding)

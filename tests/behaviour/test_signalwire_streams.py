@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from signalwire_helpers import ADA, CONFERENCE, WAITING_CONFERENCE, rig
+from signalwire_helpers import ADA, CONFERENCE, RECEIVER_TLS, WAITING_CONFERENCE, rig
 
 from clients.g711 import pcm16_to_ulaw
 from clients.signalwire import Dtmf, Mark, Media, MediaStreamReceiver, SignalWireRestError, Stop
@@ -135,24 +134,23 @@ async def test_ending_the_conference_sends_stop_closes_1000_and_posts_stream_sto
         assert late.value.status == 422
 
 
-async def test_a_refused_connection_sends_stream_error_connection_refused_by_get():
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+async def test_a_refused_connection_sends_stream_error_connection_refused_by_get(free_port):
     async with rig() as r:
-        created = await r.client.start_stream(CONFERENCE, Url=f"wss://127.0.0.1:{closed_port}/audio",
+        created = await r.client.start_stream(CONFERENCE, Url=f"wss://127.0.0.1:{free_port}/audio",
                                               StatusCallback=r.callbacks.url, StatusCallbackMethod="GET")
         assert created["status"] == "queued" and created["name"] is None
         error = await r.callbacks.wait_for("stream-error", created["sid"])
         assert error["method"] == "GET"
         assert error["fields"]["StreamError"] == "connection_refused"
         assert error["fields"]["StreamName"] == created["sid"]  # defaults to the sid
-        await asyncio.sleep(0)  # let the stream task finish its bookkeeping
+        life = r.emulator.service.session_tasks.get(created["sid"])
+        if life is not None:
+            await life  # the stream task finishes its bookkeeping: no callback comes after the error
         assert r.callbacks.events(created["sid"]) == ["stream-error"]
 
 
 async def test_a_403_on_upgrade_is_connection_refused():
-    async with rig() as r, MediaStreamReceiver(reject_status=403) as refusing:
+    async with rig() as r, MediaStreamReceiver(**RECEIVER_TLS, reject_status=403) as refusing:
         created = await r.client.start_stream(CONFERENCE, Url=refusing.url, StatusCallback=r.callbacks.url)
         error = await r.callbacks.wait_for("stream-error", created["sid"])
         assert error["fields"]["StreamError"] == "connection_refused"
@@ -215,7 +213,8 @@ async def test_stop_by_name_is_synchronous_idempotent_and_only_accepts_stopped()
 async def test_a_stream_waits_for_an_init_conference_and_connects_when_someone_joins():
     async with rig() as r:
         created = await r.client.start_stream(WAITING_CONFERENCE, Url=r.receiver.url, Track="inbound_track")
-        await asyncio.sleep(0.3)  # give it the chance to connect early (it must not)
+        # Parked until the conference starts: from here on it cannot connect early.
+        await r.emulator.events.wait_for("stream.waiting", lambda e: e.detail["stream"] == created["sid"], timeout=5)
         assert r.receiver.connection_attempts == 0
         await r.emulator.scenario_controls["add_participant"](
             {"conference_sid": WAITING_CONFERENCE, "name": "Joan", "speaking": [[0, 60000]]}
@@ -270,11 +269,11 @@ async def test_clear_flushes_queued_customer_audio_and_echoes_pending_marks():
         await stream.send_mark("pending")
         await stream.send_clear()
         await stream.wait_until(lambda s: len(s.of_type(Mark)) == 1, timeout_s=2)
-        assert r.emulator.sessions[stream.stream_sid].playout.queued == 0
+        assert r.emulator.service.sessions[stream.stream_sid].playout.queued == 0
 
 
 async def test_scenario_dtmf_and_a_customers_key_press_reach_the_other_streams():
-    async with rig() as r, MediaStreamReceiver() as second:
+    async with rig() as r, MediaStreamReceiver(**RECEIVER_TLS) as second:
         await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track")
         await r.client.start_stream(CONFERENCE, Url=second.url, Track="inbound_track")
         one, two = await r.receiver.next_stream(), await second.next_stream()
@@ -323,14 +322,14 @@ async def test_a_client_closing_the_socket_stops_the_stream_and_releases_its_tas
     async with rig() as r:
         baseline = r.emulator.tasks.live
         created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url, StatusCallback=r.callbacks.url)
-        task = r.emulator._session_tasks[created["sid"]]
+        task = r.emulator.service.session_tasks[created["sid"]]
         stream = await r.receiver.next_stream()
         await stream.wait_media(2)
         await stream.close()
         await r.callbacks.wait_for("stream-stopped", created["sid"])
         async with asyncio.timeout(3):
             await asyncio.wait({task})
-        assert r.emulator.tasks.live == baseline and created["sid"] not in r.emulator.sessions
+        assert r.emulator.tasks.live == baseline and created["sid"] not in r.emulator.service.sessions
         assert r.emulator.backend.conferences[CONFERENCE].streams[created["sid"]].status == "stopped"
 
 
@@ -372,7 +371,45 @@ async def test_a_reset_stops_live_streams_cleanly_and_leaves_no_tasks_behind():
         await r.emulator.reset()
         assert await stream.wait_closed() == 1000
         assert isinstance(stream.messages[-1], Stop)
-        assert r.emulator.sessions == {} and r.emulator.tasks.names() == ["signalwire:media-clock"]
+        assert r.emulator.service.sessions == {} and r.emulator.tasks.names() == ["signalwire:media-clock"]
         assert all(not c.streams for c in r.emulator.backend.conferences.values())
         await r.client.start_stream(CONFERENCE, Url=r.receiver.url)  # and it streams again
         await (await r.receiver.next_stream()).wait_media(2)
+
+
+async def test_live_streams_name_each_conference_stream_as_fault_rules_match_it():
+    async with rig() as r:
+        created = await r.client.start_stream(CONFERENCE, Url=r.receiver.url)
+        stream = await r.receiver.next_stream()
+        await stream.wait_media(1)
+        assert r.emulator.live_streams() == [f"{CONFERENCE}/{created['sid']}"]
+        await r.client.stop_stream(CONFERENCE, created["sid"])
+        await r.emulator.events.wait_for("stream.stopped", lambda e: e.detail["stream"] == created["sid"], timeout=5)
+        assert r.emulator.live_streams() == []
+
+
+async def test_start_streams_opens_many_streams_of_one_conference_for_load_runs():
+    async with rig() as r:
+        started = r.emulator.service.start_streams(3, r.receiver.url)
+        assert [s.name for s in started] == ["bench-0", "bench-1", "bench-2"]
+        assert {s.conference_sid for s in started} == {CONFERENCE}
+        arrived = [await r.receiver.next_stream() for _ in started]
+        for stream in arrived:
+            await stream.wait_media(2)
+        assert sorted(s.stream_sid for s in arrived) == sorted(s.sid for s in started)
+
+
+async def test_deleting_a_stall_rule_ends_the_stall_and_the_owed_chunks_follow():
+    async with rig() as r:
+        await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track")
+        stream = await r.receiver.next_stream()
+        await stream.wait_media(3)
+        since = r.emulator.events.last_id
+        # No count: a count-limited rule is pruned once spent, and then there is nothing left to delete.
+        rule = r.emulator.faults.add({"match": {"stream": "*"}, "action": {"type": "stall", "seconds": 60}})
+        await r.emulator.events.wait_for("fault.applied", since=since, timeout=5)
+        r.emulator.faults.remove(rule.id)
+        await stream.wait_media(30, timeout_s=5)  # long before the 60 s stall would have ended
+        media = stream.media("inbound")
+        assert [m.timestamp for m in media] == [20 * i for i in range(len(media))]
+        assert stream.missing_chunks("inbound") == []

@@ -7,11 +7,12 @@ import asyncio
 import pytest
 
 from clients.signalwire import MediaStreamReceiver, Stop
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.tls import ensure_dev_certs
 from emulators.signalwire.device import SignalWireEmulator
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 rest = pytest.importorskip("signalwire.rest", reason="pip install signalwire-sdk==3.0.2 (the test extra)")
 
@@ -29,35 +30,32 @@ def _client(emulator: SignalWireEmulator, project: str, token: str):
     return client
 
 
-async def test_the_documentation_example_streams_a_conference_to_stream_example_com(monkeypatch):
-    async with MediaStreamReceiver() as receiver:
+async def test_the_documentation_example_streams_a_conference_to_stream_example_com(monkeypatch, emulator_factory):
+    async with MediaStreamReceiver(**RECEIVER_TLS) as receiver:
         # stream.example.com is resolved to the local receiver (like curl --resolve); Host and SNI stay intact,
         # so the receiver's certificate must name it: the dev CA's localhost certificate does not, hence insecure.
-        settings = {"port": 0, "tls_port": 0, "resolve": {"stream.example.com": f"127.0.0.1:{receiver.port}"},
-                    "tls_insecure": True}
-        async with SignalWireEmulator(egress=EGRESS, settings=settings) as emulator:
-            monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.credentials()["ca_bundle"])
-            client = _client(emulator, SEED_PROJECT, SEED_TOKEN)
-            stream = await asyncio.to_thread(
-                client.compat.conferences.start_stream, SEED_CONFERENCE, Url="wss://stream.example.com"
-            )
-            assert stream["status"] == "queued" and stream["conference_sid"] == SEED_CONFERENCE
-            received = await receiver.next_stream()
-            await received.wait_media(3)
-            assert received.headers["Host"] == "stream.example.com"
-            stopped = await asyncio.to_thread(
-                client.compat.conferences.stop_stream, SEED_CONFERENCE, stream["sid"], Status="stopped"
-            )
-            assert stopped["status"] == "stopped"
-            assert await received.wait_closed() == 1000
-            assert isinstance(received.messages[-1], Stop)
+        settings = {"resolve": {"stream.example.com": f"127.0.0.1:{receiver.port}"}, "tls_insecure": True}
+        emulator = await emulator_factory("signalwire", settings=settings)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.credentials()["ca_bundle"])
+        client = _client(emulator, SEED_PROJECT, SEED_TOKEN)
+        stream = await asyncio.to_thread(
+            client.compat.conferences.start_stream, SEED_CONFERENCE, Url="wss://stream.example.com"
+        )
+        assert stream["status"] == "queued" and stream["conference_sid"] == SEED_CONFERENCE
+        received = await receiver.next_stream()
+        await received.wait_media(3)
+        assert received.headers["Host"] == "stream.example.com"
+        stopped = await asyncio.to_thread(
+            client.compat.conferences.stop_stream, SEED_CONFERENCE, stream["sid"], Status="stopped"
+        )
+        assert stopped["status"] == "stopped"
+        assert await received.wait_closed() == 1000
+        assert isinstance(received.messages[-1], Stop)
 
 
-async def test_every_compat_conference_method_works_against_the_emulator(monkeypatch):
-    async with (
-        SignalWireEmulator(egress=EGRESS, settings={"port": 0, "tls_port": 0}) as emulator,
-        MediaStreamReceiver() as receiver,
-    ):
+async def test_every_compat_conference_method_works_against_the_emulator(monkeypatch, emulator_factory):
+    emulator = await emulator_factory("signalwire")
+    async with MediaStreamReceiver(**RECEIVER_TLS) as receiver:
         creds = emulator.credentials()
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", creds["ca_bundle"])
         conferences = _client(emulator, creds["project"], creds["token"]).compat.conferences
@@ -113,12 +111,12 @@ async def test_every_compat_conference_method_works_against_the_emulator(monkeyp
         assert received.start is not None and received.start.sample_rate == 16000
 
 
-async def test_wrong_credentials_raise_the_sdks_error_with_code_20003(monkeypatch):
-    async with SignalWireEmulator(egress=EGRESS, settings={"port": 0, "tls_port": 0}) as emulator:
-        creds = emulator.credentials()
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", creds["ca_bundle"])
-        client = _client(emulator, creds["project"], "not-the-token")
-        with pytest.raises(rest.SignalWireRestError) as failure:
-            await asyncio.to_thread(client.compat.conferences.list)
-        assert failure.value.status_code == 401
-        assert failure.value.body["code"] == 20003
+async def test_wrong_credentials_raise_the_sdks_error_with_code_20003(monkeypatch, emulator_factory):
+    emulator = await emulator_factory("signalwire")
+    creds = emulator.credentials()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", creds["ca_bundle"])
+    client = _client(emulator, creds["project"], "not-the-token")
+    with pytest.raises(rest.SignalWireRestError) as failure:
+        await asyncio.to_thread(client.compat.conferences.list)
+    assert failure.value.status_code == 401
+    assert failure.value.body["code"] == 20003

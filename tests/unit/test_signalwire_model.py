@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from emulators.signalwire.errors import AuthenticationFailed, InvalidRequest, NotFound, ValidationFailed
 from emulators.signalwire.model import (
-    AuthenticationFailed,
     Conference,
-    InvalidRequest,
-    NotFound,
     Participant,
     SignalWireBackend,
-    ValidationFailed,
-    page_envelope,
-    page_request,
     rfc2822,
     validate_stream_request,
 )
+from emulators.signalwire.paging import page_envelope, page_request
 
 NOW = 1_700_000_000.0
 
