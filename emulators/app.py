@@ -11,6 +11,7 @@ from typing import Any
 from emulators.config import Config
 from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy
+from emulators.kit.resources import use_user_folders
 from emulators.kit.tls import ensure_dev_certs
 from emulators.registry import available
 
@@ -26,6 +27,7 @@ def create_emulator(
 ) -> Emulator:
     """One emulator from the config; ``free_ports`` binds every listener to a free port (tests)."""
     cls = available()[device]
+    use_user_folders(config.scenario_dirs)
     merged = config.device_settings(device)
     merged.update(settings or {})
     if free_ports:

@@ -1,4 +1,5 @@
-"""The `benchtwin` command: run emulators, list them, make dev certificates, run contract suites, benchmark."""
+"""The `benchtwin` command: run emulators, list them, check the set-up, make dev certificates, run contract suites,
+benchmark."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import time
 from typing import Any
 
 import aiohttp
+import yaml
 
+from emulators import __version__
 from emulators.app import endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config, load_config
 from emulators.kit.errors import FieldError
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchtwin", description=__doc__)
+    _version_flag(parser)
     sub = parser.add_subparsers(dest="command")
 
     up = sub.add_parser("up", help="start emulators in one process and print their endpoints")
@@ -76,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure capacity, pacing and latency against the tools users would pick")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    _doctor_command(sub)
     return parser
 
 
@@ -122,6 +127,12 @@ def cmd_up(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"benchtwin: {exc}", file=sys.stderr)
         return 1
+    except yaml.YAMLError as exc:
+        # A scenario or rig file from a user folder that is not YAML: one line, naming the file and the setting.
+        where = getattr(exc, "problem_mark", None)
+        name = where.name if where is not None else "a scenario file"
+        print(f"benchtwin: scenario_dirs: {name} is not valid YAML ({getattr(exc, 'problem', exc)})", file=sys.stderr)
+        return 2
 
 
 async def _run_up(devices: list[str], config: Config, endpoints_file: str | None) -> int:
@@ -199,6 +210,31 @@ def cmd_certs(args: argparse.Namespace) -> int:
         print(f"server key:         {certs.key}")
         print(f"Trust it in Python clients: export REQUESTS_CA_BUNDLE={certs.ca} SSL_CERT_FILE={certs.ca}")
     return 0
+
+
+# ----- version, doctor -------------------------------------------------------------------------------------
+def _version_flag(parser: argparse.ArgumentParser) -> None:
+    python = ".".join(map(str, sys.version_info[:3]))
+    parser.add_argument("--version", action="version", version=f"benchtwin {__version__} (Python {python})")
+
+
+def _doctor_command(sub: Any) -> None:
+    doctor = sub.add_parser("doctor", help="check Python, packages, free ports, the dev CA, media tools and egress; "
+                            "one line each, saying what to do")
+    doctor.add_argument("--config", help="check the ports and settings of this TOML or YAML file")
+    doctor.add_argument("--host", help="address `benchtwin up` would listen on (default 127.0.0.1)")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emulators.doctor import report
+
+    config = load_config(args.config)
+    if args.host:
+        config.host = args.host
+    text, status = report(config)
+    print(text)
+    return status
 
 
 # ----- contract, bench -------------------------------------------------------------------------------------

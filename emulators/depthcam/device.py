@@ -22,6 +22,7 @@ from emulators.depthcam.controller import Controller
 from emulators.depthcam.model import BootFailed, Camera, DeviceSpec, device_from_config, oak_d
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.resources import shelf
 
 PROFILES = ("default", "robopipe-server", "quirks", "realistic")
 QUIRKS = (
@@ -35,7 +36,7 @@ QUIRKS = (
 )
 BOOT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 REALISTIC_RESTART_S = 2.0
-RIG_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "depthcam"
+RIG_DIR = shelf("depthcam")  # packaged rigs + the scenario_dirs setting's depthcam/ folders
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from emulators.kit.clock import Clock
+from emulators.kit.clock import TEST_TIME_SCALE, Clock
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, FaultRule, RuleLimitReached
@@ -54,7 +54,7 @@ class Emulator:
         *,
         host: str = "127.0.0.1",
         seed: int = 0,
-        time_scale: float = 0.05,
+        time_scale: float = TEST_TIME_SCALE,  # constructed directly = in a test; `benchtwin up` passes its own
         clock: Clock | None = None,
         certs: DevCerts | None = None,
         egress: EgressPolicy | None = None,

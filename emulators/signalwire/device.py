@@ -16,6 +16,7 @@ from clients.signalwire_media import CHUNK_MS, STREAM_CODECS, media_format
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import WebhookSender
+from emulators.kit.resources import shelf
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
 from emulators.signalwire.api import ConferenceApi
 from emulators.signalwire.audio import ConferenceAudio
@@ -36,7 +37,7 @@ from emulators.signalwire.model import (
 )
 from emulators.signalwire.scenario import conference_from_spec, participant_from_spec
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "signalwire"
+SCENARIO_DIR = shelf("signalwire")  # packaged scenarios + the scenario_dirs setting's signalwire/ folders
 
 
 class SignalWireEmulator(Emulator):

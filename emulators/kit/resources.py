@@ -1,0 +1,106 @@
+"""Packaged scenarios and rigs: the top-level fixtures/ folder ships in the wheel as ``emulators.fixtures`` and is
+read with importlib.resources; folders named by the ``scenario_dirs`` setting add files beside (and over) it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+from emulators.kit.errors import FieldError
+
+FIXTURES_PACKAGE = "emulators.fixtures"
+# Each device's shelf: where its files sit in the packaged fixtures, and the sub-folder of a user folder.
+SHELVES = {
+    "recall": "scenarios/recall",
+    "signalwire": "scenarios/signalwire",
+    "videodb": "scenarios/videodb",
+    "depthcam": "depthcam",
+}
+SCENARIO_SUFFIXES = (".yaml", ".yml", ".json")
+
+_user_folders: tuple[Path, ...] = ()
+
+
+def fixtures_root() -> Path:
+    """The packaged fixtures folder (a real directory: wheels install unzipped)."""
+    try:
+        return Path(str(resources.files(FIXTURES_PACKAGE)))
+    except ModuleNotFoundError:
+        # A source checkout used without installing it (PYTHONPATH=checkout): the same files, unmapped.
+        return Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def check_user_folders(folders: Iterable[str | os.PathLike[str]]) -> tuple[Path, ...]:
+    """Each folder exists and can be listed; else a FieldError naming ``scenario_dirs`` and the folder."""
+    checked = []
+    for raw in folders:
+        folder = Path(raw).expanduser()
+        if not folder.is_dir():
+            raise FieldError("scenario_dirs", f"{str(raw)!r} is not a folder; give folders holding "
+                             f"{'/, '.join(SHELVES)}/ sub-folders of scenario files")
+        try:
+            entries = list(folder.iterdir())
+            for sub in entries:
+                if sub.name in SHELVES and sub.is_dir():
+                    list(sub.iterdir())
+        except OSError as exc:
+            raise FieldError("scenario_dirs", f"cannot read {str(raw)!r}: {exc.strerror}") from None
+        checked.append(folder.resolve())
+    return tuple(checked)
+
+
+def use_user_folders(folders: Sequence[str | os.PathLike[str]]) -> None:
+    """Make every shelf look in these folders too (later folders win, all of them over the packaged files)."""
+    global _user_folders
+    _user_folders = check_user_folders(folders)
+
+
+def user_folders() -> tuple[Path, ...]:
+    return _user_folders
+
+
+class Shelf:
+    """One device's scenario (or rig) files: the packaged ones plus ``<user folder>/<device>/``.
+
+    It answers the two questions a device asks of a folder, ``shelf / "name.yaml"`` and ``shelf.glob("*.yaml")``,
+    so a device keeps reading plain paths; user folders are looked up at call time, after the config set them.
+    """
+
+    def __init__(self, device: str) -> None:
+        if device not in SHELVES:
+            raise KeyError(f"no fixture shelf for {device!r}; known: {', '.join(SHELVES)}")
+        self.device = device
+
+    def folders(self) -> list[Path]:
+        """Where files are looked up, weakest first."""
+        return [fixtures_root() / SHELVES[self.device], *(f / self.device for f in _user_folders)]
+
+    def __truediv__(self, name: str) -> Path:
+        """The file called ``name``: from the last folder that has it, else where the packaged one would be."""
+        for folder in reversed(self.folders()):
+            if (folder / name).is_file():
+                return folder / name
+        return self.folders()[0] / name
+
+    def glob(self, pattern: str) -> list[Path]:
+        """Files matching ``pattern`` by name, one per name (a user file hides a packaged one of that name)."""
+        found: dict[str, Path] = {}
+        for folder in self.folders():
+            if folder.is_dir():
+                for path in folder.glob(pattern):
+                    if path.is_file():
+                        found[path.name] = path
+        return [found[name] for name in sorted(found)]
+
+    def names(self) -> list[str]:
+        """Scenario names (file stems) on this shelf."""
+        return sorted({p.stem for p in self.glob("*") if p.suffix in SCENARIO_SUFFIXES})
+
+    def __repr__(self) -> str:
+        return f"Shelf({self.device!r}, folders={[str(f) for f in self.folders()]})"
+
+
+def shelf(device: str) -> Shelf:
+    return Shelf(device)
