@@ -156,11 +156,8 @@ def contract_suite(device: str) -> Path | None:
     checkout = CONTRACTS.parent / "tests" / "contract" / name
     if checkout.is_file():
         return checkout
-    try:
-        installed = Path(str(resources.files("contracts.suites"))) / name
-    except ModuleNotFoundError:
-        return None
-    return installed if installed.is_file() else None
+    installed = resources.files("contracts").joinpath("suites", name)  # a plain path: wheels install unzipped
+    return Path(str(installed)) if installed.is_file() else None
 
 
 def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int) -> int:

@@ -1,5 +1,5 @@
-"""Packaged scenarios and rigs: the top-level fixtures/ folder ships in the wheel as ``emulators.fixtures`` and is
-read with importlib.resources; folders named by the ``scenario_dirs`` setting add files beside (and over) it."""
+"""Packaged scenarios and rigs: the top-level fixtures/ folder ships in the wheel as ``emulators/fixtures`` and is
+found with importlib.resources; folders named by the ``scenario_dirs`` setting add files beside (and over) it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from emulators.kit.errors import FieldError
 
-FIXTURES_PACKAGE = "emulators.fixtures"
+# The wheel holds fixtures/ as emulators/fixtures/ (setup.py maps it).
+FIXTURES_ANCHOR, FIXTURES_FOLDER = "emulators", "fixtures"
 # Each device's shelf: where its files sit in the packaged fixtures, and the sub-folder of a user folder.
 SHELVES = {
     "recall": "scenarios/recall",
@@ -25,11 +26,13 @@ _user_folders: tuple[Path, ...] = ()
 
 def fixtures_root() -> Path:
     """The packaged fixtures folder (a real directory: wheels install unzipped)."""
-    try:
-        return Path(str(resources.files(FIXTURES_PACKAGE)))
-    except ModuleNotFoundError:
-        # A source checkout used without installing it (PYTHONPATH=checkout): the same files, unmapped.
-        return Path(__file__).resolve().parents[2] / "fixtures"
+    # Anchored on the regular package: a data-only sub-package is a namespace package, which 3.11's
+    # importlib.resources answers with a MultiplexedPath rather than a path.
+    packaged = resources.files(FIXTURES_ANCHOR).joinpath(FIXTURES_FOLDER)
+    if packaged.is_dir():
+        return Path(str(packaged))
+    # A source checkout (editable install or PYTHONPATH): the same files, in the top-level folder.
+    return Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def check_user_folders(folders: Iterable[str | os.PathLike[str]]) -> tuple[Path, ...]:
