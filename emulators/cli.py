@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
     _doctor_command(sub)
+    _health_command(sub)
     return parser
 
 
@@ -235,6 +237,40 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     text, status = report(config)
     print(text)
     return status
+
+
+def _health_command(sub: Any) -> None:
+    health = sub.add_parser("health", help="check that every emulator of a running `benchtwin up` answers its "
+                            "health endpoint (a container health check)")
+    health.add_argument("--endpoints-file", required=True, help="the file `benchtwin up --endpoints-file` wrote")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer")
+    health.set_defaults(func=cmd_health)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    try:
+        document = json.loads(Path(args.endpoints_file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"benchtwin: --endpoints-file: cannot read {args.endpoints_file} ({exc}); is `benchtwin up` running?",
+              file=sys.stderr)
+        return 1
+    unhealthy = []
+    for device, entry in document.items():
+        # A wildcard listen address is reached over loopback.
+        url = entry["rest"].replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
+        try:
+            with urllib.request.urlopen(f"{url}/_emulator/health", timeout=args.timeout) as resp:
+                ready = json.loads(resp.read()).get("ready") is True
+        except (OSError, ValueError) as exc:
+            ready, why = False, str(exc)
+        else:
+            why = "not ready"
+        print(f"{device:<12} {'healthy' if ready else 'UNHEALTHY: ' + why}  {url}")
+        if not ready:
+            unhealthy.append(device)
+    return 1 if unhealthy else 0
 
 
 # ----- contract, bench -------------------------------------------------------------------------------------
