@@ -130,10 +130,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"benchtwin: {exc}", file=sys.stderr)
         return 1
     except yaml.YAMLError as exc:
-        # A scenario or rig file from a user folder that is not YAML: one line, naming the file and the setting.
-        where = getattr(exc, "problem_mark", None)
-        name = where.name if where is not None else "a scenario file"
-        print(f"benchtwin: scenario_dirs: {name} is not valid YAML ({getattr(exc, 'problem', exc)})", file=sys.stderr)
+        # A scenario or rig named by path (files in scenario_dirs are checked when the config loads).
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        print(f"benchtwin: a scenario or rig file given by path is not valid YAML: {getattr(exc, 'problem', exc)}"
+              f"{where}", file=sys.stderr)
         return 2
 
 

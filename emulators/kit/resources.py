@@ -3,10 +3,13 @@ found with importlib.resources; folders named by the ``scenario_dirs`` setting a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
+
+import yaml
 
 from emulators.kit.errors import FieldError
 
@@ -44,14 +47,30 @@ def check_user_folders(folders: Iterable[str | os.PathLike[str]]) -> tuple[Path,
             raise FieldError("scenario_dirs", f"{str(raw)!r} is not a folder; give folders holding "
                              f"{'/, '.join(SHELVES)}/ sub-folders of scenario files")
         try:
-            entries = list(folder.iterdir())
-            for sub in entries:
+            for sub in folder.iterdir():
                 if sub.name in SHELVES and sub.is_dir():
-                    list(sub.iterdir())
+                    for path in sub.iterdir():
+                        if path.suffix in SCENARIO_SUFFIXES:
+                            _check_parses(path)
         except OSError as exc:
-            raise FieldError("scenario_dirs", f"cannot read {str(raw)!r}: {exc.strerror}") from None
+            raise FieldError("scenario_dirs", f"cannot read {exc.filename or str(raw)!r}: {exc.strerror}") from None
         checked.append(folder.resolve())
     return tuple(checked)
+
+
+def _check_parses(path: Path) -> None:
+    """A user's scenario file is read at start-up, so a typo is one line naming the file, not a traceback later."""
+    try:
+        text = path.read_text()
+        json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise FieldError("scenario_dirs", f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise FieldError("scenario_dirs", f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise FieldError("scenario_dirs", f"{path} is not valid YAML: {getattr(exc, 'problem', exc)}{where}") from None
 
 
 def use_user_folders(folders: Sequence[str | os.PathLike[str]]) -> None:
