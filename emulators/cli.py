@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -249,18 +250,22 @@ def _health_command(sub: Any) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    import urllib.request
-
     try:
-        document = json.loads(Path(args.endpoints_file).read_text())
-    except (OSError, ValueError) as exc:
-        print(f"benchtwin: --endpoints-file: cannot read {args.endpoints_file} ({exc}); is `benchtwin up` running?",
-              file=sys.stderr)
+        text = Path(args.endpoints_file).read_text()
+    except OSError as exc:
+        print(f"benchtwin: --endpoints-file: cannot read {args.endpoints_file} ({exc.strerror}); "
+              "is `benchtwin up --endpoints-file` running?", file=sys.stderr)
+        return 1
+    try:
+        rest = {device: str(entry["rest"]) for device, entry in json.loads(text).items()}
+    except (ValueError, AttributeError, KeyError, TypeError):
+        print(f"benchtwin: --endpoints-file: {args.endpoints_file} is not what `benchtwin up --endpoints-file` "
+              'writes ({"<device>": {"rest": url, ...}})', file=sys.stderr)
         return 1
     unhealthy = []
-    for device, entry in document.items():
+    for device, base in rest.items():
         # A wildcard listen address is reached over loopback.
-        url = entry["rest"].replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
+        url = base.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
         try:
             with urllib.request.urlopen(f"{url}/_emulator/health", timeout=args.timeout) as resp:
                 ready = json.loads(resp.read()).get("ready") is True
