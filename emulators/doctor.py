@@ -111,9 +111,9 @@ def _port_free(host: str, port: int) -> str | None:
 def _ports(config: Config) -> Iterator[Finding]:
     for device, cls in available().items():
         settings = cls.merged_settings(config.device_settings(device))
-        ports = {name: int(settings[name]) for name in cls.port_settings if settings.get(name)}
-        busy = {name: why for name, port in ports.items() if (why := _port_free(config.host, port))}
-        listed = ", ".join(f"{name} {port}" for name, port in ports.items())
+        ports = {name: int(settings[name]) for name in cls.port_settings}
+        busy = {name: why for name, port in ports.items() if port and (why := _port_free(config.host, port))}
+        listed = ", ".join(f"{name} {port or 'any'}" for name, port in ports.items())
         if busy:
             reasons = "; ".join(f"{name} {ports[name]}: {why}" for name, why in busy.items())
             yield Finding("fail", f"{device} ports", f"{reasons}. Stop the program holding it, or set "
