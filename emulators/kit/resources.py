@@ -62,7 +62,10 @@ def _check_parses(path: Path) -> None:
     """A user's scenario file is read at start-up, so a typo is one line naming the file, not a traceback later."""
     try:
         text = path.read_text()
-        json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            json.loads(text)
+        else:
+            yaml.safe_load(text)
     except UnicodeDecodeError:
         raise FieldError("scenario_dirs", f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
