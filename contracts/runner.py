@@ -6,12 +6,14 @@ hardware-in-the-loop run check the same thing the same way.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 CONTRACTS = Path(__file__).resolve().parent
@@ -110,21 +112,52 @@ def run_contract_cli(
 ) -> int:
     """`benchtwin contract DEVICE [--target URL]`.
 
-    In a checkout, this runs the device's contract tests (tests/contract/test_<device>_contract.py), so
-    a hardware-in-the-loop run checks exactly what CI checks, with the same per-device exclusions. Without
-    the tests (an installed package), it runs schemathesis with every check against the document alone.
+    Runs the device's contract tests (tests/contract/test_<device>_contract.py, shipped in the wheel as
+    contracts.suites), so a hardware-in-the-loop run checks exactly what CI checks, with the same per-device
+    exclusions, from a checkout or an installed package. Only a device without a suite falls back to
+    schemathesis with every check against the document alone.
     """
-    tests = CONTRACTS.parent / "tests" / "contract" / f"test_{device.replace('-', '_')}_contract.py"
-    if tests.exists():
-        cmd = [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider", "-rs"]
-        if target:
-            cmd += ["--target", f"{device}={target}"]
-        for credential in credentials or []:
-            cmd += ["--target-credential", f"{device}.{credential}"]
-        where = target or "an emulator started for the run"
-        print(f"running {tests.relative_to(CONTRACTS.parent)} against {where} ...", flush=True)
-        return subprocess.run(cmd, cwd=CONTRACTS.parent).returncode
-    return _run_document_only(device, target=target, max_examples=max_examples, seed=seed)
+    suite = contract_suite(device)
+    if suite is None:
+        return _run_document_only(device, target=target, max_examples=max_examples, seed=seed)
+    missing = [m for m in SUITE_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"benchtwin: the contract suite needs {', '.join(missing)}; "
+              "install them with: pip install 'benchtwin[contract]'", file=sys.stderr)
+        return 2
+    cmd = [sys.executable, "-m", "pytest", str(suite), "-q", "-p", "no:cacheprovider", "-rs"]
+    checkout = CONTRACTS.parent
+    in_checkout = suite.is_relative_to(checkout / "tests")
+    if not in_checkout:
+        # Installed: the checkout's pytest settings (pyproject.toml) are not there, so give the ones the suites
+        # rely on, and keep the caller's own pytest configuration (cwd, rootdir) out of the run.
+        cmd += ["--rootdir", str(suite.parent), "-c", os.devnull]
+        for option in SUITE_INI_OPTIONS:
+            cmd += ["-o", option]
+    if target:
+        cmd += ["--target", f"{device}={target}"]
+    for credential in credentials or []:
+        cmd += ["--target-credential", f"{device}.{credential}"]
+    where = target or "an emulator started for the run"
+    print(f"running the {device} contract suite ({suite.name}) against {where} ...", flush=True)
+    return subprocess.run(cmd, cwd=checkout if in_checkout else tempfile.gettempdir()).returncode
+
+
+# What the suites import beyond benchtwin's own dependencies: the `contract` extra.
+SUITE_MODULES = ("pytest", "pytest_asyncio", "pytest_timeout", "schemathesis", "requests")
+# The pytest settings of pyproject.toml the suites depend on (a test keeps the two equal).
+SUITE_INI_OPTIONS = ("asyncio_mode=auto", "asyncio_default_fixture_loop_scope=function", "timeout=150",
+                     "timeout_method=signal")
+
+
+def contract_suite(device: str) -> Path | None:
+    """The device's contract test file: the checkout's tests/contract/, else the copy installed with the package."""
+    name = f"test_{device.replace('-', '_')}_contract.py"
+    checkout = CONTRACTS.parent / "tests" / "contract" / name
+    if checkout.is_file():
+        return checkout
+    installed = resources.files("contracts").joinpath("suites", name)  # a plain path: wheels install unzipped
+    return Path(str(installed)) if installed.is_file() else None
 
 
 def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 from emulators.config import Config
 from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy
+from emulators.kit.resources import use_user_folders
 from emulators.kit.tls import ensure_dev_certs
 from emulators.registry import available
 
@@ -28,6 +29,7 @@ def create_emulator(
     """One emulator from the config; ``free_ports`` binds every listener to a free port (tests); ``overrides``
     replace the config's constructor arguments (``seed``, ``time_scale``, ``clock``)."""
     cls = available()[device]
+    use_user_folders(config.scenario_dirs)
     merged = config.device_settings(device)
     merged.update(settings or {})
     if free_ports:

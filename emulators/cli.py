@@ -1,4 +1,5 @@
-"""The `benchtwin` command: run emulators, list them, make dev certificates, run contract suites, benchmark."""
+"""The `benchtwin` command: run emulators, list them, check the set-up, make dev certificates, run contract suites,
+benchmark."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import logging
 import signal
 import sys
 import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
+from emulators import __version__
 from emulators.app import endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config, load_config
 from emulators.kit.errors import FieldError
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchtwin", description=__doc__)
+    _version_flag(parser)
     sub = parser.add_subparsers(dest="command")
 
     up = sub.add_parser("up", help="start emulators in one process and print their endpoints")
@@ -76,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure capacity, pacing and latency against the tools users would pick")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    _doctor_command(sub)
+    _health_command(sub)
     return parser
 
 
@@ -122,6 +130,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"benchtwin: {exc}", file=sys.stderr)
         return 1
+    except yaml.YAMLError as exc:
+        # A scenario or rig named by path (files in scenario_dirs are checked when the config loads).
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        print(f"benchtwin: a scenario or rig file given by path is not valid YAML: {getattr(exc, 'problem', exc)}"
+              f"{where}", file=sys.stderr)
+        return 2
 
 
 async def _run_up(devices: list[str], config: Config, endpoints_file: str | None) -> int:
@@ -200,6 +215,69 @@ def cmd_certs(args: argparse.Namespace) -> int:
         print(f"server key:         {certs.key}")
         print(f"Trust it in Python clients: export REQUESTS_CA_BUNDLE={certs.ca} SSL_CERT_FILE={certs.ca}")
     return 0
+
+
+# ----- version, doctor -------------------------------------------------------------------------------------
+def _version_flag(parser: argparse.ArgumentParser) -> None:
+    python = ".".join(map(str, sys.version_info[:3]))
+    parser.add_argument("--version", action="version", version=f"benchtwin {__version__} (Python {python})")
+
+
+def _doctor_command(sub: Any) -> None:
+    doctor = sub.add_parser("doctor", help="check Python, packages, free ports, the dev CA, media tools and egress; "
+                            "one line each, saying what to do")
+    doctor.add_argument("--config", help="check the ports and settings of this TOML or YAML file")
+    doctor.add_argument("--host", help="address `benchtwin up` would listen on (default 127.0.0.1)")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from emulators.doctor import report
+
+    config = load_config(args.config)
+    if args.host:
+        config.host = args.host
+    text, status = report(config)
+    print(text)
+    return status
+
+
+def _health_command(sub: Any) -> None:
+    health = sub.add_parser("health", help="check that every emulator of a running `benchtwin up` answers its "
+                            "health endpoint (a container health check)")
+    health.add_argument("--endpoints-file", required=True, help="the file `benchtwin up --endpoints-file` wrote")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each answer")
+    health.set_defaults(func=cmd_health)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.endpoints_file).read_text()
+    except OSError as exc:
+        print(f"benchtwin: --endpoints-file: cannot read {args.endpoints_file} ({exc.strerror}); "
+              "is `benchtwin up --endpoints-file` running?", file=sys.stderr)
+        return 1
+    try:
+        rest = {device: str(entry["rest"]) for device, entry in json.loads(text).items()}
+    except (ValueError, AttributeError, KeyError, TypeError):
+        print(f"benchtwin: --endpoints-file: {args.endpoints_file} is not what `benchtwin up --endpoints-file` "
+              'writes ({"<device>": {"rest": url, ...}})', file=sys.stderr)
+        return 1
+    unhealthy = []
+    for device, base in rest.items():
+        # A wildcard listen address is reached over loopback.
+        url = base.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
+        try:
+            with urllib.request.urlopen(f"{url}/_emulator/health", timeout=args.timeout) as resp:
+                ready = json.loads(resp.read()).get("ready") is True
+        except (OSError, ValueError) as exc:
+            ready, why = False, str(exc)
+        else:
+            why = "not ready"
+        print(f"{device:<12} {'healthy' if ready else 'UNHEALTHY: ' + why}  {url}")
+        if not ready:
+            unhealthy.append(device)
+    return 1 if unhealthy else 0
 
 
 # ----- contract, bench -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Configuration: one embedded default (every emulator, fixed ports, fast time scale, dev credentials),
+"""Configuration: one embedded default (every emulator, fixed ports, real-speed lifecycles, dev credentials),
 overridden by a TOML or YAML file and then by CLI flags."""
 
 from __future__ import annotations
@@ -10,17 +10,21 @@ from typing import Any
 
 import yaml
 
-from emulators.kit.clock import DEFAULT_TIME_SCALE
+from emulators.kit.clock import REAL_TIME_SCALE
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import DEFAULT_ALLOWED
+from emulators.kit.resources import check_user_folders
 from emulators.registry import DEVICES, available
 
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "seed": 0,
-    "time_scale": DEFAULT_TIME_SCALE,
+    # Lifecycle timings (bot joining, pipeline restart) are multiplied by this; 1.0 = real speed.
+    "time_scale": REAL_TIME_SCALE,
     "certs_dir": None,
     "egress_allow": list(DEFAULT_ALLOWED),
+    # Folders with <device>/ sub-folders of scenario (and depthcam rig) files, added to the packaged ones.
+    "scenario_dirs": [],
 }
 
 
@@ -28,9 +32,10 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 class Config:
     host: str = "127.0.0.1"
     seed: int = 0
-    time_scale: float = DEFAULT_TIME_SCALE
+    time_scale: float = REAL_TIME_SCALE
     certs_dir: str | None = None
     egress_allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED))
+    scenario_dirs: list[str] = field(default_factory=list)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def device_settings(self, device: str) -> dict[str, Any]:
@@ -40,7 +45,7 @@ class Config:
         """Every default and override in one place, as `benchtwin up --print-config` shows it."""
         out: dict[str, Any] = {
             "host": self.host, "seed": self.seed, "time_scale": self.time_scale,
-            "certs_dir": self.certs_dir, "egress_allow": self.egress_allow,
+            "certs_dir": self.certs_dir, "egress_allow": self.egress_allow, "scenario_dirs": self.scenario_dirs,
         }
         for name, cls in available().items():
             out[name] = cls.merged_settings(self.device_settings(name))
@@ -94,6 +99,11 @@ def apply_overrides(config: Config, raw: dict[str, Any]) -> Config:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise FieldError("egress_allow", "must be a list of CIDR ranges")
             config.egress_allow = value
+        elif key == "scenario_dirs":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise FieldError("scenario_dirs", "must be a list of folder paths")
+            check_user_folders(value)
+            config.scenario_dirs = value
         else:
             allowed = ", ".join([*GLOBAL_DEFAULTS, *DEVICES])
             raise FieldError(key, f"is not a configuration key; known: {allowed}")

@@ -4,7 +4,9 @@ Fixtures: ``<device>_target`` (one emulator per test) and ``<device>_target_modu
 for misty, depthcam, recall, signalwire and videodb; ``start_emulator(device, settings)`` for custom
 set-ups in a thread of its own, ``running_emulator(device, settings)`` on the caller's event loop.
 ``--target DEVICE=URL`` makes the same fixtures point at real hardware; tests marked
-``control_plane`` are then skipped (a real device has no /_emulator/).
+``control_plane`` are then skipped (a real device has no /_emulator/). Emulators started here run lifecycles
+at the fast test time scale (``TEST_TIME_SCALE``), not at `benchtwin up`'s real speed; ``--time-scale X``
+overrides it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,18 @@ import pytest
 
 from clients.control import ControlPlane
 from emulators.config import Config
+from emulators.kit.clock import TEST_TIME_SCALE
 from emulators.registry import DEVICES, available
 
 T = TypeVar("T")
+
+# Set once per session from --time-scale; the fixtures' emulators use it.
+_time_scale = TEST_TIME_SCALE
+
+
+def fixture_config() -> Config:
+    """The embedded defaults at the fixtures' time scale (TEST_TIME_SCALE, or the session's --time-scale)."""
+    return Config(time_scale=_time_scale)
 
 
 @dataclass
@@ -54,7 +65,7 @@ class EmulatorHost:
     def __init__(self, device: str, settings: dict[str, Any] | None = None, config: Config | None = None) -> None:
         self.device = device
         self.settings = settings or {}
-        self.config = config or Config()
+        self.config = config or fixture_config()
         self.loop = asyncio.new_event_loop()
         self.emulator: Any = None
         self._ready = threading.Event()
@@ -104,7 +115,7 @@ def _create(device: str, settings: dict[str, Any] | None, config: Config | None,
 
     if device not in available():
         pytest.skip(f"the {device} emulator is not part of this installation")
-    return create_emulator(device, config or Config(), settings=settings, free_ports=True, **kwargs)
+    return create_emulator(device, config or fixture_config(), settings=settings, free_ports=True, **kwargs)
 
 
 @contextlib.asynccontextmanager
@@ -124,7 +135,10 @@ async def running_emulator(device: str, settings: dict[str, Any] | None = None, 
 @contextlib.contextmanager
 def start_emulator(device: str, settings: dict[str, Any] | None = None, *, config: Config | None = None
                    ) -> Iterator[Target]:
-    """Start one emulator on free loopback ports for the duration of the block."""
+    """Start one emulator on free loopback ports for the duration of the block.
+
+    Without ``config``, lifecycles run at the test time scale (TEST_TIME_SCALE, or the session's --time-scale).
+    """
     if device not in available():
         pytest.skip(f"the {device} emulator is not part of this installation")
     host = EmulatorHost(device, settings, config)
@@ -165,10 +179,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the device fixtures against a real device or service at URL (repeatable)")
     group.addoption("--target-credential", action="append", dest="benchtwin_credentials", metavar="DEVICE.KEY=VALUE",
                     help="a credential for a --target (e.g. recall.api_key=...), repeatable")
+    group.addoption("--time-scale", type=float, dest="benchtwin_time_scale", metavar="X",
+                    help=f"lifecycle time scale of the emulators the fixtures start (default {TEST_TIME_SCALE}; "
+                         "1.0 = real speed)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _time_scale
     config.addinivalue_line("markers", "control_plane: needs the emulator control plane (skipped on real devices)")
+    scale = config.getoption("benchtwin_time_scale")
+    if scale is not None:
+        if scale < 0:
+            raise pytest.UsageError(f"--time-scale {scale}: must be a number >= 0 (1.0 = real speed)")
+        _time_scale = scale
     for spec in config.getoption("benchtwin_targets") or []:
         name, sep, url = spec.partition("=")
         if not sep or name not in DEVICES or not url.startswith(("http://", "https://")):
@@ -186,7 +209,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _make_fixture(device: str, scope: str) -> Any:
-    @pytest.fixture(scope=scope, name=f"{device}_target" + ("_module" if scope == "module" else ""))
     def _fixture(request: pytest.FixtureRequest) -> Iterator[Target]:
         real = _real_target(request.config, device)
         if real is not None:
@@ -195,7 +217,12 @@ def _make_fixture(device: str, scope: str) -> Any:
         with start_emulator(device) as target:
             yield target
 
-    return _fixture
+    _fixture.__doc__ = (
+        f"A {device} emulator on free loopback ports, one per {scope} (the real device with --target {device}=URL). "
+        f"Lifecycles run at the test time scale {TEST_TIME_SCALE} ({1 / TEST_TIME_SCALE:g}x real speed); "
+        "--time-scale X overrides it."
+    )
+    return pytest.fixture(scope=scope, name=f"{device}_target" + ("_module" if scope == "module" else ""))(_fixture)
 
 
 for _device in DEVICES:

@@ -15,8 +15,9 @@ from emulators.depthcam.service import DepthcamService
 from emulators.depthcam.settings import DepthcamSettings
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.resources import shelf
 
-RIG_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "depthcam"
+RIG_DIR = shelf("depthcam")  # packaged rigs + the scenario_dirs setting's depthcam/ folders
 
 
 def load_rig(rig: Any) -> list[DeviceSpec]:

@@ -6,8 +6,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-# Lifecycle timings (a bot joining, a pipeline restart) are multiplied by this unless configured; 1.0 = real speed.
-DEFAULT_TIME_SCALE = 0.05
+# The two default speeds, written once. `benchtwin up` and the embedded config run lifecycles at real speed, so
+# a bot stays in its meeting while a developer's app starts; the pytest plugin's fixtures (and so `make test`)
+# run them 20x faster. `--time-scale` (CLI and pytest option) overrides either.
+REAL_TIME_SCALE = 1.0
+TEST_TIME_SCALE = 0.05
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from emulators.kit.clock import DEFAULT_TIME_SCALE, Clock
+from emulators.kit.clock import TEST_TIME_SCALE, Clock
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import (
@@ -67,7 +67,7 @@ class Emulator:
         egress: EgressPolicy,
         host: str = "127.0.0.1",
         seed: int = 0,
-        time_scale: float = DEFAULT_TIME_SCALE,
+        time_scale: float = TEST_TIME_SCALE,  # constructed directly = in a test; `benchtwin up` passes its own
         clock: Clock | None = None,
         certs: DevCerts | None = None,
     ) -> None:

@@ -15,8 +15,9 @@ import yaml
 from faker import Faker
 
 from emulators.kit.errors import FieldError
+from emulators.kit.resources import shelf
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "recall"
+SCENARIO_DIR = shelf("recall")  # packaged scenarios + the scenario_dirs setting's recall/ folders
 CLIENT_PLATFORMS = ("desktop", "dial-in", "mobile_app", "unknown")
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.resources import shelf
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
 from emulators.signalwire.api import ConferenceApi
 from emulators.signalwire.controls import ConferenceControls
@@ -19,7 +20,7 @@ from emulators.signalwire.model import API_ROOT, SignalWireBackend
 from emulators.signalwire.service import ConferenceService
 from emulators.signalwire.settings import SignalWireSettings
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "signalwire"
+SCENARIO_DIR = shelf("signalwire")  # packaged scenarios + the scenario_dirs setting's signalwire/ folders
 
 
 class SignalWireEmulator(Emulator):

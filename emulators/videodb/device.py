@@ -24,6 +24,7 @@ from aiohttp import web
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import OutboundFailed, RetryPolicy, WebhookSender
+from emulators.kit.resources import shelf
 from emulators.videodb import hls
 from emulators.videodb.alerts import AlertFiring
 from emulators.videodb.api import VideoDBApi
@@ -60,7 +61,7 @@ from emulators.videodb.model import (
 from emulators.videodb.ws import CollectionSockets
 
 log = logging.getLogger("benchtwin.videodb")
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "scenarios" / "videodb"
+SCENARIO_DIR = shelf("videodb")  # packaged scenarios + the scenario_dirs setting's videodb/ folders
 STATE_FILE = "state.json"
 PERSIST_DELAY_S = 1.0  # index records arrive every few seconds; one state write per second is plenty
 

@@ -112,3 +112,72 @@ def test_certs_creates_a_ca_and_server_certificate_once(tmp_path: Path) -> None:
     assert set(paths) == {"ca", "cert", "key"}
     assert all(os.path.exists(p) for p in paths.values())
     assert json.loads(run("certs", "--dir", str(tmp_path), "--json").stdout) == paths
+
+
+def test_version_names_the_package_version() -> None:
+    from emulators import __version__
+
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"benchtwin {__version__} ")
+
+
+def test_doctor_says_one_line_per_need_and_fails_on_a_busy_port(tmp_path: Path) -> None:
+    if "misty" not in available():
+        pytest.skip("misty not available")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = tmp_path / "busy.toml"
+        cfg.write_text(f"[misty]\nport = {port}\n")
+        result = run("doctor", "--config", str(cfg))
+    assert result.returncode == 1, result.stdout
+    lines = {line.split()[1]: line for line in result.stdout.splitlines()[:-1]}
+    for need in ("python", "benchtwin", "packages", "dev", "ffmpeg", "ffprobe", "gst-launch-1.0", "nginx-rtmp",
+                 "egress"):
+        assert need in lines, result.stdout
+    assert lines["misty"].startswith("fail") and str(port) in lines["misty"] and "[misty] port" in lines["misty"]
+    assert "stop `benchtwin up`" in result.stdout.splitlines()[-1]
+
+
+def test_doctor_says_whether_requests_ca_bundle_trusts_the_dev_ca(tmp_path: Path) -> None:
+    ca = json.loads(run("certs", "--dir", str(tmp_path), "--json").stdout)["ca"]
+    cfg = tmp_path / "certs.toml"
+    cfg.write_text(f'certs_dir = "{tmp_path}"\n' + "".join(
+        f"[{name}]\n" + "".join(f"{s} = 0\n" for s in cls.port_settings) for name, cls in available().items()))
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": ca}
+    trusted = subprocess.run([*BENCHTWIN, "doctor", "--config", str(cfg)], capture_output=True, text=True,
+                             timeout=60, env=env)
+    env["REQUESTS_CA_BUNDLE"] = str(cfg)
+    untrusted = subprocess.run([*BENCHTWIN, "doctor", "--config", str(cfg)], capture_output=True, text=True,
+                               timeout=60, env=env)
+    ca_line = next(line for line in trusted.stdout.splitlines() if " dev CA " in line)
+    assert ca_line.startswith("ok") and "trusted by REQUESTS_CA_BUNDLE" in ca_line
+    ca_line = next(line for line in untrusted.stdout.splitlines() if " dev CA " in line)
+    assert ca_line.startswith("warn") and f"export REQUESTS_CA_BUNDLE={ca}" in ca_line
+
+
+def test_health_checks_every_emulator_of_a_running_up(tmp_path: Path) -> None:
+    if not available():
+        pytest.skip("no emulator in this installation")
+    endpoints = tmp_path / "endpoints.json"
+    proc = subprocess.Popen(
+        [*BENCHTWIN, "up", "--config", str(free_ports_config(tmp_path)), "--endpoints-file", str(endpoints)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not endpoints.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "no endpoints file within 60 s"
+            time.sleep(0.05)  # the file appearing is the only signal `up` gives
+        healthy = run("health", "--endpoints-file", str(endpoints))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert [line.split()[:2] for line in healthy.stdout.splitlines()] == [[d, "healthy"] for d in available()]
+    stopped = run("health", "--endpoints-file", str(endpoints), "--timeout", "2")
+    assert stopped.returncode == 1
+    assert all("UNHEALTHY" in line for line in stopped.stdout.splitlines())
