@@ -7,18 +7,20 @@ The thread never touches the model: it posts ``IngestSignal`` objects to the eve
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
 
+from emulators.kit.outbound import EgressPolicy
 from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames
 from emulators.videodb.model import Segment
 
@@ -84,6 +86,33 @@ class IngestConfig:
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 30.0
     fault_stream: str = ""
+
+
+def source_refusal(egress: EgressPolicy, url: str) -> str | None:
+    """Why the egress policy refuses to pull ``url``, or None when it may be pulled.
+
+    Only IP literals inside the policy's networks and the policy's host names (localhost) are pulled; other
+    names are refused rather than resolved, so checking a source never sends a lookup off the machine.
+    """
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not host:
+        return f"'url' has no host: {url!r}"
+    if host.lower() in egress.hosts:
+        return None
+    allowed = ", ".join(str(n) for n in egress.networks)
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return (
+            f"'url' host {host!r} is a name; this emulator pulls only from IP addresses in {allowed} or "
+            f"{', '.join(sorted(egress.hosts)) or 'no host name'} (configuration egress_allow)"
+        )
+    if not any(address in network for network in egress.networks):
+        return f"'url' host {host} is outside the egress allowlist {allowed} (configuration egress_allow)"
+    return None
 
 
 class SourceDisconnected(Exception):
@@ -208,11 +237,15 @@ class IngestWorker:
         self,
         config: IngestConfig,
         post: Callable[[IngestSignal], None],
+        egress: EgressPolicy,
         fault_for: Callable[[str], Any],
         corrupt: Callable[[bytes], bytes],
+        now: Callable[[], float],
     ) -> None:
         self.config = config
         self._post = post
+        self._egress = egress
+        self._now = now
         self._fault_for = fault_for
         self._corrupt = corrupt
         self._stopping = threading.Event()
@@ -231,6 +264,10 @@ class IngestWorker:
 
     def start(self) -> None:
         self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask the thread to end without waiting for it."""
+        self._stopping.set()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Blocking: ask the thread to end and join it (call through asyncio.to_thread)."""
@@ -251,6 +288,14 @@ class IngestWorker:
         attempt = 0
         while not self._stopping.is_set():
             attempt += 1
+            # Checked before every connection, not only at creation: the policy is the emulator's, and a
+            # restored stream reconnects without passing through the API.
+            refusal = source_refusal(self._egress, cfg.url)
+            if refusal is not None:
+                self._post(SourceDown(refusal, attempt, backoff))
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, cfg.reconnect_max_s)
+                continue
             try:
                 container = av.open(
                     cfg.url,
@@ -337,7 +382,7 @@ class IngestWorker:
             self.packets += 1
             media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
             if base is None:
-                base = (time.time(), media_s)
+                base = (self._now(), media_s)
             t = base[0] + (media_s - base[1])
             index = packet.stream.index
             if video is not None and index == video.index:

@@ -30,12 +30,12 @@ def validate(message: dict[str, Any], name: str) -> None:
 
 def feed_frames(emu: VideoDBEmulator, rtstream_id: str, seconds: float, fps: float = 4.0) -> None:
     """Hand decoded frames to the emulator exactly as the ingest worker's signals do."""
-    worker = emu.runtimes[rtstream_id].worker
+    worker = emu.service.pipeline.runtimes[rtstream_id].worker
     assert worker is not None
     for i in range(int(seconds * fps)):
         shade = 40 + (i * 25) % 200
         frame = np.full((120, 160, 3), (shade, 30, 200), dtype=np.uint8)
-        emu._on_signal(rtstream_id, worker, FrameSampled(analyse_frame(frame, T0 + i / fps)))
+        emu.service.pipeline.on_signal(rtstream_id, worker, FrameSampled(analyse_frame(frame, T0 + i / fps)))
 
 
 async def next_message(listener: CollectionListener, within_s: float = 5.0) -> dict[str, Any]:
@@ -150,11 +150,11 @@ async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk() 
 async def test_reset_stops_every_ingest_thread_and_forgets_the_account() -> None:
     async with VideoDBEmulator(settings={"port": 0}) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
         rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
-        worker = emu.runtimes[rts["id"]].worker
+        worker = emu.service.pipeline.runtimes[rts["id"]].worker
         assert worker is not None and worker.alive
         await emu.reset(seed=5)
         assert not worker.alive
-        assert emu.service.streams == {} and emu.runtimes == {}
+        assert emu.backend.streams == {} and emu.service.pipeline.runtimes == {}
         assert emu.tasks.names() == ["videodb:webhooks"]
         with pytest.raises(VideoDBError) as gone:
             await c.get_rtstream(rts["id"])

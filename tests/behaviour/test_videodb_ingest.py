@@ -168,7 +168,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
 
         with pytest.raises(VideoDBError, match="No recordings available"):
             await client.export(rts["id"])
-        await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        await eventually(lambda: len(emu.backend.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
         live = await client.generate_stream(rts["id"], time.time() - 60, time.time() + 60)
         async with aiohttp.ClientSession() as http, http.get(live["stream_url"]) as resp:
             playlist = await resp.text()
@@ -183,7 +183,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
         exported = await client.export(rts["id"])
         assert exported["video_id"].startswith("m-")
         assert (await client.export(rts["id"]))["video_id"] == exported["video_id"]
-        segment_s = max(s.duration for s in emu.service.rtstream(rts["id"]).all_segments())
+        segment_s = max(s.duration for s in emu.backend.rtstream(rts["id"]).all_segments())
         played = await ffprobe_duration(exported["stream_url"]) if shutil.which("ffprobe") else exported["duration"]
         assert abs(played - exported["duration"]) <= segment_s
         assert abs(await ffprobe_duration(window["stream_url"]) - exported["duration"]) <= segment_s
@@ -206,7 +206,7 @@ async def test_a_killed_source_turns_the_stream_to_error_and_back_to_connected_w
     async with VideoDBEmulator(settings=FAST) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as client:
         async with ffmpeg_rtmp_source(port) as source:
             rts = await client.connect_rtstream(source, "Door", store=True)
-            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
+            await eventually(lambda: emu.backend.rtstream(rts["id"]).receiving, what="receiving")
         # ffmpeg is gone: the worker retries with backoff and the status says so after the grace period.
 
         async def status() -> str:
@@ -216,10 +216,10 @@ async def test_a_killed_source_turns_the_stream_to_error_and_back_to_connected_w
         assert emu.events.query(kind="stream.error")
         async with ffmpeg_rtmp_source(port):
             await eventually(lambda: _is(status(), "connected"), what="connected again")
-            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving again")
+            await eventually(lambda: emu.backend.rtstream(rts["id"]).receiving, what="receiving again")
         await client.stop(rts["id"])
         assert (await client.get_rtstream(rts["id"]))["status"] == "stopped"
-        assert all(r.worker is None for r in emu.runtimes.values())
+        assert all(r.worker is None for r in emu.service.pipeline.runtimes.values())
 
 
 async def _is(value: Awaitable[str], expected: str) -> bool:
@@ -257,14 +257,15 @@ async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killi
         async with ffmpeg_rtmp_source(port) as source:
             rts = await client.connect_rtstream(source, "Faulty", store=True, sample_rate=5)
             await client.index_visuals(rts["id"], time_s=1, frame_count=2)
-            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
+            await eventually(lambda: emu.backend.rtstream(rts["id"]).receiving, what="receiving")
             emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "corrupt"}, "count": 15})
             await eventually(lambda: emu.events.query(kind="fault.applied"), what="corrupt applied")
             # A slow source: the pull stalls for a second, then carries on where it was.
             emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "stall", "seconds": 1.0},
                             "count": 1})
-            packets = emu.runtimes[rts["id"]].worker.packets
-            await eventually(lambda: emu.runtimes[rts["id"]].worker.packets > packets + 20, what="packets after stall")
+            worker = emu.service.pipeline.runtimes[rts["id"]].worker
+            packets = worker.packets
+            await eventually(lambda: worker.packets > packets + 20, what="packets after stall")
             assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
             # ffmpeg's listener serves one connection, so the disconnect comes last.
             emu.faults.add({"match": {"stream": f"rtstream:{rts['id']}"}, "action": {"type": "disconnect"},
@@ -275,7 +276,7 @@ async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killi
             )
             assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
         await client.stop(rts["id"])
-        assert emu.service.rtstream(rts["id"]).all_segments()
+        assert emu.backend.rtstream(rts["id"]).all_segments()
 
 
 def decoded_seconds(url: str) -> dict[str, float]:
@@ -301,11 +302,11 @@ async def test_g711_audio_that_mpeg_ts_cannot_carry_is_recorded_as_aac() -> None
         VideoDBClient(emu.settings["api_key"], emu.url()) as client,
     ):
         rts = await client.connect_rtstream(source, "Camera", media_types=["video", "audio"], store=True)
-        await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        await eventually(lambda: len(emu.backend.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
         await client.stop(rts["id"])
         exported = await client.export(rts["id"])
         seconds = await asyncio.to_thread(decoded_seconds, exported["stream_url"])
         assert "codec:aac" in seconds and "codec:h264" in seconds, seconds
-        segment_s = max(s.duration for s in emu.service.rtstream(rts["id"]).all_segments())
+        segment_s = max(s.duration for s in emu.backend.rtstream(rts["id"]).all_segments())
         assert abs(seconds["AudioFrame"] - exported["duration"]) <= segment_s
         assert abs(seconds["VideoFrame"] - exported["duration"]) <= segment_s

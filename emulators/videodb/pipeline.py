@@ -1,0 +1,309 @@
+"""The ingest -> segment -> index pipeline of live RTStreams: one pull worker per stream, whose signals are
+filed into the backend (source up/down, segments, sampled frames, audio levels) and whose results are
+delivered (WebSocket channels, alert webhooks). The backend decides; this module moves data and records events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from emulators.kit.clock import Clock
+from emulators.kit.events import EventLog
+from emulators.kit.faults import FaultBook
+from emulators.kit.outbound import EgressPolicy
+from emulators.videodb import media
+from emulators.videodb.alerts import AlertFiring
+from emulators.videodb.indexing import (
+    AudioBatcher,
+    VisualWindow,
+    VoiceActivity,
+    describe_window,
+    render_for_prompt,
+    speech_text,
+    word_timestamps,
+)
+from emulators.videodb.ingest import (
+    AudioLevels,
+    FaultApplied,
+    FrameSampled,
+    IngestConfig,
+    IngestSignal,
+    IngestWorker,
+    SegmentDone,
+    SourceDown,
+    SourceUp,
+)
+from emulators.videodb.model import RTStream, SceneIndex, SceneRecord, TranscriptRecord, VideoDBBackend
+from emulators.videodb.persistence import DataDirectory
+from emulators.videodb.ws import CollectionSockets
+
+
+@dataclass(frozen=True)
+class PullTimings:
+    """How the workers cut segments and treat a source that is slow or gone (settings of the same names)."""
+
+    segment_s: float = 2.0
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 3.0
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 30.0
+
+
+@dataclass
+class StreamRuntime:
+    """What a live stream has beyond the backend: its worker and its indexing state machines."""
+
+    worker: IngestWorker | None = None
+    windows: dict[str, VisualWindow] = field(default_factory=dict)
+    batchers: dict[str, AudioBatcher] = field(default_factory=dict)
+    vad: VoiceActivity = field(default_factory=VoiceActivity)
+    speech_count: int = 0
+    first_frame_at: float | None = None
+
+
+class IngestPipeline:
+    """Starts and stops the pull workers and turns what they report into backend calls and deliveries."""
+
+    def __init__(
+        self,
+        backend: VideoDBBackend,
+        data: DataDirectory,
+        *,
+        sockets: CollectionSockets,
+        events: EventLog,
+        faults: FaultBook,
+        egress: EgressPolicy,
+        clock: Clock,
+        timings: PullTimings,
+        public_url: Callable[[], str],
+        deliver_alert: Callable[[AlertFiring], None],
+        visual_index_channel: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.data = data
+        self.sockets = sockets
+        self.events = events
+        self.faults = faults
+        self.egress = egress
+        self.clock = clock
+        self.timings = timings
+        self.public_url = public_url
+        self.deliver_alert = deliver_alert
+        self.visual_channel = "visual_index" if visual_index_channel else "scene_index"
+        self.runtimes: dict[str, StreamRuntime] = {}
+        self._outage_timer: asyncio.TimerHandle | None = None
+
+    # ----- workers -------------------------------------------------------------------------------------
+    def start(self, stream: RTStream) -> None:
+        """Start pulling a live stream (nothing happens when its worker already runs)."""
+        runtime = self.runtimes.setdefault(stream.id, StreamRuntime())
+        if runtime.worker is not None:
+            return
+        recording = stream.current_recording
+        t = self.timings
+        config = IngestConfig(
+            rtstream_id=stream.id,
+            url=stream.url,
+            media_types=stream.media_types,
+            sample_rate=stream.sample_rate,
+            store=recording is not None,
+            directory=self.data.stream_directory(stream.id),
+            recording=recording.number if recording else None,
+            first_sequence=stream.next_sequence,
+            segment_s=t.segment_s,
+            open_timeout_s=t.open_timeout_s,
+            read_timeout_s=t.read_timeout_s,
+            reconnect_initial_s=t.reconnect_initial_s,
+            reconnect_max_s=t.reconnect_max_s,
+            fault_stream=f"rtstream:{stream.id}",
+        )
+        loop = asyncio.get_running_loop()
+        worker: IngestWorker
+
+        def post(signal: IngestSignal) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: the worker is being joined
+                loop.call_soon_threadsafe(self.on_signal, stream.id, worker, signal)
+
+        worker = IngestWorker(config, post, self.egress, self.faults.for_stream, self.faults.corrupt, self.clock.now)
+        runtime.worker = worker
+        runtime.windows.clear()
+        runtime.batchers.clear()
+        self.refresh_wants(stream.id)
+        worker.start()
+        self.events.record("ingest.started", stream=stream.id, url=stream.url, recording=config.recording)
+
+    async def stop(self, rtstream_id: str) -> None:
+        """End a stream's pull and join its worker."""
+        runtime = self.runtimes.get(rtstream_id)
+        if runtime is None or runtime.worker is None:
+            return
+        worker = runtime.worker
+        await asyncio.to_thread(worker.stop)
+        runtime.worker = None
+        stream = self.backend.streams.get(rtstream_id)
+        if stream is not None:
+            stream.receiving = False
+        self._schedule_outages()
+
+    async def stop_all(self) -> None:
+        workers = [r.worker for r in self.runtimes.values() if r.worker is not None]
+        for worker in workers:
+            worker.request_stop()  # every worker winds down at once; the joins below then overlap
+        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
+        for runtime in self.runtimes.values():
+            runtime.worker = None
+        self._cancel_outage_timer()
+
+    def forget(self) -> None:
+        """Reset: every worker has been stopped; drop their runtimes."""
+        self.runtimes.clear()
+        self._cancel_outage_timer()
+
+    def refresh_wants(self, rtstream_id: str) -> None:
+        """Tell a worker whether it must decode frames and audio (the backend knows who needs them)."""
+        runtime = self.runtimes.get(rtstream_id)
+        if runtime is None or runtime.worker is None or rtstream_id not in self.backend.streams:
+            return
+        runtime.worker.wants_frames, runtime.worker.wants_audio = self.backend.media_wanted(rtstream_id)
+
+    def forget_index(self, rtstream_id: str, index_id: str) -> None:
+        """An index stopped or started: its open window or word batch starts afresh."""
+        runtime = self.runtimes.get(rtstream_id)
+        if runtime is not None:
+            runtime.windows.pop(index_id, None)
+            runtime.batchers.pop(index_id, None)
+        self.refresh_wants(rtstream_id)
+
+    # ----- signals from the worker thread ---------------------------------------------------------------
+    def on_signal(self, rtstream_id: str, worker: IngestWorker, signal: IngestSignal) -> None:
+        stream = self.backend.streams.get(rtstream_id)
+        runtime = self.runtimes.get(rtstream_id)
+        if stream is None or runtime is None:
+            return
+        if isinstance(signal, SegmentDone):
+            self._file_segment(stream, signal)
+            return
+        if runtime.worker is not worker or not stream.live:
+            return  # a stopped worker's late news
+        now = self.clock.now()
+        if isinstance(signal, SourceUp):
+            self.backend.source_receiving(stream.id, now)
+            self.events.record("stream.started", stream=stream.id, codecs=signal.codecs)
+            self._schedule_outages()
+        elif isinstance(signal, SourceDown):
+            self.backend.source_down(stream.id, now, signal.reason)
+            self.events.record(
+                "ingest.retry", stream=stream.id, reason=signal.reason, attempt=signal.attempt,
+                retry_in_s=signal.retry_in_s,
+            )
+            self._schedule_outages()
+        elif isinstance(signal, FaultApplied):
+            self.events.record("fault.applied", stream=f"rtstream:{stream.id}", action=signal.action)
+        elif isinstance(signal, FrameSampled):
+            self._index_frame(stream, runtime, signal)
+        elif isinstance(signal, AudioLevels):
+            self._index_audio(stream, runtime, signal)
+
+    # ----- the outage schedule: the backend's advance/next_wakeup, driven by one timer ------------------
+    def _schedule_outages(self) -> None:
+        self._cancel_outage_timer()
+        wakeup = self.backend.next_wakeup()
+        if wakeup is None:
+            return
+        delay = max(0.0, wakeup - self.clock.now())
+        self._outage_timer = asyncio.get_running_loop().call_later(delay, self._advance_outages)
+
+    def _advance_outages(self) -> None:
+        self._outage_timer = None
+        for change in self.backend.advance(self.clock.now()):
+            self.events.record("stream.error", stream=change.rtstream_id, reason=change.reason)
+        self._schedule_outages()
+
+    def _cancel_outage_timer(self) -> None:
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+
+    # ----- segments ------------------------------------------------------------------------------------
+    def _file_segment(self, stream: RTStream, signal: SegmentDone) -> None:
+        expired = self.backend.file_segment(stream.id, signal.segment)
+        if expired is None:
+            return
+        self.data.unlink(stream.id, [s.file for s in expired])
+        self.data.persist()
+
+    # ----- indexing ------------------------------------------------------------------------------------
+    def _index_frame(self, stream: RTStream, runtime: StreamRuntime, signal: FrameSampled) -> None:
+        sample = signal.sample
+        if runtime.first_frame_at is None:
+            runtime.first_frame_at = sample.time
+        for index in self.backend.running_indexes(stream.id, visual=True):
+            window = runtime.windows.get(index.id)
+            if window is None:
+                config = index.extraction_config
+                window = VisualWindow(float(config["time"]), int(config["frame_count"]))
+                runtime.windows[index.id] = window
+            closed = window.feed(sample)
+            if closed is None:
+                continue
+            start, end, frames = closed
+            script = self.backend.scripted_visual(stream.id, start - runtime.first_frame_at)
+            analysis = describe_window(frames, script)
+            text = render_for_prompt(index.prompt, analysis)
+            self._file_record(stream, index, SceneRecord(round(start, 3), round(end, 3), text, analysis.facts))
+
+    def _index_audio(self, stream: RTStream, runtime: StreamRuntime, signal: AudioLevels) -> None:
+        for speech in runtime.vad.feed(signal.start, signal.rms):
+            text = speech_text(stream.id, runtime.speech_count, speech.end - speech.start, stream.script.get("speech"))
+            runtime.speech_count += 1
+            words = word_timestamps(text, speech.start, speech.end)
+            record = TranscriptRecord(round(speech.start, 3), round(speech.end, 3), text, words)
+            if self.backend.file_transcript(stream.id, record):
+                self.sockets.send(
+                    stream.transcript_ws_connection_id or stream.ws_connection_id,
+                    {
+                        "channel": "transcript",
+                        "rtstream_id": stream.id,
+                        "rtstream_name": stream.name,
+                        "data": {
+                            "text": text,
+                            "is_final": True,
+                            "start": int(speech.start * 1000),
+                            "end": int(speech.end * 1000),
+                        },
+                    },
+                )
+            for index in self.backend.running_indexes(stream.id, visual=False):
+                batcher = runtime.batchers.get(index.id)
+                if batcher is None:
+                    config = index.extraction_config
+                    batcher = AudioBatcher(str(config["segmenter"]), int(config["segmentation_value"]))
+                    runtime.batchers[index.id] = batcher
+                for start, end, batch in batcher.feed(words):
+                    self._file_record(stream, index, SceneRecord(start, end, batch))
+
+    def _file_record(self, stream: RTStream, index: SceneIndex, record: SceneRecord) -> None:
+        base = self.public_url()
+        stream_url = base + media.manifest_path(stream.id, record.start, record.end)
+        firings = self.backend.add_scene_record(
+            index, record, self.clock.now(), urls=(stream_url, media.player_url(base, stream_url))
+        )
+        self.sockets.send(
+            index.ws_connection_id,
+            {
+                "channel": self.visual_channel if index.is_visual else "audio_index",
+                "rtstream_id": stream.id,
+                "rtstream_name": stream.name,
+                "index_id": index.id,
+                "data": {"text": record.description, "start": int(record.start * 1000), "end": int(record.end * 1000)},
+            },
+        )
+        for firing in firings:
+            self.events.record("alert.fired", alert=firing.alert_id, label=firing.label, confidence=firing.confidence)
+            self.sockets.send(firing.ws_connection_id, firing.ws_message())
+            if firing.callback_url:
+                self.deliver_alert(firing)
+        self.data.persist()
