@@ -22,7 +22,7 @@ import numpy as np
 
 from emulators.kit.outbound import EgressPolicy
 from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames
-from emulators.videodb.model import Segment
+from emulators.videodb.records import Segment
 
 log = logging.getLogger("benchtwin.videodb.ingest")
 
