@@ -52,6 +52,8 @@ class VideoDBEmulator(Emulator):
     backend: VideoDBBackend
     service: RTStreamService
     api: VideoDBApi
+    sockets: CollectionSockets
+    data: DataDirectory
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
@@ -110,6 +112,7 @@ class VideoDBEmulator(Emulator):
         )
         self.api = VideoDBApi(self.backend, self.service, sockets, self.clock, options)
         self.sockets = sockets
+        self.data = data
 
     def public_url(self) -> str:
         """The base of URLs made without a request (alert payloads): the configured one, else this listener."""
@@ -130,7 +133,7 @@ class VideoDBEmulator(Emulator):
 
     async def aclose(self) -> None:
         await super().aclose()
-        self.service.data.remove_temporary()
+        self.data.remove_temporary()
 
     async def on_reset(self, seed: int) -> None:
         self.sockets.clear()
@@ -143,6 +146,10 @@ class VideoDBEmulator(Emulator):
         if "rest" not in self.ports:
             return {}
         return {"base_url": self.url(), "websocket": f"ws://{self.host}:{self.ports['rest']}/ws"}
+
+    def live_streams(self) -> list[str]:
+        """The fault-stream names of the streams being pulled (``rtstream:<id>``)."""
+        return [f"rtstream:{s.id}" for s in self.backend.streams.values() if s.live]
 
     def state(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -162,7 +169,7 @@ class VideoDBEmulator(Emulator):
                 "connections": worker.connections if worker else 0,
                 "decode_errors": worker.decode_errors if worker else 0,
             }
-        data_dir = self.service.data.path
+        data_dir = self.data.path
         return {
             "data_dir": str(data_dir) if data_dir else None,
             "rtstreams": streams,
