@@ -5,7 +5,7 @@ service and REST API -> the kit ``Emulator``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from aiohttp import web
 
@@ -16,6 +16,7 @@ from emulators.videodb.model import AccountRules, VideoDBBackend
 from emulators.videodb.persistence import DataDirectory
 from emulators.videodb.pipeline import IngestPipeline, PullTimings
 from emulators.videodb.service import RTStreamService
+from emulators.videodb.settings import VideoDBSettings
 from emulators.videodb.webhooks import AlertWebhooks
 from emulators.videodb.ws import CollectionSockets
 
@@ -26,102 +27,67 @@ class VideoDBEmulator(Emulator):
     device = "videodb"
     title = "VideoDB RTStreams (ingest, recording, HLS, indexing, alerts, WebSocket)"
     default_port = 9084
-    settings_defaults: ClassVar[dict[str, Any]] = {
-        "port": 9084,
-        "api_key": "sk-benchtwin-videodb-dev",
-        "data_dir": "",  # empty: a temporary directory removed at shutdown
-        "public_base_url": "",  # empty: URLs follow the request's Host
-        "segment_s": 2.0,
-        "open_timeout_s": 5.0,
-        "read_timeout_s": 3.0,
-        "reconnect_initial_s": 1.0,
-        "reconnect_max_s": 30.0,
-        "error_after_s": 10.0,
-        "rolling_window_s": 120.0,
-        "webhook_attempts": 3,
-        "webhook_retry_interval_s": 1.0,
-        "credits_limit": 0,
-        "extraction_config_native": False,
-        "webhook_times_as_seconds": False,
-        "visual_index_channel": False,
-        "scene_record_text_alias": False,
-        "rtstream_search_empty_list": False,
-        "no_error_status": False,
-    }
-
-    backend: VideoDBBackend
-    service: RTStreamService
-    api: VideoDBApi
-    sockets: CollectionSockets
-    data: DataDirectory
+    settings_class = VideoDBSettings
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        self.scenario_controls["script"] = self.service.load_script
-        self.scenario_controls["capture_session"] = self.service.open_capture_session
-
-    def _wire(self) -> None:
-        s = self.settings
+        s: VideoDBSettings = self.settings
         rules = AccountRules(
-            error_after_s=float(s["error_after_s"]),
-            report_error=not s["no_error_status"],
-            rolling_window_s=float(s["rolling_window_s"]),
-            max_streams=int(s["credits_limit"]),
-            empty_search_is_error=not s["rtstream_search_empty_list"],
+            error_after_s=s.error_after_s,
+            report_error=not s.no_error_status,
+            rolling_window_s=s.rolling_window_s,
+            max_streams=s.credits_limit,
+            empty_search_is_error=not s.rtstream_search_empty_list,
         )
         self.backend = VideoDBBackend(self.seed, self.clock.now(), rules=rules)
-        data = DataDirectory(str(s["data_dir"]), self.backend.snapshot)
-        sockets = CollectionSockets(self.events, self.clock)
+        self.data = DataDirectory(s.data_dir, self.backend.snapshot)
+        self.sockets = CollectionSockets(self.events, self.clock)
         webhooks = AlertWebhooks(
             self.egress,
             events=self.events,
-            retry=RetryPolicy(
-                interval_s=float(s["webhook_retry_interval_s"]), max_attempts=int(s["webhook_attempts"])
-            ),
-            times_as_seconds=bool(s["webhook_times_as_seconds"]),
+            retry=RetryPolicy(interval_s=s.webhook_retry_interval_s, max_attempts=s.webhook_attempts),
+            times_as_seconds=s.webhook_times_as_seconds,
             client_ssl=self.client_ssl,
         )
         pipeline = IngestPipeline(
             self.backend,
-            data,
-            sockets=sockets,
+            self.data,
+            sockets=self.sockets,
             events=self.events,
             faults=self.faults,
             egress=self.egress,
             clock=self.clock,
             timings=PullTimings(
-                segment_s=float(s["segment_s"]),
-                open_timeout_s=float(s["open_timeout_s"]),
-                read_timeout_s=float(s["read_timeout_s"]),
-                reconnect_initial_s=float(s["reconnect_initial_s"]),
-                reconnect_max_s=float(s["reconnect_max_s"]),
+                segment_s=s.segment_s,
+                open_timeout_s=s.open_timeout_s,
+                read_timeout_s=s.read_timeout_s,
+                reconnect_initial_s=s.reconnect_initial_s,
+                reconnect_max_s=s.reconnect_max_s,
             ),
             public_url=self.public_url,
             deliver_alert=webhooks.deliver,
-            visual_index_channel=bool(s["visual_index_channel"]),
+            visual_index_channel=s.visual_index_channel,
         )
         self.service = RTStreamService(
-            self.backend, pipeline, data, webhooks,
+            self.backend, pipeline, self.data, webhooks,
             events=self.events, egress=self.egress, clock=self.clock, tasks=self.tasks, scenario_dir=SCENARIO_DIR,
         )
         options = WireOptions(
-            api_key=str(s["api_key"]),
-            public_base_url=str(s["public_base_url"]),
-            native_config=bool(s["extraction_config_native"]),
-            scene_text_alias=bool(s["scene_record_text_alias"]),
+            api_key=s.api_key,
+            public_base_url=s.public_base_url,
+            native_config=s.extraction_config_native,
+            scene_text_alias=s.scene_record_text_alias,
         )
-        self.api = VideoDBApi(self.backend, self.service, sockets, self.clock, options)
-        self.sockets = sockets
-        self.data = data
+        self.api = VideoDBApi(self.backend, self.service, self.sockets, self.clock, options)
+        self.scenario_controls["script"] = self.service.load_script
+        self.scenario_controls["capture_session"] = self.service.open_capture_session
 
     def public_url(self) -> str:
         """The base of URLs made without a request (alert payloads): the configured one, else this listener."""
-        return str(self.settings["public_base_url"]).rstrip("/") or self.url()
+        return self.settings.public_base_url.rstrip("/") or self.url()
 
     # ----- kit hooks -----------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
-        # The kit builds the app from its own constructor, before ours continues: wire the parts here.
-        self._wire()
         self.api.add_routes(app)
 
     async def on_start(self) -> None:
@@ -140,7 +106,7 @@ class VideoDBEmulator(Emulator):
         self.service.reset(seed)
 
     def credentials(self) -> dict[str, Any]:
-        return {"api_key": self.settings["api_key"]}
+        return {"api_key": self.settings.api_key}
 
     def extra_endpoints(self) -> dict[str, str]:
         if "rest" not in self.ports:

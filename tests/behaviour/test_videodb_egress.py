@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from clients.videodb import VideoDBClient, VideoDBError
-from emulators.kit.outbound import EgressPolicy
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.videodb.device import VideoDBEmulator
 from emulators.videodb.indexing import analyse_frame
 from emulators.videodb.ingest import FrameSampled, source_refusal
@@ -26,8 +26,8 @@ WITH_0_0_0_0 = EgressPolicy(allow=["127.0.0.1/32", "0.0.0.0/32"], allow_hosts=()
 
 
 def test_0_0_0_0_is_outside_the_default_allowlist() -> None:
-    assert source_refusal(EgressPolicy(), "rtmp://0.0.0.0:1935/live") is not None
-    assert source_refusal(EgressPolicy(), "rtmp://127.0.0.2:1935/live") is None
+    assert source_refusal(EgressPolicy(DEFAULT_ALLOWED), "rtmp://0.0.0.0:1935/live") is not None
+    assert source_refusal(EgressPolicy(DEFAULT_ALLOWED), "rtmp://127.0.0.2:1935/live") is None
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +68,7 @@ async def fire_alerts(emu: VideoDBEmulator, client: VideoDBClient, *callback_url
 
 async def test_a_narrowed_allowlist_refuses_a_loopback_source_it_excludes() -> None:
     async with VideoDBEmulator(settings={"port": 0}, egress=ONLY_127_0_0_1) as emu, \
-            VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+            VideoDBClient(emu.settings.api_key, emu.url()) as client:
         with pytest.raises(VideoDBError) as refused:
             await client.connect_rtstream("rtsp://127.0.0.2:8554/cam", "Outside")
         assert refused.value.status == 400
@@ -88,7 +88,7 @@ async def test_a_widened_allowlist_pulls_from_an_address_outside_the_defaults() 
     server = await asyncio.start_server(source, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server, VideoDBEmulator(settings={"port": 0}, egress=WITH_0_0_0_0) as emu, \
-            VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+            VideoDBClient(emu.settings.api_key, emu.url()) as client:
         rts = await client.connect_rtstream(f"rtmp://0.0.0.0:{port}/live/cam", "Widened")
         assert rts["status"] == "connected"
         await asyncio.wait_for(connected.wait(), 10)
@@ -100,7 +100,7 @@ async def test_a_narrowed_allowlist_refuses_an_alert_webhook_to_a_loopback_addre
     async with alert_receiver("127.0.0.2") as (excluded_port, excluded), \
             alert_receiver("127.0.0.1") as (allowed_port, allowed), \
             VideoDBEmulator(settings={"port": 0}, egress=ONLY_127_0_0_1) as emu, \
-            VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+            VideoDBClient(emu.settings.api_key, emu.url()) as client:
         refused_url = f"http://127.0.0.2:{excluded_port}/alerts"
         await fire_alerts(emu, client, refused_url, f"http://127.0.0.1:{allowed_port}/alerts")
         # Webhooks go out in order: once the allowed one arrives, the excluded one has been dealt with.
@@ -114,7 +114,7 @@ async def test_a_narrowed_allowlist_refuses_an_alert_webhook_to_a_loopback_addre
 async def test_a_widened_allowlist_delivers_an_alert_webhook_outside_the_defaults() -> None:
     async with alert_receiver("127.0.0.1") as (port, received), \
             VideoDBEmulator(settings={"port": 0}, egress=WITH_0_0_0_0) as emu, \
-            VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+            VideoDBClient(emu.settings.api_key, emu.url()) as client:
         await fire_alerts(emu, client, f"http://0.0.0.0:{port}/alerts")
         body = await asyncio.wait_for(received.get(), 10)
         assert body["label"] == "blue"
