@@ -54,7 +54,10 @@ class VideoDBEmulator(Emulator):
             self.data,
             sockets=self.sockets,
             events=self.events,
-            faults=self.faults,
+            tasks=self.tasks.child("rtstreams"),
+            media_worker=self.media_worker,
+            fault_rules=self.faults.rules,
+            stream_verdict=self.stream_verdict,
             egress=self.egress,
             clock=self.clock,
             timings=PullTimings(
@@ -123,7 +126,6 @@ class VideoDBEmulator(Emulator):
         streams = {}
         for stream in backend.streams.values():
             runtime = self.service.pipeline.runtimes.get(stream.id)
-            worker = runtime.worker if runtime else None
             streams[stream.id] = {
                 "name": stream.name,
                 "status": str(backend.status_of(stream, now)),
@@ -131,9 +133,9 @@ class VideoDBEmulator(Emulator):
                 "recordings": len(stream.recordings),
                 "segments": len(stream.all_segments()),
                 "transcripts": len(stream.transcripts),
-                "packets": worker.packets if worker else 0,
-                "connections": worker.connections if worker else 0,
-                "decode_errors": worker.decode_errors if worker else 0,
+                "packets": runtime.packets if runtime else 0,
+                "connections": runtime.connections if runtime else 0,
+                "decode_errors": runtime.decode_errors if runtime else 0,
             }
         data_dir = self.data.path
         return {

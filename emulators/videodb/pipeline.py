@@ -6,14 +6,15 @@ delivered (WebSocket channels, alert webhooks). The backend decides; this module
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emulators.kit.clock import Clock
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultBook
+from emulators.kit.faults import SEND, Abort, Close, FaultRule, Send, Skip, Stall, StreamVerdict
 from emulators.kit.outbound import EgressPolicy
+from emulators.kit.tasks import TaskOwner
+from emulators.kit.workers import MediaWorker, WorkerFailed
 from emulators.videodb import media
 from emulators.videodb.alerts import AlertFiring
 from emulators.videodb.indexing import (
@@ -26,19 +27,25 @@ from emulators.videodb.indexing import (
     word_timestamps,
 )
 from emulators.videodb.ingest import (
+    Armed,
     AudioLevels,
-    FaultApplied,
     FrameSampled,
     IngestConfig,
     IngestSignal,
-    IngestWorker,
+    PullCounters,
     SegmentDone,
     SourceDown,
     SourceUp,
+    VerdictWanted,
+    Wants,
+    pull_rtstream,
+    source_refusal,
 )
 from emulators.videodb.model import RTStream, SceneIndex, SceneRecord, TranscriptRecord, VideoDBBackend
 from emulators.videodb.persistence import DataDirectory
 from emulators.videodb.ws import CollectionSockets
+
+READER_DRAIN_S = 2.0  # how long a stopped worker's remaining messages may take to be filed
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,15 @@ class PullTimings:
 
 @dataclass
 class StreamRuntime:
-    """What a live stream has beyond the backend: its worker and its indexing state machines."""
+    """What a live stream has beyond the backend: its worker, the task reading it, and its indexing state."""
 
-    worker: IngestWorker | None = None
+    worker: MediaWorker | None = None
+    tasks: TaskOwner | None = None
+    reader: asyncio.Task[None] | None = None
+    armed: bool = False  # told the worker that a stream fault rule may match
+    packets: int = 0
+    connections: int = 0
+    decode_errors: int = 0
     windows: dict[str, VisualWindow] = field(default_factory=dict)
     batchers: dict[str, AudioBatcher] = field(default_factory=dict)
     vad: VoiceActivity = field(default_factory=VoiceActivity)
@@ -74,7 +87,10 @@ class IngestPipeline:
         *,
         sockets: CollectionSockets,
         events: EventLog,
-        faults: FaultBook,
+        tasks: TaskOwner,
+        media_worker: Callable[..., MediaWorker],
+        fault_rules: Callable[[], list[FaultRule]],
+        stream_verdict: Callable[[str], StreamVerdict],
         egress: EgressPolicy,
         clock: Clock,
         timings: PullTimings,
@@ -86,7 +102,10 @@ class IngestPipeline:
         self.data = data
         self.sockets = sockets
         self.events = events
-        self.faults = faults
+        self.tasks = tasks
+        self.media_worker = media_worker
+        self.fault_rules = fault_rules
+        self.stream_verdict = stream_verdict
         self.egress = egress
         self.clock = clock
         self.timings = timings
@@ -96,11 +115,18 @@ class IngestPipeline:
         self.runtimes: dict[str, StreamRuntime] = {}
         self._outage_timer: asyncio.TimerHandle | None = None
 
-    # ----- workers -------------------------------------------------------------------------------------
+    # ----- workers ---------------------------------------------------------------------------------------
     def start(self, stream: RTStream) -> None:
         """Start pulling a live stream (nothing happens when its worker already runs)."""
         runtime = self.runtimes.setdefault(stream.id, StreamRuntime())
         if runtime.worker is not None:
+            return
+        refusal = source_refusal(self.egress, stream.url)
+        if refusal is not None:
+            # A restored stream whose source the (narrowed) policy no longer admits: an outage, not a pull.
+            self.events.record("ingest.refused", stream=stream.id, reason=refusal)
+            self.backend.source_down(stream.id, self.clock.now(), refusal)
+            self._schedule_outages()
             return
         recording = stream.current_recording
         t = self.timings
@@ -118,44 +144,49 @@ class IngestPipeline:
             read_timeout_s=t.read_timeout_s,
             reconnect_initial_s=t.reconnect_initial_s,
             reconnect_max_s=t.reconnect_max_s,
-            fault_stream=f"rtstream:{stream.id}",
         )
-        loop = asyncio.get_running_loop()
-        worker: IngestWorker
-
-        def post(signal: IngestSignal) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closing: the worker is being joined
-                loop.call_soon_threadsafe(self.on_signal, stream.id, worker, signal)
-
-        worker = IngestWorker(config, post, self.egress, self.faults.for_stream, self.faults.corrupt, self.clock.now)
+        # The worker checks its stop flag between packets; PyAV's own timeouts bound how long one read blocks.
+        stop_timeout_s = max(t.open_timeout_s, t.read_timeout_s) + 2.0
+        worker = self.media_worker(
+            f"rtstream:{stream.id}", pull_rtstream, config, self.clock, stop_timeout_s=stop_timeout_s
+        )
         runtime.worker = worker
+        runtime.armed = False
         runtime.windows.clear()
         runtime.batchers.clear()
-        self.refresh_wants(stream.id)
         worker.start()
+        self.refresh_wants(stream.id)
+        self._arm(stream.id, runtime)
+        runtime.tasks = self.tasks.child(stream.id)
+        runtime.reader = runtime.tasks.spawn(self._read(stream.id, worker), name="pull")
         self.events.record("ingest.started", stream=stream.id, url=stream.url, recording=config.recording)
 
     async def stop(self, rtstream_id: str) -> None:
-        """End a stream's pull and join its worker."""
+        """End a stream's pull: stop its worker process, then the task that read it."""
         runtime = self.runtimes.get(rtstream_id)
         if runtime is None or runtime.worker is None:
             return
-        worker = runtime.worker
-        await asyncio.to_thread(worker.stop)
-        runtime.worker = None
+        await self._close(runtime)
         stream = self.backend.streams.get(rtstream_id)
         if stream is not None:
             stream.receiving = False
         self._schedule_outages()
 
     async def stop_all(self) -> None:
-        workers = [r.worker for r in self.runtimes.values() if r.worker is not None]
-        for worker in workers:
-            worker.request_stop()  # every worker winds down at once; the joins below then overlap
-        await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
-        for runtime in self.runtimes.values():
-            runtime.worker = None
+        live = [r for r in self.runtimes.values() if r.worker is not None]
+        await asyncio.gather(*(self._close(r) for r in live))  # the processes wind down side by side
         self._cancel_outage_timer()
+
+    async def _close(self, runtime: StreamRuntime) -> None:
+        worker, tasks, reader = runtime.worker, runtime.tasks, runtime.reader
+        runtime.worker, runtime.tasks, runtime.reader = None, None, None
+        if worker is not None:
+            await worker.aclose()
+        if reader is not None:
+            # The worker's last messages (the segment it closed on the way out) are still to be filed.
+            await asyncio.wait({reader}, timeout=READER_DRAIN_S)
+        if tasks is not None:
+            await tasks.aclose()
 
     def forget(self) -> None:
         """Reset: every worker has been stopped; drop their runtimes."""
@@ -167,7 +198,16 @@ class IngestPipeline:
         runtime = self.runtimes.get(rtstream_id)
         if runtime is None or runtime.worker is None or rtstream_id not in self.backend.streams:
             return
-        runtime.worker.wants_frames, runtime.worker.wants_audio = self.backend.media_wanted(rtstream_id)
+        frames, audio = self.backend.media_wanted(rtstream_id)
+        runtime.worker.send(Wants(frames=frames, audio=audio))
+
+    def _arm(self, rtstream_id: str, runtime: StreamRuntime) -> None:
+        """Tell the worker whether packets must ask for verdicts: only while a stream rule may match."""
+        name = f"rtstream:{rtstream_id}"
+        armed = any(rule.matches_stream(name) for rule in self.fault_rules())
+        if armed != runtime.armed and runtime.worker is not None:
+            runtime.armed = armed
+            runtime.worker.send(Armed(armed))
 
     def forget_index(self, rtstream_id: str, index_id: str) -> None:
         """An index stopped or started: its open window or word batch starts afresh."""
@@ -177,14 +217,46 @@ class IngestPipeline:
             runtime.batchers.pop(index_id, None)
         self.refresh_wants(rtstream_id)
 
-    # ----- signals from the worker thread ---------------------------------------------------------------
-    def on_signal(self, rtstream_id: str, worker: IngestWorker, signal: IngestSignal) -> None:
+    # ----- messages from the worker process --------------------------------------------------------------
+    async def _read(self, rtstream_id: str, worker: MediaWorker) -> None:
+        name = f"rtstream:{rtstream_id}"
+        try:
+            async for message in worker.messages():
+                if isinstance(message, VerdictWanted):
+                    worker.send(await self._verdict(name))
+                else:
+                    self.on_signal(rtstream_id, worker, message)
+        except WorkerFailed as exc:
+            # The pull itself survives every source error, so this is a crash: report it as an outage.
+            self.events.record("ingest.failed", stream=rtstream_id, error=str(exc)[:300])
+            stream = self.backend.streams.get(rtstream_id)
+            if stream is not None and stream.live:
+                self.backend.source_down(rtstream_id, self.clock.now(), "the ingest worker failed")
+                self._schedule_outages()
+
+    async def _verdict(self, name: str) -> StreamVerdict:
+        match self.stream_verdict(name):
+            case Stall() as stall:
+                await stall.wait()  # the worker waits for this answer: the pull pauses like a slow source
+                return SEND
+            case Close():
+                # A pulled source has no close code: the worker cuts the connection, as for a disconnect.
+                return Abort()
+            case Send() | Skip() | Abort() as verdict:
+                return verdict  # applied by the worker to its packet (a corrupt Send damages it first)
+
+    def on_signal(self, rtstream_id: str, worker: MediaWorker, signal: IngestSignal) -> None:
         stream = self.backend.streams.get(rtstream_id)
         runtime = self.runtimes.get(rtstream_id)
         if stream is None or runtime is None:
             return
         if isinstance(signal, SegmentDone):
             self._file_segment(stream, signal)
+            return
+        if isinstance(signal, PullCounters):
+            runtime.packets, runtime.connections = signal.packets, signal.connections
+            runtime.decode_errors = signal.decode_errors
+            self._arm(stream.id, runtime)  # a few times a second: new or deleted fault rules take effect
             return
         if runtime.worker is not worker or not stream.live:
             return  # a stopped worker's late news
@@ -200,8 +272,6 @@ class IngestPipeline:
                 retry_in_s=signal.retry_in_s,
             )
             self._schedule_outages()
-        elif isinstance(signal, FaultApplied):
-            self.events.record("fault.applied", stream=f"rtstream:{stream.id}", action=signal.action)
         elif isinstance(signal, FrameSampled):
             self._index_frame(stream, runtime, signal)
         elif isinstance(signal, AudioLevels):

@@ -276,9 +276,9 @@ async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killi
             # A slow source: the pull stalls for a second, then carries on where it was.
             emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "stall", "seconds": 1.0},
                             "count": 1})
-            worker = emu.service.pipeline.runtimes[rts["id"]].worker
-            packets = worker.packets
-            await eventually(lambda: worker.packets > packets + 20, what="packets after stall")
+            runtime = emu.service.pipeline.runtimes[rts["id"]]
+            packets = runtime.packets
+            await eventually(lambda: runtime.packets > packets + 20, what="packets after stall")
             assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
             # ffmpeg's listener serves one connection, so the disconnect comes last.
             emu.faults.add({"match": {"stream": f"rtstream:{rts['id']}"}, "action": {"type": "disconnect"},
