@@ -329,6 +329,7 @@ class SourcePull:
         self._outbox.put(signal)
 
     def _emit_segment(self, segment: Segment) -> None:
+        self._count(now=True)  # a segment's event comes with the packet count up to its end
         self._post(SegmentDone(segment))
 
     def _count(self, *, now: bool = False) -> None:

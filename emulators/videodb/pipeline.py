@@ -299,9 +299,14 @@ class IngestPipeline:
 
     # ----- segments ------------------------------------------------------------------------------------
     def _file_segment(self, stream: RTStream, signal: SegmentDone) -> None:
-        expired = self.backend.file_segment(stream.id, signal.segment)
+        segment = signal.segment
+        expired = self.backend.file_segment(stream.id, segment)
         if expired is None:
             return
+        self.events.record(
+            "rtstream.segment", stream=stream.id, recording=segment.recording, sequence=segment.sequence,
+            duration=segment.duration, expired=len(expired),
+        )
         self.data.unlink(stream.id, [s.file for s in expired])
         self.data.persist()
 

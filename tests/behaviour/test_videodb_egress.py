@@ -8,21 +8,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from aiohttp import web
 
 from clients.videodb import VideoDBClient, VideoDBError
+from emulators.config import Config
+from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.videodb.device import VideoDBEmulator
 from emulators.videodb.indexing import analyse_frame
 from emulators.videodb.ingest import FrameSampled, source_refusal
 
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory, WebhookReceiver
+
 T0 = 1_800_000_000.0
-ONLY_127_0_0_1 = EgressPolicy(allow=["127.0.0.1/32"], allow_hosts=())
-WITH_0_0_0_0 = EgressPolicy(allow=["127.0.0.1/32", "0.0.0.0/32"], allow_hosts=())
+# Where the configuration is read, egress_allow becomes the emulator's one EgressPolicy.
+ONLY_127_0_0_1 = Config(egress_allow=["127.0.0.1/32"])
+WITH_0_0_0_0 = Config(egress_allow=["127.0.0.1/32", "0.0.0.0/32"])
 
 
 def test_0_0_0_0_is_outside_the_default_allowlist() -> None:
@@ -32,6 +37,7 @@ def test_0_0_0_0_is_outside_the_default_allowlist() -> None:
 
 @contextlib.asynccontextmanager
 async def alert_receiver(host: str) -> AsyncIterator[tuple[int, asyncio.Queue[dict[str, Any]]]]:
+    """A webhook receiver on a chosen loopback address (the shared fixture listens on 127.0.0.1 only)."""
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def hook(request: web.Request) -> web.Response:
@@ -51,7 +57,7 @@ async def alert_receiver(host: str) -> AsyncIterator[tuple[int, asyncio.Queue[di
         await runner.cleanup()
 
 
-async def fire_alerts(emu: VideoDBEmulator, client: VideoDBClient, *callback_urls: str) -> None:
+async def fire_alerts(emu: Emulator, client: VideoDBClient, *callback_urls: str) -> None:
     """A stream on a dead loopback source, a visual index and one alert per URL (fired, and so delivered, in
     that order); frames are handed over as the ingest worker does."""
     rts = await client.connect_rtstream("rtsp://127.0.0.1:9/none", "Lobby")
@@ -66,19 +72,21 @@ async def fire_alerts(emu: VideoDBEmulator, client: VideoDBClient, *callback_url
         emu.service.pipeline.on_signal(rts["id"], worker, FrameSampled(analyse_frame(frame, T0 + i / 4)))
 
 
-async def test_a_narrowed_allowlist_refuses_a_loopback_source_it_excludes() -> None:
-    async with VideoDBEmulator(settings={"port": 0}, egress=ONLY_127_0_0_1) as emu, \
-            VideoDBClient(emu.settings.api_key, emu.url()) as client:
+async def test_a_narrowed_allowlist_refuses_a_loopback_source_it_excludes(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("videodb", config=ONLY_127_0_0_1)
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as client:
         with pytest.raises(VideoDBError) as refused:
             await client.connect_rtstream("rtsp://127.0.0.2:8554/cam", "Outside")
         assert refused.value.status == 400
         assert "'url' host 127.0.0.2 is outside the egress allowlist" in str(refused.value)
         assert emu.backend.streams == {}
         with pytest.raises(VideoDBError, match="is a name"):
-            await client.connect_rtstream("rtsp://localhost:8554/cam", "Named")  # no host names on this list
+            await client.connect_rtstream("rtsp://camera.example:8554/cam", "Named")  # refused, never resolved
 
 
-async def test_a_widened_allowlist_pulls_from_an_address_outside_the_defaults() -> None:
+async def test_a_widened_allowlist_pulls_from_an_address_outside_the_defaults(
+    emulator_factory: EmulatorFactory,
+) -> None:
     connected = asyncio.Event()
 
     async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -87,8 +95,8 @@ async def test_a_widened_allowlist_pulls_from_an_address_outside_the_defaults() 
 
     server = await asyncio.start_server(source, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with server, VideoDBEmulator(settings={"port": 0}, egress=WITH_0_0_0_0) as emu, \
-            VideoDBClient(emu.settings.api_key, emu.url()) as client:
+    emu = await emulator_factory("videodb", config=WITH_0_0_0_0)
+    async with server, VideoDBClient(emu.settings.api_key, emu.url()) as client:
         rts = await client.connect_rtstream(f"rtmp://0.0.0.0:{port}/live/cam", "Widened")
         assert rts["status"] == "connected"
         await asyncio.wait_for(connected.wait(), 10)
@@ -96,10 +104,12 @@ async def test_a_widened_allowlist_pulls_from_an_address_outside_the_defaults() 
         assert refusals == []
 
 
-async def test_a_narrowed_allowlist_refuses_an_alert_webhook_to_a_loopback_address_it_excludes() -> None:
+async def test_a_narrowed_allowlist_refuses_an_alert_webhook_to_a_loopback_address_it_excludes(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emu = await emulator_factory("videodb", config=ONLY_127_0_0_1)
     async with alert_receiver("127.0.0.2") as (excluded_port, excluded), \
             alert_receiver("127.0.0.1") as (allowed_port, allowed), \
-            VideoDBEmulator(settings={"port": 0}, egress=ONLY_127_0_0_1) as emu, \
             VideoDBClient(emu.settings.api_key, emu.url()) as client:
         refused_url = f"http://127.0.0.2:{excluded_port}/alerts"
         await fire_alerts(emu, client, refused_url, f"http://127.0.0.1:{allowed_port}/alerts")
@@ -111,10 +121,12 @@ async def test_a_narrowed_allowlist_refuses_an_alert_webhook_to_a_loopback_addre
         assert excluded.empty()
 
 
-async def test_a_widened_allowlist_delivers_an_alert_webhook_outside_the_defaults() -> None:
-    async with alert_receiver("127.0.0.1") as (port, received), \
-            VideoDBEmulator(settings={"port": 0}, egress=WITH_0_0_0_0) as emu, \
-            VideoDBClient(emu.settings.api_key, emu.url()) as client:
-        await fire_alerts(emu, client, f"http://0.0.0.0:{port}/alerts")
-        body = await asyncio.wait_for(received.get(), 10)
+async def test_a_widened_allowlist_delivers_an_alert_webhook_outside_the_defaults(
+    emulator_factory: EmulatorFactory, webhook_receiver: WebhookReceiver
+) -> None:
+    emu = await emulator_factory("videodb", config=WITH_0_0_0_0)
+    port = int(webhook_receiver.url.rsplit(":", 1)[1])
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as client:
+        await fire_alerts(emu, client, f"http://0.0.0.0:{port}/alerts")  # the receiver listens on 127.0.0.1
+        body = (await webhook_receiver.wait_for(1, timeout=10))[0].json()
         assert body["label"] == "blue"
