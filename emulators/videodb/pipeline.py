@@ -366,6 +366,7 @@ class IngestPipeline:
         firings = self.backend.add_scene_record(
             index, record, self.clock.now(), urls=(stream_url, media.player_url(base, stream_url))
         )
+        self.events.record("index.record", stream=stream.id, index=index.id, start=record.start, end=record.end)
         self.sockets.send(
             index.ws_connection_id,
             {
