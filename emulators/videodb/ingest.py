@@ -403,7 +403,8 @@ class SourcePull:
             and audio.codec_context.name not in RECORDABLE_AUDIO
         )
         if self._writer is not None:
-            self._writer.transcode_rate = (audio.codec_context.sample_rate or 8000) if transcode else None
+            rate = audio.codec_context.sample_rate if transcode and audio is not None else None
+            self._writer.transcode_rate = (rate or 8000) if transcode else None
             self._writer.audio_cuts = transcode and cut_index == -1
             self._writer._templates = templates
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if audio is not None else None

@@ -435,6 +435,7 @@ class VideoDBBackend:
         raw_config = body.get("extraction_config")
         if raw_config is not None and not isinstance(raw_config, dict):
             raise bad(f"'extraction_config' must be an object or null, got {type(raw_config).__name__}")
+        config: dict[str, Any]
         if extraction_type == "time":
             config = dict(DEFAULT_VISUAL_CONFIG)
             for key in ("time", "frame_count"):
