@@ -254,9 +254,10 @@ class IngestPipeline:
             self._file_segment(stream, signal)
             return
         if isinstance(signal, PullCounters):
-            runtime.packets, runtime.connections = signal.packets, signal.connections
-            runtime.decode_errors = signal.decode_errors
-            self._arm(stream.id, runtime)  # a few times a second: new or deleted fault rules take effect
+            if runtime.worker is worker:
+                runtime.packets, runtime.connections = signal.packets, signal.connections
+                runtime.decode_errors = signal.decode_errors
+                self._arm(stream.id, runtime)  # a few times a second: new or deleted fault rules take effect
             return
         if runtime.worker is not worker or not stream.live:
             return  # a stopped worker's late news

@@ -65,7 +65,7 @@ class RTStreamService:
     async def open(self) -> None:
         """Open the data directory (restoring a saved account), the webhook sender, and resume live streams."""
         saved = self.data.open()
-        self.webhooks.open(self.tasks)
+        self.webhooks.open(self.tasks)  # one task for the emulator's lifetime, owned by the emulator itself
         if saved is None:
             return
         try:
