@@ -48,6 +48,20 @@ from emulators.videodb.ws import CollectionSockets
 READER_DRAIN_S = 2.0  # how long a stopped worker's remaining messages may take to be filed
 
 
+async def answer_for_worker(verdict: StreamVerdict) -> StreamVerdict:
+    """The answer a worker gets for a packet's verdict: what it can apply itself (a stall cannot cross into the
+    process, so it is served here by answering late)."""
+    match verdict:
+        case Stall() as stall:
+            await stall.wait()  # the worker waits for this answer: the pull pauses like a slow source
+            return SEND
+        case Close():
+            # A pulled source has no close code: the worker cuts the connection, as for a disconnect.
+            return Abort()
+        case Send() | Skip() | Abort():
+            return verdict  # applied by the worker to its packet (a corrupt Send damages it first)
+
+
 @dataclass(frozen=True)
 class PullTimings:
     """How the workers cut segments and treat a source that is slow or gone (settings of the same names)."""
@@ -223,7 +237,7 @@ class IngestPipeline:
         try:
             async for message in worker.messages():
                 if isinstance(message, VerdictWanted):
-                    worker.send(await self._verdict(name))
+                    worker.send(await answer_for_worker(self.stream_verdict(name)))
                 else:
                     self.on_signal(rtstream_id, worker, message)
         except WorkerFailed as exc:
@@ -233,17 +247,6 @@ class IngestPipeline:
             if stream is not None and stream.live:
                 self.backend.source_down(rtstream_id, self.clock.now(), "the ingest worker failed")
                 self._schedule_outages()
-
-    async def _verdict(self, name: str) -> StreamVerdict:
-        match self.stream_verdict(name):
-            case Stall() as stall:
-                await stall.wait()  # the worker waits for this answer: the pull pauses like a slow source
-                return SEND
-            case Close():
-                # A pulled source has no close code: the worker cuts the connection, as for a disconnect.
-                return Abort()
-            case Send() | Skip() | Abort() as verdict:
-                return verdict  # applied by the worker to its packet (a corrupt Send damages it first)
 
     def on_signal(self, rtstream_id: str, worker: MediaWorker, signal: IngestSignal) -> None:
         stream = self.backend.streams.get(rtstream_id)
