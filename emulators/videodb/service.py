@@ -1,6 +1,6 @@
-"""What the REST API and the scenario controls ask of the VideoDB emulator beyond reading the backend: streams
-started and stopped (their pull workers), index and transcript changes the workers must follow, exports,
-alert webhooks through the configured egress policy, and the account's persistence.
+"""What the REST API and the scenario controls ask of the VideoDB emulator beyond reading the backend: sources
+checked against the configured egress policy, streams started and stopped (their pull workers), index and
+transcript changes the workers must follow, exports, and the account's persistence and restoration.
 """
 
 from __future__ import annotations
