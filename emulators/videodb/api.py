@@ -7,17 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
-from emulators.videodb import hls
-from emulators.videodb.model import VideoDBError, _query_float, bad, naive_iso
-
-if TYPE_CHECKING:
-    from emulators.videodb.device import VideoDBEmulator
+from emulators.kit.clock import Clock
+from emulators.videodb import media
+from emulators.videodb.model import RTStream, VideoDBBackend, VideoDBError, bad, naive_iso
+from emulators.videodb.service import RTStreamService
+from emulators.videodb.ws import CollectionSockets
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PREFIXES = ("/manifests/", "/segments/", "/player", "/ws", "/_emulator")
@@ -59,11 +60,42 @@ def normalized(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-class VideoDBApi:
-    """The HTTP layer: parse, call the device/model, render; the error mapping lives in ``middleware``."""
+@dataclass(frozen=True)
+class WireOptions:
+    """Settings that change how answers are authenticated, addressed and rendered."""
 
-    def __init__(self, emulator: VideoDBEmulator) -> None:
-        self.emu = emulator
+    api_key: str
+    public_base_url: str = ""  # empty: URLs follow the request's Host
+    native_config: bool = False  # index configs with native types instead of the service's strings
+    scene_text_alias: bool = False  # ``text`` next to ``description`` in scene records
+
+
+class VideoDBApi:
+    """The HTTP layer: parse, call the service/backend, render; the error mapping lives in ``middleware``."""
+
+    def __init__(
+        self,
+        backend: VideoDBBackend,
+        service: RTStreamService,
+        sockets: CollectionSockets,
+        clock: Clock,
+        options: WireOptions,
+    ) -> None:
+        self.backend = backend
+        self.service = service
+        self.sockets = sockets
+        self.clock = clock
+        self.options = options
+
+    def token_valid(self, token: str) -> bool:
+        return bool(token) and secrets.compare_digest(token, self.options.api_key)
+
+    def base_url(self, request: web.Request) -> str:
+        configured = self.options.public_base_url.rstrip("/")
+        return configured or f"{request.scheme}://{request.host}"
+
+    def rtstream_wire(self, stream: RTStream) -> dict[str, Any]:
+        return self.backend.rtstream_wire(stream, self.clock.now())
 
     # ----- routing -------------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
@@ -103,7 +135,7 @@ class VideoDBApi:
         r.add_get("/manifests/{rts}/{name}", self.manifest)
         r.add_get("/segments/{rts}/{rec}/{seq}", self.segment)
         r.add_get("/player", self.player)
-        r.add_get("/ws", self.emu.sockets.handle)
+        r.add_get("/ws", self.sockets.handle)
         app.middlewares.append(self.middleware)
 
     @web.middleware
@@ -123,7 +155,7 @@ class VideoDBApi:
             handler = match.handler
         if not clean.startswith(PUBLIC_PREFIXES):
             token = request.headers.get("x-access-token", "")
-            if not self.emu.token_valid(token):
+            if not self.token_valid(token):
                 return failure(401, "Invalid API key", "UNAUTHORIZED")
         try:
             return await handler(request)
@@ -152,49 +184,37 @@ class VideoDBApi:
 
     # ----- collections ---------------------------------------------------------------------------------
     async def list_collections(self, request: web.Request) -> web.Response:
-        svc = self.emu.service
         return ok(
             {
-                "collections": [c.wire() for c in svc.collections.values()],
+                "collections": [c.wire() for c in self.backend.collections.values()],
                 "default_collection": "default",
             }
         )
 
     async def get_collection(self, request: web.Request) -> web.Response:
-        return ok(self.emu.service.collection(request.match_info["cid"]).wire())
+        return ok(self.backend.collection(request.match_info["cid"]).wire())
 
     async def websocket_url(self, request: web.Request) -> web.Response:
-        collection = self.emu.service.collection(request.match_info["cid"])
-        token = self.emu.sockets.issue_token(collection.id, self.emu.new_token())
-        base = self.emu.base_url(request)
+        collection = self.backend.collection(request.match_info["cid"])
+        token = self.sockets.issue_token(collection.id)
+        base = self.base_url(request)
         ws_base = "ws" + base[len("http") :]
         return ok({"websocket_url": f"{ws_base}/ws?token={token}"})
 
     async def list_capture_sessions(self, request: web.Request) -> web.Response:
-        collection = self.emu.service.collection(request.match_info["cid"])
-        status = request.query.get("status")
-        sessions = [
-            s for s in self.emu.capture_sessions.values() if s["collection_id"] == collection.id
-        ]
-        if status:
-            sessions = [s for s in sessions if s["status"] == status]
+        sessions = self.backend.capture_sessions_of(request.match_info["cid"], request.query.get("status"))
         return ok({"sessions": sessions})
 
     async def get_capture_session(self, request: web.Request) -> web.Response:
-        collection = self.emu.service.collection(request.match_info["cid"])
-        session = self.emu.capture_sessions.get(request.match_info["sid"])
-        if session is None or session["collection_id"] != collection.id:
-            raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
-        return ok(session)
+        return ok(self.backend.capture_session(request.match_info["cid"], request.match_info["sid"]))
 
     # ----- rtstreams -----------------------------------------------------------------------------------
     async def create_rtstream(self, request: web.Request) -> web.Response:
-        stream = await self.emu.create_rtstream(await body_of(request))
-        return ok(self.emu.rtstream_wire(stream), status=201)
+        stream = await self.service.create_rtstream(await body_of(request))
+        return ok(self.rtstream_wire(stream), status=201)
 
     async def list_rtstreams(self, request: web.Request) -> web.Response:
-        emu = self.emu
-        items, count = emu.service.list_rtstreams(dict(request.query), emu.clock.now(), emu.error_after_s)
+        items, count = self.backend.list_rtstreams(dict(request.query), self.clock.now())
         limit = int(request.query.get("limit") or 10)
         offset = int(request.query.get("offset") or 0)
         extra = "".join(
@@ -203,52 +223,41 @@ class VideoDBApi:
         nxt = f"/rtstream/?limit={limit}&offset={offset + limit}{extra}" if offset + limit < count else None
         prev = f"/rtstream/?limit={limit}&offset={max(0, offset - limit)}{extra}" if offset > 0 else None
         return ok(
-            {"results": [emu.rtstream_wire(s) for s in items], "count": count, "next": nxt, "previous": prev}
+            {"results": [self.rtstream_wire(s) for s in items], "count": count, "next": nxt, "previous": prev}
         )
 
     async def get_rtstream(self, request: web.Request) -> web.Response:
-        stream = self.emu.service.rtstream(request.match_info["rts"])
-        return ok(self.emu.rtstream_wire(stream))
+        return ok(self.rtstream_wire(self.backend.rtstream(request.match_info["rts"])))
 
     async def update_rtstream(self, request: web.Request) -> web.Response:
-        stream = self.emu.service.update_rtstream(
-            request.match_info["rts"], await body_of(request), self.emu.clock.now()
-        )
-        self.emu.persist()
-        return ok(self.emu.rtstream_wire(stream))
+        stream = self.service.update_rtstream(request.match_info["rts"], await body_of(request))
+        return ok(self.rtstream_wire(stream))
 
     async def set_rtstream_status(self, request: web.Request) -> web.Response:
-        await self.emu.set_rtstream_status(request.match_info["rts"], await body_of(request))
+        await self.service.set_rtstream_status(request.match_info["rts"], await body_of(request))
         return done()
 
     async def generate_stream(self, request: web.Request) -> web.Response:
-        emu = self.emu
-        stream = emu.service.rtstream(request.match_info["rts"])
-        start = _query_float(dict(request.query), "start")
-        end = _query_float(dict(request.query), "end")
-        base = emu.base_url(request)
-        if start is None and end is None:
+        stream = self.backend.rtstream(request.match_info["rts"])
+        window = self.backend.stream_window(dict(request.query))
+        base = self.base_url(request)
+        if window is None:
             stream_url = f"{base}/manifests/{stream.id}/live.m3u8"
-        elif start is None or end is None:
-            raise bad("'start' and 'end' must be given together (unix seconds)")
-        elif start >= end:
-            raise bad(f"'start' must be before 'end', got start={start} end={end}")
         else:
-            stream_url = base + hls.manifest_path(stream.id, start, end)
-        stream.stream_url = stream_url
-        stream.player_url = hls.player_url(base, stream_url)
+            stream_url = base + media.manifest_path(stream.id, *window)
+        stream = self.backend.set_playback_urls(stream.id, stream_url, media.player_url(base, stream_url))
         return ok({"stream_url": stream.stream_url, "player_url": stream.player_url})
 
     async def export(self, request: web.Request) -> web.Response:
         body = await body_of(request)
-        video = self.emu.export(request.match_info["rts"], body.get("name"))
-        base = self.emu.base_url(request)
-        stream_url = base + hls.manifest_path(video.rtstream_id, video.window_start, video.window_end)
+        video = self.service.export(request.match_info["rts"], body.get("name"))
+        base = self.base_url(request)
+        stream_url = base + media.manifest_path(video.rtstream_id, video.window_start, video.window_end)
         return ok(
             {
                 "video_id": video.id,
                 "stream_url": stream_url,
-                "player_url": hls.player_url(base, stream_url),
+                "player_url": media.player_url(base, stream_url),
                 "name": video.name,
                 "duration": video.length,
             }
@@ -256,23 +265,23 @@ class VideoDBApi:
 
     # ----- indexes -------------------------------------------------------------------------------------
     async def create_index(self, request: web.Request) -> web.Response:
-        index = self.emu.create_index(request.match_info["rts"], await body_of(request))
-        return ok(index.wire(native_config=self.emu.settings["extraction_config_native"]), status=201)
+        index = self.service.create_index(request.match_info["rts"], await body_of(request))
+        return ok(index.wire(native_config=self.options.native_config), status=201)
 
     async def list_indexes(self, request: web.Request) -> web.Response:
-        native = self.emu.settings["extraction_config_native"]
-        indexes = self.emu.service.indexes_of(request.match_info["rts"])
+        native = self.options.native_config
+        indexes = self.backend.indexes_of(request.match_info["rts"])
         return ok({"scene_indexes": [i.wire(native_config=native) for i in indexes]})
 
     async def get_index(self, request: web.Request) -> web.Response:
-        index = self.emu.service.index(request.match_info["rts"], request.match_info["iid"])
-        return ok(index.wire(native_config=self.emu.settings["extraction_config_native"]))
+        index = self.backend.index(request.match_info["rts"], request.match_info["iid"])
+        return ok(index.wire(native_config=self.options.native_config))
 
     async def get_scenes(self, request: web.Request) -> web.Response:
-        records, next_page = self.emu.service.scenes(
+        records, next_page = self.backend.scenes(
             request.match_info["rts"], request.match_info["iid"], dict(request.query)
         )
-        alias = self.emu.settings["scene_record_text_alias"]
+        alias = self.options.scene_text_alias
         out = []
         for r in records:
             item: dict[str, Any] = {"start": r.start, "end": r.end, "description": r.description}
@@ -283,57 +292,50 @@ class VideoDBApi:
 
     async def update_index(self, request: web.Request) -> web.Response:
         m = request.match_info
-        self.emu.service.update_index_prompt(m["rts"], m["iid"], await body_of(request))
-        self.emu.persist()
+        self.service.update_index_prompt(m["rts"], m["iid"], await body_of(request))
         return done()
 
     async def set_index_status(self, request: web.Request) -> web.Response:
-        self.emu.set_index_status(request.match_info["rts"], request.match_info["iid"], await body_of(request))
+        self.service.set_index_status(request.match_info["rts"], request.match_info["iid"], await body_of(request))
         return done()
 
     # ----- events and alerts ---------------------------------------------------------------------------
     async def create_event(self, request: web.Request) -> web.Response:
-        event = self.emu.service.create_event(await body_of(request), self.emu.clock.now())
-        self.emu.persist()
+        event = self.service.create_event(await body_of(request))
         return ok({"event_id": event.id}, status=201)
 
     async def list_events(self, request: web.Request) -> web.Response:
-        return ok({"events": [e.wire() for e in self.emu.service.events.values()]})
+        return ok({"events": [e.wire() for e in self.backend.events.values()]})
 
     async def create_alert(self, request: web.Request) -> web.Response:
-        alert = self.emu.service.create_alert(
-            request.match_info["rts"], request.match_info["iid"], await body_of(request)
-        )
-        self.emu.persist()
+        alert = self.service.create_alert(request.match_info["rts"], request.match_info["iid"], await body_of(request))
         return ok({"alert_id": alert.id}, status=201)
 
     async def list_alerts(self, request: web.Request) -> web.Response:
-        svc = self.emu.service
-        alerts = svc.alerts_of(request.match_info["rts"], request.match_info["iid"])
-        return ok({"alerts": [svc.alert_wire(a) for a in alerts]})
+        alerts = self.backend.alerts_of(request.match_info["rts"], request.match_info["iid"])
+        return ok({"alerts": [self.backend.alert_wire(a) for a in alerts]})
 
     async def set_alert_status(self, request: web.Request) -> web.Response:
         m = request.match_info
-        self.emu.service.set_alert_status(m["rts"], m["iid"], m["aid"], await body_of(request))
-        self.emu.persist()
+        self.service.set_alert_status(m["rts"], m["iid"], m["aid"], await body_of(request))
         return done()
 
     # ----- transcription -------------------------------------------------------------------------------
     async def transcription(self, request: web.Request) -> web.Response:
-        stream = self.emu.transcription_action(request.match_info["rts"], await body_of(request))
+        stream = self.service.transcription_action(request.match_info["rts"], await body_of(request))
         return ok(
             {
                 "status": stream.transcript_status,
                 "engine": stream.transcript_engine,
-                "updated_at": naive_iso(stream.transcript_updated_at or self.emu.clock.now()),
+                "updated_at": naive_iso(stream.transcript_updated_at or self.clock.now()),
             }
         )
 
     async def get_transcript(self, request: web.Request) -> web.Response:
-        return ok(self.emu.service.transcripts(request.match_info["rts"], dict(request.query)))
+        return ok(self.backend.transcripts(request.match_info["rts"], dict(request.query)))
 
     async def transcription_status(self, request: web.Request) -> web.Response:
-        stream = self.emu.service.rtstream(request.match_info["rts"])
+        stream = self.backend.rtstream(request.match_info["rts"])
         return ok(
             {
                 "status": stream.transcript_status,
@@ -346,20 +348,18 @@ class VideoDBApi:
 
     # ----- search --------------------------------------------------------------------------------------
     async def search_rtstream(self, request: web.Request) -> web.Response:
-        stream = self.emu.service.rtstream(request.match_info["rts"])
-        return ok({"results": self.emu.search(await body_of(request), [stream.id])})
+        self.backend.rtstream(request.match_info["rts"])  # an unknown stream is a 404 before the body's 400
+        return ok({"results": self.backend.search_rtstream(request.match_info["rts"], await body_of(request))})
 
     async def search_collection(self, request: web.Request) -> web.Response:
-        svc = self.emu.service
-        collection = svc.collection(request.match_info["cid"])
-        ids = [s.id for s in svc.streams.values() if s.collection_id == collection.id]
-        return ok({"results": self.emu.search(await body_of(request), ids)})
+        self.backend.collection(request.match_info["cid"])
+        return ok({"results": self.backend.search_collection(request.match_info["cid"], await body_of(request))})
 
     # ----- videos (the slice of the Video API the seed workflow touches) -------------------------------
     async def get_video(self, request: web.Request) -> web.Response:
-        video = self.emu.service.video(request.match_info["vid"])
-        base = self.emu.base_url(request)
-        stream_url = base + hls.manifest_path(video.rtstream_id, video.window_start, video.window_end)
+        video = self.backend.video(request.match_info["vid"])
+        base = self.base_url(request)
+        stream_url = base + media.manifest_path(video.rtstream_id, video.window_start, video.window_end)
         return ok(
             {
                 "id": video.id,
@@ -367,60 +367,51 @@ class VideoDBApi:
                 "collection_id": video.collection_id,
                 "length": video.length,
                 "stream_url": stream_url,
-                "player_url": hls.player_url(base, stream_url),
+                "player_url": media.player_url(base, stream_url),
                 "thumbnail_url": None,
                 "created_at": naive_iso(video.created_at),
             }
         )
 
     async def index_video(self, request: web.Request) -> web.Response:
-        self.emu.service.video(request.match_info["vid"])
+        self.backend.video(request.match_info["vid"])
         await body_of(request)
         return ok({"message": "Video indexing is not emulated; the request was accepted."})
 
     async def search_video(self, request: web.Request) -> web.Response:
-        self.emu.service.video(request.match_info["vid"])
+        self.backend.video(request.match_info["vid"])
         raise bad("No results found.")
 
     # ----- playback ------------------------------------------------------------------------------------
     async def manifest(self, request: web.Request) -> web.Response:
-        emu = self.emu
-        stream = emu.service.rtstream(request.match_info["rts"])
+        stream = self.backend.rtstream(request.match_info["rts"])
         name = request.match_info["name"]
-        now = emu.clock.now()
         if name == "live.m3u8":
-            current = stream.current_recording
-            segments = current.segments[-6:] if current is not None and stream.status == "connected" else []
-            live = True
+            segments, live = self.backend.live_edge(stream.id), True
         else:
-            window = hls.parse_window(name)
+            window = media.parse_window(name)
             if window is None:
                 raise bad("The playlist name must be '<start_us>-<end_us>.m3u8' with 16-digit microsecond times")
-            segments = emu.service.segments_in(stream.id, *window)
-            live = window[1] > now and stream.status == "connected"
-        if not segments:
-            raise VideoDBError(404, "No recording covers this time range.", "NOT_FOUND")
+            segments, live = self.backend.window_playlist(stream.id, *window, self.clock.now())
         return web.Response(
-            text=hls.render_playlist(stream.id, segments, live=live),
-            content_type=hls.PLAYLIST_TYPE,
+            text=media.render_playlist(stream.id, segments, live=live),
+            content_type=media.PLAYLIST_TYPE,
             headers={"Cache-Control": "no-cache" if live else "max-age=3600"},
         )
 
     async def segment(self, request: web.Request) -> web.StreamResponse:
         m = request.match_info
-        stream = self.emu.service.rtstream(m["rts"])
+        stream = self.backend.rtstream(m["rts"])
         seq = m["seq"].removesuffix(".ts")
         if not (m["rec"].isdigit() and seq.isdigit() and m["seq"].endswith(".ts")):
             raise bad("A segment path is /segments/<rtstream_id>/<recording>/<sequence>.ts")
-        for segment in stream.all_segments():
-            if segment.recording == int(m["rec"]) and segment.sequence == int(seq):
-                path: Path = self.emu.stream_directory(stream.id) / segment.file
-                if await asyncio.to_thread(path.exists):
-                    return web.FileResponse(path, headers={"Content-Type": "video/mp2t"})
-        raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
+        path = self.service.segment_path(stream.id, int(m["rec"]), int(seq))
+        if not await asyncio.to_thread(path.exists):
+            raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
+        return web.FileResponse(path, headers={"Content-Type": "video/mp2t"})
 
     async def player(self, request: web.Request) -> web.Response:
         url = request.query.get("url")
         if not url:
             raise bad("'url' is required: the .m3u8 playlist to play")
-        return web.Response(text=hls.player_page(url), content_type="text/html")
+        return web.Response(text=media.player_page(url), content_type="text/html")

@@ -1,26 +1,33 @@
-"""The RTStream pull worker: PyAV opens the rtsp:// or rtmp:// source in a thread owned by the stream,
-reconnects with backoff while the source is down, samples frames and audio levels for indexing and, with
-store=true, remuxes packets (no re-encode) into MPEG-TS segments cut at keyframes.
+"""The RTStream pull worker: in a kit media worker process, PyAV opens the rtsp:// or rtmp:// source, reconnects
+with backoff while the source is down, samples frames and audio levels for indexing and, with store=true, remuxes
+packets (no re-encode) into MPEG-TS segments cut at keyframes.
 
-The thread never touches the model: it posts ``IngestSignal`` objects to the event loop.
+The process never touches the backend: it sends ``IngestSignal`` messages, and it learns what to decode and the
+fault verdict of each packet (while a stream fault rule is armed) from its inbox.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-import threading
-import time
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import av
 import numpy as np
 
+from emulators.kit.clock import Clock
+from emulators.kit.faults import Abort, Close, Send, Skip, StreamVerdict, corrupt_payload
 from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames
-from emulators.videodb.model import Segment
+from emulators.videodb.records import Segment
+
+if TYPE_CHECKING:  # the worker process never needs the HTTP client the outbound module imports
+    from emulators.kit.outbound import EgressPolicy
 
 log = logging.getLogger("benchtwin.videodb.ingest")
 
@@ -61,11 +68,39 @@ class AudioLevels:
 
 
 @dataclass(frozen=True)
-class FaultApplied:
-    action: str
+class PullCounters:
+    """Sent a few times a second: what the pull has done so far."""
+
+    packets: int
+    connections: int
+    decode_errors: int
 
 
-IngestSignal = SourceUp | SourceDown | SegmentDone | FrameSampled | AudioLevels | FaultApplied
+@dataclass(frozen=True)
+class VerdictWanted:
+    """A packet waits for its fault verdict (only while a rule for this stream is armed)."""
+
+
+IngestSignal = SourceUp | SourceDown | SegmentDone | FrameSampled | AudioLevels | PullCounters | VerdictWanted
+
+
+# ----- what the parent sends into the worker's inbox -----------------------------------------------------
+@dataclass(frozen=True)
+class Wants:
+    """Which decoded media the running indexes and the transcript need."""
+
+    frames: bool
+    audio: bool
+
+
+@dataclass(frozen=True)
+class Armed:
+    """Whether a stream fault rule may match this stream: then every packet asks for its verdict."""
+
+    on: bool
+
+
+COUNTERS_EVERY_S = 0.25
 
 
 @dataclass
@@ -83,7 +118,33 @@ class IngestConfig:
     read_timeout_s: float = 3.0
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 30.0
-    fault_stream: str = ""
+
+
+def source_refusal(egress: EgressPolicy, url: str) -> str | None:
+    """Why the egress policy refuses to pull ``url``, or None when it may be pulled.
+
+    Only IP literals inside the policy's networks and the policy's host names (localhost) are pulled; other
+    names are refused rather than resolved, so checking a source never sends a lookup off the machine.
+    """
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        host = None
+    if not host:
+        return f"'url' has no host: {url!r}"
+    if host.lower() in egress.hosts:
+        return None
+    allowed = ", ".join(str(n) for n in egress.networks)
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return (
+            f"'url' host {host!r} is a name; this emulator pulls only from IP addresses in {allowed} or "
+            f"{', '.join(sorted(egress.hosts)) or 'no host name'} (configuration egress_allow)"
+        )
+    if not any(address in network for network in egress.networks):
+        return f"'url' host {host} is outside the egress allowlist {allowed} (configuration egress_allow)"
+    return None
 
 
 class SourceDisconnected(Exception):
@@ -201,56 +262,89 @@ class SegmentWriter:
         self._finish(None)
 
 
-class IngestWorker:
-    """One pull session of one RTStream: a thread from ``start()`` until ``stop()`` joins it."""
+class Inbox:
+    """The worker's side of its inbox: what to decode, whether faults are armed, and the verdicts it asked for."""
 
-    def __init__(
-        self,
-        config: IngestConfig,
-        post: Callable[[IngestSignal], None],
-        fault_for: Callable[[str], Any],
-        corrupt: Callable[[bytes], bytes],
-    ) -> None:
+    def __init__(self, inbox: Any, stop: Any) -> None:
+        self._inbox = inbox
+        self._stop = stop
+        self.wants = Wants(frames=False, audio=False)
+        self.armed = False
+
+    def poll(self) -> None:
+        """Take every pending control message (never blocks)."""
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._take(message)
+
+    def verdict(self, outbox: Any) -> StreamVerdict:
+        """Ask the parent for this packet's verdict and wait for it (a stall is the parent answering late)."""
+        outbox.put(VerdictWanted())
+        while not self._stop.is_set():
+            try:
+                message = self._inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(message, Send | Skip | Close | Abort):
+                return message
+            self._take(message)
+        return Skip()  # stopping: the packet does not matter any more
+
+    def _take(self, message: Any) -> None:
+        if isinstance(message, Wants):
+            self.wants = message
+        elif isinstance(message, Armed):
+            self.armed = message.on
+
+
+def pull_rtstream(stop: Any, outbox: Any, inbox: Any, config: IngestConfig, clock: Clock) -> None:
+    """The media worker's entry point: pull one RTStream until ``stop`` is set (its URL passed the egress
+    policy before the worker started; an IP literal or an allowed host name cannot change its mind later)."""
+    SourcePull(config, outbox, Inbox(inbox, stop), stop, clock).run()
+
+
+class SourcePull:
+    """One pull session of one RTStream, inside its worker process."""
+
+    def __init__(self, config: IngestConfig, outbox: Any, inbox: Inbox, stop: Any, clock: Clock) -> None:
         self.config = config
-        self._post = post
-        self._fault_for = fault_for
-        self._corrupt = corrupt
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"videodb-ingest-{config.rtstream_id}", daemon=True)
-        # Flags the device flips when indexes or transcription need decoded media.
-        self.wants_frames = False
-        self.wants_audio = False
+        self._outbox = outbox
+        self._inbox = inbox
+        self._stopping = stop
+        self._clock = clock
         self.packets = 0
         self.decode_errors = 0
         self.connections = 0
+        self._counted_at = 0.0
         self._writer: SegmentWriter | None = None
         if config.store and config.recording is not None:
             self._writer = SegmentWriter(
                 config.directory, config.recording, config.first_sequence, config.segment_s, self._emit_segment
             )
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """Blocking: ask the thread to end and join it (call through asyncio.to_thread)."""
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def _post(self, signal: IngestSignal) -> None:
+        self._outbox.put(signal)
 
     def _emit_segment(self, segment: Segment) -> None:
+        self._count(now=True)  # a segment's event comes with the packet count up to its end
         self._post(SegmentDone(segment))
 
-    def _run(self) -> None:
+    def _count(self, *, now: bool = False) -> None:
+        t = self._clock.monotonic()
+        if now or t - self._counted_at >= COUNTERS_EVERY_S:
+            self._counted_at = t
+            self._post(PullCounters(self.packets, self.connections, self.decode_errors))
+
+    def run(self) -> None:
         cfg = self.config
         backoff = cfg.reconnect_initial_s
         attempt = 0
         while not self._stopping.is_set():
             attempt += 1
+            self._inbox.poll()
             try:
                 container = av.open(
                     cfg.url,
@@ -263,6 +357,7 @@ class IngestWorker:
                 backoff = min(backoff * 2, cfg.reconnect_max_s)
                 continue
             self.connections += 1
+            self._count(now=True)
             reason = "source ended the stream"
             try:
                 self._pump(container)
@@ -276,6 +371,7 @@ class IngestWorker:
                     container.close()
                 except Exception as exc:
                     log.debug("closing the source failed: %s", exc)
+            self._count(now=True)
             if self._stopping.is_set():
                 break
             attempt = 0
@@ -307,7 +403,8 @@ class IngestWorker:
             and audio.codec_context.name not in RECORDABLE_AUDIO
         )
         if self._writer is not None:
-            self._writer.transcode_rate = (audio.codec_context.sample_rate or 8000) if transcode else None
+            rate = audio.codec_context.sample_rate if transcode and audio is not None else None
+            self._writer.transcode_rate = (rate or 8000) if transcode else None
             self._writer.audio_cuts = transcode and cut_index == -1
             self._writer._templates = templates
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if audio is not None else None
@@ -322,26 +419,28 @@ class IngestWorker:
                 return
             if packet.dts is None or packet.time_base is None:
                 continue
-            rule = self._fault_for(cfg.fault_stream) if cfg.fault_stream else None
-            if rule is not None:
-                action = rule.action.type
-                self._post(FaultApplied(action))
-                if action == "drop":
-                    continue
-                if action == "stall":
-                    self._stopping.wait(rule.action.seconds)
-                elif action in ("close", "disconnect"):
-                    raise SourceDisconnected(f"fault rule {rule.id} disconnected the source")
-                elif action == "corrupt":
-                    packet = self._corrupted(packet)
+            self._inbox.poll()
+            if self._inbox.armed:
+                # The parent decides (and records fault.applied); a stall is the parent answering late.
+                match self._inbox.verdict(self._outbox):
+                    case Send(corrupt=True):
+                        packet = self._corrupted(packet)
+                    case Send():
+                        pass
+                    case Skip():
+                        continue
+                    case Close() | Abort():
+                        # A pulled rtsp/rtmp source has no close code: a close rule cuts it like a disconnect.
+                        raise SourceDisconnected("a fault rule disconnected the source")
             self.packets += 1
+            self._count()
             media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
             if base is None:
-                base = (time.time(), media_s)
+                base = (self._clock.now(), media_s)
             t = base[0] + (media_s - base[1])
             index = packet.stream.index
             if video is not None and index == video.index:
-                if self.wants_frames and "video" in cfg.media_types:
+                if self._inbox.wants.frames and "video" in cfg.media_types:
                     for frame in self._decode(packet):
                         frame_t = t if frame.pts is None else base[0] + (float(frame.pts * frame.time_base) - base[1])
                         if frame_t >= next_sample:
@@ -357,7 +456,7 @@ class IngestWorker:
                             rgb = frame.to_ndarray(format="rgb24")
                             self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source)))
             elif audio is not None and resampler is not None and index == audio.index:
-                vad = self.wants_audio and "audio" in cfg.media_types
+                vad = self._inbox.wants.audio and "audio" in cfg.media_types
                 if vad or transcode:
                     frames = self._decode(packet)
                     if transcode and self._writer is not None:
@@ -389,7 +488,7 @@ class IngestWorker:
             return []
 
     def _corrupted(self, packet: Any) -> Any:
-        damaged = av.Packet(self._corrupt(bytes(packet)))
+        damaged = av.Packet(corrupt_payload(bytes(packet)))
         damaged.pts = packet.pts
         damaged.dts = packet.dts
         damaged.time_base = packet.time_base or Fraction(1, 1000)

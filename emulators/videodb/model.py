@@ -1,17 +1,36 @@
-"""VideoDB RTStream state and rules: collections, rtstreams, recordings, scene indexes, transcripts, events,
-alerts and exported videos. Pure Python: no I/O, no clock; every mutation takes ``now`` (unix seconds).
+"""The VideoDB backend: one account's state and every rule of the RTStream service (validation, statuses and
+their transitions, the outage schedule, recordings and the rolling window, indexes, alerts, search, playback).
+Pure Python: no I/O, no clock; every mutation takes ``now`` (unix seconds).
 """
 
 from __future__ import annotations
 
-import random
 import re
-import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from emulators.videodb.alerts import AlertFiring, explanation, match_event, tokens
+from emulators.videodb.records import (
+    INDEX_TRANSITIONS,
+    RTSTREAM_TRANSITIONS,
+    TRANSCRIPT_TRANSITIONS,
+    Alert,
+    Collection,
+    Event,
+    IdMaker,
+    IndexStatus,
+    Recording,
+    RTStream,
+    RTStreamStatus,
+    SceneIndex,
+    SceneRecord,
+    Segment,
+    TranscriptRecord,
+    TranscriptStatus,
+    Video,
+    naive_iso,
+)
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://")
 MEDIA_TYPES = ("video", "audio")
@@ -32,6 +51,13 @@ class VideoDBError(Exception):
         self.error_code = error_code
 
 
+class IllegalTransition(VideoDBError):
+    """A status change the transition table does not allow (a bug in the caller, answered as 409)."""
+
+    def __init__(self, what: str, current: StrEnum, wanted: StrEnum) -> None:
+        super().__init__(409, f"{what} cannot go from {current} to {wanted}.", "INVALID_STATE")
+
+
 def bad(message: str) -> VideoDBError:
     return VideoDBError(400, message)
 
@@ -40,218 +66,14 @@ def not_found(what: str) -> VideoDBError:
     return VideoDBError(404, f"{what} not found.", "NOT_FOUND")
 
 
-def naive_iso(unix_s: float) -> str:
-    """``2025-05-27T13:07:38.758741``: UTC without offset, microseconds always present."""
-    return datetime.fromtimestamp(unix_s, UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+S = TypeVar("S", bound=StrEnum)
 
 
-# ----- records ----------------------------------------------------------------------------------------
-@dataclass
-class Collection:
-    id: str
-    name: str
-    description: str
-    owner: str
-    created_at: float
-
-    def wire(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "is_public": False,
-            "owner": self.owner,
-            "created_at": naive_iso(self.created_at),
-        }
-
-
-@dataclass
-class Segment:
-    """One MPEG-TS file of a recording; ``start`` is the wall time of its first packet."""
-
-    recording: int
-    sequence: int
-    start: float
-    duration: float
-    file: str  # relative to the stream's data directory
-    discontinuity: bool = False  # first segment after a source reconnect
-
-    @property
-    def end(self) -> float:
-        return self.start + self.duration
-
-
-@dataclass
-class Recording:
-    number: int
-    started_at: float
-    ended_at: float | None = None
-    segments: list[Segment] = field(default_factory=list)
-    video_id: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return round(sum(s.duration for s in self.segments), 3)
-
-
-@dataclass
-class SceneRecord:
-    start: float
-    end: float
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TranscriptRecord:
-    start: float
-    end: float
-    text: str
-    word_timestamps: list[dict[str, Any]] = field(default_factory=list)
-
-    def wire(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "text": self.text, "word_timestamps": self.word_timestamps}
-
-
-@dataclass
-class SceneIndex:
-    id: str
-    rtstream_id: str
-    extraction_type: str  # "time" (visual) or "transcript" (audio)
-    extraction_config: dict[str, Any]
-    prompt: str
-    name: str
-    model_name: str | None
-    model_config: dict[str, Any]
-    ws_connection_id: str | None
-    sandbox_id: str | None
-    created_at: float
-    status: str = "running"
-    records: list[SceneRecord] = field(default_factory=list)
-
-    @property
-    def is_visual(self) -> bool:
-        return self.extraction_type == "time"
-
-    def wire(self, *, native_config: bool = False) -> dict[str, Any]:
-        config = self.extraction_config
-        if not native_config:
-            # The real service returns config values as strings ("5", "2").
-            config = {k: str(v) for k, v in config.items()}
-        out = {
-            "rtstream_index_id": self.id,
-            "extraction_type": self.extraction_type,
-            "extraction_config": config,
-            "prompt": self.prompt,
-            "name": self.name,
-            "status": self.status,
-        }
-        if self.sandbox_id:
-            out["sandbox_id"] = self.sandbox_id
-        return out
-
-
-@dataclass
-class Event:
-    id: str
-    prompt: str
-    label: str
-    created_at: float
-
-    def wire(self) -> dict[str, Any]:
-        return {"event_id": self.id, "event_prompt": self.prompt, "label": self.label}
-
-
-@dataclass
-class Alert:
-    id: str
-    rtstream_id: str
-    index_id: str
-    event_id: str
-    callback_url: str | None
-    ws_connection_id: str | None
-    enabled: bool = True
-
-
-@dataclass
-class Video:
-    id: str
-    name: str
-    collection_id: str
-    rtstream_id: str
-    recording: int
-    length: float
-    window_start: float
-    window_end: float
-    created_at: float
-
-
-@dataclass
-class RTStream:
-    id: str
-    name: str
-    collection_id: str
-    url: str
-    media_types: list[str]
-    sample_rate: int
-    store: bool
-    enable_transcript: bool
-    ws_connection_id: str | None
-    created_at: float
-    updated_at: float
-    status: str = "connected"  # connected | stopped (error is derived, see effective_status)
-    source_down_since: float | None = None
-    receiving: bool = False
-    stream_url: str | None = None
-    player_url: str | None = None
-    recordings: list[Recording] = field(default_factory=list)
-    next_sequence: int = 0
-    transcript_status: str = "not_configured"
-    transcript_engine: str = "default"
-    transcript_ws_connection_id: str | None = None
-    transcript_created_at: float | None = None
-    transcript_updated_at: float | None = None
-    transcripts: list[TranscriptRecord] = field(default_factory=list)
-    script: dict[str, Any] = field(default_factory=dict)
-
-    def effective_status(self, now: float, error_after_s: float, *, error_status: bool = True) -> str:
-        if (
-            error_status
-            and self.status == "connected"
-            and self.source_down_since is not None
-            and now - self.source_down_since >= error_after_s
-        ):
-            return "error"
-        return self.status
-
-    @property
-    def current_recording(self) -> Recording | None:
-        if self.recordings and self.recordings[-1].ended_at is None:
-            return self.recordings[-1]
-        return None
-
-    def all_segments(self) -> list[Segment]:
-        return [s for r in self.recordings for s in r.segments]
-
-
-# ----- ids --------------------------------------------------------------------------------------------
-class IdMaker:
-    """Seeded ids in the service's formats: ``rts-``+UUIDv7, 16 lowercase hex, ``m-``+UUIDv7, ``c-``+UUID."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-
-    def uuid7(self, now: float) -> str:
-        ms = int(now * 1000) & ((1 << 48) - 1)
-        rand = self._rng.getrandbits(74)
-        value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
-        return str(uuid.UUID(int=value))
-
-    def uuid4(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-
-    def hex16(self) -> str:
-        return f"{self._rng.getrandbits(64):016x}"
+def checked(what: str, table: dict[S, frozenset[S]], current: S, wanted: S) -> S:
+    """``wanted`` if the table allows it from ``current``; raises IllegalTransition otherwise."""
+    if wanted not in table[current]:
+        raise IllegalTransition(what, current, wanted)
+    return wanted
 
 
 # ----- validation helpers -----------------------------------------------------------------------------
@@ -304,13 +126,40 @@ def _positive_int(value: Any, key: str) -> int:
     return int(value)
 
 
-# ----- the service ------------------------------------------------------------------------------------
-class VideoDBService:
-    """Everything one account sees. The device layer drives ingest and indexing through these methods."""
+# ----- the backend ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AccountRules:
+    """The settings that change the backend's decisions (the device reads them from its configuration)."""
 
-    def __init__(self, seed: int, now: float, *, owner: str = "u-benchtwin") -> None:
-        self.ids = IdMaker(seed)
+    error_after_s: float = 10.0  # outage length after which a connected stream reads error
+    report_error: bool = True  # False: never report error (the vendor OpenAPI enum has only connected/stopped)
+    rolling_window_s: float = 120.0  # history kept for store=false streams
+    max_streams: int = 0  # >0: creating more streams than this answers 402
+    empty_search_is_error: bool = True  # the service answers an empty search with 400 "No results found."
+
+
+@dataclass(frozen=True)
+class StreamErrored:
+    """``advance`` moved a stream to error: its source stayed down past the grace period."""
+
+    rtstream_id: str
+    reason: str
+
+
+class VideoDBBackend:
+    """Everything one account sees, and every rule; the service drives ingest and indexing through it."""
+
+    def __init__(
+        self, seed: int, now: float, *, rules: AccountRules | None = None, owner: str = "u-benchtwin"
+    ) -> None:
+        self.rules = rules or AccountRules()
         self.owner = owner
+        self.reset(seed, now)
+
+    def reset(self, seed: int, now: float) -> None:
+        """Forget the account: a new seed, only the default collection."""
+        self.ids = IdMaker(seed)
+        owner = self.owner
         default_id = f"c-{self.ids.uuid4()}"
         self.default_collection_id = default_id
         self.collections: dict[str, Collection] = {
@@ -321,6 +170,8 @@ class VideoDBService:
         self.events: dict[str, Event] = {}
         self.alerts: dict[str, Alert] = {}
         self.videos: dict[str, Video] = {}
+        self.capture_sessions: dict[str, dict[str, Any]] = {}
+        self._outage_reasons: dict[str, str] = {}  # why each stream's current outage began
 
     # --- collections ---
     def collection(self, collection_id: str) -> Collection:
@@ -332,7 +183,7 @@ class VideoDBService:
         return found
 
     # --- rtstreams ---
-    def create_rtstream(self, body: dict[str, Any], now: float, *, max_streams: int = 0) -> RTStream:
+    def create_rtstream(self, body: dict[str, Any], now: float) -> RTStream:
         url = _str(body, "url", None, required=True)
         assert url is not None
         if not url.lower().startswith(URL_SCHEMES):
@@ -348,7 +199,7 @@ class VideoDBService:
             or any(m not in MEDIA_TYPES for m in media_types)
         ):
             raise bad(f"'media_types' must be a non-empty list of 'video' and/or 'audio', got {media_types!r}")
-        if max_streams and len(self.streams) >= max_streams:
+        if self.rules.max_streams and len(self.streams) >= self.rules.max_streams:
             raise VideoDBError(402, "Insufficient credits to create another RTStream.", "INSUFFICIENT_CREDITS")
         ws = _str(body, "ws_connection_id", None)
         enable_transcript = _bool(body, "enable_transcript", True)
@@ -366,7 +217,9 @@ class VideoDBService:
             updated_at=now,
         )
         if enable_transcript and "audio" in stream.media_types:
-            stream.transcript_status = "running"
+            stream.transcript_status = checked(
+                "The transcript", TRANSCRIPT_TRANSITIONS, stream.transcript_status, TranscriptStatus.RUNNING
+            )
             stream.transcript_created_at = now
             stream.transcript_updated_at = now
         self.streams[stream.id] = stream
@@ -379,11 +232,32 @@ class VideoDBService:
             raise not_found("RTStream")
         return found
 
-    def list_rtstreams(self, query: dict[str, str], now: float, error_after_s: float) -> tuple[list[RTStream], int]:
+    def status_of(self, stream: RTStream, now: float) -> RTStreamStatus:
+        return stream.effective_status(now, self.rules.error_after_s, error_status=self.rules.report_error)
+
+    def rtstream_wire(self, stream: RTStream, now: float) -> dict[str, Any]:
+        return {
+            "id": stream.id,
+            "name": stream.name,
+            "collection_id": stream.collection_id,
+            "created_at": naive_iso(stream.created_at),
+            "updated_at": naive_iso(stream.updated_at),
+            "sample_rate": stream.sample_rate,
+            "status": str(self.status_of(stream, now)),
+            "media_types": stream.media_types,
+            "store": stream.store,
+            "enable_transcript": stream.enable_transcript,
+            "url": stream.url,
+            "channel_id": None,
+            "stream_url": stream.stream_url,
+            "player_url": stream.player_url,
+        }
+
+    def list_rtstreams(self, query: dict[str, str], now: float) -> tuple[list[RTStream], int]:
         limit = _query_int(query, "limit", 10, 1, 1000)
         offset = _query_int(query, "offset", 0, 0, 10**9)
         status = query.get("status")
-        if status is not None and status not in ("connected", "stopped", "error"):
+        if status is not None and status not in RTStreamStatus.__members__.values():
             raise bad(f"'status' must be one of connected, stopped, error, got {status!r}")
         name = query.get("name")
         ordering = query.get("ordering") or "-created_at"
@@ -393,7 +267,7 @@ class VideoDBService:
             raise bad(f"'ordering' must be one of {allowed}, optionally prefixed with '-', got {ordering!r}")
         items = list(self.streams.values())
         if status:
-            items = [s for s in items if s.effective_status(now, error_after_s) == status]
+            items = [s for s in items if self.status_of(s, now) == status]
         if name:
             items = [s for s in items if name.lower() in s.name.lower()]
         items.sort(key=lambda s: (getattr(s, key), s.id), reverse=ordering.startswith("-"))
@@ -413,45 +287,91 @@ class VideoDBService:
         stream = self.rtstream(rtstream_id)
         action = _action(body, ("start", "stop"))
         if action == "stop":
-            if stream.status == "stopped":
+            if not stream.live:
                 return stream, False
-            stream.status = "stopped"
+            self._move(stream, RTStreamStatus.STOPPED)
             stream.receiving = False
-            stream.source_down_since = None
             recording = stream.current_recording
             if recording is not None:
                 recording.ended_at = now
             stream.updated_at = now
             return stream, True
-        if stream.status == "connected":
+        if stream.live:
             return stream, False
-        stream.status = "connected"
-        stream.source_down_since = None
+        self._move(stream, RTStreamStatus.CONNECTED)
         stream.updated_at = now
         self._open_recording(stream, now)
         return stream, True
+
+    def _move(self, stream: RTStream, wanted: RTStreamStatus) -> None:
+        stream.status = checked(f"RTStream {stream.id}", RTSTREAM_TRANSITIONS, stream.status, wanted)
+        if wanted != RTStreamStatus.ERROR:
+            # Connected again or stopped: the outage (if any) is over.
+            stream.source_down_since = None
+            self._outage_reasons.pop(stream.id, None)
 
     def _open_recording(self, stream: RTStream, now: float) -> None:
         # Without store the service still keeps a rolling window for live playback, but never exports it.
         stream.recordings.append(Recording(number=len(stream.recordings) + 1, started_at=now))
 
-    # --- ingest signals ---
+    # --- ingest signals and the outage schedule ---
     def source_receiving(self, rtstream_id: str, now: float) -> None:
         stream = self.rtstream(rtstream_id)
         stream.receiving = True
+        if stream.status == RTStreamStatus.ERROR:
+            self._move(stream, RTStreamStatus.CONNECTED)
         stream.source_down_since = None
+        self._outage_reasons.pop(stream.id, None)
 
-    def source_down(self, rtstream_id: str, now: float) -> None:
+    def source_down(self, rtstream_id: str, now: float, reason: str = "") -> None:
         stream = self.rtstream(rtstream_id)
         stream.receiving = False
         if stream.source_down_since is None:
             stream.source_down_since = now
+            self._outage_reasons[stream.id] = reason
 
-    def next_segment_sequence(self, rtstream_id: str) -> int:
-        stream = self.rtstream(rtstream_id)
-        sequence = stream.next_sequence
-        stream.next_sequence += 1
-        return sequence
+    def advance(self, now: float) -> list[StreamErrored]:
+        """Move every connected stream whose outage outlasted the grace period to error (once per outage)."""
+        changes = []
+        for stream in self.streams.values():
+            if self._outage_due(stream) and stream.outage_expired(now, self.rules.error_after_s):
+                self._move(stream, RTStreamStatus.ERROR)
+                changes.append(StreamErrored(stream.id, self._outage_reasons.get(stream.id, "")))
+        return changes
+
+    def next_wakeup(self) -> float | None:
+        """When ``advance`` next has something to do: the earliest end of a running grace period."""
+        due = [
+            s.source_down_since + self.rules.error_after_s
+            for s in self.streams.values()
+            if self._outage_due(s) and s.source_down_since is not None
+        ]
+        return min(due, default=None)
+
+    def _outage_due(self, stream: RTStream) -> bool:
+        return self.rules.report_error and stream.status == RTStreamStatus.CONNECTED and (
+            stream.source_down_since is not None
+        )
+
+    def file_segment(self, rtstream_id: str, segment: Segment) -> list[Segment] | None:
+        """File a finished segment; returns the segments that fell out of a store=false stream's rolling window
+        (whose files the service deletes), or None when the segment's recording is gone (reset).
+        """
+        stream = self.streams.get(rtstream_id)
+        if stream is None:
+            return None
+        stream.next_sequence = max(stream.next_sequence, segment.sequence + 1)
+        if not self.add_segment(rtstream_id, segment):
+            return None
+        if stream.store:
+            return []
+        # Without store the service keeps only a rolling window for live playback.
+        horizon = segment.end - self.rules.rolling_window_s
+        expired: list[Segment] = []
+        for recording in stream.recordings:
+            expired += [s for s in recording.segments if s.end < horizon]
+            recording.segments = [s for s in recording.segments if s.end >= horizon]
+        return expired
 
     def add_segment(self, rtstream_id: str, segment: Segment) -> bool:
         """File a finished segment under its recording; False when that recording is gone (reset)."""
@@ -477,7 +397,7 @@ class VideoDBService:
             raise bad(f"'name' must be a string, got {type(name).__name__}")
         if not stream.store:
             raise bad("No recordings available: the stream was connected with store=false")
-        if stream.status != "stopped":
+        if stream.live:
             raise bad("No recordings available. Stop the stream before exporting.")
         completed = [r for r in stream.recordings if r.ended_at is not None and r.segments]
         if not completed:
@@ -515,6 +435,7 @@ class VideoDBService:
         raw_config = body.get("extraction_config")
         if raw_config is not None and not isinstance(raw_config, dict):
             raise bad(f"'extraction_config' must be an object or null, got {type(raw_config).__name__}")
+        config: dict[str, Any]
         if extraction_type == "time":
             config = dict(DEFAULT_VISUAL_CONFIG)
             for key in ("time", "frame_count"):
@@ -573,7 +494,8 @@ class VideoDBService:
 
     def set_index_status(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> SceneIndex:
         index = self.index(rtstream_id, index_id)
-        index.status = "running" if _action(body, ("start", "stop")) == "start" else "stopped"
+        wanted = IndexStatus.RUNNING if _action(body, ("start", "stop")) == "start" else IndexStatus.STOPPED
+        index.status = checked(f"Scene index {index.id}", INDEX_TRANSITIONS, index.status, wanted)
         return index
 
     def update_index_prompt(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> SceneIndex:
@@ -705,13 +627,12 @@ class VideoDBService:
         engine = _str(body, "engine", None)
         if engine:
             stream.transcript_engine = engine
+        wanted = TranscriptStatus.RUNNING if action == "start" else TranscriptStatus.STOPPED
+        stream.transcript_status = checked("The transcript", TRANSCRIPT_TRANSITIONS, stream.transcript_status, wanted)
         if action == "start":
-            stream.transcript_status = "running"
             stream.transcript_ws_connection_id = _str(body, "ws_connection_id", None) or stream.ws_connection_id
             if stream.transcript_created_at is None:
                 stream.transcript_created_at = now
-        else:
-            stream.transcript_status = "stopped"
         stream.transcript_updated_at = now
         return stream
 
@@ -796,6 +717,130 @@ class VideoDBService:
             raise bad("No results found.")
         return results
 
+    def search_rtstream(self, rtstream_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        stream = self.rtstream(rtstream_id)
+        return self.search(body, rtstream_ids=[stream.id], empty_is_error=self.rules.empty_search_is_error)
+
+    def search_collection(self, collection_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        collection = self.collection(collection_id)
+        ids = [s.id for s in self.streams.values() if s.collection_id == collection.id]
+        return self.search(body, rtstream_ids=ids, empty_is_error=self.rules.empty_search_is_error)
+
+    # --- what the indexing pipeline feeds ---
+    def media_wanted(self, rtstream_id: str) -> tuple[bool, bool]:
+        """(decoded frames, decoded audio): what the running indexes and the transcript of a stream need."""
+        stream = self.rtstream(rtstream_id)
+        running = [i for i in self.indexes_of(rtstream_id) if i.status == IndexStatus.RUNNING]
+        frames = any(i.is_visual for i in running)
+        audio = stream.transcript_status == TranscriptStatus.RUNNING or any(not i.is_visual for i in running)
+        return frames, audio
+
+    def running_indexes(self, rtstream_id: str, *, visual: bool) -> list[SceneIndex]:
+        return [
+            i
+            for i in self.indexes.values()
+            if i.rtstream_id == rtstream_id and i.is_visual == visual and i.status == IndexStatus.RUNNING
+        ]
+
+    def file_transcript(self, rtstream_id: str, record: TranscriptRecord) -> bool:
+        """Keep an utterance while transcription runs; returns whether it was kept (and so is delivered)."""
+        stream = self.rtstream(rtstream_id)
+        if stream.transcript_status != TranscriptStatus.RUNNING:
+            return False
+        stream.transcripts.append(record)
+        return True
+
+    def scripted_visual(self, rtstream_id: str, offset: float) -> str | None:
+        """The scripted description in force ``offset`` seconds after the stream's first frame, if any."""
+        chosen = None
+        for entry in self.rtstream(rtstream_id).script.get("visual") or []:
+            if float(entry["at"]) <= offset + 1e-6:
+                chosen = str(entry["text"])
+        return chosen
+
+    def set_script(self, rtstream_id: str, visual: list[dict[str, Any]], speech: list[str]) -> None:
+        self.rtstream(rtstream_id).script = {"visual": sorted(visual, key=lambda v: v["at"]), "speech": speech}
+
+    # --- playback ---
+    def stream_window(self, query: dict[str, str]) -> tuple[float, float] | None:
+        """The ``start``/``end`` of a generate_stream request: both or neither (None: the live edge)."""
+        start = _query_float(query, "start")
+        end = _query_float(query, "end")
+        if start is None and end is None:
+            return None
+        if start is None or end is None:
+            raise bad("'start' and 'end' must be given together (unix seconds)")
+        if start >= end:
+            raise bad(f"'start' must be before 'end', got start={start} end={end}")
+        return start, end
+
+    def set_playback_urls(self, rtstream_id: str, stream_url: str, player_url: str) -> RTStream:
+        stream = self.rtstream(rtstream_id)
+        stream.stream_url = stream_url
+        stream.player_url = player_url
+        return stream
+
+    def live_edge(self, rtstream_id: str) -> list[Segment]:
+        """The live playlist: the last six segments of the recording in progress."""
+        stream = self.rtstream(rtstream_id)
+        current = stream.current_recording
+        segments = current.segments[-6:] if current is not None and stream.live else []
+        if not segments:
+            raise VideoDBError(404, "No recording covers this time range.", "NOT_FOUND")
+        return segments
+
+    def window_playlist(self, rtstream_id: str, start: float, end: float, now: float) -> tuple[list[Segment], bool]:
+        """The segments of a window and whether it is still growing (its end is ahead and the stream live)."""
+        stream = self.rtstream(rtstream_id)
+        segments = self.segments_in(stream.id, start, end)
+        if not segments:
+            raise VideoDBError(404, "No recording covers this time range.", "NOT_FOUND")
+        return segments, end > now and stream.live
+
+    def segment_file(self, rtstream_id: str, recording: int, sequence: int) -> str:
+        """The file (relative to the stream's directory) of one recorded segment."""
+        for segment in self.rtstream(rtstream_id).all_segments():
+            if segment.recording == recording and segment.sequence == sequence:
+                return segment.file
+        raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
+
+    # --- capture sessions ---
+    def open_capture_session(
+        self, channels: dict[str, str], now: float, *, end_user_id: str, callback_url: Any, metadata: Any
+    ) -> dict[str, Any]:
+        """A desktop capture session whose channels (mic/screen/system_audio) are existing RTStreams."""
+        rtstreams = []
+        for channel_id, rts in channels.items():
+            stream = self.rtstream(rts)
+            rtstreams.append(
+                {"rtstream_id": stream.id, "name": stream.name, "media_types": stream.media_types,
+                 "channel_id": channel_id}
+            )
+        session = {
+            "session_id": f"cap-{self.ids.uuid7(now)}",
+            "collection_id": self.default_collection_id,
+            "end_user_id": end_user_id,
+            "status": "active",
+            "callback_url": callback_url,
+            "metadata": metadata,
+            "channels": [{"channel_id": r["channel_id"], "type": r["media_types"][0]} for r in rtstreams],
+            "rtstreams": rtstreams,
+        }
+        self.capture_sessions[session["session_id"]] = session
+        return session
+
+    def capture_sessions_of(self, collection_id: str, status: str | None) -> list[dict[str, Any]]:
+        collection = self.collection(collection_id)
+        sessions = [s for s in self.capture_sessions.values() if s["collection_id"] == collection.id]
+        return [s for s in sessions if s["status"] == status] if status else sessions
+
+    def capture_session(self, collection_id: str, session_id: str) -> dict[str, Any]:
+        collection = self.collection(collection_id)
+        session = self.capture_sessions.get(session_id)
+        if session is None or session["collection_id"] != collection.id:
+            raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
+        return session
+
     # --- persistence ---
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -819,6 +864,8 @@ class VideoDBService:
             ]
             transcripts = [TranscriptRecord(**t) for t in raw.pop("transcripts")]
             stream = RTStream(**raw, recordings=recordings, transcripts=transcripts)
+            stream.status = RTStreamStatus(stream.status)
+            stream.transcript_status = TranscriptStatus(stream.transcript_status)
             # Whatever was being recorded when the process ended is closed at its last segment.
             for recording in stream.recordings:
                 if recording.ended_at is None:
@@ -829,10 +876,25 @@ class VideoDBService:
         for raw in data["indexes"]:
             raw = dict(raw)
             records = [SceneRecord(**r) for r in raw.pop("records")]
-            self.indexes[raw["id"]] = SceneIndex(**raw, records=records)
+            index = SceneIndex(**raw, records=records)
+            index.status = IndexStatus(index.status)
+            self.indexes[index.id] = index
         self.events = {e["id"]: Event(**e) for e in data["events"]}
         self.alerts = {a["id"]: Alert(**a) for a in data["alerts"]}
         self.videos = {v["id"]: Video(**v) for v in data["videos"]}
+
+    def resume_after_restart(self, now: float) -> list[RTStream]:
+        """Streams that were live when the process ended keep pulling, each into a new recording."""
+        resumed = []
+        for stream in self.streams.values():
+            if not stream.live:
+                continue
+            if stream.status == RTStreamStatus.ERROR:
+                self._move(stream, RTStreamStatus.CONNECTED)
+            stream.source_down_since = None
+            self._open_recording(stream, now)
+            resumed.append(stream)
+        return resumed
 
 
 def _query_int(query: dict[str, str], key: str, default: int, lo: int, hi: int) -> int:

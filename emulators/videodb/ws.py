@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from emulators.kit.clock import Clock
 from emulators.kit.events import EventLog
 
 TOKEN_TTL_S = 3600.0
@@ -32,15 +33,17 @@ class Connection:
 class CollectionSockets:
     """Tokens handed out by ``GET /collection/{id}/websocket`` and the live connections they opened."""
 
-    def __init__(self, events: EventLog, new_id: Any) -> None:
+    def __init__(self, events: EventLog, clock: Clock) -> None:
         self.events = events
-        self._new_id = new_id
+        self.clock = clock
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (collection id, expiry monotonic)
         self.connections: dict[str, Connection] = {}
         self._responses: dict[str, web.WebSocketResponse] = {}
 
-    def issue_token(self, collection_id: str, token: str) -> str:
-        self.tokens[token] = (collection_id, time.monotonic() + TOKEN_TTL_S)
+    def issue_token(self, collection_id: str) -> str:
+        """A reusable token for one collection's WebSocket, valid for TOKEN_TTL_S."""
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = (collection_id, self.clock.monotonic() + TOKEN_TTL_S)
         return token
 
     def send(self, connection_id: str | None, message: dict[str, Any]) -> bool:
@@ -60,11 +63,11 @@ class CollectionSockets:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         token = request.query.get("token", "")
         entry = self.tokens.get(token)
-        if entry is None or entry[1] < time.monotonic():
+        if entry is None or entry[1] < self.clock.monotonic():
             return web.json_response({"success": False, "message": "Invalid or expired WebSocket token"}, status=401)
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
-        conn = Connection(id=self._new_id(), collection_id=entry[0])
+        conn = Connection(id=f"conn-{secrets.token_hex(8)}", collection_id=entry[0])
         self.connections[conn.id] = conn
         self._responses[conn.id] = ws
         self.events.record("client.connected", channel="websocket", connection_id=conn.id)

@@ -6,7 +6,7 @@ registered connection, scripted scenes are deterministic, disabled alerts stay s
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import numpy as np
@@ -15,13 +15,12 @@ import yaml
 
 from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
 from contracts.asyncapi import validate_message
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.videodb.device import VideoDBEmulator
 from emulators.videodb.indexing import analyse_frame
 from emulators.videodb.ingest import FrameSampled
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory
 
 # Port 9 on loopback refuses at once: the stream exists and retries quietly in the background.
 DEAD_SOURCE = "rtsp://127.0.0.1:9/none"
@@ -34,12 +33,12 @@ def validate(message: dict[str, Any], name: str) -> None:
 
 def feed_frames(emu: VideoDBEmulator, rtstream_id: str, seconds: float, fps: float = 4.0) -> None:
     """Hand decoded frames to the emulator exactly as the ingest worker's signals do."""
-    worker = emu.runtimes[rtstream_id].worker
+    worker = emu.service.pipeline.runtimes[rtstream_id].worker
     assert worker is not None
     for i in range(int(seconds * fps)):
         shade = 40 + (i * 25) % 200
         frame = np.full((120, 160, 3), (shade, 30, 200), dtype=np.uint8)
-        emu._on_signal(rtstream_id, worker, FrameSampled(analyse_frame(frame, T0 + i / fps)))
+        emu.service.pipeline.on_signal(rtstream_id, worker, FrameSampled(analyse_frame(frame, T0 + i / fps)))
 
 
 async def next_message(listener: CollectionListener, within_s: float = 5.0) -> dict[str, Any]:
@@ -51,11 +50,11 @@ async def next_message(listener: CollectionListener, within_s: float = 5.0) -> d
     return await asyncio.wait_for(first(), within_s)
 
 
-async def test_the_websocket_refuses_a_bad_token_and_greets_with_a_connection_id() -> None:
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
-    ):
+async def test_the_websocket_refuses_a_bad_token_and_greets_with_a_connection_id(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emu = await emulator_factory("videodb")
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
         url = await c.websocket_url()
         assert url.startswith("ws://127.0.0.1:") and "token=" in url
         async with aiohttp.ClientSession() as session:
@@ -67,11 +66,9 @@ async def test_the_websocket_refuses_a_bad_token_and_greets_with_a_connection_id
             assert first.connection_id != second.connection_id  # a fresh id per connection, token reusable
 
 
-async def test_scene_records_and_alerts_reach_only_the_registered_connection() -> None:
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
-    ):
+async def test_scene_records_and_alerts_reach_only_the_registered_connection(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("videodb")
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
         url = await c.websocket_url()
         async with CollectionListener(url) as mine, CollectionListener(url) as other:
             rts = await c.connect_rtstream(DEAD_SOURCE, "Lobby", ws_connection_id=mine.connection_id)
@@ -95,12 +92,12 @@ async def test_scene_records_and_alerts_reach_only_the_registered_connection() -
             assert len(emu.events.query(kind="alert.fired")) == before
 
 
-async def test_a_scenario_script_drives_descriptions_and_the_visual_index_channel_flag() -> None:
-    settings = {"port": 0, "visual_index_channel": True}
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings=settings) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
-    ):
+async def test_a_scenario_script_drives_descriptions_and_the_visual_index_channel_flag(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    settings = {"visual_index_channel": True}
+    emu = await emulator_factory("videodb", settings=settings)
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
         listener_url = await c.websocket_url()
         async with CollectionListener(listener_url) as ws:
             rts = await c.connect_rtstream(DEAD_SOURCE, "Lobby")
@@ -124,10 +121,10 @@ async def test_a_scenario_script_drives_descriptions_and_the_visual_index_channe
             await emu.scenario_controls["script"]({"rtstream_id": rts["id"], "scenario": "nowhere"})
 
 
-async def test_the_same_frames_and_seed_give_the_same_ids_and_descriptions() -> None:
+async def test_the_same_frames_and_seed_give_the_same_ids_and_descriptions(emulator_factory: EmulatorFactory) -> None:
     async def run() -> tuple[str, list[str]]:
-        async with VideoDBEmulator(egress=EGRESS, settings={"port": 0}, seed=3) as emu, \
-                VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+        emu = await emulator_factory("videodb", seed=3)
+        async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
             rts = await c.connect_rtstream(DEAD_SOURCE, "Cam")
             index = await c.index_visuals(rts["id"], time_s=1, frame_count=2,
                                           prompt='Answer in JSON: {"description": "", "motion": "", "people": 0}')
@@ -140,19 +137,19 @@ async def test_the_same_frames_and_seed_give_the_same_ids_and_descriptions() -> 
     assert set(yaml.safe_load(first[1][0])) == {"description", "motion", "people"}
 
 
-async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk() -> None:
+async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk(
+    emulator_factory: EmulatorFactory,
+) -> None:
     videodb = pytest.importorskip("videodb")
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
-    ):
+    emu = await emulator_factory("videodb")
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
         mic = await c.connect_rtstream(DEAD_SOURCE, "mic:default", media_types=["audio"])
         screen = await c.connect_rtstream(DEAD_SOURCE, "display:1")
         channels = {"mic": mic["id"], "screen": screen["id"]}
         session = await emu.scenario_controls["capture_session"]({"channels": channels})
 
         def sdk() -> tuple[list[Any], list[Any]]:
-            conn = videodb.connect(api_key=emu.settings["api_key"], base_url=emu.url())
+            conn = videodb.connect(api_key=emu.settings.api_key, base_url=emu.url())
             capture = conn.get_capture_session(session["session_id"])
             return capture.get_rtstream("mic"), capture.get_rtstream("system_audio")
 
@@ -163,17 +160,15 @@ async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk() 
         assert missing.value.status == 404
 
 
-async def test_reset_stops_every_ingest_thread_and_forgets_the_account() -> None:
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
-    ):
+async def test_reset_stops_every_ingest_thread_and_forgets_the_account(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("videodb")
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
         rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
-        worker = emu.runtimes[rts["id"]].worker
+        worker = emu.service.pipeline.runtimes[rts["id"]].worker
         assert worker is not None and worker.alive
         await emu.reset(seed=5)
         assert not worker.alive
-        assert emu.service.streams == {} and emu.runtimes == {}
+        assert emu.backend.streams == {} and emu.service.pipeline.runtimes == {}
         assert emu.tasks.names() == ["videodb:webhooks"]
         with pytest.raises(VideoDBError) as gone:
             await c.get_rtstream(rts["id"])

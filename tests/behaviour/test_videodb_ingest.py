@@ -10,30 +10,26 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import av
 import jsonschema
 import pytest
-from aiohttp import web
 
 from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
 from contracts.asyncapi import schema_for, validate_message
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.videodb.device import VideoDBEmulator
+from emulators.kit.events import Event
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+if TYPE_CHECKING:
+    from tests.conftest import EmulatorFactory, WebhookReceiver
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (Debian package: ffmpeg)")
 
 FAST = {
-    "port": 0,
     "segment_s": 1.0,
     "reconnect_initial_s": 0.2,
     "reconnect_max_s": 0.5,
@@ -47,10 +43,9 @@ def validate(message: dict[str, Any], name: str) -> None:
     validate_message("videodb", name, message)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def of_stream(rtstream_id: str, check: Callable[[dict[str, Any]], bool] = lambda d: True) -> Callable[[Event], bool]:
+    """An event predicate: about this stream, and ``check`` holds for its detail."""
+    return lambda e: e.detail.get("stream") == rtstream_id and check(e.detail)
 
 
 @contextlib.asynccontextmanager
@@ -76,20 +71,6 @@ async def ffmpeg_rtmp_source(
         await proc.wait()
 
 
-async def eventually(check: Callable[[], Awaitable[Any] | Any], within_s: float = 12.0, what: str = "") -> Any:
-    """Poll a condition until it is truthy (the emulator exposes no push for these states)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.1)
-
-
 async def ffprobe_duration(url: str) -> float:
     proc = await asyncio.create_subprocess_exec(
         "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", url,
@@ -100,39 +81,16 @@ async def ffprobe_duration(url: str) -> float:
     return float(json.loads(out)["format"]["duration"])
 
 
-@contextlib.asynccontextmanager
-async def webhook_receiver() -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]:
-    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    calls = 0
-
-    async def hook(request: web.Request) -> web.Response:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            return web.Response(status=503)  # the first delivery is retried
-        await received.put(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/alerts", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/alerts", received
-    finally:
-        await runner.cleanup()
-
-
-async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp_path: Path) -> None:
+async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(
+    tmp_path: Path, free_port: int, emulator_factory: EmulatorFactory, webhook_receiver: WebhookReceiver
+) -> None:
     settings = {**FAST, "data_dir": str(tmp_path / "data")}
+    hook_url = webhook_receiver.url + "/alerts"
+    webhook_receiver.status = 503  # the first delivery is retried
+    emu = await emulator_factory("videodb", settings=settings)
     async with (
-        ffmpeg_rtmp_source(free_port()) as source,
-        webhook_receiver() as (hook_url, hooks),
-        VideoDBEmulator(egress=EGRESS, settings=settings) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
+        ffmpeg_rtmp_source(free_port) as source,
+        VideoDBClient(emu.settings.api_key, emu.url()) as client,
         CollectionListener(await client.websocket_url()) as listener,
     ):
         validate({"type": "connected", "connection_id": listener.connection_id}, "Connected")
@@ -160,7 +118,9 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
         validate(seen["audio_index"], "AudioIndex")
         assert seen["scene_index"]["data"]["text"].startswith("A bright scene")
 
-        body = await asyncio.wait_for(hooks.get(), 10)
+        await webhook_receiver.wait_for(1, timeout=10)
+        webhook_receiver.status = 204  # the retry (after webhook_retry_interval_s) is accepted
+        body = (await webhook_receiver.wait_for(2, timeout=10))[1].json()
         jsonschema.validate(body, schema_for("videodb", "schemas/AlertWebhook"))
         assert body["event_id"] == f"event-{event_id}" and body["label"] == "bright"
 
@@ -172,7 +132,8 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
 
         with pytest.raises(VideoDBError, match="No recordings available"):
             await client.export(rts["id"])
-        await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        await emu.events.wait_for("rtstream.segment", of_stream(rts["id"], lambda d: d["sequence"] >= 2), timeout=12)
+        assert len(emu.backend.rtstream(rts["id"]).all_segments()) >= 3
         live = await client.generate_stream(rts["id"], time.time() - 60, time.time() + 60)
         async with aiohttp.ClientSession() as http, http.get(live["stream_url"]) as resp:
             playlist = await resp.text()
@@ -187,7 +148,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
         exported = await client.export(rts["id"])
         assert exported["video_id"].startswith("m-")
         assert (await client.export(rts["id"]))["video_id"] == exported["video_id"]
-        segment_s = max(s.duration for s in emu.service.rtstream(rts["id"]).all_segments())
+        segment_s = max(s.duration for s in emu.backend.rtstream(rts["id"]).all_segments())
         played = await ffprobe_duration(exported["stream_url"]) if shutil.which("ffprobe") else exported["duration"]
         assert abs(played - exported["duration"]) <= segment_s
         assert abs(await ffprobe_duration(window["stream_url"]) - exported["duration"]) <= segment_s
@@ -195,45 +156,45 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
         export_id, rts_id = exported["video_id"], rts["id"]
 
     # The same data directory after a restart: the recording and the exported video are still served.
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings=settings) as again,
-        VideoDBClient(again.settings["api_key"], again.url()) as client,
-    ):
+    await emu.aclose()
+    again = await emulator_factory("videodb", settings=settings)
+    async with VideoDBClient(again.settings.api_key, again.url()) as client:
         assert (await client.get_rtstream(rts_id))["status"] == "stopped"
         video = await client.request("GET", f"video/{export_id}")
         assert video["length"] == exported["duration"]
         assert abs(await ffprobe_duration(video["stream_url"]) - video["length"]) <= segment_s
 
 
-async def test_a_killed_source_turns_the_stream_to_error_and_back_to_connected_when_it_returns() -> None:
-    port = free_port()
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings=FAST) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
-    ):
-        async with ffmpeg_rtmp_source(port) as source:
+async def test_a_killed_source_turns_the_stream_to_error_and_back_to_connected_when_it_returns(
+    free_port: int, emulator_factory: EmulatorFactory
+) -> None:
+    emu = await emulator_factory("videodb", settings=FAST)
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as client:
+        async with ffmpeg_rtmp_source(free_port) as source:
             rts = await client.connect_rtstream(source, "Door", store=True)
-            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
+            await emu.events.wait_for("stream.started", of_stream(rts["id"]), timeout=12)
+            assert emu.backend.rtstream(rts["id"]).receiving
         # ffmpeg is gone: the worker retries with backoff and the status says so after the grace period.
 
         async def status() -> str:
             return (await client.get_rtstream(rts["id"]))["status"]
 
-        await eventually(lambda: _is(status(), "error"), what="error status")
+        await emu.events.wait_for("stream.error", of_stream(rts["id"]), timeout=12)
+        assert await status() == "error"
         assert emu.events.query(kind="stream.error")
-        async with ffmpeg_rtmp_source(port):
-            await eventually(lambda: _is(status(), "connected"), what="connected again")
-            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving again")
+        since = emu.events.last_id
+        async with ffmpeg_rtmp_source(free_port):
+            await emu.events.wait_for("stream.started", of_stream(rts["id"]), since=since, timeout=12)
+            assert await status() == "connected"
+            assert emu.backend.rtstream(rts["id"]).receiving
         await client.stop(rts["id"])
         assert (await client.get_rtstream(rts["id"]))["status"] == "stopped"
-        assert all(r.worker is None for r in emu.runtimes.values())
+        assert all(r.worker is None for r in emu.service.pipeline.runtimes.values())
 
 
-async def _is(value: Awaitable[str], expected: str) -> bool:
-    return (await value) == expected
-
-
-async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emulator_serving() -> None:
+async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emulator_serving(
+    emulator_factory: EmulatorFactory,
+) -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(os.urandom(4096))
         with contextlib.suppress(ConnectionError):
@@ -242,16 +203,11 @@ async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emula
 
     server = await asyncio.start_server(garbage, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with (
-        server, VideoDBEmulator(egress=EGRESS, settings=FAST) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
-    ):
+    emu = await emulator_factory("videodb", settings=FAST)
+    async with server, VideoDBClient(emu.settings.api_key, emu.url()) as c:
         rts = await c.connect_rtstream(f"rtmp://127.0.0.1:{port}/live/garbage", "Garbage", store=True)
-
-        async def errored() -> bool:
-            return (await c.get_rtstream(rts["id"]))["status"] == "error"
-
-        await eventually(errored, what="error status")
+        await emu.events.wait_for("stream.error", of_stream(rts["id"]), timeout=12)
+        assert (await c.get_rtstream(rts["id"]))["status"] == "error"
         retries = emu.events.query(kind="ingest.retry")
         assert len(retries) >= 2 and all(r.detail["stream"] == rts["id"] for r in retries)
         started = time.monotonic()
@@ -260,35 +216,40 @@ async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emula
         assert (await c.get_collection())["id"].startswith("c-")
 
 
-async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killing_the_stream() -> None:
-    port = free_port()
+async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killing_the_stream(
+    free_port: int, emulator_factory: EmulatorFactory
+) -> None:
     settings = {**FAST, "error_after_s": 30.0}  # the retry after the disconnect must not read as an outage
-    async with (
-        VideoDBEmulator(egress=EGRESS, settings=settings) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
-    ):
-        async with ffmpeg_rtmp_source(port) as source:
+    emu = await emulator_factory("videodb", settings=settings)
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as client:
+        async with ffmpeg_rtmp_source(free_port) as source:
             rts = await client.connect_rtstream(source, "Faulty", store=True, sample_rate=5)
             await client.index_visuals(rts["id"], time_s=1, frame_count=2)
-            await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
+            await emu.events.wait_for("stream.started", of_stream(rts["id"]), timeout=12)
             emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "corrupt"}, "count": 15})
-            await eventually(lambda: emu.events.query(kind="fault.applied"), what="corrupt applied")
+            await emu.events.wait_for("fault.applied", timeout=12)
             # A slow source: the pull stalls for a second, then carries on where it was.
             emu.faults.add({"match": {"stream": "rtstream:*"}, "action": {"type": "stall", "seconds": 1.0},
                             "count": 1})
-            packets = emu.runtimes[rts["id"]].worker.packets
-            await eventually(lambda: emu.runtimes[rts["id"]].worker.packets > packets + 20, what="packets after stall")
+            runtime = emu.service.pipeline.runtimes[rts["id"]]
+            packets = runtime.packets
+            stalled = await emu.events.wait_for("fault.applied", lambda e: e.detail["action"] == "stall", timeout=12)
+            # The pull carries on: every segment it cuts after the stall brings its packet count up to date.
+            since = stalled.id
+            while runtime.packets <= packets + 20:
+                cut = await emu.events.wait_for("rtstream.segment", of_stream(rts["id"]), since=since, timeout=12)
+                since = cut.id
+            assert runtime.packets > packets + 20
             assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
             # ffmpeg's listener serves one connection, so the disconnect comes last.
             emu.faults.add({"match": {"stream": f"rtstream:{rts['id']}"}, "action": {"type": "disconnect"},
                             "count": 1})
-            await eventually(
-                lambda: any("fault rule" in e.detail.get("reason", "") for e in emu.events.query(kind="ingest.retry")),
-                what="disconnect fault",
+            await emu.events.wait_for(
+                "ingest.retry", of_stream(rts["id"], lambda d: "fault rule" in d.get("reason", "")), timeout=12
             )
             assert (await client.get_rtstream(rts["id"]))["status"] == "connected"
         await client.stop(rts["id"])
-        assert emu.service.rtstream(rts["id"]).all_segments()
+        assert emu.backend.rtstream(rts["id"]).all_segments()
 
 
 def decoded_seconds(url: str) -> dict[str, float]:
@@ -305,20 +266,22 @@ def decoded_seconds(url: str) -> dict[str, float]:
     return {**seconds, **{f"codec:{k}": 0.0 for k in codecs.values()}}
 
 
-async def test_g711_audio_that_mpeg_ts_cannot_carry_is_recorded_as_aac() -> None:
-    port = free_port()
+async def test_g711_audio_that_mpeg_ts_cannot_carry_is_recorded_as_aac(
+    free_port: int, emulator_factory: EmulatorFactory
+) -> None:
     ulaw = ("-c:a", "pcm_mulaw", "-ar", "8000")
+    emu = await emulator_factory("videodb", settings=FAST)
     async with (
-        ffmpeg_rtmp_source(port, audio=ulaw) as source,
-        VideoDBEmulator(egress=EGRESS, settings=FAST) as emu,
-        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
+        ffmpeg_rtmp_source(free_port, audio=ulaw) as source,
+        VideoDBClient(emu.settings.api_key, emu.url()) as client,
     ):
         rts = await client.connect_rtstream(source, "Camera", media_types=["video", "audio"], store=True)
-        await eventually(lambda: len(emu.service.rtstream(rts["id"]).all_segments()) >= 3, what="3 segments")
+        await emu.events.wait_for("rtstream.segment", of_stream(rts["id"], lambda d: d["sequence"] >= 2), timeout=12)
+        assert len(emu.backend.rtstream(rts["id"]).all_segments()) >= 3
         await client.stop(rts["id"])
         exported = await client.export(rts["id"])
         seconds = await asyncio.to_thread(decoded_seconds, exported["stream_url"])
         assert "codec:aac" in seconds and "codec:h264" in seconds, seconds
-        segment_s = max(s.duration for s in emu.service.rtstream(rts["id"]).all_segments())
+        segment_s = max(s.duration for s in emu.backend.rtstream(rts["id"]).all_segments())
         assert abs(seconds["AudioFrame"] - exported["duration"]) <= segment_s
         assert abs(seconds["VideoFrame"] - exported["duration"]) <= segment_s

@@ -8,15 +8,18 @@ import pytest
 import requests
 
 from contracts.runner import run_schemathesis
+from emulators.config import Config
 from emulators.pytest_plugin import start_emulator
 
-# Fuzzed streams pull from loopback only; an empty search answers [] so valid queries are never refused.
-SETTINGS = {"source_networks": "127.0.0.0/8", "rtstream_search_empty_list": True, "reconnect_initial_s": 5.0}
+# An empty search answers [] so valid queries are never refused.
+SETTINGS = {"rtstream_search_empty_list": True, "reconnect_initial_s": 5.0}
+# Fuzzed streams pull (and alert webhooks go) to loopback only.
+LOOPBACK_ONLY = Config(egress_allow=["127.0.0.0/8"])
 
 
 @pytest.mark.control_plane
 def test_videodb_rest_passes_schemathesis_with_zero_failures() -> None:
-    with start_emulator("videodb", settings=SETTINGS) as target:
+    with start_emulator("videodb", settings=SETTINGS, config=LOOPBACK_ONLY) as target:
         result = run_schemathesis(
             "videodb",
             target.url,

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from rtmp_server import free_loopback_port, rtmp_server  # the shared nginx-rtmp helper next to this file
 
-from emulators.pytest_plugin import start_emulator
+from emulators.kit.events import Event
+from emulators.pytest_plugin import Target, start_emulator
 
 videodb = pytest.importorskip("videodb")
 InvalidRequestError = videodb.exceptions.InvalidRequestError
@@ -60,6 +61,20 @@ def ffprobe_duration(url: str) -> float:
         capture_output=True, text=True, timeout=20, check=True,
     )
     return float(json.loads(out.stdout)["format"]["duration"])
+
+
+def wait_for_event(target: Target, kind: str, stream: str, minimum: int = 0, timeout: float = 20.0) -> Event:
+    """From the SDK's (blocking) thread: the first ``kind`` event of ``stream`` whose sequence (segments) or
+    count of earlier such events (index records) reaches ``minimum``; the emulator records it on its own loop."""
+    seen: list[Event] = []
+
+    def wanted(event: Event) -> bool:
+        if event.detail.get("stream") != stream:
+            return False
+        seen.append(event)
+        return len(seen) > minimum
+
+    return asyncio.run(target.emulator.events.wait_for(kind, wanted, timeout=timeout))
 
 
 async def receive_channels(ws: Any, wanted: set[str]) -> dict[str, dict[str, Any]]:
@@ -135,13 +150,8 @@ def _workflow_after_indexing(conn: Any, run: dict[str, Any], target: Any) -> Non
     assert shots and shots[0].generate_stream().endswith(".m3u8")
     assert coll.search("bright scene", namespace="rtstream").get_shots()
 
-    def segments() -> int:
-        return target.control.state()["device_state"]["rtstreams"][rts.id]["segments"]
-
-    deadline = time.monotonic() + 15
-    while segments() < 3:
-        assert time.monotonic() < deadline, "the recording did not reach 3 segments"
-        time.sleep(0.2)  # polling the control plane: there is no push for recorded segments
+    wait_for_event(target, "rtstream.segment", rts.id, minimum=2, timeout=15)  # three segments recorded
+    assert target.control.state()["device_state"]["rtstreams"][rts.id]["segments"] >= 3
     rts.stop()
     assert coll.get_rtstream(rts.id).status == "stopped"
 
@@ -186,12 +196,10 @@ def test_official_sdk_indexes_and_records_the_misty_emulators_rtspd_stream() -> 
                 store=True,
             )
             scene_index = rts.index_visuals(batch_config={"type": "time", "value": 1, "frame_count": 2})
-            deadline = time.monotonic() + 20
-            scenes: list[dict[str, Any]] = []
-            while len(scenes) < 2 or target.control.state()["device_state"]["rtstreams"][rts.id]["segments"] < 3:
-                assert time.monotonic() < deadline, f"no scenes/segments from Misty: {scenes}"
-                time.sleep(0.3)  # polling the REST API the way the SDK's users do
-                scenes = scene_index.get_scenes()["scenes"]
+            wait_for_event(target, "index.record", rts.id, minimum=1)  # two scenes described
+            wait_for_event(target, "rtstream.segment", rts.id, minimum=2)  # three segments recorded
+            scenes = scene_index.get_scenes()["scenes"]
+            assert len(scenes) >= 2 and target.control.state()["device_state"]["rtstreams"][rts.id]["segments"] >= 3
             # The robot paints a frame stamp into every frame; the emulated AI reads it back.
             assert any("frame stamp of stream" in s["description"] for s in scenes), scenes
             rts.stop()

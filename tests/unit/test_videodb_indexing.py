@@ -7,7 +7,6 @@ import json
 import numpy as np
 
 from emulators.videodb.alerts import match_event
-from emulators.videodb.hls import manifest_path, parse_window, render_playlist
 from emulators.videodb.indexing import (
     AudioBatcher,
     VisualWindow,
@@ -19,6 +18,7 @@ from emulators.videodb.indexing import (
     speech_text,
     word_timestamps,
 )
+from emulators.videodb.media import manifest_path, parse_window, render_playlist
 from emulators.videodb.model import Segment
 
 

@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-from emulators.videodb.model import Segment, VideoDBError, VideoDBService
+from emulators.videodb.model import Segment, VideoDBBackend, VideoDBError
 
 NOW = 1_757_523_700.0
 RTS_ID = re.compile(r"^rts-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def service() -> VideoDBService:
-    return VideoDBService(seed=7, now=NOW)
+def backend() -> VideoDBBackend:
+    return VideoDBBackend(seed=7, now=NOW)
 
 
 def stream_body(**extra: object) -> dict[str, object]:
@@ -21,7 +21,7 @@ def stream_body(**extra: object) -> dict[str, object]:
 
 
 def test_rtstream_ids_are_uuid7_and_created_at_has_microseconds() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(), NOW)
     assert RTS_ID.match(stream.id)
     assert stream.status == "connected"
@@ -29,7 +29,7 @@ def test_rtstream_ids_are_uuid7_and_created_at_has_microseconds() -> None:
 
 
 def test_ids_are_deterministic_for_a_seed() -> None:
-    assert service().create_rtstream(stream_body(), NOW).id == service().create_rtstream(stream_body(), NOW).id
+    assert backend().create_rtstream(stream_body(), NOW).id == backend().create_rtstream(stream_body(), NOW).id
 
 
 @pytest.mark.parametrize(
@@ -46,13 +46,13 @@ def test_ids_are_deterministic_for_a_seed() -> None:
 )
 def test_bad_rtstream_bodies_are_refused_naming_the_field(extra: dict[str, object], field: str) -> None:
     with pytest.raises(VideoDBError) as info:
-        service().create_rtstream(stream_body(**extra), NOW)
+        backend().create_rtstream(stream_body(**extra), NOW)
     assert info.value.status in (400, 404)
     assert field in info.value.message
 
 
 def test_stream_becomes_error_only_after_the_grace_period_and_recovers() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(), NOW)
     svc.source_down(stream.id, NOW + 1)
     assert stream.effective_status(NOW + 5, 10.0) == "connected"
@@ -62,7 +62,7 @@ def test_stream_becomes_error_only_after_the_grace_period_and_recovers() -> None
 
 
 def test_start_and_stop_are_idempotent_and_each_start_opens_a_recording() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(store=True), NOW)
     assert svc.set_rtstream_status(stream.id, {"action": "stop"}, NOW + 5)[1] is True
     assert svc.set_rtstream_status(stream.id, {"action": "stop"}, NOW + 6)[1] is False
@@ -74,7 +74,7 @@ def test_start_and_stop_are_idempotent_and_each_start_opens_a_recording() -> Non
 
 
 def test_export_needs_a_stopped_stream_with_recordings_and_is_idempotent() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(store=True), NOW)
     svc.add_segment(stream.id, Segment(1, 0, NOW + 1, 2.0, "rec-1/0.ts"))
     svc.add_segment(stream.id, Segment(1, 1, NOW + 3, 2.0, "rec-1/1.ts"))
@@ -89,7 +89,7 @@ def test_export_needs_a_stopped_stream_with_recordings_and_is_idempotent() -> No
 
 
 def test_export_without_store_has_no_recordings() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(store=False), NOW)
     svc.set_rtstream_status(stream.id, {"action": "stop"}, NOW + 5)
     with pytest.raises(VideoDBError, match="No recordings available"):
@@ -97,20 +97,20 @@ def test_export_without_store_has_no_recordings() -> None:
 
 
 def test_list_is_newest_first_with_filters_and_paging() -> None:
-    svc = service()
+    svc = backend()
     for i in range(3):
         svc.create_rtstream(stream_body(name=f"cam {i}"), NOW + i)
-    items, count = svc.list_rtstreams({"limit": "2"}, NOW + 5, 10.0)
+    items, count = svc.list_rtstreams({"limit": "2"}, NOW + 5)
     assert count == 3 and [s.name for s in items] == ["cam 2", "cam 1"]
-    items, _ = svc.list_rtstreams({"ordering": "name", "name": "CAM"}, NOW + 5, 10.0)
+    items, _ = svc.list_rtstreams({"ordering": "name", "name": "CAM"}, NOW + 5)
     assert [s.name for s in items] == ["cam 0", "cam 1", "cam 2"]
     for query in ({"limit": "0"}, {"offset": "-1"}, {"ordering": "colour"}, {"status": "paused"}):
         with pytest.raises(VideoDBError):
-            svc.list_rtstreams(query, NOW, 10.0)
+            svc.list_rtstreams(query, NOW)
 
 
 def test_index_configs_default_and_validate() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(), NOW)
     visual = svc.create_index(stream.id, {"extraction_type": "time", "extraction_config": None, "prompt": None}, NOW)
     assert visual.extraction_config == {"time": 2, "frame_count": 5} and visual.prompt == "Describe the scene"
@@ -128,7 +128,7 @@ def test_index_configs_default_and_validate() -> None:
 def test_scenes_come_newest_first_with_paging() -> None:
     from emulators.videodb.model import SceneRecord
 
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(), NOW)
     index = svc.create_index(stream.id, {}, NOW)
     for i in range(5):
@@ -142,7 +142,7 @@ def test_scenes_come_newest_first_with_paging() -> None:
 def test_only_enabled_alerts_fire_and_both_status_bodies_work() -> None:
     from emulators.videodb.model import SceneRecord
 
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(), NOW)
     index = svc.create_index(stream.id, {}, NOW)
     event = svc.create_event({"event_prompt": "person with a trolley", "label": "trolley"}, NOW)
@@ -161,7 +161,7 @@ def test_only_enabled_alerts_fire_and_both_status_bodies_work() -> None:
 def test_search_scores_keyword_overlap_and_empty_is_no_results() -> None:
     from emulators.videodb.model import SceneRecord, TranscriptRecord
 
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(), NOW)
     index = svc.create_index(stream.id, {}, NOW)
     svc.add_scene_record(index, SceneRecord(NOW, NOW + 2, "A red car in the driveway"), NOW, urls=("", ""))
@@ -178,10 +178,10 @@ def test_search_scores_keyword_overlap_and_empty_is_no_results() -> None:
 
 
 def test_snapshot_restores_recordings_and_closes_open_ones() -> None:
-    svc = service()
+    svc = backend()
     stream = svc.create_rtstream(stream_body(store=True), NOW)
     svc.add_segment(stream.id, Segment(1, 0, NOW + 1, 2.0, "rec-1/0.ts"))
-    copy = VideoDBService(seed=1, now=NOW)
+    copy = VideoDBBackend(seed=1, now=NOW)
     copy.restore(svc.snapshot())
     restored = copy.rtstream(stream.id)
     assert restored.recordings[0].segments[0].file == "rec-1/0.ts"

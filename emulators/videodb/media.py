@@ -10,7 +10,7 @@ import html
 import math
 from datetime import UTC, datetime
 
-from emulators.videodb.model import Segment
+from emulators.videodb.records import Segment
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 

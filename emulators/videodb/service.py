@@ -1,0 +1,211 @@
+"""What the REST API and the scenario controls ask of the VideoDB emulator beyond reading the backend: sources
+checked against the configured egress policy, streams started and stopped (their pull workers), index and
+transcript changes the workers must follow, exports, and the account's persistence and restoration.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulators.kit.clock import Clock
+from emulators.kit.errors import FieldError
+from emulators.kit.events import EventLog
+from emulators.kit.outbound import EgressPolicy
+from emulators.kit.tasks import TaskOwner
+from emulators.videodb.ingest import source_refusal
+from emulators.videodb.model import (
+    URL_SCHEMES,
+    Alert,
+    Event,
+    RTStream,
+    SceneIndex,
+    Video,
+    VideoDBBackend,
+    bad,
+)
+from emulators.videodb.persistence import DataDirectory
+from emulators.videodb.pipeline import IngestPipeline
+from emulators.videodb.webhooks import AlertWebhooks
+
+log = logging.getLogger("benchtwin.videodb")
+CAPTURE_CHANNELS = ("mic", "screen", "system_audio")
+
+
+class RTStreamService:
+    """Every state change goes through here so the workers follow it and the account is saved."""
+
+    def __init__(
+        self,
+        backend: VideoDBBackend,
+        pipeline: IngestPipeline,
+        data: DataDirectory,
+        webhooks: AlertWebhooks,
+        *,
+        events: EventLog,
+        egress: EgressPolicy,
+        clock: Clock,
+        tasks: TaskOwner,
+        scenario_dir: Path,
+    ) -> None:
+        self.backend = backend
+        self.pipeline = pipeline
+        self.data = data
+        self.webhooks = webhooks
+        self.events = events
+        self.egress = egress
+        self.clock = clock
+        self.tasks = tasks
+        self.scenario_dir = scenario_dir
+
+    # ----- lifetime ------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the data directory (restoring a saved account), the webhook sender, and resume live streams."""
+        saved = self.data.open()
+        self.webhooks.open(self.tasks)  # one task for the emulator's lifetime, owned by the emulator itself
+        if saved is None:
+            return
+        try:
+            self.backend.restore(saved)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring an unreadable saved account: %s", exc)
+            return
+        for stream in self.backend.resume_after_restart(self.clock.now()):
+            self.pipeline.start(stream)
+
+    async def close(self) -> None:
+        await self.pipeline.stop_all()
+        await self.webhooks.close()
+        self.data.flush()
+
+    def reset(self, seed: int) -> None:
+        """Forget the account (workers are stopped by ``close`` before this)."""
+        self.pipeline.forget()
+        self.data.forget()
+        self.backend.reset(seed, self.clock.now())
+
+    # ----- rtstreams -----------------------------------------------------------------------------------
+    async def create_rtstream(self, body: dict[str, Any]) -> RTStream:
+        url = body.get("url")
+        if isinstance(url, str) and url.lower().startswith(URL_SCHEMES):
+            refusal = source_refusal(self.egress, url)
+            if refusal is not None:
+                raise bad(refusal)
+        stream = self.backend.create_rtstream(body, self.clock.now())
+        self.pipeline.start(stream)
+        self.data.persist()
+        return stream
+
+    def update_rtstream(self, rtstream_id: str, body: dict[str, Any]) -> RTStream:
+        stream = self.backend.update_rtstream(rtstream_id, body, self.clock.now())
+        self.data.persist()
+        return stream
+
+    async def set_rtstream_status(self, rtstream_id: str, body: dict[str, Any]) -> None:
+        stream, changed = self.backend.set_rtstream_status(rtstream_id, body, self.clock.now())
+        if changed and not stream.live:
+            await self.pipeline.stop(stream.id)
+            self.events.record("stream.stopped", stream=stream.id)
+        elif changed:
+            self.pipeline.start(stream)
+        self.data.persist()
+
+    def segment_path(self, rtstream_id: str, recording: int, sequence: int) -> Path:
+        """Where a recorded segment's file is (it may be gone: the rolling window deletes old ones)."""
+        return self.data.stream_directory(rtstream_id) / self.backend.segment_file(rtstream_id, recording, sequence)
+
+    def export(self, rtstream_id: str, name: Any) -> Video:
+        video, created = self.backend.export(rtstream_id, name, self.clock.now())
+        if created:
+            self.events.record("rtstream.exported", stream=rtstream_id, video=video.id, duration=video.length)
+            self.data.persist()
+        return video
+
+    # ----- indexes, events, alerts, transcription -------------------------------------------------------
+    def create_index(self, rtstream_id: str, body: dict[str, Any]) -> SceneIndex:
+        index = self.backend.create_index(rtstream_id, body, self.clock.now())
+        self.pipeline.refresh_wants(rtstream_id)
+        self.data.persist()
+        return index
+
+    def set_index_status(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> SceneIndex:
+        index = self.backend.set_index_status(rtstream_id, index_id, body)
+        self.pipeline.forget_index(rtstream_id, index_id)
+        self.data.persist()
+        return index
+
+    def update_index_prompt(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> SceneIndex:
+        index = self.backend.update_index_prompt(rtstream_id, index_id, body)
+        self.data.persist()
+        return index
+
+    def create_event(self, body: dict[str, Any]) -> Event:
+        event = self.backend.create_event(body, self.clock.now())
+        self.data.persist()
+        return event
+
+    def create_alert(self, rtstream_id: str, index_id: str, body: dict[str, Any]) -> Alert:
+        alert = self.backend.create_alert(rtstream_id, index_id, body)
+        self.data.persist()
+        return alert
+
+    def set_alert_status(self, rtstream_id: str, index_id: str, alert_id: str, body: dict[str, Any]) -> Alert:
+        alert = self.backend.set_alert_status(rtstream_id, index_id, alert_id, body)
+        self.data.persist()
+        return alert
+
+    def transcription_action(self, rtstream_id: str, body: dict[str, Any]) -> RTStream:
+        stream = self.backend.transcription_action(rtstream_id, body, self.clock.now())
+        self.pipeline.refresh_wants(rtstream_id)
+        self.data.persist()
+        return stream
+
+    # ----- scenario controls ---------------------------------------------------------------------------
+    async def load_script(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Attach scripted visual descriptions and speech lines to a stream (inline or a fixture by name)."""
+        rts = body.get("rtstream_id")
+        if not isinstance(rts, str) or rts not in self.backend.streams:
+            raise FieldError("rtstream_id", f"must be the id of an existing RTStream, got {rts!r}")
+        script: dict[str, Any] = {}
+        name = body.get("scenario")
+        if name is not None:
+            available = sorted(p.stem for p in self.scenario_dir.glob("*.yaml"))
+            if name not in available:
+                raise FieldError("scenario", f"must be one of {', '.join(available) or 'none'}, got {name!r}")
+            script = yaml.safe_load((self.scenario_dir / f"{name}.yaml").read_text()) or {}
+        for key in ("visual", "speech"):
+            if key in body:
+                script[key] = body[key]
+        visual = script.get("visual", [])
+        if not isinstance(visual, list) or any(
+            not isinstance(v, dict) or not isinstance(v.get("at"), int | float) or not isinstance(v.get("text"), str)
+            for v in visual
+        ):
+            raise FieldError("visual", "must be a list of {at: seconds since the first frame, text: description}")
+        speech = script.get("speech", [])
+        if not isinstance(speech, list) or any(not isinstance(s, str) for s in speech):
+            raise FieldError("speech", "must be a list of strings, one per detected utterance")
+        self.backend.set_script(rts, visual, speech)
+        self.data.persist()
+        return {"rtstream_id": rts, "visual": len(visual), "speech": len(speech)}
+
+    async def open_capture_session(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A desktop capture session whose channels mic/screen/system_audio are existing RTStreams."""
+        channels = body.get("channels")
+        if not isinstance(channels, dict) or not channels:
+            raise FieldError("channels", "must map mic/screen/system_audio to RTStream ids")
+        for channel_id, rts in channels.items():
+            if channel_id not in CAPTURE_CHANNELS:
+                raise FieldError(f"channels.{channel_id}", "must be one of mic, screen, system_audio")
+            if not isinstance(rts, str) or rts not in self.backend.streams:
+                raise FieldError(f"channels.{channel_id}", f"must be the id of an existing RTStream, got {rts!r}")
+        return self.backend.open_capture_session(
+            channels,
+            self.clock.now(),
+            end_user_id=str(body.get("end_user_id") or "user-benchtwin"),
+            callback_url=body.get("callback_url"),
+            metadata=body.get("metadata") or {},
+        )

@@ -1,0 +1,66 @@
+"""Alert webhooks: one queue and one delivery task per emulator, sending through the configured egress policy
+with the configured retries, so a slow receiver delays later alerts but never loses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+import aiohttp
+
+from emulators.kit.events import EventLog
+from emulators.kit.outbound import EgressPolicy, OutboundFailed, RetryPolicy, WebhookSender
+from emulators.kit.tasks import TaskOwner
+from emulators.videodb.alerts import AlertFiring
+
+log = logging.getLogger("benchtwin.videodb")
+
+
+class AlertWebhooks:
+    def __init__(
+        self,
+        egress: EgressPolicy,
+        *,
+        events: EventLog,
+        retry: RetryPolicy,
+        times_as_seconds: bool,
+        client_ssl: ssl.SSLContext | None,
+    ) -> None:
+        self.egress = egress
+        self.events = events
+        self.retry = retry
+        self.times_as_seconds = times_as_seconds
+        self.client_ssl = client_ssl
+        self._session: aiohttp.ClientSession | None = None
+        self._queue: asyncio.Queue[AlertFiring] = asyncio.Queue()
+
+    def open(self, tasks: TaskOwner) -> None:
+        self._session = aiohttp.ClientSession()
+        self._queue = asyncio.Queue()
+        sender = WebhookSender(
+            self._session, retry=self.retry, egress=self.egress, events=self.events, ssl=self.client_ssl
+        )
+        tasks.spawn(self._deliver_all(sender), name="webhooks")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def deliver(self, firing: AlertFiring) -> None:
+        """Queue a fired alert whose ``callback_url`` is set."""
+        self._queue.put_nowait(firing)
+
+    async def _deliver_all(self, sender: WebhookSender) -> None:
+        while True:
+            firing = await self._queue.get()
+            assert firing.callback_url is not None
+            try:
+                body = firing.webhook_body(times_as_seconds=self.times_as_seconds)
+                await sender.deliver(firing.callback_url, json=body)
+            except OutboundFailed as exc:
+                log.info("alert webhook to %s failed: %s", firing.callback_url, exc)
+            except Exception as exc:  # an egress refusal or a bad URL must not end the delivery loop
+                self.events.record("outbound.failed", url=firing.callback_url, error=str(exc))
