@@ -7,45 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, web
 
-from emulators.kit.codecs import JpegEncoder
-from emulators.kit.emulator import bind_tcp
+from emulators.kit.emulator import Emulator, bind_tcp
 from emulators.kit.pacer import Pacer
-from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.kit.tasks import TaskOwner
+from emulators.misty.media import VideoFrameEncoder
 from emulators.misty.model import VideoParams
-from emulators.misty.scene import MistyScene, WebSocketView
-
-if TYPE_CHECKING:
-    from emulators.kit.emulator import Emulator
+from emulators.misty.scene import MistyScene
 
 FRAME_RATE = 30.0
 STREAM_NAME = "video"  # the stream name for faults and pacing stats
-
-
-@dataclass
-class ViewerLatch:
-    """The ``single_viewer`` quirk: once a viewer has connected since boot, later viewers get nothing."""
-
-    enabled: bool = False
-    taken: bool = False
-
-    def admit(self) -> bool:
-        """Whether a new viewer will receive frames."""
-        if not self.enabled:
-            return True
-        if self.taken:
-            return False
-        self.taken = True
-        return True
-
-    def clear(self) -> None:
-        self.taken = False
 
 
 @dataclass(eq=False)
@@ -72,21 +47,19 @@ class VideoStream:
         stream_id: int,
         scene: MistyScene,
         emulator: Emulator,
-        latch: ViewerLatch,
+        admit_viewer: Callable[[], bool],
     ) -> None:
         self.params = params
         self.host = host
         self.stream_id = stream_id
-        self.scene = scene
         self.emulator = emulator
-        self.latch = latch
-        self.view = WebSocketView(params.rotation, params.width, params.height, params.overlay)
+        self.admit_viewer = admit_viewer  # the backend's single_viewer rule
+        self.encoder = VideoFrameEncoder(params, stream_id=stream_id, scene=scene)
         self.tasks = TaskOwner(f"misty.video.{stream_id}")
         self.viewers: dict[int, Viewer] = {}
         self.frames_encoded = 0
         self.last_frame_bytes = 0
         self._ids = itertools.count(1)
-        self._encoder = JpegEncoder(quality=params.quality)
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = params.port
@@ -134,7 +107,7 @@ class VideoStream:
             "port": self.port,
             "viewers": len(self.viewers),
             "frames_encoded": self.frames_encoded,
-            "output_size": list(self.view.output_size()),
+            "output_size": list(self.encoder.view.output_size()),
         }
 
     # ----- viewers ----------------------------------------------------------------------------------------
@@ -152,7 +125,7 @@ class VideoStream:
             id=next(self._ids),
             ws=ws,
             peer=str(request.remote),
-            receives=self.latch.admit(),
+            receives=self.admit_viewer(),
             transport=request.transport,
         )
         self.viewers[viewer.id] = viewer
@@ -198,22 +171,10 @@ class VideoStream:
             viewer.fresh.set()
 
     # ----- production -------------------------------------------------------------------------------------
-    def _encode_frame(self, frame_index: int, t: float) -> bytes:
-        """Render, transform, stamp and encode one frame (runs in a worker thread)."""
-        native = self.scene.native_frame(t)
-        frame = self.view.render(native, self.scene.native_disc(t))
-        stamp = FrameStamp(
-            stream_kind=StreamKind.MISTY_WEBSOCKET,
-            stream_id=self.stream_id,
-            frame_index=frame_index & 0xFFFFFFFF,
-            capture_time_ms=int(time.time() * 1000),
-        )
-        paint_stamp(frame, stamp)
-        return self._encoder.encode(frame)
-
     async def _produce(self) -> None:
         pacer = Pacer(1.0 / FRAME_RATE, stats=self.emulator.pacing_stats(STREAM_NAME))
         emulator = self.emulator
+        clock = emulator.clock
         async for tick in pacer.ticks():
             if not any(v.receives for v in self.viewers.values()):
                 continue  # nobody watching: keep the frame clock running but spend no CPU
@@ -233,7 +194,7 @@ class VideoStream:
                     if viewer.transport is not None:
                         viewer.transport.abort()
                 continue
-            payload = await asyncio.to_thread(self._encode_frame, tick.index, time.monotonic())
+            payload = await asyncio.to_thread(self.encoder.encode, tick.index, clock.monotonic(), clock.now_ms())
             if action == "corrupt":
                 payload = emulator.faults.corrupt(payload)
             self.frames_encoded += 1

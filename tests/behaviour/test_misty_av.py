@@ -17,19 +17,14 @@ import pytest
 
 from clients.stamp import FrameStamp, StreamKind, read_stamp
 from emulators.kit.rtsp.recorder import RtspRecorder
-from emulators.misty.av import (
-    AvConnectError,
-    AvParams,
-    AvProducer,
-    AvStream,
-    AvTone,
-    effective_audio_bitrate,
-)
+from emulators.misty.av import AvConnectError, AvStream
 from emulators.misty.av_push import PushTarget
 from emulators.misty.device import MistyEmulator
+from emulators.misty.media import AvProducer, AvTone, effective_audio_bitrate
+from emulators.misty.model import AvRequest
 from emulators.misty.scene import BAR, SKY, MistyScene
 
-PARAMS = AvParams(
+PARAMS = AvRequest(
     url="rtspd:0",
     width=320,
     height=240,
@@ -50,7 +45,14 @@ async def misty() -> AsyncIterator[MistyEmulator]:
 
 def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1, **changes: object) -> AvStream:
     params = replace(PARAMS, url=url, **changes)  # type: ignore[arg-type]
-    return AvStream(params, host="127.0.0.1", stream_id=stream_id, scene=emulator.scene, emulator=emulator)
+    return AvStream(
+        params,
+        host="127.0.0.1",
+        stream_id=stream_id,
+        scene=emulator.service.scene,
+        emulator=emulator,
+        egress=emulator.egress,
+    )
 
 
 @dataclass

@@ -49,7 +49,7 @@ async def test_during_the_reboot_delay_rest_answers_503_and_the_video_port_refus
                 _, writer = await asyncio.open_connection("127.0.0.1", free_port)
                 writer.close()
             for _ in range(200):
-                if not emu.restarting:
+                if not emu.service.backend.restarting:
                     break
                 await asyncio.sleep(0.01)
             assert await misty.camera_service_enabled()
@@ -99,4 +99,4 @@ async def test_a_control_plane_reset_returns_to_boot_state_and_frees_the_video_p
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", free_port))
         # Only the emulator-wide tasks of a fresh boot remain (the pubsub sources).
-        assert emu.tasks.live == 0 and emu.pubsub.tasks.live == 1
+        assert emu.tasks.live == 0 and emu.service.pubsub.tasks.live == 1

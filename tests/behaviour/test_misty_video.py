@@ -172,7 +172,7 @@ async def test_two_viewers_share_one_encode(emu, misty, free_port):
             for _ in range(3):
                 await receive_binary(a)
                 await receive_binary(b)
-            stream = emu.video_stream
+            stream = emu.service.video_stream
             encoded_before = stream.frames_encoded
             sent_before = sum(v.sent for v in stream.viewers.values())
             got_a, got_b = [], []

@@ -16,7 +16,7 @@ from emulators.misty.model import (
     AvRequest,
     BadArgument,
     CommandNotFound,
-    MistyRobot,
+    MistyBackend,
     PictureRequest,
     SpeechCaptureRequest,
     VideoParams,
@@ -37,12 +37,12 @@ def av(**values):
 
 # ----- services ----------------------------------------------------------------------------------------
 def test_the_robot_boots_with_camera_audio_and_slam_on_and_av_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     assert robot.services == {"avstreaming": False, "camera": True, "audio": True, "slam": True}
 
 
 def test_enabling_av_disables_the_camera_and_stops_the_video_stream():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.video_started(VideoParams(), now=0.0)
     consequences = robot.enable("avstreaming")
     assert robot.services["avstreaming"] and not robot.services["camera"]
@@ -50,7 +50,7 @@ def test_enabling_av_disables_the_camera_and_stops_the_video_stream():
 
 
 def test_enabling_the_camera_disables_av_and_stops_the_av_stream():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     consequences = robot.enable("camera")
@@ -59,14 +59,14 @@ def test_enabling_the_camera_disables_av_and_stops_the_av_stream():
 
 
 def test_both_camera_and_av_may_be_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.disable("camera")
     robot.disable("avstreaming")
     assert not robot.services["camera"] and not robot.services["avstreaming"]
 
 
 def test_repeating_a_service_switch_is_harmless():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("camera")
     robot.enable("camera")
     robot.disable("avstreaming")
@@ -74,7 +74,7 @@ def test_repeating_a_service_switch_is_harmless():
 
 
 def test_a_flaky_camera_enable_leaves_everything_as_it_was():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.enable("camera", camera_flake=True)
     assert not robot.services["camera"] and robot.services["avstreaming"]
@@ -82,12 +82,12 @@ def test_a_flaky_camera_enable_leaves_everything_as_it_was():
 
 def test_an_unknown_service_is_not_found():
     with pytest.raises(CommandNotFound):
-        MistyRobot().enable("lidar")
+        MistyBackend().enable("lidar")
 
 
 # ----- gating -------------------------------------------------------------------------------------------
 def test_camera_calls_fail_while_the_camera_service_is_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.disable("camera")
     with pytest.raises(BadArgument, match="Camera service is disabled"):
         robot.check_video_start(VideoParams())
@@ -99,12 +99,12 @@ def test_camera_calls_fail_while_the_camera_service_is_off():
 
 def test_av_start_fails_while_the_av_service_is_disabled():
     with pytest.raises(BadArgument) as exc:
-        MistyRobot().check_av_start(av(), now=0.0)
+        MistyBackend().check_av_start(av(), now=0.0)
     assert exc.value.message == AV_DISABLED
 
 
 def test_av_stop_fails_while_the_av_service_is_disabled_and_succeeds_while_it_is_on():
-    robot = MistyRobot()
+    robot = MistyBackend()
     with pytest.raises(BadArgument):
         robot.stop_av_command()
     robot.enable("avstreaming")
@@ -112,7 +112,7 @@ def test_av_stop_fails_while_the_av_service_is_disabled_and_succeeds_while_it_is
 
 
 def test_a_second_av_start_while_one_runs_fails():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     with pytest.raises(BadArgument) as exc:
@@ -121,7 +121,7 @@ def test_a_second_av_start_while_one_runs_fails():
 
 
 def test_microphone_calls_fail_while_av_streaming_runs_and_stops_succeed():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     for start in (
@@ -139,7 +139,7 @@ def test_microphone_calls_fail_while_av_streaming_runs_and_stops_succeed():
 
 
 def test_microphones_in_use_block_av_start():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.start_recording("a.wav")
     with pytest.raises(BadArgument, match="audio recording"):
@@ -149,21 +149,21 @@ def test_microphones_in_use_block_av_start():
 
 
 def test_speech_capture_holds_the_microphones_for_max_speech_length():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.start_speech_capture(SpeechCaptureRequest(1000, 500), now=10.0)
     assert robot.microphones_in_use(10.5) == "speech capture"
     assert robot.microphones_in_use(11.0) is None
 
 
 def test_microphone_calls_fail_while_the_audio_service_is_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.disable("audio")
     with pytest.raises(BadArgument, match="Audio service is disabled"):
         robot.start_keyphrase()
 
 
 def test_disabling_audio_does_not_touch_av():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     assert robot.disable("audio").stop_av is False
@@ -172,7 +172,7 @@ def test_disabling_audio_does_not_touch_av():
 
 # ----- reboot --------------------------------------------------------------------------------------------
 def test_a_sensory_reboot_stops_streams_restores_boot_services_and_frees_microphones():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     robot.disable("slam")
@@ -183,11 +183,11 @@ def test_a_sensory_reboot_stops_streams_restores_boot_services_and_frees_microph
 
 
 def test_a_core_reboot_also_closes_pubsub():
-    assert MistyRobot().reboot(core=True, sensory_services=False).close_pubsub
+    assert MistyBackend().reboot(core=True, sensory_services=False).close_pubsub
 
 
 def test_stream_ids_increase_with_every_start():
-    robot = MistyRobot()
+    robot = MistyBackend()
     first = robot.video_started(VideoParams(), 0.0).stream_id
     second = robot.video_started(VideoParams(), 0.0).stream_id
     assert second == first + 1
@@ -342,7 +342,7 @@ def test_audio_recordings_must_be_wav_files():
 
 
 def test_websocket_version_accepts_current_and_deprecated_only():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.set_websocket_version("Deprecated")
     assert robot.websocket_version == "Deprecated"
     with pytest.raises(BadArgument, match="'Version'"):
