@@ -8,6 +8,8 @@ import socket
 import pytest
 
 from clients.misty import MistyClient, MistyError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.rtsp.recorder import RtspRecorder
 from emulators.misty.device import MistyEmulator
 
 SMALL = {"width": 320, "height": 240, "frame_rate": 10, "video_bit_rate": 256000, "audio_bit_rate": 32000,
@@ -100,3 +102,36 @@ async def test_a_stream_that_breaks_after_start_leaves_the_robot_idle_without_re
     # No retry happened; a new start is accepted.
     assert await misty.start_av_streaming(f"rtspd:{free_port}", **SMALL)
     await misty.stop_av_streaming()
+
+
+# ----- egress: the push obeys the configured allowlist, never a default of its own ---------------------------
+async def push_to(egress: EgressPolicy, host: str) -> tuple[MistyError | None, int]:
+    """StartAvStreaming rtsp://<host>:<recorder>/ on a robot with ``egress``; (the error, video units recorded)."""
+    recorder = RtspRecorder()
+    await recorder.start()
+    try:
+        async with MistyEmulator(settings={"port": 0}, egress=egress) as emu, MistyClient(emu.url()) as misty:
+            await misty.enable_av_streaming_service()
+            try:
+                await misty.start_av_streaming(f"rtsp://{host}:{recorder.port}/robot", **SMALL)
+            except MistyError as exc:
+                return exc, len(recorder.video)
+            await recorder.wait_for(lambda r: len(r.video) >= 3, within=10)
+            await misty.stop_av_streaming()
+            return None, len(recorder.video)
+    finally:
+        await recorder.aclose()
+
+
+async def test_egress_allow_narrows_the_push_a_loopback_target_outside_it_is_refused():
+    error, recorded = await push_to(EgressPolicy(["10.0.0.0/8"], allow_hosts=()), "127.0.0.1")
+    assert error is not None and error.status == 500 and "egress allowlist" in error.error
+    assert recorded == 0
+
+
+async def test_egress_allow_widens_the_push_an_address_outside_the_defaults_is_admitted_when_listed():
+    # 0.0.0.0 is outside the default ranges, yet on Linux a connection to it reaches the loopback listener.
+    refused, _ = await push_to(EgressPolicy(), "0.0.0.0")
+    assert refused is not None and "egress allowlist" in refused.error
+    error, recorded = await push_to(EgressPolicy([*DEFAULT_ALLOWED, "0.0.0.0/32"]), "0.0.0.0")
+    assert error is None and recorded >= 3

@@ -14,10 +14,16 @@ from emulators.misty.model import (
     PICTURE_RESOLUTIONS,
     SAMPLE_RATES,
     AvRequest,
+    AvStatus,
     BadArgument,
     CommandNotFound,
+    IllegalTransition,
     MistyBackend,
+    MistyError,
     PictureRequest,
+    RobotReady,
+    RobotStatus,
+    ServiceUnavailable,
     SpeechCaptureRequest,
     VideoParams,
     recording_file_name,
@@ -347,3 +353,156 @@ def test_websocket_version_accepts_current_and_deprecated_only():
     assert robot.websocket_version == "Deprecated"
     with pytest.raises(BadArgument, match="'Version'"):
         robot.set_websocket_version("Legacy")
+
+
+# ----- reboot schedule (sans-I/O: ``now`` passed in, nothing sleeps) ------------------------------------------
+def test_a_reboot_of_neither_part_is_no_reboot():
+    robot = MistyBackend()
+    robot.enable("avstreaming")
+    assert robot.reboot(core=False, sensory_services=False) is None
+    assert robot.services["avstreaming"]
+
+
+def test_a_reboot_with_a_restart_delay_answers_503_until_the_delay_is_over():
+    robot = MistyBackend()
+    robot.reboot(core=False, sensory_services=True, now=100.0, restart_s=2.0)
+    assert robot.status is RobotStatus.RESTARTING and robot.next_wakeup() == 102.0
+    with pytest.raises(ServiceUnavailable) as exc:
+        robot.require_ready()
+    assert (exc.value.status, exc.value.message) == (503, "Robot is restarting")
+    assert robot.advance(101.9) == []
+    assert robot.advance(102.0) == [RobotReady(open_pubsub=False)]
+    assert robot.status is RobotStatus.READY and robot.next_wakeup() is None
+    robot.require_ready()
+
+
+def test_a_reboot_during_a_restart_starts_the_wait_over():
+    robot = MistyBackend()
+    robot.reboot(core=False, sensory_services=True, now=0.0, restart_s=1.0)
+    robot.reboot(core=False, sensory_services=True, now=0.8, restart_s=1.0)
+    assert robot.advance(1.0) == [] and robot.next_wakeup() == 1.8
+    assert robot.advance(1.8) == [RobotReady(open_pubsub=False)]
+
+
+def test_a_core_reboot_closes_pubsub_once_and_reopens_it_when_ready():
+    robot = MistyBackend()
+    first = robot.reboot(core=True, sensory_services=False, now=0.0, restart_s=1.0)
+    assert first is not None and first.close_pubsub and not first.open_pubsub
+    # A second reboot while the event WebSocket is already closed has nothing to close.
+    second = robot.reboot(core=True, sensory_services=True, now=0.5, restart_s=1.0)
+    assert second is not None and not second.close_pubsub
+    assert robot.advance(1.5) == [RobotReady(open_pubsub=True)]
+    assert robot.pubsub_open
+
+
+def test_a_core_reboot_without_delay_closes_and_reopens_pubsub_at_once():
+    consequences = MistyBackend().reboot(core=True, sensory_services=False)
+    assert consequences is not None and consequences.close_pubsub and consequences.open_pubsub
+
+
+def test_a_core_reboot_resets_the_pubsub_format():
+    robot = MistyBackend()
+    robot.set_websocket_version("Deprecated")
+    robot.reboot(core=False, sensory_services=True)
+    assert robot.websocket_version == "Deprecated"
+    robot.reboot(core=True, sensory_services=False)
+    assert robot.websocket_version == "Current"
+
+
+def test_a_reboot_reports_only_the_streams_that_were_running():
+    robot = MistyBackend()
+    consequences = robot.reboot(core=False, sensory_services=True)
+    assert consequences is not None and not consequences.stop_video and not consequences.stop_av
+    robot.video_started(VideoParams(), 0.0)
+    consequences = robot.reboot(core=False, sensory_services=True)
+    assert consequences is not None and consequences.stop_video and not consequences.stop_av
+
+
+def test_robot_status_changes_follow_the_transition_table():
+    robot = MistyBackend()
+    assert robot.advance(10.0) == []  # nothing is due while ready
+    with pytest.raises(IllegalTransition):
+        robot._move(RobotStatus.READY)
+
+
+# ----- AV status -----------------------------------------------------------------------------------------
+def test_an_av_start_connects_then_streams_and_a_stop_returns_to_idle():
+    robot = MistyBackend()
+    robot.enable("avstreaming")
+    robot.av_started(av(), now=0.0)
+    assert robot.av_status is AvStatus.CONNECTING
+    robot.av_connected()
+    assert robot.av_status is AvStatus.STREAMING
+    assert robot.stop_av_command().stop_av
+    assert robot.av_status is AvStatus.IDLE and robot.av is None
+
+
+def test_an_av_push_that_cannot_connect_leaves_the_robot_idle():
+    robot = MistyBackend()
+    robot.enable("avstreaming")
+    robot.av_started(av(), now=0.0)
+    robot.av_failed()
+    assert robot.av_status is AvStatus.IDLE and robot.av is None
+    robot.av_started(av(), now=1.0)  # and a new start is allowed
+
+
+def test_av_connected_without_a_start_is_an_illegal_transition():
+    with pytest.raises(IllegalTransition, match="idle -> streaming"):
+        MistyBackend().av_connected()
+
+
+def test_the_av_start_applies_its_own_gates():
+    with pytest.raises(BadArgument) as exc:
+        MistyBackend().av_started(av(), now=0.0)
+    assert exc.value.message == AV_DISABLED
+
+
+# ----- quirks ----------------------------------------------------------------------------------------------
+def test_single_viewer_admits_only_the_first_viewer_until_a_reboot():
+    robot = MistyBackend(single_viewer=True)
+    assert robot.admit_viewer() and not robot.admit_viewer()
+    robot.video_started(VideoParams(), 0.0)
+    robot.video_stopped()
+    assert not robot.admit_viewer()  # stop/start does not clear it
+    robot.reboot(core=False, sensory_services=True)
+    assert robot.admit_viewer()
+
+
+def test_without_single_viewer_every_viewer_is_admitted():
+    robot = MistyBackend()
+    assert all(robot.admit_viewer() for _ in range(3))
+
+
+def test_a_flaky_camera_enable_is_seeded_and_reported():
+    def outcomes(seed: int) -> list[bool]:
+        robot = MistyBackend(camera_enable_flaky=0.5, seed=seed)
+        out = []
+        for _ in range(20):
+            robot.disable("camera")
+            out.append(robot.switch_service("camera", True).camera_flaked)
+        return out
+
+    assert outcomes(3) == outcomes(3)
+    assert any(outcomes(3)) and not all(outcomes(3))
+    robot = MistyBackend(camera_enable_flaky=1.0)
+    robot.disable("camera")
+    assert robot.switch_service("camera", True).camera_flaked and not robot.services["camera"]
+    assert not robot.switch_service("audio", True).camera_flaked  # only a camera enable from off flakes
+
+
+# ----- information -----------------------------------------------------------------------------------------
+def test_camera_details_measure_the_frame_rate_of_the_running_stream():
+    robot = MistyBackend()
+    assert robot.camera_details(5.0, frames_encoded=0, dropped_frames=0)["fpsActual"] == 30.0
+    robot.video_started(VideoParams(), now=10.0)
+    details = robot.camera_details(12.0, frames_encoded=40, dropped_frames=3)
+    assert details == {"droppedFrames": 3, "fpsActual": 20.0, "fpsRequested": 30, "height": 480.0, "width": 640.0}
+    robot.disable("camera")
+    with pytest.raises(BadArgument, match="Camera service is disabled"):
+        robot.camera_details(13.0, frames_encoded=0, dropped_frames=0)
+
+
+def test_errors_carry_their_status_and_the_robots_failure_body():
+    error = BadArgument("nope")
+    assert (error.status, error.body()) == (400, {"error": "nope", "status": "Failed"})
+    assert MistyError("too large", status=413).status == 413
