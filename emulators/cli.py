@@ -184,7 +184,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'device':<12} {'default ports':<28} what")
     for name, cls in devices.items():
-        ports = ", ".join(f"{p}={cls.settings_defaults.get(p)}" for p in cls.port_settings)
+        defaults = cls.default_settings()
+        ports = ", ".join(f"{p}={defaults.get(p)}" for p in cls.port_settings)
         print(f"{name:<12} {ports:<28} {cls.title}")
     return 0
 

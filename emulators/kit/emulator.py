@@ -1,8 +1,8 @@
 """The Emulator base class: one aiohttp app per device on its own port, owned tasks, faults, control plane.
 
-A device subclass sets ``device``, ``title``, ``settings_defaults`` and implements ``add_routes`` plus
-the lifecycle hooks. Everything it starts in the background goes through ``self.tasks`` so that
-``aclose()`` (and ``reset``) cancels and awaits it.
+A device subclass sets ``device``, ``title``, ``settings_class`` and implements ``add_routes`` plus
+the lifecycle hooks. Everything it starts in the background goes through ``self.tasks`` (or a child of it)
+and ``self.workers`` so that ``aclose()`` (and ``reset``) cancels and awaits it.
 """
 
 from __future__ import annotations
@@ -19,14 +19,24 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from emulators.kit.clock import Clock
+from emulators.kit.clock import DEFAULT_TIME_SCALE, Clock
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultBook, FaultRule, RuleLimitReached
+from emulators.kit.faults import (
+    DelayAction,
+    FaultBook,
+    FaultRule,
+    ResetAction,
+    RuleLimitReached,
+    StatusAction,
+    StreamVerdict,
+)
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
+from emulators.kit.settings import DeviceSettings
 from emulators.kit.tasks import TaskOwner
 from emulators.kit.tls import DevCerts, client_ssl_context, server_ssl_context
+from emulators.kit.workers import MediaWorker, WorkerRegistry, WorkerRun
 
 log = logging.getLogger("benchtwin.emulator")
 
@@ -43,7 +53,9 @@ class Emulator:
     device: ClassVar[str] = ""
     title: ClassVar[str] = ""
     default_port: ClassVar[int] = 0
-    # Device settings with their defaults; the embedded default config is built from these.
+    # The device's typed settings; the embedded default config and --print-config are built from it.
+    settings_class: ClassVar[type[DeviceSettings] | None] = None
+    # Until every device has a settings_class: the old untyped settings with their defaults.
     settings_defaults: ClassVar[dict[str, Any]] = {}
     # Settings whose value is a port the emulator listens on (printed by `benchtwin list`).
     port_settings: ClassVar[tuple[str, ...]] = ("port",)
@@ -52,14 +64,15 @@ class Emulator:
         self,
         settings: dict[str, Any] | None = None,
         *,
+        egress: EgressPolicy,
         host: str = "127.0.0.1",
         seed: int = 0,
-        time_scale: float = 0.05,
+        time_scale: float = DEFAULT_TIME_SCALE,
         clock: Clock | None = None,
         certs: DevCerts | None = None,
-        egress: EgressPolicy | None = None,
     ) -> None:
-        self.settings = self.merged_settings(settings or {})
+        # A DeviceSettings instance for devices with a settings_class, else the old merged dict.
+        self.settings: Any = self.build_settings(settings or {})
         self.host = host
         self.seed = seed
         self.clock = clock or Clock(time_scale=time_scale)
@@ -67,23 +80,47 @@ class Emulator:
         self.certs = certs
         self.server_ssl: ssl.SSLContext | None = server_ssl_context(certs) if certs else None
         self.client_ssl: ssl.SSLContext = client_ssl_context(certs.ca if certs else None)
-        self.egress = egress or EgressPolicy()
+        # Built once where the configuration is read; every outbound sender is given this one.
+        self.egress = egress
         self.events = EventLog(self.device)
         self.faults = FaultBook(seed)
         self.tasks = TaskOwner(self.device)
+        self.workers = WorkerRegistry()
         self.pacing: dict[str, LatenessStats] = {}
         self.scenario_controls: dict[str, ScenarioControl] = {}
         self.started_at: float | None = None
         self.ports: dict[str, int] = {}
+        self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._sites: list[web.BaseSite] = []
-        self.app = web.Application(middlewares=[self._fault_middleware], client_max_size=16 * 1024**2)
-        self._add_control_routes(self.app)
-        self.add_routes(self.app)
 
     # ----- settings -------------------------------------------------------------------------------------
     @classmethod
+    def build_settings(cls, overrides: dict[str, Any]) -> Any:
+        """The device's settings with ``overrides`` applied; FieldError naming ``<device>.<field>``."""
+        if cls.settings_class is not None:
+            return cls.settings_class.from_mapping(overrides)
+        return cls._merged_legacy(overrides)
+
+    @classmethod
     def merged_settings(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The settings as a plain mapping (config files, --print-config), validated."""
+        if cls.settings_class is not None:
+            return cls.settings_class.from_mapping(overrides).as_dict()
+        return cls._merged_legacy(overrides)
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        return cls.merged_settings({})
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """One setting by name, whichever form the device's settings have."""
+        if isinstance(self.settings, DeviceSettings):
+            return getattr(self.settings, name, default)
+        return self.settings.get(name, default)
+
+    @classmethod
+    def _merged_legacy(cls, overrides: dict[str, Any]) -> dict[str, Any]:
         merged = copy.deepcopy(cls.settings_defaults)
         for key, value in overrides.items():
             if key not in merged:
@@ -127,11 +164,24 @@ class Emulator:
         """Additional listeners of the same app: name -> (port, tls)."""
         return {}
 
+    def live_streams(self) -> list[str]:
+        """The names of the streams running now (the names fault rules match), for ``/_emulator/state``."""
+        return []
+
     # ----- lifecycle ------------------------------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        """The aiohttp app: the control plane first (so its wrong verbs are 405s), then the device's routes."""
+        app = web.Application(middlewares=[self._fault_middleware], client_max_size=16 * 1024**2)
+        self._add_control_routes(app)
+        self.add_routes(app)
+        return app
+
     async def start(self) -> None:
+        if self.app is None:
+            self.app = self.build_app()
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        listeners = {"rest": (int(self.settings.get("port", self.default_port)), False)}
+        listeners = {"rest": (int(self.setting("port", self.default_port)), False)}
         listeners.update(self.extra_listeners())
         try:
             for name, (port, tls) in listeners.items():
@@ -153,6 +203,7 @@ class Emulator:
         try:
             await self.on_stop()
         finally:
+            await self.workers.aclose()
             await self.tasks.cancel_all()
             if self._runner is not None:
                 await self._runner.cleanup()
@@ -170,6 +221,7 @@ class Emulator:
         if seed is not None:
             self.seed = seed
         await self.on_stop()
+        await self.workers.aclose()
         await self.tasks.cancel_all()
         self.faults.clear()
         self.faults.reseed(self.seed)
@@ -189,11 +241,22 @@ class Emulator:
         out.update(self.extra_endpoints())
         return out
 
-    def stream_fault(self, stream: str, **detail: Any) -> FaultRule | None:
-        """The fault rule that fires for this frame/chunk of ``stream``, recorded as ``fault.applied``.
+    def stream_verdict(self, stream: str, **detail: Any) -> StreamVerdict:
+        """What the sender does with this frame/chunk of ``stream``; a fired rule is recorded as ``fault.applied``.
 
-        Every sender calls this once per frame or chunk and acts on ``rule.action``; safe from worker threads.
+        Every sender calls this once per frame or chunk and ``match``es on the verdict; safe from worker threads.
         """
+        rule, verdict = self.faults.verdict(stream)
+        if rule is not None:
+            self.events.record("fault.applied", rule=rule.id, action=rule.action.type, stream=stream, **detail)
+        return verdict
+
+    def media_worker(self, name: str, run: WorkerRun, *args: Any, stop_timeout_s: float = 5.0) -> MediaWorker:
+        """A worker process for blocking media work, owned by this emulator (closed with it, listed in state)."""
+        return MediaWorker(name, run, *args, events=self.events, registry=self.workers, stop_timeout_s=stop_timeout_s)
+
+    def stream_fault(self, stream: str, **detail: Any) -> FaultRule | None:
+        """Deprecated: use ``stream_verdict``. Kept until every device's senders match on verdicts."""
         rule = self.faults.for_stream(stream)
         if rule is not None:
             self.events.record("fault.applied", rule=rule.id, action=rule.action.type, stream=stream, **detail)
@@ -215,17 +278,17 @@ class Emulator:
             return await handler(request)
         action = rule.action
         self.events.record("fault.applied", rule=rule.id, action=action.type, method=request.method, path=request.path)
-        if action.type == "delay":
-            await asyncio.sleep(self.faults.delay_seconds(action))
-            return await handler(request)
-        if action.type == "status":
-            body = action.body
-            if isinstance(body, dict | list):
-                return web.json_response(body, status=action.status, headers=action.headers)
-            return web.Response(status=action.status, text="" if body is None else str(body), headers=action.headers)
+        match action:
+            case DelayAction():
+                await asyncio.sleep(self.faults.delay_seconds(action))
+                return await handler(request)
+            case StatusAction(status=status, body=body, headers=headers):
+                if isinstance(body, dict | list):
+                    return web.json_response(body, status=status, headers=headers)
+                return web.Response(status=status, text="" if body is None else str(body), headers=headers)
         transport = request.transport
         if transport is not None:
-            if action.type == "reset":
+            if isinstance(action, ResetAction):
                 sock = transport.get_extra_info("socket")
                 if sock is not None:
                     # SO_LINGER 0 makes close() send RST instead of FIN.
@@ -264,6 +327,8 @@ class Emulator:
                 "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3),
                 "endpoints": self.endpoints(),
                 "tasks": self.tasks.live,
+                "workers": self.workers.as_list(),
+                "streams": sorted(self.live_streams()),
                 "faults": len(self.faults),
                 "pacing": {name: stats.as_dict() for name, stats in self.pacing.items()},
                 "device_state": self.state(),

@@ -52,7 +52,10 @@ class RetryPolicy:
 
 
 class EgressPolicy:
-    def __init__(self, allow: Iterable[str] = DEFAULT_ALLOWED, allow_hosts: Iterable[str] = ("localhost",)) -> None:
+    """Where outbound senders may connect. Built once from the configuration (``egress_allow``) and passed to
+    every sender; nothing builds a default one, so the configured list can neither be bypassed nor ignored."""
+
+    def __init__(self, allow: Iterable[str], allow_hosts: Iterable[str] = ("localhost",)) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in allow]
         self.hosts = {h.lower() for h in allow_hosts}
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from emulators.kit.codecs import EncodedPacket
 from emulators.kit.emulator import Emulator
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import Pacer
 from emulators.kit.rtsp.live import AacTrack, H264Track, LiveMedia
@@ -128,6 +129,7 @@ class AvStream:
         stream_id: int,
         scene: MistyScene,
         emulator: Emulator,
+        tasks: TaskOwner,
         egress: EgressPolicy,
     ) -> None:
         self.params = params
@@ -139,7 +141,7 @@ class AvStream:
         self.emulator = emulator
         self._producer: AvProducer | None = None
         self._output: RtspdOutput | PushOutput | None = None
-        self._tasks = TaskOwner(f"misty-av-{stream_id}")
+        self._tasks = tasks  # this stream's own owner, closed with it
         self._failure: str | None = None
         self._closed = False
         self._pacing = emulator.pacing_stats(AV_STREAM)  # in the emulator state from the start
@@ -260,22 +262,31 @@ class AvStream:
             if output.failure is not None:
                 self._note_failure(output.failure)
                 return  # the push broke: the stream goes idle, no retry (misty.md §4.2)
-            rule = emulator.stream_fault(AV_STREAM, frame=tick.index)
-            action = rule.action.type if rule is not None else None
-            if action == "stall":
-                await asyncio.sleep(rule.action.seconds)  # the pacer skips the ticks missed meanwhile
-                continue
-            if action in ("close", "disconnect"):
-                reason = f"{action} fault"
-                output.disconnect(reason)
-                self._note_failure(reason)
-                return
+            corrupt = False
+            with_video = True
+            match emulator.stream_verdict(AV_STREAM, frame=tick.index):
+                case Send(corrupt=corrupt):
+                    pass
+                case Skip():
+                    # Deviation: a dropped frame skips the picture only; the audio of that tick is still sent,
+                    # so the sound has no gap and the stamp index simply jumps.
+                    with_video = False
+                case Stall() as stall:
+                    await stall.wait()  # the pacer skips the ticks missed meanwhile
+                    continue
+                case Close():
+                    # Deviation: RTSP/RTMP have no close code; a close is the source going away, like disconnect.
+                    self._disconnect(output, "close fault")
+                    return
+                case Abort():
+                    self._disconnect(output, "disconnect fault")
+                    return
             encoded = await asyncio.to_thread(
-                producer.encode_tick, tick.index, emulator.clock.now_ms(), with_video=action != "drop"
+                producer.encode_tick, tick.index, emulator.clock.now_ms(), with_video=with_video
             )
             video = encoded.video
-            if action == "corrupt":
-                video = [replace(p, data=emulator.faults.corrupt(p.data)) for p in video]
+            if corrupt:
+                video = [replace(p, data=corrupt_payload(p.data)) for p in video]
             for packet in video:
                 try:
                     output.send_video(packet)
@@ -285,3 +296,7 @@ class AvStream:
                 output.send_audio(packet)
             if video:
                 self.frames_sent += 1
+
+    def _disconnect(self, output: RtspdOutput | PushOutput, reason: str) -> None:
+        output.disconnect(reason)
+        self._note_failure(reason)

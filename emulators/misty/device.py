@@ -6,63 +6,77 @@ kit ``Emulator`` (REST, video WebSocket, AV streams and pubsub on one device).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from emulators.kit.emulator import Emulator
-from emulators.kit.errors import FieldError
+from emulators.kit.settings import DeviceSettings, setting
 from emulators.misty.api import MistyApi
 from emulators.misty.model import MistyBackend
 from emulators.misty.service import MistyService
+
+
+@dataclass(frozen=True)
+class MistySettings(DeviceSettings):
+    """The robot's settings; the quirks are misty.md §5."""
+
+    device = "misty"
+    port: int = setting(9080, doc="REST and pubsub port (the robot itself uses 80)", minimum=0, maximum=65535)
+    single_viewer: bool = setting(
+        False,
+        doc="Only the first video viewer after boot gets frames. Later viewers connect but receive nothing,"
+        " even across stop/start, until a reboot",
+    )
+    sticky_subscriptions: bool = setting(
+        False, doc="pubsub registrations outlive their connection, so the same name is refused until a Core reboot"
+    )
+    camera_enable_flaky: float = setting(
+        0.0,
+        doc="Probability (seeded) that `services/camera/enable` answers true but the camera stays off"
+        " (AV state untouched)",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    reboot_delay_s: float = setting(
+        0.0,
+        doc="How long a reboot keeps the robot unavailable: REST (and the `/pubsub` upgrade) answer 503"
+        " `Robot is restarting`. A lifecycle delay, so multiplied by the time scale (0.05 in the fast profile)",
+        minimum=0.0,
+    )
 
 
 class MistyEmulator(Emulator):
     device = "misty"
     title = "Misty II robot (REST, video WebSocket, AV streaming, pubsub)"
     default_port = 9080
-    settings_defaults = {
-        "port": 9080,
-        # Quirks (misty.md §5): only the first viewer after boot gets frames.
-        "single_viewer": False,
-        # Subscriptions outlive their connection, so the same event name is refused until a Core reboot.
-        "sticky_subscriptions": False,
-        # Probability that EnableCameraService answers true but the camera stays off.
-        "camera_enable_flaky": 0.0,
-        # How long a reboot keeps the robot unavailable (503), multiplied by the time scale.
-        "reboot_delay_s": 0.0,
-    }
+    settings_class = MistySettings
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        flaky = self.settings["camera_enable_flaky"]
-        if not 0.0 <= float(flaky) <= 1.0:
-            raise FieldError("misty.camera_enable_flaky", f"must be a probability between 0 and 1, got {flaky!r}")
-        if float(self.settings["reboot_delay_s"]) < 0:
-            delay = self.settings["reboot_delay_s"]
-            raise FieldError("misty.reboot_delay_s", f"must be 0 or more seconds, got {delay!r}")
+        self.settings: MistySettings
         self.service = MistyService(
             self,
             make_backend=self._backend,
-            tasks=self.tasks,
+            tasks=self.tasks.child("robot"),
             egress=self.egress,
-            reboot_delay_s=float(self.settings["reboot_delay_s"]),
-            sticky_subscriptions=bool(self.settings["sticky_subscriptions"]),
+            reboot_delay_s=self.settings.reboot_delay_s,
+            sticky_subscriptions=self.settings.sticky_subscriptions,
         )
         self.api = MistyApi(self.service)
-        self.api.add_routes(self.app)
         self.scenario_controls["reboot"] = self.api.scenario_reboot
 
     def _backend(self, seed: int) -> MistyBackend:
         return MistyBackend(
-            single_viewer=bool(self.settings["single_viewer"]),
-            camera_enable_flaky=float(self.settings["camera_enable_flaky"]),
+            single_viewer=self.settings.single_viewer,
+            camera_enable_flaky=self.settings.camera_enable_flaky,
             seed=seed,
         )
 
     # ----- kit hooks --------------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
-        """Routes are added once the service exists (see ``__init__``); the kit calls this before that."""
+        self.api.add_routes(app)
 
     async def on_start(self) -> None:
         self.service.start()
@@ -75,6 +89,9 @@ class MistyEmulator(Emulator):
 
     def state(self) -> dict[str, Any]:
         return self.service.snapshot()
+
+    def live_streams(self) -> list[str]:
+        return self.service.live_streams()
 
     def extra_endpoints(self) -> dict[str, str]:
         if "rest" not in self.ports:

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from emulators.kit.emulator import Emulator
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall
 from emulators.kit.pacer import Pacer
 from emulators.kit.tasks import TaskOwner
 from emulators.misty.pubsub import EMULATED_TYPES, PubsubRegistry
@@ -132,9 +133,27 @@ class PubsubHub:
             wanted = self.registry.wanted() & set(EMULATED_TYPES)
             if not wanted:
                 continue
-            rule = self.emulator.stream_fault(STREAM_NAME)
-            if rule is not None and await self._apply_fault(rule):
-                continue
+            match self.emulator.stream_verdict(STREAM_NAME, tick=tick.index):
+                case Send():
+                    # A corrupt verdict is sent as is: the messages are JSON text, and damaged JSON is not what
+                    # a robot's event WebSocket ever sends (deliberate deviation, see docs/misty.md).
+                    pass
+                case Skip():
+                    continue
+                case Stall() as stall:
+                    await stall.wait()
+                    continue
+                case Close(code=code, reason=reason):
+                    conns = list(self.connections.values())
+                    await asyncio.gather(
+                        *(c.ws.close(code=code, message=reason.encode()) for c in conns), return_exceptions=True
+                    )
+                    continue
+                case Abort():
+                    for conn in list(self.connections.values()):
+                        if conn.transport is not None:
+                            conn.transport.abort()
+                    continue
             now = clock.now()
             now_ms = clock.monotonic() * 1000.0
             sensors = self.sensors()
@@ -149,28 +168,6 @@ class PubsubHub:
                     self._dispatch("SelfState", state, now_ms)
             if tick.index % int(SOURCE_HZ) == 0 and "BatteryCharge" in wanted:
                 self._dispatch("BatteryCharge", sensors.battery(now), now_ms)
-
-    async def _apply_fault(self, rule: Any) -> bool:
-        """Act on a stream fault; True when this tick's events are not sent."""
-        action = rule.action
-        if action.type == "drop":
-            return True
-        if action.type == "stall":
-            await asyncio.sleep(action.seconds)
-            return True
-        if action.type in ("close", "disconnect"):
-            conns = list(self.connections.values())
-            if action.type == "close":
-                await asyncio.gather(
-                    *(c.ws.close(code=action.code, message=action.reason.encode()) for c in conns),
-                    return_exceptions=True,
-                )
-            else:
-                for conn in conns:
-                    if conn.transport is not None:
-                        conn.transport.abort()
-            return True
-        return False  # corrupt: applied per message below is not meaningful for JSON; send as is
 
     def _dispatch(self, event_type: str, message: dict[str, Any], now_ms: float) -> None:
         deliveries = self.registry.deliveries(

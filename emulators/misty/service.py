@@ -63,7 +63,7 @@ class MistyService:
         self.registry = PubsubRegistry(sticky=sticky_subscriptions)
         self.pubsub = PubsubHub(
             emulator,
-            tasks=TaskOwner("misty.pubsub"),
+            tasks=tasks.child("pubsub"),
             registry=self.registry,
             sensors=lambda: self.sensors,
             camera_on=lambda: self.backend.services["camera"],
@@ -146,6 +146,7 @@ class MistyService:
                 stream_id=record.stream_id,
                 scene=self.scene,
                 emulator=self.emulator,
+                tasks=self.tasks.child(f"video-{record.stream_id}"),
                 admit_viewer=self.backend.admit_viewer,
             )
             try:
@@ -178,6 +179,7 @@ class MistyService:
                 stream_id=record.stream_id,
                 scene=self.scene,
                 emulator=self.emulator,
+                tasks=self.tasks.child(f"av-{record.stream_id}"),
                 egress=self.egress,
             )
             try:

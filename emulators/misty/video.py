@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSCloseCode, web
 
 from emulators.kit.emulator import Emulator, bind_tcp
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
 from emulators.kit.pacer import Pacer
 from emulators.kit.tasks import TaskOwner
 from emulators.misty.media import VideoFrameEncoder
@@ -47,6 +48,7 @@ class VideoStream:
         stream_id: int,
         scene: MistyScene,
         emulator: Emulator,
+        tasks: TaskOwner,
         admit_viewer: Callable[[], bool],
     ) -> None:
         self.params = params
@@ -55,7 +57,7 @@ class VideoStream:
         self.emulator = emulator
         self.admit_viewer = admit_viewer  # the backend's single_viewer rule
         self.encoder = VideoFrameEncoder(params, stream_id=stream_id, scene=scene)
-        self.tasks = TaskOwner(f"misty.video.{stream_id}")
+        self.tasks = tasks  # this stream's own owner, closed with it
         self.viewers: dict[int, Viewer] = {}
         self.frames_encoded = 0
         self.last_frame_bytes = 0
@@ -66,8 +68,12 @@ class VideoStream:
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind the port (OSError when it is taken) and start producing frames."""
-        sock = bind_tcp(self.host, self.params.port)
+        """Bind the port (OSError when it is taken, and the stream's task owner is closed) and start producing."""
+        try:
+            sock = bind_tcp(self.host, self.params.port)
+        except OSError:
+            await self.tasks.aclose()
+            raise
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._serve)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
@@ -79,6 +85,7 @@ class VideoStream:
             sock.close()
             await self._runner.cleanup()
             self._runner = None
+            await self.tasks.aclose()
             raise
         self.port = sock.getsockname()[1]
         self.tasks.spawn(self._produce(), name="producer")
@@ -178,25 +185,28 @@ class VideoStream:
         async for tick in pacer.ticks():
             if not any(v.receives for v in self.viewers.values()):
                 continue  # nobody watching: keep the frame clock running but spend no CPU
-            rule = emulator.stream_fault(STREAM_NAME)
-            action = rule.action.type if rule is not None else None
-            if action == "drop":
-                continue
-            if action == "stall":
-                await asyncio.sleep(rule.action.seconds)
-                continue
-            if action == "close":
-                await self._close_viewers(rule.action.code, rule.action.reason.encode())
-                continue
-            if action == "disconnect":
-                # A source disconnect: the TCP connections vanish without a close frame.
-                for viewer in list(self.viewers.values()):
-                    if viewer.transport is not None:
-                        viewer.transport.abort()
-                continue
-            payload = await asyncio.to_thread(self.encoder.encode, tick.index, clock.monotonic(), clock.now_ms())
-            if action == "corrupt":
-                payload = emulator.faults.corrupt(payload)
+            match emulator.stream_verdict(STREAM_NAME, frame=tick.index):
+                case Send(corrupt=corrupt):
+                    payload = await asyncio.to_thread(
+                        self.encoder.encode, tick.index, clock.monotonic(), clock.now_ms()
+                    )
+                    if corrupt:
+                        payload = corrupt_payload(payload)
+                case Skip():
+                    continue
+                case Stall() as stall:
+                    await stall.wait()  # the pacer skips the ticks missed meanwhile
+                    continue
+                case Close(code=code, reason=reason):
+                    # Every viewer is closed; the server keeps running and takes new viewers.
+                    await self._close_viewers(code, reason.encode())
+                    continue
+                case Abort():
+                    # A source disconnect: the TCP connections vanish without a close frame.
+                    for viewer in list(self.viewers.values()):
+                        if viewer.transport is not None:
+                            viewer.transport.abort()
+                    continue
             self.frames_encoded += 1
             self.last_frame_bytes = len(payload)
             self._publish(payload)

@@ -11,7 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.signalwire.device import SignalWireEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
 WAITING_CONFERENCE = "4c6e8a0b-7d2f-4e9a-8b1c-5d3e7f9a1b2c"  # nobody joined yet: status init
@@ -88,7 +92,7 @@ class Rig:
 async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form") -> AsyncIterator[Rig]:
     """Emulator (free ports) + client on its HTTPS endpoint + a wss receiver + a callback sink."""
     merged = {"port": 0, "tls_port": 0, **(settings or {})}
-    async with SignalWireEmulator(settings=merged) as emulator, MediaStreamReceiver() as receiver, \
+    async with SignalWireEmulator(egress=EGRESS, settings=merged) as emulator, MediaStreamReceiver() as receiver, \
             callback_sink() as sink:
         creds = emulator.credentials()
         client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],

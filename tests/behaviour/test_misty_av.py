@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from clients.stamp import FrameStamp, StreamKind, read_stamp
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.rtsp.recorder import RtspRecorder
 from emulators.misty.av import AvConnectError, AvStream
 from emulators.misty.av_push import PushTarget
@@ -23,6 +24,9 @@ from emulators.misty.device import MistyEmulator
 from emulators.misty.media import AvProducer, AvTone, effective_audio_bitrate
 from emulators.misty.model import AvRequest
 from emulators.misty.scene import BAR, SKY, MistyScene
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 PARAMS = AvRequest(
     url="rtspd:0",
@@ -39,7 +43,7 @@ PARAMS = AvRequest(
 
 @pytest.fixture
 async def misty() -> AsyncIterator[MistyEmulator]:
-    async with MistyEmulator(settings={"port": 0}) as emulator:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
         yield emulator  # type: ignore[misc]
 
 
@@ -51,6 +55,7 @@ def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1,
         stream_id=stream_id,
         scene=emulator.service.scene,
         emulator=emulator,
+        tasks=emulator.tasks.child(f"av-{stream_id}"),
         egress=emulator.egress,
     )
 

@@ -12,6 +12,9 @@ from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.rtsp.recorder import RtspRecorder
 from emulators.misty.device import MistyEmulator
 
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+
 SMALL = {"width": 320, "height": 240, "frame_rate": 10, "video_bit_rate": 256000, "audio_bit_rate": 32000,
          "audio_sample_rate_hz": 16000}  # fmt: skip
 
@@ -25,7 +28,7 @@ def free_port():
 
 @pytest.fixture
 async def robot():
-    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
         await misty.enable_av_streaming_service()
         yield emu, misty
 
@@ -131,7 +134,7 @@ async def test_egress_allow_narrows_the_push_a_loopback_target_outside_it_is_ref
 
 async def test_egress_allow_widens_the_push_an_address_outside_the_defaults_is_admitted_when_listed():
     # 0.0.0.0 is outside the default ranges, yet on Linux a connection to it reaches the loopback listener.
-    refused, _ = await push_to(EgressPolicy(), "0.0.0.0")
+    refused, _ = await push_to(EgressPolicy(DEFAULT_ALLOWED), "0.0.0.0")
     assert refused is not None and "egress allowlist" in refused.error
     error, recorded = await push_to(EgressPolicy([*DEFAULT_ALLOWED, "0.0.0.0/32"]), "0.0.0.0")
     assert error is None and recorded >= 3

@@ -12,6 +12,9 @@ from aiohttp import web
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 
 class Counter(Emulator):
@@ -49,7 +52,7 @@ class Counter(Emulator):
 
 @pytest.fixture
 async def counter() -> Any:
-    async with Counter() as emu:
+    async with Counter(egress=EGRESS) as emu:
         async with aiohttp.ClientSession(emu.url()) as http:
             yield emu, http
 
@@ -163,7 +166,7 @@ async def test_events_are_filtered_by_kind_prefix_and_since(counter: Any) -> Non
 
 
 async def test_closing_cancels_every_task_and_frees_the_port() -> None:
-    emu = Counter()
+    emu = Counter(egress=EGRESS)
     await emu.start()
     port = emu.ports["rest"]
     await emu.aclose()
@@ -175,9 +178,9 @@ async def test_closing_cancels_every_task_and_frees_the_port() -> None:
 
 def test_unknown_settings_are_refused_with_the_known_ones_listed() -> None:
     with pytest.raises(FieldError, match="greeting"):
-        Counter({"greting": "hi"})
+        Counter({"greting": "hi"}, egress=EGRESS)
     with pytest.raises(FieldError, match="must be"):
-        Counter({"port": "eighty"})
+        Counter({"port": "eighty"}, egress=EGRESS)
 
 
 async def test_first_completed_cancels_and_awaits_the_others() -> None:

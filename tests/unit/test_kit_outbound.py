@@ -13,6 +13,7 @@ from aiohttp import web
 from emulators.kit.emulator import bind_tcp
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import (
+    DEFAULT_ALLOWED,
     EgressPolicy,
     EgressRefused,
     OutboundFailed,
@@ -21,6 +22,8 @@ from emulators.kit.outbound import (
     WebhookSender,
 )
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
+
+LOCAL = EgressPolicy(DEFAULT_ALLOWED)
 
 
 def free_port() -> int:
@@ -33,13 +36,13 @@ def free_port() -> int:
 @pytest.mark.parametrize("url", ["ws://127.0.0.1:1/", "wss://localhost/x", "http://10.1.2.3/", "http://[::1]:80/",
                                  "https://192.168.1.20/hook"])
 def test_egress_allows_loopback_and_private_ranges(url: str) -> None:
-    EgressPolicy().check(url)
+    EgressPolicy(DEFAULT_ALLOWED).check(url)
 
 
 @pytest.mark.parametrize("url", ["wss://8.8.8.8/media", "https://1.1.1.1/hook", "ws://[2001:4860::1]/"])
 def test_egress_refuses_public_addresses_with_a_clear_error(url: str) -> None:
     with pytest.raises(EgressRefused, match="outside the egress allowlist"):
-        EgressPolicy().check(url)
+        EgressPolicy(DEFAULT_ALLOWED).check(url)
 
 
 def test_egress_can_be_widened_by_config() -> None:
@@ -55,7 +58,7 @@ async def test_a_refused_websocket_is_retried_at_the_interval_then_given_up() ->
     port = free_port()
     async with aiohttp.ClientSession() as session:
         ws = OutboundWebSocket(f"ws://127.0.0.1:{port}/", session=session, retry=RetryPolicy(0.1, 4),
-                               egress=EgressPolicy(), events=events, name="video")
+                               egress=LOCAL, events=events, name="video")
         start = time.monotonic()
         with pytest.raises(OutboundFailed, match="4 attempt"):
             await ws.connect()
@@ -94,7 +97,7 @@ async def test_a_receiver_that_starts_late_is_reached_by_a_retry() -> None:
     try:
         async with aiohttp.ClientSession() as session:
             out = OutboundWebSocket(f"ws://127.0.0.1:{port}/", session=session, retry=RetryPolicy(0.1, 30),
-                                    egress=EgressPolicy(), events=events, name="late")
+                                    egress=LOCAL, events=events, name="late")
             ws = await out.connect()
             await asyncio.wait_for(received.wait(), 5)
             await ws.close()
@@ -125,14 +128,14 @@ async def test_wss_is_verified_against_the_dev_ca(tmp_path: Path) -> None:
     try:
         async with aiohttp.ClientSession() as session:
             trusted = OutboundWebSocket(f"wss://localhost:{port}/media", session=session, retry=RetryPolicy(0.05, 1),
-                                        egress=EgressPolicy(), events=events, name="ok",
+                                        egress=LOCAL, events=events, name="ok",
                                         headers={"Authorization": "Bearer t0k"},
                                         ssl=client_ssl_context(certs.ca, trust_dev_ca=False))
             ws = await trusted.connect()
             assert (await ws.receive_str()) == "Bearer t0k"
             await ws.close()
             untrusted = OutboundWebSocket(f"wss://localhost:{port}/media", session=session,
-                                          retry=RetryPolicy(0.05, 1), egress=EgressPolicy(), events=events,
+                                          retry=RetryPolicy(0.05, 1), egress=LOCAL, events=events,
                                           name="bad", ssl=client_ssl_context(None, trust_dev_ca=False))
             with pytest.raises(OutboundFailed, match="certificate"):
                 await untrusted.connect()
@@ -157,7 +160,7 @@ async def test_webhooks_retry_on_5xx_and_deliver_form_or_json() -> None:
     events = EventLog("test")
     try:
         async with aiohttp.ClientSession() as session:
-            sender = WebhookSender(session, retry=RetryPolicy(0.05, 3), egress=EgressPolicy(), events=events)
+            sender = WebhookSender(session, retry=RetryPolicy(0.05, 3), egress=LOCAL, events=events)
             assert await sender.deliver(f"http://127.0.0.1:{port}/hook", form={"StreamEvent": "stream-started"}) == 200
             assert await sender.deliver(f"http://127.0.0.1:{port}/hook", method="GET", form={"a": "1"}) == 200
     finally:
