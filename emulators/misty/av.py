@@ -81,12 +81,21 @@ class PushOutput:
         target: PushTarget,
         *,
         emulator: Emulator,
+        tasks: TaskOwner,
         egress: EgressPolicy,
         on_failure: Callable[[str], None],
     ) -> None:
         self._emulator = emulator
         self._stream_failed = on_failure
-        self.push = AvPush(target, producer.video, producer.audio, egress=egress, on_failure=self._on_failure)
+        self.push = AvPush(
+            target,
+            producer.video,
+            producer.audio,
+            emulator=emulator,
+            tasks=tasks,
+            egress=egress,
+            on_failure=self._on_failure,
+        )
 
     async def start(self) -> None:
         await self.push.start()
@@ -202,7 +211,12 @@ class AvStream:
             try:
                 target = PushTarget.parse(self.params.url, self.params.username, self.params.password)
                 output = PushOutput(
-                    self._producer, target, emulator=self.emulator, egress=self.egress, on_failure=self._note_failure
+                    self._producer,
+                    target,
+                    emulator=self.emulator,
+                    tasks=self._tasks,
+                    egress=self.egress,
+                    on_failure=self._note_failure,
                 )
                 await output.start()
             except PushConnectError as exc:

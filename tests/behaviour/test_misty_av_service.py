@@ -138,3 +138,20 @@ async def test_egress_allow_widens_the_push_an_address_outside_the_defaults_is_a
     assert refused is not None and "egress allowlist" in refused.error
     error, recorded = await push_to(EgressPolicy([*DEFAULT_ALLOWED, "0.0.0.0/32"]), "0.0.0.0")
     assert error is None and recorded >= 3
+
+
+async def test_the_push_muxer_is_an_owned_worker_that_is_gone_after_stop(robot):
+    emu, misty = robot
+    recorder = RtspRecorder()
+    await recorder.start()
+    try:
+        await misty.start_av_streaming(f"rtsp://127.0.0.1:{recorder.port}/robot", **SMALL)
+        workers = emu.workers.as_list()  # what /_emulator/state lists as "workers"
+        assert [(w["name"].split(":")[0], w["state"]) for w in workers] == [("misty-push", "running")]
+        assert "rtsp://127.0.0.1" in workers[0]["name"]
+        await misty.stop_av_streaming()
+    finally:
+        await recorder.aclose()
+    assert emu.workers.as_list() == []
+    await emu.events.wait_for("worker.stopped", timeout=5)
+    assert not emu.events.query(kind="worker.leaked")
