@@ -202,10 +202,10 @@ class MistyService:
         reason = await stream.wait_failed()
         async with self._lock:
             if self.av_stream is stream:
-                self.events.record("stream.error", stream=AV_STREAM, error=reason)
                 self.backend.av_failed()
                 self.av_stream = None
                 self._av_watch = None
+                self.events.record("stream.error", stream=AV_STREAM, error=reason)  # after the state says idle
                 await stream.aclose()
 
     async def stop_av(self) -> None:
