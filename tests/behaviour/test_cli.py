@@ -44,7 +44,7 @@ def test_list_prints_every_available_emulator_with_its_default_port() -> None:
     assert result.returncode == 0
     for name, cls in available().items():
         assert name in result.stdout
-        assert f"port={cls.settings_defaults['port']}" in result.stdout
+        assert f"port={cls.default_settings()['port']}" in result.stdout
 
 
 def test_up_writes_the_endpoints_file_prints_the_table_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_print_config_shows_every_default_in_one_place() -> None:
     config = json.loads(result.stdout)
     assert config["host"] == "127.0.0.1"
     for name, cls in available().items():
-        assert config[name]["port"] == cls.settings_defaults["port"]
+        assert config[name]["port"] == cls.default_settings()["port"]
 
 
 def test_certs_creates_a_ca_and_server_certificate_once(tmp_path: Path) -> None:
