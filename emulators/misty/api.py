@@ -28,7 +28,9 @@ from emulators.misty.model import (
     PictureRequest,
     SpeechCaptureRequest,
     VideoParams,
+    boolean_argument,
     recording_file_name,
+    string_argument,
 )
 from emulators.misty.pubsub import EVENT_TYPES
 from emulators.misty.service import MistyService
@@ -194,7 +196,7 @@ class MistyApi:
 
     # ----- information ------------------------------------------------------------------------------------
     async def get_help(self, args: Arguments) -> Any:
-        return help_catalogue(_arg_string(args, "command"))
+        return help_catalogue(string_argument(args, "command"))
 
     async def get_device(self, args: Arguments) -> Any:
         return self.service.device_information()
@@ -206,7 +208,7 @@ class MistyApi:
         return self.service.camera_details()
 
     async def get_websockets(self, args: Arguments) -> Any:
-        wanted = _arg_string(args, "websocketClass")
+        wanted = string_argument(args, "websocketClass")
         classes = [c for c in EVENT_TYPES if wanted is None or c.lower() == wanted.lower()]
         return [{"class": c, "nestedProperties": NESTED_PROPERTIES.get(c, [])} for c in classes]
 
@@ -214,12 +216,12 @@ class MistyApi:
         return self.robot.websocket_version
 
     async def set_websocket_version(self, args: Arguments) -> Any:
-        self.robot.set_websocket_version(_arg_string(args, "Version"))
+        self.robot.set_websocket_version(string_argument(args, "Version"))
         return True
 
     async def reboot(self, args: Arguments) -> Any:
-        core = _arg_bool(args, "Core", False)
-        sensory = _arg_bool(args, "SensoryServices", False)
+        core = boolean_argument(args, "Core", False)
+        sensory = boolean_argument(args, "SensoryServices", False)
         await self.service.reboot(core=core, sensory_services=sensory)
         return True
 
@@ -324,18 +326,4 @@ class MistyApi:
             return True
 
         return stop
-
-
-def _arg_string(args: Arguments, name: str) -> str | None:
-    try:
-        return args.string(name)
-    except ArgumentError as exc:
-        raise BadArgument(exc.message) from None
-
-
-def _arg_bool(args: Arguments, name: str, default: bool) -> bool:
-    try:
-        return args.boolean(name, default)
-    except ArgumentError as exc:
-        raise BadArgument(exc.message) from None
 

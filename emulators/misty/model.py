@@ -100,14 +100,16 @@ def _integer(args: Arguments, name: str, default: int) -> int:
     return value
 
 
-def _boolean(args: Arguments, name: str, default: bool) -> bool:
+def boolean_argument(args: Arguments, name: str, default: bool) -> bool:
+    """A boolean argument with the robot's coercion; BadArgument naming it when it cannot be one."""
     try:
         return args.boolean(name, default)
     except ArgumentError as exc:
         raise BadArgument(exc.message) from None
 
 
-def _string(args: Arguments, name: str) -> str | None:
+def string_argument(args: Arguments, name: str) -> str | None:
+    """A string argument (None when unset); BadArgument naming it when it is not a string."""
     try:
         return args.string(name)
     except ArgumentError as exc:
@@ -137,7 +139,7 @@ class VideoParams:
                 _between(name, value, *VIDEO_SIZE_RANGE, also=", or 0 to keep the camera's size")
             sizes.append(value)
         quality = _between("Quality", _integer(args, "Quality", 100), *QUALITY_RANGE)
-        overlay = _boolean(args, "Overlay", False)
+        overlay = boolean_argument(args, "Overlay", False)
         return cls(port=port, rotation=rotation, width=sizes[0], height=sizes[1], quality=quality, overlay=overlay)
 
 
@@ -197,8 +199,8 @@ class AvRequest:
             video_bitrate=video_bitrate,
             audio_bitrate=audio_bitrate,
             sample_rate=sample_rate,
-            username=_string(args, "UserName"),
-            password=_string(args, "Password"),
+            username=string_argument(args, "UserName"),
+            password=string_argument(args, "Password"),
         )
 
 
@@ -248,10 +250,10 @@ class PictureRequest:
         return cls(
             width=width,
             height=height,
-            base64=_boolean(args, "Base64", False),
-            file_name=_string(args, "FileName"),
-            display_on_screen=_boolean(args, "DisplayOnScreen", False),
-            overwrite_existing=_boolean(args, "OverwriteExisting", False),
+            base64=boolean_argument(args, "Base64", False),
+            file_name=string_argument(args, "FileName"),
+            display_on_screen=boolean_argument(args, "DisplayOnScreen", False),
+            overwrite_existing=boolean_argument(args, "OverwriteExisting", False),
         )
 
 
@@ -270,7 +272,7 @@ class SpeechCaptureRequest:
             silence_timeout_ms=_between(
                 "SilenceTimeout", _integer(args, "SilenceTimeout", 5000), *SILENCE_TIMEOUT_RANGE
             ),
-            overwrite_existing=_boolean(args, "OverwriteExisting", False),
+            overwrite_existing=boolean_argument(args, "OverwriteExisting", False),
         )
 
 

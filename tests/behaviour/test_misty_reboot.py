@@ -100,3 +100,19 @@ async def test_a_control_plane_reset_returns_to_boot_state_and_frees_the_video_p
             sock.bind(("127.0.0.1", free_port))
         # Only the tasks of a fresh boot remain: the pubsub sources, counted by the emulator's task tree.
         assert emu.service.pubsub.tasks.live == 1 and emu.tasks.live == 1  # the task tree counts them
+
+
+@pytest.mark.control_plane
+async def test_the_state_lists_the_live_streams_and_counts_every_task(emulator_factory, free_port):
+    emu = await emulator_factory("misty")
+    async with MistyClient(emu.url()) as misty, aiohttp.ClientSession() as http:
+        async with http.get(emu.url() + "/_emulator/state") as resp:
+            assert (await resp.json())["streams"] == ["pubsub"]
+        await misty.start_video_streaming(port=free_port)
+        async with http.get(emu.url() + "/_emulator/state") as resp:
+            state = await resp.json()
+        assert state["streams"] == ["pubsub", "video"]
+        assert state["tasks"] == emu.tasks.live == 2  # the pubsub sources and the video producer, one tree
+        await misty.reboot(core=True, sensory_services=True)
+        async with http.get(emu.url() + "/_emulator/state") as resp:
+            assert (await resp.json())["streams"] == ["pubsub"]  # the video stopped; pubsub reopened
