@@ -67,7 +67,7 @@ class RtspdOutput:
     def stats(self) -> dict[str, Any]:
         return {"port": self.server.port, "clients": self.server.session_count, "sessions": self.server.session_stats()}
 
-    def _on_rtsp_event(self, kind: str, details: dict) -> None:
+    def _on_rtsp_event(self, kind: str, details: dict[str, Any]) -> None:
         mapped = {"client_connected": "client.connected", "client_disconnected": "client.disconnected"}
         self._emulator.events.record(mapped.get(kind, f"rtsp.{kind}"), stream=AV_STREAM, **details)
 

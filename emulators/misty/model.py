@@ -377,7 +377,7 @@ class MistyBackend:
     slam_streaming: bool = False
     websocket_version: str = "Current"
     next_stream_id: int = 1
-    _rng: random.Random = field(init=False, repr=False)
+    _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)

@@ -217,17 +217,17 @@ def _compare(actual: Any, inequality: str, expected: Any) -> bool:
         if isinstance(actual, bool):
             right = right.lower()
     if inequality == "=":
-        return left == right
+        return bool(left == right)
     if inequality == "!=":
-        return left != right
+        return bool(left != right)
     if inequality == ">":
-        return left > right
+        return bool(left > right)
     if inequality == "<":
-        return left < right
+        return bool(left < right)
     if inequality in (">=", "=>"):
-        return left >= right
+        return bool(left >= right)
     if inequality == "<=":
-        return left <= right
+        return bool(left <= right)
     return False
 
 

@@ -151,8 +151,10 @@ class MistyService:
             )
             try:
                 await stream.start()
-            except OSError as exc:
+            except BaseException as exc:  # the stream that was running (if any) goes on untouched
                 self.backend.video_bind_failed(old_record)
+                if not isinstance(exc, OSError):
+                    raise
                 self.events.record("stream.error", stream=VIDEO_STREAM, port=params.port, error=str(exc))
                 raise CommandException(f"Cannot bind video stream port {params.port}: address in use") from None
             if old is not None:
@@ -184,15 +186,15 @@ class MistyService:
             )
             try:
                 await stream.start()
-            except AvConnectError as exc:
+            except BaseException as exc:  # whatever stopped the start, the robot is idle again
                 self.backend.av_failed()
                 await stream.aclose()
-                raise CommandException(f"Cannot connect to {request.url}: {exc}") from None
-            except OSError as exc:
-                self.backend.av_failed()
-                await stream.aclose()
-                reason = exc.strerror or str(exc)
-                raise CommandException(f"Cannot serve RTSP on port {request.rtspd_port}: {reason}") from None
+                if isinstance(exc, AvConnectError):
+                    raise CommandException(f"Cannot connect to {request.url}: {exc}") from None
+                if isinstance(exc, OSError):
+                    reason = exc.strerror or str(exc)
+                    raise CommandException(f"Cannot serve RTSP on port {request.rtspd_port}: {reason}") from None
+                raise
             self.backend.av_connected()
             self.av_stream = stream
             self._av_watch = self.tasks.spawn(self._watch_av(stream), name=f"av-watch-{record.stream_id}")
