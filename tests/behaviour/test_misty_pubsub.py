@@ -213,6 +213,19 @@ async def test_a_core_reboot_closes_pubsub_connections(emu, http):
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
 
 
+async def test_a_sensory_reboot_keeps_pubsub_connections_and_their_subscriptions(emu, http):
+    async with await connect(http, emu) as ws:
+        await ws.send_str(json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": "i", "DebounceMs": 0}))
+        assert (await next_json(ws))["message"] == REGISTERED
+        async with MistyClient(emu.url()) as misty:
+            await misty.reboot(core=False, sensory_services=True)
+        since = emu.events.last_id
+        # Events keep coming on the same connection, and the name is still registered robot-wide.
+        assert (await next_json(ws))["eventName"] == "i"
+        assert emu.state()["pubsub"]["subscriptions"] == ["i"]
+        assert not [e for e in emu.events.query(since=since) if e.kind == "client.disconnected"]
+
+
 async def test_the_reference_client_subscribes_with_conditions(emu):
     async with MistyClient(emu.url()) as misty:
         stream = misty.subscribe("TimeOfFlight", debounce_ms=0, conditions=[EventCondition("SensorId", "=", "tofr")])
