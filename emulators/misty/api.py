@@ -1,7 +1,7 @@
 """Misty's REST surface: /api routes, the success/failure envelopes, headers on every response, error mapping.
 
-Handlers bind arguments (args.py), ask the device (device.py) which asks the model, and render the envelope.
-Domain errors are mapped to HTTP here, once.
+Handlers bind arguments (args.py), ask the service (service.py) or the backend (model.py), and render the
+envelope. Domain errors are mapped to HTTP here, once (``_misty_middleware``).
 """
 
 from __future__ import annotations
@@ -9,27 +9,31 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from emulators.kit.emulator import CONTROL_PREFIX
+from emulators.kit.errors import FieldError
 from emulators.misty.args import ArgumentError, Arguments, bind_arguments
 from emulators.misty.help import help_catalogue
 from emulators.misty.model import (
     SERVICES,
     AvRequest,
     BadArgument,
+    CommandException,
+    CommandNotFound,
+    MistyBackend,
     MistyError,
     PictureRequest,
     SpeechCaptureRequest,
     VideoParams,
+    boolean_argument,
     recording_file_name,
+    string_argument,
 )
 from emulators.misty.pubsub import EVENT_TYPES
-
-if TYPE_CHECKING:
-    from emulators.misty.device import MistyEmulator
+from emulators.misty.service import MistyService
 
 log = logging.getLogger("benchtwin.misty")
 
@@ -75,8 +79,8 @@ def success(result: Any = True, status: int = 200) -> web.Response:
     return web.json_response({"result": result, "status": "Success"}, status=status)
 
 
-def failure(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message, "status": "Failed"}, status=status)
+def failure(error: MistyError) -> web.Response:
+    return web.json_response(error.body(), status=error.status)
 
 
 def _decorate(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
@@ -88,10 +92,15 @@ def _decorate(request: web.Request, response: web.StreamResponse) -> web.StreamR
 
 
 class MistyApi:
-    """Routes of the robot's REST API bound to one ``MistyEmulator``."""
+    """Routes of the robot's REST API, bound to one ``MistyService`` (and, through it, the current backend)."""
 
-    def __init__(self, device: MistyEmulator) -> None:
-        self.device = device
+    def __init__(self, service: MistyService) -> None:
+        self.service = service
+
+    @property
+    def robot(self) -> MistyBackend:
+        """The backend of the current boot (a control-plane reset replaces it)."""
+        return self.service.backend
 
     # ----- wiring -----------------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
@@ -139,7 +148,7 @@ class MistyApi:
         for method, path, handler in routes:
             r.add_route(method, f"/api/{path}", self._command(handler))
         r.add_get("/api/cameras/rgb", self.take_picture)
-        r.add_get("/pubsub", self.device.pubsub_serve)
+        r.add_get("/pubsub", self.service.serve_pubsub)
 
     def _command(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def run(request: web.Request) -> web.StreamResponse:
@@ -165,92 +174,105 @@ class MistyApi:
             response: web.StreamResponse = web.Response(status=200)
             response.headers["Access-Control-Allow-Headers"] = "*"
             return _decorate(request, response)
-        if self.device.restarting:
-            return _decorate(request, failure("Robot is restarting", 503))
         try:
+            self.robot.require_ready()
             response = await handler(request)
         except MistyError as exc:
-            response = failure(exc.message, exc.status)
+            response = failure(exc)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
             # The robot knows no 405: an unknown verb is as unknown as an unknown path.
-            response = failure(f"Command not found: {request.method} {request.path}", 404)
+            response = failure(CommandNotFound(f"Command not found: {request.method} {request.path}"))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
             if request.path == "/pubsub":
                 message = "The event WebSocket needs a WebSocket upgrade: open ws://<robot>/pubsub."
-            response = failure(message, exc.status)
+            response = failure(MistyError(message, status=exc.status))
         except Exception as exc:  # a bug must still answer in the robot's shape, and be logged
             log.exception("misty: %s %s failed", request.method, request.path)
-            response = failure(f"Exception: {type(exc).__name__}: {exc}", 500)
+            response = failure(CommandException(f"Exception: {type(exc).__name__}: {exc}"))
         return _decorate(request, response)
 
     # ----- information ------------------------------------------------------------------------------------
     async def get_help(self, args: Arguments) -> Any:
-        return help_catalogue(_arg_string(args, "command"))
+        return help_catalogue(string_argument(args, "command"))
 
     async def get_device(self, args: Arguments) -> Any:
-        return self.device.device_information()
+        return self.service.device_information()
 
     async def get_battery(self, args: Arguments) -> Any:
-        return self.device.battery_level()
+        return self.service.battery_level()
 
     async def get_camera(self, args: Arguments) -> Any:
-        return self.device.camera_details()
+        return self.service.camera_details()
 
     async def get_websockets(self, args: Arguments) -> Any:
-        wanted = _arg_string(args, "websocketClass")
+        wanted = string_argument(args, "websocketClass")
         classes = [c for c in EVENT_TYPES if wanted is None or c.lower() == wanted.lower()]
         return [{"class": c, "nestedProperties": NESTED_PROPERTIES.get(c, [])} for c in classes]
 
     async def get_websocket_version(self, args: Arguments) -> Any:
-        return self.device.robot.websocket_version
+        return self.robot.websocket_version
 
     async def set_websocket_version(self, args: Arguments) -> Any:
-        self.device.robot.set_websocket_version(_arg_string(args, "Version"))
+        self.robot.set_websocket_version(string_argument(args, "Version"))
         return True
 
     async def reboot(self, args: Arguments) -> Any:
-        core = _arg_bool(args, "Core", False)
-        sensory = _arg_bool(args, "SensoryServices", False)
-        await self.device.reboot(core=core, sensory_services=sensory)
+        core = boolean_argument(args, "Core", False)
+        sensory = boolean_argument(args, "SensoryServices", False)
+        await self.service.reboot(core=core, sensory_services=sensory)
         return True
+
+    async def scenario_reboot(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The control plane's ``reboot`` scenario: {"core", "sensory_services" (default true)}."""
+        flags = {}
+        for key in ("core", "sensory_services"):
+            value = body.get(key, key == "sensory_services")
+            if not isinstance(value, bool):
+                raise FieldError(key, f"must be true or false, got {value!r}")
+            flags[key] = value
+        unknown = set(body) - set(flags)
+        if unknown:
+            raise FieldError(sorted(unknown)[0], "is not a reboot option; allowed: core, sensory_services")
+        rebooted = await self.service.reboot(core=flags["core"], sensory_services=flags["sensory_services"])
+        return {"rebooted": rebooted, **flags, "restarting": self.robot.restarting}
 
     # ----- streaming --------------------------------------------------------------------------------------
     async def start_video_streaming(self, args: Arguments) -> Any:
-        await self.device.start_video(VideoParams.from_arguments(args))
+        await self.service.start_video(VideoParams.from_arguments(args))
         return True
 
     async def stop_video_streaming(self, args: Arguments) -> Any:
-        await self.device.stop_video()
+        await self.service.stop_video()
         return True
 
     async def start_av_streaming(self, args: Arguments) -> Any:
-        await self.device.start_av(AvRequest.from_arguments(args))
+        await self.service.start_av(AvRequest.from_arguments(args))
         return True
 
     async def stop_av_streaming(self, args: Arguments) -> Any:
-        await self.device.stop_av()
+        await self.service.stop_av()
         return True
 
     # ----- services ---------------------------------------------------------------------------------------
     def _service_status(self, service: str) -> Handler:
         async def status(args: Arguments) -> Any:
-            return self.device.robot.service_enabled(service)
+            return self.robot.service_enabled(service)
 
         return status
 
     def _service_switch(self, service: str, enable: bool) -> Handler:
         async def switch(args: Arguments) -> Any:
-            await self.device.set_service(service, enable)
+            await self.service.set_service(service, enable)
             return True
 
         return switch
 
     def _slam_streaming(self, running: bool) -> Handler:
         async def slam(args: Arguments) -> Any:
-            self.device.robot.slam_streaming = running
+            self.robot.slam_streaming = running
             return True
 
         return slam
@@ -258,15 +280,14 @@ class MistyApi:
     # ----- camera -----------------------------------------------------------------------------------------
     def _camera_activity(self, activity: str, running: bool) -> Handler:
         async def activity_switch(args: Arguments) -> Any:
-            self.device.robot.set_camera_activity(activity, running)
+            self.robot.set_camera_activity(activity, running)
             return True
 
         return activity_switch
 
     async def take_picture(self, request: web.Request) -> web.StreamResponse:
         picture = PictureRequest.from_arguments(await self._bind(request))
-        self.device.robot.require_camera()
-        jpeg, width, height = await self.device.take_picture(picture)
+        jpeg, width, height = await self.service.take_picture(picture)
         if not picture.base64:
             return web.Response(body=jpeg, content_type="image/jpeg")
         return success(
@@ -281,24 +302,24 @@ class MistyApi:
 
     # ----- microphones ------------------------------------------------------------------------------------
     async def start_recording_audio(self, args: Arguments) -> Any:
-        self.device.robot.start_recording(recording_file_name(args))
+        self.robot.start_recording(recording_file_name(args))
         return True
 
     async def start_raw_recording(self, args: Arguments) -> Any:
-        self.device.robot.start_raw_recording()
+        self.robot.start_raw_recording()
         return True
 
     async def capture_speech(self, args: Arguments) -> Any:
-        self.device.robot.start_speech_capture(SpeechCaptureRequest.from_arguments(args), self.device.clock.now())
+        self.robot.start_speech_capture(SpeechCaptureRequest.from_arguments(args), self.service.clock.now())
         return True
 
     async def start_keyphrase(self, args: Arguments) -> Any:
-        self.device.robot.start_keyphrase()
+        self.robot.start_keyphrase()
         return True
 
     def _mic_stop(self, which: str) -> Handler:
         async def stop(args: Arguments) -> Any:
-            robot = self.device.robot
+            robot = self.robot
             {"recording": robot.stop_recording, "raw": robot.stop_raw_recording, "keyphrase": robot.stop_keyphrase}[
                 which
             ]()
@@ -306,16 +327,3 @@ class MistyApi:
 
         return stop
 
-
-def _arg_string(args: Arguments, name: str) -> str | None:
-    try:
-        return args.string(name)
-    except ArgumentError as exc:
-        raise BadArgument(exc.message) from None
-
-
-def _arg_bool(args: Arguments, name: str, default: bool) -> bool:
-    try:
-        return args.boolean(name, default)
-    except ArgumentError as exc:
-        raise BadArgument(exc.message) from None

@@ -44,9 +44,6 @@ class Arguments:
         value = self.values.get(name.lower())
         return None if _is_unset(value) else value
 
-    def has(self, name: str) -> bool:
-        return self.raw(name) is not None
-
     def integer(self, name: str, default: int | None) -> int | None:
         value = self.raw(name)
         if value is None:

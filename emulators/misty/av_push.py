@@ -1,43 +1,51 @@
 """Misty AV push: already-encoded H.264 + AAC muxed by PyAV as FLV over RTMP or RTSP ANNOUNCE/RECORD.
 
-The muxer runs in a worker process owned by the push, fed encoded packets over a pipe. A thread would
-not do: PyAV holds the GIL while FFmpeg connects (RTMP handshake, RTSP ANNOUNCE/SETUP/RECORD), so a
-target that accepts TCP and then says nothing would freeze the whole emulator. A process can be given
-a connect deadline and be stopped whatever FFmpeg is doing.
+The muxer runs in the kit's ``MediaWorker`` (a process: PyAV holds the GIL while FFmpeg connects, so a target
+that accepts TCP and then says nothing would otherwise freeze the emulator), fed encoded packets through the
+worker's inbox. The parent gives the handshake a deadline and stops the worker whatever FFmpeg is doing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import struct
-import sys
-from collections.abc import Callable
+import queue
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from emulators.kit.codecs import AacEncoder, EncodedPacket, H264Encoder, annexb_to_avcc
 
 if TYPE_CHECKING:
-    # Imported where used: it pulls in aiohttp, which would double the muxer worker's start-up time.
+    # Type names only: the worker process imports this module, and aiohttp would double its start-up time.
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
+    from emulators.kit.emulator import Emulator
     from emulators.kit.outbound import EgressPolicy
+    from emulators.kit.tasks import TaskOwner
+    from emulators.kit.workers import MediaWorker
 
 CONNECT_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 3.0
 DEFAULT_PORTS = {"rtmp": 1935, "rtsp": 554}
-# Encoded media waiting in the pipe to the muxer; beyond this the link is not keeping up and packets drop.
-PIPE_BACKLOG_LIMIT = 4 * 1024 * 1024
+# Encoded media sent to the muxer but not yet muxed; beyond this the link is not keeping up and packets drop.
+BACKLOG_LIMIT = 4 * 1024 * 1024
+# The worker reports how much it has muxed about this often (bytes), so the parent can measure the backlog.
+MUXED_REPORT_BYTES = 64 * 1024
+# How long the worker waits on its inbox before looking at the stop flag again.
+INBOX_POLL_S = 0.1
 # Characters that would change the meaning of a URL's userinfo; anything else is passed as typed.
 _USERINFO_SPECIALS = set("@:/?#%[] ")
-# One packet on the pipe: kind (0 video, 1 audio), pts, keyframe flag, payload length; then the payload.
-_PACKET_HEADER = struct.Struct(">BqBI")
+# One packet in the worker's inbox: (kind, pts, keyframe, payload); kind 0 is video, 1 audio.
 _VIDEO, _AUDIO = 0, 1
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Inbox sentinels: `go` lets the worker connect; `abort` (the disconnect/close faults) drops the connection
+# without a trailer.
+_GO = "go"
+_ABORT = "abort"
 
 
 class PushConnectError(Exception):
@@ -111,11 +119,11 @@ def _userinfo_part(value: str) -> str:
 
 
 class AvPush:
-    """One push connection: a muxer worker process fed encoded packets through its stdin.
+    """One push connection: a muxer ``MediaWorker`` fed encoded packets through its inbox.
 
-    The worker reports on stdout, one line each: `ready` (imports done), `connected` (the target accepted
-    the stream) or `failed <reason>`. The 5 s connect deadline runs from `ready`, so a slow interpreter
-    start on a busy machine does not count against the target.
+    The worker reports ``("ready", "")`` (imports done), ``("connected", "")`` (the target accepted the
+    stream), ``("muxed", bytes)`` as it goes, or ``("failed", reason)``. The 5 s connect deadline runs from
+    ``ready``, so a slow interpreter start on a busy machine does not count against the target.
     """
 
     def __init__(
@@ -124,8 +132,10 @@ class AvPush:
         video: H264Encoder,
         audio: AacEncoder,
         *,
-        on_failure: Callable[[str], None] | None = None,
+        emulator: Emulator,
+        tasks: TaskOwner,
         egress: EgressPolicy,
+        on_failure: Callable[[str], None] | None = None,
         start_timeout: float = 20.0,
     ) -> None:
         self.target = target
@@ -140,13 +150,16 @@ class AvPush:
             "channels": audio.channels,
             "audio_bitrate": audio.bitrate,
         }
-        self._on_failure = on_failure
+        self._emulator = emulator
+        self._tasks = tasks
         self._egress = egress
+        self._on_failure = on_failure
         self._start_timeout = start_timeout
-        self._process: asyncio.subprocess.Process | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._worker: MediaWorker | None = None
+        self._messages: AsyncIterator[Any] | None = None
         self._failure: str | None = None
         self._stopping = False
+        self._muxed = 0
         self.dropped = 0
         self.video_sent = 0
         self.audio_sent = 0
@@ -157,78 +170,65 @@ class AvPush:
         """Connect and publish; returns once the target accepted the stream, else PushConnectError."""
         from emulators.kit.outbound import EgressRefused
 
-        try:
+        try:  # the configured allowlist, never a default of our own; checking may resolve a name: off the loop
             await asyncio.to_thread(self._egress.check, self.target.url)
         except EgressRefused as exc:
             raise PushConnectError(str(exc)) from None
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from emulators.misty.av_push import worker_main; worker_main()",
-            json.dumps(self._config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
+        worker = self._emulator.media_worker(
+            f"misty-push:{self.target.redacted}", push_muxer, self._config, stop_timeout_s=STOP_TIMEOUT_S
         )
+        self._worker = worker
+        worker.start()
+        self._messages = worker.messages()
         try:
-            status, reason = await self._status_line(self._start_timeout, "the muxer did not start")
+            status, reason = await self._next_message(self._start_timeout, "the muxer did not start")
             if status == "ready":
-                status, reason = await self._status_line(CONNECT_TIMEOUT_S, "handshake not completed within 5 s")
+                worker.send(_GO)
+                status, reason = await self._next_message(CONNECT_TIMEOUT_S, "handshake not completed within 5 s")
             if status != "connected":
                 raise PushConnectError(reason or "the muxer exited before connecting")
         except BaseException:
-            await self._stop_process(kill=True)
+            # A handshake stuck inside FFmpeg never sees the stop flag: the worker is killed after its stop
+            # timeout and reported as leaked, so a silent target costs a few seconds, never a process.
+            await worker.aclose()
             raise
-        self._watcher = asyncio.get_running_loop().create_task(self._watch(), name="av-push-watcher")
+        self._tasks.spawn(self._watch(), name="push-watcher")
 
-    async def _status_line(self, seconds: float, timeout_reason: str) -> tuple[str, str]:
-        assert self._process is not None and self._process.stdout is not None
+    async def _next_message(self, seconds: float, timeout_reason: str) -> tuple[str, Any]:
+        from emulators.kit.workers import WorkerFailed
+
+        assert self._messages is not None
         try:
-            line = await asyncio.wait_for(self._process.stdout.readline(), seconds)
+            status, detail = await asyncio.wait_for(anext(self._messages), seconds)
         except TimeoutError:
             raise PushConnectError(timeout_reason) from None
-        status, _, reason = line.decode(errors="replace").strip().partition(" ")
-        return status, reason
+        except StopAsyncIteration:
+            return "exited", ""
+        except WorkerFailed as exc:  # the worker raised or died while connecting
+            return "failed", str(exc).splitlines()[0]
+        return status, detail
 
     async def _watch(self) -> None:
-        """Turns a `failed` line or an unexpected exit of the worker into this push's failure."""
-        assert self._process is not None and self._process.stdout is not None
-        while line := await self._process.stdout.readline():
-            status, _, reason = line.decode(errors="replace").strip().partition(" ")
-            if status == "failed":
-                self._fail(reason)
+        """Turns a ``failed`` report or an unexpected end of the worker into this push's failure."""
+        from emulators.kit.workers import WorkerFailed
+
+        assert self._messages is not None
+        try:
+            async for status, detail in self._messages:
+                if status == "muxed":
+                    self._muxed = detail
+                elif status == "failed":
+                    self._fail(detail)
+        except WorkerFailed as exc:  # the process died (a disconnect fault ends it this way too)
+            self._fail(str(exc).splitlines()[0])
         if not self._stopping:
             self._fail("the connection to the push target was lost")
 
     async def aclose(self) -> None:
-        """Finish the stream (RTMP deleteStream / RTSP TEARDOWN via the trailer), reap the worker."""
+        """Finish the stream (RTMP deleteStream / RTSP TEARDOWN via the trailer) and stop the worker."""
         self._stopping = True
-        await self._stop_process(kill=False)
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
-
-    async def _stop_process(self, *, kill: bool) -> None:
-        process = self._process
-        if process is None:
-            return
-        if process.returncode is None:
-            if kill:
-                process.kill()
-            elif process.stdin is not None:
-                process.stdin.close()  # end of media: the worker writes the trailer and exits
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:  # the target stopped reading, so the trailer never goes out
-                process.kill()
-                await process.wait()
-        with contextlib.suppress(Exception):
-            if process.stdin is not None:
-                process.stdin.close()
+        if self._worker is not None:
+            await self._worker.aclose()
 
     # ----- media --------------------------------------------------------------------------------------
     @property
@@ -241,17 +241,14 @@ class AvPush:
 
     def send(self, kind: str, packet: EncodedPacket) -> None:
         """Hand one encoded packet to the muxer; when the link cannot keep up it is dropped and counted."""
-        process = self._process
-        if self._failure is not None or self._stopping or process is None or process.stdin is None:
+        worker = self._worker
+        if self._failure is not None or self._stopping or worker is None:
             return
-        stdin = process.stdin
-        if stdin.is_closing():
-            return
-        if stdin.transport.get_write_buffer_size() > PIPE_BACKLOG_LIMIT:
+        if self.bytes_sent - self._muxed > BACKLOG_LIMIT:
             self.dropped += 1
             return
         code = _VIDEO if kind == "video" else _AUDIO
-        stdin.write(_PACKET_HEADER.pack(code, packet.pts, int(packet.keyframe), len(packet.data)) + packet.data)
+        worker.send((code, packet.pts, packet.keyframe, packet.data))
         self.bytes_sent += len(packet.data)
         if code == _VIDEO:
             self.video_sent += 1
@@ -259,10 +256,10 @@ class AvPush:
             self.audio_sent += 1
 
     def disconnect(self, reason: str) -> None:
-        """Break the connection as a network failure would (the `disconnect`/`close` stream faults)."""
+        """Break the connection as a network failure would (the ``disconnect``/``close`` stream faults)."""
         self._fail(reason)
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()  # reaped in aclose
+        if self._worker is not None:
+            self._worker.send(_ABORT)
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -280,22 +277,34 @@ class AvPush:
             self._on_failure(self._failure)
 
 
-# ----- the muxer worker process ---------------------------------------------------------------------------
-def worker_main() -> None:
-    """Entry point of the worker: open the muxer (connect), then mux packets from stdin until EOF."""
-    import av  # imported here so the parent reports `ready` only once the slow import is done
+# ----- the muxer worker (runs in the MediaWorker's process) ------------------------------------------------
+def push_muxer(stop: Event, outbox: Queue[Any], inbox: Queue[Any], config: dict[str, Any]) -> None:
+    """Open the muxer (connect), then mux packets from the inbox until stopped; reports on the outbox."""
+    import av  # imported here so the parent hears `ready` only once the slow import is done
 
-    config = json.loads(sys.argv[1])
-    _say("ready")
+    outbox.put(("ready", ""))
+    # The outbox is written by a feeder thread, and FFmpeg's connect holds the GIL: connecting right away
+    # could keep `ready` from ever leaving. The parent answers `go` once it has read it.
+    while _inbox_item(inbox) != _GO:
+        if stop.is_set():
+            return
     try:
         container, streams = _open_muxer(av, config)
     except Exception as exc:  # any FFmpeg error means we never got to publish
-        _say(f"failed {_describe_av_error(av, exc)}")
+        outbox.put(("failed", _describe_av_error(av, exc)))
         return
-    _say("connected")
+    outbox.put(("connected", ""))
     time_bases = {_VIDEO: Fraction(1, config["fps"]), _AUDIO: Fraction(1, config["sample_rate"])}
+    muxed = reported = 0
     try:
-        for code, pts, keyframe, data in _read_packets(sys.stdin.buffer):
+        while not stop.is_set():
+            item = _inbox_item(inbox)
+            if item is None:
+                continue
+            if item == _ABORT:
+                # A network failure sends no trailer: leave without closing the container.
+                os._exit(0)
+            code, pts, keyframe, data = item
             packet = av.Packet(annexb_to_avcc(data) if code == _VIDEO else data)
             packet.pts = pts
             packet.dts = pts
@@ -303,11 +312,23 @@ def worker_main() -> None:
             packet.is_keyframe = bool(keyframe)
             packet.stream = streams[code]
             container.mux(packet)
+            muxed += len(data)
+            if muxed - reported >= MUXED_REPORT_BYTES:
+                outbox.put(("muxed", muxed))
+                reported = muxed
     except Exception as exc:
-        _say(f"failed {_describe_av_error(av, exc)}")
+        outbox.put(("failed", _describe_av_error(av, exc)))
     finally:
         with contextlib.suppress(Exception):  # the trailer fails when the link is already gone
             container.close()
+
+
+def _inbox_item(inbox: Queue[Any]) -> Any:
+    """The next inbox item, or None after a short wait (so the caller can look at its stop flag)."""
+    try:
+        return inbox.get(timeout=INBOX_POLL_S)
+    except queue.Empty:
+        return None
 
 
 def _open_muxer(av: Any, config: dict[str, Any]) -> tuple[Any, dict[int, Any]]:
@@ -337,22 +358,6 @@ def _open_muxer(av: Any, config: dict[str, Any]) -> tuple[Any, dict[int, Any]]:
             container.close()
         raise
     return container, {_VIDEO: video, _AUDIO: audio}
-
-
-def _read_packets(stream: BinaryIO) -> Any:
-    while header := stream.read(_PACKET_HEADER.size):
-        if len(header) < _PACKET_HEADER.size:
-            return
-        code, pts, keyframe, length = _PACKET_HEADER.unpack(header)
-        data = stream.read(length)
-        if len(data) < length:
-            return
-        yield code, pts, keyframe, data
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(line.replace("\n", " ") + "\n")
-    sys.stdout.flush()
 
 
 def _describe_av_error(av: Any, exc: BaseException) -> str:

@@ -1,13 +1,16 @@
-"""Misty II's rules: service exclusivity, stream lifecycles, microphone gating and every documented range.
+"""Misty II's backend: service exclusivity, stream lifecycles, reboots, microphone gating and every documented range.
 
-Pure Python, no I/O: the device layer asks the model, performs the I/O the answer implies (bind a port,
-close viewers, start an AV push) and reports back. Rules raise ``MistyError`` subclasses that the REST
-layer maps to the robot's failure envelope.
+Pure Python (no asyncio, no I/O, no clock reads: ``now`` is passed in). The service asks the backend, performs
+the I/O its answer implies (bind a port, close viewers, start an AV push) and reports back. Rules raise
+``MistyError`` subclasses, which carry their HTTP status; the REST layer renders them in one place.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
 
 from emulators.misty.args import ArgumentError, Arguments
 
@@ -19,7 +22,6 @@ PORT_RANGE = (1024, 65535)
 ROTATION_RANGE = (0, 180)
 VIDEO_SIZE_RANGE = (200, 1600)  # or 0 = keep
 QUALITY_RANGE = (1, 100)
-VIDEO_DEFAULTS = {"Port": 5678, "Rotation": 0, "Width": 0, "Height": 0, "Quality": 100, "Overlay": False}
 
 AV_RESOLUTIONS = ((1920, 1080), (1920, 1280), (1280, 960), (640, 480), (320, 240))
 AV_DEFAULT_SIZE = (1920, 1080)
@@ -27,7 +29,6 @@ FRAME_RATE_RANGE = (1, 30)
 VIDEO_BITRATE_RANGE = (256_000, 20_000_000)
 AUDIO_BITRATE_RANGE = (32_000, 1_000_000)
 SAMPLE_RATES = (11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-AV_DEFAULTS = {"FrameRate": 30, "VideoBitRate": 5_000_000, "AudioBitRate": 128_000, "AudioSampleRateHz": 44100}
 
 PICTURE_RESOLUTIONS = (
     (4160, 3120), (3840, 2160), (3264, 2448), (3200, 2400), (2592, 1944), (2048, 1536), (1920, 1080),
@@ -50,13 +51,18 @@ RESTARTING = "Robot is restarting"
 
 
 class MistyError(Exception):
-    """A command failed; ``status`` is the HTTP code the robot answers with."""
+    """A command failed; ``status`` is the HTTP code the robot answers with, ``body()`` its failure envelope."""
 
     status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if status is not None:  # an HTTP-level error (413, a bad upgrade) keeps its own status
+            self.status = status
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.message, "status": "Failed"}
 
 
 class BadArgument(MistyError):
@@ -75,6 +81,10 @@ class ServiceUnavailable(MistyError):
     status = 503
 
 
+class IllegalTransition(CommandException):
+    """The service asked for a status change the transition table forbids: a bug, answered as a 500."""
+
+
 def _between(name: str, value: int, lo: int, hi: int, *, also: str = "") -> int:
     if not lo <= value <= hi:
         raise BadArgument(f"Invalid value for parameter '{name}': {value}. Must be between {lo} and {hi}{also}.")
@@ -90,14 +100,16 @@ def _integer(args: Arguments, name: str, default: int) -> int:
     return value
 
 
-def _boolean(args: Arguments, name: str, default: bool) -> bool:
+def boolean_argument(args: Arguments, name: str, default: bool) -> bool:
+    """A boolean argument with the robot's coercion; BadArgument naming it when it cannot be one."""
     try:
         return args.boolean(name, default)
     except ArgumentError as exc:
         raise BadArgument(exc.message) from None
 
 
-def _string(args: Arguments, name: str) -> str | None:
+def string_argument(args: Arguments, name: str) -> str | None:
+    """A string argument (None when unset); BadArgument naming it when it is not a string."""
     try:
         return args.string(name)
     except ArgumentError as exc:
@@ -127,17 +139,15 @@ class VideoParams:
                 _between(name, value, *VIDEO_SIZE_RANGE, also=", or 0 to keep the camera's size")
             sizes.append(value)
         quality = _between("Quality", _integer(args, "Quality", 100), *QUALITY_RANGE)
-        overlay = _boolean(args, "Overlay", False)
+        overlay = boolean_argument(args, "Overlay", False)
         return cls(port=port, rotation=rotation, width=sizes[0], height=sizes[1], quality=quality, overlay=overlay)
 
 
 @dataclass(frozen=True)
 class AvRequest:
-    """StartAvStreaming's arguments after validation; ``mode`` is rtmp, rtsp (push) or rtspd (serve)."""
+    """StartAvStreaming's arguments after validation; ``mode`` (from the URL) is rtmp, rtsp (push) or rtspd (serve)."""
 
     url: str
-    mode: str
-    rtspd_port: int | None
     width: int
     height: int
     frame_rate: int
@@ -147,13 +157,24 @@ class AvRequest:
     username: str | None
     password: str | None
 
+    @property
+    def mode(self) -> str:
+        return split_av_url(self.url)[0]
+
+    @property
+    def rtspd_port(self) -> int | None:
+        """The port of an ``rtspd:<port>`` URL (0 lets the system choose, for in-process use); None for a push."""
+        return split_av_url(self.url)[1]
+
     @classmethod
     def from_arguments(cls, args: Arguments) -> AvRequest:
         try:
             url = args.required_string("URL", "start AV streaming")
         except ArgumentError as exc:
             raise BadArgument(exc.message) from None
-        mode, rtspd_port = _parse_av_url(url)
+        rtspd_port = split_av_url(url)[1]
+        if rtspd_port is not None:
+            _between("URL", rtspd_port, *PORT_RANGE)
         width = _integer(args, "Width", AV_DEFAULT_SIZE[0])
         height = _integer(args, "Height", AV_DEFAULT_SIZE[1])
         if (width, height) not in AV_RESOLUTIONS:
@@ -172,20 +193,19 @@ class AvRequest:
             )
         return cls(
             url=url,
-            mode=mode,
-            rtspd_port=rtspd_port,
             width=width,
             height=height,
             frame_rate=frame_rate,
             video_bitrate=video_bitrate,
             audio_bitrate=audio_bitrate,
             sample_rate=sample_rate,
-            username=_string(args, "UserName"),
-            password=_string(args, "Password"),
+            username=string_argument(args, "UserName"),
+            password=string_argument(args, "Password"),
         )
 
 
-def _parse_av_url(url: str) -> tuple[str, int | None]:
+def split_av_url(url: str) -> tuple[str, int | None]:
+    """(``rtmp``|``rtsp``|``rtspd``, the rtspd port or None), the scheme matched case-insensitively."""
     lowered = url.lower()
     if lowered.startswith("rtspd:"):
         text = url[len("rtspd:") :].strip()
@@ -194,9 +214,7 @@ def _parse_av_url(url: str) -> tuple[str, int | None]:
                 f"Invalid value for parameter 'URL': {url!r}. An rtspd URL is rtspd:<port> with a port between"
                 f" {PORT_RANGE[0]} and {PORT_RANGE[1]}."
             )
-        port = int(text)
-        _between("URL", port, *PORT_RANGE)
-        return "rtspd", port
+        return "rtspd", int(text)
     for scheme in ("rtmp", "rtsp"):
         if lowered.startswith(f"{scheme}://") and len(url) > len(scheme) + 3:
             return scheme, None
@@ -232,10 +250,10 @@ class PictureRequest:
         return cls(
             width=width,
             height=height,
-            base64=_boolean(args, "Base64", False),
-            file_name=_string(args, "FileName"),
-            display_on_screen=_boolean(args, "DisplayOnScreen", False),
-            overwrite_existing=_boolean(args, "OverwriteExisting", False),
+            base64=boolean_argument(args, "Base64", False),
+            file_name=string_argument(args, "FileName"),
+            display_on_screen=boolean_argument(args, "DisplayOnScreen", False),
+            overwrite_existing=boolean_argument(args, "OverwriteExisting", False),
         )
 
 
@@ -254,7 +272,7 @@ class SpeechCaptureRequest:
             silence_timeout_ms=_between(
                 "SilenceTimeout", _integer(args, "SilenceTimeout", 5000), *SILENCE_TIMEOUT_RANGE
             ),
-            overwrite_existing=_boolean(args, "OverwriteExisting", False),
+            overwrite_existing=boolean_argument(args, "OverwriteExisting", False),
         )
 
 
@@ -269,10 +287,43 @@ def recording_file_name(args: Arguments) -> str:
     return name
 
 
+
 # --- state -------------------------------------------------------------------------------------------------
+class RobotStatus(Enum):
+    """Whether the robot answers commands: a reboot with a restart delay makes it RESTARTING (503) until ready."""
+
+    READY = "ready"
+    RESTARTING = "restarting"
+
+
+class AvStatus(Enum):
+    """The AV stream: CONNECTING while a push handshakes (a second start is refused), STREAMING once media flows."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+
+
+# A reboot during a restart starts the wait over, so RESTARTING -> RESTARTING is legal.
+ROBOT_TRANSITIONS: dict[RobotStatus, frozenset[RobotStatus]] = {
+    RobotStatus.READY: frozenset({RobotStatus.RESTARTING}),
+    RobotStatus.RESTARTING: frozenset({RobotStatus.RESTARTING, RobotStatus.READY}),
+}
+AV_TRANSITIONS: dict[AvStatus, frozenset[AvStatus]] = {
+    AvStatus.IDLE: frozenset({AvStatus.CONNECTING}),
+    AvStatus.CONNECTING: frozenset({AvStatus.STREAMING, AvStatus.IDLE}),
+    AvStatus.STREAMING: frozenset({AvStatus.IDLE}),
+}
+
+
+def _check_transition(table: dict[Any, frozenset[Any]], current: Enum, new: Enum) -> None:
+    if new not in table[current]:
+        raise IllegalTransition(f"Illegal status change: {type(current).__name__} {current.value} -> {new.value}.")
+
+
 @dataclass
 class StreamRecord:
-    """A running stream as the model sees it: what was asked for, its stamp id and when it started."""
+    """A running stream as the backend sees it: what was asked for, its stamp id and when it started."""
 
     stream_id: int
     started_at: float
@@ -282,20 +333,40 @@ class StreamRecord:
 
 @dataclass(frozen=True)
 class Consequences:
-    """What a state change implies for the I/O layer."""
+    """What a state change implies for the service: streams to stop, the event WebSocket to close or reopen."""
 
     stop_video: bool = False
     stop_av: bool = False
     close_pubsub: bool = False
+    open_pubsub: bool = False
+    camera_flaked: bool = False  # the camera_enable_flaky quirk fired: answer true, change nothing
+
+
+@dataclass(frozen=True)
+class RobotReady:
+    """The restart delay is over: commands are answered again; ``open_pubsub`` if a Core reboot closed it."""
+
+    open_pubsub: bool
 
 
 @dataclass
-class MistyRobot:
-    """The robot's service and stream state."""
+class MistyBackend:
+    """The robot's service, stream, microphone and reboot state, and every rule that changes it.
 
+    ``single_viewer`` and ``camera_enable_flaky`` are the quirk settings; ``seed`` makes the flaky camera repeatable.
+    """
+
+    single_viewer: bool = False
+    camera_enable_flaky: float = 0.0
+    seed: int = 0
     services: dict[str, bool] = field(default_factory=lambda: dict(BOOT_SERVICES))
+    status: RobotStatus = RobotStatus.READY
+    ready_at: float | None = None  # when a restart delay ends (the clock the service passes as ``now``)
+    pubsub_open: bool = True
     video: StreamRecord | None = None
     av: StreamRecord | None = None
+    av_status: AvStatus = AvStatus.IDLE
+    viewer_latch_taken: bool = False  # single_viewer: a viewer has connected since boot
     recording: str | None = None  # audio recording file name
     raw_recording: bool = False
     keyphrase: bool = False
@@ -306,18 +377,92 @@ class MistyRobot:
     slam_streaming: bool = False
     websocket_version: str = "Current"
     next_stream_id: int = 1
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    # ----- readiness and reboot ---------------------------------------------------------------------------
+    def require_ready(self) -> None:
+        if self.status is RobotStatus.RESTARTING:
+            raise ServiceUnavailable(RESTARTING)
+
+    @property
+    def restarting(self) -> bool:
+        return self.status is RobotStatus.RESTARTING
+
+    def reboot(
+        self, *, core: bool, sensory_services: bool, now: float = 0.0, restart_s: float = 0.0
+    ) -> Consequences | None:
+        """Either part restarts the sensory services: streams stop, services return to boot state, mics free.
+
+        Core also closes the event WebSocket (forgetting every registration) and resets its format. With a
+        ``restart_s`` delay the robot is RESTARTING until ``now + restart_s`` (see ``advance``). Neither part
+        is no reboot at all: None.
+        """
+        if not (core or sensory_services):
+            return None
+        stop_video = self.video is not None
+        stop_av = self._end_av()
+        self.video = None
+        self.services = dict(BOOT_SERVICES)
+        self._release_microphones()
+        self.video_recording = self.face_detection = self.face_recognition = False
+        self.slam_streaming = False
+        self.viewer_latch_taken = False
+        close_pubsub = core and self.pubsub_open
+        if core:
+            self.websocket_version = "Current"
+            self.pubsub_open = False
+        open_pubsub = False
+        if restart_s > 0:
+            self._move(RobotStatus.RESTARTING)
+            self.ready_at = now + restart_s
+        else:
+            if self.status is RobotStatus.RESTARTING:
+                self._move(RobotStatus.READY)
+                self.ready_at = None
+            open_pubsub = not self.pubsub_open
+            self.pubsub_open = True
+        return Consequences(stop_video=stop_video, stop_av=stop_av, close_pubsub=close_pubsub, open_pubsub=open_pubsub)
+
+    def next_wakeup(self) -> float | None:
+        """When ``advance`` has something to do (the end of a restart delay), or None."""
+        return self.ready_at if self.status is RobotStatus.RESTARTING else None
+
+    def advance(self, now: float) -> list[RobotReady]:
+        """Apply what is due at ``now``: the end of a restart delay."""
+        if self.ready_at is None or self.status is not RobotStatus.RESTARTING or now < self.ready_at:
+            return []
+        self._move(RobotStatus.READY)
+        self.ready_at = None
+        open_pubsub = not self.pubsub_open
+        self.pubsub_open = True
+        return [RobotReady(open_pubsub=open_pubsub)]
+
+    def _move(self, status: RobotStatus) -> None:
+        _check_transition(ROBOT_TRANSITIONS, self.status, status)
+        self.status = status
 
     # ----- services ---------------------------------------------------------------------------------------
     def service_enabled(self, service: str) -> bool:
         self._check_service(service)
         return self.services[service]
 
+    def switch_service(self, service: str, enable: bool) -> Consequences:
+        """Enable or disable a service; a camera enable from off may flake (the ``camera_enable_flaky`` quirk)."""
+        self._check_service(service)
+        if not enable:
+            return self.disable(service)
+        flake = service == "camera" and not self.services["camera"] and self._rng.random() < self.camera_enable_flaky
+        return self.enable(service, camera_flake=flake)
+
     def enable(self, service: str, *, camera_flake: bool = False) -> Consequences:
         """Enable a service; the camera and AV services exclude each other. ``camera_flake`` = it silently fails."""
         self._check_service(service)
         if service == "camera":
             if camera_flake:
-                return Consequences()
+                return Consequences(camera_flaked=True)
             self.services["camera"] = True
             return self._turn_off("avstreaming")
         if service == "avstreaming":
@@ -338,9 +483,7 @@ class MistyRobot:
             self.video_recording = self.face_detection = self.face_recognition = False
             return Consequences(stop_video=stop_video)
         if service == "avstreaming":
-            stop_av = self.av is not None
-            self.av = None
-            return Consequences(stop_av=stop_av)
+            return Consequences(stop_av=self._end_av())
         if service == "audio":
             self._release_microphones()
         return Consequences()
@@ -381,8 +524,36 @@ class MistyRobot:
         self.video = StreamRecord(stream_id=self.take_stream_id(), started_at=now, video=params)
         return self.video
 
+    def video_bind_failed(self, previous: StreamRecord | None) -> None:
+        """The new port could not be bound: the stream that was running (if any) goes on untouched."""
+        self.video = previous
+
     def video_stopped(self) -> None:
         self.video = None
+
+    def admit_viewer(self) -> bool:
+        """Whether a new video viewer receives frames: with ``single_viewer`` only the first since boot does."""
+        if not self.single_viewer:
+            return True
+        if self.viewer_latch_taken:
+            return False
+        self.viewer_latch_taken = True
+        return True
+
+    def camera_details(self, now: float, *, frames_encoded: int, dropped_frames: int) -> dict[str, Any]:
+        """GetCameraDetails: 640x480 at 30 fps requested; fpsActual measured from the running video stream."""
+        self.require_camera()
+        fps = 30.0
+        if self.video is not None and frames_encoded:
+            elapsed = max(1e-3, now - self.video.started_at)
+            fps = round(min(30.0, frames_encoded / elapsed), 2)
+        return {
+            "droppedFrames": dropped_frames,
+            "fpsActual": fps,
+            "fpsRequested": 30,
+            "height": 480.0,
+            "width": 640.0,
+        }
 
     # ----- AV streaming -----------------------------------------------------------------------------------
     def check_av_start(self, request: AvRequest, now: float) -> None:
@@ -395,20 +566,39 @@ class MistyRobot:
             raise BadArgument(f"Microphones are in use by {holder}. Stop it before starting AV streaming.")
 
     def av_started(self, request: AvRequest, now: float) -> StreamRecord:
+        """The start was accepted: CONNECTING until the push target (or the rtspd port) is ready."""
+        self.check_av_start(request, now)
+        self._av_to(AvStatus.CONNECTING)
         self.av = StreamRecord(stream_id=self.take_stream_id(), started_at=now, av=request)
         return self.av
+
+    def av_connected(self) -> None:
+        self._av_to(AvStatus.STREAMING)
 
     def stop_av_command(self) -> Consequences:
         """StopAvStreaming: true while the service is on, streaming or not; 400 with the service off."""
         if not self.services["avstreaming"]:
             raise BadArgument(AV_DISABLED)
-        stop_av = self.av is not None
-        self.av = None
-        return Consequences(stop_av=stop_av)
+        return Consequences(stop_av=self._end_av())
 
     def av_failed(self) -> None:
-        """The push broke after start: the stream goes idle and is not retried."""
+        """The push could not connect, or broke after start: the stream goes idle and is not retried."""
+        self._end_av()
+
+    def av_stopped(self) -> None:
+        self._end_av()
+
+    def _end_av(self) -> bool:
+        """Back to IDLE; True if a stream was running (or connecting)."""
+        if self.av_status is AvStatus.IDLE:
+            return False
+        self._av_to(AvStatus.IDLE)
         self.av = None
+        return True
+
+    def _av_to(self, status: AvStatus) -> None:
+        _check_transition(AV_TRANSITIONS, self.av_status, status)
+        self.av_status = status
 
     # ----- microphones ------------------------------------------------------------------------------------
     def start_recording(self, file_name: str) -> None:
@@ -457,22 +647,6 @@ class MistyRobot:
             )
         self.websocket_version = version
 
-    def reboot(self, *, core: bool, sensory_services: bool) -> Consequences:
-        """Either part restarts the sensory services: streams stop, services return to boot state, mics free."""
-        if not (core or sensory_services):
-            return Consequences()
-        stop_video = self.video is not None
-        stop_av = self.av is not None
-        self.video = None
-        self.av = None
-        self.services = dict(BOOT_SERVICES)
-        self._release_microphones()
-        self.video_recording = self.face_detection = self.face_recognition = False
-        self.slam_streaming = False
-        if core:
-            self.websocket_version = "Current"
-        return Consequences(stop_video=stop_video, stop_av=stop_av, close_pubsub=core)
-
     def take_stream_id(self) -> int:
         stream_id = self.next_stream_id
         # 16 bits in the frame stamp; wrap rather than overflow.
@@ -482,11 +656,13 @@ class MistyRobot:
     def snapshot(self, now: float) -> dict[str, object]:
         return {
             "services": dict(self.services),
+            "restarting": self.restarting,
             "video": None if self.video is None else {"stream_id": self.video.stream_id, **vars(self.video.video)},
             "av": None
             if self.av is None or self.av.av is None
             else {
                 "stream_id": self.av.stream_id,
+                "status": self.av_status.value,
                 "url": self.av.av.url,
                 "mode": self.av.av.mode,
                 "width": self.av.av.width,
@@ -498,4 +674,31 @@ class MistyRobot:
             "face_detection": self.face_detection,
             "face_recognition": self.face_recognition,
             "websocket_version": self.websocket_version,
+            "single_viewer_taken": self.viewer_latch_taken,
         }
+
+
+def device_information(*, ip_address: str, battery: dict[str, Any], created: str) -> dict[str, Any]:
+    """GetDeviceInformation: the emulated robot's identity, with the live battery and the camera's creation time."""
+    return {
+        "androidHardwareId": "emulated-0001",
+        "androidOSVersion": "8.1.0",
+        "batteryLevel": battery,
+        "currentNetworkId": 0,
+        "currentProfileName": "benchtwin",
+        "hardwareInfo": {
+            "rtcBoard": {"boardId": "0x00000001", "firmware": "1.9.2", "hardware": "1.0"},
+            "mcBoard": {"boardId": "0x00000002", "firmware": "1.9.2", "hardware": "1.0"},
+        },
+        "ipAddress": ip_address,
+        "networkConnectivity": "LocalAccess",
+        "occipitalDeviceInfo": {"cameraId": "emulated", "created": created},
+        "outputCapabilities": ["Display", "Audio", "Drive", "Arms", "Head", "Led"],
+        "robotId": "00000000000000000000",
+        "robotVersion": "1.9.2.10155",
+        "sensorCapabilities": ["TimeOfFlight", "Imu", "BumpSensor", "TouchSensor", "Camera", "Microphone"],
+        "sensoryServiceAppVersion": "1.9.2.10155",
+        "serialNumber": "EMULATED-MISTY-II",
+        "sku": "MistyII",
+        "windowsOSVersion": "10.0.17763.1577",
+    }

@@ -1,7 +1,8 @@
-"""Misty's pubsub protocol, sans-I/O: subscribe/unsubscribe parsing (JSON or Python repr), conditions, debounce.
+"""Misty's pubsub protocol, sans-I/O: subscribe/unsubscribe parsing (JSON or Python repr), the robot-wide
+registry of event names, conditions and debounce.
 
-The WebSocket transport lives in ``pubsub_ws.py``; this module only turns text into requests and decides,
-per subscription, whether (and what) to deliver for a sensor message.
+The WebSocket transport lives in ``pubsub_ws.py``; this module turns text into requests and replies, and
+decides, per subscription, whether (and what) to deliver for a sensor message.
 """
 
 from __future__ import annotations
@@ -216,17 +217,17 @@ def _compare(actual: Any, inequality: str, expected: Any) -> bool:
         if isinstance(actual, bool):
             right = right.lower()
     if inequality == "=":
-        return left == right
+        return bool(left == right)
     if inequality == "!=":
-        return left != right
+        return bool(left != right)
     if inequality == ">":
-        return left > right
+        return bool(left > right)
     if inequality == "<":
-        return left < right
+        return bool(left < right)
     if inequality in (">=", "=>"):
-        return left >= right
+        return bool(left >= right)
     if inequality == "<=":
-        return left <= right
+        return bool(left <= right)
     return False
 
 
@@ -291,3 +292,95 @@ def event_envelope(
             payload = {**payload, "sensorName": sensor_name}
         return {"eventName": event_name, "message": payload, "type": event_type}
     return {"eventName": event_name, "message": payload}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The outcome of a subscribe: the reply for its connection; ``registered`` when the name was taken by it."""
+
+    event_name: str
+    event_type: str
+    reply: dict[str, str]
+    registered: bool
+
+
+class PubsubRegistry:
+    """Who subscribed to what. Event names are unique robot-wide: the robot refuses a name already registered.
+
+    With ``sticky`` (the quirk) a name outlives its connection and stays taken until ``forget_all`` (a Core reboot).
+    """
+
+    def __init__(self, *, sticky: bool = False) -> None:
+        self.sticky = sticky
+        self.connections: dict[int, dict[str, Subscription]] = {}
+        # Event name -> owning connection id; None = a sticky subscription whose connection died.
+        self.names: dict[str, int | None] = {}
+        self.events_sent = 0
+
+    def connect(self, connection: int) -> None:
+        self.connections[connection] = {}
+
+    def disconnect(self, connection: int) -> None:
+        for name in self.connections.pop(connection, {}):
+            if self.names.get(name) == connection:
+                if self.sticky:
+                    self.names[name] = None  # the quirk: the name stays taken, silently
+                else:
+                    del self.names[name]
+
+    def forget_all(self) -> None:
+        """A Core reboot: every connection and registration is gone, sticky ones included."""
+        self.connections.clear()
+        self.names.clear()
+
+    def receive(self, connection: int, data: str | bytes) -> Registration | None:
+        """A client message; the registration reply to send back, or None (unsubscribe and ignored frames)."""
+        subscriptions = self.connections.get(connection)
+        if subscriptions is None:
+            return None
+        try:
+            request = parse_message(data)
+        except RegistrationRefused as exc:
+            return Registration(exc.event_name, "", registration_reply(exc.event_name, exc.reason), False)
+        if isinstance(request, Unsubscribe):
+            # Only the subscribing connection can unsubscribe; there is no reply.
+            if subscriptions.pop(request.event_name, None) is not None:
+                self.names.pop(request.event_name, None)
+            return None
+        if request is None:
+            return None
+        name = request.event_name
+        if name in self.names:
+            return Registration(name, request.event_type, registration_reply(name, duplicate_reason(name)), False)
+        subscriptions[name] = Subscription(request)
+        self.names[name] = connection
+        return Registration(name, request.event_type, registration_reply(name), True)
+
+    def wanted(self) -> set[str]:
+        """The event types some live subscription asks for."""
+        return {s.event_type for subs in self.connections.values() for s in subs.values()}
+
+    def deliveries(
+        self, event_type: str, message: dict[str, Any], now_ms: float, *, version: str, sensor_name: str
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """(connection, event) for every subscription of ``event_type`` that takes this sensor message now."""
+        out = []
+        for connection, subscriptions in self.connections.items():
+            for name, sub in subscriptions.items():
+                if sub.event_type != event_type:
+                    continue
+                deliver, payload = sub.offer(message, now_ms)
+                if deliver:
+                    envelope = event_envelope(
+                        name, payload, version=version, event_type=event_type, sensor_name=sensor_name
+                    )
+                    out.append((connection, envelope))
+        self.events_sent += len(out)
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "connections": len(self.connections),
+            "subscriptions": sorted(self.names),
+            "events_sent": self.events_sent,
+        }

@@ -7,45 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, web
 
-from emulators.kit.codecs import JpegEncoder
-from emulators.kit.emulator import bind_tcp
+from emulators.kit.emulator import Emulator, bind_tcp
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
 from emulators.kit.pacer import Pacer
-from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.kit.tasks import TaskOwner
+from emulators.misty.media import VideoFrameEncoder
 from emulators.misty.model import VideoParams
-from emulators.misty.scene import MistyScene, WebSocketView
-
-if TYPE_CHECKING:
-    from emulators.kit.emulator import Emulator
+from emulators.misty.scene import MistyScene
 
 FRAME_RATE = 30.0
 STREAM_NAME = "video"  # the stream name for faults and pacing stats
-
-
-@dataclass
-class ViewerLatch:
-    """The ``single_viewer`` quirk: once a viewer has connected since boot, later viewers get nothing."""
-
-    enabled: bool = False
-    taken: bool = False
-
-    def admit(self) -> bool:
-        """Whether a new viewer will receive frames."""
-        if not self.enabled:
-            return True
-        if self.taken:
-            return False
-        self.taken = True
-        return True
-
-    def clear(self) -> None:
-        self.taken = False
 
 
 @dataclass(eq=False)
@@ -72,29 +48,32 @@ class VideoStream:
         stream_id: int,
         scene: MistyScene,
         emulator: Emulator,
-        latch: ViewerLatch,
+        tasks: TaskOwner,
+        admit_viewer: Callable[[], bool],
     ) -> None:
         self.params = params
         self.host = host
         self.stream_id = stream_id
-        self.scene = scene
         self.emulator = emulator
-        self.latch = latch
-        self.view = WebSocketView(params.rotation, params.width, params.height, params.overlay)
-        self.tasks = TaskOwner(f"misty.video.{stream_id}")
+        self.admit_viewer = admit_viewer  # the backend's single_viewer rule
+        self.encoder = VideoFrameEncoder(params, stream_id=stream_id, scene=scene)
+        self.tasks = tasks  # this stream's own owner, closed with it
         self.viewers: dict[int, Viewer] = {}
         self.frames_encoded = 0
         self.last_frame_bytes = 0
         self._ids = itertools.count(1)
-        self._encoder = JpegEncoder(quality=params.quality)
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = params.port
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Bind the port (OSError when it is taken) and start producing frames."""
-        sock = bind_tcp(self.host, self.params.port)
+        """Bind the port (OSError when it is taken, and the stream's task owner is closed) and start producing."""
+        try:
+            sock = bind_tcp(self.host, self.params.port)
+        except OSError:
+            await self.tasks.aclose()
+            raise
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._serve)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
@@ -106,6 +85,7 @@ class VideoStream:
             sock.close()
             await self._runner.cleanup()
             self._runner = None
+            await self.tasks.aclose()
             raise
         self.port = sock.getsockname()[1]
         self.tasks.spawn(self._produce(), name="producer")
@@ -134,7 +114,7 @@ class VideoStream:
             "port": self.port,
             "viewers": len(self.viewers),
             "frames_encoded": self.frames_encoded,
-            "output_size": list(self.view.output_size()),
+            "output_size": list(self.encoder.view.output_size()),
         }
 
     # ----- viewers ----------------------------------------------------------------------------------------
@@ -152,7 +132,7 @@ class VideoStream:
             id=next(self._ids),
             ws=ws,
             peer=str(request.remote),
-            receives=self.latch.admit(),
+            receives=self.admit_viewer(),
             transport=request.transport,
         )
         self.viewers[viewer.id] = viewer
@@ -198,44 +178,35 @@ class VideoStream:
             viewer.fresh.set()
 
     # ----- production -------------------------------------------------------------------------------------
-    def _encode_frame(self, frame_index: int, t: float) -> bytes:
-        """Render, transform, stamp and encode one frame (runs in a worker thread)."""
-        native = self.scene.native_frame(t)
-        frame = self.view.render(native, self.scene.native_disc(t))
-        stamp = FrameStamp(
-            stream_kind=StreamKind.MISTY_WEBSOCKET,
-            stream_id=self.stream_id,
-            frame_index=frame_index & 0xFFFFFFFF,
-            capture_time_ms=int(time.time() * 1000),
-        )
-        paint_stamp(frame, stamp)
-        return self._encoder.encode(frame)
-
     async def _produce(self) -> None:
         pacer = Pacer(1.0 / FRAME_RATE, stats=self.emulator.pacing_stats(STREAM_NAME))
         emulator = self.emulator
+        clock = emulator.clock
         async for tick in pacer.ticks():
             if not any(v.receives for v in self.viewers.values()):
                 continue  # nobody watching: keep the frame clock running but spend no CPU
-            rule = emulator.stream_fault(STREAM_NAME)
-            action = rule.action.type if rule is not None else None
-            if action == "drop":
-                continue
-            if action == "stall":
-                await asyncio.sleep(rule.action.seconds)
-                continue
-            if action == "close":
-                await self._close_viewers(rule.action.code, rule.action.reason.encode())
-                continue
-            if action == "disconnect":
-                # A source disconnect: the TCP connections vanish without a close frame.
-                for viewer in list(self.viewers.values()):
-                    if viewer.transport is not None:
-                        viewer.transport.abort()
-                continue
-            payload = await asyncio.to_thread(self._encode_frame, tick.index, time.monotonic())
-            if action == "corrupt":
-                payload = emulator.faults.corrupt(payload)
+            match emulator.stream_verdict(STREAM_NAME, frame=tick.index):
+                case Send(corrupt=corrupt):
+                    payload = await asyncio.to_thread(
+                        self.encoder.encode, tick.index, clock.monotonic(), clock.now_ms()
+                    )
+                    if corrupt:
+                        payload = corrupt_payload(payload)
+                case Skip():
+                    continue
+                case Stall() as stall:
+                    await stall.wait()  # the pacer skips the ticks missed meanwhile
+                    continue
+                case Close(code=code, reason=reason):
+                    # Every viewer is closed; the server keeps running and takes new viewers.
+                    await self._close_viewers(code, reason.encode())
+                    continue
+                case Abort():
+                    # A source disconnect: the TCP connections vanish without a close frame.
+                    for viewer in list(self.viewers.values()):
+                        if viewer.transport is not None:
+                            viewer.transport.abort()
+                    continue
             self.frames_encoded += 1
             self.last_frame_bytes = len(payload)
             self._publish(payload)

@@ -8,7 +8,6 @@ import hashlib
 import socket
 import struct
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 import av
@@ -16,24 +15,15 @@ import numpy as np
 import pytest
 
 from clients.stamp import FrameStamp, StreamKind, read_stamp
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.rtsp.recorder import RtspRecorder
-from emulators.misty.av import (
-    AvConnectError,
-    AvParams,
-    AvProducer,
-    AvStream,
-    AvTone,
-    effective_audio_bitrate,
-)
+from emulators.misty.av import AvConnectError, AvStream
 from emulators.misty.av_push import PushTarget
 from emulators.misty.device import MistyEmulator
+from emulators.misty.media import AvProducer, AvTone, effective_audio_bitrate
+from emulators.misty.model import AvRequest
 from emulators.misty.scene import BAR, SKY, MistyScene
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
-
-PARAMS = AvParams(
+PARAMS = AvRequest(
     url="rtspd:0",
     width=320,
     height=240,
@@ -47,14 +37,21 @@ PARAMS = AvParams(
 
 
 @pytest.fixture
-async def misty() -> AsyncIterator[MistyEmulator]:
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
-        yield emulator  # type: ignore[misc]
+async def misty(emulator_factory) -> MistyEmulator:
+    return await emulator_factory("misty")
 
 
 def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1, **changes: object) -> AvStream:
     params = replace(PARAMS, url=url, **changes)  # type: ignore[arg-type]
-    return AvStream(params, host="127.0.0.1", stream_id=stream_id, scene=emulator.scene, emulator=emulator)
+    return AvStream(
+        params,
+        host="127.0.0.1",
+        stream_id=stream_id,
+        scene=emulator.service.scene,
+        emulator=emulator,
+        tasks=emulator.tasks.child(f"av-{stream_id}"),
+        egress=emulator.egress,
+    )
 
 
 @dataclass
@@ -335,7 +332,7 @@ async def test_stopping_rtspd_ends_its_sessions_and_frees_the_port(misty: MistyE
         return frames
 
     player = asyncio.ensure_future(asyncio.to_thread(play_until_the_end))
-    await wait_until(playing.is_set)
+    assert await asyncio.to_thread(playing.wait, 10)
     await stream.aclose()
     frames = await asyncio.wait_for(player, 10)
     assert frames > 0
@@ -525,7 +522,10 @@ async def test_corrupt_fault_damages_frames_but_the_stream_goes_on(misty: MistyE
     await stream.start()
     try:
         misty.faults.add({"match": {"stream": "av"}, "action": {"type": "corrupt"}, "count": 3})
-        await wait_until(lambda: len(misty.events.query(kind="fault.applied")) == 3)
+        seen = 0
+        for _ in range(3):
+            seen = (await misty.events.wait_for("fault.applied", since=seen)).id
+        assert len(misty.events.query(kind="fault.applied")) == 3
         sent = stream.frames_sent
         await wait_until(lambda: stream.frames_sent >= sent + 5)
         assert not stream.failed

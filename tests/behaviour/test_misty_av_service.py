@@ -8,26 +8,18 @@ import socket
 import pytest
 
 from clients.misty import MistyClient, MistyError
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.misty.device import MistyEmulator
-
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+from emulators.config import Config
+from emulators.kit.outbound import DEFAULT_ALLOWED
+from emulators.kit.rtsp.recorder import RtspRecorder
 
 SMALL = {"width": 320, "height": 240, "frame_rate": 10, "video_bit_rate": 256000, "audio_bit_rate": 32000,
          "audio_sample_rate_hz": 16000}  # fmt: skip
 
 
 @pytest.fixture
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-async def robot():
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+async def robot(emulator_factory):
+    emu = await emulator_factory("misty")
+    async with MistyClient(emu.url()) as misty:
         await misty.enable_av_streaming_service()
         yield emu, misty
 
@@ -95,12 +87,61 @@ async def test_a_stream_that_breaks_after_start_leaves_the_robot_idle_without_re
     emu, misty = robot
     await misty.start_av_streaming(f"rtspd:{free_port}", **SMALL)
     emu.faults.add({"match": {"stream": "av"}, "action": {"type": "disconnect"}, "count": 1})
-    for _ in range(200):
-        if emu.state()["av"] is None:
-            break
-        await asyncio.sleep(0.025)
+    await emu.events.wait_for("stream.error", lambda e: e.detail.get("stream") == "av", timeout=10)
     assert emu.state()["av"] is None and emu.state()["av_stream"] is None
     assert any(e.detail.get("stream") == "av" for e in emu.events.query("stream.error"))
     # No retry happened; a new start is accepted.
     assert await misty.start_av_streaming(f"rtspd:{free_port}", **SMALL)
     await misty.stop_av_streaming()
+
+
+# ----- egress: the push obeys the configured allowlist, never a default of its own ---------------------------
+async def push_to(emulator_factory, egress_allow: list[str], host: str) -> tuple[MistyError | None, int]:
+    """StartAvStreaming rtsp://<host>:<recorder>/ on a robot configured with ``egress_allow``;
+    (the error, video units recorded)."""
+    recorder = RtspRecorder()
+    await recorder.start()
+    try:
+        emu = await emulator_factory("misty", config=Config(egress_allow=egress_allow))
+        async with MistyClient(emu.url()) as misty:
+            await misty.enable_av_streaming_service()
+            try:
+                await misty.start_av_streaming(f"rtsp://{host}:{recorder.port}/robot", **SMALL)
+            except MistyError as exc:
+                return exc, len(recorder.video)
+            await recorder.wait_for(lambda r: len(r.video) >= 3, within=10)
+            await misty.stop_av_streaming()
+            return None, len(recorder.video)
+    finally:
+        await recorder.aclose()
+
+
+async def test_egress_allow_narrows_the_push_a_loopback_target_outside_it_is_refused(emulator_factory):
+    error, recorded = await push_to(emulator_factory, ["10.0.0.0/8"], "127.0.0.1")
+    assert error is not None and error.status == 500 and "egress allowlist" in error.error
+    assert recorded == 0
+
+
+async def test_egress_allow_widens_the_push_an_address_outside_the_defaults_is_admitted_when_listed(emulator_factory):
+    # 0.0.0.0 is outside the default ranges, yet on Linux a connection to it reaches the loopback listener.
+    refused, _ = await push_to(emulator_factory, list(DEFAULT_ALLOWED), "0.0.0.0")
+    assert refused is not None and "egress allowlist" in refused.error
+    error, recorded = await push_to(emulator_factory, [*DEFAULT_ALLOWED, "0.0.0.0/32"], "0.0.0.0")
+    assert error is None and recorded >= 3
+
+
+async def test_the_push_muxer_is_an_owned_worker_that_is_gone_after_stop(robot):
+    emu, misty = robot
+    recorder = RtspRecorder()
+    await recorder.start()
+    try:
+        await misty.start_av_streaming(f"rtsp://127.0.0.1:{recorder.port}/robot", **SMALL)
+        workers = emu.workers.as_list()  # what /_emulator/state lists as "workers"
+        assert [(w["name"].split(":")[0], w["state"]) for w in workers] == [("misty-push", "running")]
+        assert "rtsp://127.0.0.1" in workers[0]["name"]
+        await misty.stop_av_streaming()
+    finally:
+        await recorder.aclose()
+    assert emu.workers.as_list() == []
+    await emu.events.wait_for("worker.stopped", timeout=5)
+    assert not emu.events.query(kind="worker.leaked")

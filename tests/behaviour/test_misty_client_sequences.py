@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import aiohttp
 import av
 import pytest
 
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.misty.device import MistyEmulator
-
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
-
 
 @pytest.fixture
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-async def robot():
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+async def robot(emulator_factory):
+    emu = await emulator_factory("misty")
+    async with aiohttp.ClientSession() as http:
         yield emu.url(), http
 
 

@@ -12,20 +12,14 @@ import aiohttp
 import pytest
 
 from clients.misty import EventCondition, MistyClient, MistyError
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.misty.device import MistyEmulator
-
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 TIMEOUT = 5.0
 REGISTERED = "Registration Status: API event registered."
 
 
 @pytest.fixture
-async def emu():
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
-        yield emulator
+async def emu(emulator_factory):
+    return await emulator_factory("misty")
 
 
 @pytest.fixture
@@ -182,29 +176,28 @@ async def test_unsubscribe_only_affects_its_own_connection_and_keeps_the_socket_
 
 async def test_subscriptions_end_with_their_connection_by_default(emu, http):
     for _ in range(2):
+        since = emu.events.last_id
         async with await connect(http, emu) as ws:
             await ws.send_str(json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": "again"}))
             assert (await next_json(ws))["message"] == REGISTERED
-        for _ in range(100):
-            if not emu.state()["pubsub"]["subscriptions"]:
-                break
-            await asyncio.sleep(0.01)
+        # The robot forgets the connection's names before it reports the disconnect.
+        await emu.events.wait_for("client.disconnected", lambda e: e.detail["stream"] == "pubsub", since=since)
 
 
-async def test_sticky_subscriptions_refuse_the_name_after_a_reconnect_until_a_core_reboot(http):
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0, "sticky_subscriptions": True}) as emu:
-        subscribe = json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": "sticky"})
-        async with await connect(http, emu) as ws:
-            await ws.send_str(subscribe)
-            assert (await next_json(ws))["message"] == REGISTERED
-        async with await connect(http, emu) as ws:
-            await ws.send_str(subscribe)
-            assert "Cannot register an event with same name (sticky)" in (await next_json(ws))["message"]
-        async with MistyClient(emu.url()) as misty:
-            await misty.reboot(core=True, sensory_services=False)
-        async with await connect(http, emu) as ws:
-            await ws.send_str(subscribe)
-            assert (await next_json(ws))["message"] == REGISTERED
+async def test_sticky_subscriptions_refuse_the_name_after_a_reconnect_until_a_core_reboot(emulator_factory, http):
+    emu = await emulator_factory("misty", settings={"sticky_subscriptions": True})
+    subscribe = json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": "sticky"})
+    async with await connect(http, emu) as ws:
+        await ws.send_str(subscribe)
+        assert (await next_json(ws))["message"] == REGISTERED
+    async with await connect(http, emu) as ws:
+        await ws.send_str(subscribe)
+        assert "Cannot register an event with same name (sticky)" in (await next_json(ws))["message"]
+    async with MistyClient(emu.url()) as misty:
+        await misty.reboot(core=True, sensory_services=False)
+    async with await connect(http, emu) as ws:
+        await ws.send_str(subscribe)
+        assert (await next_json(ws))["message"] == REGISTERED
 
 
 async def test_a_core_reboot_closes_pubsub_connections(emu, http):
@@ -218,6 +211,19 @@ async def test_a_core_reboot_closes_pubsub_connections(emu, http):
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1000
+
+
+async def test_a_sensory_reboot_keeps_pubsub_connections_and_their_subscriptions(emu, http):
+    async with await connect(http, emu) as ws:
+        await ws.send_str(json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": "i", "DebounceMs": 0}))
+        assert (await next_json(ws))["message"] == REGISTERED
+        async with MistyClient(emu.url()) as misty:
+            await misty.reboot(core=False, sensory_services=True)
+        since = emu.events.last_id
+        # Events keep coming on the same connection, and the name is still registered robot-wide.
+        assert (await next_json(ws))["eventName"] == "i"
+        assert emu.state()["pubsub"]["subscriptions"] == ["i"]
+        assert not [e for e in emu.events.query(since=since) if e.kind == "client.disconnected"]
 
 
 async def test_the_reference_client_subscribes_with_conditions(emu):

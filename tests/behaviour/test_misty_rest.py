@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 
 import aiohttp
 import av
@@ -13,26 +12,12 @@ import pytest
 
 from clients.misty import MistyClient, MistyError
 from clients.stamp import StreamKind, read_stamp
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.misty.device import MistyEmulator
 from emulators.misty.model import AV_RESOLUTIONS, SAMPLE_RATES
 
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
-
 
 @pytest.fixture
-async def emu():
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def free_port():
-    """A port nothing listens on right now (the robot takes the number, not a socket)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+async def emu(emulator_factory):
+    return await emulator_factory("misty")
 
 
 @pytest.fixture

@@ -14,33 +14,20 @@ import pytest
 
 from clients.misty import MistyClient
 from clients.stamp import StreamKind, read_stamp
-from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
-from emulators.misty.device import MistyEmulator
 from emulators.misty.scene import BAR, SKY
-
-# Built where a configuration would build it: the default allowlist.
-EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 TIMEOUT = 5.0
 
 
 @pytest.fixture
-async def emu():
-    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
-        yield emulator
+async def emu(emulator_factory):
+    return await emulator_factory("misty")
 
 
 @pytest.fixture
 async def misty(emu):
     async with MistyClient(emu.url()) as client:
         yield client
-
-
-@pytest.fixture
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def decode(jpeg: bytes) -> np.ndarray:
@@ -176,7 +163,7 @@ async def test_two_viewers_share_one_encode(emu, misty, free_port):
             for _ in range(3):
                 await receive_binary(a)
                 await receive_binary(b)
-            stream = emu.video_stream
+            stream = emu.service.video_stream
             encoded_before = stream.frames_encoded
             sent_before = sum(v.sent for v in stream.viewers.values())
             got_a, got_b = [], []
@@ -249,11 +236,9 @@ async def test_client_messages_are_ignored(misty, free_port):
         await receive_binary(ws)
 
 
-async def test_single_viewer_quirk_starves_later_viewers_until_a_sensory_reboot(free_port):
-    async with (
-        MistyEmulator(egress=EGRESS, settings={"port": 0, "single_viewer": True}) as emu,
-        MistyClient(emu.url()) as misty,
-    ):
+async def test_single_viewer_quirk_starves_later_viewers_until_a_sensory_reboot(emulator_factory, free_port):
+    emu = await emulator_factory("misty", settings={"single_viewer": True})
+    async with MistyClient(emu.url()) as misty:
         await misty.start_video_streaming(port=free_port, width=320, height=240)
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(f"ws://127.0.0.1:{free_port}") as first:

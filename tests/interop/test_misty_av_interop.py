@@ -43,12 +43,6 @@ def require(tool: str, packages: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def api(target: Target, endpoint: str, **query: object) -> dict:
     """POST /api/<endpoint> with the arguments in the query string and no body, as SRI does."""
     url = f"{target.url}/api/{endpoint}"
@@ -85,8 +79,8 @@ def robot() -> Iterator[Target]:
 
 
 @pytest.fixture
-def rtspd(robot: Target) -> Iterator[str]:
-    port = free_port()
+def rtspd(robot: Target, free_port: int) -> Iterator[str]:
+    port = free_port
     reply = start_av(robot, f"rtspd:{port}")
     assert reply == {"result": True, "status": "Success"}, reply
     yield f"rtsp://127.0.0.1:{port}/"
@@ -180,9 +174,9 @@ def test_two_clients_pull_rtspd_at_once(rtspd: str) -> None:
     assert_av_stamps_in_order(stamps_from(over_udp, 12))
 
 
-def test_stopping_av_streaming_drops_rtsp_clients_and_frees_the_port(robot: Target) -> None:
+def test_stopping_av_streaming_drops_rtsp_clients_and_frees_the_port(robot: Target, free_port: int) -> None:
     ffmpeg = require("ffmpeg", FFMPEG_PACKAGE)
-    port = free_port()
+    port = free_port
     assert start_av(robot, f"rtspd:{port}")["result"] is True
     viewer = subprocess.Popen(
         [ffmpeg, "-v", "error", "-rtsp_transport", "tcp", "-i", f"rtsp://127.0.0.1:{port}/video", "-f", "null", "-"],
@@ -297,9 +291,9 @@ def test_rtmp_push_lands_in_nginx_rtmp_as_h264_and_aac(robot: Target) -> None:
         assert min(abs(beep - mark) for beep in beeps) < 0.05, (mark, beeps)
 
 
-def test_rtsp_push_lands_in_ffmpegs_rtsp_listener(robot: Target) -> None:
+def test_rtsp_push_lands_in_ffmpegs_rtsp_listener(robot: Target, free_port: int) -> None:
     ffmpeg = require("ffmpeg", FFMPEG_PACKAGE)
-    port = free_port()
+    port = free_port
     with tempfile.TemporaryDirectory() as tmp:
         recording = Path(tmp) / "robot.mkv"
         listener = subprocess.Popen(
@@ -330,10 +324,10 @@ def test_rtsp_push_lands_in_ffmpegs_rtsp_listener(robot: Target) -> None:
     assert_av_stamps_in_order(stamps)
 
 
-def test_push_to_nobody_fails_with_500_and_the_robot_stays_idle(robot: Target) -> None:
-    url = f"rtmp://127.0.0.1:{free_port()}/live/robot"
+def test_push_to_nobody_fails_with_500_and_the_robot_stays_idle(robot: Target, free_port: int) -> None:
+    url = f"rtmp://127.0.0.1:{free_port}/live/robot"
     reply = start_av(robot, url)
     assert reply["status"] == "Failed"
     assert reply["error"].startswith(f"Cannot connect to {url}: ")
-    port = free_port()
+    port = free_port  # nobody listened there: free for the robot's own server now
     assert start_av(robot, f"rtspd:{port}")["result"] is True  # idle: a new start is accepted

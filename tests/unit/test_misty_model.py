@@ -14,10 +14,16 @@ from emulators.misty.model import (
     PICTURE_RESOLUTIONS,
     SAMPLE_RATES,
     AvRequest,
+    AvStatus,
     BadArgument,
     CommandNotFound,
-    MistyRobot,
+    IllegalTransition,
+    MistyBackend,
+    MistyError,
     PictureRequest,
+    RobotReady,
+    RobotStatus,
+    ServiceUnavailable,
     SpeechCaptureRequest,
     VideoParams,
     recording_file_name,
@@ -37,12 +43,12 @@ def av(**values):
 
 # ----- services ----------------------------------------------------------------------------------------
 def test_the_robot_boots_with_camera_audio_and_slam_on_and_av_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     assert robot.services == {"avstreaming": False, "camera": True, "audio": True, "slam": True}
 
 
 def test_enabling_av_disables_the_camera_and_stops_the_video_stream():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.video_started(VideoParams(), now=0.0)
     consequences = robot.enable("avstreaming")
     assert robot.services["avstreaming"] and not robot.services["camera"]
@@ -50,7 +56,7 @@ def test_enabling_av_disables_the_camera_and_stops_the_video_stream():
 
 
 def test_enabling_the_camera_disables_av_and_stops_the_av_stream():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     consequences = robot.enable("camera")
@@ -59,14 +65,14 @@ def test_enabling_the_camera_disables_av_and_stops_the_av_stream():
 
 
 def test_both_camera_and_av_may_be_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.disable("camera")
     robot.disable("avstreaming")
     assert not robot.services["camera"] and not robot.services["avstreaming"]
 
 
 def test_repeating_a_service_switch_is_harmless():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("camera")
     robot.enable("camera")
     robot.disable("avstreaming")
@@ -74,7 +80,7 @@ def test_repeating_a_service_switch_is_harmless():
 
 
 def test_a_flaky_camera_enable_leaves_everything_as_it_was():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.enable("camera", camera_flake=True)
     assert not robot.services["camera"] and robot.services["avstreaming"]
@@ -82,12 +88,12 @@ def test_a_flaky_camera_enable_leaves_everything_as_it_was():
 
 def test_an_unknown_service_is_not_found():
     with pytest.raises(CommandNotFound):
-        MistyRobot().enable("lidar")
+        MistyBackend().enable("lidar")
 
 
 # ----- gating -------------------------------------------------------------------------------------------
 def test_camera_calls_fail_while_the_camera_service_is_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.disable("camera")
     with pytest.raises(BadArgument, match="Camera service is disabled"):
         robot.check_video_start(VideoParams())
@@ -99,12 +105,12 @@ def test_camera_calls_fail_while_the_camera_service_is_off():
 
 def test_av_start_fails_while_the_av_service_is_disabled():
     with pytest.raises(BadArgument) as exc:
-        MistyRobot().check_av_start(av(), now=0.0)
+        MistyBackend().check_av_start(av(), now=0.0)
     assert exc.value.message == AV_DISABLED
 
 
 def test_av_stop_fails_while_the_av_service_is_disabled_and_succeeds_while_it_is_on():
-    robot = MistyRobot()
+    robot = MistyBackend()
     with pytest.raises(BadArgument):
         robot.stop_av_command()
     robot.enable("avstreaming")
@@ -112,7 +118,7 @@ def test_av_stop_fails_while_the_av_service_is_disabled_and_succeeds_while_it_is
 
 
 def test_a_second_av_start_while_one_runs_fails():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     with pytest.raises(BadArgument) as exc:
@@ -121,7 +127,7 @@ def test_a_second_av_start_while_one_runs_fails():
 
 
 def test_microphone_calls_fail_while_av_streaming_runs_and_stops_succeed():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     for start in (
@@ -139,7 +145,7 @@ def test_microphone_calls_fail_while_av_streaming_runs_and_stops_succeed():
 
 
 def test_microphones_in_use_block_av_start():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.start_recording("a.wav")
     with pytest.raises(BadArgument, match="audio recording"):
@@ -149,21 +155,21 @@ def test_microphones_in_use_block_av_start():
 
 
 def test_speech_capture_holds_the_microphones_for_max_speech_length():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.start_speech_capture(SpeechCaptureRequest(1000, 500), now=10.0)
     assert robot.microphones_in_use(10.5) == "speech capture"
     assert robot.microphones_in_use(11.0) is None
 
 
 def test_microphone_calls_fail_while_the_audio_service_is_off():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.disable("audio")
     with pytest.raises(BadArgument, match="Audio service is disabled"):
         robot.start_keyphrase()
 
 
 def test_disabling_audio_does_not_touch_av():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     assert robot.disable("audio").stop_av is False
@@ -172,7 +178,7 @@ def test_disabling_audio_does_not_touch_av():
 
 # ----- reboot --------------------------------------------------------------------------------------------
 def test_a_sensory_reboot_stops_streams_restores_boot_services_and_frees_microphones():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.enable("avstreaming")
     robot.av_started(av(), now=0.0)
     robot.disable("slam")
@@ -183,11 +189,11 @@ def test_a_sensory_reboot_stops_streams_restores_boot_services_and_frees_microph
 
 
 def test_a_core_reboot_also_closes_pubsub():
-    assert MistyRobot().reboot(core=True, sensory_services=False).close_pubsub
+    assert MistyBackend().reboot(core=True, sensory_services=False).close_pubsub
 
 
 def test_stream_ids_increase_with_every_start():
-    robot = MistyRobot()
+    robot = MistyBackend()
     first = robot.video_started(VideoParams(), 0.0).stream_id
     second = robot.video_started(VideoParams(), 0.0).stream_id
     assert second == first + 1
@@ -342,8 +348,161 @@ def test_audio_recordings_must_be_wav_files():
 
 
 def test_websocket_version_accepts_current_and_deprecated_only():
-    robot = MistyRobot()
+    robot = MistyBackend()
     robot.set_websocket_version("Deprecated")
     assert robot.websocket_version == "Deprecated"
     with pytest.raises(BadArgument, match="'Version'"):
         robot.set_websocket_version("Legacy")
+
+
+# ----- reboot schedule (sans-I/O: ``now`` passed in, nothing sleeps) ------------------------------------------
+def test_a_reboot_of_neither_part_is_no_reboot():
+    robot = MistyBackend()
+    robot.enable("avstreaming")
+    assert robot.reboot(core=False, sensory_services=False) is None
+    assert robot.services["avstreaming"]
+
+
+def test_a_reboot_with_a_restart_delay_answers_503_until_the_delay_is_over():
+    robot = MistyBackend()
+    robot.reboot(core=False, sensory_services=True, now=100.0, restart_s=2.0)
+    assert robot.status is RobotStatus.RESTARTING and robot.next_wakeup() == 102.0
+    with pytest.raises(ServiceUnavailable) as exc:
+        robot.require_ready()
+    assert (exc.value.status, exc.value.message) == (503, "Robot is restarting")
+    assert robot.advance(101.9) == []
+    assert robot.advance(102.0) == [RobotReady(open_pubsub=False)]
+    assert robot.status is RobotStatus.READY and robot.next_wakeup() is None
+    robot.require_ready()
+
+
+def test_a_reboot_during_a_restart_starts_the_wait_over():
+    robot = MistyBackend()
+    robot.reboot(core=False, sensory_services=True, now=0.0, restart_s=1.0)
+    robot.reboot(core=False, sensory_services=True, now=0.8, restart_s=1.0)
+    assert robot.advance(1.0) == [] and robot.next_wakeup() == 1.8
+    assert robot.advance(1.8) == [RobotReady(open_pubsub=False)]
+
+
+def test_a_core_reboot_closes_pubsub_once_and_reopens_it_when_ready():
+    robot = MistyBackend()
+    first = robot.reboot(core=True, sensory_services=False, now=0.0, restart_s=1.0)
+    assert first is not None and first.close_pubsub and not first.open_pubsub
+    # A second reboot while the event WebSocket is already closed has nothing to close.
+    second = robot.reboot(core=True, sensory_services=True, now=0.5, restart_s=1.0)
+    assert second is not None and not second.close_pubsub
+    assert robot.advance(1.5) == [RobotReady(open_pubsub=True)]
+    assert robot.pubsub_open
+
+
+def test_a_core_reboot_without_delay_closes_and_reopens_pubsub_at_once():
+    consequences = MistyBackend().reboot(core=True, sensory_services=False)
+    assert consequences is not None and consequences.close_pubsub and consequences.open_pubsub
+
+
+def test_a_core_reboot_resets_the_pubsub_format():
+    robot = MistyBackend()
+    robot.set_websocket_version("Deprecated")
+    robot.reboot(core=False, sensory_services=True)
+    assert robot.websocket_version == "Deprecated"
+    robot.reboot(core=True, sensory_services=False)
+    assert robot.websocket_version == "Current"
+
+
+def test_a_reboot_reports_only_the_streams_that_were_running():
+    robot = MistyBackend()
+    consequences = robot.reboot(core=False, sensory_services=True)
+    assert consequences is not None and not consequences.stop_video and not consequences.stop_av
+    robot.video_started(VideoParams(), 0.0)
+    consequences = robot.reboot(core=False, sensory_services=True)
+    assert consequences is not None and consequences.stop_video and not consequences.stop_av
+
+
+def test_robot_status_changes_follow_the_transition_table():
+    robot = MistyBackend()
+    assert robot.advance(10.0) == []  # nothing is due while ready
+    with pytest.raises(IllegalTransition):
+        robot._move(RobotStatus.READY)
+
+
+# ----- AV status -----------------------------------------------------------------------------------------
+def test_an_av_start_connects_then_streams_and_a_stop_returns_to_idle():
+    robot = MistyBackend()
+    robot.enable("avstreaming")
+    robot.av_started(av(), now=0.0)
+    assert robot.av_status is AvStatus.CONNECTING
+    robot.av_connected()
+    assert robot.av_status is AvStatus.STREAMING
+    assert robot.stop_av_command().stop_av
+    assert robot.av_status is AvStatus.IDLE and robot.av is None
+
+
+def test_an_av_push_that_cannot_connect_leaves_the_robot_idle():
+    robot = MistyBackend()
+    robot.enable("avstreaming")
+    robot.av_started(av(), now=0.0)
+    robot.av_failed()
+    assert robot.av_status is AvStatus.IDLE and robot.av is None
+    robot.av_started(av(), now=1.0)  # and a new start is allowed
+
+
+def test_av_connected_without_a_start_is_an_illegal_transition():
+    with pytest.raises(IllegalTransition, match="idle -> streaming"):
+        MistyBackend().av_connected()
+
+
+def test_the_av_start_applies_its_own_gates():
+    with pytest.raises(BadArgument) as exc:
+        MistyBackend().av_started(av(), now=0.0)
+    assert exc.value.message == AV_DISABLED
+
+
+# ----- quirks ----------------------------------------------------------------------------------------------
+def test_single_viewer_admits_only_the_first_viewer_until_a_reboot():
+    robot = MistyBackend(single_viewer=True)
+    assert robot.admit_viewer() and not robot.admit_viewer()
+    robot.video_started(VideoParams(), 0.0)
+    robot.video_stopped()
+    assert not robot.admit_viewer()  # stop/start does not clear it
+    robot.reboot(core=False, sensory_services=True)
+    assert robot.admit_viewer()
+
+
+def test_without_single_viewer_every_viewer_is_admitted():
+    robot = MistyBackend()
+    assert all(robot.admit_viewer() for _ in range(3))
+
+
+def test_a_flaky_camera_enable_is_seeded_and_reported():
+    def outcomes(seed: int) -> list[bool]:
+        robot = MistyBackend(camera_enable_flaky=0.5, seed=seed)
+        out = []
+        for _ in range(20):
+            robot.disable("camera")
+            out.append(robot.switch_service("camera", True).camera_flaked)
+        return out
+
+    assert outcomes(3) == outcomes(3)
+    assert any(outcomes(3)) and not all(outcomes(3))
+    robot = MistyBackend(camera_enable_flaky=1.0)
+    robot.disable("camera")
+    assert robot.switch_service("camera", True).camera_flaked and not robot.services["camera"]
+    assert not robot.switch_service("audio", True).camera_flaked  # only a camera enable from off flakes
+
+
+# ----- information -----------------------------------------------------------------------------------------
+def test_camera_details_measure_the_frame_rate_of_the_running_stream():
+    robot = MistyBackend()
+    assert robot.camera_details(5.0, frames_encoded=0, dropped_frames=0)["fpsActual"] == 30.0
+    robot.video_started(VideoParams(), now=10.0)
+    details = robot.camera_details(12.0, frames_encoded=40, dropped_frames=3)
+    assert details == {"droppedFrames": 3, "fpsActual": 20.0, "fpsRequested": 30, "height": 480.0, "width": 640.0}
+    robot.disable("camera")
+    with pytest.raises(BadArgument, match="Camera service is disabled"):
+        robot.camera_details(13.0, frames_encoded=0, dropped_frames=0)
+
+
+def test_errors_carry_their_status_and_the_robots_failure_body():
+    error = BadArgument("nope")
+    assert (error.status, error.body()) == (400, {"error": "nope", "status": "Failed"})
+    assert MistyError("too large", status=413).status == 413

@@ -8,6 +8,7 @@ import pytest
 
 from emulators.misty.pubsub import (
     REGISTERED,
+    PubsubRegistry,
     RegistrationRefused,
     Subscribe,
     Subscription,
@@ -150,3 +151,73 @@ def test_the_deprecated_format_adds_type_and_sensor_name():
     assert current == {"eventName": "e", "message": {"a": 1}}
     old = event_envelope("e", {"a": 1}, version="Deprecated", event_type="IMU", sensor_name="/Sensors/RTC/IMU")
     assert old == {"eventName": "e", "message": {"a": 1, "sensorName": "/Sensors/RTC/IMU"}, "type": "IMU"}
+
+
+# ----- the registry (robot-wide event names) -------------------------------------------------------------
+def subscribe(name: str, event_type: str = "TimeOfFlight", **extra: object) -> str:
+    return json.dumps({"Operation": "subscribe", "Type": event_type, "EventName": name, "DebounceMs": 0, **extra})
+
+
+def test_an_event_name_is_unique_across_connections():
+    registry = PubsubRegistry()
+    registry.connect(1)
+    registry.connect(2)
+    first = registry.receive(1, subscribe("front"))
+    second = registry.receive(2, subscribe("front"))
+    assert first is not None and first.registered and first.reply["message"] == REGISTERED
+    assert second is not None and not second.registered
+    assert "same name (front)" in second.reply["message"]
+    assert registry.snapshot()["subscriptions"] == ["front"]
+
+
+def test_only_the_subscribing_connection_can_unsubscribe_and_there_is_no_reply():
+    registry = PubsubRegistry()
+    registry.connect(1)
+    registry.connect(2)
+    registry.receive(1, subscribe("front"))
+    assert registry.receive(2, json.dumps({"Operation": "unsubscribe", "EventName": "front"})) is None
+    assert "front" in registry.names
+    assert registry.receive(1, json.dumps({"Operation": "unsubscribe", "EventName": "front"})) is None
+    assert registry.names == {} and registry.wanted() == set()
+
+
+def test_a_closed_connection_frees_its_names_unless_subscriptions_are_sticky():
+    for sticky, still_taken in ((False, False), (True, True)):
+        registry = PubsubRegistry(sticky=sticky)
+        registry.connect(1)
+        registry.receive(1, subscribe("front"))
+        registry.disconnect(1)
+        registry.connect(2)
+        reply = registry.receive(2, subscribe("front"))
+        assert reply is not None and reply.registered is not still_taken
+        assert registry.wanted() == (set() if sticky else {"TimeOfFlight"})
+        registry.forget_all()  # a Core reboot forgets sticky names too
+        registry.connect(3)
+        again = registry.receive(3, subscribe("front"))
+        assert again is not None and again.registered
+
+
+def test_a_refused_subscribe_gets_the_reason_and_registers_nothing():
+    registry = PubsubRegistry()
+    registry.connect(1)
+    reply = registry.receive(1, subscribe("x", event_type="Lidar"))
+    assert reply is not None and not reply.registered and "Cannot register event" in reply.reply["message"]
+    assert registry.names == {}
+
+
+def test_messages_from_an_unknown_connection_are_ignored():
+    assert PubsubRegistry().receive(9, subscribe("front")) is None
+
+
+def test_deliveries_go_to_each_matching_subscription_in_the_chosen_format():
+    registry = PubsubRegistry()
+    registry.connect(1)
+    registry.connect(2)
+    registry.receive(1, subscribe("a"))
+    registry.receive(2, subscribe("b", ReturnProperty="distanceInMeters"))
+    registry.receive(2, subscribe("imu", event_type="IMU"))
+    out = registry.deliveries("TimeOfFlight", TOF, 0.0, version="Current", sensor_name="")
+    assert out == [(1, {"eventName": "a", "message": TOF}), (2, {"eventName": "b", "message": 1.0})]
+    deprecated = registry.deliveries("TimeOfFlight", TOF, 1000.0, version="Deprecated", sensor_name="tof")
+    assert deprecated[0][1]["type"] == "TimeOfFlight" and deprecated[0][1]["message"]["sensorName"] == "tof"
+    assert registry.events_sent == 4

@@ -1,0 +1,133 @@
+"""What Misty streams, encoded: TakePicture's JPEG, the video WebSocket's JPEG frames, and AV's H.264 + AAC.
+
+Synchronous and CPU-bound (numpy, PyAV): the senders call these in worker threads, one frame at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from emulators.kit.codecs import AacEncoder, EncodedPacket, H264Encoder, JpegEncoder
+from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
+from emulators.misty.model import AvRequest, PictureRequest, VideoParams
+from emulators.misty.scene import NATIVE_HEIGHT, NATIVE_WIDTH, MistyScene, WebSocketView, resize_axes, rotate_clockwise
+
+PICTURE_QUALITY = 90
+
+
+def shoot_picture(scene: MistyScene, picture: PictureRequest, *, stream_id: int, t: float, capture_ms: int) -> bytes:
+    """TakePicture: the scene at the requested size, turned clockwise (so W/H swap), stamped, as JPEG."""
+    native = scene.native_frame(t)
+    frame = rotate_clockwise(resize_axes(native, picture.width, picture.height), 90).copy()
+    paint_stamp(frame, FrameStamp(StreamKind.MISTY_PICTURE, stream_id, 0, capture_ms))
+    return JpegEncoder(quality=PICTURE_QUALITY).encode(frame)
+
+
+class VideoFrameEncoder:
+    """StartVideoStreaming's frames: rotated/resized/overlaid per the request, stamped, JPEG at ``Quality``."""
+
+    def __init__(self, params: VideoParams, *, stream_id: int, scene: MistyScene) -> None:
+        self.stream_id = stream_id
+        self.scene = scene
+        self.view = WebSocketView(params.rotation, params.width, params.height, params.overlay)
+        self._jpeg = JpegEncoder(quality=params.quality)
+
+    def encode(self, frame_index: int, t: float, capture_ms: int) -> bytes:
+        native = self.scene.native_frame(t)
+        frame = self.view.render(native, self.scene.native_disc(t))
+        stamp = FrameStamp(StreamKind.MISTY_WEBSOCKET, self.stream_id, frame_index & 0xFFFFFFFF, capture_ms)
+        paint_stamp(frame, stamp)
+        return self._jpeg.encode(frame)
+
+
+# AV audio (misty.md §3.2): a quiet 440 Hz tone and, at the start of every media second (the frame with
+# frame_index % FrameRate == 0), a 50 ms 1 kHz beep, so a receiver can line audio up with the stamps.
+TONE_HZ = 440.0
+TONE_LEVEL = 0.2
+BEEP_HZ = 1000.0
+BEEP_LEVEL = 0.6
+BEEP_SECONDS = 0.05
+# FFmpeg's AAC encoder spends at most 6144 bits per channel per 1024-sample frame, and the kit encoder
+# stops at 512 kbit/s; the dossier lets the encoder cap AudioBitRate.
+AAC_MAX_BITRATE = 512_000
+
+
+def effective_audio_bitrate(requested: int, sample_rate: int, channels: int = 1) -> int:
+    """The AAC bitrate the encoder really uses for a requested AudioBitRate (see AAC_MAX_BITRATE)."""
+    return min(requested, AAC_MAX_BITRATE, 6 * sample_rate * channels)
+
+
+class AvTone:
+    """The AV audio track as int16 mono samples, generated in order frame by frame (sample-exact)."""
+
+    def __init__(self, sample_rate: int, frame_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.frame_rate = frame_rate
+        self.position = 0  # next sample to generate
+
+    def frame_end(self, frame_index: int) -> int:
+        """The sample just past video frame `frame_index` (frame k covers [k, k+1) / FrameRate seconds)."""
+        return (frame_index + 1) * self.sample_rate // self.frame_rate
+
+    def samples_through(self, frame_index: int) -> np.ndarray:
+        """Every sample not yet generated up to the end of `frame_index` (catches up after skipped ticks)."""
+        end = self.frame_end(frame_index)
+        n = np.arange(self.position, max(self.position, end), dtype=np.int64)
+        self.position = max(self.position, end)
+        t = n / self.sample_rate
+        wave = TONE_LEVEL * np.sin(2 * math.pi * TONE_HZ * t)
+        # Media second k starts at sample k * sample_rate exactly, which is where frame k * FrameRate starts.
+        in_beep = (n % self.sample_rate) < round(BEEP_SECONDS * self.sample_rate)
+        wave = np.where(in_beep, BEEP_LEVEL * np.sin(2 * math.pi * BEEP_HZ * t), wave)
+        return np.round(wave * 32767).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class EncodedTick:
+    video: list[EncodedPacket]
+    audio: list[EncodedPacket]
+
+
+class AvProducer:
+    """Renders the native frame, scales it to WxH, paints the AV stamp and encodes video and audio once.
+
+    Synchronous and CPU-bound: the stream calls `encode_tick` in a worker thread, one tick at a time.
+    """
+
+    def __init__(self, params: AvRequest, *, stream_id: int, scene: MistyScene) -> None:
+        self.params = params
+        self.stream_id = stream_id & 0xFFFF  # the stamp carries 16 bits
+        self.scene = scene
+        self.video = H264Encoder(params.width, params.height, params.frame_rate, params.video_bitrate)
+        self.audio = AacEncoder(params.sample_rate, effective_audio_bitrate(params.audio_bitrate, params.sample_rate))
+        self.tone = AvTone(params.sample_rate, params.frame_rate)
+
+    def render(self, frame_index: int, capture_time_ms: int) -> np.ndarray:
+        """The stamped WxH RGB frame; the content stays rotated 90° CCW as the sensor sees it."""
+        native = self.scene.native_frame(frame_index / self.params.frame_rate)
+        # A flat synthetic scene needs no better filter; the stamp is painted after scaling, pixel-exact.
+        width, height = self.params.width, self.params.height
+        if (width, height) == (NATIVE_WIDTH, NATIVE_HEIGHT):
+            image = native
+        else:
+            image = (
+                av.VideoFrame.from_ndarray(native, format="rgb24")
+                .reformat(width=width, height=height, format="rgb24", interpolation="FAST_BILINEAR")
+                .to_ndarray()
+            )
+        stamp = FrameStamp(StreamKind.MISTY_AV, self.stream_id, frame_index, capture_time_ms)
+        return paint_stamp(np.ascontiguousarray(image), stamp)
+
+    def encode_tick(self, frame_index: int, capture_time_ms: int, *, with_video: bool = True) -> EncodedTick:
+        video: list[EncodedPacket] = []
+        if with_video:
+            video = self.video.encode(self.render(frame_index, capture_time_ms), frame_index)
+        # The encoder's priming frame has a negative pts; receivers start at 0 and do without it.
+        audio = [p for p in self.audio.encode(self.tone.samples_through(frame_index)) if p.pts >= 0]
+        return EncodedTick(video, audio)
+
+
