@@ -7,15 +7,11 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
+from functools import partial
 
+from emulators.kit.rtsp.connection import serve_control_connection
 from emulators.kit.rtsp.h264 import join_annexb, parse_sprop_parameter_sets
-from emulators.kit.rtsp.message import (
-    InterleavedFrame,
-    MessageError,
-    RtspMessageReader,
-    RtspRequest,
-    bad_request,
-)
+from emulators.kit.rtsp.message import InterleavedFrame, RtspMessage, RtspRequest
 from emulators.kit.rtsp.record import RecordCore, RecordedAudio, RecordedVideo
 from emulators.kit.rtsp.sdp import SessionDescription
 
@@ -125,22 +121,8 @@ class RtspRecorder:
         self._writers.add(writer)
         peer = "{}:{}".format(*(writer.get_extra_info("peername") or ("?", 0))[:2])
         self._emit("client_connected", {"peer": peer})
-        parser = RtspMessageReader("server")
         try:
-            while not writer.is_closing():
-                data = await reader.read(65536)
-                if not data:
-                    break
-                try:
-                    messages = parser.feed(data)
-                except MessageError as exc:
-                    writer.write(bad_request(str(exc)).serialize())
-                    break
-                if not self._serve_messages(writer, messages):
-                    break
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+            await serve_control_connection(reader, writer, partial(self._serve_messages, writer))
         finally:
             if self.core.recording:
                 self.core.recording = False  # the publisher vanished without TEARDOWN
@@ -154,7 +136,7 @@ class RtspRecorder:
             self._emit("client_disconnected", {"peer": peer})
             self._tasks.discard(task)
 
-    def _serve_messages(self, writer: asyncio.StreamWriter, messages: list) -> bool:
+    async def _serve_messages(self, writer: asyncio.StreamWriter, messages: list[RtspMessage]) -> bool:
         keep_open = True
         for message in messages:
             if isinstance(message, InterleavedFrame):
@@ -172,6 +154,7 @@ class RtspRecorder:
                 self._emit("teardown", {"reason": "teardown", "video_units": len(self.core.video)})
             if reply.close:
                 keep_open = False
+        await writer.drain()
         return keep_open
 
     def _emit(self, kind: str, details: dict) -> None:

@@ -16,15 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+from emulators.kit.rtsp.connection import serve_control_connection
 from emulators.kit.rtsp.egress import Outgoing, SessionEgress, Stamped
 from emulators.kit.rtsp.live import LiveMedia, Subscription
 from emulators.kit.rtsp.message import (
     InterleavedFrame,
-    MessageError,
-    RtspMessageReader,
+    RtspMessage,
     RtspRequest,
     RtspResponse,
-    bad_request,
     interleave,
 )
 from emulators.kit.rtsp.sdp import (
@@ -255,21 +254,8 @@ class RtspServer:
         connection = _Connection(info, writer, peer)
         self._connections[info.id] = connection
         self._emit("client_connected", {"peer": peer})
-        parser = RtspMessageReader("server")
         try:
-            while not writer.is_closing():
-                data = await reader.read(65536)
-                if not data:
-                    break
-                try:
-                    messages = parser.feed(data)
-                except MessageError as exc:
-                    await self._send_response(connection, bad_request(str(exc)))
-                    break
-                if not await self._serve_messages(connection, messages):
-                    break
-        except (ConnectionError, OSError):
-            pass
+            await serve_control_connection(reader, writer, partial(self._serve_messages, connection))
         finally:
             self._connections.pop(info.id, None)
             if not self._closing:
@@ -282,7 +268,7 @@ class RtspServer:
             self._emit("client_disconnected", {"peer": peer})
             self._connection_tasks.discard(task)
 
-    async def _serve_messages(self, connection: _Connection, messages: list) -> bool:
+    async def _serve_messages(self, connection: _Connection, messages: list[RtspMessage]) -> bool:
         """Answer each request in order; False when the connection should close."""
         for message in messages:
             if isinstance(message, InterleavedFrame):
