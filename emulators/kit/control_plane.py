@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from emulators.kit.clock import Clock
 from emulators.kit.control_openapi import control_plane_document
 from emulators.kit.errors import FieldError
-from emulators.kit.faults import RuleLimitReached
+from emulators.kit.events import EventLog
+from emulators.kit.faults import FaultBook, RuleLimitReached
 from emulators.kit.http import Handler, field_error, method_not_allowed, query_int, read_json_object
-
-if TYPE_CHECKING:
-    from emulators.kit.emulator import Emulator
+from emulators.kit.pacer import LatenessStats
+from emulators.kit.tasks import TaskOwner
+from emulators.kit.workers import WorkerRegistry
 
 CONTROL_PREFIX = "/_emulator"
 
@@ -26,10 +28,35 @@ class ScenarioConflict(FieldError):
     """A scenario control that cannot run in the current state (HTTP 409)."""
 
 
+class Controlled(Protocol):
+    """What the control plane reads and drives: the Emulator, seen from its control plane."""
+
+    seed: int
+    clock: Clock
+    started_at: float | None
+    tasks: TaskOwner
+    workers: WorkerRegistry
+    faults: FaultBook
+    events: EventLog
+    pacing: dict[str, LatenessStats]
+    scenario_controls: dict[str, ScenarioControl]
+
+    @property
+    def device(self) -> str: ...
+
+    def endpoints(self) -> dict[str, Any]: ...
+
+    def live_streams(self) -> list[str]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    async def reset(self, seed: int | None = None) -> None: ...
+
+
 class ControlPlane:
     """The /_emulator/ routes of one emulator; every handler reads or drives the emulator it was given."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Controlled) -> None:
         self.emulator = emulator
 
     def add_routes(self, app: web.Application) -> None:

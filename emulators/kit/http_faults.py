@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from emulators.kit.events import EventLog
 from emulators.kit.faults import DelayAction, FaultBook, ResetAction, StatusAction
@@ -15,7 +16,7 @@ from emulators.kit.http import Handler
 _LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
 
 
-def fault_middleware(faults: FaultBook, events: EventLog, *, exempt_prefix: str) -> Handler:
+def fault_middleware(faults: FaultBook, events: EventLog, *, exempt_prefix: str) -> Middleware:
     """Consults ``faults`` for every request outside ``exempt_prefix`` (the control plane is never faulted)."""
 
     @web.middleware
@@ -44,4 +45,4 @@ def fault_middleware(faults: FaultBook, events: EventLog, *, exempt_prefix: str)
             transport.close()
         raise asyncio.CancelledError  # no response at all: the connection is gone
 
-    return middleware  # type: ignore[no-any-return]
+    return middleware

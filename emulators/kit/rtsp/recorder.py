@@ -8,6 +8,7 @@ import contextlib
 import random
 from collections.abc import Callable
 from functools import partial
+from typing import Any, cast
 
 from emulators.kit.rtsp.connection import serve_control_connection
 from emulators.kit.rtsp.h264 import join_annexb, parse_sprop_parameter_sets
@@ -27,7 +28,7 @@ class RtspRecorder:
         port: int = 0,
         credentials: tuple[str, str] | None = None,
         auth_scheme: str = "basic",
-        on_event: Callable[[str, dict], None] | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
         seed: int | None = None,
     ) -> None:
         self._host = host
@@ -46,7 +47,7 @@ class RtspRecorder:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("RtspRecorder.port is only known after start()")
-        return self._server.sockets[0].getsockname()[1]
+        return cast(int, self._server.sockets[0].getsockname()[1])
 
     @property
     def sdp(self) -> str | None:
@@ -157,7 +158,7 @@ class RtspRecorder:
         await writer.drain()
         return keep_open
 
-    def _emit(self, kind: str, details: dict) -> None:
+    def _emit(self, kind: str, details: dict[str, Any]) -> None:
         if self._on_event is not None:
             with contextlib.suppress(Exception):
                 self._on_event(kind, details)

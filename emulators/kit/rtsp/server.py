@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, cast
 
 from emulators.kit.rtsp.connection import serve_control_connection
 from emulators.kit.rtsp.egress import Outgoing, SessionEgress, Stamped
@@ -44,7 +45,7 @@ from emulators.kit.rtsp.session import (
 )
 
 log = logging.getLogger(__name__)
-EventSink = Callable[[str, dict], None]
+EventSink = Callable[[str, dict[str, Any]], None]
 
 
 class _DatagramSink(asyncio.DatagramProtocol):
@@ -176,13 +177,13 @@ class RtspServer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("RtspServer.port is only known after start()")
-        return self._server.sockets[0].getsockname()[1]
+        return cast(int, self._server.sockets[0].getsockname()[1])
 
     @property
     def session_count(self) -> int:
         return len(self.core.sessions)
 
-    def session_stats(self) -> list[dict]:
+    def session_stats(self) -> list[dict[str, Any]]:
         return [
             {
                 "session": p.session.id,
@@ -515,7 +516,7 @@ class RtspServer:
             for ended in self.core.expire(time.monotonic()):
                 await self._end(ended)
 
-    def _emit(self, kind: str, details: dict) -> None:
+    def _emit(self, kind: str, details: dict[str, Any]) -> None:
         if self._on_event is None:
             return
         try:
