@@ -107,12 +107,14 @@ EmulatorFactory = Callable[..., Awaitable[Emulator]]
 
 @pytest.fixture
 async def emulator_factory() -> AsyncIterator[EmulatorFactory]:
-    """``await emulator_factory("recall", settings={...})``: a started emulator on this test's loop (so the test
-    can await its methods), closed at teardown. Built like the plugin's ``start_emulator``: every listener takes a
-    free port; ``config=`` and the emulator's keyword arguments (``seed``, ``time_scale``, ``clock``) pass on."""
+    """``await emulator_factory("recall", settings={...})`` (or an Emulator class instead of the name): a started
+    emulator on this test's loop (so the test can await its methods), closed at teardown. Built like the plugin's
+    ``start_emulator``: every listener takes a free port; ``config=`` and the emulator's keyword arguments
+    (``seed``, ``time_scale``, ``clock``) pass on."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def factory(device: str, settings: dict[str, Any] | None = None, **kwargs: Any) -> Emulator:
+        async def factory(device: str | type[Emulator], settings: dict[str, Any] | None = None,
+                          **kwargs: Any) -> Emulator:
             return await stack.enter_async_context(running_emulator(device, settings, **kwargs))
 
         yield factory

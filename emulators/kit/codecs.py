@@ -344,11 +344,6 @@ class H264Encoder:
         return avc_decoder_configuration_record(self.sps, self.pps)
 
     @property
-    def annexb_headers(self) -> bytes:
-        """SPS and PPS with start codes, as Annex-B extradata (MPEG-TS, raw .h264)."""
-        return b"\x00\x00\x00\x01" + self.sps + b"\x00\x00\x00\x01" + self.pps
-
-    @property
     def profile_level_id(self) -> str:
         """The SDP `profile-level-id` (RFC 6184): profile_idc, constraint flags, level_idc in hex."""
         return self.sps[1:4].hex().upper()

@@ -268,10 +268,6 @@ class FaultRule:
     # Set when the rule is deleted, which ends a stall it started.
     lift: Lift = field(default_factory=Lift, compare=False, repr=False)
 
-    @property
-    def is_stream(self) -> bool:
-        return self.stream is not None
-
     def matches_request(self, method: str, path: str) -> bool:
         if self.path is None or self._path_re is None:
             return False

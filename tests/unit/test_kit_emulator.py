@@ -51,10 +51,10 @@ class Counter(Emulator):
 
 
 @pytest.fixture
-async def counter() -> Any:
-    async with Counter(egress=EGRESS) as emu:
-        async with aiohttp.ClientSession(emu.url()) as http:
-            yield emu, http
+async def counter(emulator_factory: Any) -> Any:
+    emu = await emulator_factory(Counter)
+    async with aiohttp.ClientSession(emu.url()) as http:
+        yield emu, http
 
 
 async def test_health_names_the_device(counter: Any) -> None:

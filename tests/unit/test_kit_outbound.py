@@ -26,13 +26,6 @@ from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_c
 LOCAL = EgressPolicy(DEFAULT_ALLOWED)
 
 
-def free_port() -> int:
-    sock = bind_tcp("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.mark.parametrize("url", ["ws://127.0.0.1:1/", "wss://localhost/x", "http://10.1.2.3/", "http://[::1]:80/",
                                  "https://192.168.1.20/hook"])
 def test_egress_allows_loopback_and_private_ranges(url: str) -> None:
@@ -53,9 +46,9 @@ def test_retry_policy_counts_attempts() -> None:
     assert list(RetryPolicy(0.1, 3).attempts()) == [1, 2, 3]
 
 
-async def test_a_refused_websocket_is_retried_at_the_interval_then_given_up() -> None:
+async def test_a_refused_websocket_is_retried_at_the_interval_then_given_up(free_port: int) -> None:
     events = EventLog("test")
-    port = free_port()
+    port = free_port
     async with aiohttp.ClientSession() as session:
         ws = OutboundWebSocket(f"ws://127.0.0.1:{port}/", session=session, retry=RetryPolicy(0.1, 4),
                                egress=LOCAL, events=events, name="video")
@@ -70,11 +63,9 @@ async def test_a_refused_websocket_is_retried_at_the_interval_then_given_up() ->
     assert len(events.query("outbound.failed")) == 1
 
 
-async def test_a_receiver_that_starts_late_is_reached_by_a_retry() -> None:
+async def test_a_receiver_that_starts_late_is_reached_by_a_retry(free_port: int) -> None:
     events = EventLog("test")
-    sock = bind_tcp("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port
     received = asyncio.Event()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
@@ -90,7 +81,7 @@ async def test_a_receiver_that_starts_late_is_reached_by_a_retry() -> None:
     await runner.setup()
 
     async def start_late() -> None:
-        await asyncio.sleep(0.25)
+        await events.wait_for("outbound.retry", timeout=10)  # the first attempt was refused
         await web.SockSite(runner, bind_tcp("127.0.0.1", port)).start()
 
     starter = asyncio.create_task(start_late())

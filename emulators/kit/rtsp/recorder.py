@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, cast
 
 from emulators.kit.rtsp.connection import serve_control_connection
-from emulators.kit.rtsp.h264 import join_annexb, parse_sprop_parameter_sets
+from emulators.kit.rtsp.h264 import parse_sprop_parameter_sets
 from emulators.kit.rtsp.message import InterleavedFrame, RtspMessage, RtspRequest
 from emulators.kit.rtsp.record import RecordCore, RecordedAudio, RecordedVideo
 from emulators.kit.rtsp.sdp import SessionDescription
@@ -77,11 +77,6 @@ class RtspRecorder:
             if media.rtpmap and media.rtpmap[1].upper() == "H264" and sprop:
                 return parse_sprop_parameter_sets(sprop)
         return []
-
-    def video_annexb(self) -> bytes:
-        """Everything recorded as one Annex B stream, led by the SDP's parameter sets, ready to
-        decode (push clients with global headers send SPS/PPS only in the SDP)."""
-        return join_annexb(self.parameter_sets()) + b"".join(unit.annexb for unit in self.video)
 
     @property
     def recording(self) -> bool:
