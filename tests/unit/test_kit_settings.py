@@ -7,7 +7,9 @@ from typing import Literal
 
 import pytest
 
+from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.settings import DeviceSettings, setting
 
 
@@ -58,3 +60,20 @@ def test_the_markdown_table_lists_every_setting_with_its_rule() -> None:
     assert "| `port` | `8080` | between 0 and 65535 | REST port |" in table
     assert "| `profile` | `'oak'` | `oak`, `lab` | hardware profile |" in table
     assert len(table.splitlines()) == 2 + 7
+
+
+class Camera(Emulator):
+    """A kit test device on typed settings."""
+
+    device = "camera"
+    settings_class = CameraSettings
+
+
+def test_an_emulator_with_a_settings_class_reads_its_settings_as_attributes() -> None:
+    camera = Camera({"fps": 10, "port": 0}, egress=EgressPolicy(DEFAULT_ALLOWED))
+    assert camera.settings.fps == 10.0 and camera.setting("port") == 0
+    assert Camera.merged_settings({"profile": "lab"})["profile"] == "lab"
+    assert Camera.default_settings()["port"] == 8080
+    with pytest.raises(FieldError) as err:
+        Camera({"fps": 0}, egress=EgressPolicy(DEFAULT_ALLOWED))
+    assert err.value.field == "camera.fps"
