@@ -1,7 +1,8 @@
 """Fault rules (WireMock's vocabulary, extended to streams): what to break, where, how often; seeded.
 
 This module is sans-I/O: it validates rules, matches requests and stream ticks, and rolls the dice.
-The HTTP middleware (``emulator.py``) and the stream senders act on what it decides.
+The HTTP middleware (``http_faults.py``) and the stream senders (through ``Emulator.stream_verdict``) act on
+what it decides.
 """
 
 from __future__ import annotations

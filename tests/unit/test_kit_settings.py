@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -11,6 +12,7 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.settings import DeviceSettings, setting
+from emulators.registry import DEVICES, available
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,13 @@ def test_an_emulator_with_a_settings_class_reads_its_settings_as_attributes() ->
     with pytest.raises(FieldError) as err:
         Camera({"fps": 0}, egress=EgressPolicy(DEFAULT_ALLOWED))
     assert err.value.field == "camera.fps"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_device_page_carries_the_settings_table_generated_from_its_dataclass(device: str) -> None:
+    cls = available().get(device)
+    if cls is None or cls.settings_class is None:
+        pytest.skip(f"{device} has no settings dataclass yet")
+    page = (Path(__file__).resolve().parents[2] / "docs" / f"{device}.md").read_text()
+    # `benchtwin up --print-config markdown` prints the same table.
+    assert cls.settings_class.markdown_table() in page
