@@ -100,3 +100,9 @@ async def test_an_emulators_workers_are_listed_in_its_state_and_stopped_with_it(
     await emulator.aclose()
     assert not worker.alive
     assert emulator.workers.as_list() == []
+
+
+async def test_closing_a_worker_that_never_started_is_harmless() -> None:
+    worker = MediaWorker("idle", count_until_stopped, 0, events=EventLog("dev"))
+    await worker.aclose()
+    assert not worker.alive and not worker.leaked
