@@ -19,18 +19,19 @@ log = logging.getLogger("benchtwin.app")
 
 
 def create_emulator(
-    device: str,
+    device: str | type[Emulator],
     config: Config,
     *,
     settings: dict[str, Any] | None = None,
     free_ports: bool = False,
     **overrides: Any,
 ) -> Emulator:
-    """One emulator from the config; ``free_ports`` binds every listener to a free port (tests); ``overrides``
-    replace the config's constructor arguments (``seed``, ``time_scale``, ``clock``)."""
-    cls = available()[device]
+    """One emulator from the config (``device`` is a registered name or an Emulator class); ``free_ports`` binds
+    every listener to a free port (tests); ``overrides`` replace the config's constructor arguments (``seed``,
+    ``time_scale``, ``clock``)."""
+    cls = available()[device] if isinstance(device, str) else device
     use_user_folders(config.scenario_dirs)
-    merged = config.device_settings(device)
+    merged = config.device_settings(cls.device)
     merged.update(settings or {})
     if free_ports:
         for name in cls.port_settings:

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--time-scale", type=float, help="multiplier for lifecycle timings (1.0 = real speed)")
     up.add_argument("--endpoints-file", help="write the endpoints and credentials as JSON once every emulator answers")
-    up.add_argument("--print-config", action="store_true", help="print the effective configuration and exit")
+    up.add_argument("--print-config", nargs="?", const="json", choices=["json", "markdown"],
+                    help="print the effective configuration (JSON, or Markdown tables of every setting) and exit")
     _logging_flags(up)
     up.set_defaults(func=cmd_up)
 
@@ -119,6 +120,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, as_json=args.log_json)
     config = _config_from_args(args)
     devices = _selected_devices(args.only)
+    if args.print_config == "markdown":
+        print(config.markdown(), end="")
+        return 0
     if args.print_config:
         print(json.dumps(config.effective(), indent=2, default=str))
         return 0

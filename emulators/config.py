@@ -51,6 +51,20 @@ class Config:
             out[name] = cls.merged_settings(self.device_settings(name))
         return out
 
+    def markdown(self) -> str:
+        """The same as Markdown: the global keys, then one settings table per device (its page's table)."""
+        effective = self.effective()
+        rows = ["## benchtwin", "", "| Key | Value |", "| --- | --- |"]
+        rows += [f"| `{key}` | `{effective[key]!r}` |" for key in GLOBAL_DEFAULTS]
+        for name, cls in available().items():
+            rows += ["", f"## {name}", ""]
+            if cls.settings_class is not None:
+                rows.append(cls.settings_class.markdown_table().rstrip("\n"))
+            else:  # a device still on the untyped settings dict: names and values only
+                rows += ["| Setting | Value |", "| --- | --- |"]
+                rows += [f"| `{key}` | `{value!r}` |" for key, value in effective[name].items()]
+        return "\n".join(rows) + "\n"
+
 
 def load_config(path: str | Path | None = None) -> Config:
     config = Config()

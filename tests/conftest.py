@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -36,7 +36,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
-    query: dict[str, str] = field(default_factory=dict)
+    query_string: str = ""
 
     def json(self) -> Any:
         import json
@@ -50,22 +50,28 @@ class ReceivedRequest:
 
 
 class WebhookReceiver:
-    """A loopback HTTP server that answers every request with ``status`` and records it."""
+    """A loopback HTTP server that records every request and answers ``status`` (after any statuses queued with
+    ``answer_next``)."""
 
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.requests: list[ReceivedRequest] = []
+        self._next_statuses: list[int] = []
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def _handle(self, request: web.Request) -> web.Response:
         received = ReceivedRequest(request.method, request.path, dict(request.headers), await request.read(),
-                                   dict(request.query))
+                                   request.query_string)
         async with self._arrived:
             self.requests.append(received)
             self._arrived.notify_all()
-        return web.Response(status=self.status)
+        return web.Response(status=self._next_statuses.pop(0) if self._next_statuses else self.status)
+
+    def answer_next(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses, in order (e.g. a 503 to make a sender retry)."""
+        self._next_statuses.extend(statuses)
 
     async def start(self) -> None:
         app = web.Application()
@@ -107,12 +113,14 @@ EmulatorFactory = Callable[..., Awaitable[Emulator]]
 
 @pytest.fixture
 async def emulator_factory() -> AsyncIterator[EmulatorFactory]:
-    """``await emulator_factory("recall", settings={...})``: a started emulator on this test's loop (so the test
-    can await its methods), closed at teardown. Built like the plugin's ``start_emulator``: every listener takes a
-    free port; ``config=`` and the emulator's keyword arguments (``seed``, ``time_scale``, ``clock``) pass on."""
+    """``await emulator_factory("recall", settings={...})`` (or an Emulator class instead of the name): a started
+    emulator on this test's loop (so the test can await its methods), closed at teardown. Built like the plugin's
+    ``start_emulator``: every listener takes a free port; ``config=`` and the emulator's keyword arguments
+    (``seed``, ``time_scale``, ``clock``) pass on."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def factory(device: str, settings: dict[str, Any] | None = None, **kwargs: Any) -> Emulator:
+        async def factory(device: str | type[Emulator], settings: dict[str, Any] | None = None,
+                          **kwargs: Any) -> Emulator:
             return await stack.enter_async_context(running_emulator(device, settings, **kwargs))
 
         yield factory

@@ -1,7 +1,8 @@
 """Fault rules (WireMock's vocabulary, extended to streams): what to break, where, how often; seeded.
 
 This module is sans-I/O: it validates rules, matches requests and stream ticks, and rolls the dice.
-The HTTP middleware (``emulator.py``) and the stream senders act on what it decides.
+The HTTP middleware (``http_faults.py``) and the stream senders (through ``Emulator.stream_verdict``) act on
+what it decides.
 """
 
 from __future__ import annotations
@@ -267,10 +268,6 @@ class FaultRule:
     _path_re: re.Pattern[str] | None = None
     # Set when the rule is deleted, which ends a stall it started.
     lift: Lift = field(default_factory=Lift, compare=False, repr=False)
-
-    @property
-    def is_stream(self) -> bool:
-        return self.stream is not None
 
     def matches_request(self, method: str, path: str) -> bool:
         if self.path is None or self._path_re is None:

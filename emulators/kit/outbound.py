@@ -80,7 +80,7 @@ class EgressPolicy:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
             raise EgressRefused(f"{url}: cannot resolve {host!r} ({exc.strerror})") from None
-        addresses = {info[4][0] for info in infos}
+        addresses = {str(info[4][0]) for info in infos}
         if not addresses or not all(self._allowed_ip(a) for a in addresses):
             raise EgressRefused(_refusal(url, host))
 

@@ -92,7 +92,8 @@ class DeviceSettings:
                 allowed = _range(lo, hi)
             else:
                 allowed = _describe(hints[f.name])
-            rows.append(f"| `{f.name}` | `{defaults[f.name]!r}` | {allowed} | {f.metadata.get('doc', '')} |")
+            cells = (f"`{f.name}`", f"`{defaults[f.name]!r}`", allowed, f.metadata.get("doc", ""))
+            rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
         return "\n".join(rows) + "\n"
 
 

@@ -167,6 +167,7 @@ class MediaWorker:
         process = self._process
         self._stop.set()
         if process is None:
+            self._close_queues()
             return
         started = time.monotonic()
         await asyncio.to_thread(process.join, self.stop_timeout_s)
@@ -183,6 +184,9 @@ class MediaWorker:
                 self._registry.discard(self)
         if self._reader is not None:
             await asyncio.to_thread(self._reader.join, 2.0)
+        self._close_queues()
+
+    def _close_queues(self) -> None:
         for q in (self._inbox, self._outbox):
-            q.cancel_join_thread()
+            q.cancel_join_thread()  # never wait at exit for a feeder thread whose reader is gone
             q.close()

@@ -105,6 +105,14 @@ def test_print_config_shows_every_default_in_one_place() -> None:
         assert config[name]["port"] == cls.default_settings()["port"]
 
 
+def test_print_config_markdown_has_a_settings_table_per_device() -> None:
+    result = run("up", "--print-config", "markdown")
+    assert result.returncode == 0
+    for name, cls in available().items():
+        assert f"## {name}\n" in result.stdout
+        assert f"| `port` | `{cls.default_settings()['port']}`" in result.stdout
+
+
 def test_certs_creates_a_ca_and_server_certificate_once(tmp_path: Path) -> None:
     first = run("certs", "--dir", str(tmp_path), "--json")
     assert first.returncode == 0

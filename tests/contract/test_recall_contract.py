@@ -71,7 +71,7 @@ def test_recall_api_passes_schemathesis_with_zero_failures(fuzz_target: Target) 
 def test_every_route_is_in_the_document() -> None:
     document = yaml.safe_load(Path(openapi_path("recall")).read_text())
     emulator = RecallEmulator(egress=EGRESS, settings={"port": 0})
-    for resource in emulator.app.router.resources():
+    for resource in emulator.build_app().router.resources():
         path = resource.canonical.replace("{bot_id}", "{id}")
         if not path.startswith("/_emulator"):
             assert path in document["paths"], path

@@ -51,10 +51,10 @@ class Counter(Emulator):
 
 
 @pytest.fixture
-async def counter() -> Any:
-    async with Counter(egress=EGRESS) as emu:
-        async with aiohttp.ClientSession(emu.url()) as http:
-            yield emu, http
+async def counter(emulator_factory: Any) -> Any:
+    emu = await emulator_factory(Counter)
+    async with aiohttp.ClientSession(emu.url()) as http:
+        yield emu, http
 
 
 async def test_health_names_the_device(counter: Any) -> None:
@@ -203,3 +203,25 @@ async def test_first_completed_cancels_and_awaits_the_others() -> None:
 
 async def _raise(exc: BaseException) -> None:
     raise exc
+
+
+async def test_the_served_control_plane_document_has_one_operation_per_scenario_control(counter: Any) -> None:
+    _, http = counter
+    async with http.get("/_emulator/openapi.json") as resp:
+        document = await resp.json()
+    assert "/_emulator/scenario/{control}" not in document["paths"]
+    bump = document["paths"]["/_emulator/scenario/bump"]["post"]
+    # No contract document describes the test device's control: it is served generic, and marked so.
+    assert bump["x-undescribed-scenario-control"] is True
+    assert set(bump["responses"]) >= {"200", "400", "409"}
+
+
+def test_a_device_scenario_document_is_inlined_into_the_control_plane() -> None:
+    from emulators.kit.control_openapi import control_plane_document
+
+    document = control_plane_document("recall", ["remove_participant"])
+    body = document["paths"]["/_emulator/scenario/remove_participant"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["required"] == ["participant_id"]
+    assert schema["properties"]["bot_id"]["oneOf"] == [{"type": "string"}, {"type": "null"}]
+    assert "$ref" not in str(body)

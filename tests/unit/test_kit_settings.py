@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
+from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.settings import DeviceSettings, setting
+from emulators.registry import DEVICES, available
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,30 @@ def test_the_markdown_table_lists_every_setting_with_its_rule() -> None:
     assert "| `port` | `8080` | between 0 and 65535 | REST port |" in table
     assert "| `profile` | `'oak'` | `oak`, `lab` | hardware profile |" in table
     assert len(table.splitlines()) == 2 + 7
+
+
+class Camera(Emulator):
+    """A kit test device on typed settings."""
+
+    device = "camera"
+    settings_class = CameraSettings
+
+
+def test_an_emulator_with_a_settings_class_reads_its_settings_as_attributes() -> None:
+    camera = Camera({"fps": 10, "port": 0}, egress=EgressPolicy(DEFAULT_ALLOWED))
+    assert camera.settings.fps == 10.0 and camera.setting("port") == 0
+    assert Camera.merged_settings({"profile": "lab"})["profile"] == "lab"
+    assert Camera.default_settings()["port"] == 8080
+    with pytest.raises(FieldError) as err:
+        Camera({"fps": 0}, egress=EgressPolicy(DEFAULT_ALLOWED))
+    assert err.value.field == "camera.fps"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_device_page_carries_the_settings_table_generated_from_its_dataclass(device: str) -> None:
+    cls = available().get(device)
+    if cls is None or cls.settings_class is None:
+        pytest.skip(f"{device} has no settings dataclass yet")
+    page = (Path(__file__).resolve().parents[2] / "docs" / f"{device}.md").read_text()
+    # `benchtwin up --print-config markdown` prints the same table.
+    assert cls.settings_class.markdown_table() in page

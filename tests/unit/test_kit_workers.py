@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 
+from emulators.kit.emulator import Emulator
 from emulators.kit.events import EventLog
 from emulators.kit.workers import MediaWorker, WorkerFailed, WorkerRegistry
 
@@ -78,3 +80,29 @@ async def test_an_exception_in_run_reaches_the_reader() -> None:
         async for _ in worker.messages():
             pass
     await worker.aclose()
+
+
+class Pusher(Emulator):
+    """A kit test device with one media worker."""
+
+    device = "pusher"
+    settings_defaults = {"port": 0}
+
+
+async def test_an_emulators_workers_are_listed_in_its_state_and_stopped_with_it(emulator_factory: Any) -> None:
+    emulator = await emulator_factory(Pusher)
+    worker = emulator.media_worker("push:1", count_until_stopped, 0)
+    worker.start()
+    assert await anext(aiter(worker.messages())) == 0
+    async with aiohttp.ClientSession() as http, http.get(emulator.url() + "/_emulator/state") as resp:
+        state = await resp.json()
+    assert state["workers"] == [{"name": "push:1", "pid": worker.pid, "state": "running"}]
+    await emulator.aclose()
+    assert not worker.alive
+    assert emulator.workers.as_list() == []
+
+
+async def test_closing_a_worker_that_never_started_is_harmless() -> None:
+    worker = MediaWorker("idle", count_until_stopped, 0, events=EventLog("dev"))
+    await worker.aclose()
+    assert not worker.alive and not worker.leaked
