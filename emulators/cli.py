@@ -15,6 +15,7 @@ import aiohttp
 
 from emulators.app import endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config, load_config
+from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
 from emulators.kit.tls import ensure_dev_certs
@@ -76,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure capacity, pacing and latency against the tools users would pick")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+
+    register_hil(sub)  # record, replay, parity
     return parser
 
 

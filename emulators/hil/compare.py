@@ -1,0 +1,180 @@
+"""Field-by-field comparison of a recorded answer with the emulator's: status, chosen headers, JSON structure,
+media by decoded properties, WebSocket message sequences and close codes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from emulators.hil.cassette import Exchange, Message
+from emulators.hil.media_props import decoded_properties, is_media
+from emulators.hil.redact import PLACEHOLDER
+from emulators.hil.rules import ParityRules
+
+ABSENT = "<absent>"
+
+
+@dataclass
+class Difference:
+    index: int  # position of the exchange among the cassette's device exchanges
+    request: str  # the exchange's label, e.g. "GET /cameras/"
+    where: str  # "status", "header Content-Type", "body detail.0.msg", "message 3 data.type", "close code"
+    recorded: Any
+    emulator: Any
+    explained: str | None = None  # the reason given by the parity file's `known` rule, if one matches
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "request": self.request, "where": self.where, "recorded": self.recorded,
+                "emulator": self.emulator, "explained": self.explained}
+
+
+@dataclass
+class Answer:
+    """What the emulator answered to a replayed exchange."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    messages: list[Message] | None = None
+    close_code: int | None = None
+    closed_by: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+
+class Comparer:
+    def __init__(self, rules: ParityRules) -> None:
+        self.rules = rules
+        self.ignored = 0  # how many differing fields an ignore rule covered
+
+    def exchange(self, index: int, recorded: Exchange, answer: Answer) -> list[Difference]:
+        label = recorded.label()
+        found: list[tuple[str, Any, Any]] = []
+        if recorded.status != answer.status:
+            found.append(("status", recorded.status, answer.status))
+        for name in self.rules.headers:
+            if name.lower() == "location":
+                ours, theirs = _location_path(recorded.header(name)), _location_path(answer.header(name))
+            else:
+                ours, theirs = recorded.header(name), answer.header(name)
+            if ours != theirs and ours != PLACEHOLDER:
+                found.append((f"header {name}", ours if ours is not None else ABSENT,
+                              theirs if theirs is not None else ABSENT))
+        if recorded.is_websocket:
+            found += self._messages(label, recorded.messages or [], answer.messages or [])
+            if recorded.close_code != answer.close_code:
+                found.append(("close code", recorded.close_code, answer.close_code))
+            if recorded.closed_by != answer.closed_by:
+                found.append(("closed by", recorded.closed_by, answer.closed_by))
+        else:
+            found += self._payload(label, "body", recorded.response_body, recorded.header("Content-Type") or "",
+                                   answer.body, answer.header("Content-Type") or "")
+        out = []
+        for where, ours, theirs in found:
+            rule = self.rules.explanation(label, where)
+            out.append(Difference(index, label, where, ours, theirs, (rule.why or "known") if rule else None))
+        return out
+
+    def _payload(self, label: str, where: str, ours: bytes, our_type: str, theirs: bytes, their_type: str
+                 ) -> list[tuple[str, Any, Any]]:
+        if ours == theirs:
+            return []
+        our_json, their_json = _json(ours), _json(theirs)
+        if our_json is not _NOT_JSON and their_json is not _NOT_JSON:
+            return [(f"{where} {p}".rstrip(), a, b) for p, a, b in self._json_diff(label, "", our_json, their_json)]
+        if is_media(our_type) or is_media(their_type) or _binary(ours) or _binary(theirs):
+            a, b = decoded_properties(ours), decoded_properties(theirs)
+            return [(f"{where} media {p}".rstrip(), x, y) for p, x, y in self._json_diff(label, "", a, b, ignore=False)]
+        return [(where, _clip(ours.decode("utf-8", "replace")), _clip(theirs.decode("utf-8", "replace")))]
+
+    def _json_diff(self, label: str, path: str, a: Any, b: Any, *, ignore: bool = True) -> list[tuple[str, Any, Any]]:
+        if ignore and path and self.rules.ignored(label, path):
+            if a != b:
+                self.ignored += 1
+            return []
+        if a == PLACEHOLDER:
+            return []
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = []
+            for key in list(a) + [k for k in b if k not in a]:
+                sub = f"{path}.{key}" if path else str(key)
+                if key not in b:
+                    if not (ignore and self.rules.ignored(label, sub)):
+                        out.append((sub, _clip(a[key]), ABSENT))
+                elif key not in a:
+                    if not (ignore and self.rules.ignored(label, sub)):
+                        out.append((sub, ABSENT, _clip(b[key])))
+                else:
+                    out += self._json_diff(label, sub, a[key], b[key], ignore=ignore)
+            return out
+        if isinstance(a, list) and isinstance(b, list):
+            out = []
+            for i in range(max(len(a), len(b))):
+                sub = f"{path}.{i}" if path else str(i)
+                if i >= len(b):
+                    out.append((sub, _clip(a[i]), ABSENT))
+                elif i >= len(a):
+                    out.append((sub, ABSENT, _clip(b[i])))
+                else:
+                    out += self._json_diff(label, sub, a[i], b[i], ignore=ignore)
+            return out
+        if a != b or type(a) is not type(b):
+            return [(path, _clip(a), _clip(b))]
+        return []
+
+    def _messages(self, label: str, ours: list[Message], theirs: list[Message]) -> list[tuple[str, Any, Any]]:
+        """Device-to-client messages compared in order; the count within the parity file's tolerance."""
+        a = [m for m in ours if m.direction == "receive"]
+        b = [m for m in theirs if m.direction == "receive"]
+        found: list[tuple[str, Any, Any]] = []
+        allowed = int(len(a) * self.rules.ws_count_tolerance)
+        if abs(len(a) - len(b)) > allowed:
+            found.append(("message count", len(a), len(b)))
+        for n, (x, y) in enumerate(zip(a, b, strict=False)):
+            if x.opcode != y.opcode:
+                found.append((f"message {n} opcode", x.opcode, y.opcode))
+                continue
+            kind = "" if x.opcode == 1 else "application/octet-stream"
+            found += self._payload(label, f"message {n}", x.data, kind, y.data, kind)
+        return found
+
+
+_NOT_JSON = object()
+
+
+def _json(data: bytes) -> Any:
+    if not data.strip() or data.lstrip()[:1] not in b'{["0123456789-tfn':
+        return _NOT_JSON
+    try:
+        return json.loads(data)
+    except ValueError:
+        return _NOT_JSON
+
+
+def _binary(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _location_path(value: str | None) -> str | None:
+    """A Location is compared by where it points on the device, not by the host it names."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _clip(value: Any, limit: int = 300) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"... ({len(value)} chars)"
+    if isinstance(value, dict | list):
+        text = json.dumps(value)
+        return value if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+    return value

@@ -1,0 +1,219 @@
+"""`benchtwin parity`: replay a cassette's requests against a fresh, seeded emulator and diff every answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from emulators.hil.cassette import Cassette, Exchange, Message
+from emulators.hil.compare import Answer, Comparer, Difference
+from emulators.hil.recorder import end_to_end
+from emulators.hil.redact import PLACEHOLDER
+from emulators.hil.rules import ParityRules
+
+CLOSE_GRACE_S = 2.0  # how long past the recorded end a session may take to close on the device's side
+MAX_GAP_S = 5.0  # a recorded pause longer than this (someone stepped away) is cut to it
+
+
+@dataclass
+class ParityResult:
+    cassette: str
+    device: str
+    emulator: str
+    profile: dict[str, Any]
+    compared: int
+    differences: list[Difference] = field(default_factory=list)
+    ignored: int = 0
+
+    @property
+    def unexplained(self) -> list[Difference]:
+        return [d for d in self.differences if not d.explained]
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.unexplained else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "cassette": self.cassette, "device": self.device, "emulator": self.emulator, "profile": self.profile,
+            "compared": self.compared, "ignored_fields": self.ignored,
+            "unexplained": len(self.unexplained), "explained": len(self.differences) - len(self.unexplained),
+            "differences": [d.as_dict() for d in self.differences],
+        }
+
+
+@contextlib.contextmanager
+def fresh_emulator(device: str, settings: dict[str, Any], seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A seeded emulator on free loopback ports for the run: (base URL, credentials)."""
+    from emulators.config import Config
+    from emulators.pytest_plugin import EmulatorHost
+
+    config = Config()
+    config.seed = seed
+    host = EmulatorHost(device, settings, config)
+    host.start()
+    try:
+        yield host.emulator.endpoints()["rest"], host.emulator.credentials()
+    finally:
+        host.stop()
+
+
+class ParityRun:
+    def __init__(self, cassette: Cassette, base_url: str, rules: ParityRules, *, credentials: dict[str, Any],
+                 mapping: dict[str, str] | None = None, pace: float = 1.0) -> None:
+        self.cassette = cassette
+        self.base_url = base_url.rstrip("/")
+        self.rules = rules
+        self.auth = rules.credential_headers(credentials)
+        self.mapping = mapping or {}
+        self.pace = pace
+        self.comparer = Comparer(rules)
+        self.answers: dict[int, Answer] = {}
+
+    def _mapped(self, text: str) -> str:
+        for old, new in self.mapping.items():
+            text = text.replace(old, new)
+        return text
+
+    def _request_headers(self, e: Exchange) -> dict[str, str]:
+        headers = {}
+        for k, v in end_to_end(e.request_headers):
+            if k.lower().startswith("sec-websocket"):
+                continue
+            if k in self.auth or k.lower() in (h.lower() for h in self.auth):
+                headers[k] = next(val for h, val in self.auth.items() if h.lower() == k.lower())
+            elif PLACEHOLDER not in v:
+                headers[k] = v
+        return headers
+
+    def _url(self, e: Exchange, websocket: bool = False) -> str:
+        query = e.url.partition("?")[2]
+        url = self.base_url + self._mapped(e.path + (f"?{query}" if query else ""))
+        return "ws" + url[4:] if websocket else url
+
+    async def run(self) -> list[Difference]:
+        exchanges = self.cassette.device_exchanges()
+        differences: list[Difference] = []
+        running: list[tuple[Exchange, asyncio.Task[Answer]]] = []
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            previous: Exchange | None = None
+            try:
+                for index, e in enumerate(exchanges):
+                    if previous is not None and self.pace > 0:
+                        gap = min(MAX_GAP_S, max(0.0, e.started - previous.started)) * self.pace
+                        await asyncio.sleep(gap)
+                    previous = e
+                    for earlier, task in running:  # what had ended before this began still ends first
+                        if earlier.started + earlier.duration_ms / 1000 <= e.started:
+                            await task
+                    if e.is_websocket:
+                        running.append((e, asyncio.create_task(self._session(session, e))))
+                        continue
+                    self.answers[index] = await self._http(session, e)
+                for earlier, task in running:
+                    self.answers[exchanges.index(earlier)] = await task
+            finally:
+                for _, task in running:
+                    task.cancel()
+                await asyncio.gather(*(t for _, t in running), return_exceptions=True)
+        for index, e in enumerate(exchanges):
+            differences += self.comparer.exchange(index, e, self.answers[index])
+        return differences
+
+    async def _http(self, session: aiohttp.ClientSession, e: Exchange) -> Answer:
+        body = self._mapped(e.request_body.decode("utf-8")).encode() if _is_utf8(e.request_body) else e.request_body
+        try:
+            async with session.request(e.method, self._url(e), headers=self._request_headers(e),
+                                       data=body or None, allow_redirects=False) as resp:
+                return Answer(resp.status, list(resp.headers.items()), await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Answer(0, [], f"no answer: {exc}".encode())
+
+    async def _session(self, session: aiohttp.ClientSession, e: Exchange) -> Answer:
+        """Play the client's side of a recorded session on time and collect what the emulator sends."""
+        protocol = e.header("Sec-WebSocket-Protocol", response=False)
+        try:
+            ws = await session.ws_connect(self._url(e, websocket=True), headers=self._request_headers(e),
+                                          protocols=[p.strip() for p in protocol.split(",")] if protocol else (),
+                                          max_msg_size=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            return Answer(exc.status, list((exc.headers or {}).items()), b"", messages=[])
+        received: list[Message] = []
+
+        async def read() -> None:
+            async for msg in ws:
+                if msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    data = msg.data.encode("utf-8") if msg.type == aiohttp.WSMsgType.TEXT else msg.data
+                    received.append(Message("receive", time.time(), 1 if msg.type == aiohttp.WSMsgType.TEXT else 2,
+                                            data))
+
+        reader = asyncio.create_task(read())
+        start = time.monotonic()
+        closed_by = "device"
+        try:
+            for m in e.messages or []:
+                if m.direction != "send":
+                    continue
+                await _sleep_until(start + (m.time - e.started))
+                if reader.done():
+                    break
+                if m.opcode == 1:
+                    await ws.send_str(self._mapped(m.text))
+                else:
+                    await ws.send_bytes(m.data)
+            end = start + e.duration_ms / 1000
+            if e.closed_by == "client":
+                await _sleep_until(end)
+                if not reader.done():
+                    closed_by = "client"
+                    await ws.close(code=e.close_code or 1000)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reader), max(0.0, end - time.monotonic()) + CLOSE_GRACE_S)
+                if not reader.done():
+                    closed_by = "client"
+                    await ws.close()
+            await reader
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            if not ws.closed:
+                await ws.close()
+        headers = list(ws._response.headers.items()) if ws._response is not None else []
+        return Answer(101, headers, b"", messages=received, close_code=ws.close_code, closed_by=closed_by)
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def run_parity(cassette: Cassette, device: str, rules: ParityRules, *, settings: dict[str, Any], seed: int,
+               target: str | None = None, mapping: dict[str, str] | None = None, pace: float = 1.0,
+               cassette_name: str = "", credentials: dict[str, Any] | None = None) -> ParityResult:
+    """Compare against ``target`` (with ``credentials``) if given, else a fresh emulator with ``settings``, ``seed``."""
+    def compare(base_url: str, credentials: dict[str, Any]) -> ParityResult:
+        run = ParityRun(cassette, base_url, rules, credentials=credentials, mapping=mapping, pace=pace)
+        differences = asyncio.run(run.run())
+        return ParityResult(cassette_name, device, base_url, settings, len(run.answers), differences,
+                            run.comparer.ignored)
+
+    if target is not None:
+        return compare(target, credentials or {})
+    with fresh_emulator(device, settings, seed) as (base_url, credentials):
+        return compare(base_url, credentials)
