@@ -145,6 +145,7 @@ class ParityRun:
         except aiohttp.WSServerHandshakeError as exc:
             return Answer(exc.status, list((exc.headers or {}).items()), b"", messages=[])
         received: list[Message] = []
+        arrived = asyncio.Event()
 
         async def read() -> None:
             async for msg in ws:
@@ -152,15 +153,28 @@ class ParityRun:
                     data = msg.data.encode("utf-8") if msg.type == aiohttp.WSMsgType.TEXT else msg.data
                     received.append(Message("receive", time.time(), 1 if msg.type == aiohttp.WSMsgType.TEXT else 2,
                                             data))
+                    arrived.set()
+
+        async def after(count: int, deadline: float) -> None:
+            """Causality: what the client did after the device's n-th message waits for an n-th message."""
+            while len(received) < count and not reader.done():
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), max(0.0, deadline - time.monotonic()))
+                if time.monotonic() >= deadline:
+                    return
 
         reader = asyncio.create_task(read())
         start = time.monotonic()
         closed_by = "device"
+        recorded = e.messages or []
         try:
-            for m in e.messages or []:
+            for n, m in enumerate(recorded):
                 if m.direction != "send":
                     continue
-                await _sleep_until(start + (m.time - e.started))
+                due = start + (m.time - e.started)
+                await after(sum(1 for x in recorded[:n] if x.direction == "receive"), due + CLOSE_GRACE_S)
+                await _sleep_until(due)
                 if reader.done():
                     break
                 if m.opcode == 1:
@@ -169,6 +183,7 @@ class ParityRun:
                     await ws.send_bytes(m.data)
             end = start + e.duration_ms / 1000
             if e.closed_by == "client":
+                await after(sum(1 for x in recorded if x.direction == "receive"), end + CLOSE_GRACE_S)
                 await _sleep_until(end)
                 if not reader.done():
                     closed_by = "client"
