@@ -17,6 +17,7 @@ Make it pass by fixing the emulator, by a quirk setting (then start the emulator
 difference under `known` in contracts/parity/{device}.yaml with the reason and delete this test.
 """
 
+import asyncio
 from pathlib import Path
 
 from emulators.hil.cassette import Cassette
@@ -26,10 +27,10 @@ from emulators.hil.rules import load_rules
 FIXTURE = Path(__file__).resolve().parent / "{fixture}"
 
 
-async def test_{device}_{slug}_matches_the_recorded_device({device}_target):
+def test_{device}_{slug}_matches_the_recorded_device({device}_target):
     run = ParityRun(Cassette.load(FIXTURE), {device}_target.url, load_rules("{device}"),
                     credentials={device}_target.credentials, pace=0)
-    assert [(d.where, d.recorded, d.emulator) for d in await run.run() if not d.explained] == []
+    assert [(d.where, d.recorded, d.emulator) for d in asyncio.run(run.run()) if not d.explained] == []
 '''
 
 
