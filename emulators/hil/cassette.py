@@ -107,6 +107,8 @@ class Exchange:
 
     def label(self) -> str:
         kind = "WS " if self.is_websocket else ""
+        if self.dial_out is not None:  # named by the request field that gave the receiver, not its URL
+            return f"DIAL {self.dial_out.get('field', '')} {kind}{self.method}"
         query = urlsplit(self.url).query
         return f"{kind}{self.method} {self.path}{'?' + query if query else ''}"
 

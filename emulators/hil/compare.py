@@ -48,6 +48,9 @@ class Comparer:
     def __init__(self, rules: ParityRules) -> None:
         self.rules = rules
         self.ignored = 0  # how many differing fields an ignore rule covered
+        # Ids the device minted and the emulator minted in their place (an ignored field, both strings), so a
+        # later request that names the device's id can name the emulator's instead.
+        self.learned: dict[str, str] = {}
 
     def exchange(self, index: int, recorded: Exchange, answer: Answer) -> list[Difference]:
         label = recorded.label()
@@ -77,6 +80,37 @@ class Comparer:
             out.append(Difference(index, label, where, ours, theirs, (rule.why or "known") if rule else None))
         return out
 
+    def dial_outs(self, index: int, field: str, recorded: list[Exchange], observed: list[Exchange]
+                  ) -> list[Difference]:
+        """The calls the emulator made to one receiver field, compared in order with the recorded ones."""
+        found: list[tuple[str, str, Any, Any]] = []
+        label = recorded[0].label() if recorded else f"DIAL {field}"
+        prefix = f"dial-out {field}"
+        if len(recorded) != len(observed):
+            found.append((label, f"{prefix} calls", len(recorded), len(observed)))
+        for k, (ours, theirs) in enumerate(zip(recorded, observed, strict=False)):
+            where = f"{prefix} #{k}"
+            if ours.is_websocket != theirs.is_websocket or ours.method != theirs.method:
+                found.append((label, f"{where} kind", ours.label(), theirs.label()))
+                continue
+            if ours.is_websocket:
+                found += [(label, f"{where} {w}", a, b) for w, a, b in
+                          self._messages(label, ours.messages or [], theirs.messages or [], direction="send")]
+                if ours.close_code != theirs.close_code:
+                    found.append((label, f"{where} close code", ours.close_code, theirs.close_code))
+                if ours.closed_by != theirs.closed_by:
+                    found.append((label, f"{where} closed by", ours.closed_by, theirs.closed_by))
+            else:
+                a = _as_json(ours.request_body, ours.header("Content-Type", response=False) or "")
+                b = _as_json(theirs.request_body, theirs.header("Content-Type", response=False) or "")
+                found += [(label, f"{where} {w}", x, y) for w, x, y in
+                          self._payload(label, "body", a, "", b, "")]
+        out = []
+        for label_, where, ours_, theirs_ in found:
+            rule = self.rules.explanation(label_, where)
+            out.append(Difference(index, label_, where, ours_, theirs_, (rule.why or "known") if rule else None))
+        return out
+
     def _payload(self, label: str, where: str, ours: bytes, our_type: str, theirs: bytes, their_type: str
                  ) -> list[tuple[str, Any, Any]]:
         if ours == theirs:
@@ -93,6 +127,8 @@ class Comparer:
         if ignore and path and self.rules.ignored(label, path):
             if a != b:
                 self.ignored += 1
+                if isinstance(a, str) and isinstance(b, str) and len(a) >= 6 and " " not in a and a != PLACEHOLDER:
+                    self.learned[a] = b
             return []
         if a == PLACEHOLDER:
             return []
@@ -124,21 +160,62 @@ class Comparer:
             return [(path, _clip(a), _clip(b))]
         return []
 
-    def _messages(self, label: str, ours: list[Message], theirs: list[Message]) -> list[tuple[str, Any, Any]]:
-        """Device-to-client messages compared in order; the count within the parity file's tolerance."""
-        a = [m for m in ours if m.direction == "receive"]
-        b = [m for m in theirs if m.direction == "receive"]
+    def _messages(self, label: str, ours: list[Message], theirs: list[Message], direction: str = "receive"
+                  ) -> list[tuple[str, Any, Any]]:
+        """The device's messages, compared as runs of one kind (``connected``, ``start``, ``media`` x 50, ``stop``).
+
+        Runs must come in the same order; a run's length may differ by the parity file's tolerance (a live
+        stream stopped a few ms later has a few more frames), and messages are compared pairwise within runs.
+        """
+        a = [m for m in ours if m.direction == direction]
+        b = [m for m in theirs if m.direction == direction]
+        a_runs, b_runs = _runs(a), _runs(b)
         found: list[tuple[str, Any, Any]] = []
-        allowed = int(len(a) * self.rules.ws_count_tolerance)
-        if abs(len(a) - len(b)) > allowed:
-            found.append(("message count", len(a), len(b)))
-        for n, (x, y) in enumerate(zip(a, b, strict=False)):
+        pairs: list[tuple[int, Message, Message]] = []
+        if [k for k, _ in a_runs] == [k for k, _ in b_runs]:
+            position = 0
+            for (kind, xs), (_, ys) in zip(a_runs, b_runs, strict=True):
+                if abs(len(xs) - len(ys)) > int(len(xs) * self.rules.ws_count_tolerance):
+                    found.append((f"messages {kind} count", len(xs), len(ys)))
+                pairs += [(position + n, x, y) for n, (x, y) in enumerate(zip(xs, ys, strict=False))]
+                position += len(xs)
+        else:
+            found.append(("message kinds", _summary(a_runs), _summary(b_runs)))
+            pairs = [(n, x, y) for n, (x, y) in enumerate(zip(a, b, strict=False))]
+        for n, x, y in pairs:
             if x.opcode != y.opcode:
                 found.append((f"message {n} opcode", x.opcode, y.opcode))
                 continue
             kind = "" if x.opcode == 1 else "application/octet-stream"
             found += self._payload(label, f"message {n}", x.data, kind, y.data, kind)
         return found
+
+
+def _kind(message: Message) -> str:
+    if message.opcode != 1:
+        return "binary"
+    document = _json(message.data)
+    if isinstance(document, dict):
+        for key in ("event", "type", "Operation", "eventName"):
+            if isinstance(document.get(key), str):
+                return f"{key}={document[key]}"
+        return "{" + ",".join(sorted(document)) + "}"
+    return "text"
+
+
+def _runs(messages: list[Message]) -> list[tuple[str, list[Message]]]:
+    runs: list[tuple[str, list[Message]]] = []
+    for m in messages:
+        kind = _kind(m)
+        if runs and runs[-1][0] == kind:
+            runs[-1][1].append(m)
+        else:
+            runs.append((kind, [m]))
+    return runs
+
+
+def _summary(runs: list[tuple[str, list[Message]]]) -> str:
+    return ", ".join(kind if len(ms) == 1 else f"{kind} x{len(ms)}" for kind, ms in runs)
 
 
 _NOT_JSON = object()
@@ -151,6 +228,15 @@ def _json(data: bytes) -> Any:
         return json.loads(data)
     except ValueError:
         return _NOT_JSON
+
+
+def _as_json(body: bytes, content_type: str) -> bytes:
+    """Form bodies (status callbacks) as JSON objects, so they are compared field by field like JSON."""
+    if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qsl
+
+        return json.dumps(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))).encode()
+    return body
 
 
 def _binary(data: bytes) -> bool:

@@ -43,7 +43,7 @@ def _same_value(recorded: Any, new: Any) -> bool:
         return True
     if isinstance(recorded, dict) and isinstance(new, dict):
         return recorded.keys() == new.keys() and all(_same_value(recorded[k], new[k]) for k in recorded)
-    if isinstance(recorded, list) and isinstance(new, list):
+    if isinstance(recorded, list | tuple) and isinstance(new, list | tuple):
         return len(recorded) == len(new) and all(_same_value(a, b) for a, b in zip(recorded, new, strict=True))
     return bool(recorded == new)
 
@@ -62,8 +62,30 @@ def _parsed_body(body: bytes, content_type: str) -> Any:
     return body
 
 
-def differences(recorded: Exchange, new: Incoming, matchers: Sequence[str]) -> list[str]:
-    """The matchers that fail, in order (empty = a match)."""
+def _with_wildcards(document: Any, fields: Sequence[str]) -> Any:
+    """The recorded body with its receiver URLs made wildcards: a new request names its own receivers."""
+    if not fields or document is None or isinstance(document, bytes):
+        return document
+    if isinstance(document, list) and all(isinstance(p, tuple) for p in document):  # a form
+        return [(k, PLACEHOLDER if k in fields else v) for k, v in document]
+    copied = json.loads(json.dumps(document))
+    for path in fields:
+        keys, node = path.split("."), copied
+        try:
+            for key in keys[:-1]:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            if isinstance(node, list):
+                node[int(keys[-1])] = PLACEHOLDER
+            else:
+                node[keys[-1]] = PLACEHOLDER
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue
+    return copied
+
+
+def differences(recorded: Exchange, new: Incoming, matchers: Sequence[str], wildcards: Sequence[str] = ()
+                ) -> list[str]:
+    """The matchers that fail, in order (empty = a match). ``wildcards``: body fields that match any value."""
     failed = []
     for name in matchers:
         if name == "method":
@@ -73,8 +95,8 @@ def differences(recorded: Exchange, new: Incoming, matchers: Sequence[str]) -> l
         elif name == "query":
             ok = _same_value(sorted(map(list, recorded.query)), sorted(map(list, new.query)))
         elif name == "body":
-            ok = _same_value(_parsed_body(recorded.request_body, recorded.header("Content-Type", response=False) or ""),
-                             _parsed_body(new.body, new.content_type))
+            ours = _parsed_body(recorded.request_body, recorded.header("Content-Type", response=False) or "")
+            ok = _same_value(_with_wildcards(ours, wildcards), _parsed_body(new.body, new.content_type))
         else:
             continue  # header matchers are checked by the caller, which has the headers
         if not ok:
@@ -85,14 +107,19 @@ def differences(recorded: Exchange, new: Incoming, matchers: Sequence[str]) -> l
 class ExchangeMatcher:
     """Serves repeated identical requests from successive recordings, then keeps answering with the last."""
 
-    def __init__(self, exchanges: Sequence[Exchange], matchers: Sequence[str] = MATCHERS) -> None:
+    def __init__(self, exchanges: Sequence[Exchange], matchers: Sequence[str] = MATCHERS,
+                 wildcards: dict[int, list[str]] | None = None) -> None:
         self.exchanges = list(exchanges)
         self.matchers = tuple(matchers)
+        self.wildcards = wildcards or {}
         self._used: set[int] = set()
+
+    def _differences(self, i: int, new: Incoming) -> list[str]:
+        return differences(self.exchanges[i], new, self.matchers, self.wildcards.get(i, ()))
 
     def find(self, new: Incoming, headers: dict[str, str] | None = None) -> int | None:
         candidates = [i for i, e in enumerate(self.exchanges)
-                      if not differences(e, new, self.matchers) and self._headers_match(e, headers or {})]
+                      if not self._differences(i, new) and self._headers_match(e, headers or {})]
         if not candidates:
             return None
         unused = [i for i in candidates if i not in self._used]
@@ -116,10 +143,10 @@ class ExchangeMatcher:
                                   "matchers": list(self.matchers)}
         if not self.exchanges:
             return report
-        def closeness(e: Exchange) -> tuple[int, float]:
-            return (-len(differences(e, new, self.matchers)),
-                    difflib.SequenceMatcher(None, e.label(), new.label()).ratio())
-        best = max(range(len(self.exchanges)), key=lambda i: closeness(self.exchanges[i]))
+        def closeness(i: int) -> tuple[int, float]:
+            return (-len(self._differences(i, new)),
+                    difflib.SequenceMatcher(None, self.exchanges[i].label(), new.label()).ratio())
+        best = max(range(len(self.exchanges)), key=closeness)
         report["closest"] = {"index": best, "request": self.exchanges[best].label(),
-                             "differs_in": differences(self.exchanges[best], new, self.matchers)}
+                             "differs_in": self._differences(best, new)}
         return report

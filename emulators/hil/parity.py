@@ -13,9 +13,11 @@ import aiohttp
 
 from emulators.hil.cassette import Cassette, Exchange, Message
 from emulators.hil.compare import Answer, Comparer, Difference
+from emulators.hil.dialout_sink import ParitySink
 from emulators.hil.recorder import end_to_end
 from emulators.hil.redact import PLACEHOLDER
 from emulators.hil.rules import ParityRules
+from emulators.kit.tls import ensure_dev_certs, server_ssl_context
 
 CLOSE_GRACE_S = 2.0  # how long past the recorded end a session may take to close on the device's side
 MAX_GAP_S = 5.0  # a recorded pause longer than this (someone stepped away) is cut to it
@@ -75,9 +77,11 @@ class ParityRun:
         self.pace = pace
         self.comparer = Comparer(rules)
         self.answers: dict[int, Answer] = {}
+        # The stand-in receivers serve the dev certificate, which emulators trust (SignalWire dials only wss://).
+        self.server_ssl = server_ssl_context(ensure_dev_certs())
 
     def _mapped(self, text: str) -> str:
-        for old, new in self.mapping.items():
+        for old, new in {**self.comparer.learned, **self.mapping}.items():
             text = text.replace(old, new)
         return text
 
@@ -100,34 +104,55 @@ class ParityRun:
     async def run(self) -> list[Difference]:
         exchanges = self.cassette.device_exchanges()
         differences: list[Difference] = []
-        running: list[tuple[Exchange, asyncio.Task[Answer]]] = []
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            previous: Exchange | None = None
-            try:
-                for index, e in enumerate(exchanges):
-                    if previous is not None and self.pace > 0:
-                        gap = min(MAX_GAP_S, max(0.0, e.started - previous.started)) * self.pace
-                        await asyncio.sleep(gap)
-                    previous = e
-                    for earlier, task in running:  # what had ended before this began still ends first
-                        if earlier.started + earlier.duration_ms / 1000 <= e.started:
-                            await task
-                    if e.is_websocket:
-                        running.append((e, asyncio.create_task(self._session(session, e))))
-                        continue
-                    self.answers[index] = await self._http(session, e)
-                for earlier, task in running:
-                    self.answers[exchanges.index(earlier)] = await task
-            finally:
-                for _, task in running:
-                    task.cancel()
-                await asyncio.gather(*(t for _, t in running), return_exceptions=True)
-        for index, e in enumerate(exchanges):
-            differences += self.comparer.exchange(index, e, self.answers[index])
-        return differences
+        running: list[tuple[int, Exchange, asyncio.Task[Answer]]] = []
+        sink = ParitySink(server_ssl=self.server_ssl)
+        await sink.start()
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+                previous: Exchange | None = None
+                try:
+                    for index, e in enumerate(exchanges):
+                        if previous is not None and self.pace > 0:
+                            gap = min(MAX_GAP_S, max(0.0, e.started - previous.started)) * self.pace
+                            await asyncio.sleep(gap)
+                        previous = e
+                        for _, earlier, task in running:  # what had ended before this began still ends first
+                            if earlier.started + earlier.duration_ms / 1000 <= e.started:
+                                await task
+                        if e.is_websocket:
+                            running.append((index, e, asyncio.create_task(self._session(session, e))))
+                            continue
+                        self.answers[index] = await self._http(session, e, index, sink)
+                        # Compared at once, so the ids the emulator minted are known to the next request.
+                        differences += self.comparer.exchange(index, e, self.answers[index])
+                    for index, e, task in running:
+                        self.answers[index] = await task
+                        differences += self.comparer.exchange(index, e, self.answers[index])
+                finally:
+                    for _, _, task in running:
+                        task.cancel()
+                    await asyncio.gather(*(t for _, _, t in running), return_exceptions=True)
+                await sink.settle(self._dial_out_window())
+        finally:
+            await sink.aclose()
+        for route in sink.routes:
+            differences += self.comparer.dial_outs(route.index, route.field, route.recorded, route.observed)
+        return sorted(differences, key=lambda d: d.index)
 
-    async def _http(self, session: aiohttp.ClientSession, e: Exchange) -> Answer:
+    def _dial_out_window(self) -> float:
+        """How long the dial-outs may take: as long as they lasted when recorded, past the last request, plus grace."""
+        dial_outs = [e for e in self.cassette.exchanges if e.dial_out is not None]
+        requests = self.cassette.device_exchanges()
+        if not dial_outs or not requests:
+            return 0.0
+        end = max(d.started + d.duration_ms / 1000 for d in dial_outs)
+        return max(0.0, end - requests[-1].started) + CLOSE_GRACE_S
+
+    async def _http(self, session: aiohttp.ClientSession, e: Exchange, index: int, sink: ParitySink) -> Answer:
         body = self._mapped(e.request_body.decode("utf-8")).encode() if _is_utf8(e.request_body) else e.request_body
+        dial_outs = self.cassette.dial_outs_of(self.cassette.exchanges.index(e))
+        if dial_outs:
+            body = sink.rewrite(index, dial_outs, body, e.header("Content-Type", response=False) or "")
         try:
             async with session.request(e.method, self._url(e), headers=self._request_headers(e),
                                        data=body or None, allow_redirects=False) as resp:
