@@ -117,10 +117,15 @@ class Exchange:
 class Cassette:
     manifest: Manifest
     exchanges: list[Exchange] = field(default_factory=list)
+    root: Path | None = None  # the directory it was loaded from (where media/ sidecars are)
 
     def device_exchanges(self) -> list[Exchange]:
-        """What the client asked of the device (dial-outs excluded), in recorded order."""
-        return [e for e in self.exchanges if e.dial_out is None]
+        """What the client asked of the device over HTTP/WebSocket (no dial-outs, no media), in recorded order."""
+        return [e for e in self.exchanges if e.dial_out is None and e.media is None]
+
+    def media_captures(self) -> list[Exchange]:
+        """RTSP/RTMP captures: SDP, transport, RTP statistics and a remuxed file."""
+        return [e for e in self.exchanges if e.media is not None]
 
     def dial_outs_of(self, index: int) -> list[Exchange]:
         return [e for e in self.exchanges if e.dial_out is not None and e.dial_out.get("of") == index]
@@ -155,7 +160,7 @@ class Cassette:
             manifest = Manifest(**{k: v for k, v in json.loads(manifest_path.read_text()).items() if k in known})
         else:  # a HAR from a browser or mitmproxy: no device, replayable but not comparable without --device
             manifest = Manifest(device="", target="", recorded_at="", redacted=False)
-        return cls(manifest, [_exchange(entry, root) for entry in har["log"]["entries"]])
+        return cls(manifest, [_exchange(entry, root) for entry in har["log"]["entries"]], root)
 
 
 def _pairs(headers: list[tuple[str, str]]) -> list[dict[str, str]]:

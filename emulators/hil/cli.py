@@ -14,6 +14,7 @@ import yaml
 
 from emulators.hil.cassette import Cassette, Manifest, iso_time
 from emulators.hil.match import MATCHERS, parse_matchers
+from emulators.hil.media_replay import MediaReplayError
 from emulators.hil.redact import Redactor
 from emulators.kit.errors import FieldError
 from emulators.registry import DEVICES
@@ -42,7 +43,12 @@ def register(sub: Any) -> None:
                         help="also redact this header, query parameter or JSON field (repeatable)")
     record.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
     record.add_argument("--seed", type=int, help="when the target is an emulator stand-in: its seed, for the manifest")
-    record.add_argument("--duration", type=float, help="stop after this many seconds instead of waiting for Ctrl-C")
+    record.add_argument("--media", action="append", default=[], metavar="URL",
+                        help="also capture this rtsp:// or rtmp:// stream: SDP, transport, RTP timing statistics "
+                             "and the first --media-seconds remuxed without re-encoding (repeatable)")
+    record.add_argument("--media-seconds", type=float, default=5.0, help="seconds of media to keep (default 5)")
+    record.add_argument("--duration", type=float,
+                        help="stop after this many seconds (and after the media captures) instead of at Ctrl-C")
     record.set_defaults(func=cmd_record)
 
     replay = sub.add_parser(
@@ -124,15 +130,20 @@ async def _record(args: argparse.Namespace, manifest: Manifest, redactor: Redact
 
     session = RecordSession(args.device, args.target, manifest, redactor, host=args.host, port=args.listen,
                             receiver_host=args.receiver_host, receiver_port=args.receiver_port,
-                            verify_tls=not args.insecure)
+                            verify_tls=not args.insecure, media=args.media, media_seconds=args.media_seconds,
+                            cassette_dir=out)
     await session.start()
     try:
         print(f"recording {args.device} at {session.proxy.target}: point clients at {session.proxy.url} "
               f"(dial-outs via {session.receiver.url}); Ctrl-C to stop", flush=True)
         await _until_stopped(args.duration)
+        if args.duration is not None:
+            await session.captures_done()
     finally:
         await session.aclose()
         session.recorder.save(out)
+    for error in session.media_errors:
+        print(f"benchtwin record: media capture failed: {error}", file=sys.stderr)
     return session.recorder.count()
 
 
@@ -144,7 +155,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"benchtwin replay: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_replay(args, cassette, matchers))
+    try:
+        return asyncio.run(_replay(args, cassette, matchers))
+    except MediaReplayError as exc:
+        print(f"benchtwin replay: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _replay(args: argparse.Namespace, cassette: Cassette, matchers: tuple[str, ...]) -> int:
@@ -153,8 +168,9 @@ async def _replay(args: argparse.Namespace, cassette: Cassette, matchers: tuple[
     server = ReplayServer(cassette, host=args.host, port=args.listen, matchers=matchers)
     await server.start()
     try:
+        media = "".join(f", media at {m.url}" for m in server.media)
         print(f"replaying {args.cassette} ({len(server.exchanges)} exchange(s), {cassette.manifest.device or 'HAR'}) "
-              f"at {server.url}; Ctrl-C to stop", flush=True)
+              f"at {server.url}{media}; Ctrl-C to stop", flush=True)
         await _until_stopped(args.duration)
     finally:
         await server.aclose()

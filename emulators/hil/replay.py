@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -13,6 +14,7 @@ from aiohttp import web
 from emulators.hil.cassette import Cassette, Exchange, Message
 from emulators.hil.dialout import dial_out_urls
 from emulators.hil.match import MATCHERS, ExchangeMatcher, Incoming
+from emulators.hil.media_replay import MediaReplay
 from emulators.hil.recorder import end_to_end
 from emulators.hil.redact import PLACEHOLDER
 from emulators.kit.outbound import EgressPolicy, EgressRefused
@@ -37,6 +39,7 @@ class ReplayServer:
                      for i, dial_outs in enumerate(self.dial_outs) if dial_outs}
         self.matcher = ExchangeMatcher(self.exchanges, matchers, wildcards)
         self.egress = EgressPolicy()
+        self.media = [MediaReplay(c, cassette.root or Path("."), host=host) for c in cassette.media_captures()]
         self._session: aiohttp.ClientSession | None = None
         self.misses: list[dict[str, object]] = []
         self.tasks = TaskOwner("replay")
@@ -65,8 +68,12 @@ class ReplayServer:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        for media in self.media:
+            await media.start()
 
     async def aclose(self) -> None:
+        for media in self.media:
+            await media.aclose()
         await self.tasks.aclose()
         if self._runner is not None:
             await self._runner.cleanup()
