@@ -136,10 +136,14 @@ class RecordingProxy:
         messages: list[Message] = []
         exchange.messages = messages
         try:
-            exchange.close_code, exchange.closed_by = await pump_websockets(client, upstream, messages)
+            exchange.close_code, exchange.closed_by, closed_at = await pump_websockets(client, upstream,
+                                                                                       messages)
+            # The session ends when one side closed; the other side's close handshake is not part of it.
+            exchange.duration_ms = (closed_at - started) * 1000
         finally:
             if not upstream.closed:
                 await upstream.close()
-            exchange.duration_ms = (time.time() - started) * 1000
+            if not exchange.duration_ms:
+                exchange.duration_ms = (time.time() - started) * 1000
             await self.recorder.complete(index, exchange)
         return client

@@ -64,13 +64,14 @@ class Recorder:
 async def pump_websockets(
     client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse, messages: list[Message],
     *, names: tuple[str, str] = ("client", "device"),
-) -> tuple[int | None, str]:
-    """Relay messages both ways until either side closes; returns (close code, who closed).
+) -> tuple[int | None, str, float]:
+    """Relay messages both ways until either side closes; returns (close code, who closed, when it closed).
 
     ``names`` are (the side that connected to us, the side we connected to): ("client", "device") in the
     proxy, ("device", "receiver") for a dial-out. Messages from the first are HAR "send", the others "receive".
     """
     result: dict[str, tuple[int | None, str]] = {}
+    closed_at: list[float] = []
 
     async def relay(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
                     sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse, direction: str, who: str) -> None:
@@ -85,6 +86,7 @@ async def pump_websockets(
                 break
         code = source.close_code
         result.setdefault("closed", (code, who))
+        closed_at.append(time.time())
         if not sink.closed:
             await sink.close(code=code if code and code not in (1005, 1006) else 1000)
 
@@ -104,4 +106,5 @@ async def pump_websockets(
         for task in (to_device, to_client):
             task.cancel()
         await asyncio.gather(to_device, to_client, return_exceptions=True)
-    return result.get("closed", (None, ""))
+    code, who = result.get("closed", (None, ""))
+    return code, who, closed_at[0] if closed_at else time.time()

@@ -66,7 +66,8 @@ async def test_parity_with_the_default_profile_reports_only_the_refused_second_r
 
 
 async def test_parity_with_the_same_quirk_finds_nothing(cassette_dir):
-    assert await parity_against_default(cassette_dir, settings=STICKY) == []
+    differences = await parity_against_default(cassette_dir, settings=STICKY)
+    assert differences == [], [d.as_dict() for d in differences]
 
 
 async def test_replay_plays_each_session_back_in_order(cassette_dir):
