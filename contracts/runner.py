@@ -106,7 +106,8 @@ def run_schemathesis(
 
 
 def run_contract_cli(
-    device: str, *, target: str | None, max_examples: int, seed: int, credentials: list[str] | None = None
+    device: str, *, target: str | None, max_examples: int, seed: int, credentials: list[str] | None = None,
+    record: str | None = None,
 ) -> int:
     """`benchtwin contract DEVICE [--target URL]`.
 
@@ -121,13 +122,16 @@ def run_contract_cli(
             cmd += ["--target", f"{device}={target}"]
         for credential in credentials or []:
             cmd += ["--target-credential", f"{device}.{credential}"]
+        if record:
+            cmd += ["--record", record]
         where = target or "an emulator started for the run"
         print(f"running {tests.relative_to(CONTRACTS.parent)} against {where} ...", flush=True)
         return subprocess.run(cmd, cwd=CONTRACTS.parent).returncode
-    return _run_document_only(device, target=target, max_examples=max_examples, seed=seed)
+    return _run_document_only(device, target=target, max_examples=max_examples, seed=seed, record=record)
 
 
-def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int) -> int:
+def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int,
+                       record: str | None = None) -> int:
     from emulators.pytest_plugin import EmulatorHost
 
     document = openapi_path(device)
@@ -143,10 +147,19 @@ def _run_document_only(device: str, *, target: str | None, max_examples: int, se
         host.start()
         target = host.emulator.endpoints()["rest"]
         print(f"started the {emulated} emulator at {target}", flush=True)
+    recording = None
+    if record:
+        from emulators.hil.pytest_recording import ThreadedRecording
+
+        recording = ThreadedRecording(device, target, Path(record))
+        recording.start()
     try:
         print(f"running {document.name} against {target} (max {max_examples} examples per operation) ...", flush=True)
-        result = run_schemathesis(document, target, max_examples=max_examples, seed=seed)
+        result = run_schemathesis(document, recording.url if recording else target, max_examples=max_examples,
+                                  seed=seed)
     finally:
+        if recording is not None:
+            recording.stop()
         if host is not None:
             host.stop()
     print(result.summary())

@@ -134,6 +134,9 @@ def _real_target(config: pytest.Config, device: str) -> Target | None:
                 dev, _, cred = key.partition(".")
                 if dev == device:
                     creds[cred] = value
+            recording = getattr(config, "_benchtwin_recordings", {}).get(device)
+            if recording is not None:  # --record: through the recording proxy
+                url = recording.url
             return Target(device=device, url=url.rstrip("/"), endpoints={"rest": url.rstrip("/")}, credentials=creds)
     return None
 
@@ -144,6 +147,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the device fixtures against a real device or service at URL (repeatable)")
     group.addoption("--target-credential", action="append", dest="benchtwin_credentials", metavar="DEVICE.KEY=VALUE",
                     help="a credential for a --target (e.g. recall.api_key=...), repeatable")
+    group.addoption("--record", dest="benchtwin_record", metavar="CASSETTE",
+                    help="record what each --target answers into a cassette (CASSETTE/<device> for several targets)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -153,6 +158,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if not sep or name not in DEVICES or not url.startswith(("http://", "https://")):
             raise pytest.UsageError(f"--target {spec!r}: expected DEVICE=http(s)://host[:port] with DEVICE one of "
                                     f"{', '.join(DEVICES)}")
+    cassette = config.getoption("benchtwin_record")
+    if cassette:
+        targets = dict(spec.partition("=")[::2] for spec in config.getoption("benchtwin_targets") or [])
+        if not targets:
+            raise pytest.UsageError("--record needs at least one --target DEVICE=URL to record")
+        from emulators.hil.pytest_recording import start_recordings
+
+        config._benchtwin_recordings = start_recordings(targets, cassette)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for recording in getattr(config, "_benchtwin_recordings", {}).values():
+        recording.stop()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
