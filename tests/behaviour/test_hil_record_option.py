@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+
+import pytest
 
 from emulators.hil.cassette import Cassette
 from emulators.pytest_plugin import start_emulator
@@ -21,21 +25,49 @@ def test_the_camera_list_and_its_streams(depthcam_target):
 '''
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def pytest_run(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(cwd),
                            *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-def test_a_targeted_run_writes_what_the_device_answered(tmp_path):
-    (tmp_path / "test_lab.py").write_text(LAB_TEST)
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A lab's test file run once against the device with --record."""
+    root = tmp_path_factory.mktemp("lab")
+    (root / "test_lab.py").write_text(LAB_TEST)
     with start_emulator("depthcam") as device:
-        run = pytest_run("test_lab.py", "--target", f"depthcam={device.url}", "--record", "lab.cassette",
-                         cwd=tmp_path)
+        run = pytest_run("test_lab.py", "--target", f"depthcam={device.url}", "--record", "lab.cassette", cwd=root)
     assert run.returncode == 0, run.stdout + run.stderr
-    cassette = Cassette.load(tmp_path / "lab.cassette")
-    assert cassette.manifest.device == "depthcam" and cassette.manifest.target == device.url
+    return root, device.url
+
+
+def test_a_targeted_run_writes_what_the_device_answered(lab):
+    root, device_url = lab
+    cassette = Cassette.load(root / "lab.cassette")
+    assert cassette.manifest.device == "depthcam" and cassette.manifest.target == device_url
     assert [e.label() for e in cassette.exchanges] == ["GET /cameras/", "GET /cameras/14442C10D13EABCE00/streams/"]
     assert all(e.status == 200 for e in cassette.exchanges)
+
+
+def test_the_same_tests_pass_against_the_replayed_cassette(lab):
+    root, _ = lab
+    port = free_port()
+    replay = subprocess.Popen([sys.executable, "-m", "emulators", "replay", "lab.cassette", "--listen", str(port)],
+                              cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Ctrl-C" in replay.stdout.readline()
+        run = pytest_run("test_lab.py", "--target", f"depthcam=http://127.0.0.1:{port}", cwd=root)
+    finally:
+        replay.send_signal(signal.SIGINT)
+        _, err = replay.communicate(timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "matched nothing" not in err
 
 
 def test_record_without_a_target_is_a_usage_error(tmp_path):
