@@ -30,7 +30,7 @@ def terminal(result: ParityResult) -> str:
         lines.append("no differences")
         return "\n".join(lines)
     widths = [max(len(head[i]), *(len(_cell(r[i], 60)) for r in rows)) for i in range(len(head))]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
         lines.append("  ".join(_cell(c, 60).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
