@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote
 
 HAR_FILE = "cassette.har"
 MANIFEST_FILE = "manifest.json"
@@ -91,12 +91,19 @@ class Exchange:
         return self.messages is not None
 
     @property
+    def raw_path_qs(self) -> str:
+        """The path and query as sent (percent-encoded); urlsplit is not used, it drops tabs and newlines."""
+        rest = self.url.split("://", 1)[-1]
+        slash = rest.find("/")
+        return rest[slash:] if slash >= 0 else "/"
+
+    @property
     def path(self) -> str:
-        return urlsplit(self.url).path or "/"
+        return unquote(self.raw_path_qs.partition("?")[0]) or "/"
 
     @property
     def query(self) -> list[tuple[str, str]]:
-        return parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+        return parse_qsl(self.raw_path_qs.partition("?")[2], keep_blank_values=True)
 
     def header(self, name: str, *, response: bool = True) -> str | None:
         headers = self.response_headers if response else self.request_headers
@@ -109,7 +116,7 @@ class Exchange:
         kind = "WS " if self.is_websocket else ""
         if self.dial_out is not None:  # named by the request field that gave the receiver, not its URL
             return f"DIAL {self.dial_out.get('field', '')} {kind}{self.method}"
-        query = urlsplit(self.url).query
+        query = unquote(self.raw_path_qs.partition("?")[2])
         return f"{kind}{self.method} {self.path}{'?' + query if query else ''}"
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from emulators.hil.cassette import Cassette, Exchange, Message
 from emulators.hil.compare import Answer, Comparer, Difference
@@ -96,10 +97,9 @@ class ParityRun:
                 headers[k] = v
         return headers
 
-    def _url(self, e: Exchange, websocket: bool = False) -> str:
-        query = e.url.partition("?")[2]
-        url = self.base_url + self._mapped(e.path + (f"?{query}" if query else ""))
-        return "ws" + url[4:] if websocket else url
+    def _url(self, e: Exchange, websocket: bool = False) -> URL:
+        url = self.base_url + self._mapped(e.raw_path_qs)
+        return URL("ws" + url[4:] if websocket else url, encoded=True)
 
     async def run(self) -> list[Difference]:
         exchanges = self.cassette.device_exchanges()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from emulators.hil.cassette import Exchange, Message
 from emulators.hil.recorder import Recorder, end_to_end, pump_websockets
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 class RecordingProxy:
     def __init__(self, target: str, recorder: Recorder, *, host: str = "127.0.0.1", port: int = 0,
-                 receiver: DialOutReceiver | None = None, verify_tls: bool = True) -> None:
+                 receiver: DialOutReceiver | None = None, ssl_context: ssl.SSLContext | bool = True) -> None:
         parts = urlsplit(target)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--target {target!r}: expected http(s)://host[:port]")
@@ -32,7 +33,7 @@ class RecordingProxy:
         self.host = host
         self.port = port
         self.receiver = receiver
-        self.ssl: ssl.SSLContext | bool = True if verify_tls else False
+        self.ssl = ssl_context  # False: do not verify the target's certificate (--insecure)
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
 
@@ -58,7 +59,7 @@ class RecordingProxy:
             await self._session.close()
 
     def _upstream_url(self, request: web.Request) -> str:
-        return self.target + request.rel_url.path_qs
+        return self.target + request.rel_url.raw_path_qs
 
     def _relocate(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         base = urlsplit(self.target)
@@ -81,7 +82,8 @@ class RecordingProxy:
         if self.receiver is not None:
             sent_body = self.receiver.rewrite_request(index, body, request.headers.get("Content-Type", ""))
         try:
-            async with self._session.request(request.method, self._upstream_url(request), headers=request_headers,
+            async with self._session.request(request.method, URL(self._upstream_url(request), encoded=True),
+                                             headers=request_headers,
                                              data=sent_body if sent_body else None, allow_redirects=False,
                                              ssl=self.ssl) as upstream:
                 response_body = await upstream.read()
@@ -114,8 +116,8 @@ class RecordingProxy:
                             status_text="Switching Protocols", response_headers=[], response_body=b"",
                             started=started, duration_ms=0.0, messages=[])
         try:
-            upstream = await self._session.ws_connect(url, headers=forwarded, protocols=protocols, ssl=self.ssl,
-                                                      autoping=True, max_msg_size=0)
+            upstream = await self._session.ws_connect(URL(url, encoded=True), headers=forwarded, protocols=protocols,
+                                                      ssl=self.ssl, autoping=True, max_msg_size=0)
         except aiohttp.WSServerHandshakeError as exc:
             # The device refused the upgrade: answer the client with the same status, record it as HTTP.
             exchange.messages = None

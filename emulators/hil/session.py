@@ -36,8 +36,9 @@ class RecordSession:
         self.receiver = DialOutReceiver(self.recorder, load_rules(device).dial_out_fields, host=receiver_host,
                                         port=receiver_port, server_ssl=server_ssl_context(certs),
                                         client_ssl=client_ssl_context(certs.ca), egress=egress)
+        # A lab device usually has a self-signed certificate: --insecure; our emulators' is the dev CA's.
         self.proxy = RecordingProxy(target, self.recorder, host=host, port=port, receiver=self.receiver,
-                                    verify_tls=verify_tls)
+                                    ssl_context=client_ssl_context(certs.ca) if verify_tls else False)
 
     async def start(self) -> None:
         if self.media and self.cassette_dir is None:
