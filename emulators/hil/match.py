@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import email.policy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -59,7 +61,19 @@ def _parsed_body(body: bytes, content_type: str) -> Any:
             pass
     if mime == "application/x-www-form-urlencoded":
         return sorted(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if mime == "multipart/form-data":
+        return _multipart(body, content_type)
     return body
+
+
+def _multipart(body: bytes, content_type: str) -> Any:
+    """Multipart parts as (name, filename, content type, bytes): the boundary is random per request."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
+    if not message.is_multipart():
+        return body
+    return [(part.get_param("name", header="content-disposition"), part.get_filename(), part.get_content_type(),
+             part.get_payload(decode=True)) for part in message.iter_parts()]
 
 
 def _with_wildcards(document: Any, fields: Sequence[str]) -> Any:
