@@ -24,7 +24,6 @@ from emulators.hil.rules import path_matches
 from emulators.kit.outbound import EgressPolicy, EgressRefused
 
 URL_SCHEMES = ("http", "https", "ws", "wss")
-SECURE = {"http": "https", "ws": "wss"}
 
 
 # ----- URLs in request bodies ------------------------------------------------------------------------------
@@ -141,11 +140,20 @@ class DialOutReceiver:
 
     def receiver_url(self, n: int, original: str) -> str:
         scheme = urlsplit(original).scheme.lower()
-        secure = scheme in ("https", "wss")
-        if secure and self.tls_port:
-            return f"{scheme}://{self.host}:{self.tls_port}/dial/{n}"
-        plain = {"https": "http", "wss": "ws"}.get(scheme, scheme)
-        return f"{plain}://{self.host}:{self.port}/dial/{n}"
+        if scheme in ("https", "wss") and self.tls_port:
+            return self._url_for(n, scheme)
+        return self._url_for(n, {"https": "http", "wss": "ws"}.get(scheme, scheme))
+
+    def restore_urls(self, body: bytes) -> bytes:
+        """A device that echoes a request (a bot's recording_config, in any later answer too) echoes the user's
+        receiver URLs, as it would without the proxy."""
+        for n, route in enumerate(self.routes):
+            body = body.replace(self.receiver_url(n, route.url).encode(), route.url.encode())
+        return body
+
+    def _url_for(self, n: int, scheme: str) -> str:
+        port = self.tls_port if scheme in ("https", "wss") else self.port
+        return f"{scheme}://{self.host}:{port}/dial/{n}"
 
     def rewrite_request(self, index: int, body: bytes, content_type: str) -> bytes:
         """Point every receiver URL of the request at this receiver; remember where each came from."""

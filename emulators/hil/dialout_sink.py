@@ -22,6 +22,8 @@ class SinkRoute:
     index: int  # the device exchange whose request named the receiver
     field: str
     recorded: list[Exchange]
+    original: str  # the receiver URL the recorded request named
+    sink_url: str = ""
     observed: list[Exchange] = field(default_factory=list)
     in_flight: int = 0
 
@@ -59,13 +61,20 @@ class ParitySink:
         for field_path in dict.fromkeys(str(d.dial_out["field"]) for d in dial_outs if d.dial_out):
             for path, url in dial_out_urls(body, content_type, [field_path]):
                 recorded = [d for d in dial_outs if d.dial_out and d.dial_out["field"] == field_path]
-                self.routes.append(SinkRoute(index, path, recorded))
                 scheme = url.split(":", 1)[0].lower()
                 port = self.tls_port if scheme in ("https", "wss") and self.tls_port else self.port
                 if port == self.port:
                     scheme = {"https": "http", "wss": "ws"}.get(scheme, scheme)
-                replacements[path] = f"{scheme}://{self.host}:{port}/dial/{len(self.routes) - 1}"
+                sink_url = f"{scheme}://{self.host}:{port}/dial/{len(self.routes)}"
+                self.routes.append(SinkRoute(index, path, recorded, url, sink_url))
+                replacements[path] = sink_url
         return with_urls(body, content_type, replacements)
+
+    def restore_urls(self, body: bytes) -> bytes:
+        """What the emulator echoes of the receiver URLs, as the recorded device echoed them: the user's."""
+        for route in self.routes:
+            body = body.replace(route.sink_url.encode(), route.original.encode())
+        return body
 
     async def settle(self, timeout_s: float) -> None:
         """Until every route got as many calls as were recorded and none is still open, or the time is up."""

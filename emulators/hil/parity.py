@@ -156,7 +156,7 @@ class ParityRun:
         try:
             async with session.request(e.method, self._url(e), headers=self._request_headers(e),
                                        data=body or None, allow_redirects=False) as resp:
-                return Answer(resp.status, list(resp.headers.items()), await resp.read())
+                return Answer(resp.status, list(resp.headers.items()), sink.restore_urls(await resp.read()))
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Answer(0, [], f"no answer: {exc}".encode())
 

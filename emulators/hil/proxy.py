@@ -87,6 +87,8 @@ class RecordingProxy:
                                              data=sent_body if sent_body else None, allow_redirects=False,
                                              ssl=self.ssl) as upstream:
                 response_body = await upstream.read()
+                if self.receiver is not None:
+                    response_body = self.receiver.restore_urls(response_body)
                 status, reason = upstream.status, upstream.reason or ""
                 response_headers = end_to_end(upstream.headers.items())
         except (aiohttp.ClientError, TimeoutError) as exc:

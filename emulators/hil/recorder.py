@@ -46,6 +46,8 @@ class Recorder:
         exchange.response_body = r.body(exchange.response_body, exchange.header("Content-Type") or "")
         exchange.request_headers = r.headers(exchange.request_headers)
         exchange.response_headers = r.headers(exchange.response_headers)
+        if exchange.dial_out is not None:
+            exchange.dial_out["url"] = r.url(exchange.dial_out["url"])
         if exchange.messages:
             for m in exchange.messages:
                 m.data = r.message(m.data, m.opcode)

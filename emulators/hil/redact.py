@@ -68,9 +68,9 @@ class Redactor:
             return body if redacted == document else json.dumps(redacted, separators=(",", ":")).encode()
         if mime == "application/x-www-form-urlencoded":
             pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-            if not any(self.is_secret(k) for k, _ in pairs):
+            if not any(self.is_secret(k) or self.json(v) != v for k, v in pairs):
                 return body
-            return urlencode([(k, PLACEHOLDER if self.is_secret(k) else v) for k, v in pairs]).encode()
+            return urlencode([(k, PLACEHOLDER if self.is_secret(k) else self.json(v)) for k, v in pairs]).encode()
         return body
 
     def json(self, value: Any) -> Any:
@@ -79,6 +79,8 @@ class Redactor:
                     for k, v in value.items()}
         if isinstance(value, list):
             return [self.json(v) for v in value]
+        if isinstance(value, str) and "://" in value[:12]:  # a receiver URL can carry ?token=...
+            return self.url(value)
         return value
 
     def message(self, data: bytes, opcode: int) -> bytes:
