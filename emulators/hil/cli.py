@@ -14,7 +14,6 @@ import yaml
 
 from emulators.hil.cassette import Cassette, Manifest, iso_time
 from emulators.hil.match import MATCHERS, parse_matchers
-from emulators.hil.media_replay import MediaReplayError
 from emulators.hil.redact import Redactor
 from emulators.kit.errors import FieldError
 from emulators.registry import DEVICES
@@ -149,6 +148,8 @@ async def _record(args: argparse.Namespace, manifest: Manifest, redactor: Redact
 
 # ----- replay ----------------------------------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
+    from emulators.hil.media_replay import MediaReplayError
+
     try:
         cassette = Cassette.load(args.cassette)
         matchers = parse_matchers(args.match)
