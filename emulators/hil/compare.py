@@ -111,6 +111,41 @@ class Comparer:
             out.append(Difference(index, label_, where, ours_, theirs_, (rule.why or "known") if rule else None))
         return out
 
+    def media(self, index: int, recorded: Exchange, facts: dict[str, Any] | str) -> list[Difference]:
+        """A stream captured from the emulator against the recorded capture: the SDP's media formats, the
+        remuxed streams' decoded properties, and per RTP channel payload type, clock rate and frame rate."""
+        label = recorded.label()
+        ours = recorded.media or {}
+        found: list[tuple[str, Any, Any]] = []
+        if isinstance(facts, str):
+            found.append(("media capture", "captured", facts))
+        else:
+            if recorded.response_body:
+                a = _sdp_formats(recorded.response_body.decode("utf-8", "replace"))
+                b = _sdp_formats(facts.get("sdp", ""))
+                if a != b:
+                    found.append(("media sdp formats", a, b))
+            a_streams = ours.get("remux", {}).get("properties", {}).get("streams", [])
+            b_streams = facts.get("remux", {}).get("properties", {}).get("streams", [])
+            if len(a_streams) != len(b_streams):
+                found.append(("media streams", len(a_streams), len(b_streams)))
+            for n, (x, y) in enumerate(zip(a_streams, b_streams, strict=False)):
+                for key in sorted(set(x) | set(y)):
+                    if key == "duration_s":  # how long the capture ran, not a property of the stream
+                        continue
+                    if not _close(key, x.get(key), y.get(key)):
+                        found.append((f"media stream {n} {key}", x.get(key, ABSENT), y.get(key, ABSENT)))
+            for n, (x, y) in enumerate(zip(ours.get("rtp", {}).values(), facts.get("rtp", {}).values(),
+                                           strict=False)):
+                for key in ("payload_type", "clock_rate", "frame_rate"):
+                    if not _close(key, x.get(key), y.get(key)):
+                        found.append((f"media rtp {n} {key}", x.get(key), y.get(key)))
+        out = []
+        for where, a_, b_ in found:
+            rule = self.rules.explanation(label, where)
+            out.append(Difference(index, label, where, a_, b_, (rule.why or "known") if rule else None))
+        return out
+
     def _payload(self, label: str, where: str, ours: bytes, our_type: str, theirs: bytes, their_type: str
                  ) -> list[tuple[str, Any, Any]]:
         if ours == theirs:
@@ -237,6 +272,24 @@ def _as_json(body: bytes, content_type: str) -> bytes:
 
         return json.dumps(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))).encode()
     return body
+
+
+def _sdp_formats(sdp: str) -> list[str]:
+    """Each media section as "video H264/90000": what a player negotiates (not addresses, versions, ssrc)."""
+    formats, kind = [], ""
+    for line in sdp.replace("\r\n", "\n").split("\n"):
+        if line.startswith("m="):
+            kind = line[2:].split(" ", 1)[0]
+        elif line.startswith("a=rtpmap:"):
+            formats.append(f"{kind} {line.split(' ', 1)[1].strip()}")
+    return formats
+
+
+def _close(key: str, a: Any, b: Any) -> bool:
+    """Rates compare within 10 % (a live frame rate measured over a second or two); everything else exactly."""
+    if key == "frame_rate" and isinstance(a, int | float) and isinstance(b, int | float) and a:
+        return abs(a - b) / a <= 0.1
+    return bool(a == b)
 
 
 def _binary(data: bytes) -> bool:

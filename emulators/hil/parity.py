@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import av
 from yarl import URL
 
 from emulators.hil.cassette import Cassette, Exchange, Message
 from emulators.hil.compare import Answer, Comparer, Difference
 from emulators.hil.dialout_sink import ParitySink
+from emulators.hil.media_capture import CaptureError, capture
 from emulators.hil.recorder import end_to_end
 from emulators.hil.redact import PLACEHOLDER
 from emulators.hil.rules import ParityRules
@@ -105,6 +110,8 @@ class ParityRun:
         exchanges = self.cassette.device_exchanges()
         differences: list[Difference] = []
         running: list[tuple[int, Exchange, asyncio.Task[Answer]]] = []
+        captures = [(len(exchanges) + n, c) for n, c in enumerate(self.cassette.media_captures())]
+        capturing: list[tuple[int, Exchange, asyncio.Task[dict[str, Any] | str]]] = []
         sink = ParitySink(server_ssl=self.server_ssl)
         await sink.start()
         try:
@@ -116,8 +123,10 @@ class ParityRun:
                             gap = min(MAX_GAP_S, max(0.0, e.started - previous.started)) * self.pace
                             await asyncio.sleep(gap)
                         previous = e
-                        for _, earlier, task in running:  # what had ended before this began still ends first
-                            if earlier.started + earlier.duration_ms / 1000 <= e.started:
+                        while captures and captures[0][1].started <= e.started:  # streams captured meanwhile
+                            capturing.append(self._start_capture(*captures.pop(0)))
+                        for _, earlier, task in [*running, *capturing]:  # what had ended before this began
+                            if earlier.started + earlier.duration_ms / 1000 <= e.started:  # still ends first
                                 await task
                         if e.is_websocket:
                             running.append((index, e, asyncio.create_task(self._session(session, e))))
@@ -125,19 +134,43 @@ class ParityRun:
                         self.answers[index] = await self._http(session, e, index, sink)
                         # Compared at once, so the ids the emulator minted are known to the next request.
                         differences += self.comparer.exchange(index, e, self.answers[index])
+                    capturing += [self._start_capture(*c) for c in captures]  # after the last request, as recorded
                     for index, e, task in running:
                         self.answers[index] = await task
                         differences += self.comparer.exchange(index, e, self.answers[index])
+                    for n, capture_exchange, capture_task in capturing:
+                        differences += self.comparer.media(n, capture_exchange, await capture_task)
                 finally:
                     for _, _, task in running:
                         task.cancel()
-                    await asyncio.gather(*(t for _, _, t in running), return_exceptions=True)
+                    for _, _, capture_task in capturing:
+                        capture_task.cancel()
+                    await asyncio.gather(*(t for _, _, t in running), *(t for _, _, t in capturing),
+                                         return_exceptions=True)
                 await sink.settle(self._dial_out_window())
         finally:
             await sink.aclose()
         for route in sink.routes:
             differences += self.comparer.dial_outs(route.index, route.field, route.recorded, route.observed)
         return sorted(differences, key=lambda d: d.index)
+
+    def _start_capture(self, n: int, recorded: Exchange) -> tuple[int, Exchange, asyncio.Task[dict[str, Any] | str]]:
+        return n, recorded, asyncio.create_task(self._capture(recorded))
+
+    async def _capture(self, recorded: Exchange) -> dict[str, Any] | str:
+        """The emulator's stream at the recorded URL (host moved to the emulator's, --map applied), captured
+        for as long as the recording kept; the facts, or why there were none."""
+        url = self._mapped(recorded.url)
+        parts, base = urlsplit(url), urlsplit(self.base_url)
+        if parts.hostname == urlsplit(recorded.url).hostname and base.hostname:
+            url = url.replace(parts.netloc, f"{base.hostname}:{parts.port}" if parts.port else base.hostname, 1)
+        seconds = float((recorded.media or {}).get("remux", {}).get("seconds", 2.0))
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                captured = await capture(url, seconds, Path(tmp), "parity")
+            except (CaptureError, OSError, TimeoutError, av.error.FFmpegError) as exc:
+                return f"no capture from {url}: {exc}"
+        return {**(captured.media or {}), "sdp": captured.response_body.decode("utf-8", "replace")}
 
     def _dial_out_window(self) -> float:
         """How long the dial-outs may take: as long as they lasted when recorded, past the last request, plus grace."""

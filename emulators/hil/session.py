@@ -41,22 +41,28 @@ class RecordSession:
                                     ssl_context=client_ssl_context(certs.ca) if verify_tls else False)
 
     async def start(self) -> None:
-        if self.media and self.cassette_dir is None:
-            raise ValueError("capturing media needs the cassette directory (--out)")
         await self.receiver.start()
         try:
             await self.proxy.start()
         except BaseException:
             await self.receiver.aclose()
             raise
-        for n, url in enumerate(self.media):
-            self._captures.append(asyncio.create_task(self._capture(n, url), name=f"capture {n}"))
+        for url in self.media:
+            self.capture(url)
 
-    async def _capture(self, n: int, url: str) -> None:
+    def capture(self, url: str, seconds: float | None = None) -> None:
+        """Start capturing an RTSP/RTMP stream now (for --media, or once a request has started the stream)."""
+        if self.cassette_dir is None:
+            raise ValueError("capturing media needs the cassette directory")
+        n = len(self._captures)
+        self._captures.append(asyncio.create_task(self._capture(n, url, seconds or self.media_seconds),
+                                                  name=f"capture {n}"))
+
+    async def _capture(self, n: int, url: str, seconds: float) -> None:
         assert self.cassette_dir is not None
         index = self.recorder.reserve()
         try:
-            exchange = await capture(url, self.media_seconds, self.cassette_dir, f"capture-{n}")
+            exchange = await capture(url, seconds, self.cassette_dir, f"capture-{n}")
         except (CaptureError, OSError, TimeoutError, av.error.FFmpegError) as exc:
             self.media_errors.append(f"{self.recorder.redactor.url(url)}: {exc}")
             return

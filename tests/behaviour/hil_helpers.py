@@ -21,7 +21,7 @@ async def recording(stand_in: Target, settings: dict[str, Any], out: Path) -> As
     """A record session in front of ``stand_in``; the cassette is written to ``out`` when the block ends."""
     manifest = Manifest(device=stand_in.device, target=stand_in.url, recorded_at=iso_time(time.time()), seed=0,
                         settings=settings)
-    session = RecordSession(stand_in.device, stand_in.url, manifest)
+    session = RecordSession(stand_in.device, stand_in.url, manifest, cassette_dir=out)
     await session.start()
     try:
         yield session
