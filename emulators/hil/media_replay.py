@@ -86,7 +86,11 @@ class MediaReplay:
         sps, pps = _parameter_sets(self.capture, units, extradata)
         media = LiveMedia(H264Track(width, height, fps, sps, pps), None)
         self._server = RtspServer(media, host=self.host, port=self.port)
-        await self._server.start()
+        try:
+            await self._server.start()
+        except OSError:  # the recorded port is taken here: any free one (printed by `replay`)
+            self._server = RtspServer(media, host=self.host, port=0)
+            await self._server.start()
         self.port = self._server.port
         self._publisher = asyncio.create_task(self._publish(media, units, fps), name="replay-rtsp-publisher")
 

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -39,7 +40,10 @@ class ReplayServer:
                      for i, dial_outs in enumerate(self.dial_outs) if dial_outs}
         self.matcher = ExchangeMatcher(self.exchanges, matchers, wildcards)
         self.egress = EgressPolicy()
-        self.media = [MediaReplay(c, cassette.root or Path("."), host=host) for c in cassette.media_captures()]
+        # Each captured stream on the port it was recorded on when that is free, so a client that asked the
+        # device to open that port (Misty's rtspd:<port>) finds it.
+        self.media = [MediaReplay(c, cassette.root or Path("."), host=host, port=urlsplit(c.url).port or 0)
+                      for c in cassette.media_captures()]
         self._session: aiohttp.ClientSession | None = None
         self.misses: list[dict[str, object]] = []
         self.tasks = TaskOwner("replay")
@@ -47,8 +51,6 @@ class ReplayServer:
         self._target = self._recorded_base()
 
     def _recorded_base(self) -> str:
-        from urllib.parse import urlsplit
-
         target = self.cassette.manifest.target or (self.exchanges[0].url if self.exchanges else "")
         parts = urlsplit(target)
         return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""

@@ -4,13 +4,16 @@ the cassette, replayed over RTSP, and compared with the emulator's by SDP format
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import aiohttp
+import av
 import pytest
 
 from emulators.hil.cassette import Cassette
 from emulators.hil.parity import ParityRun
+from emulators.hil.replay import ReplayServer
 from emulators.hil.rules import load_rules
 from emulators.pytest_plugin import start_emulator
 from tests.behaviour.hil_helpers import recording
@@ -87,3 +90,24 @@ async def test_a_device_stream_of_another_size_and_rate_is_reported_by_decoded_p
     assert set(found) == {f"media stream {n} width", f"media stream {n} height", f"media rtp {rtp_index} frame_rate"}
     assert found[f"media stream {n} width"] == (640, WIDTH)
     assert abs(found[f"media rtp {rtp_index} frame_rate"][1] - FPS) < FPS * 0.1
+
+
+async def test_replay_serves_the_captured_stream_on_the_port_the_start_request_named(cassette_dir):
+    cassette = Cassette.load(cassette_dir)
+    recorded_url = cassette.media_captures()[0].url
+    server = ReplayServer(cassette)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            body = json.loads(cassette.device_exchanges()[1].request_body)
+            async with http.post(server.url + "/api/avstreaming/start", json=body) as resp:
+                assert (await resp.json())["result"] is True
+        assert server.media[0].url == recorded_url
+        container = await asyncio.to_thread(av.open, recorded_url, options={"rtsp_transport": "tcp"}, timeout=10)
+        try:
+            video = next(s for s in container.streams if s.type == "video")
+            assert (video.codec_context.width, video.codec_context.height) == (WIDTH, HEIGHT)
+        finally:
+            container.close()
+    finally:
+        await server.aclose()
