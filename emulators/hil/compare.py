@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from emulators.hil.cassette import Exchange, Message
 from emulators.hil.media_props import decoded_properties, is_media
@@ -268,8 +269,6 @@ def _json(data: bytes) -> Any:
 def _as_json(body: bytes, content_type: str) -> bytes:
     """Form bodies (status callbacks) as JSON objects, so they are compared field by field like JSON."""
     if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
-        from urllib.parse import parse_qsl
-
         return json.dumps(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))).encode()
     return body
 
@@ -304,8 +303,6 @@ def _location_path(value: str | None) -> str | None:
     """A Location is compared by where it points on the device, not by the host it names."""
     if value is None:
         return None
-    from urllib.parse import urlsplit
-
     parts = urlsplit(value)
     return parts.path + (f"?{parts.query}" if parts.query else "")
 

@@ -193,7 +193,7 @@ class DialOutReceiver:
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, reason, response_headers = 502, "Bad Gateway", [("Content-Type", "text/plain")]
             response_body = f"benchtwin record: your receiver did not answer: {exc}".encode()
-        await self.recorder.complete(index, Exchange(
+        self.recorder.complete(index, Exchange(
             method=request.method, url=target, request_headers=headers, request_body=body, status=status,
             status_text=reason, response_headers=response_headers, response_body=response_body, started=started,
             duration_ms=(time.time() - started) * 1000, dial_out=dial_out))
@@ -218,11 +218,11 @@ class DialOutReceiver:
                 headers=[(k, v) for k, v in headers if k.lower() != "sec-websocket-protocol"])
         except aiohttp.WSServerHandshakeError as exc:
             exchange.messages, exchange.status, exchange.status_text = None, exc.status, exc.message
-            await self.recorder.complete(index, exchange)
+            self.recorder.complete(index, exchange)
             return web.Response(status=exc.status, reason=exc.message)
         except (aiohttp.ClientError, TimeoutError) as exc:
             exchange.messages, exchange.status, exchange.status_text = None, 502, "Bad Gateway"
-            await self.recorder.complete(index, exchange)
+            self.recorder.complete(index, exchange)
             return web.Response(status=502, text=f"benchtwin record: your receiver did not answer: {exc}")
         exchange.response_headers = end_to_end(upstream._response.headers.items())
         device = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), max_msg_size=0)
@@ -239,5 +239,5 @@ class DialOutReceiver:
                 await upstream.close()
             if not exchange.duration_ms:
                 exchange.duration_ms = (time.time() - started) * 1000
-            await self.recorder.complete(index, exchange)
+            self.recorder.complete(index, exchange)
         return device

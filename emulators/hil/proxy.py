@@ -100,7 +100,7 @@ class RecordingProxy:
             response_headers=response_headers, response_body=response_body, started=started,
             duration_ms=(time.time() - started) * 1000,
         )
-        await self.recorder.complete(index, exchange)
+        self.recorder.complete(index, exchange)
         response = web.Response(status=status, reason=reason, body=response_body)
         for k, v in self._relocate(response_headers):
             response.headers.add(k, v)
@@ -126,12 +126,12 @@ class RecordingProxy:
             exchange.status, exchange.status_text = exc.status, exc.message
             exchange.response_headers = end_to_end((exc.headers or {}).items())
             exchange.duration_ms = (time.time() - started) * 1000
-            await self.recorder.complete(index, exchange)
+            self.recorder.complete(index, exchange)
             return web.Response(status=exc.status, reason=exc.message)
         except (aiohttp.ClientError, TimeoutError) as exc:
             exchange.messages = None
             exchange.status, exchange.status_text = 502, "Bad Gateway"
-            await self.recorder.complete(index, exchange)
+            self.recorder.complete(index, exchange)
             return web.Response(status=502, text=f"benchtwin record: the target did not answer: {exc}")
         exchange.response_headers = end_to_end(upstream._response.headers.items())
         client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
@@ -149,5 +149,5 @@ class RecordingProxy:
                 await upstream.close()
             if not exchange.duration_ms:
                 exchange.duration_ms = (time.time() - started) * 1000
-            await self.recorder.complete(index, exchange)
+            self.recorder.complete(index, exchange)
         return client

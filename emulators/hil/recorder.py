@@ -32,13 +32,12 @@ class Recorder:
         self.cassette = Cassette(manifest)
         self.redactor = redactor
         self._slots: list[Exchange | None] = []
-        self.completed = asyncio.Condition()
 
     def reserve(self) -> int:
         self._slots.append(None)
         return len(self._slots) - 1
 
-    async def complete(self, index: int, exchange: Exchange) -> None:
+    def complete(self, index: int, exchange: Exchange) -> None:
         """Store the exchange with credentials redacted."""
         r = self.redactor
         exchange.url = r.url(exchange.url)
@@ -52,8 +51,6 @@ class Recorder:
             for m in exchange.messages:
                 m.data = r.message(m.data, m.opcode)
         self._slots[index] = exchange
-        async with self.completed:
-            self.completed.notify_all()
 
     def count(self) -> int:
         return sum(1 for s in self._slots if s is not None)

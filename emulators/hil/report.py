@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 from typing import Any
 
 from emulators.hil.parity import ParityResult
@@ -89,8 +90,6 @@ WRITERS = {".html": html_page, ".htm": html_page, ".md": markdown, ".json": json
 
 def write(result: ParityResult, path: str) -> None:
     """The format follows the file's extension (.html, .md, .json)."""
-    from pathlib import Path
-
     suffix = Path(path).suffix.lower()
     if suffix not in WRITERS:
         raise ValueError(f"--report {path}: the extension must be one of {', '.join(WRITERS)}")

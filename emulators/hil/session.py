@@ -71,7 +71,7 @@ class RecordSession:
             step["uri"] = self.recorder.redactor.url(step["uri"])
         for transport in exchange.media.get("transport", []):
             transport["track"] = self.recorder.redactor.url(transport["track"])
-        await self.recorder.complete(index, exchange)
+        self.recorder.complete(index, exchange)
 
     async def captures_done(self) -> None:
         """Wait for every media capture to finish its N seconds."""
@@ -83,10 +83,3 @@ class RecordSession:
         await asyncio.gather(*self._captures, return_exceptions=True)
         await self.proxy.aclose()
         await self.receiver.aclose()
-
-    async def __aenter__(self) -> RecordSession:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
