@@ -163,6 +163,8 @@ def pytest_configure(config: pytest.Config) -> None:
         targets = dict(spec.partition("=")[::2] for spec in config.getoption("benchtwin_targets") or [])
         if not targets:
             raise pytest.UsageError("--record needs at least one --target DEVICE=URL to record")
+        if getattr(config.option, "numprocesses", None):  # pytest-xdist workers would each write the cassette
+            raise pytest.UsageError("--record records from one process; run without -n (or with -n 0)")
         from emulators.hil.pytest_recording import start_recordings
 
         config._benchtwin_recordings = start_recordings(targets, cassette)  # type: ignore[attr-defined]

@@ -80,3 +80,10 @@ def test_contract_record_without_a_target_names_the_option():
     run = subprocess.run([sys.executable, "-m", "emulators", "contract", "depthcam", "--record", "x.cassette"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "--record" in run.stderr and "--target" in run.stderr
+
+
+def test_record_refuses_parallel_workers(tmp_path):
+    (tmp_path / "test_lab.py").write_text(LAB_TEST)
+    run = pytest_run("test_lab.py", "--target", "depthcam=http://127.0.0.1:9", "--record", "lab.cassette",
+                     "-n", "2", cwd=tmp_path)
+    assert run.returncode == 4 and "--record records from one process" in run.stderr
