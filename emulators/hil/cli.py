@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
     record.add_argument("--redact", action="append", default=[], metavar="NAME",
                         help="also redact this header, query parameter or JSON field (repeatable)")
     record.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
+    record.add_argument("--config", help="config file whose egress_allow limits where dial-outs are forwarded "
+                                         "(default: loopback and private ranges)")
     record.add_argument("--seed", type=int, help="when the target is an emulator stand-in: its seed, for the manifest")
     record.add_argument("--media", action="append", default=[], metavar="URL",
                         help="also capture this rtsp:// or rtmp:// stream: SDP, transport, RTP timing statistics "
@@ -125,12 +127,15 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 async def _record(args: argparse.Namespace, manifest: Manifest, redactor: Redactor, out: str) -> int:
+    from emulators.config import load_config
     from emulators.hil.session import RecordSession
+    from emulators.kit.outbound import EgressPolicy
 
+    egress = EgressPolicy(load_config(args.config).egress_allow)
     session = RecordSession(args.device, args.target, manifest, redactor, host=args.host, port=args.listen,
                             receiver_host=args.receiver_host, receiver_port=args.receiver_port,
                             verify_tls=not args.insecure, media=args.media, media_seconds=args.media_seconds,
-                            cassette_dir=out)
+                            cassette_dir=out, egress=egress)
     await session.start()
     try:
         print(f"recording {args.device} at {session.proxy.target}: point clients at {session.proxy.url} "
