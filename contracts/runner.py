@@ -113,7 +113,8 @@ def run_schemathesis(
 
 
 def run_contract_cli(
-    device: str, *, target: str | None, max_examples: int, seed: int, credentials: list[str] | None = None
+    device: str, *, target: str | None, max_examples: int, seed: int, credentials: list[str] | None = None,
+    record: str | None = None,
 ) -> int:
     """`benchtwin contract DEVICE [--target URL]`.
 
@@ -124,7 +125,7 @@ def run_contract_cli(
     """
     suite = contract_suite(device)
     if suite is None:
-        return _run_document_only(device, target=target, max_examples=max_examples, seed=seed)
+        return _run_document_only(device, target=target, max_examples=max_examples, seed=seed, record=record)
     missing = [m for m in SUITE_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         print(f"benchtwin: the contract suite needs {', '.join(missing)}; "
@@ -143,6 +144,8 @@ def run_contract_cli(
         cmd += ["--target", f"{device}={target}"]
     for credential in credentials or []:
         cmd += ["--target-credential", f"{device}.{credential}"]
+    if record:
+        cmd += ["--record", record]
     where = target or "an emulator started for the run"
     print(f"running the {device} contract suite ({suite.name}) against {where} ...", flush=True)
     return subprocess.run(cmd, cwd=checkout if in_checkout else tempfile.gettempdir()).returncode
@@ -165,7 +168,8 @@ def contract_suite(device: str) -> Path | None:
     return Path(str(installed)) if installed.is_file() else None
 
 
-def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int) -> int:
+def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int,
+                       record: str | None = None) -> int:
     from emulators.pytest_plugin import EmulatorHost
 
     document = openapi_path(device)
@@ -181,10 +185,19 @@ def _run_document_only(device: str, *, target: str | None, max_examples: int, se
         host.start()
         target = host.emulator.endpoints()["rest"]
         print(f"started the {emulated} emulator at {target}", flush=True)
+    recording = None
+    if record:
+        from emulators.hil.pytest_recording import ThreadedRecording
+
+        recording = ThreadedRecording(device, target, Path(record))
+        recording.start()
     try:
         print(f"running {document.name} against {target} (max {max_examples} examples per operation) ...", flush=True)
-        result = run_schemathesis(document, target, max_examples=max_examples, seed=seed)
+        result = run_schemathesis(document, recording.url if recording else target, max_examples=max_examples,
+                                  seed=seed)
     finally:
+        if recording is not None:
+            recording.stop()
         if host is not None:
             host.stop()
     print(result.summary())

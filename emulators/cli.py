@@ -20,6 +20,7 @@ import yaml
 from emulators import __version__
 from emulators.app import endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config, load_config
+from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
 from emulators.kit.tls import ensure_dev_certs
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--seed", type=int, default=0)
     contract.add_argument("--credential", action="append", metavar="KEY=VALUE",
                           help="a credential of the real target, e.g. api_key=... (repeatable)")
+    contract.add_argument("--record", metavar="CASSETTE", help="record what the --target answers into a cassette")
     contract.set_defaults(func=cmd_contract)
 
     bench = sub.add_parser("bench", help="measure capacity, pacing and latency against the tools users would pick")
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     _doctor_command(sub)
     _health_command(sub)
+    register_hil(sub)  # record, replay, parity
     return parser
 
 
@@ -288,8 +291,10 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_contract(args: argparse.Namespace) -> int:
     from contracts.runner import run_contract_cli
 
+    if args.record and not args.target:
+        raise FieldError("--record", "needs --target URL: it records a device, not emulators started per test")
     return run_contract_cli(args.device, target=args.target, max_examples=args.max_examples, seed=args.seed,
-                            credentials=args.credential)
+                            credentials=args.credential, record=args.record)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -170,6 +170,9 @@ def _real_target(config: pytest.Config, device: str) -> Target | None:
                 dev, _, cred = key.partition(".")
                 if dev == device:
                     creds[cred] = value
+            recording = getattr(config, "_benchtwin_recordings", {}).get(device)
+            if recording is not None:  # --record: through the recording proxy
+                url = recording.url
             return Target(device=device, url=url.rstrip("/"), endpoints={"rest": url.rstrip("/")}, credentials=creds)
     return None
 
@@ -183,6 +186,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--time-scale", type=float, dest="benchtwin_time_scale", metavar="X",
                     help=f"lifecycle time scale of the emulators the fixtures start (default {TEST_TIME_SCALE}; "
                          "1.0 = real speed)")
+    group.addoption("--record", dest="benchtwin_record", metavar="CASSETTE",
+                    help="record what each --target answers into a cassette (CASSETTE/<device> for several targets)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -198,6 +203,21 @@ def pytest_configure(config: pytest.Config) -> None:
         if not sep or name not in DEVICES or not url.startswith(("http://", "https://")):
             raise pytest.UsageError(f"--target {spec!r}: expected DEVICE=http(s)://host[:port] with DEVICE one of "
                                     f"{', '.join(DEVICES)}")
+    cassette = config.getoption("benchtwin_record")
+    if cassette:
+        targets = dict(spec.partition("=")[::2] for spec in config.getoption("benchtwin_targets") or [])
+        if not targets:
+            raise pytest.UsageError("--record needs at least one --target DEVICE=URL to record")
+        if getattr(config.option, "numprocesses", None):  # pytest-xdist workers would each write the cassette
+            raise pytest.UsageError("--record records from one process; run without -n (or with -n 0)")
+        from emulators.hil.pytest_recording import start_recordings
+
+        config._benchtwin_recordings = start_recordings(targets, cassette)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for recording in getattr(config, "_benchtwin_recordings", {}).values():
+        recording.stop()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
