@@ -61,6 +61,8 @@ def register(sub: Any) -> None:
     replay.add_argument("cassette")
     replay.add_argument("--listen", type=int, default=0, metavar="PORT", help="port (default: a free one)")
     replay.add_argument("--host", default="127.0.0.1")
+    replay.add_argument("--config", help="config file whose egress_allow limits where recorded dial-outs are made "
+                        "(default: loopback and private ranges)")
     replay.add_argument("--match", default=",".join(MATCHERS),
                         help="matchers in order: method, path, query, body, header:NAME (default: %(default)s)")
     replay.add_argument("--duration", type=float, help="stop after this many seconds instead of waiting for Ctrl-C")
@@ -169,9 +171,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace, cassette: Cassette, matchers: tuple[str, ...]) -> int:
+    from emulators.config import load_config
     from emulators.hil.replay import ReplayServer
+    from emulators.kit.outbound import EgressPolicy
 
-    server = ReplayServer(cassette, host=args.host, port=args.listen, matchers=matchers)
+    egress = EgressPolicy(load_config(args.config).egress_allow)
+    server = ReplayServer(cassette, egress=egress, host=args.host, port=args.listen, matchers=matchers)
     await server.start()
     try:
         media = "".join(f", media at {m.url}" for m in server.media)

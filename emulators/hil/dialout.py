@@ -101,7 +101,7 @@ class DialOutReceiver:
 
     def __init__(self, recorder: Recorder, fields: Sequence[str], *, host: str = "127.0.0.1", port: int = 0,
                  server_ssl: ssl.SSLContext | None = None, client_ssl: ssl.SSLContext | bool = True,
-                 egress: EgressPolicy | None = None) -> None:
+                 egress: EgressPolicy) -> None:
         self.recorder = recorder
         self.fields = list(fields)
         self.host = host
@@ -109,7 +109,7 @@ class DialOutReceiver:
         self.tls_port = 0
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
-        self.egress = egress or EgressPolicy()
+        self.egress = egress
         self.routes: list[Route] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from emulators.hil.cassette import Manifest, iso_time
 from emulators.hil.session import RecordSession
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 
 
 class ThreadedRecording:
@@ -19,7 +20,7 @@ class ThreadedRecording:
         self.device = device
         self.out = out
         manifest = Manifest(device=device, target=target, recorded_at=iso_time(time.time()))
-        self.session = RecordSession(device, target, manifest, verify_tls=False)
+        self.session = RecordSession(device, target, manifest, egress=EgressPolicy(DEFAULT_ALLOWED), verify_tls=False)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"record-{device}", daemon=True)
 

@@ -29,7 +29,7 @@ CLIENT_WAIT_S = 30.0  # how long a replayed WebSocket waits for the client's nex
 
 
 class ReplayServer:
-    def __init__(self, cassette: Cassette, *, host: str = "127.0.0.1", port: int = 0,
+    def __init__(self, cassette: Cassette, *, egress: EgressPolicy, host: str = "127.0.0.1", port: int = 0,
                  matchers: Sequence[str] = MATCHERS) -> None:
         self.cassette = cassette
         self.host = host
@@ -39,7 +39,7 @@ class ReplayServer:
         wildcards = {i: list(dict.fromkeys(str(d.dial_out["field"]) for d in dial_outs if d.dial_out))
                      for i, dial_outs in enumerate(self.dial_outs) if dial_outs}
         self.matcher = ExchangeMatcher(self.exchanges, matchers, wildcards)
-        self.egress = EgressPolicy()
+        self.egress = egress
         # Each captured stream on the port it was recorded on when that is free, so a client that asked the
         # device to open that port (Misty's rtspd:<port>) finds it.
         self.media = [MediaReplay(c, cassette.root or Path("."), host=host, port=urlsplit(c.url).port or 0)

@@ -20,9 +20,10 @@ from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_c
 
 class RecordSession:
     def __init__(self, device: str, target: str, manifest: Manifest, redactor: Redactor | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0, receiver_host: str = "127.0.0.1", receiver_port: int = 0,
+                 egress: EgressPolicy, host: str = "127.0.0.1", port: int = 0, receiver_host: str = "127.0.0.1",
+                 receiver_port: int = 0,
                  verify_tls: bool = True, certs_dir: str | Path | None = None,
-                 egress: EgressPolicy | None = None, media: list[str] | None = None, media_seconds: float = 5.0,
+                 media: list[str] | None = None, media_seconds: float = 5.0,
                  cassette_dir: str | Path | None = None) -> None:
         self.recorder = Recorder(manifest, redactor or Redactor())
         self.media = media or []

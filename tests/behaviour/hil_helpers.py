@@ -13,7 +13,11 @@ from emulators.hil.compare import Difference
 from emulators.hil.parity import ParityRun
 from emulators.hil.rules import ParityRules, load_rules
 from emulators.hil.session import RecordSession
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.pytest_plugin import Target, start_emulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 
 @contextlib.asynccontextmanager
@@ -21,7 +25,7 @@ async def recording(stand_in: Target, settings: dict[str, Any], out: Path) -> As
     """A record session in front of ``stand_in``; the cassette is written to ``out`` when the block ends."""
     manifest = Manifest(device=stand_in.device, target=stand_in.url, recorded_at=iso_time(time.time()), seed=0,
                         settings=settings)
-    session = RecordSession(stand_in.device, stand_in.url, manifest, cassette_dir=out)
+    session = RecordSession(stand_in.device, stand_in.url, manifest, egress=EGRESS, cassette_dir=out)
     await session.start()
     try:
         yield session

@@ -11,7 +11,7 @@ import pytest
 from emulators.hil.cassette import Cassette
 from emulators.hil.replay import MISS_HEADER, ReplayServer
 from emulators.pytest_plugin import start_emulator
-from tests.behaviour.hil_helpers import parity_against_default, recording
+from tests.behaviour.hil_helpers import EGRESS, parity_against_default, recording
 
 STICKY = {"sticky_subscriptions": True}
 # BumpSensor registers but never fires in the emulator, so each session's messages are exactly its replies.
@@ -71,7 +71,7 @@ async def test_parity_with_the_same_quirk_finds_nothing(cassette_dir):
 
 
 async def test_replay_plays_each_session_back_in_order(cassette_dir):
-    server = ReplayServer(Cassette.load(cassette_dir))
+    server = ReplayServer(Cassette.load(cassette_dir), egress=EGRESS)
     await server.start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -85,7 +85,7 @@ async def test_replay_plays_each_session_back_in_order(cassette_dir):
 
 
 async def test_a_replay_miss_is_a_404_naming_the_closest_recorded_request(cassette_dir):
-    server = ReplayServer(Cassette.load(cassette_dir))
+    server = ReplayServer(Cassette.load(cassette_dir), egress=EGRESS)
     await server.start()
     try:
         async with aiohttp.ClientSession() as http, http.get(server.url + "/api/batery?x=1") as resp:

@@ -16,7 +16,7 @@ from emulators.hil.parity import ParityRun
 from emulators.hil.replay import ReplayServer
 from emulators.hil.rules import load_rules
 from emulators.pytest_plugin import start_emulator
-from tests.behaviour.hil_helpers import recording
+from tests.behaviour.hil_helpers import EGRESS, recording
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 15, 1.5
 
@@ -95,7 +95,7 @@ async def test_a_device_stream_of_another_size_and_rate_is_reported_by_decoded_p
 async def test_replay_serves_the_captured_stream_on_the_port_the_start_request_named(cassette_dir):
     cassette = Cassette.load(cassette_dir)
     recorded_url = cassette.media_captures()[0].url
-    server = ReplayServer(cassette)
+    server = ReplayServer(cassette, egress=EGRESS)
     await server.start()
     try:
         async with aiohttp.ClientSession() as http:

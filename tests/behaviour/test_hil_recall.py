@@ -11,7 +11,7 @@ import pytest
 from emulators.hil.cassette import Cassette
 from emulators.hil.replay import ReplayServer
 from emulators.pytest_plugin import start_emulator
-from tests.behaviour.hil_helpers import parity_against_default, recording
+from tests.behaviour.hil_helpers import EGRESS, parity_against_default, recording
 
 WAF = {"quirk_waf_localhost": True}
 MEET = "https://zoom.us/j/1234567890"
@@ -58,7 +58,7 @@ async def test_parity_with_the_default_profile_reports_exactly_the_firewall_page
 
 
 async def test_replay_answers_the_recorded_bot_with_its_recorded_body(cassette_dir):
-    server = ReplayServer(Cassette.load(cassette_dir))
+    server = ReplayServer(Cassette.load(cassette_dir), egress=EGRESS)
     await server.start()
     try:
         async with aiohttp.ClientSession() as http:

@@ -16,7 +16,7 @@ from emulators.hil.parity import ParityRun
 from emulators.hil.replay import ReplayServer
 from emulators.hil.rules import load_rules
 from emulators.pytest_plugin import start_emulator
-from tests.behaviour.hil_helpers import recording
+from tests.behaviour.hil_helpers import EGRESS, recording
 
 MEET = "https://zoom.us/j/1234567890"
 EVENTS = ["participant_events.join"]
@@ -79,7 +79,7 @@ async def test_parity_with_the_same_profile_finds_no_difference_in_the_dial_outs
 
 
 async def test_replay_streams_the_recorded_joins_to_the_new_receivers(recorded):
-    server = ReplayServer(Cassette.load(recorded[0]))
+    server = ReplayServer(Cassette.load(recorded[0]), egress=EGRESS)
     await server.start()
     try:
         async with RealtimeReceiver() as ws_receiver, aiohttp.ClientSession() as http:

@@ -15,12 +15,17 @@ from emulators.hil.cassette import Cassette
 from emulators.hil.parity import ParityRun
 from emulators.hil.replay import ReplayServer
 from emulators.hil.rules import load_rules
+from emulators.kit.tls import ensure_dev_certs
 from emulators.pytest_plugin import start_emulator
-from tests.behaviour.hil_helpers import recording
+from tests.behaviour.hil_helpers import EGRESS, recording
 from tests.behaviour.signalwire_helpers import CONFERENCE, callback_sink
 
 PCMA = {"pcma_encoding": "audio/PCMA"}  # quirk 8: the string announced for PCMA
 MEDIA_FRAMES = 25  # half a second of 20 ms frames
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 
 def streams_path(project: str, sid: str = "") -> str:
@@ -38,7 +43,7 @@ def recorded(tmp_path_factory):
             creds = stand_in.credentials
             basic = base64.b64encode(f"{creds['project']}:{creds['token']}".encode()).decode()
             auth = {"Authorization": f"Basic {basic}"}
-            async with recording(stand_in, PCMA, out) as session, MediaStreamReceiver() as receiver, \
+            async with recording(stand_in, PCMA, out) as session, MediaStreamReceiver(**RECEIVER_TLS) as receiver, \
                     callback_sink() as sink, aiohttp.ClientSession(headers=auth) as http:
                 base = session.proxy.url + streams_path(creds["project"])
                 form = {"Url": receiver.url, "StreamCodec": "PCMA", "Track": "inbound_track",
@@ -103,10 +108,11 @@ async def test_parity_with_the_default_profile_reports_only_the_announced_encodi
 
 
 async def test_replay_reproduces_the_dial_outs_to_the_urls_the_new_request_gives(recorded):
-    server = ReplayServer(Cassette.load(recorded[0]))
+    server = ReplayServer(Cassette.load(recorded[0]), egress=EGRESS)
     await server.start()
     try:
-        async with MediaStreamReceiver() as receiver, callback_sink() as sink, aiohttp.ClientSession() as http:
+        async with MediaStreamReceiver(**RECEIVER_TLS) as receiver, callback_sink() as sink, \
+                aiohttp.ClientSession() as http:
             form = {"Url": receiver.url, "StreamCodec": "PCMA", "Track": "inbound_track",
                     "StatusCallback": sink.url, "Name": "minutes"}
             project = Cassette.load(recorded[0]).exchanges[0].path.split("/")[5]

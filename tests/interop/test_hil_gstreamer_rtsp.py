@@ -17,6 +17,9 @@ import pytest
 from emulators.bench import peers
 from emulators.hil.cassette import Cassette
 from emulators.hil.replay import ReplayServer
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)  # built where a configuration would build it
 
 pytestmark = pytest.mark.interop
 
@@ -89,7 +92,7 @@ def test_the_first_seconds_are_remuxed_without_re_encoding(cassette_dir):
 
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed (apt-get install ffmpeg)")
 async def test_the_replayed_stand_in_plays_to_ffprobe(cassette_dir):
-    server = ReplayServer(Cassette.load(cassette_dir))
+    server = ReplayServer(Cassette.load(cassette_dir), egress=EGRESS)
     await server.start()
     try:
         [media] = server.media
