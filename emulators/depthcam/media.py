@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
 import struct
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 import av
 import numpy as np
+from PIL import Image
 
 from emulators.depthcam import scene
 from emulators.depthcam.camera import Camera
@@ -150,6 +152,21 @@ def encode_still(image: np.ndarray, fmt: str) -> bytes:
         frame = frame.reformat(format=pix)
     packets = list(context.encode(frame)) + list(context.encode(None))
     return b"".join(bytes(p) for p in packets)
+
+
+class UnwritableImage(Exception):
+    """Pillow has no writer for the format, or the writer refused the picture."""
+
+
+def save_still(image: np.ndarray, fmt: str) -> bytes:
+    """The picture saved by Pillow under the format name as sent, as main does: grey stays one channel."""
+    buffer = io.BytesIO()
+    picture = Image.fromarray(image, "L" if image.ndim == 2 else "RGB")
+    try:
+        picture.save(buffer, fmt)
+    except (KeyError, ValueError, OSError, TypeError) as exc:
+        raise UnwritableImage(f"Pillow cannot write {fmt!r}: {exc}") from exc
+    return buffer.getvalue()
 
 
 # ----- fragmented MP4 -------------------------------------------------------------------------------------

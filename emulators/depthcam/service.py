@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 
 from emulators.depthcam import media
 from emulators.depthcam.camera import NeuralNetwork
-from emulators.depthcam.errors import BootFailed
+from emulators.depthcam.errors import BootFailed, ServerCrash
 from emulators.depthcam.model import (
     KEEP,
     BootRetried,
@@ -127,6 +127,8 @@ class DepthcamService:
     async def set_config(self, mxid: str, stream: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
         config, fates = self.backend.set_config(mxid, stream, variant, body, self.clock.now())
         await self._restart(mxid, fates)
+        if isinstance(config, ServerCrash):
+            raise config  # main restarted, then failed to answer
         return config
 
     async def deploy_network(self, mxid: str, stream: str, network: NeuralNetwork) -> None:
@@ -134,7 +136,13 @@ class DepthcamService:
         self.events.record("nn.deployed", camera=mxid, stream=stream, type=network.kind)
 
     async def delete_network(self, mxid: str, stream: str) -> None:
-        await self._act_on_fates(mxid, self.backend.delete_network(mxid, stream))
+        fates = self.backend.delete_network(mxid, stream, self.clock.now())
+        if fates is None:
+            return
+        if self.backend.server_main:
+            await self._restart(mxid, fates)
+        else:
+            await self._act_on_fates(mxid, fates)
 
     async def reboot_camera(self, mxid: str) -> None:
         """Create (POST /cameras/{mxid}/) and the reboot control: boot state, then a pipeline restart."""
@@ -157,6 +165,11 @@ class DepthcamService:
             seed=self.backend.seed,
         )
         image = await asyncio.to_thread(media.render_frame, spec, self.runtimes[mxid].still_developer(spec))
+        if self.backend.server_main:
+            try:
+                return await asyncio.to_thread(media.save_still, image, fmt)
+            except media.UnwritableImage as exc:
+                raise ServerCrash(str(exc)) from exc
         return await asyncio.to_thread(media.encode_still, image, fmt)
 
     # ----- restarts -------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ class DepthcamSettings(DeviceSettings):
     port: int = setting(9081, doc="REST and WebSocket port", minimum=0, maximum=65535)
     profile: str = setting(
         "default",
-        doc="`robopipe-server` (alias `quirks`): every quirk below on; `realistic`: restarts take at least 2 s",
+        doc="`default`: answers as the Robopipe server's code on main, bugs included (Q1-Q6 always on); "
+        "`documented`: as the vendor's documents describe the API; `robopipe-server` (alias `quirks`): documented "
+        "with every quirk below on; `realistic`: default with restarts of at least 2 s",
         choices=PROFILES,
     )
     restart_delay_s: float = setting(0.2, doc="pipeline restart, times the time scale", minimum=0.0)
