@@ -581,6 +581,8 @@ class RobopipeApi:
     async def nn_socket(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if not self._socket_params_ok(params):
             return web.Response(status=403)
+        if self.backend.nn_handshake_refused(params["mxid"], params["stream_name"]):
+            raise ServerCrash("the NN socket's sensor is not active: main fails before accepting")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         await self.service.watch_nn(request, ws, params["mxid"], params["stream_name"])

@@ -336,7 +336,9 @@ class VideoChannel:
     stats: LatenessStats
     backlog_frames: int = 60
     init_segment: bytes | None = None
-    subscribers: set[Subscriber] = field(default_factory=set)
+    # In subscription order (an ordered set): main's restart race depends on the viewers' order.
+    subscribers: dict[Subscriber, None] = field(default_factory=dict)
+    stuck: bool = False  # the encoder stopped with viewers still listed: nobody gets frames again
     frames_sent: int = 0
     _init_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: TaskOwner | None = None
@@ -349,7 +351,7 @@ class VideoChannel:
     def subscribe(self) -> Subscriber:
         # More than ~2 s of frames queued means the viewer cannot keep up: it is closed with 1008.
         sub = Subscriber(asyncio.Queue(maxsize=max(4, int(self.fps * 2))))
-        self.subscribers.add(sub)
+        self.subscribers[sub] = None
         return sub
 
     async def wait_init(self, limit_s: float) -> bytes | None:
@@ -365,6 +367,12 @@ class VideoChannel:
     async def aclose(self) -> None:
         if self._tasks is not None:
             await self._tasks.aclose()
+
+    async def strand(self, viewers: list[Subscriber]) -> None:
+        """Stop encoding but keep ``viewers`` listed: open, without frames; later viewers get the init segment only."""
+        self.subscribers = dict.fromkeys(viewers)
+        self.stuck = True
+        await self.aclose()
 
     async def _run(self) -> None:
         width, height = self.size
@@ -426,7 +434,7 @@ class VideoChannel:
             try:
                 sub.queue.put_nowait(message)
             except asyncio.QueueFull:
-                self.subscribers.discard(sub)
+                self.subscribers.pop(sub, None)
                 sub.close(1008, "viewer is more than 2 s behind")
                 self.hooks.record("stream.error", stream=self.name, error="slow viewer closed with 1008")
 

@@ -103,8 +103,27 @@ class Close:
     reason: str = ""
 
 
-ViewerFate = Keep | Close
+@dataclass(frozen=True)
+class Drop:
+    """Accepted, then the TCP connection is dropped without a close frame (main raised after accepting)."""
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """Main's encoder stops at a restart and its viewers meet the subscriber-list race (``race_outcome``)."""
+
+
+ViewerFate = Keep | Close | EndOfStream
 KEEP = Keep()
+
+
+def race_outcome(viewers: int) -> tuple[range, range]:
+    """Which viewers (positions in subscription order) main closes with 1000, and which it strands.
+
+    Main closes each viewer while removing it from the list it iterates, so it skips every other one: the
+    stranded stay open without frames and keep the stream listed, so later viewers get the init segment only.
+    """
+    return range(0, viewers, 2), range(1, viewers, 2)
 
 
 @dataclass(frozen=True)
@@ -151,6 +170,7 @@ class DepthcamBackend:
         profile: str = "default",
         quirks: Quirks | None = None,
         restart_delay_s: float = 0.2,
+        video_restart_race: bool = True,
         boot_failures: int = 0,
         time_scale: float = 1.0,
         seed: int = 0,
@@ -167,6 +187,7 @@ class DepthcamBackend:
         # The realistic profile's restarts take the real server's seconds at least.
         self.restart_delay_s = max(restart_delay_s, REALISTIC_RESTART_S) if profile == "realistic" else restart_delay_s
         self.boot_failures = boot_failures
+        self.video_restart_race = video_restart_race
         self.time_scale = time_scale
         self.controller = Controller()
         self.cameras: dict[str, Camera] = {}
@@ -344,9 +365,7 @@ class DepthcamBackend:
                 return None
             sizes = self.frame_sizes(camera)
             camera.networks.pop(stream, None)
-            fates = self._begin_restart(camera, sizes, now)
-            fates.nn[stream] = Close(1011)
-            return fates
+            return self._begin_restart(camera, sizes, now)
         camera = self.camera(mxid)
         self._missing_as_server(camera.delete_network, stream)
         return ViewerFates(nn={stream: Close(1011)})
@@ -412,15 +431,27 @@ class DepthcamBackend:
         return name
 
     # ----- viewers --------------------------------------------------------------------------------------
-    def admit_video(self, mxid: str, stream: str) -> Close | None:
-        """None when a video viewer may watch the stream; otherwise how its accepted socket closes."""
+    def admit_video(self, mxid: str, stream: str) -> Close | Drop | None:
+        """None when a video viewer may watch the stream; otherwise how its accepted socket ends."""
+        if self.server_main:
+            return None if self.streaming(mxid, stream) else Drop()
         if not self.is_open(mxid):
             return Close(1011, "camera not found")
         if not self.streaming(mxid, stream):
             return Close(1011, "stream not found or not active")
         return None
 
-    def admit_nn(self, mxid: str, stream: str) -> Close | None:
+    def nn_handshake_refused(self, mxid: str, stream: str) -> bool:
+        """Main resolves the stream's sensor before accepting ``/nn``: unknown camera or inactive stream is HTTP 500."""
+        if not self.server_main:
+            return False
+        camera = self.cameras.get(mxid)
+        return camera is None or not (camera.knows(stream) and camera.is_active(stream))
+
+    def admit_nn(self, mxid: str, stream: str) -> Close | Drop | None:
+        if self.server_main:
+            deployed = self.streaming(mxid, stream) and stream in self.cameras[mxid].networks
+            return None if deployed else Drop()  # the loop's first read raises
         if not self.is_open(mxid):
             return Close(1011, "camera not found")
         if not self.streaming(mxid, stream) or stream not in self.cameras[mxid].networks:
@@ -437,6 +468,13 @@ class DepthcamBackend:
     def _viewer_fates(self, camera: Camera, sizes_before: dict[str, tuple[int, int]]) -> ViewerFates:
         """What a pipeline restart (or a camera close) means for each stream's video and NN viewers."""
         fates = ViewerFates()
+        if self.server_main:
+            # Main re-opens the whole device: every stream's encoder and NN loop fail on the old one.
+            end = EndOfStream() if self.video_restart_race else Close(1000)
+            for stream in camera.spec.stream_order:
+                fates.video[stream] = end
+                fates.nn[stream] = EndOfStream()
+            return fates
         for stream in camera.spec.stream_order:
             active = self.streaming(camera.mxid, stream)
             if self.quirks.restart_closes_websockets:

@@ -22,6 +22,12 @@ class DepthcamSettings(DeviceSettings):
         choices=PROFILES,
     )
     restart_delay_s: float = setting(0.2, doc="pipeline restart, times the time scale", minimum=0.0)
+    video_restart_race: bool = setting(
+        True,
+        doc="default profile: a restart meets main's subscriber-list race (the 1st, 3rd, ... video viewer closes "
+        "with 1000, the others stay open without frames, later viewers get the init segment only); false: every "
+        "viewer closes with 1000",
+    )
     boot_failures: int = setting(
         0,
         doc="the next N boot attempts fail; retries wait 1/2/4/8/16 s (scaled); after 5 retries the request is 500",

@@ -7,7 +7,7 @@ import pytest
 from emulators.depthcam.camera import INITIAL_CONTROL, NeuralNetwork
 from emulators.depthcam.errors import CameraNotFound, ServerCrash
 from emulators.depthcam.hardware import oak_d
-from emulators.depthcam.model import Close, DepthcamBackend, PipelineStatus
+from emulators.depthcam.model import Close, DepthcamBackend, EndOfStream, PipelineStatus, race_outcome
 
 MXID = "14442C10D13EABCE00"
 T0 = 1_700_000_000.0
@@ -138,7 +138,7 @@ def test_deleting_a_network_restarts_only_once_a_network_was_deployed_since_boot
     b.deploy_network(MXID, "CAM_A", NeuralNetwork("MobileNet", {}, 10), T0)
     settle(b)
     fates = b.delete_network(MXID, "CAM_H", T0)  # not looked up: any pattern-valid name
-    assert fates is not None and fates.nn["CAM_H"] == Close(1011)
+    assert fates is not None and fates.nn["CAM_A"] == EndOfStream()
     assert b.pipelines[MXID].status is PipelineStatus.RESTARTING
 
 
@@ -179,3 +179,20 @@ def test_acting_on_a_deleted_camera_crashes_until_it_is_created_again() -> None:
 
 def test_main_hands_any_still_format_name_to_the_encoder() -> None:
     assert main().still_format("PDF") == "PDF"
+
+
+# ----- viewers around a restart ---------------------------------------------------------------------------
+def test_a_restart_ends_every_stream_with_mains_race_or_with_1000_when_clean() -> None:
+    fates = main().activate(MXID, "CAM_A", T0)
+    assert fates is not None and set(fates.video.values()) == {EndOfStream()}
+    clean = DepthcamBackend([oak_d()], now=T0, video_restart_race=False).activate(MXID, "CAM_A", T0)
+    assert clean is not None and set(clean.video.values()) == {Close(1000)}
+
+
+@pytest.mark.parametrize(
+    ("viewers", "closed", "stranded"), [(1, [0], []), (2, [0], [1]), (3, [0, 2], [1]), (4, [0, 2], [1, 3])]
+)
+def test_mains_race_closes_every_other_viewer_and_strands_the_rest(
+    viewers: int, closed: list[int], stranded: list[int]
+) -> None:
+    assert [list(part) for part in race_outcome(viewers)] == [closed, stranded]

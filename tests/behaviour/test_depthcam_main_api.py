@@ -271,3 +271,79 @@ async def test_a_simple_cors_response_says_any_origin(emulator: DepthCamEmulator
         http, emulator, "GET", "/cameras/", headers={"Origin": "http://studio.example", "Cookie": "a=b"}
     )
     assert headers["Access-Control-Allow-Origin"] == "http://studio.example"
+
+
+# ----- WebSockets -----------------------------------------------------------------------------------------
+VIDEO = f"{STREAMS}/{{}}/video"
+NN = f"{STREAMS}/{{}}/nn"
+
+
+async def frames(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[bytes]:
+    out = []
+    for _ in range(count):
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.BINARY, message
+        out.append(message.data)
+    return out
+
+
+async def until_closed(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.BINARY:
+        pass
+    return message
+
+
+async def test_a_restart_closes_the_first_viewer_with_1000_strands_the_second_and_a_late_joiner_gets_init_only(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(emulator.url() + VIDEO.format("CAM_B")) as first:
+        await frames(first, 2)
+        async with http.ws_connect(emulator.url() + VIDEO.format("CAM_B")) as second:
+            await frames(second, 2)
+            await call(http, emulator, "POST", f"{STREAMS}/CAM_C/")  # any restart re-opens the whole device
+            await until_closed(first)
+            assert first.close_code == 1000
+            await emulator.events.wait_for("stream.stuck", timeout=10)
+            await emulator.events.wait_for("pipeline.restarted", timeout=10)
+            async with http.ws_connect(emulator.url() + VIDEO.format("CAM_B")) as late:
+                (init,) = await frames(late, 1)
+                assert init[4:8] == b"ftyp"
+                with pytest.raises(TimeoutError):
+                    await late.receive(timeout=1.0)
+            # The stranded viewer is still connected and gets nothing more.
+            with pytest.raises(TimeoutError):
+                await second.receive(timeout=0.5)
+            assert not second.closed
+
+
+async def test_with_the_race_off_a_restart_closes_every_viewer_with_1000(
+    emulator_factory: Any, http: aiohttp.ClientSession
+) -> None:
+    emu = await emulator_factory("depthcam", settings={"video_restart_race": False})
+    async with (
+        http.ws_connect(emu.url() + VIDEO.format("CAM_B")) as first,
+        http.ws_connect(emu.url() + VIDEO.format("CAM_B")) as second,
+    ):
+        await frames(first, 2)
+        await frames(second, 2)
+        await call(http, emu, "POST", f"{STREAMS}/CAM_C/")
+        for ws in (first, second):
+            await until_closed(ws)
+            assert ws.close_code == 1000
+
+
+async def test_video_on_an_inactive_stream_accepts_then_drops_the_connection_without_a_close_frame(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(emulator.url() + VIDEO.format("DEPTH_B_C")) as ws:
+        message = await ws.receive(timeout=10)
+        assert message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert ws.close_code == 1006  # no close frame came
+
+
+async def test_nn_on_an_inactive_stream_is_an_http_500_at_the_handshake(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession
+) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect(emulator.url() + NN.format("DEPTH_B_C"))
+    assert refused.value.status == 500
