@@ -99,7 +99,7 @@ class RobopipeApi:
         self.camera_name = camera_name
         self.stream_list_form = stream_list_form
         self.cors_origins = [o.strip() for o in cors_origins.split(",") if o.strip()]
-        self.router: Router[Handler] = Router(self._routes())
+        self.router: Router[Handler] = Router(self._routes(), allow_first_method_only=backend.server_main)
         # (mxid, stream) -> (control snapshot, its JSON): a control is serialized once per change, not per GET.
         self._control_bodies: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
         # (list form, ((stream, active), ...)) -> the stream list's JSON.
@@ -151,7 +151,9 @@ class RobopipeApi:
                     },
                 )
             )
-        routes.append(Route("/controller/{device_type}", {"GET": self.list_device_type}))
+        # Main declares this route with Starlette's int convertor: only digits reach it (and fail its pattern).
+        listing = "/controller/{device_type:int}" if self.backend.server_main else "/controller/{device_type}"
+        routes.append(Route(listing, {"GET": self.list_device_type}))
         return routes
 
     @staticmethod
@@ -603,18 +605,26 @@ class RobopipeApi:
         return web.json_response(self.backend.controller.list(t))
 
     async def get_circuit(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        return web.json_response(self.backend.controller.get(t, params["circuit"]))
+        return web.json_response(self.backend.circuit(t, params["circuit"]))
 
-    async def _controller_update(self, request: web.Request, t: str) -> dict[str, Any]:
+    async def _controller_update(self, request: web.Request, t: str, circuit: str | None = None) -> dict[str, Any]:
+        """The update body; on main the body is read first, then the circuit looked up, then the body validated."""
         raw = await request.read()
-        value, errors = schemas.validate_body(schemas.CONTROLLER_UPDATES[t], raw, request.headers.get("Content-Type"))
+        content_type = request.headers.get("Content-Type")
+        if self.backend.server_main:
+            data = server_bodies.parse_json_body(raw, content_type)
+            if circuit is not None:
+                self.backend.circuit(t, circuit)
+            value, errors = server_bodies.validate(server_bodies.CONTROLLER_BODIES[t], data)
+        else:
+            value, errors = schemas.validate_body(schemas.CONTROLLER_UPDATES[t], raw, content_type)
         if errors:
             raise RequestInvalid(errors)
         update: dict[str, Any] = value.model_dump(mode="json")
         return update
 
     async def set_circuit(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        update = await self._controller_update(request, t)
+        update = await self._controller_update(request, t, params["circuit"])
         return web.json_response(self.backend.controller.set(t, params["circuit"], update))
 
     async def set_all_circuits(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:

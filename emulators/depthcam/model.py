@@ -16,7 +16,14 @@ from typing import Any
 
 from emulators.depthcam.camera import Camera, NeuralNetwork
 from emulators.depthcam.controller import Controller
-from emulators.depthcam.errors import CameraNotFound, ConfigRejected, IllegalTransition, ServerCrash, StreamNotFound
+from emulators.depthcam.errors import (
+    CameraNotFound,
+    CircuitNotFound,
+    ConfigRejected,
+    IllegalTransition,
+    ServerCrash,
+    StreamNotFound,
+)
 from emulators.depthcam.hardware import MONO_NAMES_FOR_COLOR, STILL_FORMATS, DeviceSpec
 
 PROFILES = ("default", "documented", "robopipe-server", "quirks", "realistic")
@@ -547,6 +554,16 @@ class DepthcamBackend:
                 self._started(pipeline, now)
                 abandoned.append(mxid)
         return abandoned
+
+    # ----- PLC I/O --------------------------------------------------------------------------------------
+    def circuit(self, device_type: str, circuit: str) -> dict[str, Any]:
+        """One circuit; on main an unknown circuit raises in the lookup (a 500), documented it is a 422."""
+        try:
+            return self.controller.get(device_type, circuit)
+        except CircuitNotFound as exc:
+            if self.server_main:
+                raise ServerCrash(exc.message) from exc
+            raise
 
     # ----- the frame clock ------------------------------------------------------------------------------
     def frame_index_at(self, mxid: str, stream: str, now_ms: int) -> int:

@@ -149,6 +149,9 @@ ControlBody: TypeAdapter[Any] = TypeAdapter(SensorControlUpdate)
 
 
 IRBody: TypeAdapter[Any] = TypeAdapter(schemas.IRConfig)
+CONTROLLER_BODIES: dict[str, TypeAdapter[Any]] = {
+    device_type: TypeAdapter(model) for device_type, model in schemas.CONTROLLER_UPDATES.items()
+}
 
 
 # ----- NN form ----------------------------------------------------------------------------------------------

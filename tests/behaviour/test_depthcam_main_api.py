@@ -347,3 +347,29 @@ async def test_nn_on_an_inactive_stream_is_an_http_500_at_the_handshake(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await http.ws_connect(emulator.url() + NN.format("DEPTH_B_C"))
     assert refused.value.status == 500
+
+
+# ----- routing and the controller -------------------------------------------------------------------------
+async def test_a_405_allows_only_the_first_registered_routes_method(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession
+) -> None:
+    status, headers, _ = await call(http, emulator, "PUT", f"{CAM}/")
+    assert (status, headers["Allow"]) == (405, "GET")
+    status, headers, _ = await call(http, emulator, "GET", f"{STREAMS}/CAM_A/")
+    assert (status, headers["Allow"]) == (405, "POST")
+
+
+async def test_the_controller_listing_route_takes_integers_only(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession
+) -> None:
+    status, _, body = await call(http, emulator, "GET", "/controller/ro")
+    assert (status, body) == (404, {"detail": "Not Found"})
+    status, _, body = await call(http, emulator, "GET", "/controller/5")
+    assert status == 422 and body["detail"][0]["type"] == "string_pattern_mismatch"
+
+
+async def test_an_unknown_circuit_is_a_500(emulator: DepthCamEmulator, http: aiohttp.ClientSession) -> None:
+    status, _, text = await call(http, emulator, "GET", "/controller/ai/9_99")
+    assert (status, text) == (500, "Internal Server Error")
+    status, _, _ = await call(http, emulator, "POST", "/controller/led/9_99", json={"value": 7})
+    assert status == 500  # the lookup fails before the body is judged
