@@ -6,8 +6,9 @@ as the server's main does, 500s included. Excluded checks, and why:
 - ``negative_data_rejection``: the Robopipe server validates with pydantic in lax mode, so ``true`` for an
   integer or ``"12"`` for 12 is accepted although JSON Schema calls it invalid; the emulator does the same.
 - ``not_a_server_error``: main answers 500 where its code raises; our document lists those 500s.
-- vendor camera paths: ``status_code_conformance`` and ``positive_data_acceptance`` as well (the vendor's
-  document lists no 500, and accepts any ``nn_config`` string where main wants JSON).
+- vendor camera paths: ``status_code_conformance``, ``positive_data_acceptance`` and
+  ``allow_header_conformance`` as well (the vendor's document lists no 500, accepts any ``nn_config`` string
+  where main wants JSON, and expects every method in ``Allow`` where main names the first route's only).
 - vendor controller paths only: ``positive_data_acceptance`` (circuits exist only if the PLC has them, so a
   schema-valid unknown circuit is a 422), ``unsupported_method`` and ``allow_header_conformance`` (the
   document's ``/controller/{device_type}`` also matches ``/controller/ai``, whose POST is a real operation).
@@ -29,8 +30,14 @@ LAX_VALIDATION = ("negative_data_rejection",)
 # document lists those 500s (so status codes stay checked); the vendor's does not, see the device page.
 SERVER_MAIN_500S = ("not_a_server_error",)
 # Where the vendor's document and its server's main disagree (listed on the device page): the document has no 500,
-# and its nn_config is any string where main wants an NN config as JSON (a 422 otherwise, or a 500).
-VENDOR_MISMATCHES = (*SERVER_MAIN_500S, "status_code_conformance", "positive_data_acceptance")
+# its nn_config is any string where main wants an NN config as JSON (a 422 otherwise, or a 500), and main's 405
+# allows only the first registered route's method.
+VENDOR_MISMATCHES = (
+    *SERVER_MAIN_500S,
+    "status_code_conformance",
+    "positive_data_acceptance",
+    "allow_header_conformance",
+)
 
 
 def test_depthcam_passes_our_contract_including_the_stateful_links(depthcam_target) -> None:
