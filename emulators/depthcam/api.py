@@ -170,19 +170,21 @@ class RobopipeApi:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
             return self._preflight(request, origin)
+        cors = True
         try:
             response = await self._route(request, path)
         except DepthCamError as exc:
             response = refusal(exc)
             if self.backend.server_main and (exc.status == 404 or response.status == 500):
                 # Main's global handler answers (404 null) or fails (500), then re-raises: uvicorn drops the
-                # connection after the reply.
+                # connection after the reply. That handler sits outside the CORS middleware: no CORS headers.
                 response.force_close()
+                cors = False
         except server_bodies.JsonInvalid as exc:
             response = validation_error(exc.errors)
         except server_bodies.BodyUnparsable:
             response = web.json_response({"detail": server_bodies.BODY_PARSE_ERROR}, status=400)
-        if origin and not response.prepared:
+        if origin and cors and not response.prepared:
             self._cors_headers(request, response, origin)
         return response
 
@@ -322,16 +324,15 @@ class RobopipeApi:
     # ----- cameras ----------------------------------------------------------------------------------------
     def device_info(self, mxid: str) -> dict[str, Any]:
         spec = self.backend.cameras[mxid].spec
-        info = {
-            "mxid": spec.mxid,
-            "name": spec.name,
-            "platform": spec.platform,
-            "protocol": spec.protocol,
-            "state": self.backend.device_state(mxid),
-            "status": "X_LINK_SUCCESS",
-        }
-        if self.camera_name:
-            info["camera_name"] = spec.model
+        info = {"mxid": spec.mxid, "name": spec.name}
+        if self.camera_name or self.backend.server_main:
+            info["camera_name"] = spec.model  # main's DeviceInfo has it (the device's name, e.g. OAK-D)
+        info.update(
+            platform=spec.platform,
+            protocol=spec.protocol,
+            state=self.backend.device_state(mxid),
+            status="X_LINK_SUCCESS",
+        )
         return info
 
     async def list_cameras(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:

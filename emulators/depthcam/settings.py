@@ -38,7 +38,10 @@ class DepthcamSettings(DeviceSettings):
         doc='`list` gives `[{"name":…, "active":…}]` as newer servers and Studio expect',
         choices=("object", "list"),
     )
-    camera_name: bool = setting(False, doc="add `DeviceInfo.camera_name` (the model) as newer servers do")
+    camera_name: bool = setting(
+        False,
+        doc="documented profile: add `DeviceInfo.camera_name` (the model) as main does (the default always has it)",
+    )
     rig: str | list[dict[str, Any]] | None = setting(
         None,
         doc="devices: a fixture name (`lab` = `fixtures/depthcam/lab.yaml`: OAK-D, OAK-D-LR with IR, OAK-1), "

@@ -373,3 +373,19 @@ async def test_an_unknown_circuit_is_a_500(emulator: DepthCamEmulator, http: aio
     assert (status, text) == (500, "Internal Server Error")
     status, _, _ = await call(http, emulator, "POST", "/controller/led/9_99", json={"value": 7})
     assert status == 500  # the lookup fails before the body is judged
+
+
+async def test_device_info_names_the_camera_model(emulator: DepthCamEmulator, http: aiohttp.ClientSession) -> None:
+    _, _, info = await call(http, emulator, "GET", f"{CAM}/")
+    assert list(info)[:3] == ["mxid", "name", "camera_name"] and info["camera_name"] == "OAK-D"
+
+
+async def test_a_404_null_or_500_carries_no_cors_headers(
+    emulator: DepthCamEmulator, http: aiohttp.ClientSession
+) -> None:
+    origin = {"Origin": "http://studio.example"}
+    for method, path in (("GET", f"/cameras/{UNKNOWN_MXID}/"), ("POST", f"/cameras/{UNKNOWN_MXID}/")):
+        status, headers, _ = await call(http, emulator, method, path, headers=origin)
+        assert status in (404, 500) and "Access-Control-Allow-Origin" not in headers
+    status, headers, _ = await call(http, emulator, "GET", f"{STREAMS}/CAM_A/control", headers=origin)
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
