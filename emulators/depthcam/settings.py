@@ -60,7 +60,9 @@ class DepthcamSettings(DeviceSettings):
         False, doc="Q6: POST/DELETE `/cameras/{mxid}/` act, then answer 500"
     )
     quirk_restart_closes_websockets: bool = setting(
-        False, doc="Q8: every restart closes the device's sockets (1012)"
+        False,
+        doc="Q8 (documented profiles; the default follows main's race): every restart closes the device's sockets "
+        "(1012)",
     )
 
     def quirks(self) -> Quirks:
