@@ -221,6 +221,8 @@ class DepthcamService:
     async def _act_on_fates(self, mxid: str, fates: ViewerFates) -> None:
         runtime = self.runtimes[mxid]
         for name, channel in list(runtime.channels.items()):
+            if channel.stuck:
+                continue  # main's stream loop for it ended: later restarts find nothing to stop
             match fates.video.get(name, KEEP):
                 case Close(code=code, reason=reason):
                     channel.close_all(code, reason)

@@ -310,7 +310,8 @@ async def test_a_restart_closes_the_first_viewer_with_1000_strands_the_second_an
                 assert init[4:8] == b"ftyp"
                 with pytest.raises(TimeoutError):
                     await late.receive(timeout=1.0)
-            # The stranded viewer is still connected and gets nothing more.
+            # The stranded viewer is still connected and gets nothing more, also across a later restart.
+            await call(http, emulator, "DELETE", f"{STREAMS}/CAM_C/")
             with pytest.raises(TimeoutError):
                 await second.receive(timeout=0.5)
             assert not second.closed
