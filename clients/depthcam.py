@@ -213,6 +213,8 @@ class DepthCamera(SessionOwner):
 
     # ----- neural networks --------------------------------------------------------------------------------
     async def deploy_nn(self, name: str, model: bytes, nn_config: dict[str, Any]) -> None:
+        """Deploy a network; the server's main wants ``{"type": "Generic"}`` or, for YOLO and MobileNet, their
+        ``nn_config`` object too (``{"type": "YOLO", "nn_config": {"num_classes": 80}}``), else it answers 500."""
         form = aiohttp.FormData()
         form.add_field("model", model, filename="model.blob", content_type="application/octet-stream")
         form.add_field("nn_config", json.dumps(nn_config))

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from emulators.depthcam import media, schemas
+from emulators.depthcam import media, schemas, server_bodies
 from emulators.depthcam.camera import NeuralNetwork
 from emulators.depthcam.controller import DEVICE_TYPES
-from emulators.depthcam.errors import DepthCamError
+from emulators.depthcam.errors import DepthCamError, ServerCrash
 from emulators.depthcam.hardware import MXID_PATTERN, STILL_FORMATS, STREAM_NAME_PATTERN
 from emulators.depthcam.model import DepthcamBackend
 from emulators.depthcam.routing import (
@@ -99,7 +99,7 @@ class RobopipeApi:
         self.camera_name = camera_name
         self.stream_list_form = stream_list_form
         self.cors_origins = [o.strip() for o in cors_origins.split(",") if o.strip()]
-        self.router: Router[Handler] = Router(self._routes())
+        self.router: Router[Handler] = Router(self._routes(), allow_first_method_only=backend.server_main)
         # (mxid, stream) -> (control snapshot, its JSON): a control is serialized once per change, not per GET.
         self._control_bodies: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
         # (list form, ((stream, active), ...)) -> the stream list's JSON.
@@ -151,7 +151,9 @@ class RobopipeApi:
                     },
                 )
             )
-        routes.append(Route("/controller/{device_type}", {"GET": self.list_device_type}))
+        # Main declares this route with Starlette's int convertor: only digits reach it (and fail its pattern).
+        listing = "/controller/{device_type:int}" if self.backend.server_main else "/controller/{device_type}"
+        routes.append(Route(listing, {"GET": self.list_device_type}))
         return routes
 
     @staticmethod
@@ -168,12 +170,22 @@ class RobopipeApi:
         origin = request.headers.get("Origin")
         if request.method == "OPTIONS" and origin and "Access-Control-Request-Method" in request.headers:
             return self._preflight(request, origin)
+        cors = True
         try:
             response = await self._route(request, path)
         except DepthCamError as exc:
             response = refusal(exc)
-        if origin and not response.prepared:
-            self._cors_headers(response, origin)
+            if self.backend.server_main and (exc.status == 404 or response.status == 500):
+                # Main's global handler answers (404 null) or fails (500), then re-raises: uvicorn drops the
+                # connection after the reply. That handler sits outside the CORS middleware: no CORS headers.
+                response.force_close()
+                cors = False
+        except server_bodies.JsonInvalid as exc:
+            response = validation_error(exc.errors)
+        except server_bodies.BodyUnparsable:
+            response = web.json_response({"detail": server_bodies.BODY_PARSE_ERROR}, status=400)
+        if origin and cors and not response.prepared:
+            self._cors_headers(request, response, origin)
         return response
 
     async def _route(self, request: web.Request, path: str) -> web.StreamResponse:
@@ -199,9 +211,15 @@ class RobopipeApi:
             return origin
         return None
 
-    def _cors_headers(self, response: web.StreamResponse, origin: str) -> None:
+    def _cors_headers(self, request: web.Request, response: web.StreamResponse, origin: str) -> None:
         allowed = self._allowed_origin(origin)
         if allowed is None:
+            return
+        if self.backend.server_main and "*" in self.cors_origins and "Cookie" not in request.headers:
+            # Starlette answers a simple request with "*" when every origin is allowed (the origin only with
+            # a cookie), whatever allow_credentials says.
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            response.headers["Access-Control-Allow-Credentials"] = "true"
             return
         response.headers["Access-Control-Allow-Origin"] = allowed
         response.headers["Access-Control-Allow-Credentials"] = "true"
@@ -253,6 +271,10 @@ class RobopipeApi:
     ) -> web.StreamResponse:
         """Validate mxid, stream_name, query and body in FastAPI's order, then run ``operation`` under the lock."""
         raw = await request.read() if body is not None else b""
+        content_type = request.headers.get("Content-Type")
+        # Main reads the JSON body before any dependency: a syntax error or unreadable bytes answer first.
+        main_body = body is not None and self.backend.server_main
+        data = server_bodies.parse_json_body(raw, content_type) if main_body else None
         errors, known = self._camera_or_errors(params)
         stream = params["stream_name"]
         stream_error = schemas.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
@@ -261,8 +283,10 @@ class RobopipeApi:
         if query_check is not None:
             errors.extend(query_check(request))
         value = None
-        if body is not None:
-            value, body_errors = schemas.validate_body(body, raw, request.headers.get("Content-Type"))
+        if body is not None and self.backend.server_main:
+            value, body_errors = server_bodies.validate(body, data)
+        elif body is not None:
+            value, body_errors = schemas.validate_body(body, raw, content_type)
         else:
             body_errors = []
         if not known or stream_error is not None:
@@ -278,6 +302,8 @@ class RobopipeApi:
 
     # ----- misc -------------------------------------------------------------------------------------------
     async def hello(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        if self.backend.server_main:
+            return web.Response(text="Hello from Robopipe API!", content_type="text/plain")
         return web.json_response("Hello from Robopipe API!")
 
     async def openapi(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -298,16 +324,15 @@ class RobopipeApi:
     # ----- cameras ----------------------------------------------------------------------------------------
     def device_info(self, mxid: str) -> dict[str, Any]:
         spec = self.backend.cameras[mxid].spec
-        info = {
-            "mxid": spec.mxid,
-            "name": spec.name,
-            "platform": spec.platform,
-            "protocol": spec.protocol,
-            "state": "X_LINK_BOOTED",
-            "status": "X_LINK_SUCCESS",
-        }
-        if self.camera_name:
-            info["camera_name"] = spec.model
+        info = {"mxid": spec.mxid, "name": spec.name}
+        if self.camera_name or self.backend.server_main:
+            info["camera_name"] = spec.model  # main's DeviceInfo has it (the device's name, e.g. OAK-D)
+        info.update(
+            platform=spec.platform,
+            protocol=spec.protocol,
+            state=self.backend.device_state(mxid),
+            status="X_LINK_SUCCESS",
+        )
         return info
 
     async def list_cameras(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -322,13 +347,19 @@ class RobopipeApi:
         if error is not None:
             return validation_error([error])
         mxid = params["mxid"]
-        self.backend.configured(mxid)
+        self.backend.configured(mxid)  # main: an unknown mxid is a 500, not a 404
         async with self.service.camera_lock(mxid):
             await self.service.reboot_camera(mxid)
         self.backend.answer_camera_change()
         return web.json_response(self.device_info(mxid))
 
     async def delete_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        if self.backend.server_main:
+            # Main does not resolve the camera first: a bad mxid is a 422, an unknown one fails (500).
+            error = schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
+            if error is not None:
+                return validation_error([error])
+            self.backend.configured(params["mxid"])
         mxid = self._camera_checked(params)
         async with self.service.camera_lock(mxid):
             info = self.device_info(mxid)
@@ -338,6 +369,8 @@ class RobopipeApi:
 
     async def camera_stats(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         mxid = self._camera_checked(params)
+        if self.backend.server_main:
+            self.backend.booted(mxid)  # a shut-down camera has no device to ask
         return web.json_response(self.backend.camera_stats(mxid, self.service.clock.now()))
 
     async def get_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -345,8 +378,14 @@ class RobopipeApi:
 
     async def set_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         raw = await request.read()
-        errors, _ = self._camera_or_errors(params)
-        value, body_errors = schemas.validate_body(schemas.IRConfig, raw, request.headers.get("Content-Type"))
+        content_type = request.headers.get("Content-Type")
+        if self.backend.server_main:
+            data = server_bodies.parse_json_body(raw, content_type)
+            errors, _ = self._camera_or_errors(params)
+            value, body_errors = server_bodies.validate(server_bodies.IRBody, data)
+        else:
+            errors, _ = self._camera_or_errors(params)
+            value, body_errors = schemas.validate_body(schemas.IRConfig, raw, content_type)
         errors += body_errors
         if errors:
             return validation_error(errors)
@@ -395,12 +434,16 @@ class RobopipeApi:
 
     async def set_config(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def update(mxid: str, stream: str, value: Any) -> web.StreamResponse:
-            body = value.model_dump(mode="json")
-            body["fps"] = float(body["fps"])
-            config = await self.service.set_config(mxid, stream, schemas.config_variant(value), body)
+            if self.backend.server_main:
+                variant, body = server_bodies.config_fields(value)
+            else:
+                variant, body = schemas.config_variant(value), value.model_dump(mode="json")
+                body["fps"] = float(body["fps"])
+            config = await self.service.set_config(mxid, stream, variant, body)
             return web.json_response(config)
 
-        return await self._stream_operation(request, params, update, body=schemas.ConfigBody)
+        adapter = server_bodies.ConfigBody if self.backend.server_main else schemas.ConfigBody
+        return await self._stream_operation(request, params, update, body=adapter)
 
     def _control_response(self, mxid: str, stream: str, snapshot: dict[str, Any]) -> web.Response:
         """The control as JSON, serialized again only when the stored snapshot was replaced."""
@@ -420,10 +463,13 @@ class RobopipeApi:
     async def set_control(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def update(mxid: str, stream: str, value: Any) -> web.StreamResponse:
             changes = value.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+            if self.backend.server_main:
+                self.backend.booted(mxid)  # the control goes to the device's queue
             snapshot = self.backend.cameras[mxid].apply_control(stream, changes)
             return self._control_response(mxid, stream, snapshot)
 
-        return await self._stream_operation(request, params, update, body=schemas.SensorControlUpdate)
+        adapter = server_bodies.ControlBody if self.backend.server_main else schemas.SensorControlUpdate
+        return await self._stream_operation(request, params, update, body=adapter)
 
     def _still_format_errors(self, request: web.Request) -> list[dict[str, Any]]:
         fmt = request.query.get("format", "jpeg")
@@ -437,6 +483,8 @@ class RobopipeApi:
     async def capture_still(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         async def capture(mxid: str, stream: str, _: Any) -> web.StreamResponse:
             fmt = request.query.get("format", "jpeg")
+            if self.backend.server_main:
+                self.backend.booted(mxid)  # no device to capture from
             data = await self.service.capture_still(mxid, stream, self.backend.still_format(fmt))
             return web.Response(body=data, headers={"Content-Type": f"image/{fmt}"})
 
@@ -444,6 +492,8 @@ class RobopipeApi:
 
     # ----- neural networks --------------------------------------------------------------------------------
     async def deploy_nn(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        if self.backend.server_main:
+            return await self._deploy_nn_as_main(request, params)
         fields, form_errors = await self._read_nn_form(request)
 
         async def deploy(mxid: str, stream: str, _: Any) -> web.StreamResponse:
@@ -455,6 +505,37 @@ class RobopipeApi:
             return null_response(201)
 
         return await self._stream_operation(request, params, deploy)
+
+    async def _deploy_nn_as_main(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        """Main's order: the form is read, the camera resolved (404), ``nn_config`` checked (a 422 answered
+        alone, or a 500), then the path and ``model`` errors together; a stream not on the device is a 500."""
+        raw = await request.read()
+        fields = dict(server_bodies.form_fields(raw, request.headers.get("Content-Type", "")))
+        errors, _ = self._camera_or_errors(params)
+        network: NeuralNetwork | None = None
+        if "nn_config" not in fields:
+            errors.append(schemas.error_item("missing", ["body", "nn_config"], "Field required", None))
+        else:
+            text = fields["nn_config"].decode("utf-8", "replace")
+            try:
+                config = server_bodies.check_nn_config(text)
+            except server_bodies.NNConfigRefused as exc:
+                return validation_error(exc.errors)
+            except ValueError as exc:
+                raise ServerCrash(str(exc)) from exc
+            network = NeuralNetwork(config.type.value, json.loads(text), len(fields.get("model", b"")))
+        stream = params["stream_name"]
+        stream_error = schemas.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
+        if stream_error is not None:
+            errors.append(stream_error)
+        if "model" not in fields:
+            errors.append(schemas.error_item("missing", ["body", "model"], "Field required", None))
+        if errors or network is None:
+            return validation_error(errors)
+        mxid = params["mxid"]
+        async with self.service.camera_lock(mxid):
+            await self.service.deploy_network(mxid, stream, network)
+        return null_response(201)
 
     async def _read_nn_form(self, request: web.Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The multipart fields ``model`` (file) and ``nn_config`` (a JSON object with a known ``type``)."""
@@ -503,6 +584,8 @@ class RobopipeApi:
     async def nn_socket(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if not self._socket_params_ok(params):
             return web.Response(status=403)
+        if self.backend.nn_handshake_refused(params["mxid"], params["stream_name"]):
+            raise ServerCrash("the NN socket's sensor is not active: main fails before accepting")
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         await self.service.watch_nn(request, ws, params["mxid"], params["stream_name"])
@@ -523,18 +606,26 @@ class RobopipeApi:
         return web.json_response(self.backend.controller.list(t))
 
     async def get_circuit(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        return web.json_response(self.backend.controller.get(t, params["circuit"]))
+        return web.json_response(self.backend.circuit(t, params["circuit"]))
 
-    async def _controller_update(self, request: web.Request, t: str) -> dict[str, Any]:
+    async def _controller_update(self, request: web.Request, t: str, circuit: str | None = None) -> dict[str, Any]:
+        """The update body; on main the body is read first, then the circuit looked up, then the body validated."""
         raw = await request.read()
-        value, errors = schemas.validate_body(schemas.CONTROLLER_UPDATES[t], raw, request.headers.get("Content-Type"))
+        content_type = request.headers.get("Content-Type")
+        if self.backend.server_main:
+            data = server_bodies.parse_json_body(raw, content_type)
+            if circuit is not None:
+                self.backend.circuit(t, circuit)
+            value, errors = server_bodies.validate(server_bodies.CONTROLLER_BODIES[t], data)
+        else:
+            value, errors = schemas.validate_body(schemas.CONTROLLER_UPDATES[t], raw, content_type)
         if errors:
             raise RequestInvalid(errors)
         update: dict[str, Any] = value.model_dump(mode="json")
         return update
 
     async def set_circuit(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:
-        update = await self._controller_update(request, t)
+        update = await self._controller_update(request, t, params["circuit"])
         return web.json_response(self.backend.controller.set(t, params["circuit"], update))
 
     async def set_all_circuits(self, request: web.Request, params: dict[str, str], t: str) -> web.StreamResponse:

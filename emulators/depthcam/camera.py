@@ -108,6 +108,8 @@ class Camera:
     controls: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stream name
     networks: dict[str, NeuralNetwork] = field(default_factory=dict)  # per stream name
     ir: dict[str, float] | None = None
+    # Whether a network was deployed since boot: main's pipeline then stays an NN pipeline, whose NN delete restarts.
+    nn_pipeline: bool = False
 
     @classmethod
     def boot(cls, spec: DeviceSpec, number: int) -> Camera:
@@ -122,7 +124,14 @@ class Camera:
         self.configs = {s.socket: self._boot_config(s) for s in self.spec.sensors}
         self.controls = {f"CAM_{s.socket}": initial_control(has_focus=s.autofocus) for s in self.spec.sensors}
         self.networks = {}
+        self.nn_pipeline = False
         self.ir = {"flood_light": 0.0, "dot_projector": 0.0} if self.spec.ir else None
+
+    def reset_controls(self) -> None:
+        """Every active stream's control back to the initial one (a restart builds new sensor objects on main)."""
+        for stream in self.active_streams():
+            has_focus = stream.startswith("CAM_") and self.sensor_of(stream).autofocus
+            self.controls[stream] = initial_control(has_focus=has_focus)
 
     @staticmethod
     def _boot_config(sensor: SensorSpec) -> dict[str, Any]:
@@ -247,6 +256,13 @@ class Camera:
         for sensor in targets:
             assert sensor is not None
             self.configs[sensor.socket] = copy.deepcopy(body)
+        return self.config(stream)
+
+    def merge_config(self, stream: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Overwrite some fields of a sensor's stored config, keeping its shape; returns the config read back."""
+        self.require_active(stream)
+        socket = self.sensor_of_config(stream)
+        self.configs[socket] = {**self.configs[socket], **copy.deepcopy(fields)}
         return self.config(stream)
 
     def frame_size(self, stream: str, purpose: str = "video") -> tuple[int, int]:

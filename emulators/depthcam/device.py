@@ -64,6 +64,7 @@ class DepthCamEmulator(Emulator):
             quirks=config.quirks(),
             restart_delay_s=config.restart_delay_s,
             boot_failures=config.boot_failures,
+            video_restart_race=config.video_restart_race,
             time_scale=self.clock.time_scale,
             seed=self.seed,
             now=self.clock.now(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
 import struct
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 import av
 import numpy as np
+from PIL import Image
 
 from emulators.depthcam import scene
 from emulators.depthcam.camera import Camera
@@ -150,6 +152,21 @@ def encode_still(image: np.ndarray, fmt: str) -> bytes:
         frame = frame.reformat(format=pix)
     packets = list(context.encode(frame)) + list(context.encode(None))
     return b"".join(bytes(p) for p in packets)
+
+
+class UnwritableImage(Exception):
+    """Pillow has no writer for the format, or the writer refused the picture."""
+
+
+def save_still(image: np.ndarray, fmt: str) -> bytes:
+    """The picture saved by Pillow under the format name as sent, as main does: grey stays one channel."""
+    buffer = io.BytesIO()
+    picture = Image.fromarray(image, "L" if image.ndim == 2 else "RGB")
+    try:
+        picture.save(buffer, fmt)
+    except (KeyError, ValueError, OSError, TypeError) as exc:
+        raise UnwritableImage(f"Pillow cannot write {fmt!r}: {exc}") from exc
+    return buffer.getvalue()
 
 
 # ----- fragmented MP4 -------------------------------------------------------------------------------------
@@ -319,7 +336,9 @@ class VideoChannel:
     stats: LatenessStats
     backlog_frames: int = 60
     init_segment: bytes | None = None
-    subscribers: set[Subscriber] = field(default_factory=set)
+    # In subscription order (an ordered set): main's restart race depends on the viewers' order.
+    subscribers: dict[Subscriber, None] = field(default_factory=dict)
+    stuck: bool = False  # the encoder stopped with viewers still listed: nobody gets frames again
     frames_sent: int = 0
     _init_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: TaskOwner | None = None
@@ -332,7 +351,7 @@ class VideoChannel:
     def subscribe(self) -> Subscriber:
         # More than ~2 s of frames queued means the viewer cannot keep up: it is closed with 1008.
         sub = Subscriber(asyncio.Queue(maxsize=max(4, int(self.fps * 2))))
-        self.subscribers.add(sub)
+        self.subscribers[sub] = None
         return sub
 
     async def wait_init(self, limit_s: float) -> bytes | None:
@@ -348,6 +367,12 @@ class VideoChannel:
     async def aclose(self) -> None:
         if self._tasks is not None:
             await self._tasks.aclose()
+
+    async def strand(self, viewers: list[Subscriber]) -> None:
+        """Stop encoding but keep ``viewers`` listed: open, without frames; later viewers get the init segment only."""
+        self.subscribers = dict.fromkeys(viewers)
+        self.stuck = True
+        await self.aclose()
 
     async def _run(self) -> None:
         width, height = self.size
@@ -409,7 +434,7 @@ class VideoChannel:
             try:
                 sub.queue.put_nowait(message)
             except asyncio.QueueFull:
-                self.subscribers.discard(sub)
+                self.subscribers.pop(sub, None)
                 sub.close(1008, "viewer is more than 2 s behind")
                 self.hooks.record("stream.error", stream=self.name, error="slow viewer closed with 1008")
 

@@ -7,6 +7,7 @@ renders the domain errors of ``errors``.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Iterable, Mapping
@@ -15,10 +16,20 @@ from typing import Any
 
 from emulators.depthcam.camera import Camera, NeuralNetwork
 from emulators.depthcam.controller import Controller
-from emulators.depthcam.errors import CameraNotFound, ConfigRejected, IllegalTransition, ServerCrash, StreamNotFound
-from emulators.depthcam.hardware import STILL_FORMATS, DeviceSpec
+from emulators.depthcam.errors import (
+    CameraNotFound,
+    CircuitNotFound,
+    ConfigRejected,
+    IllegalTransition,
+    ServerCrash,
+    StreamNotFound,
+)
+from emulators.depthcam.hardware import MONO_NAMES_FOR_COLOR, STILL_FORMATS, DeviceSpec
 
-PROFILES = ("default", "robopipe-server", "quirks", "realistic")
+PROFILES = ("default", "documented", "robopipe-server", "quirks", "realistic")
+# Profiles that answer as the server's code on its main branch does, bugs included; the others answer as the
+# vendor's documents describe the API (robopipe-server and quirks: the documented API with the dossier's 500s).
+SERVER_MAIN_PROFILES = ("default", "realistic")
 QUIRK_PROFILES = ("robopipe-server", "quirks")
 BOOT_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 REALISTIC_RESTART_S = 2.0
@@ -41,6 +52,17 @@ class Quirks:
     def of(cls, profile: str, flags: Mapping[str, bool]) -> Quirks:
         every = profile in QUIRK_PROFILES
         return cls(**{name: every or bool(flags.get(name, False)) for name in cls.__dataclass_fields__})
+
+
+# The dossier's quirks that main's code shows (Q1-Q6); Q8 is not how main treats sockets.
+SERVER_MAIN_QUIRKS = (
+    "inactive_stream_500",
+    "config_variant_500",
+    "depth_config_500",
+    "still_format_500",
+    "boot_error_500",
+    "camera_create_delete_500",
+)
 
 
 # ----- pipeline status ------------------------------------------------------------------------------------
@@ -88,8 +110,27 @@ class Close:
     reason: str = ""
 
 
-ViewerFate = Keep | Close
+@dataclass(frozen=True)
+class Drop:
+    """Accepted, then the TCP connection is dropped without a close frame (main raised after accepting)."""
+
+
+@dataclass(frozen=True)
+class EndOfStream:
+    """Main's encoder stops at a restart and its viewers meet the subscriber-list race (``race_outcome``)."""
+
+
+ViewerFate = Keep | Close | EndOfStream
 KEEP = Keep()
+
+
+def race_outcome(viewers: int) -> tuple[range, range]:
+    """Which viewers (positions in subscription order) main closes with 1000, and which it strands.
+
+    Main closes each viewer while removing it from the list it iterates, so it skips every other one: the
+    stranded stay open without frames and keep the stream listed, so later viewers get the init segment only.
+    """
+    return range(0, viewers, 2), range(1, viewers, 2)
 
 
 @dataclass(frozen=True)
@@ -136,6 +177,7 @@ class DepthcamBackend:
         profile: str = "default",
         quirks: Quirks | None = None,
         restart_delay_s: float = 0.2,
+        video_restart_race: bool = True,
         boot_failures: int = 0,
         time_scale: float = 1.0,
         seed: int = 0,
@@ -143,10 +185,16 @@ class DepthcamBackend:
     ) -> None:
         self.specs = tuple(specs)
         self.profile = profile
-        self.quirks = quirks or Quirks.of(profile, {})
+        self.server_main = profile in SERVER_MAIN_PROFILES
+        quirks = quirks or Quirks.of(profile, {})
+        if self.server_main:
+            # Where main raises, it raises whatever the flags say; its sockets follow its own rules instead of Q8.
+            quirks = dataclasses.replace(quirks, **{name: True for name in SERVER_MAIN_QUIRKS})
+        self.quirks = quirks
         # The realistic profile's restarts take the real server's seconds at least.
         self.restart_delay_s = max(restart_delay_s, REALISTIC_RESTART_S) if profile == "realistic" else restart_delay_s
         self.boot_failures = boot_failures
+        self.video_restart_race = video_restart_race
         self.time_scale = time_scale
         self.controller = Controller()
         self.cameras: dict[str, Camera] = {}
@@ -172,20 +220,34 @@ class DepthcamBackend:
         return pipeline is not None and pipeline.status is not PipelineStatus.CLOSED
 
     def camera(self, mxid: str) -> Camera:
-        """An open camera; a configured camera that was deleted is not found, as on the server."""
-        if not self.is_open(mxid):
+        """A camera the server knows: an open one; on main also a deleted one, which it keeps listed."""
+        if not self.is_open(mxid) and not (self.server_main and mxid in self.cameras):
             raise CameraNotFound(mxid)
         return self.cameras[mxid]
+
+    def booted(self, mxid: str) -> Camera:
+        """A camera whose device handle is open: on main, acting on a deleted camera raises (a 500)."""
+        camera = self.camera(mxid)
+        if not self.is_open(mxid):
+            raise ServerCrash(f"{mxid}: the camera was shut down (DELETE); POST /cameras/{mxid}/ boots it again")
+        return camera
 
     def configured(self, mxid: str) -> Camera:
         """A camera of the rig, open or deleted (POST /cameras/{mxid}/ and the reboot control reach both)."""
         camera = self.cameras.get(mxid)
         if camera is None:
+            if self.server_main:
+                raise ServerCrash(f"no camera with mxid {mxid!r}: main looks it up without a check")
             raise CameraNotFound(mxid)
         return camera
 
     def open_cameras(self) -> list[Camera]:
-        return [camera for mxid, camera in self.cameras.items() if self.is_open(mxid)]
+        """The cameras ``GET /cameras/`` lists: main keeps a deleted camera there (as unbooted)."""
+        return [camera for mxid, camera in self.cameras.items() if self.server_main or self.is_open(mxid)]
+
+    def device_state(self, mxid: str) -> str:
+        """The XLink state ``DeviceInfo`` reports: a closed device handle shows the device as unbooted."""
+        return "X_LINK_BOOTED" if self.is_open(mxid) else "X_LINK_UNBOOTED"
 
     def streaming(self, mxid: str, stream: str) -> bool:
         """Whether a stream produces frames now: its camera is open and the stream active."""
@@ -207,14 +269,24 @@ class DepthcamBackend:
 
     # ----- stream activation ----------------------------------------------------------------------------
     def activate(self, mxid: str, stream: str, now: float) -> ViewerFates | None:
-        """Activate a stream; when the pipeline changes, its restart begins and the viewers' fates come back."""
-        camera = self.camera(mxid)
+        """Activate a stream; when the pipeline changes, its restart begins and the viewers' fates come back.
+
+        On main every activation re-opens the device, so an already active stream restarts the pipeline too.
+        """
+        camera = self.booted(mxid) if self.server_main else self.camera(mxid)
         sizes = self.frame_sizes(camera)
-        if not self._missing_as_server(camera.activate, stream):
+        if not self._missing_as_server(camera.activate, stream) and not self.server_main:
             return None
         return self._begin_restart(camera, sizes, now)
 
     def deactivate(self, mxid: str, stream: str, now: float) -> ViewerFates | None:
+        """Deactivate a stream; on main any pattern-valid name re-opens the device, on it or not."""
+        if self.server_main:
+            camera = self.booted(mxid)
+            sizes = self.frame_sizes(camera)
+            if camera.knows(stream):
+                camera.deactivate(stream)
+            return self._begin_restart(camera, sizes, now)
         camera = self.camera(mxid)
         sizes = self.frame_sizes(camera)
         if not self._missing_as_server(camera.deactivate, stream):
@@ -224,9 +296,15 @@ class DepthcamBackend:
     # ----- config ---------------------------------------------------------------------------------------
     def set_config(
         self, mxid: str, stream: str, variant: str, body: dict[str, Any], now: float
-    ) -> tuple[dict[str, Any], ViewerFates]:
-        """Apply a config and begin the restart it needs; returns the config read back and the viewers' fates."""
+    ) -> tuple[dict[str, Any] | ServerCrash, ViewerFates]:
+        """Apply a config and begin the restart it needs; returns the config read back and the viewers' fates.
+
+        On main a ``DEPTH_*`` config restarts the pipeline without applying anything and then fails reading
+        the config back: the first item is then the crash the request answers after the restart.
+        """
         camera = self.require_active(mxid, stream)
+        if self.server_main:
+            return self._set_config_as_main(camera, stream, variant, body, now)
         if stream.startswith("DEPTH_") and self.quirks.depth_config_500:
             raise ServerCrash(f"Q3: the server has no config for {stream}'s StereoDepth node")
         sizes = self.frame_sizes(camera)
@@ -241,15 +319,60 @@ class DepthcamBackend:
             raise
         return config, self._begin_restart(camera, sizes, now)
 
+    def _set_config_as_main(
+        self, camera: Camera, stream: str, variant: str, body: dict[str, Any], now: float
+    ) -> tuple[dict[str, Any] | ServerCrash, ViewerFates]:
+        """Main merges the stored config with the body into the sensor's own config class, then restarts."""
+        self.booted(camera.mxid)
+        if stream.startswith("DEPTH_"):
+            # The depth sensor keeps the body instead of its nodes' configs, restarts, and then cannot read it.
+            crash = ServerCrash(f"{stream}: the config was not applied; reading it back fails after the restart")
+            return crash, self._begin_restart(camera, self.frame_sizes(camera), now)
+        sensor = camera.sensor_of(stream)
+        if variant == "mono" and sensor.kind == "color":
+            if body["resolution"] not in MONO_NAMES_FOR_COLOR:
+                raise ServerCrash(f"the colour sensor has no resolution {body['resolution']}")
+            sizes = self.frame_sizes(camera)
+            config = camera.merge_config(stream, {"resolution": body["resolution"], "fps": body["fps"]})
+            return config, self._begin_restart(camera, sizes, now)
+        if variant != sensor.kind:
+            raise ServerCrash(f"{variant} config fields do not fit {stream}'s {sensor.kind} config class")
+        sizes = self.frame_sizes(camera)
+        try:
+            config = camera.set_config(stream, variant, body)
+        except ConfigRejected as exc:
+            raise ServerCrash(f"Q5: {exc.message}") from exc  # the device fails to boot with it
+        return config, self._begin_restart(camera, sizes, now)
+
     # ----- neural networks ------------------------------------------------------------------------------
     def deploy_network(self, mxid: str, stream: str, network: NeuralNetwork, now: float) -> ViewerFates:
-        camera = self.require_active(mxid, stream)
-        sizes = self.frame_sizes(camera)
+        """Deploy and restart; on main an inactive stream of the device is activated for the network."""
+        if self.server_main:
+            camera = self.booted(mxid)
+            if not camera.knows(stream):
+                raise ServerCrash(f"{mxid} has no sensor {stream}")
+            sizes = self.frame_sizes(camera)
+            camera.activate(stream)
+            camera.nn_pipeline = True
+        else:
+            camera = self.require_active(mxid, stream)
+            sizes = self.frame_sizes(camera)
         camera.deploy_network(stream, network)
         return self._begin_restart(camera, sizes, now)
 
-    def delete_network(self, mxid: str, stream: str) -> ViewerFates:
-        """Remove the stream's network (no restart); its NN viewers close with 1011."""
+    def delete_network(self, mxid: str, stream: str, now: float) -> ViewerFates | None:
+        """Remove the stream's network; its NN viewers close with 1011.
+
+        On main this restarts the pipeline once any network was deployed since the camera booted (None: no
+        restart, nothing changes); the stream is not looked up.
+        """
+        if self.server_main:
+            camera = self.camera(mxid)
+            if not camera.nn_pipeline or not self.is_open(mxid):
+                return None
+            sizes = self.frame_sizes(camera)
+            camera.networks.pop(stream, None)
+            return self._begin_restart(camera, sizes, now)
         camera = self.camera(mxid)
         self._missing_as_server(camera.delete_network, stream)
         return ViewerFates(nn={stream: Close(1011)})
@@ -266,8 +389,13 @@ class DepthcamBackend:
         return self._begin_restart(camera, sizes, now)
 
     def close_camera(self, mxid: str) -> ViewerFates:
-        """DELETE /cameras/{mxid}/: the camera is closed until created again; every viewer is told why."""
-        camera = self.camera(mxid)
+        """DELETE /cameras/{mxid}/: the camera is closed until created again; every viewer is told why.
+
+        On main an unknown mxid raises, and closing a closed camera changes nothing.
+        """
+        camera = self.configured(mxid) if self.server_main else self.camera(mxid)
+        if self.server_main and not self.is_open(mxid):
+            return ViewerFates()
         self.pipelines[mxid].move(PipelineStatus.CLOSED)
         return self._viewer_fates(camera, {})
 
@@ -301,21 +429,36 @@ class DepthcamBackend:
         return fmt.lower() in STILL_FORMATS or self.quirks.still_format_500
 
     def still_format(self, fmt: str) -> str:
+        """The format name to encode with; main hands any name to Pillow, which decides (a 500 if it cannot)."""
+        if self.server_main:
+            return fmt
         name = fmt.lower()
         if name not in STILL_FORMATS:
             raise ServerCrash(f"Q4: Pillow has no image format {fmt!r}")
         return name
 
     # ----- viewers --------------------------------------------------------------------------------------
-    def admit_video(self, mxid: str, stream: str) -> Close | None:
-        """None when a video viewer may watch the stream; otherwise how its accepted socket closes."""
+    def admit_video(self, mxid: str, stream: str) -> Close | Drop | None:
+        """None when a video viewer may watch the stream; otherwise how its accepted socket ends."""
+        if self.server_main:
+            return None if self.streaming(mxid, stream) else Drop()
         if not self.is_open(mxid):
             return Close(1011, "camera not found")
         if not self.streaming(mxid, stream):
             return Close(1011, "stream not found or not active")
         return None
 
-    def admit_nn(self, mxid: str, stream: str) -> Close | None:
+    def nn_handshake_refused(self, mxid: str, stream: str) -> bool:
+        """Main resolves the stream's sensor before accepting ``/nn``: unknown camera or inactive stream is HTTP 500."""
+        if not self.server_main:
+            return False
+        camera = self.cameras.get(mxid)
+        return camera is None or not (camera.knows(stream) and camera.is_active(stream))
+
+    def admit_nn(self, mxid: str, stream: str) -> Close | Drop | None:
+        if self.server_main:
+            deployed = self.streaming(mxid, stream) and stream in self.cameras[mxid].networks
+            return None if deployed else Drop()  # the loop's first read raises
         if not self.is_open(mxid):
             return Close(1011, "camera not found")
         if not self.streaming(mxid, stream) or stream not in self.cameras[mxid].networks:
@@ -332,6 +475,13 @@ class DepthcamBackend:
     def _viewer_fates(self, camera: Camera, sizes_before: dict[str, tuple[int, int]]) -> ViewerFates:
         """What a pipeline restart (or a camera close) means for each stream's video and NN viewers."""
         fates = ViewerFates()
+        if self.server_main:
+            # Main re-opens the whole device: every stream's encoder and NN loop fail on the old one.
+            end = EndOfStream() if self.video_restart_race else Close(1000)
+            for stream in camera.spec.stream_order:
+                fates.video[stream] = end
+                fates.nn[stream] = EndOfStream()
+            return fates
         for stream in camera.spec.stream_order:
             active = self.streaming(camera.mxid, stream)
             if self.quirks.restart_closes_websockets:
@@ -360,6 +510,9 @@ class DepthcamBackend:
         pipeline.restarts += 1
         pipeline.retries = 0
         pipeline.due = now + self.scaled(self.restart_delay_s)
+        if self.server_main:
+            # Main builds new sensor objects on every open: each control starts from the initial one again.
+            camera.reset_controls()
         return self._viewer_fates(camera, sizes_before)
 
     def next_wakeup(self) -> float | None:
@@ -401,6 +554,16 @@ class DepthcamBackend:
                 self._started(pipeline, now)
                 abandoned.append(mxid)
         return abandoned
+
+    # ----- PLC I/O --------------------------------------------------------------------------------------
+    def circuit(self, device_type: str, circuit: str) -> dict[str, Any]:
+        """One circuit; on main an unknown circuit raises in the lookup (a 500), documented it is a 422."""
+        try:
+            return self.controller.get(device_type, circuit)
+        except CircuitNotFound as exc:
+            if self.server_main:
+                raise ServerCrash(exc.message) from exc
+            raise
 
     # ----- the frame clock ------------------------------------------------------------------------------
     def frame_index_at(self, mxid: str, stream: str, now_ms: int) -> int:

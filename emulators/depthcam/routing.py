@@ -28,14 +28,20 @@ class Route(Generic[H]):
     regex: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        parts = re.split(r"\{(\w+)\}", self.template)
-        # A parameter is one path segment; decoded paths may contain newlines, which it matches too.
-        pattern = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts))
+        parts = re.split(r"\{(\w+(?::int)?)\}", self.template)
+        # A parameter is one path segment; decoded paths may contain newlines, which it matches too. Starlette's
+        # ``:int`` convertor takes digits only.
+        pattern = "".join(re.escape(p) if i % 2 == 0 else _parameter(p) for i, p in enumerate(parts))
         self.regex = re.compile(pattern)
 
     def match(self, path: str) -> dict[str, str] | None:
         m = self.regex.fullmatch(path)
         return m.groupdict() if m else None
+
+
+def _parameter(spec: str) -> str:
+    name, _, convertor = spec.partition(":")
+    return f"(?P<{name}>[0-9]+)" if convertor == "int" else f"(?P<{name}>[^/]+)"
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,10 @@ Resolution = Matched[H] | MethodNotAllowed | Redirect | NotFound | WebSocketRefu
 class Router(Generic[H]):
     """Routes in routing order (the first full match wins, as in Starlette)."""
 
-    def __init__(self, routes: list[Route[H]]) -> None:
+    def __init__(self, routes: list[Route[H]], *, allow_first_method_only: bool = False) -> None:
         self.routes = routes
+        # The server's main registers one route per method, so its 405 names only the first route's method.
+        self.allow_first_method_only = allow_first_method_only
         # path -> every route whose template matches it, in routing order, with its path parameters.
         self._memory: dict[str, tuple[tuple[Route[H], dict[str, str]], ...]] = {}
 
@@ -100,7 +108,8 @@ class Router(Generic[H]):
             if partial is None and route.methods:
                 partial = route
         if partial is not None:
-            return MethodNotAllowed(", ".join(partial.methods))
+            methods = list(partial.methods)
+            return MethodNotAllowed(methods[0] if self.allow_first_method_only else ", ".join(methods))
         toggled = path[:-1] if path.endswith("/") else path + "/"
         if toggled and any(r.match(toggled) is not None and r.methods for r in self.routes):
             return Redirect(toggled)

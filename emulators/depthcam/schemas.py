@@ -221,15 +221,15 @@ def value_error(loc: list[str | int], message: str, input_: Any) -> dict[str, An
     return error_item("value_error", loc, f"Value error, {message}", input_, {"error": {}})
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, BaseException):
         return {}  # FastAPI's encoder renders exception objects in ctx as empty objects
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
@@ -238,9 +238,9 @@ def _jsonable(value: Any) -> Any:
 def pydantic_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors(include_url=False):
-        item = error_item(err["type"], [*prefix, *err["loc"]], err["msg"], _jsonable(err.get("input")))
+        item = error_item(err["type"], [*prefix, *err["loc"]], err["msg"], jsonable(err.get("input")))
         if "ctx" in err:
-            item["ctx"] = _jsonable(err["ctx"])
+            item["ctx"] = jsonable(err["ctx"])
         out.append(item)
     return out
 
@@ -295,6 +295,11 @@ _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _FIELD_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
 
 
+def multipart_boundary(content_type: str) -> bytes | None:
+    match = _BOUNDARY.search(content_type)
+    return match.group(1).encode("latin-1", "replace") if match else None
+
+
 def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     """The named parts of a multipart/form-data body, parsed leniently like python-multipart does.
 
@@ -303,10 +308,10 @@ def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     """
     if not content_type.lower().startswith("multipart/"):
         return []
-    match = _BOUNDARY.search(content_type)
-    if match is None:
+    boundary = multipart_boundary(content_type)
+    if boundary is None:
         return []
-    delimiter = b"--" + match.group(1).encode("latin-1", "replace")
+    delimiter = b"--" + boundary
     fields = []
     for chunk in body.split(delimiter)[1:]:
         if chunk.startswith(b"--"):

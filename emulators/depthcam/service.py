@@ -18,17 +18,20 @@ from aiohttp import WSMsgType, web
 
 from emulators.depthcam import media
 from emulators.depthcam.camera import NeuralNetwork
-from emulators.depthcam.errors import BootFailed
+from emulators.depthcam.errors import BootFailed, ServerCrash
 from emulators.depthcam.model import (
     KEEP,
     BootRetried,
     Close,
     DepthcamBackend,
+    Drop,
+    EndOfStream,
     Keep,
     PipelineChange,
     PipelineFailed,
     PipelineStarted,
     ViewerFates,
+    race_outcome,
 )
 from emulators.kit import faults
 from emulators.kit.clock import Clock
@@ -66,6 +69,7 @@ class NnSession:
     request: web.Request
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int = 1000
+    drop: bool = False  # end with the TCP connection dropped, without a close frame
 
 
 class DepthcamService:
@@ -127,6 +131,8 @@ class DepthcamService:
     async def set_config(self, mxid: str, stream: str, variant: str, body: dict[str, Any]) -> dict[str, Any]:
         config, fates = self.backend.set_config(mxid, stream, variant, body, self.clock.now())
         await self._restart(mxid, fates)
+        if isinstance(config, ServerCrash):
+            raise config  # main restarted, then failed to answer
         return config
 
     async def deploy_network(self, mxid: str, stream: str, network: NeuralNetwork) -> None:
@@ -134,7 +140,13 @@ class DepthcamService:
         self.events.record("nn.deployed", camera=mxid, stream=stream, type=network.kind)
 
     async def delete_network(self, mxid: str, stream: str) -> None:
-        await self._act_on_fates(mxid, self.backend.delete_network(mxid, stream))
+        fates = self.backend.delete_network(mxid, stream, self.clock.now())
+        if fates is None:
+            return
+        if self.backend.server_main:
+            await self._restart(mxid, fates)
+        else:
+            await self._act_on_fates(mxid, fates)
 
     async def reboot_camera(self, mxid: str) -> None:
         """Create (POST /cameras/{mxid}/) and the reboot control: boot state, then a pipeline restart."""
@@ -157,6 +169,11 @@ class DepthcamService:
             seed=self.backend.seed,
         )
         image = await asyncio.to_thread(media.render_frame, spec, self.runtimes[mxid].still_developer(spec))
+        if self.backend.server_main:
+            try:
+                return await asyncio.to_thread(media.save_still, image, fmt)
+            except media.UnwritableImage as exc:
+                raise ServerCrash(str(exc)) from exc
         return await asyncio.to_thread(media.encode_still, image, fmt)
 
     # ----- restarts -------------------------------------------------------------------------------------
@@ -204,12 +221,26 @@ class DepthcamService:
     async def _act_on_fates(self, mxid: str, fates: ViewerFates) -> None:
         runtime = self.runtimes[mxid]
         for name, channel in list(runtime.channels.items()):
+            if channel.stuck:
+                continue  # main's stream loop for it ended: later restarts find nothing to stop
             match fates.video.get(name, KEEP):
                 case Close(code=code, reason=reason):
                     channel.close_all(code, reason)
                     runtime.channels.pop(name, None)
                     await channel.aclose()
                     self.events.record("stream.stopped", stream=channel.name, code=code, reason=reason)
+                case EndOfStream():
+                    viewers = list(channel.subscribers)
+                    closed, stranded = race_outcome(len(viewers))
+                    for position in closed:
+                        viewers[position].close(1000)
+                    if stranded:
+                        await channel.strand([viewers[position] for position in stranded])
+                        self.events.record("stream.stuck", stream=channel.name, stranded=len(stranded))
+                    else:
+                        runtime.channels.pop(name, None)
+                        await channel.aclose()
+                        self.events.record("stream.stopped", stream=channel.name, code=1000, reason="")
                 case Keep():
                     pass
         for session in list(self.nn_sessions):
@@ -219,6 +250,9 @@ class DepthcamService:
                 case Close(code=code):
                     session.close_code = code
                     session.closing.set()
+                case EndOfStream():
+                    session.drop = True  # main's NN loop raises on the old device: no close frame
+                    session.closing.set()
                 case Keep():
                     pass
 
@@ -227,12 +261,12 @@ class DepthcamService:
         """fMP4 over an accepted WebSocket: the shared init segment, then one moof+mdat per frame."""
         runtime = self.runtimes.get(mxid) if self.backend.is_open(mxid) else None
         if runtime is None:
-            await ws.close(code=1011, message=b"camera not found")
+            await _refuse(request, ws, self.backend.admit_video(mxid, stream) or Close(1011, "camera not found"))
             return
         async with runtime.lock:
             refusal = self.backend.admit_video(mxid, stream)
             if refusal is not None:
-                await ws.close(code=refusal.code, message=refusal.reason.encode())
+                await _refuse(request, ws, refusal)
                 return
             channel = self._video_channel(runtime, stream)
             sub = channel.subscribe()
@@ -298,7 +332,9 @@ class DepthcamService:
 
     async def _leave_channel(self, runtime: CameraRuntime, channel: media.VideoChannel, sub: media.Subscriber) -> None:
         """A viewer left; the last one stops the channel's encoder."""
-        channel.subscribers.discard(sub)
+        if channel.stuck:
+            return  # main never notices a stranded viewer leave: the stream stays stuck
+        channel.subscribers.pop(sub, None)
         if not channel.subscribers:
             if runtime.channels.get(channel.stream) is channel:
                 runtime.channels.pop(channel.stream, None)
@@ -310,12 +346,12 @@ class DepthcamService:
         """NN results as JSON text over an accepted WebSocket, one message per frame, for the deployed network."""
         runtime = self.runtimes.get(mxid) if self.backend.is_open(mxid) else None
         if runtime is None:
-            await ws.close(code=1011, message=b"camera not found")
+            await _refuse(request, ws, self.backend.admit_nn(mxid, stream) or Close(1011, "camera not found"))
             return
         async with runtime.lock:
             refusal = self.backend.admit_nn(mxid, stream)
             if refusal is not None:
-                await ws.close(code=refusal.code, message=refusal.reason.encode())
+                await _refuse(request, ws, refusal)
                 return
         session = NnSession(mxid, stream, ws, request)
         self.nn_sessions.add(session)
@@ -325,7 +361,9 @@ class DepthcamService:
             await _run_until_closed(ws, session.closing, self._send_detections(runtime, session, name))
         finally:
             self.nn_sessions.discard(session)
-            if not ws.closed:
+            if session.drop and request.transport is not None:
+                request.transport.close()
+            elif not ws.closed:
                 await ws.close(code=session.close_code)
             self.events.record("client.disconnected", stream=name, code=ws.close_code)
 
@@ -374,6 +412,16 @@ class DepthcamService:
         for mxid, runtime in self.runtimes.items():
             cameras[mxid]["video_viewers"] = {name: len(ch.subscribers) for name, ch in runtime.channels.items()}
         return cameras
+
+
+async def _refuse(request: web.Request, ws: web.WebSocketResponse, refusal: Close | Drop) -> None:
+    """End an accepted socket the backend refused: a close frame, or the connection dropped without one."""
+    match refusal:
+        case Close(code=code, reason=reason):
+            await ws.close(code=code, message=reason.encode())
+        case Drop():
+            if request.transport is not None:
+                request.transport.close()
 
 
 async def _watch_client(ws: web.WebSocketResponse) -> None:

@@ -16,10 +16,18 @@ class DepthcamSettings(DeviceSettings):
     port: int = setting(9081, doc="REST and WebSocket port", minimum=0, maximum=65535)
     profile: str = setting(
         "default",
-        doc="`robopipe-server` (alias `quirks`): every quirk below on; `realistic`: restarts take at least 2 s",
+        doc="`default`: answers as the Robopipe server's code on main, bugs included (Q1-Q6 always on); "
+        "`documented`: as the vendor's documents describe the API; `robopipe-server` (alias `quirks`): documented "
+        "with every quirk below on; `realistic`: default with restarts of at least 2 s",
         choices=PROFILES,
     )
     restart_delay_s: float = setting(0.2, doc="pipeline restart, times the time scale", minimum=0.0)
+    video_restart_race: bool = setting(
+        True,
+        doc="default profile: a restart meets main's subscriber-list race (the 1st, 3rd, ... video viewer closes "
+        "with 1000, the others stay open without frames, later viewers get the init segment only); false: every "
+        "viewer closes with 1000",
+    )
     boot_failures: int = setting(
         0,
         doc="the next N boot attempts fail; retries wait 1/2/4/8/16 s (scaled); after 5 retries the request is 500",
@@ -30,7 +38,10 @@ class DepthcamSettings(DeviceSettings):
         doc='`list` gives `[{"name":…, "active":…}]` as newer servers and Studio expect',
         choices=("object", "list"),
     )
-    camera_name: bool = setting(False, doc="add `DeviceInfo.camera_name` (the model) as newer servers do")
+    camera_name: bool = setting(
+        False,
+        doc="documented profile: add `DeviceInfo.camera_name` (the model) as main does (the default always has it)",
+    )
     rig: str | list[dict[str, Any]] | None = setting(
         None,
         doc="devices: a fixture name (`lab` = `fixtures/depthcam/lab.yaml`: OAK-D, OAK-D-LR with IR, OAK-1), "
@@ -49,7 +60,9 @@ class DepthcamSettings(DeviceSettings):
         False, doc="Q6: POST/DELETE `/cameras/{mxid}/` act, then answer 500"
     )
     quirk_restart_closes_websockets: bool = setting(
-        False, doc="Q8: every restart closes the device's sockets (1012)"
+        False,
+        doc="Q8 (documented profiles; the default follows main's race): every restart closes the device's sockets "
+        "(1012)",
     )
 
     def quirks(self) -> Quirks:

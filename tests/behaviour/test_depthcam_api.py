@@ -14,6 +14,9 @@ import yaml
 
 from emulators.depthcam.device import DepthCamEmulator
 
+# These tests state the API as the vendor documents it (the default profile answers as the server's main).
+DOCUMENTED = {"profile": "documented"}
+
 # The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
 EmulatorFactory = Callable[..., Awaitable[Any]]
 
@@ -32,7 +35,7 @@ COLOR_720P = {
 
 @pytest.fixture
 async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
-    return await emulator_factory("depthcam")
+    return await emulator_factory("depthcam", settings=DOCUMENTED)
 
 
 @pytest.fixture
@@ -311,7 +314,7 @@ async def test_a_request_racing_a_depth_activation_either_wins_or_gets_the_docum
 async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_the_new_state(
     emulator_factory: EmulatorFactory,
 ) -> None:
-    emu = await emulator_factory("depthcam", settings={"restart_delay_s": 4.0}, time_scale=0.05)
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, "restart_delay_s": 4.0}, time_scale=0.05)
     async with aiohttp.ClientSession() as http:
         started = time.monotonic()
         activation = asyncio.create_task(call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/"))
@@ -325,7 +328,7 @@ async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_th
 
 
 async def test_boot_failures_replay_the_retry_schedule_then_answer_500(emulator_factory: EmulatorFactory) -> None:
-    emu = await emulator_factory("depthcam", settings={"boot_failures": 6}, time_scale=0.002)
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, "boot_failures": 6}, time_scale=0.002)
     async with aiohttp.ClientSession() as http:
         started = time.monotonic()
         status, _, body = await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
@@ -352,7 +355,7 @@ async def test_the_robopipe_server_profile_answers_the_real_500s(emulator_factor
 
 async def test_quirks_for_depth_config_and_impossible_sizes_answer_500(emulator_factory: EmulatorFactory) -> None:
     settings = {"quirk_depth_config_500": True, "quirk_boot_error_500": True}
-    emu = await emulator_factory("depthcam", settings=settings)
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, **settings})
     async with aiohttp.ClientSession() as http:
         await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         mono = {"resolution": "THE_400_P", "fps": 30}
@@ -360,7 +363,7 @@ async def test_quirks_for_depth_config_and_impossible_sizes_answer_500(emulator_
         too_big = {**COLOR_720P, "still_size": [1920, 1080]}
         assert (await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big))[0] == 500
         # Without the quirks the same requests are applied (depth) and rejected with a 422 naming the field.
-    emu = await emulator_factory("depthcam")
+    emu = await emulator_factory("depthcam", settings=DOCUMENTED)
     async with aiohttp.ClientSession() as http:
         await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 200
@@ -369,7 +372,7 @@ async def test_quirks_for_depth_config_and_impossible_sizes_answer_500(emulator_
 
 
 async def test_the_stream_list_can_take_the_newer_list_form(emulator_factory: EmulatorFactory) -> None:
-    emu = await emulator_factory("depthcam", settings={"stream_list_form": "list"})
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, "stream_list_form": "list"})
     async with aiohttp.ClientSession() as http:
         body = (await call(http, emu, "GET", f"{STREAMS}/"))[2]
         assert body[0] == {"name": "CAM_A", "active": True} and body[-1] == {"name": "DEPTH_B_C", "active": False}
@@ -378,7 +381,7 @@ async def test_the_stream_list_can_take_the_newer_list_form(emulator_factory: Em
 async def test_a_lab_rig_serves_an_lr_with_three_pairs_and_an_oak_1_without_depth(
     emulator_factory: EmulatorFactory,
 ) -> None:
-    emu = await emulator_factory("depthcam", settings={"rig": "lab"})
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, "rig": "lab"})
     async with aiohttp.ClientSession() as http:
         cameras = (await call(http, emu, "GET", "/cameras/"))[2]
         assert [c["mxid"] for c in cameras] == ["14442C10D13EABCE00", "18443010D116631200", "14442C1071659ACD00"]

@@ -19,6 +19,9 @@ from emulators.depthcam import scene
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.kit.clock import ManualClock
 
+# These tests state the API as the vendor documents it (the default profile answers as the server's main).
+DOCUMENTED = {"profile": "documented"}
+
 # The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
 EmulatorFactory = Callable[..., Awaitable[Any]]
 
@@ -35,7 +38,7 @@ COLOR_720P = {
 
 @pytest.fixture
 async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
-    return await emulator_factory("depthcam")
+    return await emulator_factory("depthcam", settings=DOCUMENTED)
 
 
 @pytest.fixture
@@ -124,7 +127,7 @@ async def test_a_colour_still_is_full_size_rgb_and_content_type_echoes_the_forma
 
 async def test_frame_numbers_in_stills_increase_with_time(emulator_factory: EmulatorFactory) -> None:
     clock = ManualClock()
-    emu = await emulator_factory("depthcam", clock=clock)
+    emu = await emulator_factory("depthcam", settings=DOCUMENTED, clock=clock)
     async with DepthCamera(emu.url(), MXID) as camera:
         first = read_stamp(await camera.still("CAM_B", "png")).frame_index
         clock.advance(0.1)
@@ -189,7 +192,7 @@ async def test_the_ground_truth_depth_matches_each_object_within_2_percent(
 
 
 async def test_the_client_sees_one_pair_at_a_time_on_an_oak_d_lr(emulator_factory: EmulatorFactory) -> None:
-    emu = await emulator_factory("depthcam", settings={"rig": "lab"})
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, "rig": "lab"})
     async with DepthCamera(emu.url(), "18443010D116631200") as lr:
         await lr.activate("DEPTH_B_A")
         await lr.activate("DEPTH_A_C")

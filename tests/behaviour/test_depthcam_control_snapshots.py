@@ -14,6 +14,9 @@ from emulators.depthcam.camera import Camera
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.hardware import oak_d
 
+# These tests state the API as the vendor documents it (the default profile answers as the server's main).
+DOCUMENTED = {"profile": "documented"}
+
 # The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
 EmulatorFactory = Callable[..., Awaitable[Any]]
 
@@ -23,7 +26,7 @@ CONTROL = f"/cameras/{MXID}/streams/CAM_A/control"
 
 @pytest.fixture
 async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
-    return await emulator_factory("depthcam")
+    return await emulator_factory("depthcam", settings=DOCUMENTED)
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ from clients.stamp import StreamKind, read_stamp
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.media import split_boxes
 
+# These tests state the API as the vendor documents it (the default profile answers as the server's main).
+DOCUMENTED = {"profile": "documented"}
+
 # The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
 EmulatorFactory = Callable[..., Awaitable[Any]]
 
@@ -24,7 +27,7 @@ VIDEO = f"/cameras/{MXID}/streams/{{}}/video"
 
 @pytest.fixture
 async def emulator(emulator_factory: EmulatorFactory) -> DepthCamEmulator:
-    return await emulator_factory("depthcam")
+    return await emulator_factory("depthcam", settings=DOCUMENTED)
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[bytes]:
@@ -172,7 +175,7 @@ async def test_dropped_frames_show_as_gaps_in_the_stamped_frame_numbers(emulator
 
 
 async def test_with_the_restart_quirk_any_restart_closes_the_devices_viewers(emulator_factory: EmulatorFactory) -> None:
-    emu = await emulator_factory("depthcam", settings={"quirk_restart_closes_websockets": True})
+    emu = await emulator_factory("depthcam", settings={**DOCUMENTED, "quirk_restart_closes_websockets": True})
     async with (
         aiohttp.ClientSession() as http,
         http.ws_connect(emu.url() + VIDEO.format("CAM_A")) as ws,

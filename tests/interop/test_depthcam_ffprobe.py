@@ -15,6 +15,9 @@ import pytest
 
 from clients.stamp import read_stamp
 
+# These tests state the API as the vendor documents it (the default profile answers as the server's main).
+DOCUMENTED = {"profile": "documented"}
+
 # The conftest fixture: await emulator_factory("depthcam", settings=...) -> a started emulator.
 EmulatorFactory = Callable[..., Awaitable[Any]]
 
@@ -34,7 +37,7 @@ COLOR_SMALL = {
 async def capture(
     emulator_factory: EmulatorFactory, stream: str, messages: int, path: Path, config: dict | None = None
 ) -> None:
-    emu = await emulator_factory("depthcam")
+    emu = await emulator_factory("depthcam", settings=DOCUMENTED)
     async with aiohttp.ClientSession() as http:
         if config is not None:
             url = f"{emu.url()}/cameras/{MXID}/streams/{stream}/config"

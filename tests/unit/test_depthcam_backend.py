@@ -41,6 +41,8 @@ MONO_800P = {"resolution": "THE_800_P", "fps": 30.0}
 
 
 def backend(**kwargs: object) -> DepthcamBackend:
+    """A backend answering as the vendor documents the API, unless a test names another profile."""
+    kwargs.setdefault("profile", "documented")
     return DepthcamBackend([oak_d()], now=T0, **kwargs)  # type: ignore[arg-type]
 
 
@@ -194,7 +196,7 @@ def test_with_quirk_q8_every_restart_closes_every_socket_with_1012() -> None:
 
 
 def test_deleting_a_network_closes_its_nn_viewers_with_1011() -> None:
-    assert backend().delete_network(MXID, "CAM_A").nn == {"CAM_A": Close(1011)}
+    assert backend().delete_network(MXID, "CAM_A", T0).nn == {"CAM_A": Close(1011)}
 
 
 def test_viewers_are_admitted_only_to_active_streams_of_open_cameras() -> None:

@@ -71,3 +71,16 @@ def test_remembered_matches_start_over_past_the_limit_and_give_the_same_answers(
     assert isinstance(first, Matched)
     first.params["mxid"] = "changed"  # a caller's copy: the remembered match stays as it was
     assert r.resolve("GET", "/cameras/M0/") == Matched("get", {"mxid": "M0"})
+
+
+# ----- the server's main ------------------------------------------------------------------------------------
+def test_on_main_a_405_allows_only_the_first_registered_method() -> None:
+    routes = [Route("/cameras/{mxid}/", {"GET": "get", "POST": "create", "DELETE": "delete"})]
+    main = Router(routes, allow_first_method_only=True)
+    assert main.resolve("PUT", "/cameras/ABC/") == MethodNotAllowed("GET")
+
+
+def test_an_int_parameter_takes_digits_only() -> None:
+    main = Router([Route("/controller/{device_type:int}", {"GET": "list_type"})])
+    assert main.resolve("GET", "/controller/12") == Matched("list_type", {"device_type": "12"})
+    assert main.resolve("GET", "/controller/ro") == NotFound()
