@@ -9,24 +9,24 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 from fractions import Fraction
 
 import av
 import numpy as np
 
-from emulators.kit import synth
-from emulators.kit.outbound import EgressRefused
-from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
-from emulators.recall.media import AudioMixer, MediaContext, TileSpec
+from emulators.kit.outbound import EgressPolicy, EgressRefused
+from emulators.recall.senders import AudioMixer, MediaContext
+from emulators.recall.tiles import compose_mix
 
 AUDIO_RATE = 48_000
 
 
 class RtmpPush:
-    def __init__(self, ctx: MediaContext, url: str, *, width: int, height: int, fps: int, gallery: bool) -> None:
+    def __init__(self, ctx: MediaContext, url: str, *, width: int, height: int, fps: int, gallery: bool,
+                 egress: EgressPolicy) -> None:
         self.ctx = ctx
         self.url = url
+        self.egress = egress
         self.width, self.height, self.fps = width - width % 2, height - height % 2, fps
         self.gallery = gallery
         self.name = ctx.stream_name("rtmp")
@@ -57,7 +57,7 @@ class RtmpPush:
     # ----- the push thread -------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            self.ctx.emulator.egress.check(self.url)
+            self.egress.check(self.url)
         except EgressRefused as exc:
             self.state = "failed"
             self._record("stream.error", error=str(exc))
@@ -87,17 +87,17 @@ class RtmpPush:
             self.connections += 1
             self.state = "connected"
             self._record("stream.started", url=self.url, connection=self.connections)
-            start = time.monotonic()
+            start = self.ctx.emulator.clock.monotonic()
             index = 0
             samples_per_frame = AUDIO_RATE // self.fps
             audio_pts = 0
             stats = self.ctx.emulator.pacing_stats("rtmp")
             while not self._stop.is_set():
                 deadline = start + index / self.fps
-                delay = deadline - time.monotonic()
+                delay = deadline - self.ctx.emulator.clock.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
-                stats.record(max(0.0, time.monotonic() - deadline))
+                stats.record(max(0.0, self.ctx.emulator.clock.monotonic() - deadline))
                 frame = av.VideoFrame.from_ndarray(self._compose(index), format="rgb24")
                 frame.pts, frame.time_base = index, Fraction(1, self.fps)
                 for packet in video.encode(frame):
@@ -122,26 +122,5 @@ class RtmpPush:
             self._record("stream.stopped", frames=self.frames_sent)
 
     def _compose(self, index: int) -> np.ndarray:
-        ctx, w, h = self.ctx, self.width, self.height
-        meeting = ctx.meeting
-        people = list(meeting.present.values())
-        speaker = meeting.active_speaker
-        if not self.gallery or not people:
-            spec = TileSpec(StreamKind.RECALL_MIXED, speaker.id if speaker else 0,
-                            speaker.name if speaker else "Waiting for others to join", w, h,
-                            speaker is not None and speaker.id in meeting.audible())
-            frame = ctx.renderer.background(spec).copy()
-        else:
-            cols = math.ceil(math.sqrt(len(people)))
-            rows = math.ceil(len(people) / cols)
-            tw, th = (w // cols) & ~1, (h // rows) & ~1
-            frame = synth.solid(w, h, (12, 12, 16))
-            for i, person in enumerate(people):
-                tile = TileSpec(StreamKind.RECALL_MIXED, person.id, person.name, tw, th)
-                x, y = (i % cols) * tw, (i // cols) * th
-                frame[y:y + th, x:x + tw] = ctx.renderer.background(tile)
-        bar = max(4, w // 48)
-        synth.fill_rect(frame, (index * bar) % max(1, w - bar), h // 3, bar, h // 6, (250, 200, 60))
-        capture_ms = int(time.time() * 1000)
-        stamp_id = speaker.id if speaker and not self.gallery else 0
-        return paint_stamp(frame, FrameStamp(StreamKind.RECALL_MIXED, stamp_id, index, capture_ms))
+        return compose_mix(self.ctx.renderer, self.ctx.meeting, self.width, self.height, gallery=self.gallery,
+                           index=index, capture_ms=self.ctx.emulator.clock.now_ms())

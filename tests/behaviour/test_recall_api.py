@@ -13,6 +13,7 @@ from clients.recall import RecallClient, RecallError
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
 
 MEET = "https://meet.google.com/abc-defg-hij"
+SHORT = "https://meet.google.com/sho-rtme-eet"  # the short-meeting scenario: the default script, played once
 LIFECYCLE = ["ready", "joining_call", "in_call_not_recording", "in_call_recording", "call_ended", "done"]
 
 
@@ -97,7 +98,7 @@ async def test_participants_appear_in_meeting_participants_as_they_join(client: 
 
 
 async def test_meeting_ending_ends_the_bot_by_host(client: RecallClient) -> None:
-    bot = await client.create_bot(MEET)  # the default meeting lasts 60 s x time scale 0.05
+    bot = await client.create_bot(SHORT)  # the short meeting lasts 60 s x time scale 0.05
     done = await client.wait_for_status(bot["id"], "done", timeout_s=10)
     ended = next(c for c in done["status_changes"] if c["code"] == "call_ended")
     assert ended["sub_code"] == "call_ended_by_host"
@@ -169,7 +170,7 @@ async def test_idempotent_replay_returns_the_same_bot_and_conflicts_are_409(emul
     first = await raw(emulator, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=headers)
     again = await raw(emulator, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=headers)
     assert first[0] == again[0] == 201 and first[2]["id"] == again[2]["id"]
-    assert len(emulator.book) == 1
+    assert len(emulator.backend.book) == 1
     changed = await raw(emulator, "POST", "/api/v1/bot/", json={"meeting_url": MEET, "bot_name": "B"},
                         headers=headers)
     assert changed[0] == 409
@@ -200,7 +201,7 @@ async def test_delete_only_works_for_undispatched_scheduled_bots(
 async def test_reset_forgets_every_bot_and_stops_their_tasks(emulator: RecallEmulator, client: RecallClient) -> None:
     await client.create_bot(MEET)
     await emulator.reset(seed=5)
-    assert len(emulator.book) == 0 and emulator.tasks.live == 0
+    assert len(emulator.backend.book) == 0 and emulator.tasks.live == 0
     await asyncio.sleep(0)
 
 

@@ -115,7 +115,7 @@ async def test_an_unreachable_realtime_endpoint_is_marked_failed_after_30_attemp
             "realtime_endpoints": [_endpoint(f"ws://127.0.0.1:{port}/", ["participant_events.join"])]})
 
         await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-        media = emulator.lives[bot["id"]].media
+        media = emulator.service.lives[bot["id"]].media
         assert media is not None
         stream, task = next(iter(media.streams.values()))
         async with asyncio.timeout(10):

@@ -96,7 +96,7 @@ async def test_speaker_timeline_sends_one_message_per_speaker_change(emulator: R
         bot = await client.create_bot(MEET, real_time_media={
             "websocket_speaker_timeline_destination_url": receiver.url})
         await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-        media = emulator.lives[bot["id"]].media
+        media = emulator.service.lives[bot["id"]].media
         assert media is not None
         # Messages are real-time: only a connected stream carries them, so wait for the bot's side.
         await media.wait_for(lambda: media.snapshot()["speaker_timeline"]["state"] == "connected")

@@ -42,8 +42,9 @@ async def test_rtmp_output_is_h264_and_aac_in_flv_with_readable_stamps(layout: s
             bot = await client.create_bot(MEET, recording_mode=layout,
                                           real_time_media={"rtmp_destination_url": server.url(key=layout)})
             await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-            life = emu.lives[bot["id"]]
-            await life.media.wait_for(lambda: life.rtmp is not None and life.rtmp.frames_sent >= 20, timeout_s=10)
+            media = emu.service.lives[bot["id"]].media
+            assert media is not None
+            await media.wait_for(lambda: media.rtmp is not None and media.rtmp.frames_sent >= 20, timeout_s=10)
             await client.leave_call(bot["id"])
             await client.wait_for_status(bot["id"], "done", timeout_s=10)
         kinds, frames, audio_samples = read_flv(server.wait_for_recording(layout))
