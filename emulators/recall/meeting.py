@@ -220,17 +220,18 @@ class Script:
     """A scenario's timeline as it plays: the events due by a scenario time, and when the next one is due.
 
     A looping scenario has no ``end``: its speech, screenshare and mute intervals repeat every ``duration_s``
-    (cycle k shifted by k x duration_s), generated as they come due. ``loop=False`` plays it once.
+    (cycle k shifted by k x duration_s), generated as they come due; ``repeat=False`` plays one cycle.
     """
 
-    def __init__(self, scenario: Scenario, *, loop: bool) -> None:
+    def __init__(self, scenario: Scenario, *, repeat: bool = True) -> None:
         events = timeline(scenario)
         self.duration_s = scenario.duration_s
-        if loop and self.duration_s > 0:
+        if scenario.loop and repeat and self.duration_s > 0:
             self._cycle = [e for e in events if e.code in LOOPED_CODES]
             self._queue = [e for e in events if e.code in ("join", "leave")]
         else:
-            self._cycle, self._queue = [], events
+            # A looping meeting that cannot repeat (no time passes at time scale 0) plays once, without an end.
+            self._cycle, self._queue = [], [e for e in events if not (scenario.loop and e.code == "end")]
         self._cycles = 0
 
     def _fill(self, until_s: float) -> None:

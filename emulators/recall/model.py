@@ -671,9 +671,8 @@ class BotRun:
             self.bot.meeting_title = scenario.title
             self.meeting0 = at
             # A looping meeting needs time to pass between cycles: at time scale 0 it plays once.
-            self.script = Script(scenario, loop=scenario.loop and self.rules.time_scale > 0)
+            self.script = Script(scenario, repeat=self.rules.time_scale > 0)
             self._arm("timeout_exceeded_noone_joined", "noone_joined_timeout", at, when=not self.meeting.present)
-            self._arm("timeout_exceeded_in_call_not_recording", "in_call_not_recording_timeout", at)
             self.phase, self.due = Phase.ENTERED, at + self._scaled(RECORDING_AT_S - IN_CALL_AT_S)
             return out
         # ENTERED: recording starts (start_recording_on: call_join).
@@ -682,7 +681,6 @@ class BotRun:
             out.append(self._status(S.RECORDING_PERMISSION_ALLOWED, at))
         self.bot.start_recording(_uuid(random.Random(f"{self.seed}:{self.bot.id}")), at)
         out.append(self._status(S.IN_CALL_RECORDING, at))
-        self.deadlines.pop("timeout_exceeded_in_call_not_recording", None)
         self._arm("timeout_exceeded_in_call_recording", "in_call_recording_timeout", at)
         self.phase, self.due = Phase.RECORDING, None
         return out

@@ -54,6 +54,10 @@ class RtmpPush:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(lambda: self.ctx.emulator.events.record(kind, stream=self.name, **detail))
 
+    def _beat(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.ctx.pulse.beat)
+
     # ----- the push thread -------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
@@ -61,6 +65,7 @@ class RtmpPush:
         except EgressRefused as exc:
             self.state = "failed"
             self._record("stream.error", error=str(exc))
+            self._beat()
             return
         while not self._stop.is_set():
             try:
@@ -111,8 +116,7 @@ class RtmpPush:
                     container.mux(packet)
                 self.frames_sent += 1
                 index += 1
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(self.ctx.pulse.beat)
+                self._beat()
             for packet in video.encode(None):
                 container.mux(packet)
             for packet in audio.encode(None):

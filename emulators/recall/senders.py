@@ -184,13 +184,10 @@ class OutboundStream:
                 )
                 try:
                     ws = await outbound.connect()
-                except EgressRefused as exc:
+                except (EgressRefused, OutboundFailed) as exc:
                     self.state = "failed"
                     events.record("stream.error", stream=self.name, error=str(exc))
-                    return
-                except OutboundFailed as exc:
-                    self.state = "failed"
-                    events.record("stream.error", stream=self.name, error=str(exc))
+                    self.ctx.pulse.beat()
                     return
                 self.conn = Connection(ws)
                 self.connections += 1

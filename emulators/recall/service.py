@@ -225,8 +225,11 @@ class RecallService:
         while True:
             payload = await queue.get()
             try:
-                with contextlib.suppress(OutboundFailed, EgressRefused):
-                    await sender.deliver(self.settings.status_webhook_url, json=payload)
+                await sender.deliver(self.settings.status_webhook_url, json=payload)
+            except EgressRefused as exc:
+                self.events.record("webhook.refused", url=self.settings.status_webhook_url, error=str(exc))
+            except OutboundFailed:
+                pass  # recorded as outbound.failed by the sender; the next status still goes out
             finally:
                 queue.task_done()
 
