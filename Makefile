@@ -1,4 +1,5 @@
-# The two commands: `make up` runs every emulator, `make test` runs the whole suite.
+# The commands: `make up` runs every emulator, `make test` runs the whole suite, `make lint` checks the code
+# (ruff), the types of the kit and the clients (mypy --strict) and the layering contracts (import-linter).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,6 +23,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) build *.egg-info

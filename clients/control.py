@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, cast
 
 
 class ControlPlaneError(Exception):
@@ -45,22 +45,22 @@ class ControlPlane:
         return json.loads(raw) if raw else None
 
     def health(self) -> dict[str, Any]:
-        return self._request("GET", "health")
+        return cast(dict[str, Any], self._request("GET", "health"))
 
     def state(self) -> dict[str, Any]:
-        return self._request("GET", "state")
+        return cast(dict[str, Any], self._request("GET", "state"))
 
     def device_state(self) -> dict[str, Any]:
-        return self.state()["device_state"]
+        return cast(dict[str, Any], self.state()["device_state"])
 
     def reset(self, seed: int | None = None) -> dict[str, Any]:
-        return self._request("POST", "reset", {} if seed is None else {"seed": seed})
+        return cast(dict[str, Any], self._request("POST", "reset", {} if seed is None else {"seed": seed}))
 
     def faults(self) -> list[dict[str, Any]]:
-        return self._request("GET", "faults")["faults"]
+        return cast(list[dict[str, Any]], self._request("GET", "faults")["faults"])
 
     def add_fault(self, rule: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", "faults", rule)
+        return cast(dict[str, Any], self._request("POST", "faults", rule))
 
     def remove_fault(self, fault_id: str) -> None:
         self._request("DELETE", f"faults/{urllib.parse.quote(fault_id)}")
@@ -69,7 +69,8 @@ class ControlPlane:
         self._request("DELETE", "faults")
 
     def events(self, kind: str | None = None, since: int = 0, limit: int = 500) -> list[dict[str, Any]]:
-        return self._request("GET", "events", query={"kind": kind, "since": since or None, "limit": limit})["events"]
+        query = {"kind": kind, "since": since or None, "limit": limit}
+        return cast(list[dict[str, Any]], self._request("GET", "events", query=query)["events"])
 
     def scenario(self, control: str, **body: Any) -> dict[str, Any]:
-        return self._request("POST", f"scenario/{urllib.parse.quote(control)}", body)
+        return cast(dict[str, Any], self._request("POST", f"scenario/{urllib.parse.quote(control)}", body))

@@ -12,11 +12,12 @@ import json
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import av
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 
 from clients.http import SessionOwner
 
@@ -91,7 +92,7 @@ class DepthCamera(SessionOwner):
         super().__init__(
             session,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
-            connector=lambda: aiohttp.TCPConnector(ssl=None if verify_tls else False),
+            connector=lambda: aiohttp.TCPConnector(ssl=True if verify_tls else False),
         )
         self.base_url = base_url.rstrip("/")
         self.mxid = mxid
@@ -115,13 +116,13 @@ class DepthCamera(SessionOwner):
 
     # ----- cameras ----------------------------------------------------------------------------------------
     async def cameras(self) -> list[dict[str, Any]]:
-        return await self._request("GET", "/cameras/")
+        return cast(list[dict[str, Any]], await self._request("GET", "/cameras/"))
 
     async def info(self) -> dict[str, Any]:
-        return await self._request("GET", f"/cameras/{self.mxid}/")
+        return cast(dict[str, Any], await self._request("GET", f"/cameras/{self.mxid}/"))
 
     async def stats(self) -> dict[str, Any]:
-        return await self._request("GET", f"/cameras/{self.mxid}/stats")
+        return cast(dict[str, Any], await self._request("GET", f"/cameras/{self.mxid}/stats"))
 
     # ----- streams ----------------------------------------------------------------------------------------
     async def streams(self) -> dict[str, bool]:
@@ -138,24 +139,24 @@ class DepthCamera(SessionOwner):
         await self._request("DELETE", self._stream_path(name))
 
     async def config(self, name: str) -> dict[str, Any]:
-        return await self._request("GET", self._stream_path(name, "config"))
+        return cast(dict[str, Any], await self._request("GET", self._stream_path(name, "config")))
 
     async def set_config(self, name: str, config: dict[str, Any]) -> dict[str, Any]:
         """Send one complete config (colour or mono variant); returns the config the camera now runs."""
-        return await self._request("POST", self._stream_path(name, "config"), json=config)
+        return cast(dict[str, Any], await self._request("POST", self._stream_path(name, "config"), json=config))
 
     async def control(self, name: str) -> dict[str, Any]:
-        return await self._request("GET", self._stream_path(name, "control"))
+        return cast(dict[str, Any], await self._request("GET", self._stream_path(name, "control")))
 
     async def set_control(self, name: str, **changes: Any) -> dict[str, Any]:
         """Merge ``changes`` into the sensor control; returns the stored control."""
-        return await self._request("POST", self._stream_path(name, "control"), json=changes)
+        return cast(dict[str, Any], await self._request("POST", self._stream_path(name, "control"), json=changes))
 
     async def still(self, name: str, format: str = "jpeg", *, decode: bool = True) -> np.ndarray | bytes:
         """Capture a still; decoded to a numpy array (RGB HxWx3, or HxW for grey pictures) unless ``decode=False``."""
         data = await self._request("GET", self._stream_path(name, "still"), params={"format": format})
         if not decode:
-            return data
+            return cast("np.ndarray | bytes", data)
         return await asyncio.to_thread(decode_image, data)
 
     async def depth_at(
@@ -199,7 +200,7 @@ class DepthCamera(SessionOwner):
 
     async def video(self, name: str) -> AsyncIterator[av.VideoFrame]:
         """Decoded frames (PyAV) of a stream's live video."""
-        decoder: av.CodecContext | None = None
+        decoder: VideoCodecContext | None = None
         async for segment in self.video_segments(name):
             if decoder is None:
                 decoder = av.CodecContext.create("h264", "r")
@@ -237,7 +238,7 @@ class DepthCamera(SessionOwner):
                         Detection(
                             label=int(item["label"]),
                             confidence=float(item["confidence"]),
-                            coords=tuple(item["coords"]),  # type: ignore[arg-type]
+                            coords=tuple(item["coords"]),
                             spatial_mm=(spatial["x"], spatial["y"], spatial["z"]) if spatial else None,
                         )
                     )
@@ -246,7 +247,7 @@ class DepthCamera(SessionOwner):
 
 def decode_image(data: bytes) -> np.ndarray:
     """Decode a still (JPEG, PNG, WebP, BMP, GIF, TIFF, PPM/PGM) to RGB HxWx3, or HxW for grey pictures."""
-    with av.open(io.BytesIO(data), format="image2pipe") as container:
+    with av.open(io.BytesIO(data), mode="r", format="image2pipe") as container:
         frame = next(container.decode(video=0))
     if frame.format.name.startswith("gray"):
         return frame.to_ndarray(format="gray")

@@ -7,6 +7,8 @@ reconstruction values scaled to 16 bits, exactly as FFmpeg's pcm_mulaw/pcm_alaw 
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 __all__ = [
@@ -100,19 +102,19 @@ def _codes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
 
 def pcm16_to_ulaw(samples: np.ndarray) -> bytes:
     """mu-law bytes, one per int16 sample."""
-    return _ULAW_ENCODE[_pcm16_indices(samples)].tobytes()
+    return cast(bytes, _ULAW_ENCODE[_pcm16_indices(samples)].tobytes())
 
 
 def pcm16_to_alaw(samples: np.ndarray) -> bytes:
     """A-law bytes, one per int16 sample."""
-    return _ALAW_ENCODE[_pcm16_indices(samples)].tobytes()
+    return cast(bytes, _ALAW_ENCODE[_pcm16_indices(samples)].tobytes())
 
 
 def ulaw_to_pcm16(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """int16 samples from mu-law bytes."""
-    return _ULAW_DECODE[_codes(data)]
+    return cast(np.ndarray, _ULAW_DECODE[_codes(data)])
 
 
 def alaw_to_pcm16(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """int16 samples from A-law bytes."""
-    return _ALAW_DECODE[_codes(data)]
+    return cast(np.ndarray, _ALAW_DECODE[_codes(data)])

@@ -15,7 +15,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -230,10 +230,10 @@ class MistyClient(SessionOwner):
 
     # ----- information ------------------------------------------------------------------------------------
     async def get_help(self, command: str | None = None) -> dict[str, Any]:
-        return await self.request("GET", "help", {"command": command})
+        return cast(dict[str, Any], await self.request("GET", "help", {"command": command}))
 
     async def get_device_information(self) -> dict[str, Any]:
-        return await self.request("GET", "device")
+        return cast(dict[str, Any], await self.request("GET", "device"))
 
     async def get_battery_level(self) -> BatteryLevel:
         raw = await self.request("GET", "battery")
@@ -256,7 +256,7 @@ class MistyClient(SessionOwner):
         )
 
     async def get_websocket_names(self, websocket_class: str | None = None) -> list[dict[str, Any]]:
-        return await self.request("GET", "websockets", {"websocketClass": websocket_class})
+        return cast(list[dict[str, Any]], await self.request("GET", "websockets", {"websocketClass": websocket_class}))
 
     async def take_picture(
         self, width: int | None = None, height: int | None = None, *, base64: bool = False, file_name: str | None = None

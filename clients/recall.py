@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -81,17 +81,20 @@ class RecallClient(SessionOwner):
                 return body
         raise AssertionError("unreachable")
 
-    async def create_bot(self, meeting_url: str, *, idempotency_key: str | None = None, **fields: Any) -> dict:
+    async def create_bot(
+        self, meeting_url: str, *, idempotency_key: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
         """POST /api/v1/bot/ with ``meeting_url`` and any other documented fields (``bot_name``,
         ``real_time_media``, ``recording_mode``, ``recording_config``, ...)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return await self._request("POST", "/api/v1/bot/", json_body={"meeting_url": meeting_url, **fields},
-                                   headers=headers)
+        bot = await self._request("POST", "/api/v1/bot/", json_body={"meeting_url": meeting_url, **fields},
+                                  headers=headers)
+        return cast(dict[str, Any], bot)
 
-    async def get_bot(self, bot_id: str) -> dict:
-        return await self._request("GET", f"/api/v1/bot/{bot_id}/")
+    async def get_bot(self, bot_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._request("GET", f"/api/v1/bot/{bot_id}/"))
 
-    async def list_bots(self, *, page: int | None = None, **filters: Any) -> dict:
+    async def list_bots(self, *, page: int | None = None, **filters: Any) -> dict[str, Any]:
         """One page ``{count, next, previous, results}``; list-valued filters (status, platform) repeat."""
         params: list[tuple[str, str]] = []
         for key, value in filters.items():
@@ -99,9 +102,9 @@ class RecallClient(SessionOwner):
             params.extend((key, str(v)) for v in values)
         if page is not None:
             params.append(("page", str(page)))
-        return await self._request("GET", "/api/v1/bot/", params=params)
+        return cast(dict[str, Any], await self._request("GET", "/api/v1/bot/", params=params))
 
-    async def iter_bots(self, **filters: Any) -> AsyncIterator[dict]:
+    async def iter_bots(self, **filters: Any) -> AsyncIterator[dict[str, Any]]:
         page = await self.list_bots(**filters)
         while True:
             for bot in page["results"]:
@@ -110,10 +113,12 @@ class RecallClient(SessionOwner):
                 return
             page = await self._request("GET", page["next"])
 
-    async def leave_call(self, bot_id: str) -> dict:
-        return await self._request("POST", f"/api/v1/bot/{bot_id}/leave_call/")
+    async def leave_call(self, bot_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._request("POST", f"/api/v1/bot/{bot_id}/leave_call/"))
 
-    async def wait_for_status(self, bot_id: str, code: str, *, timeout_s: float = 30.0, poll_s: float = 0.1) -> dict:
+    async def wait_for_status(
+        self, bot_id: str, code: str, *, timeout_s: float = 30.0, poll_s: float = 0.1
+    ) -> dict[str, Any]:
         """Poll the bot until ``code`` appears in its status_changes (the API offers no push besides webhooks)."""
         async with asyncio.timeout(timeout_s):
             while True:
@@ -128,7 +133,7 @@ def decode_png(png: bytes) -> Any:
     """An HxWx3 RGB numpy array from PNG bytes (PyAV's PNG decoder)."""
     import av
 
-    with av.open(io.BytesIO(png), format="png_pipe") as container:
+    with av.open(io.BytesIO(png), mode="r", format="png_pipe") as container:
         frame = next(container.decode(video=0))
         return frame.to_ndarray(format="rgb24")
 
@@ -342,7 +347,7 @@ class ReceivedEvent:
 
     @property
     def payload(self) -> dict[str, Any]:
-        return self.data["data"]
+        return cast(dict[str, Any], self.data["data"])
 
     def png(self) -> bytes:
         return base64.b64decode(self.payload["buffer"])

@@ -153,7 +153,9 @@ def png_event_data(png: bytes, *, kind: str, participant: dict[str, Any], timest
     }
 
 
-def audio_event_data(pcm: bytes, *, timestamp: dict[str, Any], participant: dict[str, Any] | None = None) -> dict:
+def audio_event_data(
+    pcm: bytes, *, timestamp: dict[str, Any], participant: dict[str, Any] | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {"buffer": base64.b64encode(pcm).decode("ascii"), "timestamp": timestamp}
     if participant is not None:
         data["participant"] = participant

@@ -371,9 +371,11 @@ class ReceivedStream:
 
 
 class MediaStreamReceiver:
-    """A wss server (or ws, with ``ssl_context=None`` and ``tls=False``) that accepts SignalWire streams.
+    """A wss server (or ws, with ``tls=False``) that accepts SignalWire streams.
 
-    ``reject_status`` answers upgrades with that HTTP status instead (e.g. 403), to test refusals.
+    A wss receiver needs a server certificate: ``ssl_context``, or ``certfile`` and ``keyfile`` (the
+    ``cert`` and ``key`` that ``benchtwin certs --json`` prints). ``reject_status`` answers upgrades with that
+    HTTP status instead (e.g. 403), to test refusals.
     """
 
     def __init__(
@@ -392,11 +394,9 @@ class MediaStreamReceiver:
         self.tls = tls
         self.reject_status = reject_status
         if ssl_context is None and tls:
-            if certfile is None:
-                from emulators.kit.tls import ensure_dev_certs
-
-                certs = ensure_dev_certs()
-                certfile, keyfile = certs.cert, certs.key
+            if certfile is None or keyfile is None:
+                raise ValueError("a wss receiver needs ssl_context, or certfile and keyfile (the cert and key "
+                                 "`benchtwin certs --json` prints); pass tls=False for plain ws")
             ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_context.load_cert_chain(str(certfile), str(keyfile))
         self.ssl_context = ssl_context
@@ -416,9 +416,7 @@ class MediaStreamReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context if self.tls else None)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def aclose(self) -> None:

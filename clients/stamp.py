@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -180,7 +180,7 @@ def _read_cells(array: np.ndarray, cell: int) -> np.ndarray:
     lo, hi = cell // 4, cell - cell // 4
     centres = grid[:, lo:hi, :, lo:hi, ..., :3] if array.ndim == 3 else grid[:, lo:hi, :, lo:hi]
     # The stamp is grey, so an unweighted channel mean is as good as luma for RGB input.
-    return centres.mean(axis=(1, 3, 4) if array.ndim == 3 else (1, 3), dtype=np.float64)
+    return cast(np.ndarray, centres.mean(axis=(1, 3, 4) if array.ndim == 3 else (1, 3), dtype=np.float64))
 
 
 def _read_at(array: np.ndarray, cell: int) -> FrameStamp:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 
@@ -57,10 +57,10 @@ class VideoDBClient(SessionOwner):
 
     # ----- collections and WebSocket -------------------------------------------------------------------
     async def get_collection(self, collection_id: str = "default") -> dict[str, Any]:
-        return await self.request("GET", f"collection/{collection_id}")
+        return cast(dict[str, Any], await self.request("GET", f"collection/{collection_id}"))
 
     async def websocket_url(self, collection_id: str = "default") -> str:
-        return (await self.request("GET", f"collection/{collection_id}/websocket"))["websocket_url"]
+        return cast(str, (await self.request("GET", f"collection/{collection_id}/websocket"))["websocket_url"])
 
     # ----- rtstreams -----------------------------------------------------------------------------------
     async def connect_rtstream(
@@ -74,13 +74,13 @@ class VideoDBClient(SessionOwner):
                            ("ws_connection_id", ws_connection_id)):
             if value is not None:
                 body[key] = value
-        return await self.request("POST", "rtstream", json_body=body)
+        return cast(dict[str, Any], await self.request("POST", "rtstream", json_body=body))
 
     async def get_rtstream(self, rtstream_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"rtstream/{rtstream_id}")
+        return cast(dict[str, Any], await self.request("GET", f"rtstream/{rtstream_id}"))
 
     async def list_rtstreams(self, **filters: Any) -> list[dict[str, Any]]:
-        return (await self.request("GET", "rtstream", params=filters))["results"]
+        return cast(list[dict[str, Any]], (await self.request("GET", "rtstream", params=filters))["results"])
 
     async def start(self, rtstream_id: str) -> None:
         await self.request("PATCH", f"rtstream/{rtstream_id}/status", json_body={"action": "start"})
@@ -90,10 +90,13 @@ class VideoDBClient(SessionOwner):
 
     async def generate_stream(self, rtstream_id: str, start: float, end: float) -> dict[str, str]:
         """``{"stream_url", "player_url"}`` for the unix-seconds window."""
-        return await self.request("GET", f"rtstream/{rtstream_id}/stream", params={"start": start, "end": end})
+        urls = await self.request("GET", f"rtstream/{rtstream_id}/stream", params={"start": start, "end": end})
+        return cast(dict[str, str], urls)
 
     async def export(self, rtstream_id: str, name: str | None = None) -> dict[str, Any]:
-        return await self.request("POST", f"rtstream/{rtstream_id}/export", json_body={"name": name} if name else {})
+        body = {"name": name} if name else {}
+        exported = await self.request("POST", f"rtstream/{rtstream_id}/export", json_body=body)
+        return cast(dict[str, Any], exported)
 
     # ----- indexes, events, alerts ---------------------------------------------------------------------
     async def index_visuals(self, rtstream_id: str, *, prompt: str | None = None, time_s: int = 2,
@@ -104,7 +107,7 @@ class VideoDBClient(SessionOwner):
                                 "prompt": prompt, "model_name": None, "model_config": {}, "name": name}
         if ws_connection_id:
             body["ws_connection_id"] = ws_connection_id
-        return await self.request("POST", f"rtstream/{rtstream_id}/index/scene", json_body=body)
+        return cast(dict[str, Any], await self.request("POST", f"rtstream/{rtstream_id}/index/scene", json_body=body))
 
     async def index_audio(self, rtstream_id: str, *, prompt: str | None = None, segmenter: str = "word",
                           value: int = 10, name: str | None = None, ws_connection_id: str | None = None
@@ -114,16 +117,17 @@ class VideoDBClient(SessionOwner):
                                 "prompt": prompt, "model_name": None, "model_config": {}, "name": name}
         if ws_connection_id:
             body["ws_connection_id"] = ws_connection_id
-        return await self.request("POST", f"rtstream/{rtstream_id}/index/scene", json_body=body)
+        return cast(dict[str, Any], await self.request("POST", f"rtstream/{rtstream_id}/index/scene", json_body=body))
 
     async def get_scenes(self, rtstream_id: str, index_id: str, *, page: int = 1, page_size: int = 100
                          ) -> dict[str, Any]:
-        return await self.request("GET", f"rtstream/{rtstream_id}/index/scene/{index_id}",
-                                  params={"page": page, "page_size": page_size})
+        scenes = await self.request("GET", f"rtstream/{rtstream_id}/index/scene/{index_id}",
+                                    params={"page": page, "page_size": page_size})
+        return cast(dict[str, Any], scenes)
 
     async def create_event(self, event_prompt: str, label: str) -> str:
         data = await self.request("POST", "rtstream/event", json_body={"event_prompt": event_prompt, "label": label})
-        return data["event_id"]
+        return cast(str, data["event_id"])
 
     async def create_alert(self, rtstream_id: str, index_id: str, event_id: str, callback_url: str | None,
                            ws_connection_id: str | None = None) -> str:
@@ -131,7 +135,7 @@ class VideoDBClient(SessionOwner):
         if ws_connection_id:
             body["ws_connection_id"] = ws_connection_id
         data = await self.request("POST", f"rtstream/{rtstream_id}/index/{index_id}/alert", json_body=body)
-        return data["alert_id"]
+        return cast(str, data["alert_id"])
 
     async def set_alert(self, rtstream_id: str, index_id: str, alert_id: str, *, enabled: bool) -> None:
         await self.request("PATCH", f"rtstream/{rtstream_id}/index/{index_id}/alert/{alert_id}/status",
@@ -142,16 +146,17 @@ class VideoDBClient(SessionOwner):
         body: dict[str, Any] = {"action": "start"}
         if ws_connection_id:
             body["ws_connection_id"] = ws_connection_id
-        return await self.request("POST", f"rtstream/{rtstream_id}/transcription", json_body=body)
+        return cast(dict[str, Any], await self.request("POST", f"rtstream/{rtstream_id}/transcription", json_body=body))
 
     async def get_transcript(self, rtstream_id: str, **params: Any) -> dict[str, Any]:
-        return await self.request("GET", f"rtstream/{rtstream_id}/transcription", params=params)
+        return cast(dict[str, Any], await self.request("GET", f"rtstream/{rtstream_id}/transcription", params=params))
 
     async def search(self, rtstream_id: str, query: str, index_id: str | None = None) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"query": query}
         if index_id:
             body["scene_index_id"] = index_id
-        return (await self.request("POST", f"rtstream/{rtstream_id}/search", json_body=body))["results"]
+        found = await self.request("POST", f"rtstream/{rtstream_id}/search", json_body=body)
+        return cast(list[dict[str, Any]], found["results"])
 
 
 # ----- WebSocket ------------------------------------------------------------------------------------------

@@ -72,12 +72,17 @@ def run_schemathesis(
     max_time_s: int | None = None,
     timeout_s: float = 600.0,
 ) -> ContractResult:
-    """Run ``st run`` with positive and negative generation (and the stateful phase where links exist)."""
-    path = Path(document)
-    if not path.exists():
-        path = openapi_path(str(document))
+    """Run ``st run`` with positive and negative generation (and the stateful phase where links exist).
+
+    ``document`` is a path, the name of a document in contracts/openapi, or the URL of a served document
+    (an emulator's ``/_emulator/openapi.json``).
+    """
+    location = str(document)
+    if not location.startswith(("http://", "https://")):
+        path = Path(document)
+        location = str(path if path.exists() else openapi_path(location))
     cmd = [
-        *_st_executable(), "run", str(path), "--url", base_url,
+        *_st_executable(), "run", location, "--url", base_url,
         "--mode", mode, "--phases", phases, "--checks", checks,
         "--max-examples", str(max_examples), "--seed", str(seed),
         "--generation-deterministic",
@@ -102,7 +107,7 @@ def run_schemathesis(
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=tmp, env=env)
-    return ContractResult(str(path), base_url, proc.returncode, proc.stdout + proc.stderr, cmd)
+    return ContractResult(location, base_url, proc.returncode, proc.stdout + proc.stderr, cmd)
 
 
 def run_contract_cli(

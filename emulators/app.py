@@ -18,28 +18,33 @@ log = logging.getLogger("benchtwin.app")
 
 
 def create_emulator(
-    device: str,
+    device: str | type[Emulator],
     config: Config,
     *,
     settings: dict[str, Any] | None = None,
     free_ports: bool = False,
+    **overrides: Any,
 ) -> Emulator:
-    """One emulator from the config; ``free_ports`` binds every listener to a free port (tests)."""
-    cls = available()[device]
-    merged = config.device_settings(device)
+    """One emulator from the config (``device`` is a registered name or an Emulator class); ``free_ports`` binds
+    every listener to a free port (tests); ``overrides`` replace the config's constructor arguments (``seed``,
+    ``time_scale``, ``clock``)."""
+    cls = available()[device] if isinstance(device, str) else device
+    merged = config.device_settings(cls.device)
     merged.update(settings or {})
     if free_ports:
         for name in cls.port_settings:
             if name not in (settings or {}):
                 merged[name] = 0
-    return cls(
-        merged,
-        host=config.host,
-        seed=config.seed,
-        time_scale=config.time_scale,
-        certs=ensure_dev_certs(config.certs_dir),
-        egress=EgressPolicy(config.egress_allow),
-    )
+    arguments: dict[str, Any] = {
+        "host": config.host,
+        "seed": config.seed,
+        "time_scale": config.time_scale,
+        "certs": ensure_dev_certs(config.certs_dir),
+        # The one place the egress policy is built: from the configuration, for every sender of this emulator.
+        "egress": EgressPolicy(config.egress_allow),
+    }
+    arguments.update(overrides)
+    return cls(merged, **arguments)
 
 
 def endpoints_document(emulators: list[Emulator]) -> dict[str, Any]:
@@ -56,7 +61,7 @@ async def start_all(devices: list[str], config: Config) -> list[Emulator]:
             try:
                 await emulator.start()
             except OSError as exc:
-                port = emulator.settings.get("port")
+                port = emulator.setting("port")
                 raise RuntimeError(
                     f"{device}: cannot listen on {config.host}:{port} ({exc.strerror}); "
                     f"another program holds the port. Free it, or set another port in a config file "

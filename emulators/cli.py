@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--time-scale", type=float, help="multiplier for lifecycle timings (1.0 = real speed)")
     up.add_argument("--endpoints-file", help="write the endpoints and credentials as JSON once every emulator answers")
-    up.add_argument("--print-config", action="store_true", help="print the effective configuration and exit")
+    up.add_argument("--print-config", nargs="?", const="json", choices=["json", "markdown"],
+                    help="print the effective configuration (JSON, or Markdown tables of every setting) and exit")
     _logging_flags(up)
     up.set_defaults(func=cmd_up)
 
@@ -111,6 +112,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, as_json=args.log_json)
     config = _config_from_args(args)
     devices = _selected_devices(args.only)
+    if args.print_config == "markdown":
+        print(config.markdown(), end="")
+        return 0
     if args.print_config:
         print(json.dumps(config.effective(), indent=2, default=str))
         return 0
@@ -184,7 +188,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'device':<12} {'default ports':<28} what")
     for name, cls in devices.items():
-        ports = ", ".join(f"{p}={cls.settings_defaults.get(p)}" for p in cls.port_settings)
+        defaults = cls.default_settings()
+        ports = ", ".join(f"{p}={defaults.get(p)}" for p in cls.port_settings)
         print(f"{name:<12} {ports:<28} {cls.title}")
     return 0
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from emulators.kit.clock import DEFAULT_TIME_SCALE
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import DEFAULT_ALLOWED
 from emulators.registry import DEVICES, available
@@ -17,8 +18,7 @@ from emulators.registry import DEVICES, available
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "seed": 0,
-    # Lifecycle timings (bot joining, pipeline restart) are multiplied by this; 1.0 = real speed.
-    "time_scale": 0.05,
+    "time_scale": DEFAULT_TIME_SCALE,
     "certs_dir": None,
     "egress_allow": list(DEFAULT_ALLOWED),
 }
@@ -28,7 +28,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 class Config:
     host: str = "127.0.0.1"
     seed: int = 0
-    time_scale: float = 0.05
+    time_scale: float = DEFAULT_TIME_SCALE
     certs_dir: str | None = None
     egress_allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED))
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -45,6 +45,20 @@ class Config:
         for name, cls in available().items():
             out[name] = cls.merged_settings(self.device_settings(name))
         return out
+
+    def markdown(self) -> str:
+        """The same as Markdown: the global keys, then one settings table per device (its page's table)."""
+        effective = self.effective()
+        rows = ["## benchtwin", "", "| Key | Value |", "| --- | --- |"]
+        rows += [f"| `{key}` | `{effective[key]!r}` |" for key in GLOBAL_DEFAULTS]
+        for name, cls in available().items():
+            rows += ["", f"## {name}", ""]
+            if cls.settings_class is not None:
+                rows.append(cls.settings_class.markdown_table().rstrip("\n"))
+            else:  # a device still on the untyped settings dict: names and values only
+                rows += ["| Setting | Value |", "| --- | --- |"]
+                rows += [f"| `{key}` | `{value!r}` |" for key, value in effective[name].items()]
+        return "\n".join(rows) + "\n"
 
 
 def load_config(path: str | Path | None = None) -> Config:

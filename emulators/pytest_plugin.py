@@ -2,7 +2,8 @@
 
 Fixtures: ``<device>_target`` (one emulator per test) and ``<device>_target_module`` (one per module)
 for misty, depthcam, recall, signalwire and videodb; ``start_emulator(device, settings)`` for custom
-set-ups. ``--target DEVICE=URL`` makes the same fixtures point at real hardware; tests marked
+set-ups in a thread of its own, ``running_emulator(device, settings)`` on the caller's event loop.
+``--target DEVICE=URL`` makes the same fixtures point at real hardware; tests marked
 ``control_plane`` are then skipped (a real device has no /_emulator/).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -75,9 +76,7 @@ class EmulatorHost:
         self.loop.close()
 
     async def _start(self) -> None:
-        from emulators.app import create_emulator
-
-        self.emulator = create_emulator(self.device, self.config, settings=self.settings, free_ports=True)
+        self.emulator = _create(self.device, self.settings, self.config)
         await self.emulator.start()
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -98,6 +97,29 @@ class EmulatorHost:
         if self._thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout_s)
+
+
+def _create(device: str | type[Any], settings: dict[str, Any] | None, config: Config | None, **kwargs: Any) -> Any:
+    from emulators.app import create_emulator
+
+    if isinstance(device, str) and device not in available():
+        pytest.skip(f"the {device} emulator is not part of this installation")
+    return create_emulator(device, config or Config(), settings=settings, free_ports=True, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def running_emulator(device: str | type[Any], settings: dict[str, Any] | None = None, *,
+                           config: Config | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+    """A started emulator on free loopback ports, on the running loop, for the duration of the block.
+
+    ``device`` is a device name or an Emulator class (a kit test device); ``kwargs`` go to the emulator's
+    constructor (``seed``, ``time_scale``, ``clock``)."""
+    emulator = _create(device, settings, config, **kwargs)
+    await emulator.start()
+    try:
+        yield emulator
+    finally:
+        await emulator.aclose()
 
 
 @contextlib.contextmanager

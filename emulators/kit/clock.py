@@ -6,6 +6,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+# Lifecycle timings (a bot joining, a pipeline restart) are multiplied by this unless configured; 1.0 = real speed.
+DEFAULT_TIME_SCALE = 0.05
+
 
 @dataclass
 class Clock:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -227,7 +228,7 @@ class PngEncoder:
             finally:
                 bands.lock.release()
         else:
-            compressed = zlib.compress(scanlines, self.compression_level)
+            compressed = zlib.compress(scanlines.data, self.compression_level)
         return b"".join(
             (
                 _PNG_SIGNATURE,
@@ -343,11 +344,6 @@ class H264Encoder:
         return avc_decoder_configuration_record(self.sps, self.pps)
 
     @property
-    def annexb_headers(self) -> bytes:
-        """SPS and PPS with start codes, as Annex-B extradata (MPEG-TS, raw .h264)."""
-        return b"\x00\x00\x00\x01" + self.sps + b"\x00\x00\x00\x01" + self.pps
-
-    @property
     def profile_level_id(self) -> str:
         """The SDP `profile-level-id` (RFC 6184): profile_idc, constraint flags, level_idc in hex."""
         return self.sps[1:4].hex().upper()
@@ -369,9 +365,9 @@ class H264Encoder:
         """Drain the encoder at end of stream (zerolatency keeps nothing back, so this is usually empty)."""
         return self._collect(self._context.encode(None))
 
-    def _collect(self, packets: list[av.Packet]) -> list[EncodedPacket]:
+    def _collect(self, packets: list[av.Packet[Any]]) -> list[EncodedPacket]:
         return [
-            EncodedPacket(bytes(packet), int(packet.pts), bool(packet.is_keyframe), int(packet.duration or 0))
+            EncodedPacket(bytes(packet), packet.pts or 0, bool(packet.is_keyframe), int(packet.duration or 0))
             for packet in packets
         ]
 
@@ -452,8 +448,8 @@ class AacEncoder:
         self._next_pts += AAC_FRAME_SAMPLES
         return self._collect(self._context.encode(frame))
 
-    def _collect(self, packets: list[av.Packet]) -> list[EncodedPacket]:
+    def _collect(self, packets: list[av.Packet[Any]]) -> list[EncodedPacket]:
         return [
-            EncodedPacket(bytes(packet), int(packet.pts), True, int(packet.duration or AAC_FRAME_SAMPLES))
+            EncodedPacket(bytes(packet), packet.pts or 0, True, int(packet.duration or AAC_FRAME_SAMPLES))
             for packet in packets
         ]

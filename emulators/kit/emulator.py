@@ -1,49 +1,44 @@
 """The Emulator base class: one aiohttp app per device on its own port, owned tasks, faults, control plane.
 
-A device subclass sets ``device``, ``title``, ``settings_defaults`` and implements ``add_routes`` plus
-the lifecycle hooks. Everything it starts in the background goes through ``self.tasks`` so that
-``aclose()`` (and ``reset``) cancels and awaits it.
+A device subclass sets ``device``, ``title``, ``settings_class`` and implements ``add_routes`` plus
+the lifecycle hooks. Everything it starts in the background goes through ``self.tasks`` (or a child of it)
+and ``self.workers`` so that ``aclose()`` (and ``reset``) cancels and awaits it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
-import logging
-import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from aiohttp import web
 
-from emulators.kit.clock import Clock
+from emulators.kit.clock import DEFAULT_TIME_SCALE, Clock
+from emulators.kit.control_plane import CONTROL_PREFIX, ControlPlane, ScenarioControl
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
-from emulators.kit.faults import FaultBook, FaultRule, RuleLimitReached
+from emulators.kit.faults import FaultBook, FaultRule, StreamVerdict
+from emulators.kit.http import bind_tcp
+from emulators.kit.http_faults import fault_middleware
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
+from emulators.kit.settings import DeviceSettings
 from emulators.kit.tasks import TaskOwner
 from emulators.kit.tls import DevCerts, client_ssl_context, server_ssl_context
+from emulators.kit.workers import MediaWorker, WorkerRegistry, WorkerRun
 
-log = logging.getLogger("benchtwin.emulator")
-
-CONTROL_PREFIX = "/_emulator"
-
-ScenarioControl = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-class ScenarioConflict(FieldError):
-    """A scenario control that cannot run in the current state (HTTP 409)."""
+# Devices import these from here; they live with the control plane and the HTTP helpers.
+__all__ = ["CONTROL_PREFIX", "Emulator", "bind_tcp"]
 
 
 class Emulator:
     device: ClassVar[str] = ""
     title: ClassVar[str] = ""
     default_port: ClassVar[int] = 0
-    # Device settings with their defaults; the embedded default config is built from these.
+    # The device's typed settings; the embedded default config and --print-config are built from it.
+    settings_class: ClassVar[type[DeviceSettings] | None] = None
+    # Until every device has a settings_class: the old untyped settings with their defaults.
     settings_defaults: ClassVar[dict[str, Any]] = {}
     # Settings whose value is a port the emulator listens on (printed by `benchtwin list`).
     port_settings: ClassVar[tuple[str, ...]] = ("port",)
@@ -52,14 +47,15 @@ class Emulator:
         self,
         settings: dict[str, Any] | None = None,
         *,
+        egress: EgressPolicy,
         host: str = "127.0.0.1",
         seed: int = 0,
-        time_scale: float = 0.05,
+        time_scale: float = DEFAULT_TIME_SCALE,
         clock: Clock | None = None,
         certs: DevCerts | None = None,
-        egress: EgressPolicy | None = None,
     ) -> None:
-        self.settings = self.merged_settings(settings or {})
+        # A DeviceSettings instance for devices with a settings_class, else the old merged dict.
+        self.settings: Any = self.build_settings(settings or {})
         self.host = host
         self.seed = seed
         self.clock = clock or Clock(time_scale=time_scale)
@@ -67,23 +63,47 @@ class Emulator:
         self.certs = certs
         self.server_ssl: ssl.SSLContext | None = server_ssl_context(certs) if certs else None
         self.client_ssl: ssl.SSLContext = client_ssl_context(certs.ca if certs else None)
-        self.egress = egress or EgressPolicy()
+        # Built once where the configuration is read; every outbound sender is given this one.
+        self.egress = egress
         self.events = EventLog(self.device)
         self.faults = FaultBook(seed)
         self.tasks = TaskOwner(self.device)
+        self.workers = WorkerRegistry()
         self.pacing: dict[str, LatenessStats] = {}
         self.scenario_controls: dict[str, ScenarioControl] = {}
         self.started_at: float | None = None
         self.ports: dict[str, int] = {}
+        self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._sites: list[web.BaseSite] = []
-        self.app = web.Application(middlewares=[self._fault_middleware], client_max_size=16 * 1024**2)
-        self._add_control_routes(self.app)
-        self.add_routes(self.app)
 
     # ----- settings -------------------------------------------------------------------------------------
     @classmethod
+    def build_settings(cls, overrides: dict[str, Any]) -> Any:
+        """The device's settings with ``overrides`` applied; FieldError naming ``<device>.<field>``."""
+        if cls.settings_class is not None:
+            return cls.settings_class.from_mapping(overrides)
+        return cls._merged_legacy(overrides)
+
+    @classmethod
     def merged_settings(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The settings as a plain mapping (config files, --print-config), validated."""
+        if cls.settings_class is not None:
+            return cls.settings_class.from_mapping(overrides).as_dict()
+        return cls._merged_legacy(overrides)
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        return cls.merged_settings({})
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        """One setting by name, whichever form the device's settings have."""
+        if isinstance(self.settings, DeviceSettings):
+            return getattr(self.settings, name, default)
+        return self.settings.get(name, default)
+
+    @classmethod
+    def _merged_legacy(cls, overrides: dict[str, Any]) -> dict[str, Any]:
         merged = copy.deepcopy(cls.settings_defaults)
         for key, value in overrides.items():
             if key not in merged:
@@ -127,11 +147,25 @@ class Emulator:
         """Additional listeners of the same app: name -> (port, tls)."""
         return {}
 
+    def live_streams(self) -> list[str]:
+        """The names of the streams running now (the names fault rules match), for ``/_emulator/state``."""
+        return []
+
     # ----- lifecycle ------------------------------------------------------------------------------------
+    def build_app(self) -> web.Application:
+        """The aiohttp app: the control plane first (so its wrong verbs are 405s), then the device's routes."""
+        middleware = fault_middleware(self.faults, self.events, exempt_prefix=CONTROL_PREFIX)
+        app = web.Application(middlewares=[middleware], client_max_size=16 * 1024**2)
+        ControlPlane(self).add_routes(app)
+        self.add_routes(app)
+        return app
+
     async def start(self) -> None:
+        if self.app is None:
+            self.app = self.build_app()
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        listeners = {"rest": (int(self.settings.get("port", self.default_port)), False)}
+        listeners = {"rest": (int(self.setting("port", self.default_port)), False)}
         listeners.update(self.extra_listeners())
         try:
             for name, (port, tls) in listeners.items():
@@ -153,6 +187,7 @@ class Emulator:
         try:
             await self.on_stop()
         finally:
+            await self.workers.aclose()
             await self.tasks.cancel_all()
             if self._runner is not None:
                 await self._runner.cleanup()
@@ -170,6 +205,7 @@ class Emulator:
         if seed is not None:
             self.seed = seed
         await self.on_stop()
+        await self.workers.aclose()
         await self.tasks.cancel_all()
         self.faults.clear()
         self.faults.reseed(self.seed)
@@ -189,11 +225,22 @@ class Emulator:
         out.update(self.extra_endpoints())
         return out
 
-    def stream_fault(self, stream: str, **detail: Any) -> FaultRule | None:
-        """The fault rule that fires for this frame/chunk of ``stream``, recorded as ``fault.applied``.
+    def stream_verdict(self, stream: str, **detail: Any) -> StreamVerdict:
+        """What the sender does with this frame/chunk of ``stream``; a fired rule is recorded as ``fault.applied``.
 
-        Every sender calls this once per frame or chunk and acts on ``rule.action``; safe from worker threads.
+        Every sender calls this once per frame or chunk and ``match``es on the verdict; safe from worker threads.
         """
+        rule, verdict = self.faults.verdict(stream)
+        if rule is not None:
+            self.events.record("fault.applied", rule=rule.id, action=rule.action.type, stream=stream, **detail)
+        return verdict
+
+    def media_worker(self, name: str, run: WorkerRun, *args: Any, stop_timeout_s: float = 5.0) -> MediaWorker:
+        """A worker process for blocking media work, owned by this emulator (closed with it, listed in state)."""
+        return MediaWorker(name, run, *args, events=self.events, registry=self.workers, stop_timeout_s=stop_timeout_s)
+
+    def stream_fault(self, stream: str, **detail: Any) -> FaultRule | None:
+        """Deprecated: use ``stream_verdict``. Kept until every device's senders match on verdicts."""
         rule = self.faults.for_stream(stream)
         if rule is not None:
             self.events.record("fault.applied", rule=rule.id, action=rule.action.type, stream=stream, **detail)
@@ -203,200 +250,3 @@ class Emulator:
         """The lateness statistics of one named stream, created on first use and shown in the state."""
         return self.pacing.setdefault(name, LatenessStats())
 
-    # ----- faults ---------------------------------------------------------------------------------------
-    @web.middleware
-    async def _fault_middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if request.path.startswith(CONTROL_PREFIX) or not len(self.faults):
-            return await handler(request)
-        rule = self.faults.for_request(request.method, request.path)
-        if rule is None:
-            return await handler(request)
-        action = rule.action
-        self.events.record("fault.applied", rule=rule.id, action=action.type, method=request.method, path=request.path)
-        if action.type == "delay":
-            await asyncio.sleep(self.faults.delay_seconds(action))
-            return await handler(request)
-        if action.type == "status":
-            body = action.body
-            if isinstance(body, dict | list):
-                return web.json_response(body, status=action.status, headers=action.headers)
-            return web.Response(status=action.status, text="" if body is None else str(body), headers=action.headers)
-        transport = request.transport
-        if transport is not None:
-            if action.type == "reset":
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    # SO_LINGER 0 makes close() send RST instead of FIN.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            transport.close()
-        raise asyncio.CancelledError  # no response at all: the connection is gone
-
-    # ----- control plane --------------------------------------------------------------------------------
-    def _add_control_routes(self, app: web.Application) -> None:
-        p = CONTROL_PREFIX
-        routes: dict[str, dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = {
-            f"{p}/health": {"GET": self._cp_health},
-            f"{p}/state": {"GET": self._cp_state},
-            f"{p}/reset": {"POST": self._cp_reset},
-            f"{p}/faults": {"GET": self._cp_faults_list, "POST": self._cp_faults_add, "DELETE": self._cp_faults_clear},
-            f"{p}/faults/{{fault_id}}": {"DELETE": self._cp_faults_remove},
-            f"{p}/events": {"GET": self._cp_events},
-            f"{p}/scenario": {"GET": self._cp_scenario_list},
-            f"{p}/scenario/{{control}}": {"POST": self._cp_scenario_run},
-        }
-        for path, handlers in routes.items():
-            for method, handler in handlers.items():
-                app.router.add_route(method, path, handler)
-            # Registered before any device catch-all route, so a wrong verb here is a 405 with Allow.
-            app.router.add_route("*", path, _method_not_allowed(sorted(handlers)))
-
-    async def _cp_health(self, request: web.Request) -> web.Response:
-        return web.json_response({"device": self.device, "ready": self.started_at is not None})
-
-    async def _cp_state(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "device": self.device,
-                "seed": self.seed,
-                "time_scale": self.clock.time_scale,
-                "uptime_s": round(time.monotonic() - (self.started_at or time.monotonic()), 3),
-                "endpoints": self.endpoints(),
-                "tasks": self.tasks.live,
-                "faults": len(self.faults),
-                "pacing": {name: stats.as_dict() for name, stats in self.pacing.items()},
-                "device_state": self.state(),
-            }
-        )
-
-    async def _cp_reset(self, request: web.Request) -> web.Response:
-        try:
-            body = await read_json_object(request, allow_empty=True)
-        except FieldError as exc:
-            return field_error(exc)
-        unknown = [k for k in body if k != "seed"]
-        if unknown:
-            return field_error(FieldError(unknown[0], "is not a field of reset; allowed: seed"))
-        seed = body.get("seed")
-        if isinstance(seed, float) and seed.is_integer():
-            seed = int(seed)
-        if "seed" in body and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-            return field_error(FieldError("seed", f"must be an integer between 0 and 2^63-1, got {seed!r}"))
-        await self.reset(seed)
-        return web.json_response({"device": self.device, "seed": self.seed, "reset": True})
-
-    async def _cp_faults_list(self, request: web.Request) -> web.Response:
-        return web.json_response({"faults": [r.as_dict() for r in self.faults.rules()]})
-
-    async def _cp_faults_add(self, request: web.Request) -> web.Response:
-        try:
-            rule = self.faults.add(await read_json_object(request))
-        except RuleLimitReached as exc:
-            return field_error(exc, status=409)
-        except FieldError as exc:
-            return field_error(exc)
-        self.events.record("fault.added", rule=rule.id)
-        return web.json_response(rule.as_dict(), status=201)
-
-    async def _cp_faults_clear(self, request: web.Request) -> web.Response:
-        self.faults.clear()
-        return web.json_response({"faults": []})
-
-    async def _cp_faults_remove(self, request: web.Request) -> web.Response:
-        fault_id = request.match_info["fault_id"]
-        if not self.faults.remove(fault_id):
-            return field_error(FieldError("fault_id", f"no fault rule {fault_id!r}"), status=404)
-        return web.Response(status=204)
-
-    async def _cp_events(self, request: web.Request) -> web.Response:
-        q = request.query
-        try:
-            since = _query_int(q, "since", 0, 0, 2**62)
-            limit = _query_int(q, "limit", 500, 0, 10_000)
-        except FieldError as exc:
-            return field_error(exc)
-        events = self.events.query(kind=q.get("kind") or None, since=since, limit=limit)
-        return web.json_response({"events": [e.as_dict() for e in events]})
-
-    async def _cp_scenario_list(self, request: web.Request) -> web.Response:
-        return web.json_response({"controls": sorted(self.scenario_controls)})
-
-    async def _cp_scenario_run(self, request: web.Request) -> web.Response:
-        name = request.match_info["control"]
-        control = self.scenario_controls.get(name)
-        if control is None:
-            allowed = ", ".join(sorted(self.scenario_controls)) or "none"
-            message = f"unknown scenario control {name!r}; {self.device} has: {allowed}"
-            return field_error(FieldError("control", message), status=404)
-        try:
-            body = await read_json_object(request, allow_empty=True)
-            result = await control(body)
-        except ScenarioConflict as exc:
-            return field_error(exc, status=409)
-        except FieldError as exc:
-            return field_error(exc)
-        self.events.record("scenario", control=name, body=body)
-        return web.json_response(result)
-
-
-# ----- helpers shared by device APIs ---------------------------------------------------------------------
-def _method_not_allowed(allowed: list[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def handler(request: web.Request) -> web.Response:
-        if request.method == "HEAD" and "GET" in allowed:
-            return web.Response(status=200)
-        return web.json_response(
-            {"error": f"method: {request.method} is not allowed here; allowed: {', '.join(allowed)}",
-             "field": "method"},
-            status=405, headers={"Allow": ", ".join(allowed)},
-        )
-
-    return handler
-
-
-def bind_tcp(host: str, port: int) -> socket.socket:
-    """A listening socket; port 0 picks a free one. SO_REUSEADDR so a restart can rebind at once."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(512)
-    except OSError:
-        sock.close()
-        raise
-    sock.setblocking(False)
-    return sock
-
-
-def field_error(exc: FieldError, status: int = 400) -> web.Response:
-    return web.json_response(exc.as_dict(), status=status)
-
-
-async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The request body as a JSON object; FieldError('body', ...) otherwise."""
-    raw = await request.read()
-    if not raw.strip():
-        if allow_empty:
-            return {}
-        raise FieldError("body", "must be a JSON object")
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FieldError("body", f"is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise FieldError("body", f"must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _query_int(q: Any, name: str, default: int, lo: int, hi: int) -> int:
-    raw = q.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise FieldError(name, f"must be an integer between {lo} and {hi}, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise FieldError(name, f"must be between {lo} and {hi}, got {value}")
-    return value

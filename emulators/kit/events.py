@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,35 +46,101 @@ class Event:
         return {"id": self.id, "time": self.time, "kind": self.kind, "device": self.device, "detail": self.detail}
 
 
+EventPredicate = Callable[[Event], bool]
+
+
+@dataclass
+class _Waiter:
+    kind: str
+    predicate: EventPredicate | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Event]
+
+    def wants(self, event: Event) -> bool:
+        return _kind_matches(event.kind, self.kind) and (self.predicate is None or self.predicate(event))
+
+
 class EventLog:
-    """Keeps the newest ``capacity`` events; significant kinds also go to the logger."""
+    """Keeps the newest ``capacity`` events; significant kinds also go to the logger.
+
+    Events may be recorded from worker threads; ``wait_for`` wakes its waiter on the waiter's own loop.
+    """
 
     def __init__(self, device: str, capacity: int = 2000) -> None:
         self.device = device
         self._events: deque[Event] = deque(maxlen=capacity)
         self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiters: list[_Waiter] = []
 
     def record(self, kind: str, **detail: Any) -> Event:
-        event = Event(id=next(self._ids), time=time.time(), kind=kind, device=self.device, detail=detail)
-        self._events.append(event)
+        with self._lock:
+            event = Event(id=next(self._ids), time=time.time(), kind=kind, device=self.device, detail=detail)
+            self._events.append(event)
+            woken = [w for w in self._waiters if w.wants(event)]
+            for waiter in woken:
+                self._waiters.remove(waiter)
+        for waiter in woken:
+            waiter.loop.call_soon_threadsafe(_resolve, waiter.future, event)
         if (kind in _SIGNIFICANT or kind.split(".", 1)[0] in _SIGNIFICANT_PREFIXES) and log.isEnabledFor(logging.INFO):
             log.info("%s %s", kind, _describe(detail), extra={"device": self.device, "event": kind, "detail": detail})
         return event
 
     def query(self, kind: str | None = None, since: int = 0, limit: int = 500) -> list[Event]:
         """Events newer than ``since``; ``kind`` matches exactly or as a dotted prefix (``stream``)."""
-        out = [
-            e
-            for e in self._events
-            if e.id > since and (kind is None or e.kind == kind or e.kind.startswith(kind + "."))
-        ]
+        with self._lock:
+            out = [e for e in self._events if e.id > since and (kind is None or _kind_matches(e.kind, kind))]
         return out[-limit:] if limit else out
 
+    # The timeout is a parameter (not the caller's asyncio.timeout) because its error names the kinds seen.
+    async def wait_for(
+        self, kind: str, predicate: EventPredicate | None = None, *, timeout: float = 10.0,  # noqa: ASYNC109
+        since: int = 0,
+    ) -> Event:
+        """The first event (newer than ``since``, already logged or still to come) of ``kind`` (exact or dotted
+        prefix) that satisfies ``predicate``; TimeoutError naming the kinds seen meanwhile otherwise."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(kind, predicate, loop, loop.create_future())
+        with self._lock:
+            for event in self._events:
+                if event.id > since and waiter.wants(event):
+                    return event
+            self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter.future
+        except TimeoutError:
+            seen = sorted({e.kind for e in self.query(since=since, limit=0)})
+            raise TimeoutError(
+                f"{self.device}: no {kind!r} event{' matching the predicate' if predicate else ''} within "
+                f"{timeout} s; kinds seen: {', '.join(seen) or 'none'}"
+            ) from None
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest event (0 when empty): pass it as ``since`` to wait only for what follows."""
+        with self._lock:
+            return self._events[-1].id if self._events else 0
+
     def clear(self) -> None:
-        self._events.clear()
+        with self._lock:
+            self._events.clear()
 
     def __len__(self) -> int:
         return len(self._events)
+
+
+def _kind_matches(kind: str, wanted: str) -> bool:
+    return kind == wanted or kind.startswith(wanted + ".")
+
+
+def _resolve(future: asyncio.Future[Event], event: Event) -> None:
+    if not future.done():
+        future.set_result(event)
 
 
 def _describe(detail: dict[str, Any]) -> str:

@@ -1,18 +1,21 @@
 """Fault rules (WireMock's vocabulary, extended to streams): what to break, where, how often; seeded.
 
 This module is sans-I/O: it validates rules, matches requests and stream ticks, and rolls the dice.
-The HTTP middleware (``emulator.py``) and the stream senders act on what it decides.
+The HTTP middleware (``http_faults.py``) and the stream senders (through ``Emulator.stream_verdict``) act on
+what it decides.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import itertools
 import random
 import re
 import threading
+import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from emulators.kit.errors import FieldError
 
@@ -22,39 +25,234 @@ DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "*")
 
 
-@dataclass
-class FaultAction:
-    type: str
+@dataclass(frozen=True)
+class StatusAction:
+    """Answer with this status, body and headers instead of the device."""
+
     status: int = 500
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    type: Literal["status"] = "status"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "status": self.status, "body": self.body, "headers": self.headers}
+
+
+@dataclass(frozen=True)
+class DelayAction:
+    """Delay the answer by a fixed or drawn time (``ms`` or ``min_ms``/``max_ms`` or ``median_ms``/``sigma``)."""
+
     distribution: str = "fixed"
     ms: float = 0.0
     min_ms: float = 0.0
     max_ms: float = 0.0
     median_ms: float = 0.0
     sigma: float = 0.5
-    code: int = 1011
-    reason: str = ""
-    seconds: float = 0.0
+    type: Literal["delay"] = "delay"
 
     def as_dict(self) -> dict[str, Any]:
-        base: dict[str, Any] = {"type": self.type}
-        if self.type == "status":
-            base.update(status=self.status, body=self.body, headers=self.headers)
-        elif self.type == "delay":
-            base["distribution"] = self.distribution
-            if self.distribution == "fixed":
-                base["ms"] = self.ms
-            elif self.distribution == "uniform":
-                base.update(min_ms=self.min_ms, max_ms=self.max_ms)
-            else:
-                base.update(median_ms=self.median_ms, sigma=self.sigma)
-        elif self.type == "close":
-            base.update(code=self.code, reason=self.reason)
-        elif self.type == "stall":
-            base["seconds"] = self.seconds
-        return base
+        if self.distribution == "fixed":
+            return {"type": self.type, "distribution": self.distribution, "ms": self.ms}
+        if self.distribution == "uniform":
+            return {"type": self.type, "distribution": self.distribution, "min_ms": self.min_ms, "max_ms": self.max_ms}
+        return {"type": self.type, "distribution": self.distribution, "median_ms": self.median_ms, "sigma": self.sigma}
+
+
+@dataclass(frozen=True)
+class EmptyAction:
+    """Close the connection without an answer."""
+
+    type: Literal["empty"] = "empty"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class ResetAction:
+    """Reset the connection (RST) without an answer."""
+
+    type: Literal["reset"] = "reset"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class CloseAction:
+    """Close the stream cleanly with a close code and reason."""
+
+    code: int = 1011
+    reason: str = ""
+    type: Literal["close"] = "close"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class StallAction:
+    """Send nothing for ``seconds`` (or until the rule is deleted), then carry on."""
+
+    seconds: float = 1.0
+    type: Literal["stall"] = "stall"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class DropAction:
+    """Skip this frame/chunk."""
+
+    type: Literal["drop"] = "drop"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class CorruptAction:
+    """Send this frame/chunk with damaged content."""
+
+    type: Literal["corrupt"] = "corrupt"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+@dataclass(frozen=True)
+class DisconnectAction:
+    """Drop the stream's connection without a close handshake."""
+
+    type: Literal["disconnect"] = "disconnect"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type}
+
+
+HttpAction = StatusAction | DelayAction | EmptyAction | ResetAction
+StreamAction = CloseAction | StallAction | DropAction | CorruptAction | DisconnectAction
+FaultAction = HttpAction | StreamAction
+
+
+class Lift:
+    """Set when a stall's rule is deleted: ends every stall in progress, in coroutines and in threads alike."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait_blocking(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+    async def wait(self, seconds: float) -> bool:
+        event = asyncio.Event()
+        with self._lock:
+            if self._event.is_set():
+                return True
+            entry = (asyncio.get_running_loop(), event)
+            self._waiters.append(entry)
+        try:
+            async with asyncio.timeout(seconds):
+                await event.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                if entry in self._waiters:
+                    self._waiters.remove(entry)
+
+
+# ----- verdicts: what a stream sender does with one frame/chunk ------------------------------------------
+@dataclass(frozen=True)
+class Send:
+    """Send the frame; ``corrupt`` asks the sender to damage it first (``corrupt_payload``)."""
+
+    corrupt: bool = False
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Do not send this frame; the stream goes on."""
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Send nothing for ``seconds``; deleting the rule ends the stall early."""
+
+    seconds: float
+    lift: Lift = field(default_factory=Lift, compare=False, repr=False)
+
+    async def wait(self) -> None:
+        await self.lift.wait(self.seconds)
+
+    def wait_blocking(self) -> None:
+        """For worker threads."""
+        self.lift.wait_blocking(self.seconds)
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close the stream cleanly with this code and reason."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Drop the connection without a close handshake."""
+
+
+StreamVerdict = Send | Skip | Stall | Close | Abort
+SEND = Send()
+_SKIP = Skip()
+_ABORT = Abort()
+
+
+def verdict_for(rule: FaultRule | None) -> StreamVerdict:
+    """The sender's verdict for a stream rule that fired (or none)."""
+    if rule is None:
+        return SEND
+    match rule.action:
+        case DropAction():
+            return _SKIP
+        case CorruptAction():
+            return Send(corrupt=True)
+        case StallAction(seconds=seconds):
+            return Stall(seconds, rule.lift)
+        case CloseAction(code=code, reason=reason):
+            return Close(code, reason)
+        case DisconnectAction():
+            return _ABORT
+    raise ValueError(f"rule {rule.id} has HTTP action {rule.action.type!r}, not a stream action")
+
+
+def corrupt_payload(payload: bytes) -> bytes:
+    """Flip a handful of bytes past the first 16 (headers survive, content does not); the same input always
+    gives the same output, so a corrupted run is reproducible."""
+    if len(payload) <= 16:
+        return bytes(b ^ 0xFF for b in payload)
+    data = bytearray(payload)
+    rng = random.Random(zlib.crc32(payload))
+    for _ in range(max(1, len(data) // 512)):
+        i = rng.randrange(16, len(data))
+        data[i] ^= 0xFF
+    return bytes(data)
 
 
 @dataclass
@@ -68,10 +266,8 @@ class FaultRule:
     count: int | None = None  # remaining applications; None = unlimited
     hits: int = 0
     _path_re: re.Pattern[str] | None = None
-
-    @property
-    def is_stream(self) -> bool:
-        return self.stream is not None
+    # Set when the rule is deleted, which ends a stall it started.
+    lift: Lift = field(default_factory=Lift, compare=False, repr=False)
 
     def matches_request(self, method: str, path: str) -> bool:
         if self.path is None or self._path_re is None:
@@ -173,45 +369,51 @@ def parse_action(raw: Any, *, stream: bool) -> FaultAction:
         target = "a stream rule (match.stream)" if stream else "an HTTP rule (match.path)"
         raise FieldError("action.type", f"must be one of {', '.join(allowed)} for {target}, got {kind!r}")
     keys = _ACTION_KEYS[kind]
+    dist = raw.get("distribution", "fixed")
     if kind == "delay":
-        dist = raw.get("distribution", "fixed")
         if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
             raise FieldError("action.distribution", f"must be one of {', '.join(DISTRIBUTIONS)}, got {dist!r}")
         keys = {"distribution"} | _DELAY_KEYS[dist]
     _only_keys(raw, keys | {"type"}, "action")
-    action = FaultAction(type=kind)
-    if kind == "status":
-        action.status = _integer(raw, "status", "action", lo=200, hi=599, default=500)
-        action.body = raw.get("body")
-        headers = raw.get("headers", {})
-        if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and _HEADER_NAME.fullmatch(k) and _HEADER_VALUE.fullmatch(v)
-            for k, v in headers.items()
-        ):
-            raise FieldError(
-                "action.headers", "must map header names (letters, digits, '-') to printable ASCII values"
-            )
-        action.headers = headers
-    elif kind == "delay":
-        action.distribution = raw.get("distribution", "fixed")
-        if dist == "fixed":
-            action.ms = _number(raw, "ms", "action", lo=0, hi=600_000, default=0)
-        elif dist == "uniform":
-            action.min_ms = _number(raw, "min_ms", "action", lo=0, hi=600_000, default=0)
+    match kind:
+        case "status":
+            headers = raw.get("headers", {})
+            if not isinstance(headers, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and _HEADER_NAME.fullmatch(k) and _HEADER_VALUE.fullmatch(v)
+                for k, v in headers.items()
+            ):
+                raise FieldError(
+                    "action.headers", "must map header names (letters, digits, '-') to printable ASCII values"
+                )
+            status = _integer(raw, "status", "action", lo=200, hi=599, default=500)
+            return StatusAction(status=status, body=raw.get("body"), headers=headers)
+        case "delay" if dist == "fixed":
+            return DelayAction(dist, ms=_number(raw, "ms", "action", lo=0, hi=600_000, default=0))
+        case "delay" if dist == "uniform":
+            lo = _number(raw, "min_ms", "action", lo=0, hi=600_000, default=0)
             # Either order is accepted: the delay is drawn uniformly between the two bounds.
-            action.max_ms = _number(raw, "max_ms", "action", lo=0, hi=600_000, default=action.min_ms)
-        else:
-            action.median_ms = _number(raw, "median_ms", "action", lo=0, hi=600_000, default=100)
-            action.sigma = _number(raw, "sigma", "action", lo=0, hi=5, default=0.5)
-    elif kind == "close":
-        action.code = _integer(raw, "code", "action", lo=1000, hi=4999, default=1011)
-        reason = raw.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > 30:
-            raise FieldError("action.reason", "must be a string of at most 30 characters")
-        action.reason = reason
-    elif kind == "stall":
-        action.seconds = _number(raw, "seconds", "action", lo=0, hi=3600, default=1.0)
-    return action
+            return DelayAction(dist, min_ms=lo, max_ms=_number(raw, "max_ms", "action", lo=0, hi=600_000, default=lo))
+        case "delay":
+            return DelayAction(dist, median_ms=_number(raw, "median_ms", "action", lo=0, hi=600_000, default=100),
+                               sigma=_number(raw, "sigma", "action", lo=0, hi=5, default=0.5))
+        case "empty":
+            return EmptyAction()
+        case "reset":
+            return ResetAction()
+        case "close":
+            code = _integer(raw, "code", "action", lo=1000, hi=4999, default=1011)
+            reason = raw.get("reason", "")
+            if not isinstance(reason, str) or len(reason) > 30:
+                raise FieldError("action.reason", "must be a string of at most 30 characters")
+            return CloseAction(code=code, reason=reason)
+        case "stall":
+            return StallAction(seconds=_number(raw, "seconds", "action", lo=0, hi=3600, default=1.0))
+        case "drop":
+            return DropAction()
+        case "corrupt":
+            return CorruptAction()
+        case _:
+            return DisconnectAction()
 
 
 class RuleLimitReached(FieldError):
@@ -282,14 +484,19 @@ class FaultBook:
         return rule
 
     def remove(self, rule_id: str) -> bool:
+        """Delete a rule; a stall it started ends now."""
         with self._lock:
-            before = len(self._rules)
+            gone = [r for r in self._rules if r.id == rule_id]
             self._rules = [r for r in self._rules if r.id != rule_id]
-            return len(self._rules) != before
+        for rule in gone:
+            rule.lift.set()
+        return bool(gone)
 
     def clear(self) -> None:
         with self._lock:
-            self._rules = []
+            gone, self._rules = self._rules, []
+        for rule in gone:
+            rule.lift.set()
 
     def rules(self) -> list[FaultRule]:
         with self._lock:
@@ -331,24 +538,22 @@ class FaultBook:
     def _prune(self) -> None:
         self._rules = [r for r in self._rules if r.count is None or r.count > 0]
 
-    def delay_seconds(self, action: FaultAction) -> float:
+    def verdict(self, stream: str) -> tuple[FaultRule | None, StreamVerdict]:
+        """The rule that fires for this frame/chunk of ``stream`` (if any) and the sender's verdict."""
+        rule = self.for_stream(stream)
+        return rule, verdict_for(rule)
+
+    def delay_seconds(self, action: DelayAction) -> float:
         if action.distribution == "fixed":
             return action.ms / 1000.0
         with self._lock:
             return self._sample_delay(action)
 
-    def _sample_delay(self, action: FaultAction) -> float:
+    def _sample_delay(self, action: DelayAction) -> float:
         if action.distribution == "uniform":
             return self._rng.uniform(min(action.min_ms, action.max_ms), max(action.min_ms, action.max_ms)) / 1000.0
         return min(600.0, self._rng.lognormvariate(0.0, action.sigma) * action.median_ms / 1000.0)
 
     def corrupt(self, payload: bytes) -> bytes:
-        """Flip a handful of bytes past the first 16 (headers survive, content does not)."""
-        if len(payload) <= 16:
-            return bytes(b ^ 0xFF for b in payload)
-        data = bytearray(payload)
-        with self._lock:
-            for _ in range(max(1, len(data) // 512)):
-                i = self._rng.randrange(16, len(data))
-                data[i] ^= 0xFF
-        return bytes(data)
+        """Kept for senders not yet on verdicts; same as ``corrupt_payload``."""
+        return corrupt_payload(payload)

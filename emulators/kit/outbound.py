@@ -52,7 +52,10 @@ class RetryPolicy:
 
 
 class EgressPolicy:
-    def __init__(self, allow: Iterable[str] = DEFAULT_ALLOWED, allow_hosts: Iterable[str] = ("localhost",)) -> None:
+    """Where outbound senders may connect. Built once from the configuration (``egress_allow``) and passed to
+    every sender; nothing builds a default one, so the configured list can neither be bypassed nor ignored."""
+
+    def __init__(self, allow: Iterable[str], allow_hosts: Iterable[str] = ("localhost",)) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in allow]
         self.hosts = {h.lower() for h in allow_hosts}
 
@@ -77,7 +80,7 @@ class EgressPolicy:
             infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
         except socket.gaierror as exc:
             raise EgressRefused(f"{url}: cannot resolve {host!r} ({exc.strerror})") from None
-        addresses = {info[4][0] for info in infos}
+        addresses = {str(info[4][0]) for info in infos}
         if not addresses or not all(self._allowed_ip(a) for a in addresses):
             raise EgressRefused(_refusal(url, host))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -191,7 +192,7 @@ class ToneGenerator:
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
     """float samples in -1..1 (clipped) to int16."""
-    return np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+    return cast(np.ndarray, np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16))
 
 
 def to_float32(samples: np.ndarray) -> np.ndarray:
@@ -362,4 +363,4 @@ class VoiceGenerator:
         onset_end = min(hi - segment.start, len(segment.onset_noise))
         if lo - segment.start < onset_end:
             signal[: onset_end - (lo - segment.start)] += segment.onset_noise[lo - segment.start : onset_end]
-        return (self.amplitude * signal).astype(np.float32)
+        return cast(np.ndarray, (self.amplitude * signal).astype(np.float32))

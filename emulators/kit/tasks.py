@@ -13,14 +13,30 @@ log = logging.getLogger("benchtwin.tasks")
 class TaskOwner:
     """Owns asyncio tasks; ``aclose`` cancels every live task and waits for all of them to finish.
 
+    Owners form a tree: a stream, bot or service takes a ``child()`` of the emulator's owner, closes it when
+    it ends, and is closed with its parent otherwise; ``live`` counts the tasks of the whole tree.
     A task that fails is logged (not silently lost); ``aclose`` never raises for a child's failure,
     because shutdown must always complete.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, parent: TaskOwner | None = None) -> None:
         self.name = name
+        self.parent = parent
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._children: list[TaskOwner] = []
         self._closed = False
+
+    def child(self, name: str) -> TaskOwner:
+        """A sub-owner, cancelled with this one and counted by it; closing it detaches it."""
+        if self._closed:
+            raise RuntimeError(f"{self.name} is closed; cannot start {name}")
+        owner = TaskOwner(f"{self.name}/{name}", parent=self)
+        self._children.append(owner)
+        return owner
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         if self._closed:
@@ -38,13 +54,16 @@ class TaskOwner:
 
     @property
     def live(self) -> int:
-        return len(self._tasks)
+        """Live tasks in this owner and every descendant."""
+        return len(self._tasks) + sum(c.live for c in self._children)
 
     def names(self) -> list[str]:
-        return sorted(t.get_name() for t in self._tasks)
+        return sorted([t.get_name() for t in self._tasks] + [n for c in self._children for n in c.names()])
 
     async def cancel_all(self) -> None:
-        """Cancel and await every task, leaving the owner usable."""
+        """Cancel and await every task of the tree, leaving every owner in it usable (``reset`` does this)."""
+        for child in list(self._children):
+            await child.cancel_all()
         while self._tasks:
             tasks = list(self._tasks)
             current = asyncio.current_task()
@@ -58,7 +77,15 @@ class TaskOwner:
                 self._tasks.discard(task)
 
     async def aclose(self) -> None:
+        await self._close_detached()
+        if self.parent is not None and self in self.parent._children:
+            self.parent._children.remove(self)
+
+    async def _close_detached(self) -> None:
         self._closed = True
+        children, self._children = self._children, []
+        for child in children:
+            await child._close_detached()
         await self.cancel_all()
 
 

@@ -199,7 +199,7 @@ class PushOutput:
     ) -> None:
         self._emulator = emulator
         self._stream_failed = on_failure
-        self.push = AvPush(target, producer.video, producer.audio, on_failure=self._on_failure)
+        self.push = AvPush(target, producer.video, producer.audio, on_failure=self._on_failure, egress=emulator.egress)
 
     async def start(self) -> None:
         await self.push.start()

@@ -125,7 +125,7 @@ class AvPush:
         audio: AacEncoder,
         *,
         on_failure: Callable[[str], None] | None = None,
-        egress: EgressPolicy | None = None,
+        egress: EgressPolicy,
         start_timeout: float = 20.0,
     ) -> None:
         self.target = target
@@ -155,11 +155,10 @@ class AvPush:
     # ----- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect and publish; returns once the target accepted the stream, else PushConnectError."""
-        from emulators.kit.outbound import EgressPolicy, EgressRefused
+        from emulators.kit.outbound import EgressRefused
 
-        egress = self._egress or EgressPolicy()
         try:
-            await asyncio.to_thread(egress.check, self.target.url)
+            await asyncio.to_thread(self._egress.check, self.target.url)
         except EgressRefused as exc:
             raise PushConnectError(str(exc)) from None
         env = dict(os.environ)

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
-from emulators.kit.outbound import EgressPolicy, OutboundFailed, RetryPolicy, WebhookSender
+from emulators.kit.outbound import OutboundFailed, RetryPolicy, WebhookSender
 from emulators.videodb import hls
 from emulators.videodb.alerts import AlertFiring
 from emulators.videodb.api import VideoDBApi
@@ -567,7 +567,7 @@ class VideoDBEmulator(Emulator):
                 interval_s=float(self.settings["webhook_retry_interval_s"]),
                 max_attempts=int(self.settings["webhook_attempts"]),
             ),
-            egress=EgressPolicy(),
+            egress=self.egress,
             events=self.events,
             ssl=self.client_ssl,
         )

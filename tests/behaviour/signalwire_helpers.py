@@ -11,7 +11,16 @@ from typing import Any
 from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.tls import ensure_dev_certs
 from emulators.signalwire.device import SignalWireEmulator
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"  # "Weekly product sync" in the default scenario
 WAITING_CONFERENCE = "4c6e8a0b-7d2f-4e9a-8b1c-5d3e7f9a1b2c"  # nobody joined yet: status init
@@ -88,8 +97,11 @@ class Rig:
 async def rig(settings: dict[str, Any] | None = None, *, body_encoding: str = "form") -> AsyncIterator[Rig]:
     """Emulator (free ports) + client on its HTTPS endpoint + a wss receiver + a callback sink."""
     merged = {"port": 0, "tls_port": 0, **(settings or {})}
-    async with SignalWireEmulator(settings=merged) as emulator, MediaStreamReceiver() as receiver, \
-            callback_sink() as sink:
+    async with (
+        SignalWireEmulator(egress=EGRESS, settings=merged) as emulator,
+        MediaStreamReceiver(**RECEIVER_TLS) as receiver,
+        callback_sink() as sink,
+    ):
         creds = emulator.credentials()
         client = SignalWireClient(creds["project"], creds["token"], creds["space_url"], ca_bundle=creds["ca_bundle"],
                                   body_encoding=body_encoding)

@@ -102,7 +102,15 @@ def test_print_config_shows_every_default_in_one_place() -> None:
     config = json.loads(result.stdout)
     assert config["host"] == "127.0.0.1"
     for name, cls in available().items():
-        assert config[name]["port"] == cls.settings_defaults["port"]
+        assert config[name]["port"] == cls.default_settings()["port"]
+
+
+def test_print_config_markdown_has_a_settings_table_per_device() -> None:
+    result = run("up", "--print-config", "markdown")
+    assert result.returncode == 0
+    for name, cls in available().items():
+        assert f"## {name}\n" in result.stdout
+        assert f"| `port` | `{cls.default_settings()['port']}`" in result.stdout
 
 
 def test_certs_creates_a_ca_and_server_certificate_once(tmp_path: Path) -> None:

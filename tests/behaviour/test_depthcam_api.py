@@ -13,6 +13,10 @@ import pytest
 import yaml
 
 from emulators.depthcam.device import DepthCamEmulator
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MXID = "14442C10D13EABCE00"
 CAM = f"/cameras/{MXID}"
@@ -29,7 +33,7 @@ COLOR_720P = {
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(settings={"port": 0}) as emu:
+    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
         yield emu
 
 
@@ -308,7 +312,7 @@ async def test_a_request_racing_a_depth_activation_either_wins_or_gets_the_docum
 
 async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_the_new_state() -> None:
     async with (
-        DepthCamEmulator(settings={"port": 0, "restart_delay_s": 4.0}, time_scale=0.05) as emu,
+        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "restart_delay_s": 4.0}, time_scale=0.05) as emu,
         aiohttp.ClientSession() as http,
     ):
         started = time.monotonic()
@@ -326,7 +330,7 @@ async def test_mutations_take_the_restart_delay_and_concurrent_reads_wait_for_th
 
 async def test_boot_failures_replay_the_retry_schedule_then_answer_500() -> None:
     async with (
-        DepthCamEmulator(settings={"port": 0, "boot_failures": 6}, time_scale=0.002) as emu,
+        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "boot_failures": 6}, time_scale=0.002) as emu,
         aiohttp.ClientSession() as http,
     ):
         started = time.monotonic()
@@ -339,7 +343,7 @@ async def test_boot_failures_replay_the_retry_schedule_then_answer_500() -> None
 # ----- quirks, forms, devices --------------------------------------------------------------------------------
 async def test_the_robopipe_server_profile_answers_the_real_500s() -> None:
     async with (
-        DepthCamEmulator(settings={"port": 0, "profile": "robopipe-server"}) as emu,
+        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "profile": "robopipe-server"}) as emu,
         aiohttp.ClientSession() as http,
     ):
         for method, path, kwargs in [
@@ -356,14 +360,14 @@ async def test_the_robopipe_server_profile_answers_the_real_500s() -> None:
 
 async def test_quirks_for_depth_config_and_impossible_sizes_answer_500() -> None:
     settings = {"port": 0, "quirk_depth_config_500": True, "quirk_boot_error_500": True}
-    async with DepthCamEmulator(settings=settings) as emu, aiohttp.ClientSession() as http:
+    async with DepthCamEmulator(egress=EGRESS, settings=settings) as emu, aiohttp.ClientSession() as http:
         await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         mono = {"resolution": "THE_400_P", "fps": 30}
         assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 500
         too_big = {**COLOR_720P, "still_size": [1920, 1080]}
         assert (await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big))[0] == 500
         # Without the quirks the same requests are applied (depth) and rejected with a 422 naming the field.
-    async with DepthCamEmulator(settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
         await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/")
         assert (await call(http, emu, "POST", f"{STREAMS}/DEPTH_B_C/config", json=mono))[0] == 200
         status, _, body = await call(http, emu, "POST", f"{STREAMS}/CAM_A/config", json=too_big)
@@ -372,7 +376,7 @@ async def test_quirks_for_depth_config_and_impossible_sizes_answer_500() -> None
 
 async def test_the_stream_list_can_take_the_newer_list_form() -> None:
     async with (
-        DepthCamEmulator(settings={"port": 0, "stream_list_form": "list"}) as emu,
+        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "stream_list_form": "list"}) as emu,
         aiohttp.ClientSession() as http,
     ):
         body = (await call(http, emu, "GET", f"{STREAMS}/"))[2]
@@ -380,7 +384,10 @@ async def test_the_stream_list_can_take_the_newer_list_form() -> None:
 
 
 async def test_a_lab_rig_serves_an_lr_with_three_pairs_and_an_oak_1_without_depth() -> None:
-    async with DepthCamEmulator(settings={"port": 0, "rig": "lab"}) as emu, aiohttp.ClientSession() as http:
+    async with (
+        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "rig": "lab"}) as emu,
+        aiohttp.ClientSession() as http,
+    ):
         cameras = (await call(http, emu, "GET", "/cameras/"))[2]
         assert [c["mxid"] for c in cameras] == ["14442C10D13EABCE00", "18443010D116631200", "14442C1071659ACD00"]
         lr = "/cameras/18443010D116631200/streams"

@@ -16,6 +16,10 @@ from clients.stamp import StreamKind, read_stamp
 from contracts.asyncapi import validate_message
 from emulators.depthcam import scene
 from emulators.depthcam.device import DepthCamEmulator
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MXID = "14442C10D13EABCE00"
 COLOR_720P = {
@@ -30,7 +34,7 @@ COLOR_720P = {
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(settings={"port": 0}) as emu:
+    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
         yield emu
 
 
@@ -183,7 +187,7 @@ async def test_the_ground_truth_depth_matches_each_object_within_2_percent(
 
 async def test_the_client_sees_one_pair_at_a_time_on_an_oak_d_lr() -> None:
     async with (
-        DepthCamEmulator(settings={"port": 0, "rig": "lab"}) as emu,
+        DepthCamEmulator(egress=EGRESS, settings={"port": 0, "rig": "lab"}) as emu,
         DepthCamera(emu.url(), "18443010D116631200") as lr,
     ):
         await lr.activate("DEPTH_B_A")

@@ -12,6 +12,10 @@ import pytest
 from emulators.depthcam import schemas
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.model import Camera, oak_d
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MXID = "14442C10D13EABCE00"
 CONTROL = f"/cameras/{MXID}/streams/CAM_A/control"
@@ -19,7 +23,7 @@ CONTROL = f"/cameras/{MXID}/streams/CAM_A/control"
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(settings={"port": 0}) as emu:
+    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
         yield emu
 
 

@@ -14,6 +14,10 @@ from clients.depthcam import DepthCamera
 from clients.stamp import StreamKind, read_stamp
 from emulators.depthcam.device import DepthCamEmulator
 from emulators.depthcam.media import split_boxes
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MXID = "14442C10D13EABCE00"
 VIDEO = f"/cameras/{MXID}/streams/{{}}/video"
@@ -21,7 +25,7 @@ VIDEO = f"/cameras/{MXID}/streams/{{}}/video"
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[DepthCamEmulator]:
-    async with DepthCamEmulator(settings={"port": 0}) as emu:
+    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu:
         yield emu
 
 
@@ -173,7 +177,7 @@ async def test_dropped_frames_show_as_gaps_in_the_stamped_frame_numbers(emulator
 async def test_with_the_restart_quirk_any_restart_closes_the_devices_viewers() -> None:
     settings = {"port": 0, "quirk_restart_closes_websockets": True}
     async with (
-        DepthCamEmulator(settings=settings) as emu,
+        DepthCamEmulator(egress=EGRESS, settings=settings) as emu,
         aiohttp.ClientSession() as http,
         http.ws_connect(emu.url() + VIDEO.format("CAM_A")) as ws,
         DepthCamera(emu.url(), MXID) as camera,

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from clients.stamp import FrameStamp, StreamKind, read_stamp
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.kit.rtsp.recorder import RtspRecorder
 from emulators.misty.av import (
     AvConnectError,
@@ -28,6 +29,9 @@ from emulators.misty.av import (
 from emulators.misty.av_push import PushTarget
 from emulators.misty.device import MistyEmulator
 from emulators.misty.scene import BAR, SKY, MistyScene
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 PARAMS = AvParams(
     url="rtspd:0",
@@ -44,7 +48,7 @@ PARAMS = AvParams(
 
 @pytest.fixture
 async def misty() -> AsyncIterator[MistyEmulator]:
-    async with MistyEmulator(settings={"port": 0}) as emulator:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
         yield emulator  # type: ignore[misc]
 
 

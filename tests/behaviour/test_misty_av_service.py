@@ -8,7 +8,11 @@ import socket
 import pytest
 
 from clients.misty import MistyClient, MistyError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.misty.device import MistyEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 SMALL = {"width": 320, "height": 240, "frame_rate": 10, "video_bit_rate": 256000, "audio_bit_rate": 32000,
          "audio_sample_rate_hz": 16000}  # fmt: skip
@@ -23,7 +27,7 @@ def free_port():
 
 @pytest.fixture
 async def robot():
-    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
         await misty.enable_av_streaming_service()
         yield emu, misty
 

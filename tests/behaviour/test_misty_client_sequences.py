@@ -9,7 +9,11 @@ import aiohttp
 import av
 import pytest
 
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.misty.device import MistyEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 
 @pytest.fixture
@@ -21,7 +25,7 @@ def free_port():
 
 @pytest.fixture
 async def robot():
-    async with MistyEmulator(settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
         yield emu.url(), http
 
 

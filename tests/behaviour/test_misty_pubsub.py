@@ -12,7 +12,11 @@ import aiohttp
 import pytest
 
 from clients.misty import EventCondition, MistyClient, MistyError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.misty.device import MistyEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 TIMEOUT = 5.0
 REGISTERED = "Registration Status: API event registered."
@@ -20,7 +24,7 @@ REGISTERED = "Registration Status: API event registered."
 
 @pytest.fixture
 async def emu():
-    async with MistyEmulator(settings={"port": 0}) as emulator:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
         yield emulator
 
 
@@ -188,7 +192,7 @@ async def test_subscriptions_end_with_their_connection_by_default(emu, http):
 
 
 async def test_sticky_subscriptions_refuse_the_name_after_a_reconnect_until_a_core_reboot(http):
-    async with MistyEmulator(settings={"port": 0, "sticky_subscriptions": True}) as emu:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0, "sticky_subscriptions": True}) as emu:
         subscribe = json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": "sticky"})
         async with await connect(http, emu) as ws:
             await ws.send_str(subscribe)

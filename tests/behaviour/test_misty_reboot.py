@@ -9,7 +9,11 @@ import aiohttp
 import pytest
 
 from clients.misty import MistyClient, MistyError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.misty.device import MistyEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 
 @pytest.fixture
@@ -20,7 +24,7 @@ def free_port():
 
 
 async def test_a_sensory_reboot_stops_streams_and_restores_boot_services(free_port):
-    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
         await misty.start_video_streaming(port=free_port)
         await misty.disable_audio_service()
         await misty.reboot(core=False, sensory_services=True)
@@ -30,7 +34,7 @@ async def test_a_sensory_reboot_stops_streams_and_restores_boot_services(free_po
 
 
 async def test_a_reboot_with_neither_part_changes_nothing(free_port):
-    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
         await misty.start_video_streaming(port=free_port)
         await misty.reboot(core=False, sensory_services=False)
         assert emu.state()["video"] is not None
@@ -38,7 +42,7 @@ async def test_a_reboot_with_neither_part_changes_nothing(free_port):
 
 async def test_during_the_reboot_delay_rest_answers_503_and_the_video_port_refuses(free_port):
     # reboot_delay_s is a lifecycle delay: 4 s x time scale 0.05 = 0.2 s here.
-    async with MistyEmulator(settings={"port": 0, "reboot_delay_s": 4.0}, time_scale=0.05) as emu:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0, "reboot_delay_s": 4.0}, time_scale=0.05) as emu:
         async with MistyClient(emu.url()) as misty:
             await misty.start_video_streaming(port=free_port)
             assert await misty.reboot(core=True, sensory_services=True)
@@ -59,7 +63,7 @@ async def test_during_the_reboot_delay_rest_answers_503_and_the_video_port_refus
 
 @pytest.mark.control_plane
 async def test_the_reboot_scenario_control_validates_and_reboots(free_port):
-    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
         await misty.enable_av_streaming_service()
         async with aiohttp.ClientSession() as http:
             url = emu.url() + "/_emulator/scenario/reboot"
@@ -71,7 +75,10 @@ async def test_the_reboot_scenario_control_validates_and_reboots(free_port):
 
 
 async def test_camera_enable_flaky_answers_true_but_leaves_the_camera_off():
-    async with MistyEmulator(settings={"port": 0, "camera_enable_flaky": 1.0}) as emu, MistyClient(emu.url()) as misty:
+    async with (
+        MistyEmulator(egress=EGRESS, settings={"port": 0, "camera_enable_flaky": 1.0}) as emu,
+        MistyClient(emu.url()) as misty,
+    ):
         await misty.disable_camera_service()
         assert await misty.enable_camera_service() is True
         assert not await misty.camera_service_enabled()
@@ -81,14 +88,14 @@ def test_settings_are_validated():
     from emulators.kit.errors import FieldError
 
     with pytest.raises(FieldError, match="camera_enable_flaky"):
-        MistyEmulator(settings={"port": 0, "camera_enable_flaky": 1.5})
+        MistyEmulator(egress=EGRESS, settings={"port": 0, "camera_enable_flaky": 1.5})
     with pytest.raises(FieldError, match="reboot_delay_s"):
-        MistyEmulator(settings={"port": 0, "reboot_delay_s": -1.0})
+        MistyEmulator(egress=EGRESS, settings={"port": 0, "reboot_delay_s": -1.0})
 
 
 @pytest.mark.control_plane
 async def test_a_control_plane_reset_returns_to_boot_state_and_frees_the_video_port(free_port):
-    async with MistyEmulator(settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emu, MistyClient(emu.url()) as misty:
         await misty.start_video_streaming(port=free_port)
         await misty.disable_audio_service()
         await emu.reset(seed=7)

@@ -13,13 +13,17 @@ import pytest
 
 from clients.misty import MistyClient, MistyError
 from clients.stamp import StreamKind, read_stamp
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.misty.device import MistyEmulator
 from emulators.misty.model import AV_RESOLUTIONS, SAMPLE_RATES
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 
 @pytest.fixture
 async def emu():
-    async with MistyEmulator(settings={"port": 0}) as emulator:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
         yield emulator
 
 

@@ -14,15 +14,19 @@ import pytest
 
 from clients.misty import MistyClient
 from clients.stamp import StreamKind, read_stamp
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.misty.device import MistyEmulator
 from emulators.misty.scene import BAR, SKY
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 TIMEOUT = 5.0
 
 
 @pytest.fixture
 async def emu():
-    async with MistyEmulator(settings={"port": 0}) as emulator:
+    async with MistyEmulator(egress=EGRESS, settings={"port": 0}) as emulator:
         yield emulator
 
 
@@ -246,7 +250,10 @@ async def test_client_messages_are_ignored(misty, free_port):
 
 
 async def test_single_viewer_quirk_starves_later_viewers_until_a_sensory_reboot(free_port):
-    async with MistyEmulator(settings={"port": 0, "single_viewer": True}) as emu, MistyClient(emu.url()) as misty:
+    async with (
+        MistyEmulator(egress=EGRESS, settings={"port": 0, "single_viewer": True}) as emu,
+        MistyClient(emu.url()) as misty,
+    ):
         await misty.start_video_streaming(port=free_port, width=320, height=240)
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(f"ws://127.0.0.1:{free_port}") as first:

@@ -10,7 +10,11 @@ import aiohttp
 import pytest
 
 from clients.recall import RecallClient, RecallError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MEET = "https://meet.google.com/abc-defg-hij"
 SHORT = "https://meet.google.com/sho-rtme-eet"  # the short-meeting scenario: the default script, played once
@@ -19,7 +23,7 @@ LIFECYCLE = ["ready", "joining_call", "in_call_not_recording", "in_call_recordin
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(settings={"port": 0}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu:
         yield emu
 
 
@@ -132,7 +136,7 @@ async def test_v111_bot_has_a_meeting_url_object_and_a_participants_download(cli
 
 
 async def test_list_is_newest_first_paginated_and_filtered() -> None:
-    async with RecallEmulator(settings={"port": 0, "page_size": 2}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "page_size": 2}) as emu:
         async with RecallClient(DEV_API_KEY, emu.url()) as client:
             ids = [(await client.create_bot(MEET, metadata={"n": str(i)}))["id"] for i in range(3)]
             await client.create_bot("https://zoom.us/j/1234567890")
@@ -150,7 +154,7 @@ async def test_list_is_newest_first_paginated_and_filtered() -> None:
 
 
 async def test_the_61st_create_in_a_minute_is_429_with_retry_after() -> None:
-    async with RecallEmulator(settings={"port": 0, "rate_limit_create_per_min": 3}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "rate_limit_create_per_min": 3}) as emu:
         auth = {"Authorization": DEV_API_KEY}
         for _ in range(3):
             assert (await raw(emu, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=auth))[0] == 201
@@ -160,7 +164,9 @@ async def test_the_61st_create_in_a_minute_is_429_with_retry_after() -> None:
 
 
 async def test_rate_limits_can_be_switched_off() -> None:
-    async with RecallEmulator(settings={"port": 0, "rate_limits": False, "rate_limit_list_per_min": 1}) as emu:
+    async with (
+        RecallEmulator(egress=EGRESS, settings={"port": 0, "rate_limits": False, "rate_limit_list_per_min": 1}) as emu,
+    ):
         for _ in range(3):
             assert (await raw(emu, "GET", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}))[0] == 200
 
@@ -177,7 +183,7 @@ async def test_idempotent_replay_returns_the_same_bot_and_conflicts_are_409(emul
 
 
 async def test_reject_legacy_fields_profile_refuses_v110_fields() -> None:
-    async with RecallEmulator(settings={"port": 0, "reject_legacy_fields": True}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "reject_legacy_fields": True}) as emu:
         status, _, body = await raw(emu, "POST", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY},
                                     json={"meeting_url": MEET, "real_time_media": {}})
         assert (status, body) == (400, {"real_time_media": ["This field is not allowed."]})
@@ -206,7 +212,7 @@ async def test_reset_forgets_every_bot_and_stops_their_tasks(emulator: RecallEmu
 
 
 async def test_waf_quirk_answers_html_403_to_localhost_urls() -> None:
-    async with RecallEmulator(settings={"port": 0, "quirk_waf_localhost": True}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "quirk_waf_localhost": True}) as emu:
         async with aiohttp.ClientSession() as session:
             async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
                     "meeting_url": MEET, "real_time_media": {"websocket_video_destination_url": "ws://localhost:1"}
@@ -218,7 +224,7 @@ async def test_waf_quirk_answers_html_403_to_localhost_urls() -> None:
 
 
 async def test_pool_exhausted_quirk_answers_507_for_ad_hoc_bots_only() -> None:
-    async with RecallEmulator(settings={"port": 0, "quirk_pool_exhausted": True}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "quirk_pool_exhausted": True}) as emu:
         async with RecallClient(DEV_API_KEY, emu.url()) as client:
             with pytest.raises(RecallError) as info:
                 await client.create_bot(MEET)

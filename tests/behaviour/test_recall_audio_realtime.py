@@ -13,7 +13,11 @@ import pytest
 from clients.recall import AudioReceiver, RealtimeReceiver, RecallClient, decode_png
 from clients.recall_wire import png_dimensions
 from clients.stamp import StreamKind, read_stamp
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MEET = "https://meet.google.com/aud-iote-sts"
 # Times are scenario seconds x 0.05: Ann speaks from 0.15 s to 1.5 s of the call, Bo joins at 0.5 s.
@@ -28,7 +32,7 @@ SCENARIO = {
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(settings={"port": 0, "retry_interval_s": 0.05}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "retry_interval_s": 0.05}) as emu:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         yield emu
 
@@ -52,7 +56,7 @@ async def test_mixed_audio_sends_a_hello_then_s16le_chunks_that_carry_the_speake
 
 
 async def test_separate_audio_streams_open_one_connection_per_participant_with_id_prefix() -> None:
-    async with RecallEmulator(settings={"port": 0, "audio_separate_streams": True}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "audio_separate_streams": True}) as emu:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         async with AudioReceiver() as receiver, RecallClient(DEV_API_KEY, emu.url()) as client:
             bot = await client.create_bot(MEET, real_time_media={"websocket_audio_destination_url": receiver.url})

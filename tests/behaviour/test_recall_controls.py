@@ -12,7 +12,11 @@ import pytest
 from aiohttp import web
 
 from clients.recall import RealtimeReceiver, RecallClient
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MEET = "https://meet.google.com/con-trol-sss"
 SCENARIO = {"name": "controls", "meeting_urls": [MEET], "duration_s": 1000,
@@ -21,7 +25,7 @@ SCENARIO = {"name": "controls", "meeting_urls": [MEET], "duration_s": 1000,
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(settings={"port": 0}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         yield emu
 
@@ -75,7 +79,10 @@ async def test_everyone_leaving_ends_the_bot_after_everyone_left_timeout(emulato
 
 
 async def test_waiting_room_longer_than_its_timeout_ends_the_bot() -> None:
-    async with RecallEmulator(settings={"port": 0}) as emu, RecallClient(DEV_API_KEY, emu.url()) as client:
+    async with (
+        RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+        RecallClient(DEV_API_KEY, emu.url()) as client,
+    ):
         # The fixture scenario keeps the bot waiting 5 s; the minimum timeout is 30 s, so it is let in.
         bot = await client.create_bot("https://meet.google.com/wai-tinr-oom")
         admitted = await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
@@ -111,7 +118,7 @@ async def test_speaker_timeline_sends_one_message_per_speaker_change(emulator: R
 
 async def test_closing_the_emulator_leaves_no_tasks_or_threads() -> None:
     before = {t.name for t in threading.enumerate()}
-    async with RecallEmulator(settings={"port": 0}) as emu, RealtimeReceiver() as receiver:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu, RealtimeReceiver() as receiver:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         async with RecallClient(DEV_API_KEY, emu.url()) as client:
             await client.create_bot(MEET, recording_mode="gallery_view",
@@ -141,7 +148,10 @@ async def test_status_webhooks_report_every_status_change_in_order() -> None:
     port = site._server.sockets[0].getsockname()[1]
     try:
         settings = {"port": 0, "status_webhook_url": f"http://127.0.0.1:{port}/hooks"}
-        async with RecallEmulator(settings=settings) as emu, RecallClient(DEV_API_KEY, emu.url()) as client:
+        async with (
+            RecallEmulator(egress=EGRESS, settings=settings) as emu,
+            RecallClient(DEV_API_KEY, emu.url()) as client,
+        ):
             bot = await client.create_bot("https://meet.google.com/abc-defg-hij")
             await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
             await client.leave_call(bot["id"])

@@ -12,7 +12,11 @@ import pytest
 from clients.recall import RecallClient, VideoReceiver
 from clients.stamp import StreamKind, read_stamp
 from contracts.recall_frames import png_problems
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MEET = "https://meet.google.com/vid-eote-sts"
 # A long meeting (1000 s x time scale 0.05 = 50 s) with two people present from the start; the host speaks.
@@ -26,7 +30,7 @@ SCENARIO = {
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(settings={"port": 0, "retry_interval_s": 0.2}) as emu:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "retry_interval_s": 0.2}) as emu:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         yield emu
 
@@ -188,7 +192,7 @@ async def test_a_dropped_connection_is_reopened_with_a_new_hello_on_the_same_clo
 
 @pytest.mark.parametrize("refused", [2])
 async def test_refused_connections_are_retried_every_3_seconds_by_default(refused: int) -> None:
-    async with RecallEmulator(settings={"port": 0}) as emu, VideoReceiver() as receiver:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu, VideoReceiver() as receiver:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         receiver.refuse_next = refused
         client, bot_id = await start_bot(emu, receiver.url)

@@ -16,7 +16,12 @@ from signalwire_helpers import ADA, CONFERENCE, WAITING_CONFERENCE, rig
 
 from clients.g711 import pcm16_to_ulaw
 from clients.signalwire import Dtmf, Mark, Media, MediaStreamReceiver, SignalWireRestError, Stop
+from emulators.kit.tls import ensure_dev_certs
 from emulators.signalwire.audio import detect_pilot
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 
 pytestmark = pytest.mark.control_plane
 
@@ -152,7 +157,7 @@ async def test_a_refused_connection_sends_stream_error_connection_refused_by_get
 
 
 async def test_a_403_on_upgrade_is_connection_refused():
-    async with rig() as r, MediaStreamReceiver(reject_status=403) as refusing:
+    async with rig() as r, MediaStreamReceiver(**RECEIVER_TLS, reject_status=403) as refusing:
         created = await r.client.start_stream(CONFERENCE, Url=refusing.url, StatusCallback=r.callbacks.url)
         error = await r.callbacks.wait_for("stream-error", created["sid"])
         assert error["fields"]["StreamError"] == "connection_refused"
@@ -274,7 +279,7 @@ async def test_clear_flushes_queued_customer_audio_and_echoes_pending_marks():
 
 
 async def test_scenario_dtmf_and_a_customers_key_press_reach_the_other_streams():
-    async with rig() as r, MediaStreamReceiver() as second:
+    async with rig() as r, MediaStreamReceiver(**RECEIVER_TLS) as second:
         await r.client.start_stream(CONFERENCE, Url=r.receiver.url, Track="inbound_track")
         await r.client.start_stream(CONFERENCE, Url=second.url, Track="inbound_track")
         one, two = await r.receiver.next_stream(), await second.next_stream()

@@ -15,9 +15,13 @@ import yaml
 
 from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
 from contracts.asyncapi import validate_message
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.videodb.device import VideoDBEmulator
 from emulators.videodb.indexing import analyse_frame
 from emulators.videodb.ingest import FrameSampled
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 # Port 9 on loopback refuses at once: the stream exists and retries quietly in the background.
 DEAD_SOURCE = "rtsp://127.0.0.1:9/none"
@@ -48,7 +52,10 @@ async def next_message(listener: CollectionListener, within_s: float = 5.0) -> d
 
 
 async def test_the_websocket_refuses_a_bad_token_and_greets_with_a_connection_id() -> None:
-    async with VideoDBEmulator(settings={"port": 0}) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
+    ):
         url = await c.websocket_url()
         assert url.startswith("ws://127.0.0.1:") and "token=" in url
         async with aiohttp.ClientSession() as session:
@@ -61,7 +68,10 @@ async def test_the_websocket_refuses_a_bad_token_and_greets_with_a_connection_id
 
 
 async def test_scene_records_and_alerts_reach_only_the_registered_connection() -> None:
-    async with VideoDBEmulator(settings={"port": 0}) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
+    ):
         url = await c.websocket_url()
         async with CollectionListener(url) as mine, CollectionListener(url) as other:
             rts = await c.connect_rtstream(DEAD_SOURCE, "Lobby", ws_connection_id=mine.connection_id)
@@ -87,7 +97,10 @@ async def test_scene_records_and_alerts_reach_only_the_registered_connection() -
 
 async def test_a_scenario_script_drives_descriptions_and_the_visual_index_channel_flag() -> None:
     settings = {"port": 0, "visual_index_channel": True}
-    async with VideoDBEmulator(settings=settings) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings=settings) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
+    ):
         listener_url = await c.websocket_url()
         async with CollectionListener(listener_url) as ws:
             rts = await c.connect_rtstream(DEAD_SOURCE, "Lobby")
@@ -113,7 +126,7 @@ async def test_a_scenario_script_drives_descriptions_and_the_visual_index_channe
 
 async def test_the_same_frames_and_seed_give_the_same_ids_and_descriptions() -> None:
     async def run() -> tuple[str, list[str]]:
-        async with VideoDBEmulator(settings={"port": 0}, seed=3) as emu, \
+        async with VideoDBEmulator(egress=EGRESS, settings={"port": 0}, seed=3) as emu, \
                 VideoDBClient(emu.settings["api_key"], emu.url()) as c:
             rts = await c.connect_rtstream(DEAD_SOURCE, "Cam")
             index = await c.index_visuals(rts["id"], time_s=1, frame_count=2,
@@ -129,7 +142,10 @@ async def test_the_same_frames_and_seed_give_the_same_ids_and_descriptions() -> 
 
 async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk() -> None:
     videodb = pytest.importorskip("videodb")
-    async with VideoDBEmulator(settings={"port": 0}) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
+    ):
         mic = await c.connect_rtstream(DEAD_SOURCE, "mic:default", media_types=["audio"])
         screen = await c.connect_rtstream(DEAD_SOURCE, "display:1")
         channels = {"mic": mic["id"], "screen": screen["id"]}
@@ -148,7 +164,10 @@ async def test_a_capture_session_exposes_its_channels_as_rtstreams_to_the_sdk() 
 
 
 async def test_reset_stops_every_ingest_thread_and_forgets_the_account() -> None:
-    async with VideoDBEmulator(settings={"port": 0}) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
+    ):
         rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
         worker = emu.runtimes[rts["id"]].worker
         assert worker is not None and worker.alive

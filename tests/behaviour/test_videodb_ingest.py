@@ -24,7 +24,11 @@ from aiohttp import web
 
 from clients.videodb import CollectionListener, VideoDBClient, VideoDBError
 from contracts.asyncapi import schema_for, validate_message
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.videodb.device import VideoDBEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg (Debian package: ffmpeg)")
 
@@ -127,7 +131,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
     async with (
         ffmpeg_rtmp_source(free_port()) as source,
         webhook_receiver() as (hook_url, hooks),
-        VideoDBEmulator(settings=settings) as emu,
+        VideoDBEmulator(egress=EGRESS, settings=settings) as emu,
         VideoDBClient(emu.settings["api_key"], emu.url()) as client,
         CollectionListener(await client.websocket_url()) as listener,
     ):
@@ -192,7 +196,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
 
     # The same data directory after a restart: the recording and the exported video are still served.
     async with (
-        VideoDBEmulator(settings=settings) as again,
+        VideoDBEmulator(egress=EGRESS, settings=settings) as again,
         VideoDBClient(again.settings["api_key"], again.url()) as client,
     ):
         assert (await client.get_rtstream(rts_id))["status"] == "stopped"
@@ -203,7 +207,10 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(tmp
 
 async def test_a_killed_source_turns_the_stream_to_error_and_back_to_connected_when_it_returns() -> None:
     port = free_port()
-    async with VideoDBEmulator(settings=FAST) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings=FAST) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
+    ):
         async with ffmpeg_rtmp_source(port) as source:
             rts = await client.connect_rtstream(source, "Door", store=True)
             await eventually(lambda: emu.service.rtstream(rts["id"]).receiving, what="receiving")
@@ -235,7 +242,10 @@ async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emula
 
     server = await asyncio.start_server(garbage, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with server, VideoDBEmulator(settings=FAST) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as c:
+    async with (
+        server, VideoDBEmulator(egress=EGRESS, settings=FAST) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as c,
+    ):
         rts = await c.connect_rtstream(f"rtmp://127.0.0.1:{port}/live/garbage", "Garbage", store=True)
 
         async def errored() -> bool:
@@ -253,7 +263,10 @@ async def test_a_source_sending_garbage_leaves_the_stream_in_error_and_the_emula
 async def test_kit_stream_faults_corrupt_and_disconnect_the_source_without_killing_the_stream() -> None:
     port = free_port()
     settings = {**FAST, "error_after_s": 30.0}  # the retry after the disconnect must not read as an outage
-    async with VideoDBEmulator(settings=settings) as emu, VideoDBClient(emu.settings["api_key"], emu.url()) as client:
+    async with (
+        VideoDBEmulator(egress=EGRESS, settings=settings) as emu,
+        VideoDBClient(emu.settings["api_key"], emu.url()) as client,
+    ):
         async with ffmpeg_rtmp_source(port) as source:
             rts = await client.connect_rtstream(source, "Faulty", store=True, sample_rate=5)
             await client.index_visuals(rts["id"], time_s=1, frame_count=2)
@@ -297,7 +310,7 @@ async def test_g711_audio_that_mpeg_ts_cannot_carry_is_recorded_as_aac() -> None
     ulaw = ("-c:a", "pcm_mulaw", "-ar", "8000")
     async with (
         ffmpeg_rtmp_source(port, audio=ulaw) as source,
-        VideoDBEmulator(settings=FAST) as emu,
+        VideoDBEmulator(egress=EGRESS, settings=FAST) as emu,
         VideoDBClient(emu.settings["api_key"], emu.url()) as client,
     ):
         rts = await client.connect_rtstream(source, "Camera", media_types=["video", "audio"], store=True)

@@ -27,8 +27,12 @@ from contracts.asyncapi import load as load_asyncapi
 from contracts.asyncapi import schema_for
 from contracts.recall_frames import FrameValidator
 from contracts.runner import openapi_path, run_schemathesis
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.pytest_plugin import Target, start_emulator
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 EXCLUDED_CHECKS = ("positive_data_acceptance", "negative_data_rejection")
 
@@ -66,8 +70,8 @@ def test_recall_api_passes_schemathesis_with_zero_failures(fuzz_target: Target) 
 
 def test_every_route_is_in_the_document() -> None:
     document = yaml.safe_load(Path(openapi_path("recall")).read_text())
-    emulator = RecallEmulator(settings={"port": 0})
-    for resource in emulator.app.router.resources():
+    emulator = RecallEmulator(egress=EGRESS, settings={"port": 0})
+    for resource in emulator.build_app().router.resources():
         path = resource.canonical.replace("{bot_id}", "{id}")
         if not path.startswith("/_emulator"):
             assert path in document["paths"], path
@@ -80,7 +84,7 @@ SCENARIO = {"name": "contract", "meeting_urls": [MEET], "duration_s": 1000,
 
 
 async def test_legacy_video_frames_pass_the_validator_and_the_hello_schema(asyncapi: dict) -> None:
-    async with RecallEmulator(settings={"port": 0}) as emu, VideoReceiver() as receiver:
+    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu, VideoReceiver() as receiver:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         async with RecallClient(DEV_API_KEY, emu.url()) as client:
             bot = await client.create_bot(MEET, recording_mode="gallery_view", real_time_media={
@@ -102,7 +106,11 @@ async def test_legacy_video_frames_pass_the_validator_and_the_hello_schema(async
 
 
 async def test_audio_and_realtime_messages_match_the_asyncapi_schemas(asyncapi: dict) -> None:
-    async with RecallEmulator(settings={"port": 0}) as emu, AudioReceiver() as audio, RealtimeReceiver() as rt:
+    async with (
+        RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+        AudioReceiver() as audio,
+        RealtimeReceiver() as rt,
+    ):
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         async with RecallClient(DEV_API_KEY, emu.url()) as client:
             legacy = await client.create_bot(MEET, real_time_media={"websocket_audio_destination_url": audio.url})

@@ -17,8 +17,17 @@ from clients.signalwire import MediaStreamReceiver, SignalWireClient
 from contracts.asyncapi import load as load_asyncapi
 from contracts.asyncapi import schema_for
 from contracts.runner import openapi_path, run_schemathesis
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.tls import ensure_dev_certs
 from emulators.pytest_plugin import start_emulator
 from emulators.signalwire.device import SignalWireEmulator
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
 CALL = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
@@ -74,7 +83,10 @@ def _message_schemas() -> dict[str, dict]:
 async def test_every_message_the_emulator_sends_validates_against_the_asyncapi_document() -> None:
     schemas = _message_schemas()
     settings = {"port": 0, "tls_port": 0, "always_custom_parameters": True}
-    async with SignalWireEmulator(settings=settings) as emulator, MediaStreamReceiver() as receiver:
+    async with (
+        SignalWireEmulator(egress=EGRESS, settings=settings) as emulator,
+        MediaStreamReceiver(**RECEIVER_TLS) as receiver,
+    ):
         creds = emulator.credentials()
         async with SignalWireClient(creds["project"], creds["token"], creds["space_url"],
                                     ca_bundle=creds["ca_bundle"]) as client:

@@ -13,6 +13,10 @@ import pytest
 
 from clients.stamp import read_stamp
 from emulators.depthcam.device import DepthCamEmulator
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MXID = "14442C10D13EABCE00"
 pytestmark = pytest.mark.interop
@@ -28,7 +32,7 @@ COLOR_SMALL = {
 
 
 async def capture(stream: str, messages: int, path: Path, config: dict | None = None) -> None:
-    async with DepthCamEmulator(settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
+    async with DepthCamEmulator(egress=EGRESS, settings={"port": 0}) as emu, aiohttp.ClientSession() as http:
         if config is not None:
             url = f"{emu.url()}/cameras/{MXID}/streams/{stream}/config"
             async with http.post(url, json=config) as response:

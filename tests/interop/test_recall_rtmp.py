@@ -13,6 +13,9 @@ from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
 from tests.interop.rtmp_server import rtmp_server
 
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
+
 pytestmark = [pytest.mark.interop, pytest.mark.xdist_group("recall-rtmp")]
 
 MEET = "https://meet.google.com/rtm-pout-put"
@@ -38,7 +41,10 @@ def read_flv(path: Path) -> tuple[list[str], list[object], int]:
 async def test_rtmp_output_is_h264_and_aac_in_flv_with_readable_stamps(layout: str) -> None:
     settings = {"port": 0, "rtmp_width": 640, "rtmp_height": 360, "rtmp_fps": 15}
     with rtmp_server() as server:
-        async with RecallEmulator(settings=settings) as emu, RecallClient(DEV_API_KEY, emu.url()) as client:
+        async with (
+            RecallEmulator(egress=EGRESS, settings=settings) as emu,
+            RecallClient(DEV_API_KEY, emu.url()) as client,
+        ):
             await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
             bot = await client.create_bot(MEET, recording_mode=layout,
                                           real_time_media={"rtmp_destination_url": server.url(key=layout)})

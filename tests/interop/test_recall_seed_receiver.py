@@ -15,7 +15,11 @@ import pytest
 
 from clients.recall import RecallClient, decode_png
 from clients.stamp import StreamKind, read_stamp
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 websockets = pytest.importorskip("websockets", reason="needs the websockets package (pip extra 'test')")
 
@@ -48,7 +52,10 @@ async def run_sample(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     (tmp_path / "output").mkdir()  # the sample expects the folder to exist
     async with websockets.serve(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        async with RecallEmulator(settings={"port": 0}) as emu, RecallClient(DEV_API_KEY, emu.url()) as client:
+        async with (
+            RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu,
+            RecallClient(DEV_API_KEY, emu.url()) as client,
+        ):
             await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
             bot = await client.create_bot(MEET, recording_mode=mode, real_time_media={
                 "websocket_video_destination_url": f"ws://127.0.0.1:{port}"})

@@ -7,7 +7,16 @@ import asyncio
 import pytest
 
 from clients.signalwire import MediaStreamReceiver, Stop
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+from emulators.kit.tls import ensure_dev_certs
 from emulators.signalwire.device import SignalWireEmulator
+
+# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
+_DEV_CERTS = ensure_dev_certs()
+RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
+
+# Built where a configuration would build it: the default allowlist.
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 rest = pytest.importorskip("signalwire.rest", reason="pip install signalwire-sdk==3.0.2 (the test extra)")
 
@@ -26,12 +35,12 @@ def _client(emulator: SignalWireEmulator, project: str, token: str):
 
 
 async def test_the_documentation_example_streams_a_conference_to_stream_example_com(monkeypatch):
-    async with MediaStreamReceiver() as receiver:
+    async with MediaStreamReceiver(**RECEIVER_TLS) as receiver:
         # stream.example.com is resolved to the local receiver (like curl --resolve); Host and SNI stay intact,
         # so the receiver's certificate must name it: the dev CA's localhost certificate does not, hence insecure.
         settings = {"port": 0, "tls_port": 0, "resolve": {"stream.example.com": f"127.0.0.1:{receiver.port}"},
                     "tls_insecure": True}
-        async with SignalWireEmulator(settings=settings) as emulator:
+        async with SignalWireEmulator(egress=EGRESS, settings=settings) as emulator:
             monkeypatch.setenv("REQUESTS_CA_BUNDLE", emulator.credentials()["ca_bundle"])
             client = _client(emulator, SEED_PROJECT, SEED_TOKEN)
             stream = await asyncio.to_thread(
@@ -50,7 +59,10 @@ async def test_the_documentation_example_streams_a_conference_to_stream_example_
 
 
 async def test_every_compat_conference_method_works_against_the_emulator(monkeypatch):
-    async with SignalWireEmulator(settings={"port": 0, "tls_port": 0}) as emulator, MediaStreamReceiver() as receiver:
+    async with (
+        SignalWireEmulator(egress=EGRESS, settings={"port": 0, "tls_port": 0}) as emulator,
+        MediaStreamReceiver(**RECEIVER_TLS) as receiver,
+    ):
         creds = emulator.credentials()
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", creds["ca_bundle"])
         conferences = _client(emulator, creds["project"], creds["token"]).compat.conferences
@@ -107,7 +119,7 @@ async def test_every_compat_conference_method_works_against_the_emulator(monkeyp
 
 
 async def test_wrong_credentials_raise_the_sdks_error_with_code_20003(monkeypatch):
-    async with SignalWireEmulator(settings={"port": 0, "tls_port": 0}) as emulator:
+    async with SignalWireEmulator(egress=EGRESS, settings={"port": 0, "tls_port": 0}) as emulator:
         creds = emulator.credentials()
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", creds["ca_bundle"])
         client = _client(emulator, creds["project"], "not-the-token")

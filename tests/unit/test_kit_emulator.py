@@ -12,6 +12,9 @@ from aiohttp import web
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
+from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
+
+EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 
 class Counter(Emulator):
@@ -48,10 +51,10 @@ class Counter(Emulator):
 
 
 @pytest.fixture
-async def counter() -> Any:
-    async with Counter() as emu:
-        async with aiohttp.ClientSession(emu.url()) as http:
-            yield emu, http
+async def counter(emulator_factory: Any) -> Any:
+    emu = await emulator_factory(Counter)
+    async with aiohttp.ClientSession(emu.url()) as http:
+        yield emu, http
 
 
 async def test_health_names_the_device(counter: Any) -> None:
@@ -163,7 +166,7 @@ async def test_events_are_filtered_by_kind_prefix_and_since(counter: Any) -> Non
 
 
 async def test_closing_cancels_every_task_and_frees_the_port() -> None:
-    emu = Counter()
+    emu = Counter(egress=EGRESS)
     await emu.start()
     port = emu.ports["rest"]
     await emu.aclose()
@@ -175,9 +178,9 @@ async def test_closing_cancels_every_task_and_frees_the_port() -> None:
 
 def test_unknown_settings_are_refused_with_the_known_ones_listed() -> None:
     with pytest.raises(FieldError, match="greeting"):
-        Counter({"greting": "hi"})
+        Counter({"greting": "hi"}, egress=EGRESS)
     with pytest.raises(FieldError, match="must be"):
-        Counter({"port": "eighty"})
+        Counter({"port": "eighty"}, egress=EGRESS)
 
 
 async def test_first_completed_cancels_and_awaits_the_others() -> None:
@@ -200,3 +203,25 @@ async def test_first_completed_cancels_and_awaits_the_others() -> None:
 
 async def _raise(exc: BaseException) -> None:
     raise exc
+
+
+async def test_the_served_control_plane_document_has_one_operation_per_scenario_control(counter: Any) -> None:
+    _, http = counter
+    async with http.get("/_emulator/openapi.json") as resp:
+        document = await resp.json()
+    assert "/_emulator/scenario/{control}" not in document["paths"]
+    bump = document["paths"]["/_emulator/scenario/bump"]["post"]
+    # No contract document describes the test device's control: it is served generic, and marked so.
+    assert bump["x-undescribed-scenario-control"] is True
+    assert set(bump["responses"]) >= {"200", "400", "409"}
+
+
+def test_a_device_scenario_document_is_inlined_into_the_control_plane() -> None:
+    from emulators.kit.control_openapi import control_plane_document
+
+    document = control_plane_document("recall", ["remove_participant"])
+    body = document["paths"]["/_emulator/scenario/remove_participant"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["required"] == ["participant_id"]
+    assert schema["properties"]["bot_id"]["oneOf"] == [{"type": "string"}, {"type": "null"}]
+    assert "$ref" not in str(body)

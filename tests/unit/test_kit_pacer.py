@@ -84,12 +84,14 @@ def test_stats_report_percentiles_in_milliseconds() -> None:
 
 
 async def test_a_cancelled_pacer_stops_at_once() -> None:
+    ticking = asyncio.Event()
+
     async def run() -> None:
         async for _ in Pacer(10.0).ticks():
-            pass
+            ticking.set()
 
     task = asyncio.create_task(run())
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(ticking.wait(), 5)
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=1)
     assert task in done

@@ -6,7 +6,6 @@ from __future__ import annotations
 from emulators.kit.rtsp.rtp import MAX_RTP_PAYLOAD
 
 AAC_LC = 2
-SAMPLES_PER_FRAME = 1024
 MAX_AU_SIZE = (1 << 13) - 1  # what a 13-bit AU-size can say
 SAMPLING_FREQUENCIES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 

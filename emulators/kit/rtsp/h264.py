@@ -8,12 +8,9 @@ from dataclasses import dataclass, field
 
 from emulators.kit.rtsp.rtp import MAX_RTP_PAYLOAD
 
-NAL_SLICE = 1
 NAL_IDR = 5
-NAL_SEI = 6
 NAL_SPS = 7
 NAL_PPS = 8
-NAL_AUD = 9
 STAP_A = 24
 FU_A = 28
 START_CODE = b"\x00\x00\x00\x01"

@@ -183,10 +183,6 @@ class LiveMedia:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
-
     def wallclock_at(self, pts: float) -> float:
         """Unix time at which media time `pts` was (or will be) captured; RTCP SRs use it so
         video and audio of one session map onto the same wall clock."""

@@ -55,10 +55,6 @@ class Headers:
                 return value
         return default
 
-    def get_all(self, name: str) -> list[str]:
-        lowered = name.lower()
-        return [v for k, v in self._items if k.lower() == lowered]
-
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 

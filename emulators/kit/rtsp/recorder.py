@@ -7,15 +7,12 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
+from functools import partial
+from typing import Any, cast
 
-from emulators.kit.rtsp.h264 import join_annexb, parse_sprop_parameter_sets
-from emulators.kit.rtsp.message import (
-    InterleavedFrame,
-    MessageError,
-    RtspMessageReader,
-    RtspRequest,
-    bad_request,
-)
+from emulators.kit.rtsp.connection import serve_control_connection
+from emulators.kit.rtsp.h264 import parse_sprop_parameter_sets
+from emulators.kit.rtsp.message import InterleavedFrame, RtspMessage, RtspRequest
 from emulators.kit.rtsp.record import RecordCore, RecordedAudio, RecordedVideo
 from emulators.kit.rtsp.sdp import SessionDescription
 
@@ -31,7 +28,7 @@ class RtspRecorder:
         port: int = 0,
         credentials: tuple[str, str] | None = None,
         auth_scheme: str = "basic",
-        on_event: Callable[[str, dict], None] | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
         seed: int | None = None,
     ) -> None:
         self._host = host
@@ -50,7 +47,7 @@ class RtspRecorder:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("RtspRecorder.port is only known after start()")
-        return self._server.sockets[0].getsockname()[1]
+        return cast(int, self._server.sockets[0].getsockname()[1])
 
     @property
     def sdp(self) -> str | None:
@@ -80,11 +77,6 @@ class RtspRecorder:
             if media.rtpmap and media.rtpmap[1].upper() == "H264" and sprop:
                 return parse_sprop_parameter_sets(sprop)
         return []
-
-    def video_annexb(self) -> bytes:
-        """Everything recorded as one Annex B stream, led by the SDP's parameter sets, ready to
-        decode (push clients with global headers send SPS/PPS only in the SDP)."""
-        return join_annexb(self.parameter_sets()) + b"".join(unit.annexb for unit in self.video)
 
     @property
     def recording(self) -> bool:
@@ -125,22 +117,8 @@ class RtspRecorder:
         self._writers.add(writer)
         peer = "{}:{}".format(*(writer.get_extra_info("peername") or ("?", 0))[:2])
         self._emit("client_connected", {"peer": peer})
-        parser = RtspMessageReader("server")
         try:
-            while not writer.is_closing():
-                data = await reader.read(65536)
-                if not data:
-                    break
-                try:
-                    messages = parser.feed(data)
-                except MessageError as exc:
-                    writer.write(bad_request(str(exc)).serialize())
-                    break
-                if not self._serve_messages(writer, messages):
-                    break
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+            await serve_control_connection(reader, writer, partial(self._serve_messages, writer))
         finally:
             if self.core.recording:
                 self.core.recording = False  # the publisher vanished without TEARDOWN
@@ -154,7 +132,7 @@ class RtspRecorder:
             self._emit("client_disconnected", {"peer": peer})
             self._tasks.discard(task)
 
-    def _serve_messages(self, writer: asyncio.StreamWriter, messages: list) -> bool:
+    async def _serve_messages(self, writer: asyncio.StreamWriter, messages: list[RtspMessage]) -> bool:
         keep_open = True
         for message in messages:
             if isinstance(message, InterleavedFrame):
@@ -172,9 +150,10 @@ class RtspRecorder:
                 self._emit("teardown", {"reason": "teardown", "video_units": len(self.core.video)})
             if reply.close:
                 keep_open = False
+        await writer.drain()
         return keep_open
 
-    def _emit(self, kind: str, details: dict) -> None:
+    def _emit(self, kind: str, details: dict[str, Any]) -> None:
         if self._on_event is not None:
             with contextlib.suppress(Exception):
                 self._on_event(kind, details)

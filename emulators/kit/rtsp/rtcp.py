@@ -7,7 +7,6 @@ import struct
 from dataclasses import dataclass
 
 RTCP_SR = 200
-RTCP_RR = 201
 RTCP_SDES = 202
 RTCP_BYE = 203
 SDES_CNAME = 1

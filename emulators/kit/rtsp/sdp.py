@@ -102,12 +102,6 @@ class SessionDescription:
     lines: list[tuple[str, str]]
     media: list[MediaDescription]
 
-    def session_attribute(self, name: str) -> str | None:
-        for key, value in self.lines:
-            if key == "a" and value.partition(":")[0] == name:
-                return value.partition(":")[2]
-        return None
-
 
 def parse_sdp(text: str) -> SessionDescription:
     """Parse SDP; raises ValueError naming the first line that is not `<type>=<value>`."""

@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, cast
 
+from emulators.kit.rtsp.connection import serve_control_connection
 from emulators.kit.rtsp.egress import Outgoing, SessionEgress, Stamped
 from emulators.kit.rtsp.live import LiveMedia, Subscription
 from emulators.kit.rtsp.message import (
     InterleavedFrame,
-    MessageError,
-    RtspMessageReader,
+    RtspMessage,
     RtspRequest,
     RtspResponse,
-    bad_request,
     interleave,
 )
 from emulators.kit.rtsp.sdp import (
@@ -45,7 +45,7 @@ from emulators.kit.rtsp.session import (
 )
 
 log = logging.getLogger(__name__)
-EventSink = Callable[[str, dict], None]
+EventSink = Callable[[str, dict[str, Any]], None]
 
 
 class _DatagramSink(asyncio.DatagramProtocol):
@@ -177,13 +177,13 @@ class RtspServer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("RtspServer.port is only known after start()")
-        return self._server.sockets[0].getsockname()[1]
+        return cast(int, self._server.sockets[0].getsockname()[1])
 
     @property
     def session_count(self) -> int:
         return len(self.core.sessions)
 
-    def session_stats(self) -> list[dict]:
+    def session_stats(self) -> list[dict[str, Any]]:
         return [
             {
                 "session": p.session.id,
@@ -255,21 +255,8 @@ class RtspServer:
         connection = _Connection(info, writer, peer)
         self._connections[info.id] = connection
         self._emit("client_connected", {"peer": peer})
-        parser = RtspMessageReader("server")
         try:
-            while not writer.is_closing():
-                data = await reader.read(65536)
-                if not data:
-                    break
-                try:
-                    messages = parser.feed(data)
-                except MessageError as exc:
-                    await self._send_response(connection, bad_request(str(exc)))
-                    break
-                if not await self._serve_messages(connection, messages):
-                    break
-        except (ConnectionError, OSError):
-            pass
+            await serve_control_connection(reader, writer, partial(self._serve_messages, connection))
         finally:
             self._connections.pop(info.id, None)
             if not self._closing:
@@ -282,7 +269,7 @@ class RtspServer:
             self._emit("client_disconnected", {"peer": peer})
             self._connection_tasks.discard(task)
 
-    async def _serve_messages(self, connection: _Connection, messages: list) -> bool:
+    async def _serve_messages(self, connection: _Connection, messages: list[RtspMessage]) -> bool:
         """Answer each request in order; False when the connection should close."""
         for message in messages:
             if isinstance(message, InterleavedFrame):
@@ -529,7 +516,7 @@ class RtspServer:
             for ended in self.core.expire(time.monotonic()):
                 await self._end(ended)
 
-    def _emit(self, kind: str, details: dict) -> None:
+    def _emit(self, kind: str, details: dict[str, Any]) -> None:
         if self._on_event is None:
             return
         try:
