@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from clients import recall_wire as wire
 from emulators.kit.outbound import EgressPolicy
-from emulators.kit.tasks import TaskOwner
 from emulators.recall.legacy import LegacyAudioStream, LegacyVideoStream
 from emulators.recall.meeting import MeetingEvent
 from emulators.recall.model import PlannedStream
@@ -41,12 +40,8 @@ class BotMedia:
     ctx: MediaContext
     settings: BotMediaSettings
     egress: EgressPolicy
-    owner: TaskOwner = field(init=False)
     streams: dict[str, tuple[OutboundStream, asyncio.Task[Any]]] = field(default_factory=dict)
     rtmp: RtmpPush | None = None
-
-    def __post_init__(self) -> None:
-        self.owner = TaskOwner(f"recall-bot-{self.ctx.bot.id}")
 
     @property
     def realtime(self) -> list[RealtimeEndpointStream]:
@@ -70,7 +65,7 @@ class BotMedia:
                     self.rtmp.start()
             elif key not in self.streams:
                 stream = self._sender(planned)
-                self.streams[key] = (stream, self.owner.spawn(stream.run(), name=key))
+                self.streams[key] = (stream, self.ctx.tasks.spawn(stream.run(), name=key))
 
     def _sender(self, planned: PlannedStream) -> OutboundStream:
         ctx, egress, chunk_s = self.ctx, self.egress, self.settings.audio_chunk_s
@@ -135,4 +130,4 @@ class BotMedia:
             self.rtmp = None
         for key in list(self.streams):
             await self._stop(key)
-        await self.owner.aclose()
+        await self.ctx.tasks.aclose()

@@ -10,7 +10,6 @@ from typing import Any
 from clients import recall_wire as wire
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import Pacer
-from emulators.kit.tasks import TaskOwner
 from emulators.recall.create_request import Endpoint
 from emulators.recall.meeting import MeetingEvent
 from emulators.recall.senders import AudioMixer, Connection, JsonEventStream, MediaContext
@@ -83,7 +82,7 @@ class RealtimeEndpointStream(JsonEventStream):
         return wire.realtime_event("transcript.data", data, self.resources(transcript=wire.resource_ref(None)))
 
     async def stream(self, conn: Connection) -> None:
-        owner = TaskOwner(self.name)
+        owner = self.ctx.tasks.child(self.name.split('/', 1)[1])
         try:
             if self.separate_png:
                 owner.spawn(self._video(), name="video_separate_png")

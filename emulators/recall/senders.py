@@ -19,7 +19,9 @@ from clients import recall_wire as wire
 from emulators.kit import synth
 from emulators.kit.codecs import PngEncoder
 from emulators.kit.emulator import Emulator
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
 from emulators.kit.outbound import EgressPolicy, EgressRefused, OutboundFailed, OutboundWebSocket, RetryPolicy
+from emulators.kit.tasks import TaskOwner
 from emulators.recall.meeting import Meeting
 from emulators.recall.model import Bot
 from emulators.recall.tiles import VIDEO_PERIOD_S, TileLayout, TileRenderer, TileSpec
@@ -55,6 +57,7 @@ class MediaContext:
     encoder: PngEncoder
     retry_interval_s: float
     layout: TileLayout
+    tasks: TaskOwner  # the bot's owner: every sender task is its child
     clock0: float = 0.0  # monotonic time of video ms 0 (in_call_recording)
     wall0: float = 0.0  # Unix time of video ms 0
     pulse: Pulse = field(default_factory=Pulse)
@@ -139,23 +142,21 @@ class Connection:
 
 
 async def apply_stream_fault(ctx: MediaContext, name: str, payload: bytes, conn: Connection) -> bytes | None:
-    """The kit's stream faults, once per frame/chunk: the payload to send, None to skip it, or StreamClosed."""
-    rule = ctx.emulator.stream_fault(name)
-    if rule is None:
-        return payload
-    action = rule.action
-    if action.type == "drop":
-        return None
-    if action.type == "corrupt":
-        return ctx.emulator.faults.corrupt(payload)
-    if action.type == "stall":
-        await asyncio.sleep(action.seconds)  # the pacer then skips the ticks that passed
-        return None
-    if action.type == "close":
-        await conn.close(action.code, action.reason)
-        raise StreamClosed(f"fault closed the connection with {action.code}")
-    conn.abort()
-    raise StreamClosed("fault disconnected the source")
+    """The kit's verdict for this frame/chunk: the payload to send, None to skip it, or StreamClosed."""
+    match ctx.emulator.stream_verdict(name):
+        case Send(corrupt=corrupt):
+            return corrupt_payload(payload) if corrupt else payload
+        case Skip():
+            return None
+        case Stall() as stall:
+            await stall.wait()  # the pacer then skips the ticks that passed; the stalled frame is not sent
+            return None
+        case Close(code=code, reason=reason):
+            await conn.close(code, reason)
+            raise StreamClosed(f"fault closed the connection with {code}")
+        case Abort():
+            conn.abort()
+            raise StreamClosed("fault disconnected the source")
 
 
 # ----- senders ------------------------------------------------------------------------------------------

@@ -189,7 +189,7 @@ class RecallService:
         ctx = MediaContext(
             emulator=self.emulator, bot=bot, meeting=self.backend.meeting(bot.id), session=self.session,
             executor=self.executor, renderer=self.renderer, encoder=self.png_encoder,
-            retry_interval_s=s.retry_interval_s, layout=TileLayout(profile),
+            retry_interval_s=s.retry_interval_s, layout=TileLayout(profile), tasks=self.tasks.child(f"bot-{bot.id}"),
             clock0=self.clock.monotonic() - max(0.0, self.clock.now() - wall0), wall0=wall0,
         )
         return BotMedia(ctx, s.media, self.egress)
