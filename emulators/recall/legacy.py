@@ -11,7 +11,8 @@ from collections.abc import Callable
 from clients import recall_wire as wire
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import Pacer
-from emulators.recall.senders import AudioMixer, Connection, MediaContext, OutboundStream, apply_stream_fault
+from emulators.recall.mix import AudioMixer
+from emulators.recall.senders import Connection, MediaContext, OutboundStream, apply_stream_fault
 from emulators.recall.tiles import VIDEO_PERIOD_S, TileSpec
 
 

@@ -16,9 +16,10 @@ from clients import recall_wire as wire
 from emulators.kit.outbound import EgressPolicy
 from emulators.recall.legacy import LegacyAudioStream, LegacyVideoStream
 from emulators.recall.meeting import MeetingEvent
+from emulators.recall.mix import AUDIO_CHUNK_S
 from emulators.recall.model import PlannedStream
 from emulators.recall.realtime import RealtimeEndpointStream
-from emulators.recall.senders import AUDIO_CHUNK_S, JsonEventStream, MediaContext, OutboundStream
+from emulators.recall.senders import JsonEventStream, MediaContext, OutboundStream
 from emulators.recall.tiles import TileSpec
 
 if TYPE_CHECKING:

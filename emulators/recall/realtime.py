@@ -12,7 +12,8 @@ from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import Pacer
 from emulators.recall.create_request import Endpoint
 from emulators.recall.meeting import MeetingEvent
-from emulators.recall.senders import AudioMixer, Connection, JsonEventStream, MediaContext
+from emulators.recall.mix import AudioMixer
+from emulators.recall.senders import Connection, JsonEventStream, MediaContext
 from emulators.recall.tiles import VIDEO_PERIOD_S, TileSpec
 
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from clients import recall_wire as wire
-from emulators.kit import synth
 from emulators.kit.codecs import PngEncoder
 from emulators.kit.emulator import Emulator
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
@@ -26,7 +24,6 @@ from emulators.recall.meeting import Meeting
 from emulators.recall.model import Bot
 from emulators.recall.tiles import VIDEO_PERIOD_S, TileLayout, TileRenderer, TileSpec
 
-AUDIO_CHUNK_S = 0.1
 
 class Pulse:
     """Wakes whoever waits for "a sender made progress" (tests and benchmarks wait on it, never on sleeps)."""
@@ -218,36 +215,6 @@ class OutboundStream:
 
     async def stream(self, conn: Connection) -> None:
         raise NotImplementedError
-
-
-class AudioMixer:
-    """One tone per participant while audible (speaking, present, unmuted), summed; continuous phase."""
-
-    def __init__(self, meeting: Meeting) -> None:
-        self.meeting = meeting
-        self._generators: dict[int, synth.ToneGenerator] = {}
-
-    def _generator(self, pid: int) -> synth.ToneGenerator:
-        gen = self._generators.get(pid)
-        if gen is None:
-            index = sorted(self.meeting.roster).index(pid) if pid in self.meeting.roster else 0
-            gen = self._generators[pid] = synth.ToneGenerator(220.0 + 110.0 * index, wire.AUDIO_SAMPLE_RATE, 0.25)
-        return gen
-
-    def mixed(self, n: int) -> bytes:
-        audible = self.meeting.audible()
-        if not audible:
-            return bytes(2 * n)
-        signal = synth.mix(*(self._generator(pid).read(n) for pid in audible))
-        return synth.to_int16(signal).astype("<i2").tobytes()
-
-    def single(self, pid: int, n: int) -> bytes | None:
-        """A participant's own audio; None while muted (no packets), zeros while silent."""
-        if pid in self.meeting.muted:
-            return None
-        if pid not in self.meeting.audible():
-            return bytes(2 * n)
-        return self._generator(pid).read_int16(n).astype("<i2").tobytes()
 
 
 class JsonEventStream(OutboundStream):

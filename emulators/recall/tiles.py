@@ -131,28 +131,3 @@ class TileLayout:
         if person is None or pid not in meeting.sharing:
             return None
         return self.screenshare(meeting, person)
-
-
-def compose_mix(renderer: TileRenderer, meeting: Meeting, width: int, height: int, *, gallery: bool,
-                index: int, capture_ms: int) -> np.ndarray:
-    """One frame of the mixed video (RTMP): a grid of everyone present, or the active speaker full frame."""
-    people = list(meeting.present.values())
-    speaker = meeting.active_speaker
-    if not gallery or not people:
-        spec = TileSpec(StreamKind.RECALL_MIXED, speaker.id if speaker else 0,
-                        speaker.name if speaker else "Waiting for others to join", width, height,
-                        speaker is not None and speaker.id in meeting.audible())
-        frame = renderer.background(spec).copy()
-    else:
-        cols = math.ceil(math.sqrt(len(people)))
-        rows = math.ceil(len(people) / cols)
-        tw, th = (width // cols) & ~1, (height // rows) & ~1
-        frame = synth.solid(width, height, (12, 12, 16))
-        for i, person in enumerate(people):
-            tile = TileSpec(StreamKind.RECALL_MIXED, person.id, person.name, tw, th)
-            x, y = (i % cols) * tw, (i // cols) * th
-            frame[y:y + th, x:x + tw] = renderer.background(tile)
-    bar = max(4, width // 48)
-    synth.fill_rect(frame, (index * bar) % max(1, width - bar), height // 3, bar, height // 6, (250, 200, 60))
-    stamp_id = speaker.id if speaker and not gallery else 0
-    return paint_stamp(frame, FrameStamp(StreamKind.RECALL_MIXED, stamp_id, index, capture_ms))
