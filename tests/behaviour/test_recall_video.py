@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +13,7 @@ from clients.stamp import StreamKind, read_stamp
 from contracts.recall_frames import png_problems
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory
 
 # Built where a configuration would build it: the default allowlist.
 EGRESS = EgressPolicy(DEFAULT_ALLOWED)
@@ -29,10 +29,10 @@ SCENARIO = {
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "retry_interval_s": 0.2}) as emu:
-        await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> AsyncIterator[RecallEmulator]:
+    emu = await emulator_factory("recall", settings={"retry_interval_s": 0.2})
+    await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+    yield emu
 
 
 @pytest.fixture
@@ -156,14 +156,8 @@ async def test_audio_only_opens_no_video_connection(emulator: RecallEmulator, re
     assert receiver.attempts == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def test_a_receiver_that_starts_late_is_reached_by_the_retries(emulator: RecallEmulator) -> None:
-    port = _free_port()
+async def test_a_receiver_that_starts_late_is_reached_by_the_retries(emulator: RecallEmulator, free_port: int) -> None:
+    port = free_port
     client, bot_id = await start_bot(emulator, f"ws://127.0.0.1:{port}/")
     await client.wait_for_status(bot_id, "in_call_recording", timeout_s=5)
     async with VideoReceiver(port=port) as late:
@@ -191,8 +185,11 @@ async def test_a_dropped_connection_is_reopened_with_a_new_hello_on_the_same_clo
 
 
 @pytest.mark.parametrize("refused", [2])
-async def test_refused_connections_are_retried_every_3_seconds_by_default(refused: int) -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu, VideoReceiver() as receiver:
+async def test_refused_connections_are_retried_every_3_seconds_by_default(
+    emulator_factory: EmulatorFactory, refused: int
+) -> None:
+    emu = await emulator_factory("recall")
+    async with VideoReceiver() as receiver:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         receiver.refuse_next = refused
         client, bot_id = await start_bot(emu, receiver.url)
