@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from clients.recall import RecallClient, VideoReceiver
@@ -260,3 +261,21 @@ async def test_control_plane_state_shows_streams_and_pacing(emulator: RecallEmul
     await client.aclose()
     json.dumps(emulator.state())
     assert time.monotonic() > 0
+
+
+@pytest.mark.control_plane
+async def test_control_plane_state_lists_the_live_stream_names(
+    emulator: RecallEmulator, receiver: VideoReceiver
+) -> None:
+    client, bot_id = await start_bot(emulator, receiver.url, "gallery_view")
+    await receiver.wait_for(lambda: receiver.open_connections == 2)
+    async with aiohttp.ClientSession() as session, session.get(emulator.url() + "/_emulator/state") as resp:
+        state = await resp.json()
+    assert state["streams"] == [f"{bot_id}/video/100", f"{bot_id}/video/200"]
+    await emulator.scenario_controls["remove_participant"]({"participant_id": 200})
+    await receiver.wait_for(lambda: receiver.open_connections == 1)
+    assert emulator.live_streams() == [f"{bot_id}/video/100"]
+    await client.leave_call(bot_id)
+    await client.wait_for_status(bot_id, "done", timeout_s=5)
+    await client.aclose()
+    assert emulator.live_streams() == []
