@@ -103,7 +103,7 @@ class VideoSink:
 def zlib_floor_seconds(repeats: int) -> tuple[float, int]:
     """CPU seconds of zlib level 1 over one 1280x720 tile's PNG scanlines (the floor of any PNG writer)."""
     from emulators.kit.stamp import StreamKind
-    from emulators.recall.media import TileRenderer, TileSpec
+    from emulators.recall.tiles import TileRenderer, TileSpec
 
     frame = TileRenderer().render(TileSpec(StreamKind.RECALL_WEBCAM, 100, "Ada Lovelace", 1280, 720), 7,
                                   int(time.time() * 1000))

@@ -1,28 +1,20 @@
-"""The Recall.ai bots REST API over aiohttp: auth, rate limits, idempotency, and the device's error shapes.
+"""The Recall.ai bots REST API over aiohttp: parse the request, ask the service or backend, render the answer.
 
-Routes parse the request, call the model, and render JSON; every domain error is mapped to its wire shape here.
+Every refusal is a ``RecallError`` from the backend; ``_render_error`` turns it into its wire shape in one place.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from emulators.recall.model import (
-    BotNotFound,
-    CommandRejected,
-    IdempotencyConflict,
-    StoredResponse,
-    ValidationFailed,
-    parse_list_query,
-    validate_create,
-)
-
-if TYPE_CHECKING:
-    from emulators.recall.device import RecallEmulator
+from emulators.kit.clock import Clock
+from emulators.recall.errors import RecallError, ValidationFailed
+from emulators.recall.model import RecallBackend, StoredResponse, parse_list_query
+from emulators.recall.service import RecallService
 
 API = "/api/v1"
 WAF_PAGE = (
@@ -30,15 +22,23 @@ WAF_PAGE = (
     "<p>Request blocked.</p></body></html>"
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Operation = Callable[[web.Request, str], Awaitable[web.Response]]
 
 
 def detail(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"detail": text}, status=status, headers=headers)
 
 
+def _render_error(exc: RecallError) -> web.Response:
+    """The one mapping from a domain error to the wire: its status, its body, its headers."""
+    return web.json_response(exc.body, status=exc.status, headers=exc.headers or None)
+
+
 class BotsApi:
-    def __init__(self, device: RecallEmulator) -> None:
-        self.device = device
+    def __init__(self, service: RecallService, backend: RecallBackend, clock: Clock) -> None:
+        self.service = service
+        self.backend = backend
+        self.clock = clock
 
     def add_routes(self, app: web.Application) -> None:
         app.middlewares.append(self._errors_as_json)
@@ -58,74 +58,44 @@ class BotsApi:
             return await handler(request)
         try:
             return await handler(request)
+        except RecallError as exc:
+            return _render_error(exc)
         except web.HTTPMethodNotAllowed as exc:
             return web.json_response({"detail": f'Method "{request.method}" not allowed.'}, status=405,
                                      headers={"Allow": ", ".join(sorted(exc.allowed_methods))})
         except web.HTTPNotFound:
             return detail(404, "Not found.")
 
-    def _api_key(self, request: web.Request) -> str | web.Response:
-        header = request.headers.get("Authorization")
-        if not header or not header.strip():
-            return detail(401, "Authentication credentials were not provided.")
-        parts = header.strip().split()
-        # The documented form is "Token <key>"; the vendor's own samples send the bare key.
-        if len(parts) == 2 and parts[0].lower() == "token":
-            key = parts[1]
-        elif len(parts) == 1:
-            key = parts[0]
-        else:
-            return detail(401, "Invalid token header. Token string should not contain spaces.")
-        if key not in self.device.api_keys:
-            return detail(401, "Invalid token.")
-        return key
-
-    def _guard(self, bucket: str, handler: Callable[[web.Request, str], Awaitable[web.Response]],
-               *, idempotent: bool = False) -> Handler:
+    def _guard(self, bucket: str, handler: Operation, *, idempotent: bool = False) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            if self.device.settings["quirk_waf_localhost"] and await self._waf_blocks(request):
+            backend = self.backend
+            if backend.waf_blocks(request.method, await request.read()):
                 return web.Response(status=403, content_type="text/html", text=WAF_PAGE)
-            key = self._api_key(request)
-            if isinstance(key, web.Response):
-                return key
-            device = self.device
-            if device.settings["rate_limits"]:
-                limit = device.settings[f"rate_limit_{bucket}_per_min"]
-                retry_after = device.rate_limiter.hit(key, bucket, limit, device.clock.monotonic())
-                if retry_after is not None:
-                    return detail(429, "Request was throttled.", {"Retry-After": str(retry_after)})
+            key = backend.authenticate(request.headers.get("Authorization"))
+            backend.throttle(key, bucket, self.clock.monotonic())
             idem_key = request.headers.get("Idempotency-Key") if idempotent else None
             if not idem_key:
                 return await handler(request, key)
-            body = await request.read()
-            fingerprint = device.idempotency.fingerprint(request.method, request.path, body)
-            try:
-                cached = device.idempotency.begin(key, idem_key, fingerprint, device.clock.monotonic())
-            except IdempotencyConflict as exc:
-                return detail(409, exc.detail)
+            fingerprint = backend.idempotency.fingerprint(request.method, request.path, await request.read())
+            cached = backend.idempotency.begin(key, idem_key, fingerprint, self.clock.monotonic())
             if cached is not None:
                 return web.json_response(cached.body, status=cached.status, headers=cached.headers)
             try:
                 response = await handler(request, key)
+            except RecallError as exc:
+                response = _render_error(exc)
             except BaseException:
-                device.idempotency.abandon(key, idem_key)
+                backend.idempotency.abandon(key, idem_key)
                 raise
             # Errors are cached too: a retry after a 507 needs a new key, as the vendor documents.
             stored = json.loads(response.body) if isinstance(response.body, bytes) and response.body else None
-            device.idempotency.finish(key, idem_key, StoredResponse(response.status, stored, {
+            backend.idempotency.finish(key, idem_key, StoredResponse(response.status, stored, {
                 k: v for k, v in response.headers.items() if k == "Retry-After"}))
             return response
         return guarded
 
     @staticmethod
-    async def _waf_blocks(request: web.Request) -> bool:
-        """Q9: the service's firewall answers an HTML 403 to 'localhost' in a payload and to GETs with a body."""
-        body = await request.read()
-        if request.method == "GET":
-            return bool(body)
-        return b"localhost" in body.lower()
-
-    async def _json_body(self, request: web.Request) -> Any:
+    async def _json_body(request: web.Request) -> Any:
         raw = await request.read()
         if not raw.strip():
             return {}
@@ -134,83 +104,42 @@ class BotsApi:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationFailed({"detail": f"JSON parse error - {exc}"}) from None
 
-    def _base_url(self, request: web.Request) -> str:
+    @staticmethod
+    def _base_url(request: web.Request) -> str:
         return f"{request.scheme}://{request.host}"
-
-    def _bot(self, request: web.Request, api_key: str) -> Any:
-        bot = self.device.book.get(request.match_info["bot_id"])
-        if bot.api_key != api_key:
-            raise BotNotFound(bot.id)  # other workspaces' bots do not exist for this key
-        return bot
 
     # ----- operations ---------------------------------------------------------------------------------
     async def create_bot(self, request: web.Request, api_key: str) -> web.Response:
-        device = self.device
-        try:
-            body = await self._json_body(request)
-            spec = validate_create(body, device.create_rules, device.book.ids)
-        except ValidationFailed as exc:
-            return web.json_response(exc.errors, status=400)
-        if device.settings["quirk_pool_exhausted"] and spec.join_at is None:
-            return detail(507, "No bots are available in the ad-hoc pool right now. Retry in 30 seconds with a new "
-                               "Idempotency-Key, or schedule the bot with join_at.")
-        bot = device.launch_bot(spec, api_key)
+        bot = self.service.create_bot(await self._json_body(request), api_key)
         return web.json_response(bot.as_json(self._base_url(request)), status=201)
 
     async def list_bots(self, request: web.Request, api_key: str) -> web.Response:
-        try:
-            query = parse_list_query(request.query)
-        except ValidationFailed as exc:
-            return web.json_response(exc.errors, status=400)
-        bots = self.device.book.search(query, api_key)
-        size = self.device.settings["page_size"]
-        pages = max(1, -(-len(bots) // size))
-        if query.page > pages:
-            return detail(404, "Invalid page.")
-        start = (query.page - 1) * size
+        query = parse_list_query(request.query)
+        page = self.backend.list_bots(query, api_key)
         base = self._base_url(request)
 
-        def page_url(page: int) -> str:
-            return str(request.url.update_query(page=page))
+        def page_url(number: int) -> str:
+            return str(request.url.update_query(page=number))
 
         return web.json_response({
-            "count": len(bots),
-            "next": page_url(query.page + 1) if query.page < pages else None,
-            "previous": page_url(query.page - 1) if query.page > 1 else None,
-            "results": [b.as_json(base) for b in bots[start:start + size]],
+            "count": page.count,
+            "next": page_url(page.page + 1) if page.page < page.pages else None,
+            "previous": page_url(page.page - 1) if page.page > 1 else None,
+            "results": [b.as_json(base) for b in page.bots],
         })
 
     async def retrieve_bot(self, request: web.Request, api_key: str) -> web.Response:
-        try:
-            bot = self._bot(request, api_key)
-        except BotNotFound:
-            return detail(404, "Not found.")
+        bot = self.backend.bot(request.match_info["bot_id"], api_key)
         return web.json_response(bot.as_json(self._base_url(request)))
 
     async def delete_bot(self, request: web.Request, api_key: str) -> web.Response:
-        try:
-            bot = self._bot(request, api_key)
-        except BotNotFound:
-            return detail(404, "Not found.")
-        if bot.status != "ready" or bot.spec.join_at is None:
-            return detail(405, "Only scheduled bots that have not been dispatched can be deleted.")
-        await self.device.delete_bot(bot)
+        await self.service.delete_bot(request.match_info["bot_id"], api_key)
         return web.Response(status=204)
 
     async def leave_call(self, request: web.Request, api_key: str) -> web.Response:
-        try:
-            bot = self._bot(request, api_key)
-        except BotNotFound:
-            return detail(404, "Not found.")
-        try:
-            self.device.leave_call(bot)
-        except CommandRejected as exc:
-            return web.json_response({"code": exc.code, "detail": exc.detail}, status=400)
+        bot = self.service.leave_call(request.match_info["bot_id"], api_key)
         return web.json_response(bot.as_json(self._base_url(request)))
 
     async def participants_download(self, request: web.Request) -> web.Response:
-        try:
-            bot = self.device.book.get(request.match_info["bot_id"])
-        except BotNotFound:
-            return detail(404, "Not found.")
+        bot = self.backend.book.get(request.match_info["bot_id"])
         return web.json_response(bot.participants_download())

@@ -1,13 +1,13 @@
-"""Simulated meetings: scenarios (who joins when, who speaks, who shares) and the meeting state they drive.
+"""Simulated meetings: scenarios (who joins when, who speaks, who shares), their script, and the meeting state.
 
-Pure: times are scenario seconds from the moment the bot enters the call; the bot runner schedules them.
+Pure: times are scenario seconds from the moment the bot enters the call; the backend's schedule plays them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class Scenario:
     meeting_urls: tuple[str, ...] = ()
     waiting_room_s: float = 0.0
     missing: bool = False
+    # A looping meeting replays its speech/screenshare/mute script every duration_s and never ends by itself.
+    loop: bool = False
 
 
 def _num(raw: dict[str, Any], key: str, where: str, default: float | None = None) -> float | None:
@@ -125,6 +127,9 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
     for interval in speaking:
         if interval.text is None:
             interval.text = faker.sentence(nb_words=max(3, int(interval.end_s - interval.start_s) * 2))
+    loop = raw.get("loop", False)
+    if not isinstance(loop, bool):
+        raise FieldError("scenario.loop", f"must be true or false, got {loop!r}")
     urls = raw.get("meeting_urls", []) or []
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise FieldError("meeting_urls", "must be a list of meeting URL strings")
@@ -138,6 +143,7 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
         meeting_urls=tuple(urls),
         waiting_room_s=_num(raw, "waiting_room_s", "scenario", 0.0) or 0.0,
         missing=bool(raw.get("missing", False)),
+        loop=loop,
     )
 
 
@@ -201,6 +207,73 @@ def timeline(scenario: Scenario) -> list[MeetingEvent]:
         )
     events.append(MeetingEvent(scenario.duration_s, "end"))
     return sorted(events, key=lambda e: (e.at_s, _ORDER[e.code]))
+
+
+# What a looping meeting replays each cycle; joins and leaves happen once (controls may change who is present).
+LOOPED_CODES = frozenset({"speech_on", "speech_off", "screenshare_on", "screenshare_off", "mute", "unmute"})
+
+
+def _event_key(event: MeetingEvent) -> tuple[float, int]:
+    return event.at_s, _ORDER[event.code]
+
+
+class Script:
+    """A scenario's timeline as it plays: the events due by a scenario time, and when the next one is due.
+
+    A looping scenario has no ``end``: its speech, screenshare and mute intervals repeat every ``duration_s``
+    (cycle k shifted by k x duration_s), generated as they come due; ``repeat=False`` plays one cycle.
+    """
+
+    def __init__(self, scenario: Scenario, *, repeat: bool = True) -> None:
+        events = timeline(scenario)
+        self.duration_s = scenario.duration_s
+        if scenario.loop and repeat and self.duration_s > 0:
+            self._cycle = [e for e in events if e.code in LOOPED_CODES]
+            self._queue = [e for e in events if e.code in ("join", "leave")]
+        else:
+            # A looping meeting that cannot repeat (no time passes at time scale 0) plays once, without an end.
+            self._cycle, self._queue = [], [e for e in events if not (scenario.loop and e.code == "end")]
+        self._cycles = 0
+
+    def _fill(self, until_s: float) -> None:
+        # Every cycle that starts by until_s is queued, so nothing due by then can be missing from the queue.
+        while self._cycle and self._cycles * self.duration_s <= until_s:
+            offset = self._cycles * self.duration_s
+            self._queue.extend(_shifted(e, offset) for e in self._cycle)
+            self._cycles += 1
+        self._queue.sort(key=_event_key)
+
+    def next_at(self) -> float | None:
+        """The scenario time of the next event, None when the script is over."""
+        if not self._queue:
+            self._fill(self._cycles * self.duration_s)
+        return self._queue[0].at_s if self._queue else None
+
+    def pop_due(self, scenario_s: float) -> list[MeetingEvent]:
+        """Every event due at or before ``scenario_s``, in order, removed from the script."""
+        self._fill(scenario_s)
+        due = 0
+        while due < len(self._queue) and self._queue[due].at_s <= scenario_s:
+            due += 1
+        out, self._queue = self._queue[:due], self._queue[due:]
+        return out
+
+
+def _shifted(event: MeetingEvent, offset: float) -> MeetingEvent:
+    if not offset:
+        return event
+    interval = event.interval_s
+    return replace(event, at_s=event.at_s + offset,
+                   interval_s=None if interval is None else (interval[0] + offset, interval[1] + offset))
+
+
+def script_line(scenario: Scenario, participant: int | None, start_s: float, end_s: float) -> str | None:
+    """The scripted words of a speech that ran from ``start_s`` to ``end_s`` (looping scenarios fold time)."""
+    if scenario.loop and scenario.duration_s > 0:
+        cycle = start_s // scenario.duration_s * scenario.duration_s
+        start_s, end_s = start_s - cycle, end_s - cycle
+    return next((t.text for t in scenario.speaking if t.participant == participant and t.start_s <= end_s <= t.end_s
+                 and t.text), None)
 
 
 @dataclass

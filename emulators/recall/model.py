@@ -1,601 +1,106 @@
-"""Recall.ai bots as pure state: request validation, the bot lifecycle, participants, list filters, rate limits.
+"""RecallBackend: every rule of the Recall bots service as pure state, and each bot's life as a sans-I/O schedule.
 
-No asyncio and no clock reads: every operation that needs time takes ``now`` (Unix seconds).
+No asyncio, no I/O and no clock reads: every operation that needs time takes ``now`` (Unix seconds). The
+service drives ``advance(now)`` / ``next_wakeup()`` and acts on the changes it returns.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
-import re
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from clients.recall_wire import REALTIME_EVENTS, iso_utc
+from faker import Faker
 
-DEFAULT_BOT_NAME = "Meeting Notetaker"
-BOT_NAME_MAX = 100
-LEGACY_FIELDS = (
-    "real_time_media",
-    "recording_mode",
-    "recording_mode_options",
-    "transcription_options",
-    "real_time_transcription",
+from clients.recall_wire import iso_utc
+from emulators.kit.errors import FieldError
+from emulators.recall.create_request import (
+    PLATFORMS,
+    BotSpec,
+    CreateRules,
+    Endpoint,
+    _Errors,
+    parse_datetime,
+    validate_create,
 )
-ECHOED_FIELDS = (
-    "chat",
-    "output_media",
-    "automatic_video_output",
-    "automatic_audio_output",
-    "variant",
-    "zoom",
-    "google_meet",
-    "include_bot_in_recording",
+from emulators.recall.errors import (
+    BotNotFound,
+    CommandRejected,
+    DeleteRefused,
+    IdempotencyConflict,
+    IllegalTransition,
+    NotAuthenticated,
+    PageNotFound,
+    PoolExhausted,
+    Throttled,
+    ValidationFailed,
 )
-RECORDING_MODES = ("speaker_view", "gallery_view", "gallery_view_v2", "audio_only")
-SCREENSHARE_PLACEMENTS = ("hide", "beside", "overlap")
-START_RECORDING_ON = ("call_join", "participant_join", "participant_speak", "manual")
-TRANSCRIPTION_PROVIDERS = (
-    "deepgram",
-    "assembly_ai_async_chunked",
-    "assembly_ai",
-    "rev",
-    "aws_transcribe",
-    "speechmatics",
-    "symbl",
-    "gladia",
-    "gladia_v2",
-    "meeting_captions",
-    "none",
+from emulators.recall.meeting import (
+    CLIENT_PLATFORMS,
+    Meeting,
+    MeetingEvent,
+    Scenario,
+    ScenarioParticipant,
+    Script,
+    parse_scenario,
+    scenario_for,
+    script_line,
 )
-PLATFORMS = ("zoom", "google_meet", "microsoft_teams", "webex")
-ENDPOINT_TYPES = ("websocket", "webhook", "rtmp")
-# automatic_leave: field -> (minimum, default); None default = no timeout.
-AUTOMATIC_LEAVE: dict[str, tuple[int, int | None]] = {
-    "waiting_room_timeout": (30, 1200),
-    "noone_joined_timeout": (30, 1200),
-    "everyone_left_timeout": (1, 2),
-    "in_call_not_recording_timeout": (1, 3600),
-    "in_call_recording_timeout": (1, None),
-    "recording_permission_denied_timeout": (1, 3600),
-}
-SILENCE_DETECTION = {"timeout": (10, 3600), "activate_after": (1, 1200)}
-# Which recording_config artifact an event family needs before it can be subscribed to.
-EVENT_ARTIFACT = {
-    "participant_events": "participant_events",
-    "transcript": "transcript",
-    "audio_mixed_raw": "audio_mixed_raw",
-    "audio_separate_raw": "audio_separate_raw",
-    "video_separate_png": "video_separate_png",
+
+
+# ----- statuses -----------------------------------------------------------------------------------------
+class BotStatus(StrEnum):
+    READY = "ready"
+    JOINING_CALL = "joining_call"
+    IN_WAITING_ROOM = "in_waiting_room"
+    IN_CALL_NOT_RECORDING = "in_call_not_recording"
+    RECORDING_PERMISSION_ALLOWED = "recording_permission_allowed"
+    RECORDING_PERMISSION_DENIED = "recording_permission_denied"
+    IN_CALL_RECORDING = "in_call_recording"
+    CALL_ENDED = "call_ended"
+    RECORDING_DONE = "recording_done"
+    DONE = "done"
+    FATAL = "fatal"
+    MEDIA_EXPIRED = "media_expired"
+    ANALYSIS_DONE = "analysis_done"
+    ANALYSIS_FAILED = "analysis_failed"
+
+
+S = BotStatus
+# The real path (dossier §4): ready -> joining_call -> (in_waiting_room) -> in_call_not_recording ->
+# in_call_recording -> call_ended -> (recording_done) -> done. A meeting can end (call_ended) at any point
+# before the bot records; fatal ends a bot that could not get in or broke.
+TRANSITIONS: dict[BotStatus, frozenset[BotStatus]] = {
+    S.READY: frozenset({S.JOINING_CALL, S.CALL_ENDED}),
+    S.JOINING_CALL: frozenset({S.IN_WAITING_ROOM, S.IN_CALL_NOT_RECORDING, S.CALL_ENDED, S.FATAL}),
+    S.IN_WAITING_ROOM: frozenset({S.IN_CALL_NOT_RECORDING, S.CALL_ENDED, S.FATAL}),
+    S.IN_CALL_NOT_RECORDING: frozenset({S.RECORDING_PERMISSION_ALLOWED, S.RECORDING_PERMISSION_DENIED,
+                                        S.IN_CALL_RECORDING, S.CALL_ENDED, S.FATAL}),
+    S.RECORDING_PERMISSION_ALLOWED: frozenset({S.IN_CALL_RECORDING, S.CALL_ENDED, S.FATAL}),
+    S.RECORDING_PERMISSION_DENIED: frozenset({S.CALL_ENDED, S.FATAL}),
+    S.IN_CALL_RECORDING: frozenset({S.CALL_ENDED, S.FATAL}),
+    S.CALL_ENDED: frozenset({S.RECORDING_DONE, S.DONE}),
+    S.RECORDING_DONE: frozenset({S.DONE}),
+    S.DONE: frozenset({S.MEDIA_EXPIRED, S.ANALYSIS_DONE, S.ANALYSIS_FAILED}),
+    S.FATAL: frozenset(),
+    S.MEDIA_EXPIRED: frozenset(),
+    S.ANALYSIS_DONE: frozenset(),
+    S.ANALYSIS_FAILED: frozenset(),
 }
 # Statuses after which a bot takes no more commands.
-COMPLETED_CODES = frozenset({"call_ended", "done", "fatal", "recording_done", "media_expired", "analysis_done",
-                             "analysis_failed"})
-IN_CALL_CODES = frozenset({"joining_call", "in_waiting_room", "in_call_not_recording", "recording_permission_allowed",
-                           "recording_permission_denied", "in_call_recording"})
-NOT_ALLOWED = "This field is not allowed."
-REQUIRED = "This field is required."
-
-
-class ValidationFailed(Exception):
-    """A request body is invalid; ``errors`` is the DRF-style ``{field: [message, ...]}`` map."""
-
-    def __init__(self, errors: dict[str, Any]) -> None:
-        super().__init__(json.dumps(errors))
-        self.errors = errors
-
-
-class CommandRejected(Exception):
-    """A command a bot cannot take in its current state (400 with ``code`` and ``detail``)."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-
-class BotNotFound(LookupError):
-    pass
-
-
-# ----- meeting URLs ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MeetingUrl:
-    """A meeting link as the v1.11 API shows it: the platform and the meeting id (plus a Zoom password)."""
-
-    raw: str
-    platform: str
-    meeting_id: str
-    meeting_password: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"meeting_id": self.meeting_id}
-        if self.platform == "zoom":
-            out["meeting_password"] = self.meeting_password
-        out["platform"] = self.platform
-        return out
-
-
-_MEET_ID = re.compile(r"^/([a-z]{3}-[a-z]{4}-[a-z]{3})/?$")
-_ZOOM_PATH = re.compile(r"^/(?:j|w|s|wc/join|wc)/(\d{9,11})(?:/.*)?$")
-
-
-def parse_meeting_url(raw: str) -> MeetingUrl:
-    """The platform and meeting id of a Zoom, Google Meet, Microsoft Teams or Webex link."""
-    parts = urlsplit(raw.strip())
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError("Enter a valid URL.")
-    if host == "meet.google.com":
-        match = _MEET_ID.match(parts.path)
-        if match:
-            return MeetingUrl(raw, "google_meet", match.group(1))
-    elif host == "zoom.us" or host.endswith(".zoom.us") or host.endswith(".zoomgov.com"):
-        match = _ZOOM_PATH.match(parts.path)
-        if match:
-            password = parse_qs(parts.query).get("pwd", [None])[0]
-            return MeetingUrl(raw, "zoom", match.group(1), password)
-    elif host in ("teams.microsoft.com", "teams.live.com") or host.endswith(".teams.microsoft.com"):
-        tail = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        if tail:
-            return MeetingUrl(raw, "microsoft_teams", hashlib.sha1(parts.path.encode()).hexdigest()[:16])
-    elif host.endswith("webex.com"):
-        tail = parts.path.rstrip("/").rsplit("/", 1)[-1] or parse_qs(parts.query).get("MTID", [""])[0]
-        if tail:
-            return MeetingUrl(raw, "webex", tail)
-    raise ValueError("Meeting URL is not a recognised Zoom, Google Meet, Microsoft Teams or Webex link.")
-
-
-# ----- request validation ------------------------------------------------------------------------------
-@dataclass
-class Endpoint:
-    """A v1.11 realtime endpoint (or a legacy destination, in the same shape)."""
-
-    id: str
-    type: str
-    url: str
-    events: tuple[str, ...]
-    metadata: dict[str, str]
-    nested: bool = False  # given as config: {url, events}
-
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"url": self.url, "events": list(self.events)}
-        if self.nested:
-            return {"id": self.id, "type": self.type, "config": body, "metadata": self.metadata}
-        return {"id": self.id, "type": self.type, **body, "metadata": self.metadata}
-
-
-@dataclass
-class BotSpec:
-    """A validated create request: everything the bot echoes and everything its media needs."""
-
-    generation: str  # "v1.10" or "v1.11"
-    meeting_url: MeetingUrl
-    bot_name: str
-    join_at: float | None
-    metadata: dict[str, str | None]
-    automatic_leave: dict[str, Any]
-    echoed: dict[str, Any]
-    # v1.10
-    real_time_media: dict[str, Any] = field(default_factory=dict)
-    recording_mode: str = "speaker_view"
-    recording_mode_options: dict[str, Any] = field(default_factory=dict)
-    legacy_extras: dict[str, Any] = field(default_factory=dict)
-    # v1.11
-    recording_config: dict[str, Any] = field(default_factory=dict)
-    endpoints: list[Endpoint] = field(default_factory=list)
-
-    @property
-    def layout(self) -> str:
-        if self.generation == "v1.11":
-            return str(self.recording_config.get("video_mixed_layout", "speaker_view"))
-        return self.recording_mode
-
-
-@dataclass(frozen=True)
-class CreateRules:
-    """Profile flags that change what a create request may contain."""
-
-    reject_legacy_fields: bool = False
-    strict_layout_validation: bool = False
-    strict_endpoint_shape: bool = False
-
-
-_DATETIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
-)
-
-
-def parse_datetime(raw: Any) -> float:
-    """Unix seconds from an ISO 8601 / RFC 3339 datetime; naive values are UTC. ValueError otherwise."""
-    if not isinstance(raw, str):
-        raise ValueError("not a string")
-    match = _DATETIME.match(raw.strip())
-    if not match:
-        raise ValueError("not an ISO 8601 datetime")
-    year, month, day, hour, minute = (int(match.group(i)) for i in range(1, 6))
-    second = min(59, int(match.group(6) or 0))  # a leap second reads as :59
-    micro = int((match.group(7) or "0")[:6].ljust(6, "0"))
-    offset = 0
-    if match.group(9):
-        offset = (int(match.group(10)) * 60 + int(match.group(11))) * 60 * (1 if match.group(9) == "+" else -1)
-    value = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
-    return value.timestamp() - offset
-
-
-class _Errors:
-    def __init__(self) -> None:
-        self.errors: dict[str, Any] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.errors.setdefault(name, []).append(message)
-
-    def nested(self, name: str, sub: dict[str, Any]) -> None:
-        if sub:
-            self.errors[name] = sub
-
-
-def _url_error(value: Any, schemes: tuple[str, ...]) -> str | None:
-    if not isinstance(value, str):
-        return "Not a valid string."
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.hostname:
-        return f"Enter a valid URL with scheme {' or '.join(schemes)}."
-    return None
-
-
-def _validate_metadata(value: Any, errors: _Errors, name: str = "metadata") -> dict[str, str | None]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        errors.add(name, f'Expected a dictionary of items but got type "{type(value).__name__}".')
-        return {}
-    bad = [k for k, v in value.items() if v is not None and not isinstance(v, str)]
-    if bad:
-        errors.nested(name, {k: ["Not a valid string."] for k in bad})
-    return {str(k): v for k, v in value.items()}
-
-
-def _validate_automatic_leave(value: Any, errors: _Errors) -> dict[str, Any]:
-    out: dict[str, Any] = {k: d for k, (_m, d) in AUTOMATIC_LEAVE.items()}
-    out["silence_detection"] = {k: d for k, (_m, d) in SILENCE_DETECTION.items()}
-    out["bot_detection"] = {"using_participant_events": {"timeout": 600, "activate_after": 1200}}
-    if value is None:
-        return out
-    if not isinstance(value, dict):
-        errors.add("automatic_leave", f'Invalid data. Expected a dictionary, but got {type(value).__name__}.')
-        return out
-    sub: dict[str, Any] = {}
-    for key, (minimum, _default) in AUTOMATIC_LEAVE.items():
-        if key not in value or value[key] is None:
-            continue
-        v = value[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            sub[key] = ["A valid integer is required."]
-        elif v < minimum:
-            sub[key] = [f"Ensure this value is greater than or equal to {minimum}."]
-        else:
-            out[key] = v
-    silence = value.get("silence_detection")
-    if silence is not None:
-        if not isinstance(silence, dict):
-            sub["silence_detection"] = ["Invalid data. Expected a dictionary."]
-        else:
-            ssub: dict[str, Any] = {}
-            for key, (minimum, _d) in SILENCE_DETECTION.items():
-                v = silence.get(key)
-                if v is None:
-                    continue
-                if isinstance(v, bool) or not isinstance(v, int):
-                    ssub[key] = ["A valid integer is required."]
-                elif v < minimum:
-                    ssub[key] = [f"Ensure this value is greater than or equal to {minimum}."]
-                else:
-                    out["silence_detection"][key] = v
-            if ssub:
-                sub["silence_detection"] = ssub
-    if isinstance(value.get("bot_detection"), dict):
-        out["bot_detection"] = value["bot_detection"]
-    errors.nested("automatic_leave", sub)
-    return out
-
-
-def _choice(value: Any, choices: tuple[str, ...]) -> str | None:
-    if not isinstance(value, str) or value not in choices:
-        return f'"{value}" is not a valid choice. Allowed: {", ".join(choices)}.'
-    return None
-
-
-_RTM_WS_FIELDS = (
-    "websocket_video_destination_url",
-    "websocket_audio_destination_url",
-    "websocket_speaker_timeline_destination_url",
-)
-_RTM_HTTP_FIELDS = ("webhook_call_events_destination_url", "webhook_chat_messages_destination_url")
-
-
-def _validate_legacy(body: dict[str, Any], spec: BotSpec, errors: _Errors) -> None:
-    rtm = body.get("real_time_media")
-    out: dict[str, Any] = {name: None for name in (*_RTM_WS_FIELDS, "rtmp_destination_url", *_RTM_HTTP_FIELDS)}
-    out["websocket_speaker_timeline_exclude_null_speaker"] = True
-    if rtm is not None:
-        if not isinstance(rtm, dict):
-            errors.add("real_time_media", "Invalid data. Expected a dictionary.")
-        else:
-            sub: dict[str, list[str]] = {}
-            for name, schemes in (
-                *((n, ("ws", "wss")) for n in _RTM_WS_FIELDS),
-                ("rtmp_destination_url", ("rtmp", "rtmps")),
-                *((n, ("http", "https")) for n in _RTM_HTTP_FIELDS),
-            ):
-                value = rtm.get(name)
-                if value is None:
-                    continue
-                problem = _url_error(value, schemes)
-                if problem:
-                    sub[name] = [problem]
-                else:
-                    out[name] = value
-            flag = rtm.get("websocket_speaker_timeline_exclude_null_speaker")
-            if flag is not None:
-                if not isinstance(flag, bool):
-                    sub["websocket_speaker_timeline_exclude_null_speaker"] = ["Must be a valid boolean."]
-                else:
-                    out["websocket_speaker_timeline_exclude_null_speaker"] = flag
-            errors.nested("real_time_media", sub)
-    spec.real_time_media = out
-    mode = body.get("recording_mode")
-    if mode is not None:
-        problem = _choice(mode, RECORDING_MODES)
-        if problem:
-            errors.add("recording_mode", problem)
-        else:
-            spec.recording_mode = mode
-    options = body.get("recording_mode_options")
-    spec.recording_mode_options = {"participant_video_when_screenshare": "overlap", "start_recording_on": "call_join"}
-    if options is not None:
-        if not isinstance(options, dict):
-            errors.add("recording_mode_options", "Invalid data. Expected a dictionary.")
-        else:
-            sub = {}
-            for key, choices in (
-                ("participant_video_when_screenshare", SCREENSHARE_PLACEMENTS),
-                ("start_recording_on", START_RECORDING_ON),
-            ):
-                if options.get(key) is None:
-                    continue
-                problem = _choice(options[key], choices)
-                if problem:
-                    sub[key] = [problem]
-                else:
-                    spec.recording_mode_options[key] = options[key]
-            errors.nested("recording_mode_options", sub)
-    transcription = body.get("transcription_options")
-    if transcription is not None:
-        if not isinstance(transcription, dict) or "provider" not in transcription:
-            errors.nested("transcription_options", {"provider": [REQUIRED]})
-        else:
-            problem = _choice(transcription["provider"], TRANSCRIPTION_PROVIDERS)
-            if problem:
-                errors.nested("transcription_options", {"provider": [problem]})
-        spec.legacy_extras["transcription_options"] = transcription
-    rtt = body.get("real_time_transcription")
-    if rtt is not None:
-        if not isinstance(rtt, dict):
-            errors.add("real_time_transcription", "Invalid data. Expected a dictionary.")
-        else:
-            sub = {}
-            problem = _url_error(rtt.get("destination_url"), ("http", "https", "ws", "wss"))
-            if "destination_url" not in rtt:
-                sub["destination_url"] = [REQUIRED]
-            elif problem:
-                sub["destination_url"] = [problem]
-            for flag in ("partial_results", "enhanced_diarization"):
-                if flag in rtt and not isinstance(rtt[flag], bool):
-                    sub[flag] = ["Must be a valid boolean."]
-            errors.nested("real_time_transcription", sub)
-            spec.legacy_extras["real_time_transcription"] = {
-                "partial_results": False,
-                "enhanced_diarization": False,
-                **rtt,
-            }
-
-
-_RECORDING_CONFIG_DEFAULTS: dict[str, Any] = {
-    "video_mixed_layout": "speaker_view",
-    "participant_events": {},
-    "meeting_metadata": {},
-    "video_mixed_mp4": {},
-    "retention": {"type": "timed", "hours": 168},
-    "start_recording_on": "call_join",
-    "video_mixed_participant_video_when_screenshare": "overlap",
-}
-_ARTIFACTS = (
-    "video_separate_png",
-    "video_separate_mp4",
-    "video_mixed_flv",
-    "video_mixed_mp4",
-    "audio_mixed_raw",
-    "audio_separate_raw",
-    "transcript",
-    "participant_events",
-    "meeting_metadata",
-)
-
-
-def _validate_recording_config(
-    value: Any, spec: BotSpec, errors: _Errors, rules: CreateRules, endpoint_ids: random.Random
-) -> None:
-    if not isinstance(value, dict):
-        errors.add("recording_config", "Invalid data. Expected a dictionary.")
-        return
-    config = {**_RECORDING_CONFIG_DEFAULTS, **{k: v for k, v in value.items() if v is not None or k == "transcript"}}
-    sub: dict[str, Any] = {}
-    problem = _choice(config["video_mixed_layout"], RECORDING_MODES)
-    if problem:
-        sub["video_mixed_layout"] = [problem]
-    for artifact in _ARTIFACTS:
-        if artifact in config and config[artifact] is not None and not isinstance(config[artifact], dict):
-            sub[artifact] = ["Invalid data. Expected a dictionary."]
-    problem = _choice(config["start_recording_on"], START_RECORDING_ON)
-    if problem:
-        sub["start_recording_on"] = [problem]
-    problem = _choice(config["video_mixed_participant_video_when_screenshare"], SCREENSHARE_PLACEMENTS)
-    if problem:
-        sub["video_mixed_participant_video_when_screenshare"] = [problem]
-    if (
-        rules.strict_layout_validation
-        and config.get("video_separate_png") is not None
-        and config["video_mixed_layout"] != "gallery_view_v2"
-    ):
-        sub.setdefault("video_separate_png", []).append(
-            "Only supported with video_mixed_layout='gallery_view_v2'."
-        )
-    raw_endpoints = config.get("realtime_endpoints", [])
-    endpoints: list[Endpoint] = []
-    if not isinstance(raw_endpoints, list):
-        sub["realtime_endpoints"] = [f'Expected a list of items but got type "{type(raw_endpoints).__name__}".']
-    else:
-        item_errors: list[dict[str, Any]] = []
-        for raw in raw_endpoints:
-            endpoint, problems = _validate_endpoint(raw, config, rules, endpoint_ids)
-            item_errors.append(problems)
-            if endpoint is not None:
-                endpoints.append(endpoint)
-        if any(item_errors):
-            sub["realtime_endpoints"] = item_errors
-    errors.nested("recording_config", sub)
-    spec.recording_config = config
-    spec.endpoints = endpoints
-
-
-def _validate_endpoint(
-    raw: Any, config: dict[str, Any], rules: CreateRules, ids: random.Random
-) -> tuple[Endpoint | None, dict[str, Any]]:
-    problems: dict[str, Any] = {}
-    if not isinstance(raw, dict):
-        return None, {"non_field_errors": ["Invalid data. Expected a dictionary."]}
-    kind = raw.get("type")
-    problem = _choice(kind, ENDPOINT_TYPES) if "type" in raw else REQUIRED
-    if problem:
-        problems["type"] = [problem]
-    nested = isinstance(raw.get("config"), dict)
-    if nested and rules.strict_endpoint_shape:
-        problems["config"] = [NOT_ALLOWED + " Put url and events on the endpoint itself."]
-    source = raw["config"] if nested else raw
-    url, events = source.get("url"), source.get("events", [])
-    schemes = {"websocket": ("ws", "wss"), "webhook": ("http", "https"), "rtmp": ("rtmp", "rtmps")}.get(
-        kind if isinstance(kind, str) else "", ("ws", "wss", "http", "https", "rtmp", "rtmps")
-    )
-    if url is None:
-        problems["url"] = [REQUIRED]
-    else:
-        problem = _url_error(url, schemes)
-        if problem:
-            problems["url"] = [problem]
-    if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-        problems["events"] = ["Expected a list of event names."]
-        events = []
-    else:
-        bad = [e for e in events if e not in REALTIME_EVENTS]
-        if bad:
-            problems["events"] = [f'"{e}" is not a valid choice. Allowed: {", ".join(REALTIME_EVENTS)}.' for e in bad]
-        else:
-            for event in events:
-                artifact = EVENT_ARTIFACT[event.split(".")[0]]
-                if config.get(artifact) is None:
-                    problems.setdefault("events", []).append(
-                        f'"{event}" needs recording_config.{artifact} to be enabled (set it to {{}}).'
-                    )
-    if kind == "rtmp" and config.get("video_mixed_flv") is None:
-        problems.setdefault("type", []).append("rtmp endpoints need recording_config.video_mixed_flv to be enabled.")
-    metadata = raw.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        problems["metadata"] = ["Invalid data. Expected a dictionary."]
-        metadata = {}
-    if problems:
-        return None, problems
-    endpoint_id = str(uuid.UUID(int=ids.getrandbits(128), version=4))
-    return Endpoint(endpoint_id, kind, url, tuple(dict.fromkeys(events)), metadata, nested), {}
-
-
-def validate_create(body: Any, rules: CreateRules, ids: random.Random) -> BotSpec:
-    """A BotSpec from a create request body; ValidationFailed with every field problem otherwise."""
-    if not isinstance(body, dict):
-        raise ValidationFailed({"non_field_errors": ["Invalid data. Expected a dictionary."]})
-    errors = _Errors()
-    legacy_given = [name for name in LEGACY_FIELDS if body.get(name) is not None]
-    has_config = body.get("recording_config") is not None
-    if legacy_given and (rules.reject_legacy_fields or has_config):
-        for name in legacy_given:
-            errors.add(name, NOT_ALLOWED)
-    generation = "v1.11" if has_config or (rules.reject_legacy_fields and not legacy_given) else "v1.10"
-    meeting_url = MeetingUrl("", "zoom", "")
-    raw_url = body.get("meeting_url")
-    if raw_url is None:
-        errors.add("meeting_url", REQUIRED)
-    elif not isinstance(raw_url, str) or not raw_url.strip():
-        message = "Not a valid string." if not isinstance(raw_url, str) else "This field may not be blank."
-        errors.add("meeting_url", message)
-    else:
-        try:
-            meeting_url = parse_meeting_url(raw_url)
-        except ValueError as exc:
-            errors.add("meeting_url", str(exc))
-    bot_name = body.get("bot_name", DEFAULT_BOT_NAME)
-    if bot_name is None:
-        bot_name = DEFAULT_BOT_NAME
-    if not isinstance(bot_name, str):
-        errors.add("bot_name", "Not a valid string.")
-    elif len(bot_name) > BOT_NAME_MAX:
-        errors.add("bot_name", f"Ensure this field has no more than {BOT_NAME_MAX} characters.")
-    elif not bot_name.strip():
-        errors.add("bot_name", "This field may not be blank.")
-    join_at = None
-    if body.get("join_at") is not None:
-        try:
-            join_at = parse_datetime(body["join_at"])
-        except (ValueError, TypeError, OverflowError):
-            errors.add("join_at", "Datetime has wrong format. Use ISO 8601: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|Z].")
-    metadata = _validate_metadata(body.get("metadata"), errors)
-    automatic_leave = _validate_automatic_leave(body.get("automatic_leave"), errors)
-    echoed = {}
-    for name in ECHOED_FIELDS:
-        if name in body:
-            value = body[name]
-            if value is not None and not isinstance(value, dict):
-                errors.add(name, "Invalid data. Expected a dictionary.")
-            echoed[name] = value
-    spec = BotSpec(
-        generation=generation,
-        meeting_url=meeting_url,
-        bot_name=bot_name if isinstance(bot_name, str) else DEFAULT_BOT_NAME,
-        join_at=join_at,
-        metadata=metadata,
-        automatic_leave=automatic_leave,
-        echoed=echoed,
-    )
-    if generation == "v1.10":
-        _validate_legacy(body, spec, errors)
-    elif has_config:
-        _validate_recording_config(body["recording_config"], spec, errors, rules, ids)
-    else:
-        spec.recording_config = dict(_RECORDING_CONFIG_DEFAULTS)
-    if errors.errors:
-        raise ValidationFailed(errors.errors)
-    return spec
-
-
+COMPLETED = frozenset({S.CALL_ENDED, S.DONE, S.FATAL, S.RECORDING_DONE, S.MEDIA_EXPIRED, S.ANALYSIS_DONE,
+                       S.ANALYSIS_FAILED})
+IN_CALL = frozenset({S.JOINING_CALL, S.IN_WAITING_ROOM, S.IN_CALL_NOT_RECORDING, S.RECORDING_PERMISSION_ALLOWED,
+                     S.RECORDING_PERMISSION_DENIED, S.IN_CALL_RECORDING})
 # ----- bots ---------------------------------------------------------------------------------------------
 @dataclass
 class StatusChange:
-    code: str
+    code: BotStatus
     created_at: float
     sub_code: str | None = None
     message: str | None = None
@@ -672,17 +177,26 @@ class Bot:
     api_key: str = ""
 
     @property
-    def status(self) -> str:
+    def status(self) -> BotStatus:
         return self.status_changes[-1].code
 
     @property
     def alive(self) -> bool:
-        return self.status not in COMPLETED_CODES
+        return self.status not in COMPLETED
 
-    def record_status(self, code: str, now: float, sub_code: str | None = None, message: str | None = None) -> None:
+    def record_status(self, code: str, now: float, sub_code: str | None = None,
+                      message: str | None = None) -> StatusChange:
+        """Append a status change; IllegalTransition when the state machine does not allow it."""
+        status = BotStatus(code)
+        if self.status_changes and status not in TRANSITIONS[self.status]:
+            raise IllegalTransition(f"bot {self.id}: {self.status} -> {status} is not a transition")
+        if not self.status_changes and status is not BotStatus.READY:
+            raise IllegalTransition(f"bot {self.id}: a bot starts ready, not {status}")
         # created_at never goes backwards, even if the caller's clock does.
         at = max(now, self.status_changes[-1].created_at) if self.status_changes else now
-        self.status_changes.append(StatusChange(code, at, sub_code, message))
+        change = StatusChange(status, at, sub_code, message)
+        self.status_changes.append(change)
+        return change
 
     def check_can_leave(self) -> None:
         """leave_call is allowed from joining_call to in_call_recording; the rest answer with a coded 400."""
@@ -691,7 +205,7 @@ class Bot:
             raise CommandRejected(
                 "cannot_command_unstarted_bot", "Cannot send a command to a bot which has not started yet."
             )
-        if status in COMPLETED_CODES or status not in IN_CALL_CODES:
+        if status in COMPLETED or status not in IN_CALL:
             raise CommandRejected(
                 "cannot_command_completed_bot",
                 "Cannot send a command to a bot which has completed(is shutting/has shut down/has errored).",
@@ -759,8 +273,6 @@ def _recording_config_json(spec: BotSpec) -> dict[str, Any]:
     config = {k: v for k, v in spec.recording_config.items() if k != "realtime_endpoints"}
     config["realtime_endpoints"] = [e.as_json() for e in spec.endpoints]
     return config
-
-
 # ----- the bot store: creation, listing, filters --------------------------------------------------------
 @dataclass
 class ListQuery:
@@ -901,12 +413,6 @@ class _IdempotencyEntry:
     response: StoredResponse | None = None  # None while the first request is in flight
 
 
-class IdempotencyConflict(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
 class IdempotencyBook:
     """Idempotency-Key handling: replay a completed response for an hour, 409 while in flight or reused."""
 
@@ -940,3 +446,558 @@ class IdempotencyBook:
 
     def abandon(self, api_key: str, key: str) -> None:
         self._entries.pop((api_key, key), None)
+
+
+def status_webhook(bot: Bot, change: StatusChange) -> dict[str, Any]:
+    """The status-change webhook body of the bot's generation (dossier §2.6)."""
+    at = iso_utc(change.created_at)
+    if bot.spec.generation == "v1.10":
+        return {"event": "bot.status_change", "data": {"bot_id": bot.id, "status": {
+            "code": change.code, "created_at": at, "sub_code": change.sub_code, "message": change.message}}}
+    metadata = {k: v for k, v in bot.spec.metadata.items() if v is not None}
+    return {"event": f"bot.{change.code}", "data": {
+        "data": {"code": change.code, "sub_code": change.sub_code, "updated_at": at},
+        "bot": {"id": bot.id, "metadata": metadata}}}
+
+
+# ----- what a recording bot streams (layout rules) -------------------------------------------------------
+@dataclass(frozen=True)
+class PlannedStream:
+    """One outbound stream the bot should have open now; ``key`` also names it (``<bot_id>/<key>``)."""
+
+    key: str
+    kind: str  # legacy_video | legacy_audio | speaker_timeline | realtime | rtmp
+    url: str
+    participant_id: int | None = None  # legacy video header id, separate audio prefix
+    source: str = ""  # legacy video: speaker | webcam | screenshare
+    endpoint: Endpoint | None = None
+    separate_png: bool = False  # realtime: video_separate_png is produced
+    gallery: bool = False  # rtmp: gallery mix instead of the active speaker
+
+
+def stream_plan(bot: Bot, meeting: Meeting, *, audio_separate_streams: bool) -> dict[str, PlannedStream]:
+    """Every stream a bot has open in its current state; empty unless it is recording.
+
+    Legacy (v1.10): speaker_view is one stream (id 0); gallery views are one stream per present participant
+    plus one per screenshare (the sharer's id); audio is one mixed stream or one per present participant.
+    v1.11: one connection per websocket endpoint; video_separate_png only with gallery_view_v2 (Q5).
+    """
+    if bot.status is not BotStatus.IN_CALL_RECORDING:
+        return {}
+    spec = bot.spec
+    plan: list[PlannedStream] = []
+    if spec.generation == "v1.10":
+        rtm = spec.real_time_media
+        video = rtm.get("websocket_video_destination_url")
+        if video and spec.recording_mode == "speaker_view":
+            plan.append(PlannedStream("video/speaker", "legacy_video", video, 0, "speaker"))
+        elif video and spec.recording_mode in ("gallery_view", "gallery_view_v2"):
+            plan.extend(PlannedStream(f"video/{pid}", "legacy_video", video, pid, "webcam") for pid in meeting.present)
+            plan.extend(PlannedStream(f"video/screenshare-{pid}", "legacy_video", video, pid, "screenshare")
+                        for pid in meeting.sharing if pid in meeting.present)
+        audio = rtm.get("websocket_audio_destination_url")
+        if audio and audio_separate_streams:
+            plan.extend(PlannedStream(f"audio/{pid}", "legacy_audio", audio, pid) for pid in meeting.present)
+        elif audio:
+            plan.append(PlannedStream("audio", "legacy_audio", audio))
+        timeline_url = rtm.get("websocket_speaker_timeline_destination_url")
+        if timeline_url:
+            plan.append(PlannedStream("speaker_timeline", "speaker_timeline", timeline_url))
+        rtmp_url = rtm.get("rtmp_destination_url")
+    else:
+        config = spec.recording_config
+        separate_png = (config.get("video_separate_png") is not None
+                        and config.get("video_mixed_layout") == "gallery_view_v2")
+        for endpoint in spec.endpoints:
+            if endpoint.type == "websocket":
+                plan.append(PlannedStream(f"realtime/{endpoint.id}", "realtime", endpoint.url, endpoint=endpoint,
+                                          separate_png=separate_png and "video_separate_png.data" in endpoint.events))
+        rtmp_url = next((e.url for e in spec.endpoints if e.type == "rtmp"), None)
+    if rtmp_url:
+        plan.append(PlannedStream("rtmp", "rtmp", rtmp_url, gallery=spec.layout != "speaker_view"))
+    return {p.key: p for p in plan}
+
+
+# ----- the bot schedule (sans-I/O) -----------------------------------------------------------------------
+# Offsets from creation, in seconds before the time scale (dossier §4).
+JOINING_AT_S = 0.2
+IN_CALL_AT_S = 0.6
+RECORDING_AT_S = 1.0
+PARTICIPANT_EVENT_CODES = frozenset({"join", "leave", "speech_on", "speech_off", "screenshare_on", "screenshare_off"})
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """A bot's status changed: the service sends its webhook, opens media at in_call_recording, closes at
+    call_ended (then calls ``release``), and forgets the bot's I/O at done or fatal."""
+
+    bot: Bot
+    change: StatusChange
+
+
+@dataclass(frozen=True)
+class MeetingChanged:
+    """Something happened in a bot's meeting at ``at`` (Unix seconds); its media follows."""
+
+    bot: Bot
+    event: MeetingEvent
+    at: float
+
+
+Change = StatusChanged | MeetingChanged
+
+
+class Phase(StrEnum):
+    SCHEDULED = "scheduled"  # ready; joining_call is due
+    JOINING = "joining"  # joining_call; in_call_not_recording is due
+    WAITING_ROOM = "waiting_room"  # in_waiting_room; admitted or timed out when due
+    ENTERED = "entered"  # in_call_not_recording; in_call_recording is due
+    RECORDING = "recording"  # in_call_recording until an ending
+    RELEASING = "releasing"  # call_ended; waiting for the service to close the media (``release``)
+    OVER = "over"  # done or fatal
+
+
+@dataclass
+class Ending:
+    sub_code: str
+    at: float
+
+
+@dataclass(frozen=True)
+class LifecycleRules:
+    """Settings that shape every bot's schedule."""
+
+    time_scale: float = 0.05
+    leave_delay_s: float = 0.5
+    extra_status_codes: bool = False  # Q10: recording_permission_allowed before in_call_recording
+    emit_recording_done: bool = False
+
+
+class BotRun:
+    """One bot's life: its lifecycle steps, its meeting's script, automatic-leave deadlines and its ending."""
+
+    def __init__(self, bot: Bot, scenario: Scenario, rules: LifecycleRules, seed: int) -> None:
+        self.bot = bot
+        self.scenario = scenario
+        self.meeting = Meeting(scenario)
+        self.rules = rules
+        self.seed = seed
+        self.phase = Phase.SCHEDULED
+        start = bot.created_at if bot.spec.join_at is None else max(bot.created_at, bot.spec.join_at)
+        # join_at is a date, not a scaled delay: the bot dispatches at it, then takes the usual steps.
+        self.due: float | None = start + self._scaled(JOINING_AT_S)
+        self.ending: Ending | None = None
+        self.meeting0: float | None = None  # Unix time of scenario second 0 (in_call_not_recording)
+        self.script: Script | None = None
+        # Automatic-leave deadlines (Unix seconds) by the call_ended sub_code they produce.
+        self.deadlines: dict[str, float] = {}
+        self._speech_started: dict[int, float] = {}
+        self._faker: Faker | None = None  # made on first use: only control-plane speech needs it
+
+    def _scaled(self, seconds: float) -> float:
+        return max(0.0, seconds * self.rules.time_scale)
+
+    @property
+    def leave_rules(self) -> dict[str, Any]:
+        return self.bot.spec.automatic_leave
+
+    # ----- commands ----------------------------------------------------------------------------------------
+    def request_leave(self, now: float) -> None:
+        self.bot.check_can_leave()
+        if self.ending is None:
+            self.ending = Ending("bot_received_leave_call", now + self._scaled(self.rules.leave_delay_s))
+
+    def end_meeting(self, now: float) -> None:
+        if self.ending is None and self.phase not in (Phase.RELEASING, Phase.OVER):
+            self.ending = Ending("call_ended_by_host", now)
+
+    # ----- the schedule ------------------------------------------------------------------------------------
+    def _script_due(self) -> float | None:
+        if self.script is None or self.meeting0 is None:
+            return None
+        at = self.script.next_at()
+        return None if at is None else self.meeting0 + self._scaled(at)
+
+    def next_wakeup(self) -> float | None:
+        if self.phase in (Phase.RELEASING, Phase.OVER):
+            return None
+        times = [self.due, self._script_due(), self.ending.at if self.ending else None, *self.deadlines.values()]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+
+    def advance(self, now: float) -> list[Change]:
+        """Every step due by ``now``, in time order: script events, then lifecycle steps, then deadlines."""
+        out: list[Change] = []
+        while self.phase not in (Phase.RELEASING, Phase.OVER):
+            steps = [
+                (self._script_due(), 0, self._play_script),
+                (self.ending.at if self.ending else None, 1, self._end),
+                (None if self.ending else self.due, 1, self._step),
+                (min(self.deadlines.values()) if self.deadlines and not self.ending else None, 2, self._deadline),
+            ]
+            due = [(at, rank, act) for at, rank, act in steps if at is not None and at <= now]
+            if not due:
+                break
+            at, _rank, act = min(due, key=lambda s: (s[0], s[1]))
+            out.extend(act(at))
+        return out
+
+    def _status(self, code: BotStatus, at: float, sub_code: str | None = None,
+                message: str | None = None) -> StatusChanged:
+        return StatusChanged(self.bot, self.bot.record_status(code, at, sub_code, message))
+
+    def _step(self, at: float) -> list[Change]:
+        scenario, limits = self.scenario, self.leave_rules
+        if self.phase is Phase.SCHEDULED:
+            out: list[Change] = [self._status(S.JOINING_CALL, at)]
+            if scenario.missing:
+                out.append(self._status(S.FATAL, at, "meeting_not_found", "The meeting could not be found."))
+                self.phase, self.due = Phase.OVER, None
+            elif scenario.waiting_room_s > 0:
+                out.append(self._status(S.IN_WAITING_ROOM, at))
+                self.phase = Phase.WAITING_ROOM
+                self.due = at + self._scaled(min(scenario.waiting_room_s, limits["waiting_room_timeout"]))
+            else:
+                self.phase, self.due = Phase.JOINING, at + self._scaled(IN_CALL_AT_S - JOINING_AT_S)
+            return out
+        if self.phase is Phase.WAITING_ROOM:
+            if scenario.waiting_room_s > limits["waiting_room_timeout"]:
+                self.ending = Ending("timeout_exceeded_waiting_room", at)
+                return []
+            self.phase, self.due = Phase.JOINING, at + self._scaled(IN_CALL_AT_S - JOINING_AT_S)
+            return []
+        if self.phase is Phase.JOINING:
+            out = [self._status(S.IN_CALL_NOT_RECORDING, at)]
+            self.bot.meeting_title = scenario.title
+            self.meeting0 = at
+            # A looping meeting needs time to pass between cycles: at time scale 0 it plays once.
+            self.script = Script(scenario, repeat=self.rules.time_scale > 0)
+            self._arm("timeout_exceeded_noone_joined", "noone_joined_timeout", at, when=not self.meeting.present)
+            self.phase, self.due = Phase.ENTERED, at + self._scaled(RECORDING_AT_S - IN_CALL_AT_S)
+            return out
+        # ENTERED: recording starts (start_recording_on: call_join).
+        out = []
+        if self.rules.extra_status_codes:
+            out.append(self._status(S.RECORDING_PERMISSION_ALLOWED, at))
+        self.bot.start_recording(_uuid(random.Random(f"{self.seed}:{self.bot.id}")), at)
+        out.append(self._status(S.IN_CALL_RECORDING, at))
+        self._arm("timeout_exceeded_in_call_recording", "in_call_recording_timeout", at)
+        self.phase, self.due = Phase.RECORDING, None
+        return out
+
+    def _arm(self, sub_code: str, rule: str, at: float, *, when: bool = True) -> None:
+        timeout = self.leave_rules.get(rule)
+        if when and timeout is not None:
+            self.deadlines[sub_code] = at + self._scaled(timeout)
+
+    def _deadline(self, at: float) -> list[Change]:
+        sub_code = min(self.deadlines, key=lambda k: self.deadlines[k])
+        self.ending = Ending(sub_code, at)
+        return []
+
+    def _end(self, at: float) -> list[Change]:
+        assert self.ending is not None
+        self.phase, self.due = Phase.RELEASING, None
+        self.deadlines.clear()
+        return [self._status(S.CALL_ENDED, at, self.ending.sub_code)]
+
+    def release(self, now: float) -> list[Change]:
+        """The service closed the bot's media after call_ended: the recording completes and the bot is done."""
+        if self.phase is not Phase.RELEASING:
+            return []
+        self.bot.finish_recording(now)
+        out: list[Change] = []
+        if self.rules.emit_recording_done and self.bot.recording is not None:
+            out.append(self._status(S.RECORDING_DONE, now))
+        out.append(self._status(S.DONE, now))
+        self.phase = Phase.OVER
+        return out
+
+    # ----- the meeting -----------------------------------------------------------------------------------
+    def scenario_time(self, now: float) -> float:
+        if self.meeting0 is None or self.rules.time_scale <= 0:
+            return 0.0
+        return (now - self.meeting0) / self.rules.time_scale
+
+    def _play_script(self, at: float) -> list[Change]:
+        assert self.script is not None and self.meeting0 is not None
+        out: list[Change] = []
+        # The events of the next script instant (by scenario time, not by re-deriving it from ``at``: floats).
+        next_s = self.script.next_at()
+        for event in self.script.pop_due(next_s if next_s is not None else -math.inf):
+            out.extend(self.apply(event, at))
+        return out
+
+    def apply(self, event: MeetingEvent, at: float) -> list[Change]:
+        """Apply a meeting event (script or control plane) at ``at``; no change when it changes nothing."""
+        if event.code == "speech_off" and event.text is None:
+            event = self._with_script(event, at)
+        if not self.meeting.apply(event):
+            return []
+        if event.code == "end":
+            self.end_meeting(at)
+            return []
+        if event.code == "speech_on" and event.participant is not None:
+            self._speech_started[event.participant] = self.scenario_time(at)
+        person = self.meeting.roster.get(event.participant or -1)
+        if person is not None and event.code in PARTICIPANT_EVENT_CODES:
+            self.bot.participant_event(_as_bot_participant(person), event.code, at)
+        if self.meeting.present:
+            self.deadlines.pop("timeout_exceeded_everyone_left", None)
+            self.deadlines.pop("timeout_exceeded_noone_joined", None)
+        elif event.code == "leave" and self.phase in (Phase.ENTERED, Phase.RECORDING):
+            self._arm("timeout_exceeded_everyone_left", "everyone_left_timeout", at)
+        return [MeetingChanged(self.bot, event, at)]
+
+    def _with_script(self, event: MeetingEvent, at: float) -> MeetingEvent:
+        """A speech_off from the control plane: the words come from the script line due now, else from Faker."""
+        pid = event.participant
+        now_s = self.scenario_time(at)
+        start = self._speech_started.get(pid or -1, now_s)
+        end = max(start, now_s)
+        line = script_line(self.scenario, pid, start, end)
+        if line is None:
+            if self._faker is None:
+                self._faker = Faker()
+                self._faker.seed_instance(self.seed ^ int(self.bot.id.replace("-", "")[:8], 16))
+            line = self._faker.sentence(nb_words=max(3, min(20, int((end - start) * 2))))
+        return MeetingEvent(event.at_s, event.code, pid, line, (start, end))
+
+
+def _as_bot_participant(person: ScenarioParticipant) -> MeetingParticipant:
+    return MeetingParticipant(person.id, person.name, person.is_host, person.platform)
+
+
+def _uuid(ids: random.Random) -> str:
+    return str(uuid.UUID(int=ids.getrandbits(128), version=4))
+
+
+# ----- the backend ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ServiceRules:
+    """Settings of the REST service: keys, limits, page size, quirks."""
+
+    api_keys: frozenset[str]
+    rate_limits: bool = True
+    rate_limit_per_min: dict[str, int] = field(default_factory=lambda: {"create": 60, "list": 60, "bot": 300})
+    page_size: int = 50
+    quirk_pool_exhausted: bool = False  # Q8: 507 for ad-hoc bots
+    quirk_waf_localhost: bool = False  # Q9: HTML 403 for 'localhost' in a payload or a GET with a body
+    default_scenario: str = "default"
+
+
+@dataclass
+class Page:
+    count: int
+    page: int
+    pages: int
+    bots: list[Bot]
+
+
+class RecallBackend:
+    """Every bot, meeting and limit of one emulator, and every rule about them."""
+
+    def __init__(self, *, seed: int, scenarios: dict[str, Scenario], create_rules: CreateRules,
+                 service_rules: ServiceRules, lifecycle_rules: LifecycleRules) -> None:
+        self.create_rules = create_rules
+        self.service_rules = service_rules
+        self.lifecycle_rules = lifecycle_rules
+        if service_rules.default_scenario not in scenarios:
+            raise FieldError("recall.scenario", f"must be one of {', '.join(sorted(scenarios))}")
+        self.reset(seed, scenarios)
+
+    def reset(self, seed: int, scenarios: dict[str, Scenario]) -> None:
+        self.seed = seed
+        self.scenarios = scenarios
+        self.book = BotBook(seed)
+        self.runs: dict[str, BotRun] = {}
+        self.rate_limiter = RateLimiter()
+        self.idempotency = IdempotencyBook()
+
+    # ----- access rules --------------------------------------------------------------------------------
+    def authenticate(self, header: str | None) -> str:
+        """The API key of an Authorization header ("Token <key>", or the bare key as the vendor's samples send)."""
+        if not header or not header.strip():
+            raise NotAuthenticated("Authentication credentials were not provided.")
+        parts = header.strip().split()
+        if len(parts) == 2 and parts[0].lower() == "token":
+            key = parts[1]
+        elif len(parts) == 1:
+            key = parts[0]
+        else:
+            raise NotAuthenticated("Invalid token header. Token string should not contain spaces.")
+        if key not in self.service_rules.api_keys:
+            raise NotAuthenticated("Invalid token.")
+        return key
+
+    def throttle(self, api_key: str, bucket: str, now: float) -> None:
+        """Count a request against the key's sliding minute; Throttled (429 + Retry-After) beyond the limit."""
+        if not self.service_rules.rate_limits:
+            return
+        retry_after = self.rate_limiter.hit(api_key, bucket, self.service_rules.rate_limit_per_min[bucket], now)
+        if retry_after is not None:
+            raise Throttled(retry_after)
+
+    def waf_blocks(self, method: str, body: bytes) -> bool:
+        """Q9: the service's firewall answers an HTML 403 to 'localhost' in a payload and to GETs with a body."""
+        if not self.service_rules.quirk_waf_localhost:
+            return False
+        if method == "GET":
+            return bool(body)
+        return b"localhost" in body.lower()
+
+    def bot(self, bot_id: str, api_key: str) -> Bot:
+        """A bot as the key's workspace sees it: other workspaces' bots do not exist."""
+        bot = self.book.get(bot_id)
+        if bot.api_key != api_key:
+            raise BotNotFound(bot.id)
+        return bot
+
+    # ----- operations ---------------------------------------------------------------------------------
+    def create_bot(self, body: Any, api_key: str, now: float) -> Bot:
+        spec = validate_create(body, self.create_rules, self.book.ids)
+        if self.service_rules.quirk_pool_exhausted and spec.join_at is None:
+            raise PoolExhausted()
+        bot = self.book.create(spec, now, api_key)
+        scenario = scenario_for(spec.meeting_url.raw, self.scenarios, self.service_rules.default_scenario)
+        self.runs[bot.id] = BotRun(bot, scenario, self.lifecycle_rules, self.seed)
+        return bot
+
+    def list_bots(self, query: ListQuery, api_key: str) -> Page:
+        bots = self.book.search(query, api_key)
+        size = self.service_rules.page_size
+        pages = max(1, -(-len(bots) // size))
+        if query.page > pages:
+            raise PageNotFound()
+        start = (query.page - 1) * size
+        return Page(len(bots), query.page, pages, bots[start:start + size])
+
+    def leave_call(self, bot_id: str, api_key: str, now: float) -> Bot:
+        bot = self.bot(bot_id, api_key)
+        run = self.runs.get(bot.id)
+        if run is None:
+            bot.check_can_leave()
+        else:
+            run.request_leave(now)
+        return bot
+
+    def delete_bot(self, bot_id: str, api_key: str) -> None:
+        """Only a scheduled bot that never dispatched can be deleted; it goes without any further status."""
+        bot = self.bot(bot_id, api_key)
+        if bot.status != BotStatus.READY or bot.spec.join_at is None:
+            raise DeleteRefused()
+        self.runs.pop(bot.id, None)
+        self.book.remove(bot.id)
+
+    def scenario_name(self, bot_id: str) -> str:
+        return self.runs[bot_id].scenario.name
+
+    # ----- the schedule -------------------------------------------------------------------------------
+    def advance(self, now: float) -> list[Change]:
+        """Every lifecycle step, script event and automatic leave due by ``now``, across all bots, in order."""
+        out: list[Change] = []
+        for run in list(self.runs.values()):
+            out.extend(run.advance(now))
+        return out
+
+    def next_wakeup(self) -> float | None:
+        """When ``advance`` next has something to do; None when only commands can change anything."""
+        times = [t for t in (run.next_wakeup() for run in self.runs.values()) if t is not None]
+        return min(times) if times else None
+
+    def release(self, bot_id: str, now: float) -> list[Change]:
+        run = self.runs.get(bot_id)
+        return [] if run is None else run.release(now)
+
+    def meeting(self, bot_id: str) -> Meeting:
+        return self.runs[bot_id].meeting
+
+    def streams_of(self, bot_id: str, *, audio_separate_streams: bool) -> dict[str, PlannedStream]:
+        run = self.runs.get(bot_id)
+        if run is None:
+            return {}
+        return stream_plan(run.bot, run.meeting, audio_separate_streams=audio_separate_streams)
+
+    # ----- scenario controls ------------------------------------------------------------------------------
+    def targets(self, body: dict[str, Any]) -> list[BotRun]:
+        bot_id = body.get("bot_id")
+        if bot_id is not None:
+            run = self.runs.get(bot_id) if isinstance(bot_id, str) else None
+            if run is None or not run.bot.alive:
+                raise FieldError("bot_id", f"no live bot {bot_id!r}")
+            return [run]
+        runs = [run for run in self.runs.values() if run.bot.alive]
+        if not runs:
+            raise FieldError("bot_id", "no live bot to apply this to; create a bot first")
+        return runs
+
+    @staticmethod
+    def _participant_id(body: dict[str, Any]) -> int:
+        pid = body.get("participant_id")
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            raise FieldError("participant_id", f"must be an integer participant id, got {pid!r}")
+        return pid
+
+    def control_event(self, body: dict[str, Any], code: str, now: float) -> tuple[dict[str, Any], list[Change]]:
+        """remove_participant, start/stop_screenshare: one participant event in every targeted meeting."""
+        pid = self._participant_id(body)
+        runs = self.targets(body)
+        for run in runs:
+            if pid not in run.meeting.present:
+                raise FieldError("participant_id", f"participant {pid} is not in the meeting of bot {run.bot.id}; "
+                                 f"present: {sorted(run.meeting.present)}")
+        changes: list[Change] = []
+        applied = []
+        for run in runs:
+            done = run.apply(MeetingEvent(0.0, code, pid), now)
+            if done:
+                applied.append(run.bot.id)
+            changes.extend(done)
+        return {"applied": applied, "participant_id": pid, "event": code}, changes
+
+    def set_active_speaker(self, body: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Change]]:
+        """Everyone else stops speaking (their transcript follows), then this participant speaks."""
+        pid = self._participant_id(body)
+        changes: list[Change] = []
+        for run in self.targets(body):
+            if pid not in run.meeting.present:
+                raise FieldError("participant_id", f"participant {pid} is not in the meeting of bot {run.bot.id}")
+            for other in [p for p in run.meeting.speaking if p != pid]:
+                changes.extend(run.apply(MeetingEvent(0.0, "speech_off", other), now))
+        result, more = self.control_event(body, "speech_on", now)
+        return result, changes + more
+
+    def add_participant(self, body: dict[str, Any], now: float) -> tuple[dict[str, Any], list[Change]]:
+        runs = self.targets(body)
+        platform = body.get("platform", "desktop")
+        if platform not in CLIENT_PLATFORMS:
+            raise FieldError("platform", f"must be one of {', '.join(CLIENT_PLATFORMS)}, got {platform!r}")
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise FieldError("name", "must be a non-empty string")
+        out, changes = [], []
+        for run in runs:
+            pid = body.get("participant_id")
+            if pid is None:
+                pid = max([0, *run.meeting.roster]) // 100 * 100 + 100
+            elif isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid < 2**16:
+                raise FieldError("participant_id", f"must be an integer in 1..65535, got {pid!r}")
+            if pid not in run.meeting.roster:
+                generated = parse_scenario({"participants": [{"id": pid}]}, seed=self.seed + pid).participants[0]
+                run.meeting.add_participant(ScenarioParticipant(
+                    id=pid, name=name or generated.name, is_host=bool(body.get("is_host", False)), platform=platform))
+            changes.extend(run.apply(MeetingEvent(0.0, "join", pid), now))
+            out.append({"bot_id": run.bot.id, "participant_id": pid, "name": run.meeting.roster[pid].name})
+        return {"joined": out}, changes
+
+    def end_meeting(self, body: dict[str, Any], now: float) -> dict[str, Any]:
+        runs = self.targets(body)
+        for run in runs:
+            run.end_meeting(now)
+        return {"ended": [run.bot.id for run in runs]}
+
+    def load_scenario(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Add (or replace) a scenario; bots created afterwards for its meeting_urls follow it."""
+        scenario = parse_scenario(body.get("scenario"), seed=self.seed, name=str(body.get("name", "custom")))
+        self.scenarios[scenario.name] = scenario
+        return {"scenario": scenario.name, "participants": [p.name for p in scenario.participants]}

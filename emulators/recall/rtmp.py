@@ -1,147 +1,98 @@
-"""The bot's RTMP output: the meeting's mixed layout (speaker or gallery) as H.264 + AAC in FLV, via PyAV.
+"""The bot's RTMP output: the meeting's mixed layout (speaker or gallery) pushed by a kit media worker.
 
-PyAV's network I/O blocks, so the push runs in a thread owned by the bot (joined on stop); it reconnects
-every ``retry_interval_s`` while the bot records, like the WebSocket senders.
+The bot paces the frames (``rtmp_fps``), asks the kit for each frame's fault verdict, and sends the worker one
+tick per frame with a snapshot of the meeting; the worker (``rtmp_worker.push_rtmp``) renders, encodes and
+pushes, and reports connections and frames back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-import threading
-import time
-from fractions import Fraction
 
-import av
-import numpy as np
-
-from emulators.kit import synth
-from emulators.kit.outbound import EgressRefused
-from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
-from emulators.recall.media import AudioMixer, MediaContext, TileSpec
-
-AUDIO_RATE = 48_000
+from emulators.kit.faults import Abort, Close, Send, Skip, Stall
+from emulators.kit.outbound import EgressPolicy, EgressRefused
+from emulators.kit.pacer import Pacer
+from emulators.kit.workers import MediaWorker, WorkerFailed
+from emulators.recall.mix import MixScene
+from emulators.recall.rtmp_worker import PushConfig, Reconnect, Tick, push_rtmp
+from emulators.recall.senders import MediaContext
 
 
 class RtmpPush:
-    def __init__(self, ctx: MediaContext, url: str, *, width: int, height: int, fps: int, gallery: bool) -> None:
+    def __init__(self, ctx: MediaContext, url: str, *, width: int, height: int, fps: int, gallery: bool,
+                 egress: EgressPolicy) -> None:
         self.ctx = ctx
         self.url = url
-        self.width, self.height, self.fps = width - width % 2, height - height % 2, fps
-        self.gallery = gallery
+        self.egress = egress
+        self.config = PushConfig(url, width, height, fps, gallery, ctx.retry_interval_s)
         self.name = ctx.stream_name("rtmp")
-        self.mixer = AudioMixer(ctx.meeting)
         self.frames_sent = 0
         self.connections = 0
         self.state = "connecting"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.worker: MediaWorker | None = None
+        self.tasks = ctx.tasks.child("rtmp")
 
     def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name=f"recall-rtmp-{self.ctx.bot.id}", daemon=True)
-        self._thread.start()
+        self.tasks.spawn(self._run(), name="push")
 
     async def aclose(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join, 10.0)
-            self._thread = None
+        if self.worker is not None:
+            await self.worker.aclose()  # a worker that does not stop in time is reported as leaked, then killed
+        await self.tasks.aclose()
+        if self.state != "failed":
+            self.state = "closed"
 
     def _record(self, kind: str, **detail: object) -> None:
-        # Event log writes happen on the emulator's loop, never from this thread.
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: self.ctx.emulator.events.record(kind, stream=self.name, **detail))
+        self.ctx.emulator.events.record(kind, stream=self.name, **detail)
+        self.ctx.pulse.beat()
 
-    # ----- the push thread -------------------------------------------------------------------------------
-    def _run(self) -> None:
+    async def _run(self) -> None:
         try:
-            self.ctx.emulator.egress.check(self.url)
+            await asyncio.to_thread(self.egress.check, self.url)  # may resolve a name: off the loop
         except EgressRefused as exc:
             self.state = "failed"
             self._record("stream.error", error=str(exc))
             return
-        while not self._stop.is_set():
-            try:
-                self._push_once()
-            except (av.FFmpegError, OSError) as exc:
-                self._record("outbound.retry", url=self.url, error=str(exc), retry_in_s=self.ctx.retry_interval_s)
-            except Exception as exc:  # a bug must show in the event log, not end the thread silently
-                self.state = "failed"
-                self._record("stream.error", error=f"{type(exc).__name__}: {exc}")
-                return
-            if self._stop.wait(self.ctx.retry_interval_s):
-                break
-        self.state = "closed"
-
-    def _push_once(self) -> None:
-        container = av.open(self.url, mode="w", format="flv", timeout=5.0)
+        self.worker = self.ctx.emulator.media_worker(f"recall-rtmp-{self.ctx.bot.id}", push_rtmp, self.config)
+        self.worker.start()
+        self.tasks.spawn(self._feed(self.worker), name="feed")
         try:
-            video = container.add_stream("libx264", rate=self.fps)
-            video.width, video.height, video.pix_fmt = self.width, self.height, "yuv420p"
-            video.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(self.fps)}
-            video.codec_context.bit_rate = 1_500_000
-            audio = container.add_stream("aac", rate=AUDIO_RATE)
-            audio.layout = "mono"
-            self.connections += 1
-            self.state = "connected"
-            self._record("stream.started", url=self.url, connection=self.connections)
-            start = time.monotonic()
-            index = 0
-            samples_per_frame = AUDIO_RATE // self.fps
-            audio_pts = 0
-            stats = self.ctx.emulator.pacing_stats("rtmp")
-            while not self._stop.is_set():
-                deadline = start + index / self.fps
-                delay = deadline - time.monotonic()
-                if delay > 0 and self._stop.wait(delay):
-                    break
-                stats.record(max(0.0, time.monotonic() - deadline))
-                frame = av.VideoFrame.from_ndarray(self._compose(index), format="rgb24")
-                frame.pts, frame.time_base = index, Fraction(1, self.fps)
-                for packet in video.encode(frame):
-                    container.mux(packet)
-                pcm16k = np.frombuffer(self.mixer.mixed(math.ceil(samples_per_frame / 3)), dtype="<i2")
-                pcm = np.repeat(pcm16k, 3)[:samples_per_frame].reshape(1, -1)  # 16 kHz -> 48 kHz
-                sound = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="s16", layout="mono")
-                sound.sample_rate, sound.pts, sound.time_base = AUDIO_RATE, audio_pts, Fraction(1, AUDIO_RATE)
-                audio_pts += samples_per_frame
-                for packet in audio.encode(sound):
-                    container.mux(packet)
-                self.frames_sent += 1
-                index += 1
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(self.ctx.pulse.beat)
-            for packet in video.encode(None):
-                container.mux(packet)
-            for packet in audio.encode(None):
-                container.mux(packet)
-        finally:
-            container.close()
-            self._record("stream.stopped", frames=self.frames_sent)
+            async for message in self.worker.messages():
+                self._on_message(message)
+        except WorkerFailed as exc:  # a bug in the push must show in the event log
+            self.state = "failed"
+            self._record("stream.error", error=str(exc))
 
-    def _compose(self, index: int) -> np.ndarray:
-        ctx, w, h = self.ctx, self.width, self.height
-        meeting = ctx.meeting
-        people = list(meeting.present.values())
-        speaker = meeting.active_speaker
-        if not self.gallery or not people:
-            spec = TileSpec(StreamKind.RECALL_MIXED, speaker.id if speaker else 0,
-                            speaker.name if speaker else "Waiting for others to join", w, h,
-                            speaker is not None and speaker.id in meeting.audible())
-            frame = ctx.renderer.background(spec).copy()
-        else:
-            cols = math.ceil(math.sqrt(len(people)))
-            rows = math.ceil(len(people) / cols)
-            tw, th = (w // cols) & ~1, (h // rows) & ~1
-            frame = synth.solid(w, h, (12, 12, 16))
-            for i, person in enumerate(people):
-                tile = TileSpec(StreamKind.RECALL_MIXED, person.id, person.name, tw, th)
-                x, y = (i % cols) * tw, (i // cols) * th
-                frame[y:y + th, x:x + tw] = ctx.renderer.background(tile)
-        bar = max(4, w // 48)
-        synth.fill_rect(frame, (index * bar) % max(1, w - bar), h // 3, bar, h // 6, (250, 200, 60))
-        capture_ms = int(time.time() * 1000)
-        stamp_id = speaker.id if speaker and not self.gallery else 0
-        return paint_stamp(frame, FrameStamp(StreamKind.RECALL_MIXED, stamp_id, index, capture_ms))
+    def _on_message(self, message: tuple[str, object]) -> None:
+        kind, value = message
+        if kind == "connected":
+            self.connections, self.state = int(str(value)), "connected"
+            self._record("stream.started", url=self.url, connection=self.connections)
+        elif kind == "frame":
+            self.frames_sent += 1
+            self.ctx.pulse.beat()
+        elif kind == "retry":
+            self.state = "retrying"
+            self._record("outbound.retry", url=self.url, error=value, retry_in_s=self.config.retry_interval_s)
+        elif kind == "stopped":
+            self.state = "retrying"
+            self._record("stream.stopped", frames=value)
+
+    async def _feed(self, worker: MediaWorker) -> None:
+        """One tick per frame slot, each after the kit's verdict for that frame."""
+        stats = self.ctx.emulator.pacing_stats("rtmp")
+        async for tick in Pacer(1.0 / self.config.fps, stats=stats).ticks():
+            if self.state != "connected":
+                continue  # nothing queues up while the push (re)connects; frames resume on the same clock
+            match self.ctx.emulator.stream_verdict(self.name, frame=tick.index):
+                case Send(corrupt=corrupt):
+                    scene = MixScene.of(self.ctx.meeting)
+                    worker.send(Tick(tick.index, self.ctx.emulator.clock.now_ms(), scene, corrupt))
+                case Skip():
+                    pass  # the frame is never encoded: a gap in the FLV timestamps
+                case Stall() as stall:
+                    await stall.wait()  # the pacer skips the slots that passed
+                case Close() | Abort():
+                    # Deliberate deviation: RTMP has no close code, so a close fault drops the connection
+                    # like a disconnect; the push reconnects after retry_interval_s as after any loss.
+                    worker.send(Reconnect())

@@ -12,18 +12,20 @@ import pytest
 from clients.recall import RecallClient, RecallError
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory
 
 # Built where a configuration would build it: the default allowlist.
 EGRESS = EgressPolicy(DEFAULT_ALLOWED)
 
 MEET = "https://meet.google.com/abc-defg-hij"
+SHORT = "https://meet.google.com/sho-rtme-eet"  # the short-meeting scenario: the default script, played once
 LIFECYCLE = ["ready", "joining_call", "in_call_not_recording", "in_call_recording", "call_ended", "done"]
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu:
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> AsyncIterator[RecallEmulator]:
+    emu = await emulator_factory("recall")
+    yield emu
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ async def test_participants_appear_in_meeting_participants_as_they_join(client: 
 
 
 async def test_meeting_ending_ends_the_bot_by_host(client: RecallClient) -> None:
-    bot = await client.create_bot(MEET)  # the default meeting lasts 60 s x time scale 0.05
+    bot = await client.create_bot(SHORT)  # the short meeting lasts 60 s x time scale 0.05
     done = await client.wait_for_status(bot["id"], "done", timeout_s=10)
     ended = next(c for c in done["status_changes"] if c["code"] == "call_ended")
     assert ended["sub_code"] == "call_ended_by_host"
@@ -134,40 +136,38 @@ async def test_v111_bot_has_a_meeting_url_object_and_a_participants_download(cli
     assert {p["id"] for p in people} >= {100, 200}
 
 
-async def test_list_is_newest_first_paginated_and_filtered() -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "page_size": 2}) as emu:
-        async with RecallClient(DEV_API_KEY, emu.url()) as client:
-            ids = [(await client.create_bot(MEET, metadata={"n": str(i)}))["id"] for i in range(3)]
-            await client.create_bot("https://zoom.us/j/1234567890")
-            first = await client.list_bots(platform="google_meet")
-            assert first["count"] == 3 and first["previous"] is None and "page=2" in first["next"]
-            walked = [b["id"] async for b in client.iter_bots(platform=["google_meet"])]
-            assert walked == ids[::-1]
-            assert [b["id"] for b in (await client.list_bots(metadata__n="1"))["results"]] == [ids[1]]
-            assert (await client.list_bots(meeting_url="https://zoom.us/j/1234567890"))["count"] == 1
-            for listed in (await client.list_bots(status=["joining_call", "in_call_recording"]))["results"]:
-                assert listed["status_changes"][-1]["code"] in ("joining_call", "in_call_recording")
-            with pytest.raises(RecallError) as info:
-                await client.list_bots(page=9)
-            assert info.value.status == 404
+async def test_list_is_newest_first_paginated_and_filtered(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall", settings={"page_size": 2})
+    async with RecallClient(DEV_API_KEY, emu.url()) as client:
+        ids = [(await client.create_bot(MEET, metadata={"n": str(i)}))["id"] for i in range(3)]
+        await client.create_bot("https://zoom.us/j/1234567890")
+        first = await client.list_bots(platform="google_meet")
+        assert first["count"] == 3 and first["previous"] is None and "page=2" in first["next"]
+        walked = [b["id"] async for b in client.iter_bots(platform=["google_meet"])]
+        assert walked == ids[::-1]
+        assert [b["id"] for b in (await client.list_bots(metadata__n="1"))["results"]] == [ids[1]]
+        assert (await client.list_bots(meeting_url="https://zoom.us/j/1234567890"))["count"] == 1
+        for listed in (await client.list_bots(status=["joining_call", "in_call_recording"]))["results"]:
+            assert listed["status_changes"][-1]["code"] in ("joining_call", "in_call_recording")
+        with pytest.raises(RecallError) as info:
+            await client.list_bots(page=9)
+        assert info.value.status == 404
 
 
-async def test_the_61st_create_in_a_minute_is_429_with_retry_after() -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "rate_limit_create_per_min": 3}) as emu:
-        auth = {"Authorization": DEV_API_KEY}
-        for _ in range(3):
-            assert (await raw(emu, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=auth))[0] == 201
-        status, headers, body = await raw(emu, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=auth)
-        assert status == 429 and body == {"detail": "Request was throttled."}
-        assert 1 <= int(headers["Retry-After"]) <= 60
+async def test_the_61st_create_in_a_minute_is_429_with_retry_after(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall", settings={"rate_limit_create_per_min": 3})
+    auth = {"Authorization": DEV_API_KEY}
+    for _ in range(3):
+        assert (await raw(emu, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=auth))[0] == 201
+    status, headers, body = await raw(emu, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=auth)
+    assert status == 429 and body == {"detail": "Request was throttled."}
+    assert 1 <= int(headers["Retry-After"]) <= 60
 
 
-async def test_rate_limits_can_be_switched_off() -> None:
-    async with (
-        RecallEmulator(egress=EGRESS, settings={"port": 0, "rate_limits": False, "rate_limit_list_per_min": 1}) as emu,
-    ):
-        for _ in range(3):
-            assert (await raw(emu, "GET", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}))[0] == 200
+async def test_rate_limits_can_be_switched_off(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall", settings={"rate_limits": False, "rate_limit_list_per_min": 1})
+    for _ in range(3):
+        assert (await raw(emu, "GET", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}))[0] == 200
 
 
 async def test_idempotent_replay_returns_the_same_bot_and_conflicts_are_409(emulator: RecallEmulator) -> None:
@@ -175,20 +175,20 @@ async def test_idempotent_replay_returns_the_same_bot_and_conflicts_are_409(emul
     first = await raw(emulator, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=headers)
     again = await raw(emulator, "POST", "/api/v1/bot/", json={"meeting_url": MEET}, headers=headers)
     assert first[0] == again[0] == 201 and first[2]["id"] == again[2]["id"]
-    assert len(emulator.book) == 1
+    assert len(emulator.backend.book) == 1
     changed = await raw(emulator, "POST", "/api/v1/bot/", json={"meeting_url": MEET, "bot_name": "B"},
                         headers=headers)
     assert changed[0] == 409
 
 
-async def test_reject_legacy_fields_profile_refuses_v110_fields() -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "reject_legacy_fields": True}) as emu:
-        status, _, body = await raw(emu, "POST", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY},
-                                    json={"meeting_url": MEET, "real_time_media": {}})
-        assert (status, body) == (400, {"real_time_media": ["This field is not allowed."]})
-        status, _, body = await raw(emu, "POST", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY},
-                                    json={"meeting_url": MEET})
-        assert status == 201 and isinstance(body["meeting_url"], dict)
+async def test_reject_legacy_fields_profile_refuses_v110_fields(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall", settings={"reject_legacy_fields": True})
+    status, _, body = await raw(emu, "POST", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY},
+                                json={"meeting_url": MEET, "real_time_media": {}})
+    assert (status, body) == (400, {"real_time_media": ["This field is not allowed."]})
+    status, _, body = await raw(emu, "POST", "/api/v1/bot/", headers={"Authorization": DEV_API_KEY},
+                                json={"meeting_url": MEET})
+    assert status == 201 and isinstance(body["meeting_url"], dict)
 
 
 async def test_delete_only_works_for_undispatched_scheduled_bots(
@@ -206,27 +206,27 @@ async def test_delete_only_works_for_undispatched_scheduled_bots(
 async def test_reset_forgets_every_bot_and_stops_their_tasks(emulator: RecallEmulator, client: RecallClient) -> None:
     await client.create_bot(MEET)
     await emulator.reset(seed=5)
-    assert len(emulator.book) == 0 and emulator.tasks.live == 0
+    assert len(emulator.backend.book) == 0 and emulator.tasks.live == 0
     await asyncio.sleep(0)
 
 
-async def test_waf_quirk_answers_html_403_to_localhost_urls() -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "quirk_waf_localhost": True}) as emu:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
-                    "meeting_url": MEET, "real_time_media": {"websocket_video_destination_url": "ws://localhost:1"}
-            }) as resp:
-                assert resp.status == 403 and resp.content_type == "text/html"
-            async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
-                    "meeting_url": MEET}) as resp:
-                assert resp.status == 201
+async def test_waf_quirk_answers_html_403_to_localhost_urls(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall", settings={"quirk_waf_localhost": True})
+    async with aiohttp.ClientSession() as session:
+        async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
+                "meeting_url": MEET, "real_time_media": {"websocket_video_destination_url": "ws://localhost:1"}
+        }) as resp:
+            assert resp.status == 403 and resp.content_type == "text/html"
+        async with session.post(emu.url() + "/api/v1/bot/", headers={"Authorization": DEV_API_KEY}, json={
+                "meeting_url": MEET}) as resp:
+            assert resp.status == 201
 
 
-async def test_pool_exhausted_quirk_answers_507_for_ad_hoc_bots_only() -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "quirk_pool_exhausted": True}) as emu:
-        async with RecallClient(DEV_API_KEY, emu.url()) as client:
-            with pytest.raises(RecallError) as info:
-                await client.create_bot(MEET)
-            assert info.value.status == 507 and "join_at" in info.value.body["detail"]
-            scheduled = await client.create_bot(MEET, join_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
-            assert scheduled["status_changes"][0]["code"] == "ready"
+async def test_pool_exhausted_quirk_answers_507_for_ad_hoc_bots_only(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall", settings={"quirk_pool_exhausted": True})
+    async with RecallClient(DEV_API_KEY, emu.url()) as client:
+        with pytest.raises(RecallError) as info:
+            await client.create_bot(MEET)
+        assert info.value.status == 507 and "join_at" in info.value.body["detail"]
+        scheduled = await client.create_bot(MEET, join_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
+        assert scheduled["status_changes"][0]["code"] == "ready"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -15,6 +14,7 @@ from clients.recall_wire import png_dimensions
 from clients.stamp import StreamKind, read_stamp
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory
 
 # Built where a configuration would build it: the default allowlist.
 EGRESS = EgressPolicy(DEFAULT_ALLOWED)
@@ -31,10 +31,10 @@ SCENARIO = {
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "retry_interval_s": 0.05}) as emu:
-        await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> AsyncIterator[RecallEmulator]:
+    emu = await emulator_factory("recall", settings={"retry_interval_s": 0.05})
+    await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+    yield emu
 
 
 def rms(samples: np.ndarray) -> float:
@@ -55,13 +55,15 @@ async def test_mixed_audio_sends_a_hello_then_s16le_chunks_that_carry_the_speake
     assert rms(receiver.samples()[-8000:]) > 1000  # Ann's tone while she speaks
 
 
-async def test_separate_audio_streams_open_one_connection_per_participant_with_id_prefix() -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "audio_separate_streams": True}) as emu:
-        await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
-        async with AudioReceiver() as receiver, RecallClient(DEV_API_KEY, emu.url()) as client:
-            bot = await client.create_bot(MEET, real_time_media={"websocket_audio_destination_url": receiver.url})
-            await receiver.wait_for(lambda: {c.participant_id for c in receiver.chunks} == {100, 200})
-            await client.leave_call(bot["id"])
+async def test_separate_audio_streams_open_one_connection_per_participant_with_id_prefix(
+    emulator_factory: EmulatorFactory
+) -> None:
+    emu = await emulator_factory("recall", settings={"audio_separate_streams": True})
+    await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+    async with AudioReceiver() as receiver, RecallClient(DEV_API_KEY, emu.url()) as client:
+        bot = await client.create_bot(MEET, real_time_media={"websocket_audio_destination_url": receiver.url})
+        await receiver.wait_for(lambda: {c.participant_id for c in receiver.chunks} == {100, 200})
+        await client.leave_call(bot["id"])
     assert all(c.hello["separate_streams"] is True for c in receiver.connections)
     assert len(receiver.connections) == 2
     assert {len(c.pcm) for c in receiver.chunks} == {3200}
@@ -110,16 +112,16 @@ async def test_separate_png_without_gallery_view_v2_is_accepted_but_never_sends_
     assert receiver.of("video_separate_png.data") == []
 
 
-async def test_an_unreachable_realtime_endpoint_is_marked_failed_after_30_attempts(emulator: RecallEmulator) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+async def test_an_unreachable_realtime_endpoint_is_marked_failed_after_30_attempts(
+    emulator: RecallEmulator, free_port: int
+) -> None:
+    port = free_port
     async with RecallClient(DEV_API_KEY, emulator.url()) as client:
         bot = await client.create_bot(MEET, recording_config={
             "realtime_endpoints": [_endpoint(f"ws://127.0.0.1:{port}/", ["participant_events.join"])]})
 
         await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-        media = emulator.lives[bot["id"]].media
+        media = emulator.service.lives[bot["id"]].media
         assert media is not None
         stream, task = next(iter(media.streams.values()))
         async with asyncio.timeout(10):

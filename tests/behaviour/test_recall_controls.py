@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from clients.recall import RealtimeReceiver, RecallClient
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory, WebhookReceiver
 
 # Built where a configuration would build it: the default allowlist.
 EGRESS = EgressPolicy(DEFAULT_ALLOWED)
@@ -24,10 +23,10 @@ SCENARIO = {"name": "controls", "meeting_urls": [MEET], "duration_s": 1000,
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu:
-        await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> AsyncIterator[RecallEmulator]:
+    emu = await emulator_factory("recall", )
+    await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+    yield emu
 
 
 async def control(emu: RecallEmulator, name: str, body: dict) -> tuple[int, dict]:
@@ -78,11 +77,9 @@ async def test_everyone_leaving_ends_the_bot_after_everyone_left_timeout(emulato
     assert leave_events.count("leave") == 2
 
 
-async def test_waiting_room_longer_than_its_timeout_ends_the_bot() -> None:
-    async with (
-        RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu,
-        RecallClient(DEV_API_KEY, emu.url()) as client,
-    ):
+async def test_waiting_room_longer_than_its_timeout_ends_the_bot(emulator_factory: EmulatorFactory) -> None:
+    emu = await emulator_factory("recall")
+    async with RecallClient(DEV_API_KEY, emu.url()) as client:
         # The fixture scenario keeps the bot waiting 5 s; the minimum timeout is 30 s, so it is let in.
         bot = await client.create_bot("https://meet.google.com/wai-tinr-oom")
         admitted = await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
@@ -103,7 +100,7 @@ async def test_speaker_timeline_sends_one_message_per_speaker_change(emulator: R
         bot = await client.create_bot(MEET, real_time_media={
             "websocket_speaker_timeline_destination_url": receiver.url})
         await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-        media = emulator.lives[bot["id"]].media
+        media = emulator.service.lives[bot["id"]].media
         assert media is not None
         # Messages are real-time: only a connected stream carries them, so wait for the bot's side.
         await media.wait_for(lambda: media.snapshot()["speaker_timeline"]["state"] == "connected")
@@ -129,36 +126,15 @@ async def test_closing_the_emulator_leaves_no_tasks_or_threads() -> None:
     assert not [name for name in leftover if name.startswith("recall")]
 
 
-async def test_status_webhooks_report_every_status_change_in_order() -> None:
-    received: list[dict] = []
-    arrived = asyncio.Event()
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        if received[-1]["data"]["status"]["code"] == "done":
-            arrived.set()
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hooks", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        settings = {"port": 0, "status_webhook_url": f"http://127.0.0.1:{port}/hooks"}
-        async with (
-            RecallEmulator(egress=EGRESS, settings=settings) as emu,
-            RecallClient(DEV_API_KEY, emu.url()) as client,
-        ):
-            bot = await client.create_bot("https://meet.google.com/abc-defg-hij")
-            await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-            await client.leave_call(bot["id"])
-            async with asyncio.timeout(5):
-                await arrived.wait()
-    finally:
-        await runner.cleanup()
+async def test_status_webhooks_report_every_status_change_in_order(
+    emulator_factory: EmulatorFactory, webhook_receiver: WebhookReceiver
+) -> None:
+    emu = await emulator_factory("recall", settings={"status_webhook_url": webhook_receiver.url + "/hooks"})
+    async with RecallClient(DEV_API_KEY, emu.url()) as client:
+        bot = await client.create_bot("https://meet.google.com/abc-defg-hij")
+        await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
+        await client.leave_call(bot["id"])
+        received = [r.json() for r in await webhook_receiver.wait_for(6, timeout=5)]
     assert {m["event"] for m in received} == {"bot.status_change"}
     assert [m["data"]["status"]["code"] for m in received] == [
         "ready", "joining_call", "in_call_not_recording", "in_call_recording", "call_ended", "done"]

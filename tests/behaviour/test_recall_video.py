@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from clients.recall import RecallClient, VideoReceiver
@@ -14,6 +14,7 @@ from clients.stamp import StreamKind, read_stamp
 from contracts.recall_frames import png_problems
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory
 
 # Built where a configuration would build it: the default allowlist.
 EGRESS = EgressPolicy(DEFAULT_ALLOWED)
@@ -29,10 +30,10 @@ SCENARIO = {
 
 
 @pytest.fixture
-async def emulator() -> AsyncIterator[RecallEmulator]:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0, "retry_interval_s": 0.2}) as emu:
-        await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
-        yield emu
+async def emulator(emulator_factory: EmulatorFactory) -> AsyncIterator[RecallEmulator]:
+    emu = await emulator_factory("recall", settings={"retry_interval_s": 0.2})
+    await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+    yield emu
 
 
 @pytest.fixture
@@ -156,14 +157,8 @@ async def test_audio_only_opens_no_video_connection(emulator: RecallEmulator, re
     assert receiver.attempts == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def test_a_receiver_that_starts_late_is_reached_by_the_retries(emulator: RecallEmulator) -> None:
-    port = _free_port()
+async def test_a_receiver_that_starts_late_is_reached_by_the_retries(emulator: RecallEmulator, free_port: int) -> None:
+    port = free_port
     client, bot_id = await start_bot(emulator, f"ws://127.0.0.1:{port}/")
     await client.wait_for_status(bot_id, "in_call_recording", timeout_s=5)
     async with VideoReceiver(port=port) as late:
@@ -191,8 +186,11 @@ async def test_a_dropped_connection_is_reopened_with_a_new_hello_on_the_same_clo
 
 
 @pytest.mark.parametrize("refused", [2])
-async def test_refused_connections_are_retried_every_3_seconds_by_default(refused: int) -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu, VideoReceiver() as receiver:
+async def test_refused_connections_are_retried_every_3_seconds_by_default(
+    emulator_factory: EmulatorFactory, refused: int
+) -> None:
+    emu = await emulator_factory("recall")
+    async with VideoReceiver() as receiver:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         receiver.refuse_next = refused
         client, bot_id = await start_bot(emu, receiver.url)
@@ -263,3 +261,21 @@ async def test_control_plane_state_shows_streams_and_pacing(emulator: RecallEmul
     await client.aclose()
     json.dumps(emulator.state())
     assert time.monotonic() > 0
+
+
+@pytest.mark.control_plane
+async def test_control_plane_state_lists_the_live_stream_names(
+    emulator: RecallEmulator, receiver: VideoReceiver
+) -> None:
+    client, bot_id = await start_bot(emulator, receiver.url, "gallery_view")
+    await receiver.wait_for(lambda: receiver.open_connections == 2)
+    async with aiohttp.ClientSession() as session, session.get(emulator.url() + "/_emulator/state") as resp:
+        state = await resp.json()
+    assert state["streams"] == [f"{bot_id}/video/100", f"{bot_id}/video/200"]
+    await emulator.scenario_controls["remove_participant"]({"participant_id": 200})
+    await receiver.wait_for(lambda: receiver.open_connections == 1)
+    assert emulator.live_streams() == [f"{bot_id}/video/100"]
+    await client.leave_call(bot_id)
+    await client.wait_for_status(bot_id, "done", timeout_s=5)
+    await client.aclose()
+    assert emulator.live_streams() == []

@@ -30,6 +30,7 @@ from contracts.runner import openapi_path, run_schemathesis
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.pytest_plugin import Target, start_emulator
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory
 
 # Built where a configuration would build it: the default allowlist.
 EGRESS = EgressPolicy(DEFAULT_ALLOWED)
@@ -83,8 +84,11 @@ SCENARIO = {"name": "contract", "meeting_urls": [MEET], "duration_s": 1000,
             "speaking": [{"participant": 100, "start_s": 1, "end_s": 20, "text": "contract check"}]}
 
 
-async def test_legacy_video_frames_pass_the_validator_and_the_hello_schema(asyncapi: dict) -> None:
-    async with RecallEmulator(egress=EGRESS, settings={"port": 0}) as emu, VideoReceiver() as receiver:
+async def test_legacy_video_frames_pass_the_validator_and_the_hello_schema(
+    emulator_factory: EmulatorFactory, asyncapi: dict
+) -> None:
+    emu = await emulator_factory("recall")
+    async with VideoReceiver() as receiver:
         await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
         async with RecallClient(DEV_API_KEY, emu.url()) as client:
             bot = await client.create_bot(MEET, recording_mode="gallery_view", real_time_media={

@@ -11,6 +11,7 @@ from clients.recall import RecallClient
 from clients.stamp import StreamKind, read_stamp
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 from emulators.recall.device import DEV_API_KEY, RecallEmulator
+from tests.conftest import EmulatorFactory
 from tests.interop.rtmp_server import rtmp_server
 
 # Built where a configuration would build it: the default allowlist.
@@ -49,8 +50,9 @@ async def test_rtmp_output_is_h264_and_aac_in_flv_with_readable_stamps(layout: s
             bot = await client.create_bot(MEET, recording_mode=layout,
                                           real_time_media={"rtmp_destination_url": server.url(key=layout)})
             await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-            life = emu.lives[bot["id"]]
-            await life.media.wait_for(lambda: life.rtmp is not None and life.rtmp.frames_sent >= 20, timeout_s=10)
+            media = emu.service.lives[bot["id"]].media
+            assert media is not None
+            await media.wait_for(lambda: media.rtmp is not None and media.rtmp.frames_sent >= 20, timeout_s=10)
             await client.leave_call(bot["id"])
             await client.wait_for_status(bot["id"], "done", timeout_s=10)
         kinds, frames, audio_samples = read_flv(server.wait_for_recording(layout))
@@ -63,3 +65,42 @@ async def test_rtmp_output_is_h264_and_aac_in_flv_with_readable_stamps(layout: s
     assert indexes == sorted(indexes)
     if layout == "speaker_view":
         assert stamps[-1].stream_id == 100  # the active speaker
+
+
+async def test_rtmp_push_reaches_an_address_outside_the_defaults_when_the_allowlist_lists_it() -> None:
+    # ::ffff:127.0.0.1 is loopback through an IPv4-mapped address: outside the default allowlist, still local.
+    egress = EgressPolicy(allow=[*DEFAULT_ALLOWED, "::ffff:127.0.0.0/104"])
+    settings = {"port": 0, "rtmp_width": 320, "rtmp_height": 180, "rtmp_fps": 10}
+    with rtmp_server() as server:
+        async with RecallEmulator(settings=settings, egress=egress) as emu, \
+                RecallClient(DEV_API_KEY, emu.url()) as client:
+            await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+            url = server.url(key="widened").replace("127.0.0.1", "[::ffff:127.0.0.1]")
+            bot = await client.create_bot(MEET, real_time_media={"rtmp_destination_url": url})
+            await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
+            media = emu.service.lives[bot["id"]].media
+            assert media is not None
+            await media.wait_for(lambda: media.rtmp is not None and media.rtmp.frames_sent >= 10, timeout_s=10)
+            await client.leave_call(bot["id"])
+            await client.wait_for_status(bot["id"], "done", timeout_s=10)
+        _kinds, frames, _audio = read_flv(server.wait_for_recording("widened"))
+    assert frames
+
+
+async def test_a_close_fault_drops_the_rtmp_connection_and_the_push_reconnects(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    emu = await emulator_factory("recall", settings={"rtmp_width": 320, "rtmp_height": 180, "rtmp_fps": 10,
+                                                     "retry_interval_s": 0.2})
+    await emu.scenario_controls["load_scenario"]({"scenario": SCENARIO})
+    with rtmp_server() as server:
+        async with RecallClient(DEV_API_KEY, emu.url()) as client:
+            bot = await client.create_bot(MEET, real_time_media={"rtmp_destination_url": server.url(key="fault")})
+            first = await emu.events.wait_for("stream.started", timeout=10)
+            emu.faults.add({"match": {"stream": "*/rtmp"}, "action": {"type": "close", "code": 4001}, "count": 1})
+            applied = await emu.events.wait_for("fault.applied", timeout=10)
+            again = await emu.events.wait_for("stream.started", lambda e: e.detail["connection"] == 2, timeout=10)
+            await client.leave_call(bot["id"])
+            await client.wait_for_status(bot["id"], "done", timeout_s=10)
+    assert first.detail["connection"] == 1 and applied.detail["stream"].endswith("/rtmp")
+    assert again.id > applied.id and emu.events.query(kind="outbound.retry")

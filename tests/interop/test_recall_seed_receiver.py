@@ -60,7 +60,7 @@ async def run_sample(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             bot = await client.create_bot(MEET, recording_mode=mode, real_time_media={
                 "websocket_video_destination_url": f"ws://127.0.0.1:{port}"})
             await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
-            media = emu.lives[bot["id"]].media
+            media = emu.service.lives[bot["id"]].media
             assert media is not None
 
             def sent(count: int) -> bool:

@@ -1,0 +1,135 @@
+"""The real-time (v1.11) sender: one websocket endpoint carrying every subscribed event as a JSON envelope
+(participant events, transcript, separate PNG video, mixed or separate raw audio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clients import recall_wire as wire
+from emulators.kit.outbound import EgressPolicy
+from emulators.kit.pacer import Pacer
+from emulators.recall.create_request import Endpoint
+from emulators.recall.meeting import MeetingEvent
+from emulators.recall.mix import AudioMixer
+from emulators.recall.senders import Connection, JsonEventStream, MediaContext
+from emulators.recall.tiles import VIDEO_PERIOD_S, TileSpec
+
+
+class RealtimeEndpointStream(JsonEventStream):
+    """A v1.11 websocket realtime endpoint: every subscribed event on one connection; 30 tries per incident."""
+
+    max_attempts = 30
+
+    def __init__(self, ctx: MediaContext, endpoint: Endpoint, *, separate_png: bool, audio_chunk_s: float,
+                 egress: EgressPolicy) -> None:
+        super().__init__(ctx, endpoint.url, f"realtime/{endpoint.id}", egress=egress)
+        self.endpoint = endpoint
+        self.separate_png = separate_png  # decided by the backend's stream plan
+        self.audio_chunk_s = audio_chunk_s
+        self.mixer = AudioMixer(ctx.meeting)
+
+    def subscribed(self, event: str) -> bool:
+        return event in self.endpoint.events
+
+    def resources(self, **extra: dict[str, Any] | None) -> dict[str, dict[str, Any] | None]:
+        bot = self.ctx.bot
+        recording_id = bot.recording.id if bot.recording else None
+        out: dict[str, dict[str, Any] | None] = {
+            "realtime_endpoint": wire.resource_ref(self.endpoint.id, self.endpoint.metadata),
+            "recording": wire.resource_ref(recording_id, {}),
+            "bot": wire.resource_ref(bot.id, {k: v for k, v in bot.spec.metadata.items() if v is not None}),
+        }
+        out.update(extra)
+        return out
+
+    def timestamp(self, monotonic_s: float) -> dict[str, Any]:
+        relative = max(0.0, monotonic_s - self.ctx.clock0)
+        return wire.event_timestamp(relative, self.ctx.wall0 + relative)
+
+    def participant(self, pid: int) -> dict[str, Any]:
+        person = self.ctx.meeting.roster.get(pid)
+        if person is None:
+            return wire.participant_payload(pid, None, is_host=False, platform=None)
+        return wire.participant_payload(pid, person.name, is_host=person.is_host, platform=person.platform)
+
+    def on_meeting_event(self, event: MeetingEvent, at: float) -> None:
+        if event.participant is None or self.conn is None:
+            return
+        name = f"participant_events.{event.code}"
+        if self.subscribed(name):
+            data = {"participant": self.participant(event.participant), "timestamp": self.timestamp(at), "data": None}
+            self.publish(wire.realtime_event(name, data, self.resources(participant_events=wire.resource_ref(
+                self.ctx.bot.recording.id if self.ctx.bot.recording else None))))
+        if event.code == "speech_off" and event.text and self.subscribed("transcript.data"):
+            self.publish(self._transcript(event, at))
+
+    def _transcript(self, event: MeetingEvent, at: float) -> str:
+        words = event.text.split() if event.text else []
+        scale = self.ctx.emulator.clock.time_scale
+        start_s, end_s = event.interval_s or (0.0, 0.0)
+        span = max(0.001, (end_s - start_s) * scale)
+        begin = at - span
+        step = span / max(1, len(words))
+        out = []
+        for i, word in enumerate(words):
+            out.append({
+                "text": word,
+                "start_timestamp": self.timestamp(begin + i * step),
+                "end_timestamp": self.timestamp(begin + (i + 1) * step),
+            })
+        data = {"words": out, "participant": self.participant(event.participant or 0)}
+        return wire.realtime_event("transcript.data", data, self.resources(transcript=wire.resource_ref(None)))
+
+    async def stream(self, conn: Connection) -> None:
+        owner = self.ctx.tasks.child(self.name.split('/', 1)[1])
+        try:
+            if self.separate_png:
+                owner.spawn(self._video(), name="video_separate_png")
+            if self.subscribed("audio_mixed_raw.data") or self.subscribed("audio_separate_raw.data"):
+                owner.spawn(self._audio(), name="audio_raw")
+            await super().stream(conn)
+        finally:
+            await owner.aclose()
+
+    async def _video(self) -> None:
+        ctx = self.ctx
+        start_index = ctx.grid_index(ctx.emulator.clock.monotonic())
+        pacer = Pacer(VIDEO_PERIOD_S, stats=ctx.emulator.pacing_stats("realtime.video"))
+        video_ref = wire.resource_ref(f"{ctx.bot.id}-video-separate", {})
+        async for tick in pacer.ticks(start=ctx.clock0 + start_index * VIDEO_PERIOD_S):
+            index = start_index + tick.index
+            tiles: list[tuple[str, TileSpec]] = []
+            for person in list(ctx.meeting.present.values()):
+                tiles.append(("webcam", ctx.layout.webcam(ctx.meeting, person)))
+            for pid in list(ctx.meeting.sharing):
+                person = ctx.meeting.present.get(pid)
+                if person is not None:
+                    tiles.append(("screenshare", ctx.layout.screenshare(ctx.meeting, person)))
+            pngs = await asyncio.gather(*(ctx.render_png(spec, index) for _kind, spec in tiles))
+            stamp = self.timestamp(tick.deadline)
+            for (kind, spec), png in zip(tiles, pngs, strict=True):
+                data = wire.png_event_data(png, kind=kind, participant=self.participant(spec.participant_id),
+                                           timestamp=stamp)
+                self.publish(wire.realtime_event("video_separate_png.data", data,
+                                                 self.resources(video_separate=video_ref)))
+
+    async def _audio(self) -> None:
+        samples = round(self.audio_chunk_s * wire.AUDIO_SAMPLE_RATE)
+        mixed_ref = wire.resource_ref(f"{self.ctx.bot.id}-audio-mixed", {})
+        separate_ref = wire.resource_ref(f"{self.ctx.bot.id}-audio-separate", {})
+        separate = AudioMixer(self.ctx.meeting)  # its own tone phases: the mix and the singles are separate streams
+        async for tick in Pacer(self.audio_chunk_s, stats=self.ctx.emulator.pacing_stats("realtime.audio")).ticks():
+            stamp = self.timestamp(tick.deadline)
+            if self.subscribed("audio_mixed_raw.data"):
+                data = wire.audio_event_data(self.mixer.mixed(samples), timestamp=stamp)
+                self.publish(wire.realtime_event("audio_mixed_raw.data", data, self.resources(audio_mixed=mixed_ref)))
+            if self.subscribed("audio_separate_raw.data"):
+                for pid in list(self.ctx.meeting.present):
+                    pcm = separate.single(pid, samples)
+                    if pcm is None:
+                        continue  # muted participants send nothing
+                    data = wire.audio_event_data(pcm, timestamp=stamp, participant=self.participant(pid))
+                    self.publish(wire.realtime_event("audio_separate_raw.data", data,
+                                                     self.resources(audio_separate=separate_ref)))
