@@ -170,7 +170,7 @@ def contract_suite(device: str) -> Path | None:
 
 def _run_document_only(device: str, *, target: str | None, max_examples: int, seed: int,
                        record: str | None = None) -> int:
-    from emulators.pytest_plugin import EmulatorHost
+    from emulators.hosting import EmulatorHost
 
     document = openapi_path(device)
     host = None

@@ -11,9 +11,7 @@ overrides it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +20,7 @@ import pytest
 
 from clients.control import ControlPlane
 from emulators.config import Config
+from emulators.hosting import EmulatorHost
 from emulators.kit.clock import TEST_TIME_SCALE
 from emulators.registry import DEVICES, available
 
@@ -59,57 +58,6 @@ class Target:
         return self._host.call(fn, timeout_s)
 
 
-class EmulatorHost:
-    """Runs one emulator on its own event loop in a daemon thread, so sync and async tests can use it."""
-
-    def __init__(self, device: str, settings: dict[str, Any] | None = None, config: Config | None = None) -> None:
-        self.device = device
-        self.settings = settings or {}
-        self.config = config or fixture_config()
-        self.loop = asyncio.new_event_loop()
-        self.emulator: Any = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"emulator-{device}", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.run_until_complete(self.loop.shutdown_default_executor())
-        self.loop.close()
-
-    async def _start(self) -> None:
-        self.emulator = _create(self.device, self.settings, self.config)
-        await self.emulator.start()
-
-    def start(self, timeout_s: float = 30.0) -> None:
-        self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise TimeoutError(f"{self.device} emulator did not start within {timeout_s} s")
-        if self._error is not None:
-            self._thread.join(5)
-            raise self._error
-
-    def call(self, fn: Callable[[], Awaitable[T]], timeout_s: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(fn(), self.loop).result(timeout_s)  # type: ignore[arg-type]
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        if self.emulator is not None and self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self.call(self.emulator.aclose, timeout_s)
-        if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout_s)
-
-
 def _create(device: str | type[Any], settings: dict[str, Any] | None, config: Config | None, **kwargs: Any) -> Any:
     from emulators.app import create_emulator
 
@@ -142,7 +90,7 @@ def start_emulator(device: str, settings: dict[str, Any] | None = None, *, confi
     """
     if device not in available():
         pytest.skip(f"the {device} emulator is not part of this installation")
-    host = EmulatorHost(device, settings, config)
+    host = EmulatorHost(device, settings, config or fixture_config())
     host.start()
     try:
         emulator = host.emulator

@@ -60,7 +60,7 @@ class ParityResult:
 def fresh_emulator(device: str, settings: dict[str, Any], seed: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """A seeded emulator on free loopback ports for the run: (base URL, credentials)."""
     from emulators.config import Config
-    from emulators.pytest_plugin import EmulatorHost
+    from emulators.hosting import EmulatorHost
 
     config = Config()
     config.seed = seed
