@@ -29,6 +29,13 @@ from emulators.signalwire.paging import date_filters, date_matches
 
 API_VERSION = "2010-04-01"
 API_ROOT = f"/api/laml/{API_VERSION}"
+# Twilio-style clients given only the space host request the same API without the /api/laml prefix.
+API_ROOTS = (API_ROOT, f"/{API_VERSION}")
+# The query parameters each list knows (beyond Page/PageSize/PageToken); paging URIs carry only these.
+CONFERENCE_FILTERS = ("Status", "FriendlyName", "DateCreated", "DateCreated<", "DateCreated>",
+                      "DateUpdated", "DateUpdated<", "DateUpdated>")
+PARTICIPANT_FILTERS = ("Muted", "Hold")
+RECORDING_FILTERS = ("DateCreated", "DateCreated<", "DateCreated>")
 CONFERENCE_EVENTS = (
     "conference-start",
     "conference-end",
