@@ -26,6 +26,7 @@ from emulators.signalwire.errors import (
 )
 from emulators.signalwire.fields import absolute_http_url, bool_field, choice_field, is_uri, text_field
 from emulators.signalwire.paging import date_filters, date_matches
+from emulators.signalwire.signing import signature_headers
 
 API_VERSION = "2010-04-01"
 API_ROOT = f"/api/laml/{API_VERSION}"
@@ -551,6 +552,10 @@ class SignalWireBackend:
         if conference is None or conference.account_sid != account_sid:
             raise NotFound(f"Conference {sid}")
         return conference
+
+    def webhook_headers(self, account_sid: str, url: str, params: dict[str, str]) -> dict[str, str]:
+        """The signature headers of a webhook on behalf of ``account_sid``, keyed with the project's token."""
+        return signature_headers(self.accounts.get(account_sid, ""), url, params)
 
     def list_conferences(self, account_sid: str, query: dict[str, str]) -> list[Conference]:
         status = query.get("Status")

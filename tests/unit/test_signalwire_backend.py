@@ -237,3 +237,17 @@ def test_a_started_streams_end_reports_an_error_or_a_stop_but_nothing_when_the_e
     for reason in ("api", "conference", "client closed"):
         assert stream_end_event(reason, None) == "stream-stopped"
     assert stream_end_event(SHUTDOWN, None) is None
+
+
+def test_webhooks_are_signed_with_the_accounts_token_over_the_url_and_sorted_parameters():
+    import base64
+    import hashlib
+    import hmac
+
+    backend = SignalWireBackend(accounts={"acct": "token", "other": "token2"})
+    url = "https://hooks.example.com/status?tenant=a"
+    headers = backend.webhook_headers("acct", url, {"StreamSid": "MZ1", "AccountSid": "acct"})
+    expected = base64.b64encode(hmac.new(b"token", (url + "AccountSidacctStreamSidMZ1").encode(),
+                                         hashlib.sha1).digest()).decode()
+    assert headers == {"X-SignalWire-Signature": expected, "X-Twilio-Signature": expected}
+    assert backend.webhook_headers("other", url, {"StreamSid": "MZ1", "AccountSid": "acct"}) != headers
