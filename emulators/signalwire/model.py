@@ -36,6 +36,8 @@ API_ROOTS = (API_ROOT, f"/{API_VERSION}")
 CONFERENCE_FILTERS = ("Status", "FriendlyName", "DateCreated", "DateCreated<", "DateCreated>",
                       "DateUpdated", "DateUpdated<", "DateUpdated>")
 PARTICIPANT_FILTERS = ("Muted", "Hold")
+PARTICIPANT_UPDATES = ("Muted", "Hold", "Coaching", "CallSidToCoach", "AnnounceUrl", "AnnounceMethod", "HoldUrl",
+                       "HoldMethod", "WaitUrl", "WaitMethod")
 RECORDING_FILTERS = ("DateCreated", "DateCreated<", "DateCreated>")
 CONFERENCE_EVENTS = (
     "conference-start",
@@ -655,6 +657,9 @@ class SignalWireBackend:
 
     def update_participant(self, participant: Participant, fields: dict[str, Any], now: float) -> list[str]:
         """Apply an update; returns the conference events it causes (mute/unmute, hold/unhold), in that order."""
+        if not fields:
+            # The vendor's document marks this request body required (unlike a conference update's).
+            raise InvalidRequest("a request body is required: send at least one of " + ", ".join(PARTICIPANT_UPDATES))
         muted = bool_field(fields, "Muted")
         hold = bool_field(fields, "Hold")
         coaching = bool_field(fields, "Coaching")
@@ -665,8 +670,8 @@ class SignalWireBackend:
                 raise InvalidRequest(f"{name} must be an absolute http(s) URL, got {value!r}")
         for name in ("AnnounceMethod", "HoldMethod", "WaitMethod"):
             choice_field(fields, name, ("GET", "POST"))
-        if coaching and not (coach or participant.call_sid_to_coach):
-            raise InvalidRequest("Coaching=true requires CallSidToCoach")
+        if coaching and not coach:  # the vendor document: required (in the request) when Coaching is true
+            raise InvalidRequest("Coaching=true requires CallSidToCoach in the same request")
         if coach is not None:
             try:
                 uuid.UUID(coach)

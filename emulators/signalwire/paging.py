@@ -36,7 +36,7 @@ def page_request(query: dict[str, str]) -> PageRequest:
         return value
 
     token = query.get("PageToken")
-    if token is not None and not token.startswith(("PA", "PB")):
+    if token and not token.startswith(("PA", "PB")):  # an empty one is no token, like an empty Page
         raise InvalidRequest(f"PageToken must start with PA or PB, got {token!r}")
     return PageRequest(page=integer("Page", 0, 0, 2**31 - 1), page_size=integer("PageSize", 50, 1, 1000))
 
@@ -83,7 +83,7 @@ def page_envelope(
 
 def _date_filter(query: dict[str, str], name: str) -> dt.date | None:
     raw = query.get(name)
-    if raw is None:
+    if not raw:  # absent or empty: no filter, as for the paging integers
         return None
     if not _DATE.fullmatch(raw):
         raise InvalidRequest(f"{name} must be a date as YYYY-MM-DD, got {raw!r}")
