@@ -1,10 +1,12 @@
-"""The most-installed SignalWire Python package, ``signalwire`` 2.x (a Twilio 6 client underneath), against the
-emulator over HTTPS: listing, fetching and paging conferences and participants, and its RequestValidator on our
-signed callbacks.
+"""SignalWire client versions other than the test extra's signalwire-sdk 3.0.2, each as the device page shows it.
 
-``signalwire`` 2.x and ``signalwire-sdk`` 3.x both install the import package ``signalwire``, so 2.x cannot live in
-the test venv: it runs in a throwaway venv built on first use and cached in the temp directory (skipped, saying
-why, only when the package index cannot be reached).
+- ``signalwire`` 2.x, the most-installed SignalWire package (a Twilio 6 client underneath): lists, fetches and
+  pages conferences and participants over HTTPS, and its RequestValidator checks our signed callbacks.
+- the newest ``signalwire-sdk``: no Compatibility API any more, and plain HTTP to a loopback host.
+
+Both install the import package ``signalwire``, like the test extra's signalwire-sdk 3.0.2, so each runs in a
+throwaway venv built on first use and cached in the temp directory (skipped, saying why, only when the package
+index cannot be reached).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from emulators.kit.tls import ensure_dev_certs
 
 pytestmark = pytest.mark.interop
 
-PACKAGE = "signalwire==2.1.1"
-VENV = Path(tempfile.gettempdir()) / "benchtwin-signalwire-2.1.1-venv"
+SIGNALWIRE_2 = "signalwire==2.1.1"
+NEWEST_SDK = "signalwire-sdk==3.7.5"  # the newest release when this was written
 _DEV_CERTS = ensure_dev_certs()
 RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
 CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
@@ -37,7 +39,7 @@ UNREACHABLE = ("NewConnectionError", "Failed to establish", "Temporary failure i
                "No matching distribution", "Could not find a version", "Network is unreachable")
 
 # Runs inside the 2.x venv: the inputs as a JSON argument, the dev CA in REQUESTS_CA_BUNDLE.
-SCRIPT = r"""
+SIGNALWIRE_2_SCRIPT = r"""
 import json, os, sys
 from signalwire.rest import Client
 from signalwire.request_validator import RequestValidator
@@ -71,35 +73,62 @@ print(json.dumps(out))
 """
 
 
-def _python() -> Path:
-    return VENV / "bin" / "python"
+# Runs inside the newest SDK's venv: project, token and the emulator's plain HTTP host as arguments.
+NEWEST_SDK_SCRIPT = r"""
+import json, sys
+from signalwire.rest import RestClient, SignalWireRestError
+
+client = RestClient(sys.argv[1], sys.argv[2], host=sys.argv[3])
+out = {"has_compat": hasattr(client, "compat")}
+try:
+    client.addresses.list()
+except SignalWireRestError as exc:
+    out.update(status=exc.status_code, body=exc.body, url=exc.url)
+print(json.dumps(out))
+"""
 
 
-def _ensure_venv() -> Path:
-    """The cached venv with signalwire 2.x; built once, under a lock so parallel workers share it."""
-    VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{VENV}.lock", "w") as lock:
+def _venv(package: str) -> Path:
+    """The cached venv with ``package``; built once, under a lock so parallel workers share it."""
+    root = Path(tempfile.gettempdir()) / f"benchtwin-venv-{package.replace('==', '-')}"
+    python = root / "bin" / "python"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{root}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        marker = VENV / "installed.txt"
-        if marker.exists() and marker.read_text() == PACKAGE and _python().exists():
-            return _python()
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-        result = subprocess.run([str(_python()), "-m", "pip", "install", "--quiet", PACKAGE],
+        marker = root / "installed.txt"
+        if marker.exists() and marker.read_text() == package and python.exists():
+            return python
+        venv.EnvBuilder(with_pip=True, clear=True).create(root)
+        result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", package],
                                 capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
             output = result.stdout + result.stderr
             if any(sign in output for sign in UNREACHABLE):
-                reason = f"cannot install {PACKAGE} into a throwaway venv (package index unreachable)"
+                reason = f"cannot install {package} into a throwaway venv (package index unreachable)"
                 print(reason, output[-500:], file=sys.stderr)
                 pytest.skip(reason)
-            pytest.fail(f"pip install {PACKAGE} failed:\n{output[-3000:]}")
-        marker.write_text(PACKAGE)
-        return _python()
+            pytest.fail(f"pip install {package} failed:\n{output[-3000:]}")
+        marker.write_text(package)
+        return python
 
 
 @pytest.fixture(scope="module")
 def signalwire2() -> Path:
-    return _ensure_venv()
+    return _venv(SIGNALWIRE_2)
+
+
+@pytest.fixture(scope="module")
+def newest_sdk() -> Path:
+    return _venv(NEWEST_SDK)
+
+
+async def _run(python: Path, script: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    process = await asyncio.create_subprocess_exec(
+        str(python), "-c", script, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", **(env or {})})
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    return json.loads(stdout)
 
 
 async def _signed_callback(emulator) -> dict:
@@ -143,15 +172,21 @@ async def test_signalwire_2_lists_fetches_and_pages_over_https_and_validates_our
             "call": sorted(PARTICIPANTS)[0], "signed": await _signed_callback(emulator),
             # An IP host: the package's own URL parsing reads "localhost:port" as a scheme and a path.
             "space_url": creds["space_url"]}
-    process = await asyncio.create_subprocess_exec(
-        str(signalwire2), "-c", SCRIPT, json.dumps(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={"REQUESTS_CA_BUNDLE": creds["ca_bundle"], "PATH": "/usr/bin:/bin"})
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, stderr.decode()[-3000:]
-    out = json.loads(stdout)
+    out = await _run(signalwire2, SIGNALWIRE_2_SCRIPT, json.dumps(args), env={"REQUESTS_CA_BUNDLE": creds["ca_bundle"]})
     assert out["pages"] == 2 and len(set(out["paged"])) == 2 and out["listed"] == out["paged"]
     assert CONFERENCE in out["paged"]
     assert out["fetched"] == "Weekly product sync"
     assert sorted(out["participants"]) == sorted(PARTICIPANTS)
     assert out["participant"] == sorted(PARTICIPANTS)[0]
     assert out["valid"] is True and out["tampered_valid"] is False
+
+
+async def test_the_newest_sdk_has_no_compat_api_and_reaches_the_plain_http_listener(newest_sdk, emulator_factory):
+    emulator = await emulator_factory("signalwire")
+    creds = emulator.credentials()
+    host = f"127.0.0.1:{emulator.ports['rest']}"  # a loopback host: the SDK speaks plain HTTP to it
+    out = await _run(newest_sdk, NEWEST_SDK_SCRIPT, creds["project"], creds["token"], host)
+    assert out["has_compat"] is False
+    # Its APIs beyond the Compatibility API are not emulated: the vendor's JSON 404, over plain HTTP.
+    assert out["url"].startswith(f"http://{host}/") and out["status"] == 404
+    assert out["body"]["code"] == 20404 and out["body"]["status"] == 404
