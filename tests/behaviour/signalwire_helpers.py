@@ -42,8 +42,7 @@ class CallbackSink:
             self.failed += 1
             return web.Response(status=503)
         fields = dict(request.query) if request.method == "GET" else dict(await request.post())
-        self.requests.append({"method": request.method, "content_type": request.content_type, "fields": fields,
-                              "url": str(request.url), "headers": dict(request.headers)})
+        self.requests.append({"method": request.method, "content_type": request.content_type, "fields": fields})
         self._changed.set()
         return web.Response(status=204)
 
