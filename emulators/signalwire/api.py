@@ -13,13 +13,19 @@ from typing import Any
 from aiohttp import BasicAuth, web
 
 from emulators.kit.clock import Clock
-from emulators.signalwire.errors import InvalidRequest, SignalWireError
-from emulators.signalwire.model import API_ROOT, Conference, SignalWireBackend
+from emulators.signalwire.errors import InvalidRequest, MethodNotAllowed, NotFound, SignalWireError
+from emulators.signalwire.model import (
+    API_ROOTS,
+    CONFERENCE_FILTERS,
+    PARTICIPANT_FILTERS,
+    RECORDING_FILTERS,
+    Conference,
+    SignalWireBackend,
+)
 from emulators.signalwire.paging import page_envelope, page_request
 from emulators.signalwire.service import ConferenceService
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-ACCOUNT = API_ROOT + "/Accounts/{AccountSid}"
 SID = r"{%s:[^/]+?}"
 EXT = r"{ext:(?:\.json)?}"
 
@@ -33,7 +39,13 @@ class ConferenceApi:
         self.clock = clock
 
     def add_routes(self, app: web.Application) -> None:
-        conf = f"{ACCOUNT}/Conferences"
+        for root in API_ROOTS:
+            self._add_root(app, root)
+        # Last, so every real route wins; the control plane's paths keep their own 404/405.
+        app.router.add_route("*", r"/{tail:(?!_emulator/).*}", self.unrouted)
+
+    def _add_root(self, app: web.Application, root: str) -> None:
+        conf = f"{root}/Accounts/{{AccountSid}}/Conferences"
         one = f"{conf}/{SID % 'Sid'}{EXT}"
         parts = f"{conf}/{SID % 'ConferenceSid'}/Participants"
         recs = f"{conf}/{SID % 'ConferenceSid'}/Recordings"
@@ -52,6 +64,19 @@ class ConferenceApi:
         r.add_delete(f"{recs}/{SID % 'Sid'}{EXT}", self._guard(self.delete_recording))
         r.add_post(f"{streams}{EXT}", self._guard(self.create_stream))
         r.add_post(f"{streams}/{SID % 'Sid'}{EXT}", self._guard(self.update_stream))
+
+    async def unrouted(self, request: web.Request) -> web.Response:
+        """No route took the request: a wrong verb on a known path (405 with ``Allow``) or an unknown path (404),
+        in the vendor's JSON error shape rather than the framework's text."""
+        allowed: set[str] = set()
+        for resource in request.app.router.resources():
+            if resource.canonical == request.match_info.route.resource.canonical:  # this catch-all itself
+                continue
+            match, methods = await resource.resolve(request)
+            if match is None:
+                allowed |= methods
+        error: SignalWireError = MethodNotAllowed(request.method, sorted(allowed)) if allowed else NotFound("route")
+        return web.json_response(error.body(request.path), status=error.status, headers=error.headers)
 
     # --- the wrapper: auth, the opt-in rate limit, and the device's one error mapping ---
     def _guard(self, handler: Handler) -> Handler:
@@ -106,7 +131,8 @@ class ConferenceApi:
         query = self.query(request)
         paging = page_request(query)
         items = self.backend.list_conferences(request.match_info["AccountSid"], query)
-        body = page_envelope("conferences", [c.as_json() for c in items], paging, request.path, query)
+        body = page_envelope("conferences", [c.as_json() for c in items], paging, request.path, query,
+                             CONFERENCE_FILTERS)
         return web.json_response(body)
 
     def _conference(self, request: web.Request, key: str = "ConferenceSid") -> Conference:
@@ -126,7 +152,8 @@ class ConferenceApi:
         query = self.query(request)
         paging = page_request(query)
         items = self.backend.list_participants(conference, query)
-        body = page_envelope("participants", [p.as_json() for p in items], paging, request.path, query)
+        body = page_envelope("participants", [p.as_json() for p in items], paging, request.path, query,
+                             PARTICIPANT_FILTERS)
         return web.json_response(body)
 
     async def retrieve_participant(self, request: web.Request) -> web.Response:
@@ -152,7 +179,8 @@ class ConferenceApi:
         paging = page_request(query)
         now = self.now()
         items = self.backend.list_recordings(conference, query)
-        body = page_envelope("recordings", [r.as_json(now) for r in items], paging, request.path, query)
+        body = page_envelope("recordings", [r.as_json(now) for r in items], paging, request.path, query,
+                             RECORDING_FILTERS)
         return web.json_response(body)
 
     async def get_recording(self, request: web.Request) -> web.Response:

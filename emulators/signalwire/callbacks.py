@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from yarl import URL
 
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import WebhookSender
 from emulators.signalwire.model import Conference, Participant, Stream, iso8601_ms, rfc2822
+
+# (url as sent, POST parameters) -> the signature headers
+Signer = Callable[[str, dict[str, str]], dict[str, str]]
 
 
 def stream_fields(stream: Stream, call_sid: str, event: str, timestamp: float,
@@ -50,14 +57,16 @@ class CallbackQueue:
     """One subject's callbacks to one URL, delivered in order by ``run`` (each retried by the sender).
 
     ``subject`` tags the event log (``{"stream": sid}`` or ``{"conference": sid}``); ``event_field`` names the
-    field that says which event a request reports. The sender carries the emulator's egress policy.
+    field that says which event a request reports. The sender carries the emulator's egress policy; ``sign``
+    gives each request's signature headers.
     """
 
     def __init__(self, url: str | None, method: str, sender: WebhookSender, events: EventLog, *,
-                 subject: dict[str, str], event_field: str) -> None:
+                 subject: dict[str, str], event_field: str, sign: Signer) -> None:
         self.url = url
         self.method = method
         self.sender = sender
+        self.sign = sign
         self.events = events
         self.subject = subject
         self.event_field = event_field
@@ -95,7 +104,15 @@ class CallbackQueue:
         try:
             # Checked off the loop first: the allowlist may resolve a name, which must not stall the media clock.
             await asyncio.to_thread(self.sender.egress.check, self.url)
-            status = await self.sender.deliver(self.url, method=self.method, form=fields)
+            if self.method.upper() == "GET":
+                # Signed as sent: the fields in the query string, the URL normalised as the HTTP client will send it.
+                joined = f"{self.url}{'&' if '?' in self.url else '?'}{urlencode(fields)}"
+                url, form = str(URL(joined)), None
+                headers = self.sign(url, {})
+            else:
+                url, form = self.url, fields
+                headers = self.sign(url, fields)
+            status = await self.sender.deliver(url, method=self.method, form=form, headers=headers)
             self.events.record("callback.sent", **self.subject, event=event, status=status)
         except Exception as exc:  # a customer's broken endpoint never breaks the stream or the conference
             self.events.record("callback.failed", **self.subject, event=event, error=str(exc))

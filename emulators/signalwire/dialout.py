@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from urllib.parse import urlsplit
@@ -15,6 +16,10 @@ from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
 
 CONNECT_TIMEOUT_S = 5.0
+# The kernel's send buffer per stream socket (Linux doubles it). A fixed size turns off autotuning, which would
+# otherwise buffer up to megabytes (half a minute of L16) for a receiver that stopped reading before a write
+# ever blocks; this one still covers far more than a second of the fastest codec on a long path.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 class OverrideResolver(AbstractResolver):
@@ -98,6 +103,10 @@ async def dial(
         events.record("outbound.failed", stream=stream_sid, url=url, error=describe_connect_error(exc),
                       stream_error=kind)
         return kind
+    sock = ws.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     events.record("outbound.connected", stream=stream_sid, url=url)
     return ws
 

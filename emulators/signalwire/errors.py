@@ -49,6 +49,17 @@ class NotFound(SignalWireError):
                 "more_info": MORE_INFO, "status": self.status}
 
 
+class MethodNotAllowed(SignalWireError):
+    """A verb the path does not serve: 405 with ``Allow`` (Twilio's code 20004; unverified for SignalWire)."""
+
+    status = 405
+    code = 20004
+
+    def __init__(self, method: str, allowed: list[str]) -> None:
+        super().__init__(f"Method {method} is not allowed here; allowed: {', '.join(allowed)}")
+        self.headers = {"Allow": ", ".join(allowed)}
+
+
 class InvalidRequest(SignalWireError):
     """A 4xx in the object shape, its code the status; ``field`` names the offending field when there is one."""
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,7 @@ class StreamSession:
         self.stop_reason: str | None = None  # "api", "conference", "shutdown", "client closed"
         self._stop = asyncio.Event()
         self._conference_started = asyncio.Event()
+        self._watchdog: asyncio.Timeout | None = None
 
     # --- control from the service ---
     def conference_started(self) -> None:
@@ -183,7 +185,7 @@ class StreamSession:
                     break
                 if newest > self.last_tick:
                     try:
-                        end = await self._send_due(newest)
+                        end = await self._send_due_watched(newest)
                     except (ConnectionError, aiohttp.ClientError):
                         self._stop_by_client()  # the customer's side vanished mid-write
                         break
@@ -200,6 +202,33 @@ class StreamSession:
                 await ws.send_str(self.sequencer.stop())
         await self.close_socket(1000)
         return StreamEnd(self.stop_reason or "api")
+
+    async def _send_due_watched(self, newest: int) -> StreamEnd | None:
+        """``_send_due`` under a watchdog: a write that blocks (the receiver stopped reading, its TCP window is
+        shut) until the stream is more than the backlog limit behind ends the stream like any other backlog."""
+        try:
+            async with asyncio.timeout(None) as watchdog:
+                self._watchdog = watchdog
+                self._rearm_watchdog()
+                return await self._send_due(newest)
+        except TimeoutError:
+            if self._watchdog is None or not self._watchdog.expired():
+                raise
+            # The receiver's window has been shut for the whole backlog: it would not take a close frame either.
+            self.events.record("stream.backlog", stream=self.stream.sid, blocked_writing=True,
+                               sent_media=self.sent_media)
+            self._abort_socket(reset=True)  # an RST frees the kernel's buffers at once instead of lingering
+            return StreamEnd("backlog", "general_error")
+        finally:
+            self._watchdog = None
+
+    def _rearm_watchdog(self) -> None:
+        """Due when the oldest chunk still owed is more than the backlog limit late."""
+        if self._watchdog is None or self.last_tick is None:
+            return
+        late_at = self.clock.deadline(self.last_tick + 1) + BACKLOG_LIMIT_S
+        loop = asyncio.get_running_loop()
+        self._watchdog.reschedule(loop.time() + max(0.0, late_at - self.clock.monotonic()))
 
     async def _send_due(self, newest: int) -> StreamEnd | None:
         """Send every chunk owed up to tick ``newest``; a StreamEnd result ends the stream."""
@@ -224,6 +253,8 @@ class StreamSession:
                     # stall ends, its rule is deleted, or the stream stops), and the owed chunks follow as a burst.
                     await self._send_media(payloads)
                     self.last_tick = tick
+                    if self._watchdog is not None:
+                        self._watchdog.reschedule(None)  # the emulator's own pause; the backlog is judged after it
                     await first_completed(stall.wait(), self._stop.wait())
                     return None
                 case Close(code=code, reason=reason):
@@ -233,6 +264,7 @@ class StreamSession:
                     self._abort_socket()  # the TCP connection vanishes without a close frame
                     return StreamEnd("fault disconnect", "general_error")
             self.last_tick = tick
+            self._rearm_watchdog()
             self.stats.record(max(0.0, self.monotonic() - self.clock.deadline(tick)))
             if self.pending_dtmf:
                 pending, self.pending_dtmf = self.pending_dtmf, []
@@ -302,14 +334,17 @@ class StreamSession:
             async with asyncio.timeout(3):
                 await ws.close(code=code, message=reason.encode())
 
-    def _abort_socket(self) -> None:
+    def _abort_socket(self, *, reset: bool = False) -> None:
         ws = self.ws
         if ws is None:
             return
         sock = ws.get_extra_info("socket")
         if sock is not None:
-            # No close frame: the peer just sees the connection end (a source disconnect).
+            # No close frame: the peer just sees the connection end (a source disconnect); with ``reset`` the
+            # close is an RST that discards unsent data.
             with contextlib.suppress(OSError):
+                if reset:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 sock.shutdown(socket.SHUT_RDWR)
 
 

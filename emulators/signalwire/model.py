@@ -26,9 +26,19 @@ from emulators.signalwire.errors import (
 )
 from emulators.signalwire.fields import absolute_http_url, bool_field, choice_field, is_uri, text_field
 from emulators.signalwire.paging import date_filters, date_matches
+from emulators.signalwire.signing import signature_headers
 
 API_VERSION = "2010-04-01"
 API_ROOT = f"/api/laml/{API_VERSION}"
+# Twilio-style clients given only the space host request the same API without the /api/laml prefix.
+API_ROOTS = (API_ROOT, f"/{API_VERSION}")
+# The query parameters each list knows (beyond Page/PageSize/PageToken); paging URIs carry only these.
+CONFERENCE_FILTERS = ("Status", "FriendlyName", "DateCreated", "DateCreated<", "DateCreated>",
+                      "DateUpdated", "DateUpdated<", "DateUpdated>")
+PARTICIPANT_FILTERS = ("Muted", "Hold")
+PARTICIPANT_UPDATES = ("Muted", "Hold", "Coaching", "CallSidToCoach", "AnnounceUrl", "AnnounceMethod", "HoldUrl",
+                       "HoldMethod", "WaitUrl", "WaitMethod")
+RECORDING_FILTERS = ("DateCreated", "DateCreated<", "DateCreated>")
 CONFERENCE_EVENTS = (
     "conference-start",
     "conference-end",
@@ -545,6 +555,10 @@ class SignalWireBackend:
             raise NotFound(f"Conference {sid}")
         return conference
 
+    def webhook_headers(self, account_sid: str, url: str, params: dict[str, str]) -> dict[str, str]:
+        """The signature headers of a webhook on behalf of ``account_sid``, keyed with the project's token."""
+        return signature_headers(self.accounts.get(account_sid, ""), url, params)
+
     def list_conferences(self, account_sid: str, query: dict[str, str]) -> list[Conference]:
         status = query.get("Status")
         allowed = [s.value for s in ConferenceStatus]
@@ -643,6 +657,9 @@ class SignalWireBackend:
 
     def update_participant(self, participant: Participant, fields: dict[str, Any], now: float) -> list[str]:
         """Apply an update; returns the conference events it causes (mute/unmute, hold/unhold), in that order."""
+        if not fields:
+            # The vendor's document marks this request body required (unlike a conference update's).
+            raise InvalidRequest("a request body is required: send at least one of " + ", ".join(PARTICIPANT_UPDATES))
         muted = bool_field(fields, "Muted")
         hold = bool_field(fields, "Hold")
         coaching = bool_field(fields, "Coaching")
@@ -653,8 +670,8 @@ class SignalWireBackend:
                 raise InvalidRequest(f"{name} must be an absolute http(s) URL, got {value!r}")
         for name in ("AnnounceMethod", "HoldMethod", "WaitMethod"):
             choice_field(fields, name, ("GET", "POST"))
-        if coaching and not (coach or participant.call_sid_to_coach):
-            raise InvalidRequest("Coaching=true requires CallSidToCoach")
+        if coaching and not coach:  # the vendor document: required (in the request) when Coaching is true
+            raise InvalidRequest("Coaching=true requires CallSidToCoach in the same request")
         if coach is not None:
             try:
                 uuid.UUID(coach)

@@ -24,7 +24,7 @@ from emulators.kit.outbound import EgressPolicy, RetryPolicy, WebhookSender
 from emulators.kit.pacer import LatenessStats, Pacer
 from emulators.kit.tasks import TaskOwner
 from emulators.signalwire.audio import ConferenceAudio
-from emulators.signalwire.callbacks import CallbackQueue, conference_fields, stream_fields
+from emulators.signalwire.callbacks import CallbackQueue, Signer, conference_fields, stream_fields
 from emulators.signalwire.dialout import OverrideResolver, dial
 from emulators.signalwire.errors import SignalWireError
 from emulators.signalwire.media import StreamEnd, StreamOptions, StreamSession, StreamVerdicts
@@ -240,7 +240,7 @@ class ConferenceService:
             return
         callbacks = CallbackQueue(conference.status_callback, conference.status_callback_method,
                                   self._webhook_sender(), self.events, subject={"conference": conference.sid},
-                                  event_field="StatusCallbackEvent")
+                                  event_field="StatusCallbackEvent", sign=self._signer(conference.account_sid))
         watch = _ConferenceWatch(callbacks, self.tasks.child(f"conference-{conference.sid}"))
         self.watches[conference.sid] = watch
         watch.tasks.spawn(callbacks.run(), name="deliver")
@@ -345,7 +345,10 @@ class ConferenceService:
     def _stream_callbacks(self, stream: Stream) -> CallbackQueue:
         return CallbackQueue(stream.request.status_callback, stream.request.status_callback_method,
                              self._webhook_sender(), self.events, subject={"stream": stream.sid},
-                             event_field="StreamEvent")
+                             event_field="StreamEvent", sign=self._signer(stream.account_sid))
+
+    def _signer(self, account_sid: str) -> Signer:
+        return lambda url, params: self.backend.webhook_headers(account_sid, url, params)
 
     async def _stream_life(self, session: StreamSession, callbacks: CallbackQueue, call_sid: str, owner: TaskOwner,
                            *, conference_live: bool, duplicate_name: bool) -> None:

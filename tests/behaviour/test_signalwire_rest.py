@@ -213,3 +213,54 @@ async def test_conference_status_callbacks_report_start_joins_mute_speech_leave_
         assert "participant-speech-start" in order
         first = r.callbacks.requests[0]["fields"]
         assert first["FriendlyName"] == "Callbacks" and first["Timestamp"].endswith("+0000")
+
+
+async def test_both_roots_serve_the_api_and_paging_links_stay_on_the_root_the_client_chose():
+    async with rig() as r:
+        creds = r.emulator.credentials()
+        auth = {"Authorization": _basic(creds["project"], creds["token"])}
+        host = r.emulator.url()
+        async with aiohttp.ClientSession(headers=auth) as http:
+            for root in ("/api/laml/2010-04-01", "/2010-04-01"):
+                first = f"{root}/Accounts/{creds['project']}/Conferences/{CONFERENCE}/Participants.json?PageSize=1"
+                seen, pages, uri = [], 0, first
+                while uri is not None:
+                    async with http.get(host + uri) as resp:
+                        assert resp.status == 200, await resp.text()
+                        page = await resp.json()
+                    assert page["page"] == pages and page["start"] == page["end"] == pages
+                    assert page["first_page_uri"] == (f"{root}/Accounts/{creds['project']}/Conferences/{CONFERENCE}"
+                                                       "/Participants?Page=0&PageSize=1")
+                    seen += [p["call_sid"] for p in page["participants"]]
+                    pages, uri = pages + 1, page["next_page_uri"]
+                    assert uri is None or (uri.startswith(f"{root}/Accounts/") and ".json" not in uri)
+                assert sorted(seen) == sorted({ADA, GRACE, LINUS}) and pages == 3
+
+
+async def test_paging_uris_carry_only_the_query_parameters_the_list_knows():
+    async with rig() as r:
+        page = await r.client.list(PageSize=1, Status="in-progress", Foo="bar")
+        for key in ("uri", "first_page_uri"):
+            assert "Status=in-progress" in page[key] and "Foo" not in page[key]
+
+
+async def test_unknown_routes_and_wrong_verbs_answer_the_vendor_json_error_shape():
+    async with rig() as r:
+        creds = r.emulator.credentials()
+        auth = {"Authorization": _basic(creds["project"], creds["token"])}
+        conferences = f"{r.emulator.url()}/2010-04-01/Accounts/{creds['project']}/Conferences"
+        async with aiohttp.ClientSession(headers=auth) as http:
+            for method, url in (("GET", f"{r.emulator.url()}/2010-04-01/Accounts/{creds['project']}/Calls.json"),
+                                ("GET", f"{r.emulator.url()}/nothing/here")):
+                async with http.request(method, url) as resp:
+                    assert resp.status == 404 and resp.content_type == "application/json"
+                    body = await resp.json()
+                    assert set(body) == {"code", "message", "more_info", "status"}
+                    assert body["code"] == 20404 and body["status"] == 404
+            async with http.delete(f"{conferences}.json") as wrong_verb:
+                assert wrong_verb.status == 405 and wrong_verb.content_type == "application/json"
+                assert wrong_verb.headers["Allow"] == "GET, HEAD"
+                body = await wrong_verb.json()
+                assert body["status"] == 405 and body["code"] == 20004 and "DELETE" in body["message"]
+            async with http.put(f"{r.emulator.url()}/_emulator/health") as control:
+                assert control.status == 405  # the control plane keeps its own answers

@@ -29,6 +29,7 @@ from emulators.signalwire.model import (
     validate_dtmf,
     validate_stream_request,
 )
+from emulators.signalwire.paging import page_request
 
 NOW = 1_700_000_000.0
 WSS = {"Url": "wss://h/x"}
@@ -237,3 +238,34 @@ def test_a_started_streams_end_reports_an_error_or_a_stop_but_nothing_when_the_e
     for reason in ("api", "conference", "client closed"):
         assert stream_end_event(reason, None) == "stream-stopped"
     assert stream_end_event(SHUTDOWN, None) is None
+
+
+def test_webhooks_are_signed_with_the_accounts_token_over_the_url_and_sorted_parameters():
+    import base64
+    import hashlib
+    import hmac
+
+    backend = SignalWireBackend(accounts={"acct": "token", "other": "token2"})
+    url = "https://hooks.example.com/status?tenant=a"
+    headers = backend.webhook_headers("acct", url, {"StreamSid": "MZ1", "AccountSid": "acct"})
+    expected = base64.b64encode(hmac.new(b"token", (url + "AccountSidacctStreamSidMZ1").encode(),
+                                         hashlib.sha1).digest()).decode()
+    assert headers == {"X-SignalWire-Signature": expected, "X-Twilio-Signature": expected}
+    assert backend.webhook_headers("other", url, {"StreamSid": "MZ1", "AccountSid": "acct"}) != headers
+
+
+def test_a_participant_update_needs_a_field_and_coaching_names_its_call_in_the_same_request():
+    backend, conference = _backend()
+    person = conference.participants["call-1"]
+    with pytest.raises(InvalidRequest, match="request body is required"):
+        backend.update_participant(person, {}, NOW)
+    coach = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
+    backend.update_participant(person, {"Coaching": "true", "CallSidToCoach": coach}, NOW)
+    with pytest.raises(InvalidRequest, match="CallSidToCoach"):
+        backend.update_participant(person, {"Coaching": "true"}, NOW)  # a coach set earlier does not count
+
+
+def test_empty_paging_tokens_and_date_filters_are_no_filter():
+    backend, _ = _backend()
+    assert [c.sid for c in backend.list_conferences("acct", {"DateCreated": "", "DateUpdated<": ""})] == ["conf"]
+    assert page_request({"PageToken": "", "Page": ""}) == page_request({})

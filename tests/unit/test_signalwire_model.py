@@ -107,6 +107,19 @@ def test_paging_envelope_links_pages_and_rejects_out_of_range_sizes():
             page_request(bad)
 
 
+def test_paging_uris_are_in_the_vendor_form_without_json_and_with_known_parameters_only():
+    items = [{"n": i} for i in range(3)]
+    query = {"PageSize": "2", "Status": "completed", "Junk": "x"}
+    page = page_envelope("things", items, page_request(query), "/r/Things.json", query, known=("Status",))
+    assert page["uri"] == "/r/Things?PageSize=2&Status=completed"
+    assert page["first_page_uri"] == "/r/Things?Status=completed&Page=0&PageSize=2"
+    assert page["next_page_uri"] == "/r/Things?Status=completed&Page=1&PageSize=2&PageToken=PA1"
+    assert (page["start"], page["end"]) == (0, 1)
+    last = page_envelope("things", items, page_request({"Page": "1", "PageSize": "2"}), "/r/Things", {}, known=())
+    assert (last["start"], last["end"], last["next_page_uri"]) == (2, 2, None)
+    assert last["first_page_uri"] == "/r/Things?Page=0&PageSize=2"
+
+
 def test_speaking_follows_the_looping_timeline_unless_muted_held_or_overridden():
     person = Participant("c", "conf", "acct", NOW, NOW, speaking=[(0, 100)], timeline_loop_ms=1000)
     assert person.speaks_at(50) and not person.speaks_at(500) and person.speaks_at(1050)
