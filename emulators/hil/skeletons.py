@@ -27,10 +27,28 @@ from emulators.hil.rules import load_rules
 FIXTURE = Path(__file__).resolve().parent / "{fixture}"
 
 
+{body}'''
+
+# The parity run compared with the default emulator: the device fixture (so `--target` runs it against hardware too).
+FIXTURE_BODY = '''
 def test_{device}_{slug}_matches_the_recorded_device({device}_target):
     run = ParityRun(Cassette.load(FIXTURE), {device}_target.url, load_rules("{device}"),
                     credentials={device}_target.credentials, pace=0)
     assert [(d.where, d.recorded, d.emulator) for d in asyncio.run(run.run()) if not d.explained] == []
+'''
+
+# The parity run compared with an emulator started with settings (`parity --setting`): the same settings here.
+SETTINGS_BODY = '''
+from emulators.pytest_plugin import start_emulator
+
+SETTINGS = {settings!r}
+
+
+def test_{device}_{slug}_matches_the_recorded_device():
+    with start_emulator("{device}", SETTINGS) as target:
+        run = ParityRun(Cassette.load(FIXTURE), target.url, load_rules("{device}"), credentials=target.credentials,
+                        pace=0)
+        assert [(d.where, d.recorded, d.emulator) for d in asyncio.run(run.run()) if not d.explained] == []
 '''
 
 
@@ -52,7 +70,9 @@ def write_tests(result: ParityResult, cassette: Cassette, directory: str | Path)
         found = "\n".join(f"- {d.where}: device {d.recorded!r}, emulator {d.emulator!r}"
                           for d in result.unexplained if d.index == index)
         path = out / f"test_parity_{result.device}_{slug}.py"
+        body = (SETTINGS_BODY.format(device=result.device, slug=slug, settings=result.profile) if result.profile
+                else FIXTURE_BODY.format(device=result.device, slug=slug))
         path.write_text(TEMPLATE.format(device=result.device, request=exchange.label().replace('"', "'"),
-                                        fixture=fixture, found=found.replace('"""', "'''"), slug=slug))
+                                        fixture=fixture, found=found.replace('"""', "'''"), body=body))
         written.append(path)
     return written

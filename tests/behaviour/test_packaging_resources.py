@@ -45,9 +45,9 @@ def test_a_user_folder_adds_a_recall_scenario_and_replaces_a_packaged_one(user_f
     (user_folder / "recall" / "default.yaml").write_text("title: Our own default\nparticipants: [{id: 7}]\n")
     emulator = create_emulator("recall", Config(scenario_dirs=[str(user_folder)]), settings={"scenario": "standup"},
                                free_ports=True)
-    assert emulator.scenarios["standup"].title == "Stand-up"
-    assert emulator.scenarios["default"].title == "Our own default"
-    assert {"all-hands-screenshare", "waiting-room"} <= set(emulator.scenarios)  # the packaged ones stay
+    assert emulator.backend.scenarios["standup"].title == "Stand-up"
+    assert emulator.backend.scenarios["default"].title == "Our own default"
+    assert {"all-hands-screenshare", "waiting-room"} <= set(emulator.backend.scenarios)  # the packaged ones stay
 
 
 @pytest.mark.parametrize(
