@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -146,8 +147,9 @@ class VideoDBApi:
         clean = normalized(path)
         if clean != path:
             # The SDK joins base_url and path with '/', so 'http://host/' yields '//rtstream'; the
-            # OpenAPI document and the Node SDK use trailing slashes. Route the clean path instead.
-            request = request.clone(rel_url=request.rel_url.with_path(clean))
+            # OpenAPI document and the Node SDK use trailing slashes. Route the clean path instead,
+            # keeping the query string (``with_path`` alone would drop it).
+            request = request.clone(rel_url=request.rel_url.with_path(clean).with_query(request.rel_url.query))
             match = await request.app.router.resolve(request)
             match.add_app(request.app)
             match.freeze()
@@ -217,11 +219,13 @@ class VideoDBApi:
         items, count = self.backend.list_rtstreams(dict(request.query), self.clock.now())
         limit = int(request.query.get("limit") or 10)
         offset = int(request.query.get("offset") or 0)
-        extra = "".join(
-            f"&{k}={request.query[k]}" for k in ("status", "name", "ordering") if request.query.get(k)
-        )
-        nxt = f"/rtstream/?limit={limit}&offset={offset + limit}{extra}" if offset + limit < count else None
-        prev = f"/rtstream/?limit={limit}&offset={max(0, offset - limit)}{extra}" if offset > 0 else None
+        kept = {k: request.query[k] for k in ("status", "name", "ordering") if request.query.get(k)}
+
+        def page_link(at: int) -> str:
+            return "/rtstream/?" + urlencode({"limit": limit, "offset": at, **kept}, quote_via=quote)
+
+        nxt = page_link(offset + limit) if offset + limit < count else None
+        prev = page_link(max(0, offset - limit)) if offset > 0 else None
         return ok(
             {"results": [self.rtstream_wire(s) for s in items], "count": count, "next": nxt, "previous": prev}
         )
