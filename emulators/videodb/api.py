@@ -133,6 +133,8 @@ class VideoDBApi:
         r.add_get("/video/{vid}", self.get_video)
         r.add_post("/video/{vid}/index", self.index_video)
         r.add_post("/video/{vid}/search/v2", self.search_video)
+        r.add_post("/compile", self.compile)
+        r.add_get("/manifests/compile/{name}", self.compiled_manifest)
         r.add_get("/manifests/{rts}/{name}", self.manifest)
         r.add_get("/segments/{rts}/{rec}/{seq}", self.segment)
         r.add_get("/player", self.player)
@@ -378,13 +380,33 @@ class VideoDBApi:
         )
 
     async def index_video(self, request: web.Request) -> web.Response:
-        self.backend.video(request.match_info["vid"])
-        await body_of(request)
-        return ok({"message": "Video indexing is not emulated; the request was accepted."})
+        self.backend.index_video(request.match_info["vid"], await body_of(request))
+        return ok({"status": "done", "message": "Index is available"})
 
     async def search_video(self, request: web.Request) -> web.Response:
-        self.backend.video(request.match_info["vid"])
-        raise bad("No results found.")
+        self.backend.video(request.match_info["vid"])  # an unknown video is a 404 before the body's 400
+        return ok(self.backend.search_video(request.match_info["vid"], await body_of(request)))
+
+    async def compile(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            raise bad("The request body is not valid JSON") from None
+        compilation_id = self.backend.compile(body, self.clock.now())
+        stream_url = self.base_url(request) + media.compiled_path(compilation_id)
+        return ok({"stream_url": stream_url, "player_url": media.player_url(self.base_url(request), stream_url)})
+
+    async def compiled_manifest(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not name.endswith(".m3u8"):
+            raise bad("A compiled playlist is /manifests/compile/<id>.m3u8")
+        pieces = self.backend.compilation(name.removesuffix(".m3u8"))
+        return web.Response(
+            text=media.render_compilation(pieces),
+            content_type=media.PLAYLIST_TYPE,
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     # ----- playback ------------------------------------------------------------------------------------
     async def manifest(self, request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from emulators.videodb import videos
 from emulators.videodb.alerts import AlertFiring, explanation, match_event, tokens
 from emulators.videodb.records import (
     INDEX_TRANSITIONS,
@@ -29,6 +30,8 @@ from emulators.videodb.records import (
     TranscriptRecord,
     TranscriptStatus,
     Video,
+    VideoDBError,
+    bad,
     naive_iso,
 )
 
@@ -41,25 +44,11 @@ DEFAULT_VISUAL_CONFIG = {"time": 2, "frame_count": 5}
 DEFAULT_AUDIO_CONFIG = {"segmenter": "word", "segmentation_value": 10}
 
 
-class VideoDBError(Exception):
-    """A request the service refuses; rendered as ``{"success": false, "message": ...}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, error_code: str = "INVALID_REQUEST") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_code = error_code
-
-
 class IllegalTransition(VideoDBError):
     """A status change the transition table does not allow (a bug in the caller, answered as 409)."""
 
     def __init__(self, what: str, current: StrEnum, wanted: StrEnum) -> None:
         super().__init__(409, f"{what} cannot go from {current} to {wanted}.", "INVALID_STATE")
-
-
-def bad(message: str) -> VideoDBError:
-    return VideoDBError(400, message)
 
 
 def not_found(what: str) -> VideoDBError:
@@ -171,6 +160,7 @@ class VideoDBBackend:
         self.alerts: dict[str, Alert] = {}
         self.videos: dict[str, Video] = {}
         self.capture_sessions: dict[str, dict[str, Any]] = {}
+        self.compilations: dict[str, list[tuple[str, list[Segment]]]] = {}  # id -> (rtstream, segments) per shot
         self._outage_reasons: dict[str, str] = {}  # why each stream's current outage began
 
     # --- collections ---
@@ -424,6 +414,38 @@ class VideoDBBackend:
         found = self.videos.get(video_id)
         if found is None:
             raise not_found("Video")
+        return found
+
+    def index_video(self, video_id: str, body: dict[str, Any]) -> Video:
+        """``index_spoken_words``: the video's utterances, taken from its stream's transcript for the window."""
+        video = self.video(video_id)
+        _, force = videos.spoken_index_request(body)
+        if video.spoken_words is not None and not force:
+            raise bad("Spoken word index for video already exists; pass force=true to index it again")
+        video.spoken_words = videos.spoken_words(video, self.rtstream(video.rtstream_id).transcripts)
+        return video
+
+    def search_video(self, video_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return videos.search_video(self.video(video_id), videos.search_request(body))
+
+    def compile(self, body: Any, now: float) -> str:
+        """``POST /compile``: the shots' recorded segments, in shot order, as one playlist; returns its id."""
+        pieces = []
+        for shot in videos.compile_request(body):
+            video = self.video(shot.video_id)
+            start, end = videos.clip(video, shot)
+            segments = [s for s in self.segments_in(video.rtstream_id, start, end) if s.recording == video.recording]
+            if not segments:
+                raise VideoDBError(404, f"No recording of {video.id} covers {shot.start}-{shot.end} s.", "NOT_FOUND")
+            pieces.append((video.rtstream_id, segments))
+        compilation_id = f"cmp-{self.ids.uuid7(now)}"
+        self.compilations[compilation_id] = pieces
+        return compilation_id
+
+    def compilation(self, compilation_id: str) -> list[tuple[str, list[Segment]]]:
+        found = self.compilations.get(compilation_id)
+        if found is None:
+            raise VideoDBError(404, "Compiled stream not found.", "NOT_FOUND")
         return found
 
     # --- scene indexes ---

@@ -341,6 +341,7 @@ class IngestPipeline:
             words = word_timestamps(text, speech.start, speech.end)
             record = TranscriptRecord(round(speech.start, 3), round(speech.end, 3), text, words)
             if self.backend.file_transcript(stream.id, record):
+                self.events.record("transcript.record", stream=stream.id, start=record.start, end=record.end)
                 self.sockets.send(
                     stream.transcript_ws_connection_id or stream.ws_connection_id,
                     {

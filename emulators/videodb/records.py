@@ -17,6 +17,20 @@ def naive_iso(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
+class VideoDBError(Exception):
+    """A request the service refuses; rendered as ``{"success": false, "message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, error_code: str = "INVALID_REQUEST") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_code = error_code
+
+
+def bad(message: str) -> VideoDBError:
+    return VideoDBError(400, message)
+
+
 # ----- statuses -----------------------------------------------------------------------------------------
 class RTStreamStatus(StrEnum):
     CONNECTED = "connected"  # pulling (or retrying) the source
@@ -195,6 +209,7 @@ class Video:
     window_start: float
     window_end: float
     created_at: float
+    spoken_words: list[dict[str, Any]] | None = None  # {start, end, text} in video time once indexed
 
 
 @dataclass
