@@ -192,6 +192,8 @@ class VisualWindow:
     def feed(self, sample: FrameSample) -> tuple[float, float, list[FrameSample]] | None:
         if self.start is None:
             self.start = sample.time
+        if sample.time < self.start:
+            return None  # a late frame of a window that already closed on time
         closed = None
         if sample.time >= self.start + self.window_s:
             if self.samples:
@@ -201,6 +203,30 @@ class VisualWindow:
             self.start += skipped * self.window_s
             self.samples = []
         self.samples.append(sample)
+        return closed
+
+    @property
+    def closes_at(self) -> float | None:
+        """When the open window's time is over (None: no frame waits in it)."""
+        return self.start + self.window_s if self.start is not None and self.samples else None
+
+    def close_due(self, now: float) -> tuple[float, float, list[FrameSample]] | None:
+        """The open window once ``now`` has passed its end: a source outage sends no next frame to close it."""
+        closes_at = self.closes_at
+        if closes_at is None or self.start is None or now < closes_at:
+            return None
+        closed = (self.start, closes_at, self.pick(self.samples))
+        self.start, self.samples = closes_at, []
+        return closed
+
+    def flush(self, now: float) -> tuple[float, float, list[FrameSample]] | None:
+        """The last, partial window when the stream stops: it ends at ``now`` or its own end, if earlier."""
+        closes_at = self.closes_at
+        if closes_at is None or self.start is None:
+            return None
+        end = max(min(closes_at, now), self.samples[-1].time)
+        closed = (self.start, end, self.pick(self.samples))
+        self.start, self.samples = None, []
         return closed
 
     def pick(self, samples: list[FrameSample]) -> list[FrameSample]:

@@ -129,3 +129,25 @@ def test_frame_stamps_read_from_full_size_luma_when_large_frames_are_analysed_sm
     small = frame.reformat(width=640, height=360).to_ndarray(format="rgb24")
     assert analyse_frame(small, 0.0).stamp is None  # the stamp's cells do not scale with the picture
     assert analyse_frame(small, 0.0, stamp_source=frame.to_ndarray()).stamp == (7, 1234)
+
+
+def test_a_visual_window_closes_on_time_without_a_next_frame_and_drops_its_late_frames() -> None:
+    window = VisualWindow(window_s=2.0, frame_count=2)
+    for t in (10.0, 10.5, 11.0):
+        assert window.feed(analyse_frame(solid((0, 0, 0)), t)) is None
+    assert window.closes_at == 12.0
+    assert window.close_due(11.9) is None
+    start, end, frames = window.close_due(12.0) or (0.0, 0.0, [])
+    assert (start, end, len(frames)) == (10.0, 12.0, 2)
+    assert window.closes_at is None and window.close_due(99.0) is None  # nothing waits: nothing to close
+    assert window.feed(analyse_frame(solid((0, 0, 0)), 11.9)) is None and window.closes_at is None
+
+
+def test_the_last_partial_window_is_flushed_at_stop_ending_at_the_stop() -> None:
+    window = VisualWindow(window_s=2.0, frame_count=3)
+    assert window.flush(5.0) is None
+    for t in (20.0, 20.4, 20.8):
+        window.feed(analyse_frame(solid((0, 0, 0)), t))
+    start, end, frames = window.flush(21.0) or (0.0, 0.0, [])
+    assert (start, end, len(frames)) == (20.0, 21.0, 3)
+    assert window.flush(30.0) is None
