@@ -11,13 +11,14 @@ from __future__ import annotations
 import ipaddress
 import logging
 import queue
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import av
 import numpy as np
@@ -119,33 +120,81 @@ class IngestConfig:
     read_timeout_s: float = 3.0
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 2.0
+    egress_networks: list[str] = field(default_factory=list)  # the egress allowlist, checked before every open
+    egress_hosts: list[str] = field(default_factory=list)
 
 
-def source_refusal(egress: EgressPolicy, url: str) -> str | None:
-    """Why the egress policy refuses to pull ``url``, or None when it may be pulled.
+@dataclass(frozen=True)
+class SourceCheck:
+    """The egress verdict on a source URL: why it is refused, or the URL to open (a resolved name pinned to the
+    address that was checked, so a later lookup cannot send the pull elsewhere)."""
 
-    Only IP literals inside the policy's networks and the policy's host names (localhost) are pulled; other
-    names are refused rather than resolved, so checking a source never sends a lookup off the machine.
-    """
+    refusal: str | None
+    url: str
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address of a host name (blocking: call it off the event loop)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_source(
+    url: str, networks: list[str], hosts: list[str], resolve: Callable[[str], list[str]] | None = resolve_host
+) -> SourceCheck:
+    """Admit ``url`` when its host is an allowed name (localhost), an address inside ``networks``, or a name
+    every address of which is inside them (the configuration's ``egress_allow``). ``resolve=None`` leaves
+    names to the check before each connection (it only judges what needs no lookup)."""
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url)
+        host = parts.hostname
     except ValueError:
         host = None
     if not host:
-        return f"'url' has no host: {url!r}"
-    if host.lower() in egress.hosts:
-        return None
-    allowed = ", ".join(str(n) for n in egress.networks)
+        return SourceCheck(f"'url' has no host: {url!r}", url)
+    allowed = [ipaddress.ip_network(n, strict=False) for n in networks]
+    listed = ", ".join(str(n) for n in allowed)
+    if host.lower() in {h.lower() for h in hosts}:
+        return SourceCheck(None, url)
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return (
-            f"'url' host {host!r} is a name; this emulator pulls only from IP addresses in {allowed} or "
-            f"{', '.join(sorted(egress.hosts)) or 'no host name'} (configuration egress_allow)"
+        address = None
+    if address is not None:
+        if any(address in network for network in allowed):
+            return SourceCheck(None, url)
+        refusal = f"'url' host {host} is outside the egress allowlist {listed} (configuration egress_allow)"
+        return SourceCheck(refusal, url)
+    if resolve is None:
+        return SourceCheck(None, url)
+    try:
+        addresses = resolve(host)
+    except (OSError, UnicodeError) as exc:
+        return SourceCheck(f"'url' host {host!r} does not resolve ({getattr(exc, 'strerror', None) or exc})", url)
+    outside = [a for a in addresses if not any(ipaddress.ip_address(a.split("%", 1)[0]) in n for n in allowed)]
+    if not addresses or outside:
+        return SourceCheck(
+            f"'url' host {host!r} resolves to {', '.join(addresses) or 'no address'}, not all inside the egress "
+            f"allowlist {listed} (configuration egress_allow)",
+            url,
         )
-    if not any(address in network for network in egress.networks):
-        return f"'url' host {host} is outside the egress allowlist {allowed} (configuration egress_allow)"
-    return None
+    pinned = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+    netloc = pinned if parts.port is None else f"{pinned}:{parts.port}"
+    if "@" in parts.netloc:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return SourceCheck(None, urlunsplit(parts._replace(netloc=netloc)))
+
+
+def egress_lists(egress: EgressPolicy) -> tuple[list[str], list[str]]:
+    """The policy as plain lists, for the worker process (which never imports the outbound module)."""
+    return [str(n) for n in egress.networks], sorted(egress.hosts)
+
+
+def source_refusal(
+    egress: EgressPolicy, url: str, resolve: Callable[[str], list[str]] | None = resolve_host
+) -> str | None:
+    """Why the egress policy refuses to pull ``url`` (a name is resolved: blocking), or None."""
+    return check_source(url, *egress_lists(egress), resolve).refusal
 
 
 PROBE_S = 1.0  # the demuxer's analyzeduration: how much media it may read before the first packet is returned
@@ -343,8 +392,8 @@ class Inbox:
 
 
 def pull_rtstream(stop: Any, outbox: Any, inbox: Any, config: IngestConfig, clock: Clock) -> None:
-    """The media worker's entry point: pull one RTStream until ``stop`` is set (its URL passed the egress
-    policy before the worker started; an IP literal or an allowed host name cannot change its mind later)."""
+    """The media worker's entry point: pull one RTStream until ``stop`` is set (its URL is checked against the
+    egress allowlist before every connection)."""
     SourcePull(config, outbox, Inbox(inbox, stop), stop, clock).run()
 
 
@@ -391,9 +440,16 @@ class SourcePull:
         while not self._stopping.is_set():
             attempt += 1
             self._inbox.poll()
+            # Names are resolved and checked again before every connection (no DNS rebinding).
+            check = check_source(cfg.url, cfg.egress_networks, cfg.egress_hosts)
+            if check.refusal is not None:
+                self._post(SourceDown(check.refusal, attempt, backoff))
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, cfg.reconnect_max_s)
+                continue
             try:
                 container = av.open(
-                    cfg.url,
+                    check.url,
                     options={
                         "rtsp_transport": "tcp",
                         "analyzeduration": str(round(PROBE_S * 1_000_000)),

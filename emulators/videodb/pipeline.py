@@ -39,6 +39,7 @@ from emulators.videodb.ingest import (
     SourceUp,
     VerdictWanted,
     Wants,
+    egress_lists,
     pull_rtstream,
     source_refusal,
 )
@@ -140,7 +141,7 @@ class IngestPipeline:
         runtime = self.runtimes.setdefault(stream.id, StreamRuntime())
         if runtime.worker is not None:
             return
-        refusal = source_refusal(self.egress, stream.url)
+        refusal = source_refusal(self.egress, stream.url, resolve=None)  # names: the worker checks each connection
         if refusal is not None:
             # A restored stream whose source the (narrowed) policy no longer admits: an outage, not a pull.
             self.events.record("ingest.refused", stream=stream.id, reason=refusal)
@@ -149,6 +150,7 @@ class IngestPipeline:
             return
         recording = stream.current_recording
         t = self.timings
+        networks, hosts = egress_lists(self.egress)
         config = IngestConfig(
             rtstream_id=stream.id,
             url=stream.url,
@@ -163,6 +165,8 @@ class IngestPipeline:
             read_timeout_s=t.read_timeout_s,
             reconnect_initial_s=t.reconnect_initial_s,
             reconnect_max_s=t.reconnect_max_s,
+            egress_networks=networks,
+            egress_hosts=hosts,
         )
         # The worker checks its stop flag between packets; PyAV's own timeouts bound how long one read blocks.
         stop_timeout_s = max(t.open_timeout_s, t.read_timeout_s) + 2.0

@@ -5,6 +5,7 @@ transcript changes the workers must follow, exports, and the account's persisten
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ class RTStreamService:
     async def create_rtstream(self, body: dict[str, Any]) -> RTStream:
         url = body.get("url")
         if isinstance(url, str) and url.lower().startswith(URL_SCHEMES):
-            refusal = source_refusal(self.egress, url)
+            refusal = await asyncio.to_thread(source_refusal, self.egress, url)  # a name's lookup blocks
             if refusal is not None:
                 raise bad(refusal)
         stream = self.backend.create_rtstream(body, self.clock.now())
