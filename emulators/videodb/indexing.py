@@ -130,11 +130,32 @@ def describe_window(samples: list[FrameSample], script_text: str | None) -> Visu
     return VisualAnalysis(text + ".", facts)
 
 
-_JSON_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_ ]{0,40})"\s*:\s*(\[|\{|"|true|false|null|-?\d|[A-Za-z<])?')
+# A template entry: "key": followed by an example value, a quoted type name or a <placeholder>.
+_JSON_KEY = re.compile(
+    r'"([A-Za-z_][A-Za-z0-9_ ]{0,40})"\s*:\s*'
+    r'(?:"([^"]{0,60})"|(\[|\{|true\s*/\s*false|true|false|null|-?\d[\d.]*|<[^>]{0,40}>|[A-Za-z]+))?'
+)
+_BOOLEAN_WORDS = {"true", "false", "bool", "boolean", "true/false", "yes/no"}
+_NUMBER_WORDS = {"number", "integer", "int", "float", "count", "double", "num"}
+_ARRAY_WORDS = {"array", "list"}
 
 
 def wants_json(prompt: str) -> bool:
     return "json" in prompt.lower()
+
+
+def template_type(quoted: str, raw: str) -> str:
+    """The JSON type a template asks for: boolean, number, array, object or string."""
+    word = (raw or quoted).strip().strip("<>").replace(" ", "").lower()
+    if raw == "[" or word in _ARRAY_WORDS:
+        return "array"
+    if raw == "{" or word == "object":
+        return "object"
+    if word in _BOOLEAN_WORDS:
+        return "boolean"
+    if word in _NUMBER_WORDS or (raw and (raw[0].isdigit() or raw[0] == "-")):
+        return "number"
+    return "string"
 
 
 def render_for_prompt(prompt: str, analysis: VisualAnalysis) -> str:
@@ -145,39 +166,32 @@ def render_for_prompt(prompt: str, analysis: VisualAnalysis) -> str:
     if not keys:
         obj: dict[str, Any] = {"description": analysis.description, **analysis.facts}
         return json.dumps(obj, sort_keys=False)
-    obj = {}
-    for key, hint in keys:
-        obj[key] = _value_for(key, hint, analysis)
+    obj = {key: _value_for(key, template_type(quoted, raw), analysis) for key, quoted, raw in keys}
     return json.dumps(obj)
 
 
-def _value_for(key: str, hint: str, analysis: VisualAnalysis) -> Any:
+def _value_for(key: str, kind: str, analysis: VisualAnalysis) -> Any:
+    """What the analysis says about ``key``, as a value of the template's type."""
     k = key.lower()
     facts = analysis.facts
-    if any(w in k for w in ("description", "summary", "scene", "caption", "text")):
-        return analysis.description
+    colours: list[str] = facts["dominant_colors"]
+    if "dark" in k:
+        return {"boolean": facts["brightness"] == "dark", "number": facts["mean_luma"]}.get(kind, facts["brightness"])
     if "bright" in k or "light" in k:
-        return facts["brightness"]
-    if "motion" in k or "movement" in k or "activity" in k:
-        return facts["motion"]
+        by_kind = {"boolean": facts["brightness"] == "bright", "number": facts["mean_luma"]}
+        return by_kind.get(kind, facts["brightness"])
+    if "motion" in k or "movement" in k or "activity" in k or "moving" in k:
+        moving = facts["motion"] != "static"
+        return {"boolean": moving, "number": facts["motion_level"]}.get(kind, facts["motion"])
     if "colo" in k:
-        return facts["dominant_colors"] if hint == "[" else ", ".join(facts["dominant_colors"])
-    if "stamp" in k or "frame" in k:
+        by_kind = {"boolean": bool(colours), "number": len(colours), "array": colours}
+        return by_kind.get(kind, ", ".join(colours))
+    if "stamp" in k or ("frame" in k and kind in ("object", "string")):
         return facts.get("frame_stamp")
-    # Unknown keys get a value of the type the template suggests.
-    if hint == "[":
-        return []
-    if hint == "{":
-        return {}
-    if hint in ("true", "false"):
-        return False
-    if hint and (hint[0].isdigit() or hint == "-"):
-        return 0
-    if "count" in k or k.startswith("num") or "number" in k:
-        return 0
-    if k.startswith(("is_", "has_")) or "detected" in k or "present" in k:
-        return False
-    return "none"
+    if kind == "string" and any(w in k for w in ("description", "summary", "scene", "caption", "text")):
+        return analysis.description
+    # Nothing the analysis can see (people, vehicles, ...): the empty value of the template's type.
+    return {"boolean": False, "number": 0, "array": [], "object": {}}.get(kind, "none")
 
 
 @dataclass

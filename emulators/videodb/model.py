@@ -14,6 +14,7 @@ from emulators.videodb import videos
 from emulators.videodb.alerts import AlertFiring, explanation, match_event, tokens
 from emulators.videodb.records import (
     INDEX_TRANSITIONS,
+    MODEL_TIERS,
     RTSTREAM_TRANSITIONS,
     TRANSCRIPT_TRANSITIONS,
     Alert,
@@ -38,7 +39,6 @@ from emulators.videodb.records import (
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://")
 MEDIA_TYPES = ("video", "audio")
 ORDERING_FIELDS = ("created_at", "name", "status", "updated_at")
-MODEL_NAMES = ("mini", "basic", "pro", "ultra")
 SEGMENTERS = ("word", "sentence", "time")
 DEFAULT_VISUAL_CONFIG = {"time": 2, "frame_count": 5}
 DEFAULT_AUDIO_CONFIG = {"segmenter": "word", "segmentation_value": 10}
@@ -480,8 +480,11 @@ class VideoDBBackend:
                     )
             default_prompt = "Summarize the content"
         model_name = body.get("model_name")
-        if model_name is not None and model_name not in MODEL_NAMES:
-            raise bad(f"'model_name' must be one of {', '.join(MODEL_NAMES)}, got {model_name!r}")
+        if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
+            raise bad(
+                f"'model_name' must be a non-empty string: a tier ({', '.join(MODEL_TIERS)}) or a model name such "
+                f"as GPT4o (answered as a tier), got {model_name!r}"
+            )
         model_config = body.get("model_config")
         if model_config is None:
             model_config = {}

@@ -138,6 +138,27 @@ class TranscriptRecord:
         return {"start": self.start, "end": self.end, "text": self.text, "word_timestamps": self.word_timestamps}
 
 
+MODEL_TIERS = ("mini", "basic", "pro", "ultra")
+# Words in a model's name that place it in a tier; checked in this order, the first match wins.
+_TIER_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mini", ("mini", "nano", "small", "lite", "flash", "haiku", "tiny")),
+    ("ultra", ("ultra", "opus", "o1", "o3", "max", "large")),
+    ("pro", ("pro", "gpt4", "gpt-4", "4o", "sonnet", "medium")),
+)
+
+
+def model_tier(model_name: str) -> str:
+    """The VideoDB tier (mini/basic/pro/ultra) a model name is answered with: a tier as itself, any other name
+    by the words in it (``GPT4o`` -> pro, ``gpt-4o-mini`` -> mini), else basic."""
+    name = model_name.strip().lower()
+    if name in MODEL_TIERS:
+        return name
+    for tier, words in _TIER_WORDS:
+        if any(word in name for word in words):
+            return tier
+    return "basic"
+
+
 @dataclass
 class SceneIndex:
     id: str
@@ -173,6 +194,12 @@ class SceneIndex:
         }
         if self.sandbox_id:
             out["sandbox_id"] = self.sandbox_id
+        if self.model_name:
+            tier = model_tier(self.model_name)
+            out["model_name"] = self.model_name
+            out["model_tier"] = tier
+            if self.model_name.lower() != tier:
+                out["model_note"] = f"{self.model_name!r} is not a VideoDB tier; it is answered as the {tier!r} tier"
         return out
 
 

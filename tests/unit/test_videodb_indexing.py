@@ -151,3 +151,46 @@ def test_the_last_partial_window_is_flushed_at_stop_ending_at_the_stop() -> None
     start, end, frames = window.flush(21.0) or (0.0, 0.0, [])
     assert (start, end, len(frames)) == (20.0, 21.0, 3)
     assert window.flush(30.0) is None
+
+
+def test_a_structured_json_prompt_gets_values_of_the_templates_types() -> None:
+    frames = [analyse_frame(solid((240, 240, 240)), 0.0), analyse_frame(solid((240, 240, 240)), 0.5)]
+    analysis = describe_window(frames, None)
+    prompt = (
+        'Answer in JSON: {"motion_detected": true/false, "is_bright": true/false, "mean_brightness": <number>, '
+        '"colors": ["..."], "color_count": 0, "person_present": "boolean", "people": "integer", '
+        '"objects": [], "summary": "string", "details": {}}'
+    )
+    answer = json.loads(render_for_prompt(prompt, analysis))
+    assert answer == {
+        "motion_detected": False,
+        "is_bright": True,
+        "mean_brightness": analysis.facts["mean_luma"],
+        "colors": ["white"],
+        "color_count": 1,
+        "person_present": False,
+        "people": 0,
+        "objects": [],
+        "summary": analysis.description,
+        "details": {},
+    }
+
+
+def test_a_model_name_outside_the_tiers_is_answered_as_a_tier_and_the_index_says_so() -> None:
+    from emulators.videodb.model import VideoDBBackend, VideoDBError
+
+    b = VideoDBBackend(seed=1, now=1_757_523_700.0)
+    rts = b.create_rtstream({"url": "rtsp://127.0.0.1:8554/x", "name": "X"}, 1_757_523_700.0)
+    body = {"extraction_type": "time", "model_name": "GPT4o"}
+    wire = b.create_index(rts.id, body, 1_757_523_700.0).wire()
+    assert (wire["model_name"], wire["model_tier"]) == ("GPT4o", "pro")
+    assert wire["model_note"] == "'GPT4o' is not a VideoDB tier; it is answered as the 'pro' tier"
+    assert b.create_index(rts.id, {**body, "model_name": "ultra"}, 1_757_523_700.0).wire()["model_tier"] == "ultra"
+    assert "model_note" not in b.create_index(rts.id, {**body, "model_name": "ultra"}, 1_757_523_700.0).wire()
+    assert b.create_index(rts.id, {**body, "model_name": "gpt-4o-mini"}, 1_757_523_700.0).wire()["model_tier"] == "mini"
+    try:
+        b.create_index(rts.id, {**body, "model_name": 4}, 1_757_523_700.0)
+    except VideoDBError as exc:
+        assert "'model_name' must be a non-empty string" in exc.message
+    else:
+        raise AssertionError("a numeric model_name was accepted")
