@@ -75,6 +75,7 @@ class Emulator:
         self.settings: Any = self.build_settings(settings or {})
         self.host = host
         self.seed = seed
+        self.wipe_on_reset = False  # set by reset(): whether data kept on disk goes too
         self.clock = clock or Clock(time_scale=time_scale)
         # Dev TLS: HTTPS listeners use the dev server certificate; outbound TLS trusts the dev CA + system store.
         self.certs = certs
@@ -217,9 +218,12 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def reset(self, seed: int | None = None) -> None:
+    async def reset(self, seed: int | None = None, *, wipe_data: bool = False) -> None:
+        """Back to boot state. ``wipe_data``: a device that keeps data on disk deletes it too (it never does
+        unless asked); ``on_reset`` reads it as ``self.wipe_on_reset``."""
         if seed is not None:
             self.seed = seed
+        self.wipe_on_reset = wipe_data
         await self.on_stop()
         await self.workers.aclose()
         await self.tasks.cancel_all()
@@ -340,15 +344,18 @@ class Emulator:
             body = await read_json_object(request, allow_empty=True)
         except FieldError as exc:
             return field_error(exc)
-        unknown = [k for k in body if k != "seed"]
+        unknown = [k for k in body if k not in ("seed", "wipe_data")]
         if unknown:
-            return field_error(FieldError(unknown[0], "is not a field of reset; allowed: seed"))
+            return field_error(FieldError(unknown[0], "is not a field of reset; allowed: seed, wipe_data"))
+        wipe = body.get("wipe_data", False)
+        if not isinstance(wipe, bool):
+            return field_error(FieldError("wipe_data", f"must be true or false, got {wipe!r}"))
         seed = body.get("seed")
         if isinstance(seed, float) and seed.is_integer():
             seed = int(seed)
         if "seed" in body and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             return field_error(FieldError("seed", f"must be an integer between 0 and 2^63-1, got {seed!r}"))
-        await self.reset(seed)
+        await self.reset(seed, wipe_data=wipe)
         return web.json_response({"device": self.device, "seed": self.seed, "reset": True})
 
     async def _cp_faults_list(self, request: web.Request) -> web.Response:

@@ -29,6 +29,11 @@ class DataDirectory:
         self._temporary = False
         self._timer: asyncio.TimerHandle | None = None
 
+    @property
+    def persistent(self) -> bool:
+        """A configured directory outlives the process; a temporary one does not."""
+        return bool(self._configured)
+
     def open(self) -> dict[str, Any] | None:
         """Create (or reuse) the directory; returns the saved state of a configured directory, if readable."""
         if self._configured:

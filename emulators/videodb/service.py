@@ -82,10 +82,13 @@ class RTStreamService:
         await self.webhooks.close()
         self.data.flush()
 
-    def reset(self, seed: int) -> None:
-        """Forget the account (workers are stopped by ``close`` before this)."""
+    def reset(self, seed: int, *, wipe_data: bool = False) -> None:
+        """Back to boot state (workers are stopped by ``close`` before this): an empty account, which ``open``
+        then fills from a configured data directory as at start. Its files are deleted only with ``wipe_data``
+        (a temporary directory always starts empty)."""
         self.pipeline.forget()
-        self.data.forget()
+        if wipe_data or not self.data.persistent:
+            self.data.forget()
         self.backend.reset(seed, self.clock.now())
 
     # ----- rtstreams -----------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ registered connection, scripted scenes are deterministic, disabled alerts stay s
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -173,3 +175,25 @@ async def test_reset_stops_every_ingest_thread_and_forgets_the_account(emulator_
         with pytest.raises(VideoDBError) as gone:
             await c.get_rtstream(rts["id"])
         assert gone.value.status == 404
+
+
+async def test_reset_keeps_a_persistent_data_dir_unless_asked_to_wipe_it(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "account"
+    emu = await emulator_factory("videodb", settings={"data_dir": str(data_dir)})
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c, aiohttp.ClientSession() as http:
+        rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
+
+        async def reset(body: dict[str, Any]) -> dict[str, Any]:
+            async with http.post(f"{emu.url()}/_emulator/reset", json=body) as response:
+                return {"status": response.status, **(await response.json())}
+
+        assert (await reset({"seed": 5}))["reset"] is True
+        assert (await c.get_rtstream(rts["id"]))["name"] == "Cam"  # boot state of a persistent account: itself
+        assert (data_dir / "state.json").exists()
+        refused = await reset({"wipe_data": "yes"})
+        assert refused["status"] == 400 and "wipe_data" in json.dumps(refused)
+        assert (await reset({"wipe_data": True}))["reset"] is True
+        assert emu.backend.streams == {} and not (data_dir / "state.json").exists()
+        assert data_dir.is_dir()
