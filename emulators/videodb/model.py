@@ -908,6 +908,10 @@ class VideoDBBackend:
         self.alerts = {a["id"]: Alert(**a) for a in data["alerts"]}
         self.videos = {v["id"]: Video(**v) for v in data["videos"]}
 
+    def recorded_files(self) -> dict[str, set[str]]:
+        """Every stream's segment files (relative to its directory) that the account lists."""
+        return {s.id: {segment.file for segment in s.all_segments()} for s in self.streams.values()}
+
     def resume_after_restart(self, now: float) -> list[RTStream]:
         """Streams that were live when the process ended keep pulling, each into a new recording."""
         resumed = []

@@ -88,6 +88,26 @@ class DataDirectory:
             shutil.rmtree(path, ignore_errors=True)
         (self.path / STATE_FILE).unlink(missing_ok=True)
 
+    def remove_unrecorded(self, recorded: dict[str, set[str]]) -> list[str]:
+        """At start: delete segment files the saved account does not list (a segment being written when the
+        process was killed, or one filed after the last save) and folders of streams it does not know.
+        Returns the deleted paths, relative to the directory."""
+        if self.path is None:
+            return []
+        removed = []
+        for folder in sorted(self.path.glob("rts-*")):
+            known = recorded.get(folder.name)
+            if known is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+                continue
+            for file in sorted(folder.glob("rec-*/*")):
+                relative = f"{file.parent.name}/{file.name}"
+                if relative not in known:
+                    file.unlink(missing_ok=True)
+                    removed.append(f"{folder.name}/{relative}")
+        return removed
+
     def remove_temporary(self) -> None:
         """At shutdown a temporary directory goes with everything in it; a configured one stays."""
         if self._temporary and self.path is not None:

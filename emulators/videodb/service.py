@@ -74,6 +74,10 @@ class RTStreamService:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring an unreadable saved account: %s", exc)
             return
+        # A segment cut short by a kill (or filed after the last save) is not in the account: it goes.
+        removed = await asyncio.to_thread(self.data.remove_unrecorded, self.backend.recorded_files())
+        if removed:
+            self.events.record("recording.cleaned", removed=removed)
         for stream in self.backend.resume_after_restart(self.clock.now()):
             self.pipeline.start(stream)
 
