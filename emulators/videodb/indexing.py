@@ -257,10 +257,21 @@ MIN_SPEECH_S = 0.3
 MERGE_GAP_S = 0.5
 
 
+# Speech changes its spectrum from one 30 ms frame to the next (syllables, formants, pitch); a steady tone
+# does not at all and held musical notes little. Measured: espeak-ng speech 0.67, a tremolo melody 0.24, a
+# sine 0.0 (mean distance of consecutive unit-norm magnitude spectra over the voiced frames).
+SPEECH_MIN_FLUX = 0.4
+
+
 @dataclass
 class SpeechSegment:
     start: float
     end: float
+    flux: float = 1.0  # mean spectral flux of its voiced frames (1.0 when not measured)
+
+    @property
+    def is_speech(self) -> bool:
+        return self.flux >= SPEECH_MIN_FLUX
 
 
 @dataclass
@@ -274,8 +285,10 @@ class VoiceActivity:
     _last_voiced: float | None = None
     _pending: SpeechSegment | None = None
     max_segment_s: float = 3.0
+    _flux: list[float] = field(default_factory=list)
 
-    def feed(self, start: float, rms: list[float]) -> list[SpeechSegment]:
+    def feed(self, start: float, rms: list[float], flux: list[float] | None = None) -> list[SpeechSegment]:
+        """Segments of activity closed by these frames; ``flux`` (per frame) tells speech from tones."""
         out: list[SpeechSegment] = []
         for i, level in enumerate(rms):
             t = start + i * VAD_FRAME_S
@@ -286,21 +299,26 @@ class VoiceActivity:
             if voiced:
                 if self._speech_start is None:
                     self._speech_start = t
+                    self._flux = []
                 self._last_voiced = t + VAD_FRAME_S
-                # A continuous tone or monologue still yields records: cut long segments.
+                if flux is not None and i < len(flux):
+                    self._flux.append(flux[i])
+                # A long monologue still yields records: cut long segments.
                 if self._last_voiced - self._speech_start >= self.max_segment_s:
-                    out += self._close(SpeechSegment(self._speech_start, self._last_voiced))
+                    out += self._close(self._speech_start, self._last_voiced)
                     self._speech_start = None
             elif self._speech_start is not None and self._last_voiced is not None:
                 if t - self._last_voiced >= MERGE_GAP_S:
-                    out += self._close(SpeechSegment(self._speech_start, self._last_voiced))
+                    out += self._close(self._speech_start, self._last_voiced)
                     self._speech_start = None
         return out
 
-    def _close(self, segment: SpeechSegment) -> list[SpeechSegment]:
-        if segment.end - segment.start < MIN_SPEECH_S:
+    def _close(self, start: float, end: float) -> list[SpeechSegment]:
+        flux = float(np.mean(self._flux)) if self._flux else 1.0
+        self._flux = []
+        if end - start < MIN_SPEECH_S:
             return []
-        return [segment]
+        return [SpeechSegment(start, end, round(flux, 3))]
 
 
 def rms_frames(samples: np.ndarray, rate: int) -> list[float]:
@@ -311,6 +329,20 @@ def rms_frames(samples: np.ndarray, rate: int) -> list[float]:
         return []
     frames = samples[:usable].reshape(-1, n)
     return [float(x) for x in np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1))]
+
+
+def spectral_flux(samples: np.ndarray, rate: int) -> list[float]:
+    """Per 30 ms frame: how far its unit-norm magnitude spectrum is from the previous frame's (0 .. sqrt 2)."""
+    n = int(rate * VAD_FRAME_S)
+    usable = len(samples) // n * n
+    if usable == 0:
+        return []
+    frames = samples[:usable].reshape(-1, n).astype(np.float64)
+    spectra = np.abs(np.fft.rfft(frames * np.hanning(n), axis=1))
+    unit = spectra / (np.linalg.norm(spectra, axis=1, keepdims=True) + 1e-12)
+    steps = np.linalg.norm(np.diff(unit, axis=0), axis=1)
+    first = steps[:1] if len(steps) else np.zeros(1)
+    return [float(x) for x in np.concatenate([first, steps])]
 
 
 WORDS_PER_SECOND = 2.5

@@ -25,7 +25,7 @@ import numpy as np
 
 from emulators.kit.clock import Clock
 from emulators.kit.faults import Abort, Close, Send, Skip, StreamVerdict, corrupt_payload
-from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames
+from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames, spectral_flux
 from emulators.videodb.records import Segment
 
 if TYPE_CHECKING:  # the worker process never needs the HTTP client the outbound module imports
@@ -67,6 +67,7 @@ class FrameSampled:
 class AudioLevels:
     start: float
     rms: list[float]
+    flux: list[float] = field(default_factory=list)  # spectral flux per 30 ms frame (speech or a tone)
 
 
 @dataclass(frozen=True)
@@ -591,8 +592,10 @@ class SourcePull:
                 # Hand over whole 30 ms frames, about twice a second.
                 if self._audio_start is not None and len(self._audio_buffer) >= AUDIO_RATE // 2:
                     n = len(self._audio_buffer) // 480 * 480
-                    levels = rms_frames(self._audio_buffer[:n], AUDIO_RATE)
-                    self._post(AudioLevels(self._audio_start, levels))
+                    chunk = self._audio_buffer[:n]
+                    self._post(
+                        AudioLevels(self._audio_start, rms_frames(chunk, AUDIO_RATE), spectral_flux(chunk, AUDIO_RATE))
+                    )
                     self._audio_start += n / AUDIO_RATE
                     self._audio_buffer = self._audio_buffer[n:]
         # Muxing rebinds the packet to the output stream, so it comes after decoding.

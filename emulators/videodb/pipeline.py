@@ -401,7 +401,14 @@ class IngestPipeline:
         runtime.windows.clear()
 
     def _index_audio(self, stream: RTStream, runtime: StreamRuntime, signal: AudioLevels) -> None:
-        for speech in runtime.vad.feed(signal.start, signal.rms):
+        for speech in runtime.vad.feed(signal.start, signal.rms, signal.flux):
+            if not speech.is_speech:
+                # A steady tone or music: sound, but nobody speaking (no transcript, no audio index text).
+                self.events.record(
+                    "audio.not_speech", stream=stream.id, start=round(speech.start, 3), end=round(speech.end, 3),
+                    flux=speech.flux,
+                )
+                continue
             text = speech_text(stream.id, runtime.speech_count, speech.end - speech.start, stream.script.get("speech"))
             runtime.speech_count += 1
             words = word_timestamps(text, speech.start, speech.end)

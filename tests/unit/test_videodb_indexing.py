@@ -15,6 +15,7 @@ from emulators.videodb.indexing import (
     describe_window,
     render_for_prompt,
     rms_frames,
+    spectral_flux,
     speech_text,
     word_timestamps,
 )
@@ -194,3 +195,31 @@ def test_a_model_name_outside_the_tiers_is_answered_as_a_tier_and_the_index_says
         assert "'model_name' must be a non-empty string" in exc.message
     else:
         raise AssertionError("a numeric model_name was accepted")
+
+
+def _judged(audio: np.ndarray, rate: int = 16_000) -> list[bool]:
+    vad = VoiceActivity()
+    segments = vad.feed(0.0, rms_frames(audio, rate), spectral_flux(audio, rate))
+    segments += vad.feed(len(audio) / rate, [0.0] * 40, [0.0] * 40)  # trailing silence closes the last one
+    return [s.is_speech for s in segments]
+
+
+def test_a_steady_tone_and_held_notes_are_sound_but_not_speech() -> None:
+    rate = 16_000
+    t = np.arange(rate * 2) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    assert _judged(np.concatenate([tone, np.zeros(rate)]).astype(np.float32)) == [False]
+    notes = 262 * 2 ** (np.floor(t * 4) / 12)  # a new note every 250 ms, each held
+    melody = 0.3 * np.sin(2 * np.pi * notes * t) * (0.7 + 0.3 * np.sin(2 * np.pi * 4 * t))
+    assert _judged(np.concatenate([melody, np.zeros(rate)]).astype(np.float32)) == [False]
+
+
+def test_sound_whose_spectrum_keeps_changing_like_syllables_is_speech() -> None:
+    rate = 16_000
+    rng = np.random.default_rng(7)
+    t = np.arange(rate * 2) / rate
+    pitch = np.repeat(rng.uniform(100, 300, size=50), int(rate * 0.04))[: len(t)]  # a new pitch every 40 ms
+    formant = np.repeat(rng.uniform(500, 2500, size=34), int(rate * 0.06))[: len(t)]  # and formant every 60 ms
+    voiced = np.sin(2 * np.pi * np.cumsum(pitch) / rate) + 0.6 * np.sin(2 * np.pi * np.cumsum(formant) / rate)
+    syllables = 0.5 + 0.5 * np.abs(np.sin(2 * np.pi * 2.5 * t))
+    assert _judged(np.concatenate([0.2 * voiced * syllables, np.zeros(rate)]).astype(np.float32)) == [True]
