@@ -213,11 +213,18 @@ class CaptureTiming:
 
     offset: float | None = None
     newest: float | None = None
+    sender: bool = False  # the sender said when media time 0 was captured (RTCP sender reports)
 
     def arrived(self, media_s: float, wall: float) -> None:
         gap = wall - media_s
-        self.offset = gap if self.offset is None else min(self.offset, gap)
+        if not self.sender:
+            self.offset = gap if self.offset is None else min(self.offset, gap)
         self.newest = media_s if self.newest is None else max(self.newest, media_s)
+
+    def sender_clock(self, origin_s: float) -> None:
+        """The sender's own wall time of media time 0 (an RTSP source's RTCP sender report): it replaces the
+        estimate, since it does not include the transport's latency."""
+        self.offset, self.sender = origin_s, True
 
     def settled(self, media_s: float) -> bool:
         return self.newest is not None and self.newest - media_s >= PROBE_S
@@ -544,6 +551,10 @@ class SourcePull:
                 self.packets += 1
                 self._count()
                 media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+                if not timing.sender:
+                    realtime = container.start_time_realtime  # microseconds; set once an RTCP SR has come
+                    if realtime:
+                        timing.sender_clock(realtime / 1_000_000)
                 timing.arrived(media_s, self._clock.now())
                 pending.append((packet, media_s))
                 # A packet is handled once the demuxer's probe burst behind it has been seen (see CaptureTiming).
