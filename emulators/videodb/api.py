@@ -17,7 +17,7 @@ from aiohttp import web
 
 from emulators.kit.clock import Clock
 from emulators.videodb import media
-from emulators.videodb.model import RTStream, VideoDBBackend, VideoDBError, bad, naive_iso
+from emulators.videodb.model import RTStream, Video, VideoDBBackend, VideoDBError, bad, naive_iso
 from emulators.videodb.service import RTStreamService
 from emulators.videodb.ws import CollectionSockets
 
@@ -106,7 +106,10 @@ class VideoDBApi:
         r.add_get("/collection/{cid}", self.get_collection)
         r.add_get("/collection/{cid}/websocket", self.websocket_url)
         r.add_get("/collection/{cid}/capture/session", self.list_capture_sessions)
+        r.add_post("/collection/{cid}/capture/session", self.create_capture_session)
         r.add_get("/collection/{cid}/capture/session/{sid}", self.get_capture_session)
+        r.add_post("/collection/{cid}/capture/session/{sid}/export", self.export_capture_session)
+        r.add_post("/capture/session/{sid}/stop", self.stop_capture_session)
         r.add_post("/rtstream", self.create_rtstream)
         r.add_get("/rtstream", self.list_rtstreams)
         r.add_post("/rtstream/event", self.create_event)
@@ -207,10 +210,40 @@ class VideoDBApi:
 
     async def list_capture_sessions(self, request: web.Request) -> web.Response:
         sessions = self.backend.capture_sessions_of(request.match_info["cid"], request.query.get("status"))
-        return ok({"sessions": sessions})
+        return ok({"sessions": [s.wire(self.backend.streams) for s in sessions]})
+
+    async def create_capture_session(self, request: web.Request) -> web.Response:
+        session = self.service.create_capture_session(request.match_info["cid"], await body_of(request))
+        return ok(session.wire(self.backend.streams), status=201)
 
     async def get_capture_session(self, request: web.Request) -> web.Response:
-        return ok(self.backend.capture_session(request.match_info["cid"], request.match_info["sid"]))
+        session = self.backend.capture_session(request.match_info["cid"], request.match_info["sid"])
+        return ok(session.wire(self.backend.streams))
+
+    async def stop_capture_session(self, request: web.Request) -> web.Response:
+        session = await self.service.stop_capture_session(request.match_info["sid"])
+        return ok(session.wire(self.backend.streams))
+
+    async def export_capture_session(self, request: web.Request) -> web.Response:
+        base = self.base_url(request)
+
+        def urls(video: Video) -> tuple[str, str]:
+            stream_url = base + media.manifest_path(video.rtstream_id, video.window_start, video.window_end)
+            return stream_url, media.player_url(base, stream_url)
+
+        m = request.match_info
+        session, video = self.service.export_capture_session(m["cid"], m["sid"], await body_of(request), urls)
+        stream_url, player_url = urls(video)
+        return ok(
+            {
+                "session_id": session.id,
+                "video_channel_id": next((c for c, r in session.channels.items() if r == video.rtstream_id), None),
+                "export_status": "exported",
+                "video_id": video.id,
+                "stream_url": stream_url,
+                "player_url": player_url,
+            }
+        )
 
     # ----- rtstreams -----------------------------------------------------------------------------------
     async def create_rtstream(self, request: web.Request) -> web.Response:

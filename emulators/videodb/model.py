@@ -12,6 +12,13 @@ from typing import Any, TypeVar
 
 from emulators.videodb import videos
 from emulators.videodb.alerts import AlertFiring, explanation, match_event, tokens
+from emulators.videodb.capture import (
+    CAPTURE_CHANNELS,
+    CaptureSession,
+    CaptureStatus,
+    export_channel,
+    session_request,
+)
 from emulators.videodb.records import (
     INDEX_TRANSITIONS,
     MODEL_TIERS,
@@ -159,7 +166,7 @@ class VideoDBBackend:
         self.events: dict[str, Event] = {}
         self.alerts: dict[str, Alert] = {}
         self.videos: dict[str, Video] = {}
-        self.capture_sessions: dict[str, dict[str, Any]] = {}
+        self.capture_sessions: dict[str, CaptureSession] = {}
         self.compilations: dict[str, list[tuple[str, list[Segment]]]] = {}  # id -> (rtstream, segments) per shot
         self._outage_reasons: dict[str, str] = {}  # why each stream's current outage began
 
@@ -830,39 +837,62 @@ class VideoDBBackend:
         raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
 
     # --- capture sessions ---
-    def open_capture_session(
-        self, channels: dict[str, str], now: float, *, end_user_id: str, callback_url: Any, metadata: Any
-    ) -> dict[str, Any]:
-        """A desktop capture session whose channels (mic/screen/system_audio) are existing RTStreams."""
-        rtstreams = []
-        for channel_id, rts in channels.items():
-            stream = self.rtstream(rts)
-            rtstreams.append(
-                {"rtstream_id": stream.id, "name": stream.name, "media_types": stream.media_types,
-                 "channel_id": channel_id}
-            )
-        session = {
-            "session_id": f"cap-{self.ids.uuid7(now)}",
-            "collection_id": self.default_collection_id,
-            "end_user_id": end_user_id,
-            "status": "active",
-            "callback_url": callback_url,
-            "metadata": metadata,
-            "channels": [{"channel_id": r["channel_id"], "type": r["media_types"][0]} for r in rtstreams],
-            "rtstreams": rtstreams,
-        }
-        self.capture_sessions[session["session_id"]] = session
+    def create_capture_session(self, collection_id: str, body: dict[str, Any], now: float) -> CaptureSession:
+        """``POST /collection/{cid}/capture/session``: a session waiting for its desktop client (``created``)."""
+        collection = self.collection(collection_id)
+        end_user_id, callback_url, ws_connection_id, metadata = session_request(body)
+        session = CaptureSession(
+            id=f"cap-{self.ids.uuid7(now)}", collection_id=collection.id, end_user_id=end_user_id,
+            callback_url=callback_url, ws_connection_id=ws_connection_id, metadata=metadata, created_at=now,
+        )
+        self.capture_sessions[session.id] = session
         return session
 
-    def capture_sessions_of(self, collection_id: str, status: str | None) -> list[dict[str, Any]]:
-        collection = self.collection(collection_id)
-        sessions = [s for s in self.capture_sessions.values() if s["collection_id"] == collection.id]
-        return [s for s in sessions if s["status"] == status] if status else sessions
+    def start_capture(self, session_id: str, channels: dict[str, str]) -> list[CaptureStatus]:
+        """The desktop client started streaming: its channels are these RTStreams; created -> starting -> active."""
+        session = self.capture_session_by_id(session_id)
+        for channel_id, rtstream_id in channels.items():
+            if channel_id not in CAPTURE_CHANNELS:
+                raise bad(f"A capture channel is one of {', '.join(CAPTURE_CHANNELS)}, got {channel_id!r}")
+            self.rtstream(rtstream_id)
+        moved = [session.move(CaptureStatus.STARTING)]
+        session.channels = dict(channels)
+        moved.append(session.move(CaptureStatus.ACTIVE))
+        return moved
 
-    def capture_session(self, collection_id: str, session_id: str) -> dict[str, Any]:
+    def stop_capture(self, session_id: str) -> list[CaptureStatus]:
+        """active -> stopping -> stopped (the service stops the channels' RTStreams in between)."""
+        session = self.capture_session_by_id(session_id)
+        return [session.move(CaptureStatus.STOPPING), session.move(CaptureStatus.STOPPED)]
+
+    def export_capture(self, collection_id: str, session_id: str, body: dict[str, Any], now: float) -> Video:
+        """A stopped session's video channel as a video; the session is then ``exported`` (repeats answer it)."""
+        session = self.capture_session(collection_id, session_id)
+        if session.status == CaptureStatus.EXPORTED and session.exported_video_id in self.videos:
+            return self.videos[session.exported_video_id]
+        rtstream_id = export_channel(session, body, self.streams)
+        video, _ = self.export(rtstream_id, None, now)
+        session.exported_video_id = video.id
+        session.move(CaptureStatus.EXPORTED)
+        return video
+
+    def capture_session_by_id(self, session_id: str) -> CaptureSession:
+        session = self.capture_sessions.get(session_id)
+        if session is None:
+            raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
+        return session
+
+    def capture_sessions_of(self, collection_id: str, status: str | None) -> list[CaptureSession]:
+        collection = self.collection(collection_id)
+        if status is not None and status not in CaptureStatus.__members__.values():
+            raise bad(f"'status' must be one of {', '.join(CaptureStatus)}, got {status!r}")
+        sessions = [s for s in self.capture_sessions.values() if s.collection_id == collection.id]
+        return [s for s in sessions if s.status == status] if status else sessions
+
+    def capture_session(self, collection_id: str, session_id: str) -> CaptureSession:
         collection = self.collection(collection_id)
         session = self.capture_sessions.get(session_id)
-        if session is None or session["collection_id"] != collection.id:
+        if session is None or session.collection_id != collection.id:
             raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
         return session
 

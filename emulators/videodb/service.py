@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.tasks import TaskOwner
+from emulators.videodb.capture import CAPTURE_CHANNELS, CaptureSession
 from emulators.videodb.ingest import source_refusal
 from emulators.videodb.model import (
     URL_SCHEMES,
@@ -33,7 +35,6 @@ from emulators.videodb.pipeline import IngestPipeline
 from emulators.videodb.webhooks import AlertWebhooks
 
 log = logging.getLogger("benchtwin.videodb")
-CAPTURE_CHANNELS = ("mic", "screen", "system_audio")
 
 
 class RTStreamService:
@@ -200,8 +201,14 @@ class RTStreamService:
         self.data.persist()
         return {"rtstream_id": rts, "visual": len(visual), "speech": len(speech)}
 
+    def create_capture_session(self, collection_id: str, body: dict[str, Any]) -> CaptureSession:
+        session = self.backend.create_capture_session(collection_id, body, self.clock.now())
+        self._announce(session, {})
+        return session
+
     async def open_capture_session(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A desktop capture session whose channels mic/screen/system_audio are existing RTStreams."""
+        """The desktop client of a session starts streaming: its mic/screen/system_audio are existing RTStreams.
+        Without ``session_id`` a session is created for it first."""
         channels = body.get("channels")
         if not isinstance(channels, dict) or not channels:
             raise FieldError("channels", "must map mic/screen/system_audio to RTStream ids")
@@ -210,10 +217,52 @@ class RTStreamService:
                 raise FieldError(f"channels.{channel_id}", "must be one of mic, screen, system_audio")
             if not isinstance(rts, str) or rts not in self.backend.streams:
                 raise FieldError(f"channels.{channel_id}", f"must be the id of an existing RTStream, got {rts!r}")
-        return self.backend.open_capture_session(
-            channels,
-            self.clock.now(),
-            end_user_id=str(body.get("end_user_id") or "user-benchtwin"),
-            callback_url=body.get("callback_url"),
-            metadata=body.get("metadata") or {},
+        session_id = body.get("session_id")
+        if session_id is None:
+            request = {"end_user_id": "user-benchtwin", **{k: v for k, v in body.items() if k != "channels"}}
+            session_id = self.create_capture_session("default", request).id
+        elif not isinstance(session_id, str) or session_id not in self.backend.capture_sessions:
+            raise FieldError("session_id", f"must be the id of a created capture session, got {session_id!r}")
+        session = self.backend.capture_session_by_id(session_id)
+        for status in self.backend.start_capture(session.id, channels):
+            data = {"rtstreams": session.rtstreams(self.backend.streams)} if status == "active" else {}
+            self._announce(session, data, status=status)
+        return session.wire(self.backend.streams)
+
+    async def stop_capture_session(self, session_id: str) -> CaptureSession:
+        """Stop a capture: its channels' RTStreams stop (their recordings close), then the session is stopped."""
+        session = self.backend.capture_session_by_id(session_id)
+        self.backend.stop_capture(session.id)
+        for rtstream_id in session.channels.values():
+            if rtstream_id in self.backend.streams and self.backend.streams[rtstream_id].live:
+                await self.set_rtstream_status(rtstream_id, {"action": "stop"})
+        self._announce(session, {}, status="stopping")
+        self._announce(session, {})
+        return session
+
+    def export_capture_session(
+        self, collection_id: str, session_id: str, body: dict[str, Any], urls: Callable[[Video], tuple[str, str]]
+    ) -> tuple[CaptureSession, Video]:
+        video = self.backend.export_capture(collection_id, session_id, body, self.clock.now())
+        session = self.backend.capture_session(collection_id, session_id)
+        stream_url, player_url = urls(video)
+        connection = body.get("connection_id") if isinstance(body.get("connection_id"), str) else None
+        self._announce(
+            session, {"exported_video_id": video.id, "stream_url": stream_url, "player_url": player_url},
+            connection_id=connection,
         )
+        self.data.persist()
+        return session, video
+
+    def _announce(
+        self, session: CaptureSession, data: dict[str, Any], *, status: str | None = None,
+        connection_id: str | None = None,
+    ) -> None:
+        """A ``capture_session.*`` message to the session's WebSocket connection and its callback URL."""
+        message = session.message(data)
+        if status is not None:
+            message["event"], message["status"] = f"capture_session.{status}", status
+        self.events.record("capture_session", session=session.id, event=message["event"])
+        self.pipeline.sockets.send(connection_id or session.ws_connection_id, message)
+        if session.callback_url:
+            self.webhooks.post(session.callback_url, message)
