@@ -12,6 +12,7 @@ import pytest
 from rtmp_server import rtmp_server  # the shared nginx-rtmp helper next to this file
 from test_videodb_sdk import ffmpeg_push, ffprobe_duration, wait_for_event  # helpers next to this file
 
+from contracts.asyncapi import validate_message
 from emulators.pytest_plugin import start_emulator
 
 videodb = pytest.importorskip("videodb")
@@ -28,6 +29,7 @@ async def capture_events(ws: Any, until: str) -> list[dict[str, Any]]:
     seen = []
     async for message in ws.receive():
         if message.get("channel") == "capture_session":
+            validate_message("videodb", "CaptureSession", message)
             seen.append(message)
             if message["event"] == until:
                 return seen
