@@ -164,6 +164,13 @@ class VideoDBApi:
             token = request.headers.get("x-access-token", "")
             if not self.token_valid(token):
                 return failure(401, "Invalid API key", "UNAUTHORIZED")
+        allowed = self._methods_of(request.app, clean)
+        if allowed and request.method not in allowed:
+            # A literal path (/rtstream/event) is never an {id} of another route's method (PATCH /rtstream/{id}).
+            return failure(
+                405, f"Method {request.method} is not allowed on {clean}; allowed: {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         try:
             return await handler(request)
         except VideoDBError as exc:

@@ -97,11 +97,12 @@ def session_request(body: dict[str, Any]) -> tuple[str, str | None, str | None, 
     end_user_id = body.get("end_user_id")
     if not isinstance(end_user_id, str) or not end_user_id.strip():
         raise bad("'end_user_id' is required: a non-empty string naming the user whose desktop is captured")
+    # The SDK leaves out what it does not have; the vendor document types them without null.
     for key in ("callback_url", "ws_connection_id"):
-        if body.get(key) is not None and not isinstance(body[key], str):
+        if key in body and not isinstance(body[key], str):
             raise bad(f"'{key}' must be a string, got {type(body[key]).__name__}")
     metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
+    if "metadata" in body and not isinstance(metadata, dict):
         raise bad(f"'metadata' must be an object, got {type(metadata).__name__}")
     return end_user_id, body.get("callback_url") or None, body.get("ws_connection_id") or None, metadata or {}
 
