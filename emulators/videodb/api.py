@@ -420,7 +420,9 @@ class VideoDBApi:
         )
 
     async def index_video(self, request: web.Request) -> web.Response:
-        self.backend.index_video(request.match_info["vid"], await body_of(request))
+        video_id = request.match_info["vid"]
+        self.backend.video(video_id)  # an unknown video is a 404 before the body's 400
+        await self.service.index_video(video_id, await body_of(request))
         return ok({"status": "done", "message": "Index is available"})
 
     async def search_video(self, request: web.Request) -> web.Response:

@@ -423,14 +423,32 @@ class VideoDBBackend:
             raise not_found("Video")
         return found
 
-    def index_video(self, video_id: str, body: dict[str, Any]) -> Video:
-        """``index_spoken_words``: the video's utterances, taken from its stream's transcript for the window."""
+    def index_video(self, video_id: str, body: dict[str, Any], heard: list[TranscriptRecord] | None = None) -> Video:
+        """``index_spoken_words``: the video's utterances, from its stream's transcript for the window, else from
+        ``heard`` (the speech the service found in the recording's own audio)."""
+        video = self.check_index_request(video_id, body)
+        words = videos.spoken_words(video, self.rtstream(video.rtstream_id).transcripts)
+        video.spoken_words = words or videos.spoken_words(video, heard or [])
+        return video
+
+    def check_index_request(self, video_id: str, body: dict[str, Any]) -> Video:
+        """Refuse a bad ``index_spoken_words`` body, or indexing again without ``force``."""
         video = self.video(video_id)
         _, force = videos.spoken_index_request(body)
         if video.spoken_words is not None and not force:
             raise bad("Spoken word index for video already exists; pass force=true to index it again")
-        video.spoken_words = videos.spoken_words(video, self.rtstream(video.rtstream_id).transcripts)
         return video
+
+    def transcribed(self, video_id: str) -> bool:
+        """Whether the stream's transcript covers the video (else its own audio is listened to)."""
+        video = self.video(video_id)
+        return bool(videos.spoken_words(video, self.rtstream(video.rtstream_id).transcripts))
+
+    def video_files(self, video_id: str) -> list[tuple[str, float]]:
+        """The recorded segment files of a video (relative to its stream's directory) with their start times."""
+        video = self.video(video_id)
+        segments = self.segments_in(video.rtstream_id, video.window_start, video.window_end)
+        return [(s.file, s.start) for s in segments if s.recording == video.recording]
 
     def search_video(self, video_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return videos.search_video(self.video(video_id), videos.search_request(body))

@@ -19,6 +19,7 @@ from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.tasks import TaskOwner
 from emulators.videodb.capture import CAPTURE_CHANNELS, CaptureSession
+from emulators.videodb.indexing import speech_text
 from emulators.videodb.ingest import source_refusal
 from emulators.videodb.model import (
     URL_SCHEMES,
@@ -26,12 +27,14 @@ from emulators.videodb.model import (
     Event,
     RTStream,
     SceneIndex,
+    TranscriptRecord,
     Video,
     VideoDBBackend,
     bad,
 )
 from emulators.videodb.persistence import DataDirectory
 from emulators.videodb.pipeline import IngestPipeline
+from emulators.videodb.recorded_audio import speech_in
 from emulators.videodb.webhooks import AlertWebhooks
 
 log = logging.getLogger("benchtwin.videodb")
@@ -125,6 +128,21 @@ class RTStreamService:
     def segment_path(self, rtstream_id: str, recording: int, sequence: int) -> Path:
         """Where a recorded segment's file is (it may be gone: the rolling window deletes old ones)."""
         return self.data.stream_directory(rtstream_id) / self.backend.segment_file(rtstream_id, recording, sequence)
+
+    async def index_video(self, video_id: str, body: dict[str, Any]) -> Video:
+        """A video's spoken-word index; when its stream ran no transcript, the recording's own audio is heard
+        (decoded off the event loop) and each utterance gets the scripted line or seeded words."""
+        self.backend.check_index_request(video_id, body)  # before the (slow) listening
+        heard: list[TranscriptRecord] = []
+        if not self.backend.transcribed(video_id):
+            video = self.backend.video(video_id)
+            stream = self.backend.rtstream(video.rtstream_id)
+            folder = self.data.stream_directory(stream.id)
+            files = [(folder / file, start) for file, start in self.backend.video_files(video_id)]
+            for number, speech in enumerate(await asyncio.to_thread(speech_in, files)):
+                text = speech_text(stream.id, number, speech.end - speech.start, stream.script.get("speech"))
+                heard.append(TranscriptRecord(round(speech.start, 3), round(speech.end, 3), text))
+        return self.backend.index_video(video_id, body, heard)
 
     def export(self, rtstream_id: str, name: Any) -> Video:
         video, created = self.backend.export(rtstream_id, name, self.clock.now())

@@ -120,3 +120,26 @@ def test_the_seeds_complete_workflow_searches_spoken_words_and_compiles_a_playab
         played = probe(compiled)
         assert {s["codec_type"] for s in played["streams"]} == {"video", "audio"}
         assert float(played["format"]["duration"]) > 0
+
+
+def test_without_a_transcript_index_spoken_words_hears_the_exports_own_audio(tmp_path: Path) -> None:
+    wav = speech_wav(tmp_path)
+    with rtmp_server() as rtmp, voice_push(rtmp.url(), wav), start_emulator("videodb", settings=SETTINGS) as target:
+        conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
+        coll = conn.get_collection()
+        rts = coll.connect_rtstream(
+            url=rtmp.url(), name="Quiet Dock", media_types=["video", "audio"], store=True, enable_transcript=False,
+        )
+
+        async def script() -> Any:
+            return await target.emulator.scenario_controls["script"]({"rtstream_id": rts.id, "speech": [LINE]})
+
+        target.call(script)
+        wait_for(target, "rtstream.segment", rts.id, count=8)  # two loops of the sentence recorded
+        rts.stop()
+        assert rts.get_transcript()["transcription_records"] == []  # no transcript ran
+
+        video = coll.get_video(rts.export().video_id)
+        video.index_spoken_words(force=True)
+        shots = video.search(PHRASE).get_shots()
+        assert shots and all(PHRASE in shot.text.lower() and shot.end <= video.length for shot in shots)
