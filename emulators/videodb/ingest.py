@@ -199,6 +199,7 @@ def source_refusal(
 
 
 PROBE_S = 1.0  # the demuxer's analyzeduration: how much media it may read before the first packet is returned
+SENDER_CLOCK_TOLERANCE_S = 2.0  # the probe burst (1 s) and transport latency fit inside it
 
 
 @dataclass
@@ -221,10 +222,14 @@ class CaptureTiming:
             self.offset = gap if self.offset is None else min(self.offset, gap)
         self.newest = media_s if self.newest is None else max(self.newest, media_s)
 
-    def sender_clock(self, origin_s: float) -> None:
-        """The sender's own wall time of media time 0 (an RTSP source's RTCP sender report): it replaces the
-        estimate, since it does not include the transport's latency."""
+    def sender_clock(self, origin_s: float) -> bool:
+        """The sender's own wall time of media time 0 (an RTSP source's RTCP sender report) replaces the
+        estimate, since it has no transport latency in it; a sender whose clock is further than
+        ``SENDER_CLOCK_TOLERANCE_S`` from ours (a camera that never synchronised) is not believed."""
+        if self.offset is not None and abs(origin_s - self.offset) > SENDER_CLOCK_TOLERANCE_S:
+            return False
         self.offset, self.sender = origin_s, True
+        return True
 
     def settled(self, media_s: float) -> bool:
         return self.newest is not None and self.newest - media_s >= PROBE_S
@@ -526,6 +531,7 @@ class SourcePull:
         self._audio_start = None
         self._next_sample = 0.0
         timing = CaptureTiming()
+        sender_doubted = False
         pending: deque[tuple[Any, float]] = deque()
         media = _Media(video, audio, resampler, templates, cut_index, transcode)
         wanted = [s for s in (video, audio) if s is not None]
@@ -551,11 +557,10 @@ class SourcePull:
                 self.packets += 1
                 self._count()
                 media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
-                if not timing.sender:
-                    realtime = container.start_time_realtime  # microseconds; set once an RTCP SR has come
-                    if realtime:
-                        timing.sender_clock(realtime / 1_000_000)
                 timing.arrived(media_s, self._clock.now())
+                realtime = None if timing.sender or sender_doubted else container.start_time_realtime
+                if realtime:  # microseconds; set once an RTCP sender report has come
+                    sender_doubted = not timing.sender_clock(realtime / 1_000_000)
                 pending.append((packet, media_s))
                 # A packet is handled once the demuxer's probe burst behind it has been seen (see CaptureTiming).
                 while pending and timing.settled(pending[0][1]):
