@@ -50,7 +50,7 @@ class Controlled(Protocol):
 
     def state(self) -> dict[str, Any]: ...
 
-    async def reset(self, seed: int | None = None) -> None: ...
+    async def reset(self, seed: int | None = None, *, wipe_data: bool = False) -> None: ...
 
 
 class ControlPlane:
@@ -108,15 +108,18 @@ class ControlPlane:
             body = await read_json_object(request, allow_empty=True)
         except FieldError as exc:
             return field_error(exc)
-        unknown = [k for k in body if k != "seed"]
+        unknown = [k for k in body if k not in ("seed", "wipe_data")]
         if unknown:
-            return field_error(FieldError(unknown[0], "is not a field of reset; allowed: seed"))
+            return field_error(FieldError(unknown[0], "is not a field of reset; allowed: seed, wipe_data"))
+        wipe = body.get("wipe_data", False)
+        if not isinstance(wipe, bool):
+            return field_error(FieldError("wipe_data", f"must be true or false, got {wipe!r}"))
         seed = body.get("seed")
         if isinstance(seed, float) and seed.is_integer():
             seed = int(seed)
         if "seed" in body and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             return field_error(FieldError("seed", f"must be an integer between 0 and 2^63-1, got {seed!r}"))
-        await self.emulator.reset(seed)
+        await self.emulator.reset(seed, wipe_data=wipe)
         return web.json_response({"device": self.emulator.device, "seed": self.emulator.seed, "reset": True})
 
     async def list_faults(self, request: web.Request) -> web.Response:

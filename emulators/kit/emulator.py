@@ -58,6 +58,7 @@ class Emulator:
         self.settings: Any = self.build_settings(settings or {})
         self.host = host
         self.seed = seed
+        self.wipe_on_reset = False  # set by reset(): whether data kept on disk goes too
         self.clock = clock or Clock(time_scale=time_scale)
         # Dev TLS: HTTPS listeners use the dev server certificate; outbound TLS trusts the dev CA + system store.
         self.certs = certs
@@ -201,9 +202,12 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def reset(self, seed: int | None = None) -> None:
+    async def reset(self, seed: int | None = None, *, wipe_data: bool = False) -> None:
+        """Back to boot state. ``wipe_data``: a device that keeps data on disk deletes it too (it never does
+        unless asked); ``on_reset`` reads it as ``self.wipe_on_reset``."""
         if seed is not None:
             self.seed = seed
+        self.wipe_on_reset = wipe_data
         await self.on_stop()
         await self.workers.aclose()
         await self.tasks.cancel_all()

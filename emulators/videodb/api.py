@@ -11,12 +11,13 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
 from emulators.kit.clock import Clock
 from emulators.videodb import media
-from emulators.videodb.model import RTStream, VideoDBBackend, VideoDBError, bad, naive_iso
+from emulators.videodb.model import RTStream, Video, VideoDBBackend, VideoDBError, bad, naive_iso
 from emulators.videodb.service import RTStreamService
 from emulators.videodb.ws import CollectionSockets
 
@@ -105,7 +106,10 @@ class VideoDBApi:
         r.add_get("/collection/{cid}", self.get_collection)
         r.add_get("/collection/{cid}/websocket", self.websocket_url)
         r.add_get("/collection/{cid}/capture/session", self.list_capture_sessions)
+        r.add_post("/collection/{cid}/capture/session", self.create_capture_session)
         r.add_get("/collection/{cid}/capture/session/{sid}", self.get_capture_session)
+        r.add_post("/collection/{cid}/capture/session/{sid}/export", self.export_capture_session)
+        r.add_post("/capture/session/{sid}/stop", self.stop_capture_session)
         r.add_post("/rtstream", self.create_rtstream)
         r.add_get("/rtstream", self.list_rtstreams)
         r.add_post("/rtstream/event", self.create_event)
@@ -132,6 +136,8 @@ class VideoDBApi:
         r.add_get("/video/{vid}", self.get_video)
         r.add_post("/video/{vid}/index", self.index_video)
         r.add_post("/video/{vid}/search/v2", self.search_video)
+        r.add_post("/compile", self.compile)
+        r.add_get("/manifests/compile/{name}", self.compiled_manifest)
         r.add_get("/manifests/{rts}/{name}", self.manifest)
         r.add_get("/segments/{rts}/{rec}/{seq}", self.segment)
         r.add_get("/player", self.player)
@@ -146,8 +152,9 @@ class VideoDBApi:
         clean = normalized(path)
         if clean != path:
             # The SDK joins base_url and path with '/', so 'http://host/' yields '//rtstream'; the
-            # OpenAPI document and the Node SDK use trailing slashes. Route the clean path instead.
-            request = request.clone(rel_url=request.rel_url.with_path(clean))
+            # OpenAPI document and the Node SDK use trailing slashes. Route the clean path instead,
+            # keeping the query string (``with_path`` alone would drop it).
+            request = request.clone(rel_url=request.rel_url.with_path(clean).with_query(request.rel_url.query))
             match = await request.app.router.resolve(request)
             match.add_app(request.app)
             match.freeze()
@@ -157,6 +164,13 @@ class VideoDBApi:
             token = request.headers.get("x-access-token", "")
             if not self.token_valid(token):
                 return failure(401, "Invalid API key", "UNAUTHORIZED")
+        allowed = self._methods_of(request.app, clean)
+        if allowed and request.method not in allowed:
+            # A literal path (/rtstream/event) is never an {id} of another route's method (PATCH /rtstream/{id}).
+            return failure(
+                405, f"Method {request.method} is not allowed on {clean}; allowed: {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         try:
             return await handler(request)
         except VideoDBError as exc:
@@ -203,10 +217,40 @@ class VideoDBApi:
 
     async def list_capture_sessions(self, request: web.Request) -> web.Response:
         sessions = self.backend.capture_sessions_of(request.match_info["cid"], request.query.get("status"))
-        return ok({"sessions": sessions})
+        return ok({"sessions": [s.wire(self.backend.streams) for s in sessions]})
+
+    async def create_capture_session(self, request: web.Request) -> web.Response:
+        session = self.service.create_capture_session(request.match_info["cid"], await body_of(request))
+        return ok(session.wire(self.backend.streams), status=201)
 
     async def get_capture_session(self, request: web.Request) -> web.Response:
-        return ok(self.backend.capture_session(request.match_info["cid"], request.match_info["sid"]))
+        session = self.backend.capture_session(request.match_info["cid"], request.match_info["sid"])
+        return ok(session.wire(self.backend.streams))
+
+    async def stop_capture_session(self, request: web.Request) -> web.Response:
+        session = await self.service.stop_capture_session(request.match_info["sid"])
+        return ok(session.wire(self.backend.streams))
+
+    async def export_capture_session(self, request: web.Request) -> web.Response:
+        base = self.base_url(request)
+
+        def urls(video: Video) -> tuple[str, str]:
+            stream_url = base + media.manifest_path(video.rtstream_id, video.window_start, video.window_end)
+            return stream_url, media.player_url(base, stream_url)
+
+        m = request.match_info
+        session, video = self.service.export_capture_session(m["cid"], m["sid"], await body_of(request), urls)
+        stream_url, player_url = urls(video)
+        return ok(
+            {
+                "session_id": session.id,
+                "video_channel_id": next((c for c, r in session.channels.items() if r == video.rtstream_id), None),
+                "export_status": "exported",
+                "video_id": video.id,
+                "stream_url": stream_url,
+                "player_url": player_url,
+            }
+        )
 
     # ----- rtstreams -----------------------------------------------------------------------------------
     async def create_rtstream(self, request: web.Request) -> web.Response:
@@ -217,11 +261,13 @@ class VideoDBApi:
         items, count = self.backend.list_rtstreams(dict(request.query), self.clock.now())
         limit = int(request.query.get("limit") or 10)
         offset = int(request.query.get("offset") or 0)
-        extra = "".join(
-            f"&{k}={request.query[k]}" for k in ("status", "name", "ordering") if request.query.get(k)
-        )
-        nxt = f"/rtstream/?limit={limit}&offset={offset + limit}{extra}" if offset + limit < count else None
-        prev = f"/rtstream/?limit={limit}&offset={max(0, offset - limit)}{extra}" if offset > 0 else None
+        kept = {k: request.query[k] for k in ("status", "name", "ordering") if request.query.get(k)}
+
+        def page_link(at: int) -> str:
+            return "/rtstream/?" + urlencode({"limit": limit, "offset": at, **kept}, quote_via=quote)
+
+        nxt = page_link(offset + limit) if offset + limit < count else None
+        prev = page_link(max(0, offset - limit)) if offset > 0 else None
         return ok(
             {"results": [self.rtstream_wire(s) for s in items], "count": count, "next": nxt, "previous": prev}
         )
@@ -374,13 +420,35 @@ class VideoDBApi:
         )
 
     async def index_video(self, request: web.Request) -> web.Response:
-        self.backend.video(request.match_info["vid"])
-        await body_of(request)
-        return ok({"message": "Video indexing is not emulated; the request was accepted."})
+        video_id = request.match_info["vid"]
+        self.backend.video(video_id)  # an unknown video is a 404 before the body's 400
+        await self.service.index_video(video_id, await body_of(request))
+        return ok({"status": "done", "message": "Index is available"})
 
     async def search_video(self, request: web.Request) -> web.Response:
-        self.backend.video(request.match_info["vid"])
-        raise bad("No results found.")
+        self.backend.video(request.match_info["vid"])  # an unknown video is a 404 before the body's 400
+        return ok(self.backend.search_video(request.match_info["vid"], await body_of(request)))
+
+    async def compile(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            raise bad("The request body is not valid JSON") from None
+        compilation_id = self.backend.compile(body, self.clock.now())
+        stream_url = self.base_url(request) + media.compiled_path(compilation_id)
+        return ok({"stream_url": stream_url, "player_url": media.player_url(self.base_url(request), stream_url)})
+
+    async def compiled_manifest(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not name.endswith(".m3u8"):
+            raise bad("A compiled playlist is /manifests/compile/<id>.m3u8")
+        pieces = self.backend.compilation(name.removesuffix(".m3u8"))
+        return web.Response(
+            text=media.render_compilation(pieces),
+            content_type=media.PLAYLIST_TYPE,
+            headers={"Cache-Control": "max-age=3600"},
+        )
 
     # ----- playback ------------------------------------------------------------------------------------
     async def manifest(self, request: web.Request) -> web.Response:

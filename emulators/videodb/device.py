@@ -106,7 +106,7 @@ class VideoDBEmulator(Emulator):
 
     async def on_reset(self, seed: int) -> None:
         self.sockets.clear()
-        self.service.reset(seed)
+        self.service.reset(seed, wipe_data=self.wipe_on_reset)
 
     def credentials(self) -> dict[str, Any]:
         return {"api_key": self.settings.api_key}

@@ -11,19 +11,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 import queue
+import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import av
 import numpy as np
 
 from emulators.kit.clock import Clock
 from emulators.kit.faults import Abort, Close, Send, Skip, StreamVerdict, corrupt_payload
-from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames
+from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames, spectral_flux
 from emulators.videodb.records import Segment
 
 if TYPE_CHECKING:  # the worker process never needs the HTTP client the outbound module imports
@@ -65,6 +67,7 @@ class FrameSampled:
 class AudioLevels:
     start: float
     rms: list[float]
+    flux: list[float] = field(default_factory=list)  # spectral flux per 30 ms frame (speech or a tone)
 
 
 @dataclass(frozen=True)
@@ -117,34 +120,135 @@ class IngestConfig:
     open_timeout_s: float = 5.0
     read_timeout_s: float = 3.0
     reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 2.0
+    egress_networks: list[str] = field(default_factory=list)  # the egress allowlist, checked before every open
+    egress_hosts: list[str] = field(default_factory=list)
 
 
-def source_refusal(egress: EgressPolicy, url: str) -> str | None:
-    """Why the egress policy refuses to pull ``url``, or None when it may be pulled.
+@dataclass(frozen=True)
+class SourceCheck:
+    """The egress verdict on a source URL: why it is refused, or the URL to open (a resolved name pinned to the
+    address that was checked, so a later lookup cannot send the pull elsewhere)."""
 
-    Only IP literals inside the policy's networks and the policy's host names (localhost) are pulled; other
-    names are refused rather than resolved, so checking a source never sends a lookup off the machine.
-    """
+    refusal: str | None
+    url: str
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address of a host name (blocking: call it off the event loop)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_source(
+    url: str, networks: list[str], hosts: list[str], resolve: Callable[[str], list[str]] | None = resolve_host
+) -> SourceCheck:
+    """Admit ``url`` when its host is an allowed name (localhost), an address inside ``networks``, or a name
+    every address of which is inside them (the configuration's ``egress_allow``). ``resolve=None`` leaves
+    names to the check before each connection (it only judges what needs no lookup)."""
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url)
+        host = parts.hostname
     except ValueError:
         host = None
     if not host:
-        return f"'url' has no host: {url!r}"
-    if host.lower() in egress.hosts:
-        return None
-    allowed = ", ".join(str(n) for n in egress.networks)
+        return SourceCheck(f"'url' has no host: {url!r}", url)
+    allowed = [ipaddress.ip_network(n, strict=False) for n in networks]
+    listed = ", ".join(str(n) for n in allowed)
+    if host.lower() in {h.lower() for h in hosts}:
+        return SourceCheck(None, url)
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
-        return (
-            f"'url' host {host!r} is a name; this emulator pulls only from IP addresses in {allowed} or "
-            f"{', '.join(sorted(egress.hosts)) or 'no host name'} (configuration egress_allow)"
+        address = None
+    if address is not None:
+        if any(address in network for network in allowed):
+            return SourceCheck(None, url)
+        refusal = f"'url' host {host} is outside the egress allowlist {listed} (configuration egress_allow)"
+        return SourceCheck(refusal, url)
+    if resolve is None:
+        return SourceCheck(None, url)
+    try:
+        addresses = resolve(host)
+    except (OSError, UnicodeError) as exc:
+        return SourceCheck(f"'url' host {host!r} does not resolve ({getattr(exc, 'strerror', None) or exc})", url)
+    outside = [a for a in addresses if not any(ipaddress.ip_address(a.split("%", 1)[0]) in n for n in allowed)]
+    if not addresses or outside:
+        return SourceCheck(
+            f"'url' host {host!r} resolves to {', '.join(addresses) or 'no address'}, not all inside the egress "
+            f"allowlist {listed} (configuration egress_allow)",
+            url,
         )
-    if not any(address in network for network in egress.networks):
-        return f"'url' host {host} is outside the egress allowlist {allowed} (configuration egress_allow)"
-    return None
+    pinned = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+    netloc = pinned if parts.port is None else f"{pinned}:{parts.port}"
+    if "@" in parts.netloc:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return SourceCheck(None, urlunsplit(parts._replace(netloc=netloc)))
+
+
+def egress_lists(egress: EgressPolicy) -> tuple[list[str], list[str]]:
+    """The policy as plain lists, for the worker process (which never imports the outbound module)."""
+    return [str(n) for n in egress.networks], sorted(egress.hosts)
+
+
+def source_refusal(
+    egress: EgressPolicy, url: str, resolve: Callable[[str], list[str]] | None = resolve_host
+) -> str | None:
+    """Why the egress policy refuses to pull ``url`` (a name is resolved: blocking), or None."""
+    return check_source(url, *egress_lists(egress), resolve).refusal
+
+
+PROBE_S = 1.0  # the demuxer's analyzeduration: how much media it may read before the first packet is returned
+SENDER_CLOCK_TOLERANCE_S = 2.0  # the probe burst (1 s) and transport latency fit inside it
+
+
+@dataclass
+class CaptureTiming:
+    """Maps media time to wall (capture) time from the packets' own arrival.
+
+    Opening a live source reads up to ``PROBE_S`` of media before the first packet is returned, so the first
+    packets arrive together and late. ``arrival - media`` is smallest for packets that came on time; its
+    minimum over the packets seen is the offset of the media clock. A packet is mapped only once the packets
+    ``PROBE_S`` of media after it have arrived, so the probe burst is behind it and the offset is settled.
+    """
+
+    offset: float | None = None
+    newest: float | None = None
+    sender: bool = False  # the sender said when media time 0 was captured (RTCP sender reports)
+
+    def arrived(self, media_s: float, wall: float) -> None:
+        gap = wall - media_s
+        if not self.sender:
+            self.offset = gap if self.offset is None else min(self.offset, gap)
+        self.newest = media_s if self.newest is None else max(self.newest, media_s)
+
+    def sender_clock(self, origin_s: float) -> bool:
+        """The sender's own wall time of media time 0 (an RTSP source's RTCP sender report) replaces the
+        estimate, since it has no transport latency in it; a sender whose clock is further than
+        ``SENDER_CLOCK_TOLERANCE_S`` from ours (a camera that never synchronised) is not believed."""
+        if self.offset is not None and abs(origin_s - self.offset) > SENDER_CLOCK_TOLERANCE_S:
+            return False
+        self.offset, self.sender = origin_s, True
+        return True
+
+    def settled(self, media_s: float) -> bool:
+        return self.newest is not None and self.newest - media_s >= PROBE_S
+
+    def wall(self, media_s: float) -> float:
+        assert self.offset is not None, "a packet is mapped only after one has arrived"
+        return media_s + self.offset
+
+
+@dataclass(frozen=True)
+class _Media:
+    """What one connection's packets are checked against while they are handled."""
+
+    video: Any
+    audio: Any
+    resampler: Any
+    templates: dict[int, Any]
+    cut_index: int
+    transcode: bool
 
 
 class SourceDisconnected(Exception):
@@ -301,8 +405,8 @@ class Inbox:
 
 
 def pull_rtstream(stop: Any, outbox: Any, inbox: Any, config: IngestConfig, clock: Clock) -> None:
-    """The media worker's entry point: pull one RTStream until ``stop`` is set (its URL passed the egress
-    policy before the worker started; an IP literal or an allowed host name cannot change its mind later)."""
+    """The media worker's entry point: pull one RTStream until ``stop`` is set (its URL is checked against the
+    egress allowlist before every connection)."""
     SourcePull(config, outbox, Inbox(inbox, stop), stop, clock).run()
 
 
@@ -320,6 +424,10 @@ class SourcePull:
         self.connections = 0
         self._counted_at = 0.0
         self._writer: SegmentWriter | None = None
+        # Per connection: audio waiting to be cut into 30 ms levels, and when the next frame is sampled.
+        self._audio_buffer = np.zeros(0, dtype=np.float32)
+        self._audio_start: float | None = None
+        self._next_sample = 0.0
         if config.store and config.recording is not None:
             self._writer = SegmentWriter(
                 config.directory, config.recording, config.first_sequence, config.segment_s, self._emit_segment
@@ -345,10 +453,21 @@ class SourcePull:
         while not self._stopping.is_set():
             attempt += 1
             self._inbox.poll()
+            # Names are resolved and checked again before every connection (no DNS rebinding).
+            check = check_source(cfg.url, cfg.egress_networks, cfg.egress_hosts)
+            if check.refusal is not None:
+                self._post(SourceDown(check.refusal, attempt, backoff))
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, cfg.reconnect_max_s)
+                continue
             try:
                 container = av.open(
-                    cfg.url,
-                    options={"rtsp_transport": "tcp", "analyzeduration": "1000000", "probesize": "500000"},
+                    check.url,
+                    options={
+                        "rtsp_transport": "tcp",
+                        "analyzeduration": str(round(PROBE_S * 1_000_000)),
+                        "probesize": "500000",
+                    },
                     timeout=(cfg.open_timeout_s, cfg.read_timeout_s),
                 )
             except Exception as exc:  # every open failure means "source down": refused, garbage, timeout
@@ -408,77 +527,96 @@ class SourcePull:
             self._writer.audio_cuts = transcode and cut_index == -1
             self._writer._templates = templates
         resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE) if audio is not None else None
-        audio_buffer = np.zeros(0, dtype=np.float32)
-        audio_start: float | None = None
-        sample_period = 1.0 / max(1, cfg.sample_rate)
-        next_sample = 0.0
-        base: tuple[float, float] | None = None  # (wall, media seconds) of the first timed packet
+        self._audio_buffer = np.zeros(0, dtype=np.float32)
+        self._audio_start = None
+        self._next_sample = 0.0
+        timing = CaptureTiming()
+        sender_doubted = False
+        pending: deque[tuple[Any, float]] = deque()
+        media = _Media(video, audio, resampler, templates, cut_index, transcode)
         wanted = [s for s in (video, audio) if s is not None]
-        for packet in container.demux(wanted):
-            if self._stopping.is_set():
-                return
-            if packet.dts is None or packet.time_base is None:
-                continue
-            self._inbox.poll()
-            if self._inbox.armed:
-                # The parent decides (and records fault.applied); a stall is the parent answering late.
-                match self._inbox.verdict(self._outbox):
-                    case Send(corrupt=True):
-                        packet = self._corrupted(packet)
-                    case Send():
-                        pass
-                    case Skip():
-                        continue
-                    case Close() | Abort():
-                        # A pulled rtsp/rtmp source has no close code: a close rule cuts it like a disconnect.
-                        raise SourceDisconnected("a fault rule disconnected the source")
-            self.packets += 1
-            self._count()
-            media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
-            if base is None:
-                base = (self._clock.now(), media_s)
-            t = base[0] + (media_s - base[1])
-            index = packet.stream.index
-            if video is not None and index == video.index:
-                if self._inbox.wants.frames and "video" in cfg.media_types:
-                    for frame in self._decode(packet):
-                        frame_t = t if frame.pts is None else base[0] + (float(frame.pts * frame.time_base) - base[1])
-                        if frame_t >= next_sample:
-                            next_sample = frame_t + sample_period
-                            stamp_source = None
-                            if frame.width > ANALYSIS_MAX_WIDTH:
-                                # Large camera frames are analysed at a reduced size (swscale is cheap);
-                                # the frame stamp has fixed-size cells, so it is read from full-size luma.
-                                if frame.format.name in ("yuv420p", "yuvj420p", "gray"):
-                                    stamp_source = frame.to_ndarray()
-                                height = round(frame.height * ANALYSIS_MAX_WIDTH / frame.width / 2) * 2
-                                frame = frame.reformat(width=ANALYSIS_MAX_WIDTH, height=height)
-                            rgb = frame.to_ndarray(format="rgb24")
-                            self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source)))
-            elif audio is not None and resampler is not None and index == audio.index:
-                vad = self._inbox.wants.audio and "audio" in cfg.media_types
-                if vad or transcode:
-                    frames = self._decode(packet)
-                    if transcode and self._writer is not None:
-                        for frame in frames:
-                            frame_s = media_s if frame.pts is None else float(frame.pts * frame.time_base)
-                            self._writer.write_audio_frame(frame, base[0] + (frame_s - base[1]), frame_s)
-                if vad:
+        try:
+            for packet in container.demux(wanted):
+                if self._stopping.is_set():
+                    return
+                if packet.dts is None or packet.time_base is None:
+                    continue
+                self._inbox.poll()
+                if self._inbox.armed:
+                    # The parent decides (and records fault.applied); a stall is the parent answering late.
+                    match self._inbox.verdict(self._outbox):
+                        case Send(corrupt=True):
+                            packet = self._corrupted(packet)
+                        case Send():
+                            pass
+                        case Skip():
+                            continue
+                        case Close() | Abort():
+                            # A pulled rtsp/rtmp source has no close code: a close rule cuts it like a disconnect.
+                            raise SourceDisconnected("a fault rule disconnected the source")
+                self.packets += 1
+                self._count()
+                media_s = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base)
+                timing.arrived(media_s, self._clock.now())
+                realtime = None if timing.sender or sender_doubted else container.start_time_realtime
+                if realtime:  # microseconds; set once an RTCP sender report has come
+                    sender_doubted = not timing.sender_clock(realtime / 1_000_000)
+                pending.append((packet, media_s))
+                # A packet is handled once the demuxer's probe burst behind it has been seen (see CaptureTiming).
+                while pending and timing.settled(pending[0][1]):
+                    self._handle(*pending.popleft(), timing, media)
+        finally:
+            while pending:  # the last packets before an outage or a stop are recorded too
+                self._handle(*pending.popleft(), timing, media)
+
+    def _handle(self, packet: Any, media_s: float, timing: CaptureTiming, m: _Media) -> None:
+        """Sample, decode and record one packet at its capture time."""
+        cfg = self.config
+        t = timing.wall(media_s)
+        index = packet.stream.index
+        if m.video is not None and index == m.video.index:
+            if self._inbox.wants.frames and "video" in cfg.media_types:
+                for frame in self._decode(packet):
+                    frame_t = t if frame.pts is None else timing.wall(float(frame.pts * frame.time_base))
+                    if frame_t >= self._next_sample:
+                        self._next_sample = frame_t + 1.0 / max(1, cfg.sample_rate)
+                        stamp_source = None
+                        if frame.width > ANALYSIS_MAX_WIDTH:
+                            # Large camera frames are analysed at a reduced size (swscale is cheap);
+                            # the frame stamp has fixed-size cells, so it is read from full-size luma.
+                            if frame.format.name in ("yuv420p", "yuvj420p", "gray"):
+                                stamp_source = frame.to_ndarray()
+                            height = round(frame.height * ANALYSIS_MAX_WIDTH / frame.width / 2) * 2
+                            frame = frame.reformat(width=ANALYSIS_MAX_WIDTH, height=height)
+                        rgb = frame.to_ndarray(format="rgb24")
+                        self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source)))
+        elif m.audio is not None and m.resampler is not None and index == m.audio.index:
+            vad = self._inbox.wants.audio and "audio" in cfg.media_types
+            frames: list[Any] = []
+            if vad or m.transcode:
+                frames = self._decode(packet)
+                if m.transcode and self._writer is not None:
                     for frame in frames:
-                        for mono in resampler.resample(frame):
-                            if audio_start is None:
-                                audio_start = t
-                            audio_buffer = np.concatenate([audio_buffer, mono.to_ndarray().reshape(-1)])
-                    # Hand over whole 30 ms frames, about twice a second.
-                    if audio_start is not None and len(audio_buffer) >= AUDIO_RATE // 2:
-                        n = len(audio_buffer) // 480 * 480
-                        levels = rms_frames(audio_buffer[:n], AUDIO_RATE)
-                        self._post(AudioLevels(audio_start, levels))
-                        audio_start += n / AUDIO_RATE
-                        audio_buffer = audio_buffer[n:]
-            # Muxing rebinds the packet to the output stream, so it comes after decoding.
-            if self._writer is not None and index in templates:
-                self._writer.write(packet, t, templates, cut_index)
+                        frame_s = media_s if frame.pts is None else float(frame.pts * frame.time_base)
+                        self._writer.write_audio_frame(frame, timing.wall(frame_s), frame_s)
+            if vad:
+                for frame in frames:
+                    for mono in m.resampler.resample(frame):
+                        if self._audio_start is None:
+                            self._audio_start = t
+                        self._audio_buffer = np.concatenate([self._audio_buffer, mono.to_ndarray().reshape(-1)])
+                # Hand over whole 30 ms frames, about twice a second.
+                if self._audio_start is not None and len(self._audio_buffer) >= AUDIO_RATE // 2:
+                    n = len(self._audio_buffer) // 480 * 480
+                    chunk = self._audio_buffer[:n]
+                    self._post(
+                        AudioLevels(self._audio_start, rms_frames(chunk, AUDIO_RATE), spectral_flux(chunk, AUDIO_RATE))
+                    )
+                    self._audio_start += n / AUDIO_RATE
+                    self._audio_buffer = self._audio_buffer[n:]
+        # Muxing rebinds the packet to the output stream, so it comes after decoding.
+        if self._writer is not None and index in m.templates:
+            self._writer.write(packet, t, m.templates, m.cut_index)
 
     def _decode(self, packet: Any) -> list[Any]:
         try:

@@ -35,26 +35,41 @@ def parse_window(name: str) -> tuple[float, float] | None:
     return (start, end) if start < end else None
 
 
+def compiled_path(compilation_id: str) -> str:
+    return f"/manifests/compile/{compilation_id}.m3u8"
+
+
 def render_playlist(rtstream_id: str, segments: list[Segment], *, live: bool) -> str:
     """A playlist over ``segments`` (time order). ``live``: an EVENT playlist still growing, no ENDLIST."""
-    target = max(1, math.ceil(max(s.duration for s in segments)))
+    return _render([(rtstream_id, segments)], live=live, sequence=segments[0].sequence)
+
+
+def render_compilation(pieces: list[tuple[str, list[Segment]]]) -> str:
+    """A VOD playlist of compiled shots: each shot's segments, a discontinuity between shots."""
+    return _render(pieces, live=False, sequence=0)
+
+
+def _render(pieces: list[tuple[str, list[Segment]]], *, live: bool, sequence: int) -> str:
+    target = max(1, math.ceil(max(s.duration for _, segments in pieces for s in segments)))
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:3",
         f"#EXT-X-TARGETDURATION:{target}",
-        f"#EXT-X-MEDIA-SEQUENCE:{segments[0].sequence}",
+        f"#EXT-X-MEDIA-SEQUENCE:{sequence}",
         f"#EXT-X-PLAYLIST-TYPE:{'EVENT' if live else 'VOD'}",
     ]
-    previous: Segment | None = None
-    for segment in segments:
-        if previous is not None and (segment.recording != previous.recording or segment.discontinuity):
-            lines.append("#EXT-X-DISCONTINUITY")
-        if previous is None or segment.recording != previous.recording or segment.discontinuity:
-            stamp = datetime.fromtimestamp(segment.start, UTC).isoformat(timespec="milliseconds")
-            lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
-        lines.append(f"#EXTINF:{segment.duration:.3f},")
-        lines.append(f"/segments/{rtstream_id}/{segment.recording}/{segment.sequence}.ts")
-        previous = segment
+    for number, (rtstream_id, segments) in enumerate(pieces):
+        previous: Segment | None = None
+        for segment in segments:
+            starts_run = previous is None or segment.recording != previous.recording or segment.discontinuity
+            if starts_run and (previous is not None or number > 0):
+                lines.append("#EXT-X-DISCONTINUITY")
+            if starts_run:
+                stamp = datetime.fromtimestamp(segment.start, UTC).isoformat(timespec="milliseconds")
+                lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{stamp}")
+            lines.append(f"#EXTINF:{segment.duration:.3f},")
+            lines.append(f"/segments/{rtstream_id}/{segment.recording}/{segment.sequence}.ts")
+            previous = segment
     if not live:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"

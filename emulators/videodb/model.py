@@ -10,9 +10,18 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from emulators.videodb import videos
 from emulators.videodb.alerts import AlertFiring, explanation, match_event, tokens
+from emulators.videodb.capture import (
+    CAPTURE_CHANNELS,
+    CaptureSession,
+    CaptureStatus,
+    export_channel,
+    session_request,
+)
 from emulators.videodb.records import (
     INDEX_TRANSITIONS,
+    MODEL_TIERS,
     RTSTREAM_TRANSITIONS,
     TRANSCRIPT_TRANSITIONS,
     Alert,
@@ -29,26 +38,17 @@ from emulators.videodb.records import (
     TranscriptRecord,
     TranscriptStatus,
     Video,
+    VideoDBError,
+    bad,
     naive_iso,
 )
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://")
 MEDIA_TYPES = ("video", "audio")
 ORDERING_FIELDS = ("created_at", "name", "status", "updated_at")
-MODEL_NAMES = ("mini", "basic", "pro", "ultra")
 SEGMENTERS = ("word", "sentence", "time")
 DEFAULT_VISUAL_CONFIG = {"time": 2, "frame_count": 5}
 DEFAULT_AUDIO_CONFIG = {"segmenter": "word", "segmentation_value": 10}
-
-
-class VideoDBError(Exception):
-    """A request the service refuses; rendered as ``{"success": false, "message": ...}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, error_code: str = "INVALID_REQUEST") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_code = error_code
 
 
 class IllegalTransition(VideoDBError):
@@ -56,10 +56,6 @@ class IllegalTransition(VideoDBError):
 
     def __init__(self, what: str, current: StrEnum, wanted: StrEnum) -> None:
         super().__init__(409, f"{what} cannot go from {current} to {wanted}.", "INVALID_STATE")
-
-
-def bad(message: str) -> VideoDBError:
-    return VideoDBError(400, message)
 
 
 def not_found(what: str) -> VideoDBError:
@@ -170,7 +166,8 @@ class VideoDBBackend:
         self.events: dict[str, Event] = {}
         self.alerts: dict[str, Alert] = {}
         self.videos: dict[str, Video] = {}
-        self.capture_sessions: dict[str, dict[str, Any]] = {}
+        self.capture_sessions: dict[str, CaptureSession] = {}
+        self.compilations: dict[str, list[tuple[str, list[Segment]]]] = {}  # id -> (rtstream, segments) per shot
         self._outage_reasons: dict[str, str] = {}  # why each stream's current outage began
 
     # --- collections ---
@@ -426,6 +423,56 @@ class VideoDBBackend:
             raise not_found("Video")
         return found
 
+    def index_video(self, video_id: str, body: dict[str, Any], heard: list[TranscriptRecord] | None = None) -> Video:
+        """``index_spoken_words``: the video's utterances, from its stream's transcript for the window, else from
+        ``heard`` (the speech the service found in the recording's own audio)."""
+        video = self.check_index_request(video_id, body)
+        words = videos.spoken_words(video, self.rtstream(video.rtstream_id).transcripts)
+        video.spoken_words = words or videos.spoken_words(video, heard or [])
+        return video
+
+    def check_index_request(self, video_id: str, body: dict[str, Any]) -> Video:
+        """Refuse a bad ``index_spoken_words`` body, or indexing again without ``force``."""
+        video = self.video(video_id)
+        _, force = videos.spoken_index_request(body)
+        if video.spoken_words is not None and not force:
+            raise bad("Spoken word index for video already exists; pass force=true to index it again")
+        return video
+
+    def transcribed(self, video_id: str) -> bool:
+        """Whether the stream's transcript covers the video (else its own audio is listened to)."""
+        video = self.video(video_id)
+        return bool(videos.spoken_words(video, self.rtstream(video.rtstream_id).transcripts))
+
+    def video_files(self, video_id: str) -> list[tuple[str, float]]:
+        """The recorded segment files of a video (relative to its stream's directory) with their start times."""
+        video = self.video(video_id)
+        segments = self.segments_in(video.rtstream_id, video.window_start, video.window_end)
+        return [(s.file, s.start) for s in segments if s.recording == video.recording]
+
+    def search_video(self, video_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return videos.search_video(self.video(video_id), videos.search_request(body))
+
+    def compile(self, body: Any, now: float) -> str:
+        """``POST /compile``: the shots' recorded segments, in shot order, as one playlist; returns its id."""
+        pieces = []
+        for shot in videos.compile_request(body):
+            video = self.video(shot.video_id)
+            start, end = videos.clip(video, shot)
+            segments = [s for s in self.segments_in(video.rtstream_id, start, end) if s.recording == video.recording]
+            if not segments:
+                raise VideoDBError(404, f"No recording of {video.id} covers {shot.start}-{shot.end} s.", "NOT_FOUND")
+            pieces.append((video.rtstream_id, segments))
+        compilation_id = f"cmp-{self.ids.uuid7(now)}"
+        self.compilations[compilation_id] = pieces
+        return compilation_id
+
+    def compilation(self, compilation_id: str) -> list[tuple[str, list[Segment]]]:
+        found = self.compilations.get(compilation_id)
+        if found is None:
+            raise VideoDBError(404, "Compiled stream not found.", "NOT_FOUND")
+        return found
+
     # --- scene indexes ---
     def create_index(self, rtstream_id: str, body: dict[str, Any], now: float) -> SceneIndex:
         stream = self.rtstream(rtstream_id)
@@ -458,8 +505,11 @@ class VideoDBBackend:
                     )
             default_prompt = "Summarize the content"
         model_name = body.get("model_name")
-        if model_name is not None and model_name not in MODEL_NAMES:
-            raise bad(f"'model_name' must be one of {', '.join(MODEL_NAMES)}, got {model_name!r}")
+        if model_name is not None and (not isinstance(model_name, str) or not model_name.strip()):
+            raise bad(
+                f"'model_name' must be a non-empty string: a tier ({', '.join(MODEL_TIERS)}) or a model name such "
+                f"as GPT4o (answered as a tier), got {model_name!r}"
+            )
         model_config = body.get("model_config")
         if model_config is None:
             model_config = {}
@@ -805,39 +855,62 @@ class VideoDBBackend:
         raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
 
     # --- capture sessions ---
-    def open_capture_session(
-        self, channels: dict[str, str], now: float, *, end_user_id: str, callback_url: Any, metadata: Any
-    ) -> dict[str, Any]:
-        """A desktop capture session whose channels (mic/screen/system_audio) are existing RTStreams."""
-        rtstreams = []
-        for channel_id, rts in channels.items():
-            stream = self.rtstream(rts)
-            rtstreams.append(
-                {"rtstream_id": stream.id, "name": stream.name, "media_types": stream.media_types,
-                 "channel_id": channel_id}
-            )
-        session = {
-            "session_id": f"cap-{self.ids.uuid7(now)}",
-            "collection_id": self.default_collection_id,
-            "end_user_id": end_user_id,
-            "status": "active",
-            "callback_url": callback_url,
-            "metadata": metadata,
-            "channels": [{"channel_id": r["channel_id"], "type": r["media_types"][0]} for r in rtstreams],
-            "rtstreams": rtstreams,
-        }
-        self.capture_sessions[session["session_id"]] = session
+    def create_capture_session(self, collection_id: str, body: dict[str, Any], now: float) -> CaptureSession:
+        """``POST /collection/{cid}/capture/session``: a session waiting for its desktop client (``created``)."""
+        collection = self.collection(collection_id)
+        end_user_id, callback_url, ws_connection_id, metadata = session_request(body)
+        session = CaptureSession(
+            id=f"cap-{self.ids.uuid7(now)}", collection_id=collection.id, end_user_id=end_user_id,
+            callback_url=callback_url, ws_connection_id=ws_connection_id, metadata=metadata, created_at=now,
+        )
+        self.capture_sessions[session.id] = session
         return session
 
-    def capture_sessions_of(self, collection_id: str, status: str | None) -> list[dict[str, Any]]:
-        collection = self.collection(collection_id)
-        sessions = [s for s in self.capture_sessions.values() if s["collection_id"] == collection.id]
-        return [s for s in sessions if s["status"] == status] if status else sessions
+    def start_capture(self, session_id: str, channels: dict[str, str]) -> list[CaptureStatus]:
+        """The desktop client started streaming: its channels are these RTStreams; created -> starting -> active."""
+        session = self.capture_session_by_id(session_id)
+        for channel_id, rtstream_id in channels.items():
+            if channel_id not in CAPTURE_CHANNELS:
+                raise bad(f"A capture channel is one of {', '.join(CAPTURE_CHANNELS)}, got {channel_id!r}")
+            self.rtstream(rtstream_id)
+        moved = [session.move(CaptureStatus.STARTING)]
+        session.channels = dict(channels)
+        moved.append(session.move(CaptureStatus.ACTIVE))
+        return moved
 
-    def capture_session(self, collection_id: str, session_id: str) -> dict[str, Any]:
+    def stop_capture(self, session_id: str) -> list[CaptureStatus]:
+        """active -> stopping -> stopped (the service stops the channels' RTStreams in between)."""
+        session = self.capture_session_by_id(session_id)
+        return [session.move(CaptureStatus.STOPPING), session.move(CaptureStatus.STOPPED)]
+
+    def export_capture(self, collection_id: str, session_id: str, body: dict[str, Any], now: float) -> Video:
+        """A stopped session's video channel as a video; the session is then ``exported`` (repeats answer it)."""
+        session = self.capture_session(collection_id, session_id)
+        if session.status == CaptureStatus.EXPORTED and session.exported_video_id in self.videos:
+            return self.videos[session.exported_video_id]
+        rtstream_id = export_channel(session, body, self.streams)
+        video, _ = self.export(rtstream_id, None, now)
+        session.exported_video_id = video.id
+        session.move(CaptureStatus.EXPORTED)
+        return video
+
+    def capture_session_by_id(self, session_id: str) -> CaptureSession:
+        session = self.capture_sessions.get(session_id)
+        if session is None:
+            raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
+        return session
+
+    def capture_sessions_of(self, collection_id: str, status: str | None) -> list[CaptureSession]:
+        collection = self.collection(collection_id)
+        if status is not None and status not in CaptureStatus.__members__.values():
+            raise bad(f"'status' must be one of {', '.join(CaptureStatus)}, got {status!r}")
+        sessions = [s for s in self.capture_sessions.values() if s.collection_id == collection.id]
+        return [s for s in sessions if s.status == status] if status else sessions
+
+    def capture_session(self, collection_id: str, session_id: str) -> CaptureSession:
         collection = self.collection(collection_id)
         session = self.capture_sessions.get(session_id)
-        if session is None or session["collection_id"] != collection.id:
+        if session is None or session.collection_id != collection.id:
             raise VideoDBError(404, "Capture session not found.", "NOT_FOUND")
         return session
 
@@ -882,6 +955,10 @@ class VideoDBBackend:
         self.events = {e["id"]: Event(**e) for e in data["events"]}
         self.alerts = {a["id"]: Alert(**a) for a in data["alerts"]}
         self.videos = {v["id"]: Video(**v) for v in data["videos"]}
+
+    def recorded_files(self) -> dict[str, set[str]]:
+        """Every stream's segment files (relative to its directory) that the account lists."""
+        return {s.id: {segment.file for segment in s.all_segments()} for s in self.streams.values()}
 
     def resume_after_restart(self, now: float) -> list[RTStream]:
         """Streams that were live when the process ended keep pulling, each into a new recording."""

@@ -29,6 +29,11 @@ class DataDirectory:
         self._temporary = False
         self._timer: asyncio.TimerHandle | None = None
 
+    @property
+    def persistent(self) -> bool:
+        """A configured directory outlives the process; a temporary one does not."""
+        return bool(self._configured)
+
     def open(self) -> dict[str, Any] | None:
         """Create (or reuse) the directory; returns the saved state of a configured directory, if readable."""
         if self._configured:
@@ -82,6 +87,26 @@ class DataDirectory:
         for path in self.path.glob("rts-*"):
             shutil.rmtree(path, ignore_errors=True)
         (self.path / STATE_FILE).unlink(missing_ok=True)
+
+    def remove_unrecorded(self, recorded: dict[str, set[str]]) -> list[str]:
+        """At start: delete segment files the saved account does not list (a segment being written when the
+        process was killed, or one filed after the last save) and folders of streams it does not know.
+        Returns the deleted paths, relative to the directory."""
+        if self.path is None:
+            return []
+        removed = []
+        for folder in sorted(self.path.glob("rts-*")):
+            known = recorded.get(folder.name)
+            if known is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+                continue
+            for file in sorted(folder.glob("rec-*/*")):
+                relative = f"{file.parent.name}/{file.name}"
+                if relative not in known:
+                    file.unlink(missing_ok=True)
+                    removed.append(f"{folder.name}/{relative}")
+        return removed
 
     def remove_temporary(self) -> None:
         """At shutdown a temporary directory goes with everything in it; a configured one stays."""

@@ -19,6 +19,7 @@ from emulators.videodb import media
 from emulators.videodb.alerts import AlertFiring
 from emulators.videodb.indexing import (
     AudioBatcher,
+    FrameSample,
     VisualWindow,
     VoiceActivity,
     describe_window,
@@ -38,6 +39,7 @@ from emulators.videodb.ingest import (
     SourceUp,
     VerdictWanted,
     Wants,
+    egress_lists,
     pull_rtstream,
     source_refusal,
 )
@@ -46,6 +48,9 @@ from emulators.videodb.persistence import DataDirectory
 from emulators.videodb.ws import CollectionSockets
 
 READER_DRAIN_S = 2.0  # how long a stopped worker's remaining messages may take to be filed
+# Frames reach the loop a little after their capture time (decode, IPC): a window whose time is over waits
+# this long for its last frames before it is closed without a next frame.
+WINDOW_GRACE_S = 0.5
 
 
 async def answer_for_worker(verdict: StreamVerdict) -> StreamVerdict:
@@ -70,7 +75,7 @@ class PullTimings:
     open_timeout_s: float = 5.0
     read_timeout_s: float = 3.0
     reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 2.0
 
 
 @dataclass
@@ -85,6 +90,7 @@ class StreamRuntime:
     connections: int = 0
     decode_errors: int = 0
     windows: dict[str, VisualWindow] = field(default_factory=dict)
+    window_timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     batchers: dict[str, AudioBatcher] = field(default_factory=dict)
     vad: VoiceActivity = field(default_factory=VoiceActivity)
     speech_count: int = 0
@@ -135,7 +141,7 @@ class IngestPipeline:
         runtime = self.runtimes.setdefault(stream.id, StreamRuntime())
         if runtime.worker is not None:
             return
-        refusal = source_refusal(self.egress, stream.url)
+        refusal = source_refusal(self.egress, stream.url, resolve=None)  # names: the worker checks each connection
         if refusal is not None:
             # A restored stream whose source the (narrowed) policy no longer admits: an outage, not a pull.
             self.events.record("ingest.refused", stream=stream.id, reason=refusal)
@@ -144,6 +150,7 @@ class IngestPipeline:
             return
         recording = stream.current_recording
         t = self.timings
+        networks, hosts = egress_lists(self.egress)
         config = IngestConfig(
             rtstream_id=stream.id,
             url=stream.url,
@@ -158,6 +165,8 @@ class IngestPipeline:
             read_timeout_s=t.read_timeout_s,
             reconnect_initial_s=t.reconnect_initial_s,
             reconnect_max_s=t.reconnect_max_s,
+            egress_networks=networks,
+            egress_hosts=hosts,
         )
         # The worker checks its stop flag between packets; PyAV's own timeouts bound how long one read blocks.
         stop_timeout_s = max(t.open_timeout_s, t.read_timeout_s) + 2.0
@@ -166,7 +175,7 @@ class IngestPipeline:
         )
         runtime.worker = worker
         runtime.armed = False
-        runtime.windows.clear()
+        self._forget_windows(runtime)
         runtime.batchers.clear()
         worker.start()
         self.refresh_wants(stream.id)
@@ -184,6 +193,7 @@ class IngestPipeline:
         stream = self.backend.streams.get(rtstream_id)
         if stream is not None:
             stream.receiving = False
+            self._flush_windows(stream, runtime)
         self._schedule_outages()
 
     async def stop_all(self) -> None:
@@ -204,6 +214,8 @@ class IngestPipeline:
 
     def forget(self) -> None:
         """Reset: every worker has been stopped; drop their runtimes."""
+        for runtime in self.runtimes.values():
+            self._forget_windows(runtime)
         self.runtimes.clear()
         self._cancel_outage_timer()
 
@@ -228,6 +240,9 @@ class IngestPipeline:
         runtime = self.runtimes.get(rtstream_id)
         if runtime is not None:
             runtime.windows.pop(index_id, None)
+            timer = runtime.window_timers.pop(index_id, None)
+            if timer is not None:
+                timer.cancel()
             runtime.batchers.pop(index_id, None)
         self.refresh_wants(rtstream_id)
 
@@ -326,21 +341,80 @@ class IngestPipeline:
                 window = VisualWindow(float(config["time"]), int(config["frame_count"]))
                 runtime.windows[index.id] = window
             closed = window.feed(sample)
-            if closed is None:
-                continue
-            start, end, frames = closed
-            script = self.backend.scripted_visual(stream.id, start - runtime.first_frame_at)
-            analysis = describe_window(frames, script)
-            text = render_for_prompt(index.prompt, analysis)
-            self._file_record(stream, index, SceneRecord(round(start, 3), round(end, 3), text, analysis.facts))
+            if closed is not None:
+                self._file_window(stream, runtime, index, closed)
+            self._arm_window_timer(stream.id, runtime, index.id, window)
+
+    def _file_window(
+        self, stream: RTStream, runtime: StreamRuntime, index: SceneIndex,
+        closed: tuple[float, float, list[FrameSample]],
+    ) -> None:
+        start, end, frames = closed
+        first = runtime.first_frame_at if runtime.first_frame_at is not None else start
+        script = self.backend.scripted_visual(stream.id, start - first)
+        analysis = describe_window(frames, script)
+        text = render_for_prompt(index.prompt, analysis)
+        self._file_record(stream, index, SceneRecord(round(start, 3), round(end, 3), text, analysis.facts))
+
+    def _arm_window_timer(self, rtstream_id: str, runtime: StreamRuntime, index_id: str, window: VisualWindow) -> None:
+        """Close the open window when its time is over, whether or not another frame comes."""
+        previous = runtime.window_timers.pop(index_id, None)
+        if previous is not None:
+            previous.cancel()
+        closes_at = window.closes_at
+        if closes_at is None:
+            return
+        delay = max(0.0, closes_at + WINDOW_GRACE_S - self.clock.now())
+        runtime.window_timers[index_id] = asyncio.get_running_loop().call_later(
+            delay, self._window_time_over, rtstream_id, index_id
+        )
+
+    def _window_time_over(self, rtstream_id: str, index_id: str) -> None:
+        stream = self.backend.streams.get(rtstream_id)
+        runtime = self.runtimes.get(rtstream_id)
+        index = self.backend.indexes.get(index_id)
+        if stream is None or runtime is None or index is None:
+            return
+        runtime.window_timers.pop(index_id, None)
+        window = runtime.windows.get(index_id)
+        if window is None:
+            return
+        closed = window.close_due(self.clock.now() - WINDOW_GRACE_S)
+        if closed is not None:
+            self._file_window(stream, runtime, index, closed)
+
+    def _flush_windows(self, stream: RTStream, runtime: StreamRuntime) -> None:
+        """At stop: the last, partial window of each visual index is emitted."""
+        now = self.clock.now()
+        for index_id, window in list(runtime.windows.items()):
+            index = self.backend.indexes.get(index_id)
+            closed = window.flush(now)
+            if index is not None and closed is not None:
+                self._file_window(stream, runtime, index, closed)
+        self._forget_windows(runtime)
+
+    @staticmethod
+    def _forget_windows(runtime: StreamRuntime) -> None:
+        for timer in runtime.window_timers.values():
+            timer.cancel()
+        runtime.window_timers.clear()
+        runtime.windows.clear()
 
     def _index_audio(self, stream: RTStream, runtime: StreamRuntime, signal: AudioLevels) -> None:
-        for speech in runtime.vad.feed(signal.start, signal.rms):
+        for speech in runtime.vad.feed(signal.start, signal.rms, signal.flux):
+            if not speech.is_speech:
+                # A steady tone or music: sound, but nobody speaking (no transcript, no audio index text).
+                self.events.record(
+                    "audio.not_speech", stream=stream.id, start=round(speech.start, 3), end=round(speech.end, 3),
+                    flux=speech.flux,
+                )
+                continue
             text = speech_text(stream.id, runtime.speech_count, speech.end - speech.start, stream.script.get("speech"))
             runtime.speech_count += 1
             words = word_timestamps(text, speech.start, speech.end)
             record = TranscriptRecord(round(speech.start, 3), round(speech.end, 3), text, words)
             if self.backend.file_transcript(stream.id, record):
+                self.events.record("transcript.record", stream=stream.id, start=record.start, end=record.end)
                 self.sockets.send(
                     stream.transcript_ws_connection_id or stream.ws_connection_id,
                     {

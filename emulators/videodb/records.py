@@ -17,6 +17,20 @@ def naive_iso(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
+class VideoDBError(Exception):
+    """A request the service refuses; rendered as ``{"success": false, "message": ...}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, error_code: str = "INVALID_REQUEST") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_code = error_code
+
+
+def bad(message: str) -> VideoDBError:
+    return VideoDBError(400, message)
+
+
 # ----- statuses -----------------------------------------------------------------------------------------
 class RTStreamStatus(StrEnum):
     CONNECTED = "connected"  # pulling (or retrying) the source
@@ -124,6 +138,27 @@ class TranscriptRecord:
         return {"start": self.start, "end": self.end, "text": self.text, "word_timestamps": self.word_timestamps}
 
 
+MODEL_TIERS = ("mini", "basic", "pro", "ultra")
+# Words in a model's name that place it in a tier; checked in this order, the first match wins.
+_TIER_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mini", ("mini", "nano", "small", "lite", "flash", "haiku", "tiny")),
+    ("ultra", ("ultra", "opus", "o1", "o3", "max", "large")),
+    ("pro", ("pro", "gpt4", "gpt-4", "4o", "sonnet", "medium")),
+)
+
+
+def model_tier(model_name: str) -> str:
+    """The VideoDB tier (mini/basic/pro/ultra) a model name is answered with: a tier as itself, any other name
+    by the words in it (``GPT4o`` -> pro, ``gpt-4o-mini`` -> mini), else basic."""
+    name = model_name.strip().lower()
+    if name in MODEL_TIERS:
+        return name
+    for tier, words in _TIER_WORDS:
+        if any(word in name for word in words):
+            return tier
+    return "basic"
+
+
 @dataclass
 class SceneIndex:
     id: str
@@ -159,6 +194,12 @@ class SceneIndex:
         }
         if self.sandbox_id:
             out["sandbox_id"] = self.sandbox_id
+        if self.model_name:
+            tier = model_tier(self.model_name)
+            out["model_name"] = self.model_name
+            out["model_tier"] = tier
+            if self.model_name.lower() != tier:
+                out["model_note"] = f"{self.model_name!r} is not a VideoDB tier; it is answered as the {tier!r} tier"
         return out
 
 
@@ -195,6 +236,7 @@ class Video:
     window_start: float
     window_end: float
     created_at: float
+    spoken_words: list[dict[str, Any]] | None = None  # {start, end, text} in video time once indexed
 
 
 @dataclass

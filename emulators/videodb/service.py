@@ -5,7 +5,9 @@ transcript changes the workers must follow, exports, and the account's persisten
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.tasks import TaskOwner
+from emulators.videodb.capture import CAPTURE_CHANNELS, CaptureSession
+from emulators.videodb.indexing import speech_text
 from emulators.videodb.ingest import source_refusal
 from emulators.videodb.model import (
     URL_SCHEMES,
@@ -23,16 +27,17 @@ from emulators.videodb.model import (
     Event,
     RTStream,
     SceneIndex,
+    TranscriptRecord,
     Video,
     VideoDBBackend,
     bad,
 )
 from emulators.videodb.persistence import DataDirectory
 from emulators.videodb.pipeline import IngestPipeline
+from emulators.videodb.recorded_audio import speech_in
 from emulators.videodb.webhooks import AlertWebhooks
 
 log = logging.getLogger("benchtwin.videodb")
-CAPTURE_CHANNELS = ("mic", "screen", "system_audio")
 
 
 class RTStreamService:
@@ -73,6 +78,10 @@ class RTStreamService:
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring an unreadable saved account: %s", exc)
             return
+        # A segment cut short by a kill (or filed after the last save) is not in the account: it goes.
+        removed = await asyncio.to_thread(self.data.remove_unrecorded, self.backend.recorded_files())
+        if removed:
+            self.events.record("recording.cleaned", removed=removed)
         for stream in self.backend.resume_after_restart(self.clock.now()):
             self.pipeline.start(stream)
 
@@ -81,17 +90,20 @@ class RTStreamService:
         await self.webhooks.close()
         self.data.flush()
 
-    def reset(self, seed: int) -> None:
-        """Forget the account (workers are stopped by ``close`` before this)."""
+    def reset(self, seed: int, *, wipe_data: bool = False) -> None:
+        """Back to boot state (workers are stopped by ``close`` before this): an empty account, which ``open``
+        then fills from a configured data directory as at start. Its files are deleted only with ``wipe_data``
+        (a temporary directory always starts empty)."""
         self.pipeline.forget()
-        self.data.forget()
+        if wipe_data or not self.data.persistent:
+            self.data.forget()
         self.backend.reset(seed, self.clock.now())
 
     # ----- rtstreams -----------------------------------------------------------------------------------
     async def create_rtstream(self, body: dict[str, Any]) -> RTStream:
         url = body.get("url")
         if isinstance(url, str) and url.lower().startswith(URL_SCHEMES):
-            refusal = source_refusal(self.egress, url)
+            refusal = await asyncio.to_thread(source_refusal, self.egress, url)  # a name's lookup blocks
             if refusal is not None:
                 raise bad(refusal)
         stream = self.backend.create_rtstream(body, self.clock.now())
@@ -116,6 +128,21 @@ class RTStreamService:
     def segment_path(self, rtstream_id: str, recording: int, sequence: int) -> Path:
         """Where a recorded segment's file is (it may be gone: the rolling window deletes old ones)."""
         return self.data.stream_directory(rtstream_id) / self.backend.segment_file(rtstream_id, recording, sequence)
+
+    async def index_video(self, video_id: str, body: dict[str, Any]) -> Video:
+        """A video's spoken-word index; when its stream ran no transcript, the recording's own audio is heard
+        (decoded off the event loop) and each utterance gets the scripted line or seeded words."""
+        self.backend.check_index_request(video_id, body)  # before the (slow) listening
+        heard: list[TranscriptRecord] = []
+        if not self.backend.transcribed(video_id):
+            video = self.backend.video(video_id)
+            stream = self.backend.rtstream(video.rtstream_id)
+            folder = self.data.stream_directory(stream.id)
+            files = [(folder / file, start) for file, start in self.backend.video_files(video_id)]
+            for number, speech in enumerate(await asyncio.to_thread(speech_in, files)):
+                text = speech_text(stream.id, number, speech.end - speech.start, stream.script.get("speech"))
+                heard.append(TranscriptRecord(round(speech.start, 3), round(speech.end, 3), text))
+        return self.backend.index_video(video_id, body, heard)
 
     def export(self, rtstream_id: str, name: Any) -> Video:
         video, created = self.backend.export(rtstream_id, name, self.clock.now())
@@ -192,8 +219,14 @@ class RTStreamService:
         self.data.persist()
         return {"rtstream_id": rts, "visual": len(visual), "speech": len(speech)}
 
+    def create_capture_session(self, collection_id: str, body: dict[str, Any]) -> CaptureSession:
+        session = self.backend.create_capture_session(collection_id, body, self.clock.now())
+        self._announce(session, {})
+        return session
+
     async def open_capture_session(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A desktop capture session whose channels mic/screen/system_audio are existing RTStreams."""
+        """The desktop client of a session starts streaming: its mic/screen/system_audio are existing RTStreams.
+        Without ``session_id`` a session is created for it first."""
         channels = body.get("channels")
         if not isinstance(channels, dict) or not channels:
             raise FieldError("channels", "must map mic/screen/system_audio to RTStream ids")
@@ -202,10 +235,52 @@ class RTStreamService:
                 raise FieldError(f"channels.{channel_id}", "must be one of mic, screen, system_audio")
             if not isinstance(rts, str) or rts not in self.backend.streams:
                 raise FieldError(f"channels.{channel_id}", f"must be the id of an existing RTStream, got {rts!r}")
-        return self.backend.open_capture_session(
-            channels,
-            self.clock.now(),
-            end_user_id=str(body.get("end_user_id") or "user-benchtwin"),
-            callback_url=body.get("callback_url"),
-            metadata=body.get("metadata") or {},
+        session_id = body.get("session_id")
+        if session_id is None:
+            request = {"end_user_id": "user-benchtwin", **{k: v for k, v in body.items() if k != "channels"}}
+            session_id = self.create_capture_session("default", request).id
+        elif not isinstance(session_id, str) or session_id not in self.backend.capture_sessions:
+            raise FieldError("session_id", f"must be the id of a created capture session, got {session_id!r}")
+        session = self.backend.capture_session_by_id(session_id)
+        for status in self.backend.start_capture(session.id, channels):
+            data = {"rtstreams": session.rtstreams(self.backend.streams)} if status == "active" else {}
+            self._announce(session, data, status=status)
+        return session.wire(self.backend.streams)
+
+    async def stop_capture_session(self, session_id: str) -> CaptureSession:
+        """Stop a capture: its channels' RTStreams stop (their recordings close), then the session is stopped."""
+        session = self.backend.capture_session_by_id(session_id)
+        self.backend.stop_capture(session.id)
+        for rtstream_id in session.channels.values():
+            if rtstream_id in self.backend.streams and self.backend.streams[rtstream_id].live:
+                await self.set_rtstream_status(rtstream_id, {"action": "stop"})
+        self._announce(session, {}, status="stopping")
+        self._announce(session, {})
+        return session
+
+    def export_capture_session(
+        self, collection_id: str, session_id: str, body: dict[str, Any], urls: Callable[[Video], tuple[str, str]]
+    ) -> tuple[CaptureSession, Video]:
+        video = self.backend.export_capture(collection_id, session_id, body, self.clock.now())
+        session = self.backend.capture_session(collection_id, session_id)
+        stream_url, player_url = urls(video)
+        connection = body.get("connection_id") if isinstance(body.get("connection_id"), str) else None
+        self._announce(
+            session, {"exported_video_id": video.id, "stream_url": stream_url, "player_url": player_url},
+            connection_id=connection,
         )
+        self.data.persist()
+        return session, video
+
+    def _announce(
+        self, session: CaptureSession, data: dict[str, Any], *, status: str | None = None,
+        connection_id: str | None = None,
+    ) -> None:
+        """A ``capture_session.*`` message to the session's WebSocket connection and its callback URL."""
+        message = session.message(data)
+        if status is not None:
+            message["event"], message["status"] = f"capture_session.{status}", status
+        self.events.record("capture_session", session=session.id, event=message["event"])
+        self.pipeline.sockets.send(connection_id or session.ws_connection_id, message)
+        if session.callback_url:
+            self.webhooks.post(session.callback_url, message)

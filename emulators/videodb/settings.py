@@ -24,7 +24,10 @@ class VideoDBSettings(DeviceSettings):
     open_timeout_s: float = setting(5.0, doc="PyAV open timeout on the source", minimum=0.1)
     read_timeout_s: float = setting(3.0, doc="PyAV read timeout on the source", minimum=0.1)
     reconnect_initial_s: float = setting(1.0, doc="first reconnect delay (doubles per failed attempt)", minimum=0.01)
-    reconnect_max_s: float = setting(30.0, doc="longest reconnect delay", minimum=0.01)
+    reconnect_max_s: float = setting(
+        2.0, doc="longest reconnect delay: a source that comes back records again within about this long",
+        minimum=0.01,
+    )
     error_after_s: float = setting(10.0, doc="outage length after which the status reads `error`", minimum=0)
     rolling_window_s: float = setting(120.0, doc="kept history for `store=false` streams", minimum=0)
     webhook_attempts: int = setting(3, doc="alert webhook attempts (connection errors and 5xx retry)", minimum=1)

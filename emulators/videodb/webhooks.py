@@ -1,5 +1,5 @@
-"""Alert webhooks: one queue and one delivery task per emulator, sending through the configured egress policy
-with the configured retries, so a slow receiver delays later alerts but never loses them.
+"""Alert and capture-session webhooks: one queue and one delivery task per emulator, sending through the
+configured egress policy with the configured retries, so a slow receiver delays later ones but never loses them.
 """
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from typing import Any
 
 import aiohttp
 
@@ -34,7 +35,7 @@ class AlertWebhooks:
         self.times_as_seconds = times_as_seconds
         self.client_ssl = client_ssl
         self._session: aiohttp.ClientSession | None = None
-        self._queue: asyncio.Queue[AlertFiring] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
 
     def open(self, tasks: TaskOwner) -> None:
         self._session = aiohttp.ClientSession()
@@ -51,16 +52,19 @@ class AlertWebhooks:
 
     def deliver(self, firing: AlertFiring) -> None:
         """Queue a fired alert whose ``callback_url`` is set."""
-        self._queue.put_nowait(firing)
+        assert firing.callback_url is not None
+        self._queue.put_nowait((firing.callback_url, firing.webhook_body(times_as_seconds=self.times_as_seconds)))
+
+    def post(self, url: str, body: dict[str, Any]) -> None:
+        """Queue any other callback (a capture session's ``capture_session.*`` messages)."""
+        self._queue.put_nowait((url, body))
 
     async def _deliver_all(self, sender: WebhookSender) -> None:
         while True:
-            firing = await self._queue.get()
-            assert firing.callback_url is not None
+            url, body = await self._queue.get()
             try:
-                body = firing.webhook_body(times_as_seconds=self.times_as_seconds)
-                await sender.deliver(firing.callback_url, json=body)
+                await sender.deliver(url, json=body)
             except OutboundFailed as exc:
-                log.info("alert webhook to %s failed: %s", firing.callback_url, exc)
+                log.info("webhook to %s failed: %s", url, exc)
             except Exception as exc:  # an egress refusal or a bad URL must not end the delivery loop
-                self.events.record("outbound.failed", url=firing.callback_url, error=str(exc))
+                self.events.record("outbound.failed", url=url, error=str(exc))

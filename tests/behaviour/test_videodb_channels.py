@@ -6,6 +6,8 @@ registered connection, scripted scenes are deterministic, disabled alerts stay s
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -173,3 +175,48 @@ async def test_reset_stops_every_ingest_thread_and_forgets_the_account(emulator_
         with pytest.raises(VideoDBError) as gone:
             await c.get_rtstream(rts["id"])
         assert gone.value.status == 404
+
+
+async def test_reset_keeps_a_persistent_data_dir_unless_asked_to_wipe_it(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "account"
+    emu = await emulator_factory("videodb", settings={"data_dir": str(data_dir)})
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c, aiohttp.ClientSession() as http:
+        rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
+
+        async def reset(body: dict[str, Any]) -> dict[str, Any]:
+            async with http.post(f"{emu.url()}/_emulator/reset", json=body) as response:
+                return {"status": response.status, **(await response.json())}
+
+        assert (await reset({"seed": 5}))["reset"] is True
+        assert (await c.get_rtstream(rts["id"]))["name"] == "Cam"  # boot state of a persistent account: itself
+        assert (data_dir / "state.json").exists()
+        refused = await reset({"wipe_data": "yes"})
+        assert refused["status"] == 400 and "wipe_data" in json.dumps(refused)
+        assert (await reset({"wipe_data": True}))["reset"] is True
+        assert emu.backend.streams == {} and not (data_dir / "state.json").exists()
+        assert data_dir.is_dir()
+
+
+async def test_a_segment_cut_short_by_a_kill_is_removed_at_the_next_start(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "account"
+    settings = {"data_dir": str(data_dir)}
+    emu = await emulator_factory("videodb", settings=settings)
+    async with VideoDBClient(emu.settings.api_key, emu.url()) as c:
+        rts = await c.connect_rtstream(DEAD_SOURCE, "Cam", store=True)
+    await emu.aclose()
+    # What a SIGKILL leaves: the segment being written (never filed) and a stream created after the last save.
+    partial = data_dir / rts["id"] / "rec-1" / "0.ts"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"\x47" + b"\x00" * 187 * 3)
+    unsaved = data_dir / "rts-unsaved" / "rec-1" / "0.ts"
+    unsaved.parent.mkdir(parents=True)
+    unsaved.write_bytes(b"\x47")
+    again = await emulator_factory("videodb", settings=settings)
+    assert not partial.exists() and not unsaved.parent.parent.exists()
+    cleaned = again.events.query(kind="recording.cleaned")
+    assert cleaned and sorted(cleaned[0].detail["removed"]) == sorted(["rts-unsaved", f"{rts['id']}/rec-1/0.ts"])
+    assert rts["id"] in again.backend.streams

@@ -80,8 +80,8 @@ async def test_a_narrowed_allowlist_refuses_a_loopback_source_it_excludes(emulat
         assert refused.value.status == 400
         assert "'url' host 127.0.0.2 is outside the egress allowlist" in str(refused.value)
         assert emu.backend.streams == {}
-        with pytest.raises(VideoDBError, match="is a name"):
-            await client.connect_rtstream("rtsp://camera.example:8554/cam", "Named")  # refused, never resolved
+        with pytest.raises(VideoDBError, match=r"'url' host 'camera\.invalid' does not resolve"):
+            await client.connect_rtstream("rtsp://camera.invalid:8554/cam", "Named")  # RFC 6761: never resolves
 
 
 async def test_a_widened_allowlist_pulls_from_an_address_outside_the_defaults(

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -48,17 +49,39 @@ def of_stream(rtstream_id: str, check: Callable[[dict[str, Any]], bool] = lambda
     return lambda e: e.detail.get("stream") == rtstream_id and check(e.detail)
 
 
+def speech_wav(folder: Path) -> Path:
+    """espeak-ng saying a sentence, then 1 s of silence (looped, each loop is one utterance)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng for a voice source (Debian package: espeak-ng)")
+    said, padded = folder / "said.wav", folder / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(said), "A parcel was left at the front door."], check=True, timeout=30)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(said), "-af", "apad=pad_dur=1",
+         str(padded)], check=True, timeout=30,
+    )
+    return padded
+
+
 @contextlib.asynccontextmanager
 async def ffmpeg_rtmp_source(
-    port: int, *, seconds: float = 30.0, audio: tuple[str, ...] = ("-c:a", "aac", "-b:a", "32k")
+    port: int, *, seconds: float = 30.0, audio: tuple[str, ...] = ("-c:a", "aac", "-b:a", "32k"),
+    voice: Path | None = None,
 ) -> AsyncIterator[str]:
-    """A 320x240 10 fps test pattern with a 1 s on / 1 s off tone, served by ffmpeg as an RTMP listener."""
+    """A 320x240 10 fps test pattern with a 1 s on / 1 s off tone (or ``voice`` looped), served by ffmpeg as an
+    RTMP listener."""
     url = f"rtmp://127.0.0.1:{port}/live/test"
+    sound = (
+        ("-stream_loop", "-1", "-i", str(voice), "-map", "0:v", "-map", "1:a", "-t", str(seconds))
+        if voice is not None
+        else (
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}",
+            "-af", "volume='if(lt(mod(t,2),1),1,0)':eval=frame",
+        )
+    )
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
         "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=10:duration={seconds}",
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}",
-        "-af", "volume='if(lt(mod(t,2),1),1,0)':eval=frame",
+        *sound,
         "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-pix_fmt", "yuv420p",
         *audio, "-f", "flv", "-listen", "1", url,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
@@ -89,7 +112,7 @@ async def test_a_recorded_stream_is_indexed_alerted_played_back_and_exported(
     webhook_receiver.status = 503  # the first delivery is retried
     emu = await emulator_factory("videodb", settings=settings)
     async with (
-        ffmpeg_rtmp_source(free_port) as source,
+        ffmpeg_rtmp_source(free_port, voice=speech_wav(tmp_path)) as source,  # a tone is not speech: a voice
         VideoDBClient(emu.settings.api_key, emu.url()) as client,
         CollectionListener(await client.websocket_url()) as listener,
     ):

@@ -12,7 +12,7 @@ from emulators.config import Config
 from emulators.pytest_plugin import start_emulator
 
 # An empty search answers [] so valid queries are never refused.
-SETTINGS = {"rtstream_search_empty_list": True, "reconnect_initial_s": 5.0}
+SETTINGS = {"rtstream_search_empty_list": True, "reconnect_initial_s": 5.0, "reconnect_max_s": 5.0}
 # Fuzzed streams pull (and alert webhooks go) to loopback only.
 LOOPBACK_ONLY = Config(egress_allow=["127.0.0.0/8"])
 

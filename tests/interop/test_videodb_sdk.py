@@ -13,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,15 +35,35 @@ SETTINGS = {"segment_s": 1.0, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0
 CHANNELS = {"scene_index", "audio_index", "transcript", "alert"}
 
 
+def speech_wav(folder: Path) -> Path:
+    """espeak-ng saying a sentence, then 1 s of silence (looped, each loop is one utterance)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng for a voice source (Debian package: espeak-ng)")
+    said, padded = folder / "said.wav", folder / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(said), "The lobby is bright and busy today."], check=True, timeout=30)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(said), "-af", "apad=pad_dur=1",
+         str(padded)], check=True, timeout=30,
+    )
+    return padded
+
+
 @contextlib.contextmanager
-def ffmpeg_push(url: str, seconds: int = 40) -> Iterator[subprocess.Popen[bytes]]:
-    """ffmpeg publishing 320x240 at 10 fps with a 1 s on / 1 s off 440 Hz tone."""
+def ffmpeg_push(url: str, seconds: int = 40, voice: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """ffmpeg publishing 320x240 at 10 fps with a 1 s on / 1 s off 440 Hz tone, or ``voice`` looped."""
+    sound = (
+        ["-stream_loop", "-1", "-i", str(voice), "-map", "0:v", "-map", "1:a", "-t", str(seconds)]
+        if voice is not None
+        else [
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}",
+            "-af", "volume='if(lt(mod(t,2),1),1,0)':eval=frame",
+        ]
+    )
     proc = subprocess.Popen(
         [
             "ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
             "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=10:duration={seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=16000:duration={seconds}",
-            "-af", "volume='if(lt(mod(t,2),1),1,0)':eval=frame",
+            *sound,
             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "10", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "32k", "-f", "flv", url,
         ],
@@ -86,10 +107,10 @@ async def receive_channels(ws: Any, wanted: set[str]) -> dict[str, dict[str, Any
     return seen
 
 
-async def test_official_sdk_runs_the_rtstream_workflow_from_an_nginx_rtmp_source() -> None:
+async def test_official_sdk_runs_the_rtstream_workflow_from_an_nginx_rtmp_source(tmp_path: Path) -> None:
     with (
         rtmp_server() as rtmp,
-        ffmpeg_push(rtmp.url()),
+        ffmpeg_push(rtmp.url(), voice=speech_wav(tmp_path)),  # a tone is not speech: a voice is transcribed
         start_emulator("videodb", settings=SETTINGS) as target,
     ):
         conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
@@ -163,10 +184,11 @@ def _workflow_after_indexing(conn: Any, run: dict[str, Any], target: Any) -> Non
     segment_s = 2.0  # segments are cut at the first keyframe after 1 s; the source has one per second
     assert abs(ffprobe_duration(exported.stream_url) - exported.duration) <= segment_s
     assert abs(ffprobe_duration(rts.stream_url) - exported.duration) <= segment_s
-    # The seed's last steps touch the Video API: indexing is accepted, Search V2 finds nothing (caught there).
+    # The seed's last steps touch the Video API; a phrase nobody said finds nothing (the voice-source workflow
+    # test searches and compiles what was said).
     video.index_spoken_words(force=True)
     with pytest.raises(InvalidRequestError, match="No results found"):
-        video.search("bright scene")
+        video.search("zyxwvut quokka")
 
 
 def _misty_api(robot: Any, endpoint: str, **query: object) -> dict[str, Any]:
@@ -207,3 +229,14 @@ def test_official_sdk_indexes_and_records_the_misty_emulators_rtspd_stream() -> 
             assert abs(ffprobe_duration(exported.stream_url) - exported.duration) <= 2.0
         finally:
             _misty_api(robot, "avstreaming/stop")
+
+
+def test_a_steady_tone_gives_no_transcript_and_no_audio_index_text() -> None:
+    with rtmp_server() as rtmp, ffmpeg_push(rtmp.url()), start_emulator("videodb", settings=SETTINGS) as target:
+        conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
+        rts = conn.get_collection().connect_rtstream(url=rtmp.url(), name="Tone", media_types=["video", "audio"])
+        audio_index = rts.index_audio(batch_config={"type": "word", "value": 2})
+        rts.start_transcript()
+        wait_for_event(target, "audio.not_speech", rts.id, minimum=1)  # two bursts of tone heard and judged
+        assert rts.get_transcript()["transcription_records"] == []
+        assert audio_index.get_scenes()["scenes"] == []

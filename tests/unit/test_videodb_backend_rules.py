@@ -182,11 +182,11 @@ def test_after_a_restart_live_streams_resume_connected_into_a_new_recording() ->
 def test_a_capture_session_lists_its_channels_under_the_default_collection() -> None:
     b = backend()
     mic = b.create_rtstream(body(media_types=["audio"], name="mic"), NOW)
-    session = b.open_capture_session(
-        {"mic": mic.id}, NOW, end_user_id="u", callback_url=None, metadata={}
-    )
-    assert session["session_id"].startswith("cap-") and session["channels"] == [{"channel_id": "mic", "type": "audio"}]
-    assert b.capture_session("default", session["session_id"]) is session
+    session = b.create_capture_session("default", {"end_user_id": "u"}, NOW)
+    b.start_capture(session.id, {"mic": mic.id})
+    wire = session.wire(b.streams)
+    assert wire["session_id"].startswith("cap-") and wire["channels"] == [{"channel_id": "mic", "type": "audio"}]
+    assert b.capture_session("default", wire["session_id"]) is session
     assert b.capture_sessions_of("default", "active") == [session]
     assert b.capture_sessions_of("default", "stopped") == []
     with pytest.raises(VideoDBError) as missing:
@@ -200,3 +200,28 @@ def test_reset_forgets_the_account_and_reseeds_the_ids() -> None:
     b.reset(7, NOW)
     assert b.streams == {} and b.capture_sessions == {}
     assert b.create_rtstream(body(), NOW).id == first
+
+
+def test_a_capture_session_moves_created_active_stopped_exported_and_refuses_skips() -> None:
+    b = backend()
+    screen = b.create_rtstream(body(name="display:1", store=True), NOW)
+    session = b.create_capture_session("default", {"end_user_id": "u-1", "metadata": {"desk": 4}}, NOW)
+    assert session.status == "created"
+    with pytest.raises(VideoDBError, match="stop it before exporting"):
+        b.export_capture("default", session.id, {}, NOW)
+    assert b.start_capture(session.id, {"screen": screen.id}) == ["starting", "active"]
+    with pytest.raises(VideoDBError) as twice:
+        b.start_capture(session.id, {"screen": screen.id})
+    assert twice.value.status == 409 and "from active to starting" in twice.value.message
+    recording = screen.current_recording
+    assert recording is not None
+    b.file_segment(screen.id, Segment(recording.number, 0, NOW, 2.0, f"rec-{recording.number}/0.ts"))
+    b.set_rtstream_status(screen.id, {"action": "stop"}, NOW + 2)
+    assert b.stop_capture(session.id) == ["stopping", "stopped"]
+    with pytest.raises(VideoDBError, match="'video_channel_id' must be one of the session's channels"):
+        b.export_capture("default", session.id, {"video_channel_id": "mic"}, NOW + 3)
+    video = b.export_capture("default", session.id, {}, NOW + 3)
+    assert session.status == "exported" and session.exported_video_id == video.id and video.rtstream_id == screen.id
+    assert b.export_capture("default", session.id, {}, NOW + 4) is video
+    with pytest.raises(VideoDBError, match="'end_user_id' is required"):
+        b.create_capture_session("default", {}, NOW)

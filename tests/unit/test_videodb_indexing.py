@@ -15,6 +15,7 @@ from emulators.videodb.indexing import (
     describe_window,
     render_for_prompt,
     rms_frames,
+    spectral_flux,
     speech_text,
     word_timestamps,
 )
@@ -129,3 +130,96 @@ def test_frame_stamps_read_from_full_size_luma_when_large_frames_are_analysed_sm
     small = frame.reformat(width=640, height=360).to_ndarray(format="rgb24")
     assert analyse_frame(small, 0.0).stamp is None  # the stamp's cells do not scale with the picture
     assert analyse_frame(small, 0.0, stamp_source=frame.to_ndarray()).stamp == (7, 1234)
+
+
+def test_a_visual_window_closes_on_time_without_a_next_frame_and_drops_its_late_frames() -> None:
+    window = VisualWindow(window_s=2.0, frame_count=2)
+    for t in (10.0, 10.5, 11.0):
+        assert window.feed(analyse_frame(solid((0, 0, 0)), t)) is None
+    assert window.closes_at == 12.0
+    assert window.close_due(11.9) is None
+    start, end, frames = window.close_due(12.0) or (0.0, 0.0, [])
+    assert (start, end, len(frames)) == (10.0, 12.0, 2)
+    assert window.closes_at is None and window.close_due(99.0) is None  # nothing waits: nothing to close
+    assert window.feed(analyse_frame(solid((0, 0, 0)), 11.9)) is None and window.closes_at is None
+
+
+def test_the_last_partial_window_is_flushed_at_stop_ending_at_the_stop() -> None:
+    window = VisualWindow(window_s=2.0, frame_count=3)
+    assert window.flush(5.0) is None
+    for t in (20.0, 20.4, 20.8):
+        window.feed(analyse_frame(solid((0, 0, 0)), t))
+    start, end, frames = window.flush(21.0) or (0.0, 0.0, [])
+    assert (start, end, len(frames)) == (20.0, 21.0, 3)
+    assert window.flush(30.0) is None
+
+
+def test_a_structured_json_prompt_gets_values_of_the_templates_types() -> None:
+    frames = [analyse_frame(solid((240, 240, 240)), 0.0), analyse_frame(solid((240, 240, 240)), 0.5)]
+    analysis = describe_window(frames, None)
+    prompt = (
+        'Answer in JSON: {"motion_detected": true/false, "is_bright": true/false, "mean_brightness": <number>, '
+        '"colors": ["..."], "color_count": 0, "person_present": "boolean", "people": "integer", '
+        '"objects": [], "summary": "string", "details": {}}'
+    )
+    answer = json.loads(render_for_prompt(prompt, analysis))
+    assert answer == {
+        "motion_detected": False,
+        "is_bright": True,
+        "mean_brightness": analysis.facts["mean_luma"],
+        "colors": ["white"],
+        "color_count": 1,
+        "person_present": False,
+        "people": 0,
+        "objects": [],
+        "summary": analysis.description,
+        "details": {},
+    }
+
+
+def test_a_model_name_outside_the_tiers_is_answered_as_a_tier_and_the_index_says_so() -> None:
+    from emulators.videodb.model import VideoDBBackend, VideoDBError
+
+    b = VideoDBBackend(seed=1, now=1_757_523_700.0)
+    rts = b.create_rtstream({"url": "rtsp://127.0.0.1:8554/x", "name": "X"}, 1_757_523_700.0)
+    body = {"extraction_type": "time", "model_name": "GPT4o"}
+    wire = b.create_index(rts.id, body, 1_757_523_700.0).wire()
+    assert (wire["model_name"], wire["model_tier"]) == ("GPT4o", "pro")
+    assert wire["model_note"] == "'GPT4o' is not a VideoDB tier; it is answered as the 'pro' tier"
+    assert b.create_index(rts.id, {**body, "model_name": "ultra"}, 1_757_523_700.0).wire()["model_tier"] == "ultra"
+    assert "model_note" not in b.create_index(rts.id, {**body, "model_name": "ultra"}, 1_757_523_700.0).wire()
+    assert b.create_index(rts.id, {**body, "model_name": "gpt-4o-mini"}, 1_757_523_700.0).wire()["model_tier"] == "mini"
+    try:
+        b.create_index(rts.id, {**body, "model_name": 4}, 1_757_523_700.0)
+    except VideoDBError as exc:
+        assert "'model_name' must be a non-empty string" in exc.message
+    else:
+        raise AssertionError("a numeric model_name was accepted")
+
+
+def _judged(audio: np.ndarray, rate: int = 16_000) -> list[bool]:
+    vad = VoiceActivity()
+    segments = vad.feed(0.0, rms_frames(audio, rate), spectral_flux(audio, rate))
+    segments += vad.feed(len(audio) / rate, [0.0] * 40, [0.0] * 40)  # trailing silence closes the last one
+    return [s.is_speech for s in segments]
+
+
+def test_a_steady_tone_and_held_notes_are_sound_but_not_speech() -> None:
+    rate = 16_000
+    t = np.arange(rate * 2) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    assert _judged(np.concatenate([tone, np.zeros(rate)]).astype(np.float32)) == [False]
+    notes = 262 * 2 ** (np.floor(t * 4) / 12)  # a new note every 250 ms, each held
+    melody = 0.3 * np.sin(2 * np.pi * notes * t) * (0.7 + 0.3 * np.sin(2 * np.pi * 4 * t))
+    assert _judged(np.concatenate([melody, np.zeros(rate)]).astype(np.float32)) == [False]
+
+
+def test_sound_whose_spectrum_keeps_changing_like_syllables_is_speech() -> None:
+    rate = 16_000
+    rng = np.random.default_rng(7)
+    t = np.arange(rate * 2) / rate
+    pitch = np.repeat(rng.uniform(100, 300, size=50), int(rate * 0.04))[: len(t)]  # a new pitch every 40 ms
+    formant = np.repeat(rng.uniform(500, 2500, size=34), int(rate * 0.06))[: len(t)]  # and formant every 60 ms
+    voiced = np.sin(2 * np.pi * np.cumsum(pitch) / rate) + 0.6 * np.sin(2 * np.pi * np.cumsum(formant) / rate)
+    syllables = 0.5 + 0.5 * np.abs(np.sin(2 * np.pi * 2.5 * t))
+    assert _judged(np.concatenate([0.2 * voiced * syllables, np.zeros(rate)]).astype(np.float32)) == [True]

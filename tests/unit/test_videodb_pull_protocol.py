@@ -59,3 +59,19 @@ async def test_a_stall_is_served_by_answering_late_and_deleting_its_rule_ends_it
     assert not answer.done()
     book.remove(rule.id)
     assert await asyncio.wait_for(answer, 5) == SEND
+
+
+def test_capture_timing_maps_media_time_past_the_probe_burst_and_believes_a_close_sender_clock() -> None:
+    from emulators.videodb.ingest import CaptureTiming
+
+    timing = CaptureTiming()
+    for i in range(11):  # the probe burst: 1 s of media handed over at once, at wall 101.0
+        timing.arrived(i / 10, 101.0)
+    assert not timing.settled(0.05) and timing.settled(0.0)
+    for i in range(11, 21):  # then live: each packet 10 ms after its capture
+        timing.arrived(i / 10, 100.01 + i / 10)
+    assert abs(timing.wall(0.0) - 100.0) < 0.02  # media 0 was captured at 100.0, not when it came out
+    assert timing.sender_clock(99.99) and timing.wall(0.5) == 100.49
+    doubted = CaptureTiming()
+    doubted.arrived(0.0, 100.0)
+    assert not doubted.sender_clock(3600.0) and doubted.wall(0.0) == 100.0  # an unsynchronised camera
