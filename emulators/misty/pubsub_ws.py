@@ -129,6 +129,7 @@ class PubsubHub:
     async def _run_sources(self) -> None:
         pacer = Pacer(1.0 / SOURCE_HZ, stats=self.emulator.pacing_stats(STREAM_NAME))
         clock = self.emulator.clock
+        wall_ms: int | None = None  # the wall time (Unix ms) of the schedule's start, fixed at the first sample
         async for tick in pacer.ticks():
             wanted = self.registry.wanted() & set(EMULATED_TYPES)
             if not wanted:
@@ -154,8 +155,14 @@ class PubsubHub:
                         if conn.transport is not None:
                             conn.transport.abort()
                     continue
-            now = clock.now()
-            now_ms = clock.monotonic() * 1000.0
+            # A sample's time is its slot on the schedule in whole milliseconds, not when this task woke: jitter
+            # must not make two samples look closer than the sensor's period (debounce compares sample times),
+            # and ``created`` stamps are spaced exactly as the samples are.
+            assert pacer.start is not None
+            now_ms = round((tick.deadline - pacer.start) * 1000.0)
+            if wall_ms is None:
+                wall_ms = round(clock.now() * 1000.0) - now_ms
+            now = (wall_ms + now_ms) / 1000.0
             sensors = self.sensors()
             if "IMU" in wanted:
                 self._dispatch("IMU", sensors.imu(now), now_ms)

@@ -26,9 +26,11 @@ SENSOR_NAMES = {
 
 def misty_timestamp(unix_s: float) -> str:
     """The robot's timestamp format: ISO 8601 UTC with 7 fractional digits, e.g. 2019-12-18T18:37:17.3061319Z."""
-    dt = datetime.fromtimestamp(unix_s, tz=UTC)
-    ticks = round((unix_s % 1) * 10_000_000) % 10_000_000
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
+    # A float Unix time resolves ~0.24 us, so the 7th digit would be noise: round to whole microseconds (exact
+    # for times that are whole milliseconds, as pubsub samples are) and carry into the seconds.
+    seconds, micros = divmod(round(unix_s * 1_000_000), 1_000_000)
+    dt = datetime.fromtimestamp(seconds, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros * 10:07d}Z"
 
 
 @dataclass
