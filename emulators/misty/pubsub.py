@@ -23,7 +23,9 @@ EVENT_TYPES = (
     "TextToSpeechComplete", "TimeOfFlight", "TouchSensor", "UserSkillData", "VoiceRecord", "WorldState",
     "ChargerPoseMessage", "SlamStatus", "DialogAction", "RobotInteractionState",
 )  # fmt: skip
-EMULATED_TYPES = ("BatteryCharge", "TimeOfFlight", "IMU", "SelfState")
+# Sampled by the sources (the others are one-off events a command makes, or never sent).
+EMULATED_TYPES = ("BatteryCharge", "TimeOfFlight", "IMU", "SelfState", "ActuatorPosition", "DriveEncoders",
+                  "ObjectDetection")  # fmt: skip
 INEQUALITIES = ("=>", "=", "!=", ">", "<", ">=", "<=", "exists", "empty", "delta")
 DEFAULT_DEBOUNCE_MS = 250
 # Sample times are on the sensor's schedule (start + n * period); a gap this close to DebounceMs is DebounceMs,

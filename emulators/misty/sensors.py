@@ -91,7 +91,8 @@ class SensorSuite:
             "type": kind,
         }
 
-    def imu(self, now: float) -> dict[str, Any]:
+    def imu(self, now: float, *, turned_deg: float = 0.0, turning_deg_s: float = 0.0) -> dict[str, Any]:
+        """IMU; ``turned_deg``/``turning_deg_s`` are the drive base's heading change and turn rate."""
         up = max(0.0, now - self.booted_at)
         noise = self._rng.normal(0, 0.05, size=6)
         return {
@@ -103,8 +104,8 @@ class SensorSuite:
             "rollVelocity": round(float(noise[3]), 4),
             "sensorId": "imu",
             # A slow yaw drift, as a real gyro shows when the robot stands still.
-            "yaw": round((12.0 + 0.01 * up + float(noise[4])) % 360.0, 4),
-            "yawVelocity": round(float(noise[5]), 4),
+            "yaw": round((12.0 + 0.01 * up + turned_deg + float(noise[4])) % 360.0, 4),
+            "yawVelocity": round(turning_deg_s + float(noise[5]), 4),
             "xAcceleration": round(float(self._rng.normal(0.0, 0.02)), 4),
             "yAcceleration": round(float(self._rng.normal(0.0, 0.02)), 4),
             "zAcceleration": round(9.8 + float(self._rng.normal(0.0, 0.02)), 4),
