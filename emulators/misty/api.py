@@ -16,7 +16,7 @@ from aiohttp import web
 from emulators.kit.emulator import CONTROL_PREFIX
 from emulators.kit.errors import FieldError
 from emulators.misty.args import ArgumentError, Arguments, bind_arguments, validate_arguments
-from emulators.misty.help import COMMANDS, Command, help_catalogue, websocket_classes
+from emulators.misty.help import BY_NAME, COMMANDS, Command, help_catalogue, websocket_classes
 from emulators.misty.model import (
     SERVICES,
     AvRequest,
@@ -173,19 +173,21 @@ class MistyApi:
 
         async def run(request: web.Request) -> web.StreamResponse:
             args = await self._bind(request)
-            try:
-                values = validate_arguments(arguments, args)
-            except ArgumentError as exc:
-                raise BadArgument(exc.message) from None
-            # Every call, as the app sent it, so a test can assert what it told the robot.
-            self.service.events.record(
-                "command",
-                command=name or request.path.removeprefix("/api/"),
-                arguments={k: v for k, v in values.items() if v is not None},
-            )
+            self._log(name or request.path.removeprefix("/api/"), arguments, args)
             return await render(await handler(args))
 
         return run
+
+    def _log(self, name: str, arguments: tuple[tuple[str, str], ...], args: Arguments) -> None:
+        """Validate a call's declared arguments and record it, as the app sent it, so a test can assert what
+        an app told the robot."""
+        try:
+            values = validate_arguments(arguments, args)
+        except ArgumentError as exc:
+            raise BadArgument(exc.message) from None
+        self.service.events.record(
+            "command", command=name, arguments={k: v for k, v in values.items() if v is not None}
+        )
 
     def _modelled(self, command: Command) -> Handler:
         async def modelled(args: Arguments) -> Any:
@@ -321,7 +323,9 @@ class MistyApi:
         return activity_switch
 
     async def take_picture(self, request: web.Request) -> web.StreamResponse:
-        picture = PictureRequest.from_arguments(await self._bind(request))
+        args = await self._bind(request)
+        self._log("TakePicture", BY_NAME["TakePicture"].arguments, args)
+        picture = PictureRequest.from_arguments(args)
         jpeg, width, height = await self.service.take_picture(picture)
         if not picture.base64:
             return web.Response(body=jpeg, content_type="image/jpeg")
