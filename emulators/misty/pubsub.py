@@ -295,7 +295,7 @@ def event_envelope(
 ) -> dict[str, Any]:
     """An event as the robot sends it; the Deprecated format adds ``type`` and ``sensorName``."""
     if version == "Deprecated":
-        if isinstance(payload, dict):
+        if isinstance(payload, dict) and "sensorName" not in payload:  # ActuatorPosition names each actuator
             payload = {**payload, "sensorName": sensor_name}
         return {"eventName": event_name, "message": payload, "type": event_type}
     return {"eventName": event_name, "message": payload}

@@ -156,6 +156,12 @@ def test_return_property_delivers_that_value_or_null():
     assert sub(return_property="nothing.here").offer(TOF, 0) == (True, None)
 
 
+def test_the_deprecated_format_keeps_a_messages_own_sensor_name():
+    actuator = {"sensorId": "ahp", "sensorName": "Actuator_HeadPitch", "value": 0.0}
+    event = event_envelope("a", actuator, version="Deprecated", event_type="ActuatorPosition", sensor_name="")
+    assert event["message"]["sensorName"] == "Actuator_HeadPitch" and event["type"] == "ActuatorPosition"
+
+
 def test_the_deprecated_format_adds_type_and_sensor_name():
     current = event_envelope("e", {"a": 1})
     assert current == {"eventName": "e", "message": {"a": 1}}
