@@ -202,3 +202,26 @@ async def test_the_object_detector_reports_the_scenes_disc(emu, http):
         assert event["message"]["description"] == "sports ball" and event["message"]["confidence"] >= 0.6
     finally:
         await ws.close()
+
+
+async def test_the_client_moves_drives_and_speaks_and_the_log_shows_what_it_said(emu):
+    from clients.misty import MistyClient
+
+    async with MistyClient(emu.url()) as misty:
+        assert await misty.move_head(pitch=-10, duration=0)
+        assert await misty.move_arms(left=45, right=45, duration=0)
+        assert await misty.drive(20, 0, time_ms=100)
+        assert await misty.stop()
+        assert await misty.speak("hello", utterance_id="u1")
+        assert await misty.play_audio("s_Joy.wav", volume=30)
+        assert "s_Joy.wav" in [a["name"] for a in await misty.get_audio_list()]
+    told = [(e.detail["command"], e.detail["arguments"]) for e in emu.events.query("command", limit=0)]
+    assert told == [
+        ("MoveHead", {"pitch": -10.0, "duration": 0.0}),
+        ("MoveArms", {"leftArmPosition": 45.0, "rightArmPosition": 45.0, "duration": 0.0}),
+        ("DriveTime", {"linearVelocity": 20.0, "angularVelocity": 0.0, "timeMs": 100}),
+        ("Stop", {}),
+        ("Speak", {"text": "hello", "utteranceId": "u1"}),
+        ("PlayAudio", {"fileName": "s_Joy.wav", "volume": 30}),
+        ("GetAudioList", {}),
+    ]
