@@ -193,7 +193,8 @@ class Body:
 
     def move_head(self, values: dict[str, Any], t: float) -> None:
         units = self._units(values)
-        velocity = _between("Velocity", values.get("velocity") or DEFAULT_VELOCITY, *VELOCITY_RANGE)
+        velocity = values.get("velocity")
+        velocity = _between("Velocity", DEFAULT_VELOCITY if velocity is None else velocity, *VELOCITY_RANGE)
         duration = values.get("duration")
         if duration is not None:
             _between("Duration", duration, 0.0, 60.0)

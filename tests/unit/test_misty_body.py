@@ -29,6 +29,12 @@ def test_velocity_sets_the_move_time_when_there_is_no_duration():
     assert body.actuators["ahy"].t1 == pytest.approx(1.0)
 
 
+def test_velocity_zero_moves_at_once_rather_than_at_the_default_speed():
+    body = Body()
+    body.move_head({"pitch": -30.0, "velocity": 0.0}, t=2.0)
+    assert pitch(body, 2.0) == -30.0
+
+
 def test_head_units_radians_and_position_map_onto_degrees():
     body = Body()
     body.move_head({"roll": math.radians(30), "units": "radians", "duration": 0}, t=0.0)
