@@ -275,6 +275,48 @@ class MistyClient(SessionOwner):
     async def reboot(self, core: bool = False, sensory_services: bool = True) -> bool:
         return await self._command("reboot", {"Core": core, "SensoryServices": sensory_services})
 
+    # ----- body and voice ---------------------------------------------------------------------------------
+    async def move_head(
+        self,
+        pitch: float | None = None,
+        roll: float | None = None,
+        yaw: float | None = None,
+        *,
+        velocity: float | None = None,
+        duration: float | None = None,
+        units: str | None = None,
+    ) -> bool:
+        args = {"Pitch": pitch, "Roll": roll, "Yaw": yaw, "Velocity": velocity, "Duration": duration, "Units": units}
+        return await self._command("head", args)
+
+    async def move_arms(
+        self,
+        left: float | None = None,
+        right: float | None = None,
+        *,
+        duration: float | None = None,
+        units: str | None = None,
+    ) -> bool:
+        args = {"LeftArmPosition": left, "RightArmPosition": right, "Duration": duration, "Units": units}
+        return await self._command("arms/set", args)
+
+    async def drive(self, linear_velocity: float, angular_velocity: float, time_ms: int | None = None) -> bool:
+        """Drive (until the next drive command) or, with ``time_ms``, DriveTime; velocities in % (-100..100)."""
+        args = {"LinearVelocity": linear_velocity, "AngularVelocity": angular_velocity, "TimeMs": time_ms}
+        return await self._command("drive" if time_ms is None else "drive/time", args)
+
+    async def stop(self) -> bool:
+        return await self._command("drive/stop")
+
+    async def speak(self, text: str, *, utterance_id: str | None = None, flush: bool | None = None) -> bool:
+        return await self._command("tts/speak", {"Text": text, "UtteranceId": utterance_id, "Flush": flush})
+
+    async def play_audio(self, file_name: str, volume: int | None = None) -> bool:
+        return await self._command("audio/play", {"FileName": file_name, "Volume": volume})
+
+    async def get_audio_list(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "audio/list")
+
     # ----- pubsub -----------------------------------------------------------------------------------------
     async def subscribe(
         self,

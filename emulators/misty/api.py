@@ -15,8 +15,8 @@ from aiohttp import web
 
 from emulators.kit.emulator import CONTROL_PREFIX
 from emulators.kit.errors import FieldError
-from emulators.misty.args import ArgumentError, Arguments, bind_arguments
-from emulators.misty.help import help_catalogue
+from emulators.misty.args import ArgumentError, Arguments, bind_arguments, validate_arguments
+from emulators.misty.help import BY_NAME, COMMANDS, Command, help_catalogue, websocket_classes
 from emulators.misty.model import (
     SERVICES,
     AvRequest,
@@ -32,7 +32,6 @@ from emulators.misty.model import (
     recording_file_name,
     string_argument,
 )
-from emulators.misty.pubsub import EVENT_TYPES
 from emulators.misty.service import MistyService
 
 log = logging.getLogger("benchtwin.misty")
@@ -77,6 +76,13 @@ def command_version(path: str) -> str:
 
 def success(result: Any = True, status: int = 200) -> web.Response:
     return web.json_response({"result": result, "status": "Success"}, status=status)
+
+
+async def render(result: Any) -> web.StreamResponse:
+    """A handler's result in the success envelope; a ready response (a file's bytes) goes out as it is."""
+    if isinstance(result, web.StreamResponse):
+        return result
+    return success(result)
 
 
 def failure(error: MistyError) -> web.Response:
@@ -145,17 +151,49 @@ class MistyApi:
             routes.append((get, f"services/{service}", self._service_status(service)))
             routes.append((post, f"services/{service}/enable", self._service_switch(service, True)))
             routes.append((post, f"services/{service}/disable", self._service_switch(service, False)))
-        for method, path, handler in routes:
-            r.add_route(method, f"/api/{path}", self._command(handler))
+        explicit = {(method, path): handler for method, path, handler in routes}
+        # Every command of the table: its own handler where the emulator has one, else the service's model.
+        for command in COMMANDS:
+            if command.name == "TakePicture":
+                continue  # answers JPEG bytes or JSON, routed below
+            key = (command.verb.upper(), command.endpoint)
+            handler = explicit.pop(key, None) or self._modelled(command)
+            r.add_route(key[0], f"/api/{command.endpoint}", self._command(handler, command))
+        # Commands of other firmware versions the emulator keeps answering; /api/help does not list them.
+        for (method, path), handler in explicit.items():
+            r.add_route(method, f"/api/{path}", self._command(handler, None))
         r.add_get("/api/cameras/rgb", self.take_picture)
         r.add_get("/pubsub", self.service.serve_pubsub)
 
-    def _command(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _command(
+        self, handler: Handler, command: Command | None
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        arguments = () if command is None else command.arguments
+        name = command.name if command is not None else None
+
         async def run(request: web.Request) -> web.StreamResponse:
             args = await self._bind(request)
-            return success(await handler(args))
+            self._log(name or request.path.removeprefix("/api/"), arguments, args)
+            return await render(await handler(args))
 
         return run
+
+    def _log(self, name: str, arguments: tuple[tuple[str, str], ...], args: Arguments) -> None:
+        """Validate a call's declared arguments and record it, as the app sent it, so a test can assert what
+        an app told the robot."""
+        try:
+            values = validate_arguments(arguments, args)
+        except ArgumentError as exc:
+            raise BadArgument(exc.message) from None
+        self.service.events.record(
+            "command", command=name, arguments={k: v for k, v in values.items() if v is not None}
+        )
+
+    def _modelled(self, command: Command) -> Handler:
+        async def modelled(args: Arguments) -> Any:
+            return await self.service.run_command(command, validate_arguments(command.arguments, args))
+
+        return modelled
 
     @staticmethod
     async def _bind(request: web.Request) -> Arguments:
@@ -208,8 +246,7 @@ class MistyApi:
         return self.service.camera_details()
 
     async def get_websockets(self, args: Arguments) -> Any:
-        wanted = string_argument(args, "websocketClass")
-        classes = [c for c in EVENT_TYPES if wanted is None or c.lower() == wanted.lower()]
+        classes = websocket_classes(string_argument(args, "websocketClass"))
         return [{"class": c, "nestedProperties": NESTED_PROPERTIES.get(c, [])} for c in classes]
 
     async def get_websocket_version(self, args: Arguments) -> Any:
@@ -286,7 +323,9 @@ class MistyApi:
         return activity_switch
 
     async def take_picture(self, request: web.Request) -> web.StreamResponse:
-        picture = PictureRequest.from_arguments(await self._bind(request))
+        args = await self._bind(request)
+        self._log("TakePicture", BY_NAME["TakePicture"].arguments, args)
+        picture = PictureRequest.from_arguments(args)
         jpeg, width, height = await self.service.take_picture(picture)
         if not picture.base64:
             return web.Response(body=jpeg, content_type="image/jpeg")
@@ -310,7 +349,7 @@ class MistyApi:
         return True
 
     async def capture_speech(self, args: Arguments) -> Any:
-        self.robot.start_speech_capture(SpeechCaptureRequest.from_arguments(args), self.service.clock.now())
+        self.service.capture_speech(SpeechCaptureRequest.from_arguments(args))
         return True
 
     async def start_keyphrase(self, args: Arguments) -> Any:

@@ -2,7 +2,8 @@
 
 Pure Python (no aiohttp): ``bind_arguments(query_pairs, body)`` builds ``Arguments``, whose typed getters
 apply the robot's lenient coercion (null/"null"/"" = default, "false" and 0/1 are bools, "5678" and
-5678.0 are ints) and raise ``ArgumentError`` naming the parameter when a value cannot be coerced.
+5678.0 are ints) and raise ``ArgumentError`` naming the parameter when a value cannot be coerced;
+``validate_arguments`` types a command's declared arguments from the command table.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 # Exactly what the contract's lenient schemas allow: ASCII digits, an optional sign, an optional ".0".
 _INT_TEXT = re.compile(r"[+-]?[0-9]+(\.0*)?")
+# A decimal number as text, as the contract's DoubleText pattern allows (no "inf", "nan", "_" or spaces).
+_DOUBLE_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class ArgumentError(ValueError):
@@ -142,3 +146,73 @@ def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
     return "number"
+
+
+# ----- table-driven validation ---------------------------------------------------------------------------------
+_INT32 = (-(2**31), 2**31 - 1)
+_DOC_NAMES = {"url": "URL"}  # the few names the docs do not write as camelCase with a capital first letter
+
+
+def doc_name(name: str) -> str:
+    """A parameter's name as the docs and error texts write it: "linearVelocity" -> "LinearVelocity"."""
+    return _DOC_NAMES.get(name.lower(), name[:1].upper() + name[1:])
+
+
+def coerce_double(name: str, value: Any) -> float:
+    """A finite number from a number or a numeric string; anything else names the parameter."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str) and _DOUBLE_TEXT.fullmatch(value):
+        number = float(value)
+        if math.isfinite(number):
+            return number
+    raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be a number.")
+
+
+def _typed(name: str, kind: str, value: Any) -> Any:
+    if kind == "Int32":
+        number = coerce_int(name, value)
+        if not _INT32[0] <= number <= _INT32[1]:
+            raise ArgumentError(name, f"Invalid value for parameter '{name}': {number}. Must be a 32-bit integer.")
+        return number
+    if kind in ("Double", "Single"):
+        return coerce_double(name, value)
+    if kind == "Boolean":
+        return coerce_bool(name, value)
+    if kind == "Byte":
+        number = coerce_int(name, value)
+        if not 0 <= number <= 255:
+            raise ArgumentError(name, f"Invalid value for parameter '{name}': {number}. Must be between 0 and 255.")
+        return number
+    if kind == "DateTime":
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+            except ValueError:
+                pass
+        raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be an ISO 8601 date.")
+    if kind == "Byte[]":
+        if isinstance(value, str) or (isinstance(value, list) and all(_is_byte(b) for b in value)):
+            return value
+        raise ArgumentError(
+            name, f"Invalid value for parameter '{name}': {_show(value)}. Must be base64 text or an array of bytes."
+        )
+    if kind == "String":
+        if not isinstance(value, str):
+            raise ArgumentError(name, f"Invalid value for parameter '{name}': {_show(value)}. Must be a string.")
+        return value
+    return value  # Object (and GridCell): any JSON value
+
+
+def _is_byte(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255
+
+
+def validate_arguments(arguments: Iterable[tuple[str, str]], args: Arguments) -> dict[str, Any]:
+    """Each declared argument (camelCase name, .NET type) bound and typed; None where unset. Names in errors are
+    the docs' PascalCase. Arguments a command does not declare are ignored, as the robot ignores them."""
+    out: dict[str, Any] = {}
+    for name, kind in arguments:
+        value = args.raw(name)
+        out[name] = None if value is None else _typed(doc_name(name), kind, value)
+    return out

@@ -1,21 +1,38 @@
-"""The /api/help catalogue: every emulated command with its verb, endpoint, group and typed arguments.
+"""The robot's command table (``commands.json``) and the /api/help and /api/websockets answers built from it.
 
-Shaped as the SDK's generator reads it: ``result`` maps lowercase verbs to command lists, and each argument
-has a .NET ``getValueType`` name and an ``ordinalNumber``.
+The table lists the firmware's commands as its SDK was generated from them: name, verb, endpoint, group and
+the typed arguments in ordinal order. /api/help is shaped as the SDK's generator reads it: ``result`` maps
+lowercase verbs to command lists, each argument with a .NET ``getValueType`` name and an ``ordinalNumber``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
 _CORELIB = "System.Private.CoreLib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=7cec85d7bea7798e"
 # .NET value types are reported as Nullable<T> (the robot binds null as "use the default").
-_VALUE_TYPES = {"Int32", "Boolean", "Double", "Single", "Byte", "DateTime"}
+VALUE_TYPES = frozenset({"Int32", "Boolean", "Double", "Single", "Byte", "DateTime"})
+ARGUMENT_TYPES = VALUE_TYPES | {"String", "Byte[]", "Object", "GridCell"}
+VERBS = ("get", "post", "delete", "put")
+
+# The event classes /api/websockets lists: those of the firmware the command table comes from. Two more
+# (ChargerPoseMessage, SlamStatus: an older firmware's) can still be registered, see pubsub.EVENT_TYPES.
+WEBSOCKET_CLASSES = (
+    "ActuatorPosition", "ArTagDetection", "AudioPlayComplete", "BatteryCharge", "BumpSensor",
+    "CriticalStatusMessage", "DialogAction", "DriveEncoders", "FaceRecognition", "FaceTraining", "HaltCommand",
+    "HazardNotification", "IMU", "KeyPhraseRecognized", "LocomotionCommand", "ObjectDetection", "ObstacleMap",
+    "PRUMessage", "RfCommMessage", "RfCommState", "RobotCommandMessage", "RobotInteractionState", "SelfState",
+    "SerialMessage", "SkillData", "SkillSystemStateChange", "SourceFocusConfigMessage", "SourceTrackDataMessage",
+    "TextToSpeechComplete", "TimeOfFlight", "TouchSensor", "UserSkillData", "VoiceRecord", "WorldState",
+)  # fmt: skip
 
 
 def value_type_name(type_name: str) -> str:
-    if type_name in _VALUE_TYPES:
+    if type_name in VALUE_TYPES:
         return f"System.Nullable`1[[System.{type_name}, {_CORELIB}]], {_CORELIB}"
     return f"System.{type_name}, {_CORELIB}"
 
@@ -26,7 +43,7 @@ class Command:
     endpoint: str  # without the /api/ prefix
     name: str
     group: str
-    arguments: tuple[tuple[str, str], ...] = ()  # (camelCase name, .NET type name)
+    arguments: tuple[tuple[str, str], ...] = ()  # (camelCase name, .NET type name), in ordinal order
 
     def as_help(self) -> dict[str, Any]:
         return {
@@ -42,105 +59,34 @@ class Command:
         }
 
 
-_I, _B, _S = "Int32", "Boolean", "String"
-COMMANDS: tuple[Command, ...] = (
-    Command("get", "help", "GetHelp", "Help", (("command", _S),)),
-    Command("get", "device", "GetDeviceInformation", "Info"),
-    Command("get", "battery", "GetBatteryLevel", "Info"),
-    Command("get", "camera", "GetCameraDetails", "Camera"),
-    Command("get", "websockets", "GetWebsocketNames", "Events", (("websocketClass", _S),)),
-    Command("get", "websocket/version", "GetWebsocketVersion", "Events"),
-    Command("post", "websocket/version", "SetWebsocketVersion", "Events", (("version", _S),)),
-    Command("post", "reboot", "Reboot", "System", (("core", _B), ("sensoryServices", _B))),
-    Command(
-        "post",
-        "videostreaming/start",
-        "StartVideoStreaming",
-        "Camera",
-        (("port", _I), ("rotation", _I), ("width", _I), ("height", _I), ("quality", _I), ("overlay", _B)),
-    ),
-    Command("post", "videostreaming/stop", "StopVideoStreaming", "Camera"),
-    Command(
-        "post",
-        "avstreaming/start",
-        "StartAvStreaming",
-        "Camera",
-        (
-            ("url", _S),
-            ("width", _I),
-            ("height", _I),
-            ("frameRate", _I),
-            ("videoBitRate", _I),
-            ("audioBitRate", _I),
-            ("audioSampleRateHz", _I),
-            ("userName", _S),
-            ("password", _S),
-        ),
-    ),
-    Command("post", "avstreaming/stop", "StopAvStreaming", "Camera"),
-    Command("get", "services/avstreaming", "GetAvStreamingServiceEnabled", "Camera"),
-    Command("post", "services/avstreaming/enable", "EnableAvStreamingService", "Camera"),
-    Command("post", "services/avstreaming/disable", "DisableAvStreamingService", "Camera"),
-    Command("get", "services/camera", "CameraServiceEnabled", "Camera"),
-    Command("post", "services/camera/enable", "EnableCameraService", "Camera"),
-    Command("post", "services/camera/disable", "DisableCameraService", "Camera"),
-    Command("get", "services/audio", "AudioServiceEnabled", "Audio"),
-    Command("post", "services/audio/enable", "EnableAudioService", "Audio"),
-    Command("post", "services/audio/disable", "DisableAudioService", "Audio"),
-    Command("get", "services/slam", "SlamServiceEnabled", "Slam"),
-    Command("post", "services/slam/enable", "EnableSlamService", "Slam"),
-    Command("post", "services/slam/disable", "DisableSlamService", "Slam"),
-    Command("post", "slam/streaming/start", "StartSlamStreaming", "Slam"),
-    Command("post", "slam/streaming/stop", "StopSlamStreaming", "Slam"),
-    Command(
-        "get",
-        "cameras/rgb",
-        "TakePicture",
-        "Camera",
-        (
-            ("base64", _B),
-            ("fileName", _S),
-            ("width", _I),
-            ("height", _I),
-            ("displayOnScreen", _B),
-            ("overwriteExisting", _B),
-        ),
-    ),
-    Command("post", "videos/recordings/start", "StartRecordingVideo", "Camera", (("fileName", _S),)),
-    Command("post", "videos/recordings/stop", "StopRecordingVideo", "Camera"),
-    Command("post", "video/record/start", "StartRecordingVideoLegacy", "Camera", (("fileName", _S),)),
-    Command("post", "video/record/stop", "StopRecordingVideoLegacy", "Camera"),
-    Command("post", "faces/detection/start", "StartFaceDetection", "Faces"),
-    Command("post", "faces/detection/stop", "StopFaceDetection", "Faces"),
-    Command("post", "faces/recognition/start", "StartFaceRecognition", "Faces"),
-    Command("post", "faces/recognition/stop", "StopFaceRecognition", "Faces"),
-    Command("post", "audio/record/start", "StartRecordingAudio", "Audio", (("fileName", _S),)),
-    Command("post", "audio/record/stop", "StopRecordingAudio", "Audio"),
-    Command("post", "audio/raw/record/start", "StartRawAudioRecording", "Audio"),
-    Command("post", "audio/raw/record/stop", "StopRawAudioRecording", "Audio"),
-    *(
-        Command(
-            "post",
-            f"audio/speech/capture{variant}",
-            f"CaptureSpeech{variant.capitalize()}",
-            "Audio",
-            (("overwriteExisting", _B), ("maxSpeechLength", _I), ("silenceTimeout", _I)),
-        )
-        for variant in ("", "azure", "google", "vosk")
-    ),
-    Command("post", "audio/keyphrase/start", "StartKeyPhraseRecognition", "Audio"),
-    Command("post", "audio/keyphrase/stop", "StopKeyPhraseRecognition", "Audio"),
-    Command("post", "audio/keyphrase/vosk/start", "StartKeyPhraseRecognitionVosk", "Audio"),
-    Command("post", "audio/keyphrase/vosk/stop", "StopKeyPhraseRecognitionVosk", "Audio"),
-)
+@cache
+def load_commands() -> tuple[Command, ...]:
+    """The command table, in the order the firmware lists it (the generated SDK's method order)."""
+    raw = json.loads(resources.files("emulators.misty").joinpath("commands.json").read_text(encoding="utf-8"))
+    out = []
+    for item in raw:
+        args = tuple((str(name), str(kind)) for name, kind in item["arguments"])
+        if item["verb"] not in VERBS or any(kind not in ARGUMENT_TYPES for _, kind in args):
+            raise ValueError(f"commands.json: {item['name']} has an unknown verb or argument type")
+        out.append(Command(item["verb"], item["endpoint"], item["name"], item["group"], args))
+    return tuple(out)
+
+
+COMMANDS: tuple[Command, ...] = load_commands()
+BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
 
 
 def help_catalogue(command: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """The ``result`` of GET /api/help; ``command`` filters by command name (case-insensitive)."""
-    out: dict[str, list[dict[str, Any]]] = {"get": [], "post": [], "delete": [], "put": []}
+    out: dict[str, list[dict[str, Any]]] = {verb: [] for verb in VERBS}
     wanted = command.lower() if command else None
     for cmd in COMMANDS:
         if wanted is not None and cmd.name.lower() != wanted:
             continue
         out[cmd.verb].append(cmd.as_help())
     return out
+
+
+def websocket_classes(wanted: str | None = None) -> list[str]:
+    """The classes /api/websockets lists; ``wanted`` filters by class name (case-insensitive)."""
+    return [c for c in WEBSOCKET_CLASSES if wanted is None or c.lower() == wanted.lower()]

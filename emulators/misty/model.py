@@ -377,6 +377,8 @@ class MistyBackend:
     slam_streaming: bool = False
     websocket_version: str = "Current"
     next_stream_id: int = 1
+    # Commands the emulator keeps no model of: the last arguments each was sent (GetX answers what SetX stored).
+    remembered_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -639,6 +641,20 @@ class MistyBackend:
             self.require_camera()
         setattr(self, activity, running)
 
+    # ----- commands without a model -----------------------------------------------------------------------
+    def remembered(self, name: str, verb: str, values: dict[str, Any]) -> Any:
+        """A command the emulator has no model for. POST/DELETE/PUT: accepted, and the arguments remembered
+        (true). GET: what the matching Set/Update/Save/Create command last stored, an empty object if none did."""
+        if verb != "get":
+            self.remembered_arguments[name] = {k: v for k, v in values.items() if v is not None}
+            return True
+        subject = name.removeprefix("Get")
+        for prefix in ("Set", "Update", "Save", "Create", "Start"):
+            stored = self.remembered_arguments.get(prefix + subject)
+            if stored is not None:
+                return dict(stored)
+        return {}
+
     # ----- misc -------------------------------------------------------------------------------------------
     def set_websocket_version(self, version: str | None) -> None:
         if version not in WEBSOCKET_VERSIONS:
@@ -675,6 +691,7 @@ class MistyBackend:
             "face_recognition": self.face_recognition,
             "websocket_version": self.websocket_version,
             "single_viewer_taken": self.viewer_latch_taken,
+            "remembered": {name: dict(values) for name, values in self.remembered_arguments.items()},
         }
 
 

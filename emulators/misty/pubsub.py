@@ -23,9 +23,14 @@ EVENT_TYPES = (
     "TextToSpeechComplete", "TimeOfFlight", "TouchSensor", "UserSkillData", "VoiceRecord", "WorldState",
     "ChargerPoseMessage", "SlamStatus", "DialogAction", "RobotInteractionState",
 )  # fmt: skip
-EMULATED_TYPES = ("BatteryCharge", "TimeOfFlight", "IMU", "SelfState")
+# Sampled by the sources (the others are one-off events a command makes, or never sent).
+EMULATED_TYPES = ("BatteryCharge", "TimeOfFlight", "IMU", "SelfState", "ActuatorPosition", "DriveEncoders",
+                  "ObjectDetection")  # fmt: skip
 INEQUALITIES = ("=>", "=", "!=", ">", "<", ">=", "<=", "exists", "empty", "delta")
 DEFAULT_DEBOUNCE_MS = 250
+# Sample times are on the sensor's schedule (start + n * period); a gap this close to DebounceMs is DebounceMs,
+# so float rounding of the schedule never drops a sample when DebounceMs equals the sensor's period.
+DEBOUNCE_SLACK_MS = 0.5
 
 REGISTERED = "Registration Status: API event registered."
 
@@ -262,14 +267,16 @@ class Subscription:
         return True
 
     def offer(self, message: dict[str, Any], now_ms: float) -> tuple[bool, Any]:
-        """(deliver?, payload) for a fresh sensor message at ``now_ms`` (monotonic milliseconds).
+        """(deliver?, payload) for a fresh sensor message sampled at ``now_ms`` (monotonic milliseconds).
 
-        Debounce delivers at most once per DebounceMs; since sources keep producing, the first matching
-        message after the window is the newest one.
+        Debounce delivers at most once per DebounceMs, measured between sample times (not between the moments
+        the sender woke), so DebounceMs equal to the sensor's period delivers every sample. Since sources keep
+        producing, the first matching message after the window is the newest one.
         """
         if not self.matches(message):
             return False, None
-        if self.last_delivery_ms is not None and now_ms - self.last_delivery_ms < self.request.debounce_ms:
+        last = self.last_delivery_ms
+        if last is not None and now_ms - last < self.request.debounce_ms - DEBOUNCE_SLACK_MS:
             return False, None
         self.last_delivery_ms = now_ms
         for cond in self.request.conditions:
@@ -288,7 +295,7 @@ def event_envelope(
 ) -> dict[str, Any]:
     """An event as the robot sends it; the Deprecated format adds ``type`` and ``sensorName``."""
     if version == "Deprecated":
-        if isinstance(payload, dict):
+        if isinstance(payload, dict) and "sensorName" not in payload:  # ActuatorPosition names each actuator
             payload = {**payload, "sensorName": sensor_name}
         return {"eventName": event_name, "message": payload, "type": event_type}
     return {"eventName": event_name, "message": payload}

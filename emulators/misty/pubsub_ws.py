@@ -19,11 +19,15 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall
 from emulators.kit.pacer import Pacer
 from emulators.kit.tasks import TaskOwner
+from emulators.misty.body import Body
 from emulators.misty.pubsub import EMULATED_TYPES, PubsubRegistry
+from emulators.misty.scene import UPRIGHT_HEIGHT, UPRIGHT_WIDTH, MistyScene
 from emulators.misty.sensors import SENSOR_NAMES, SensorSuite
 
 STREAM_NAME = "pubsub"  # the stream name for faults and pacing stats
-SOURCE_HZ = 20.0  # the base tick: IMU every tick, TimeOfFlight and SelfState every 2nd, battery every 20th
+# The base tick: IMU, ActuatorPosition and DriveEncoders every tick; TimeOfFlight and SelfState every 2nd;
+# ObjectDetection every 4th (a detector is slower than the sensors); battery every 20th.
+SOURCE_HZ = 20.0
 OUTBOX_LIMIT = 512  # per connection; a client that does not read loses its oldest messages
 
 
@@ -50,6 +54,8 @@ class PubsubHub:
         tasks: TaskOwner,
         registry: PubsubRegistry,
         sensors: Callable[[], SensorSuite],
+        body: Callable[[], Body],
+        scene: Callable[[], MistyScene],
         camera_on: Callable[[], bool],
         websocket_version: Callable[[], str],
     ) -> None:
@@ -57,6 +63,8 @@ class PubsubHub:
         self.tasks = tasks
         self.registry = registry
         self.sensors = sensors
+        self.body = body
+        self.scene = scene
         self.camera_on = camera_on
         self.websocket_version = websocket_version
         self.connections: dict[int, Connection] = {}
@@ -129,6 +137,7 @@ class PubsubHub:
     async def _run_sources(self) -> None:
         pacer = Pacer(1.0 / SOURCE_HZ, stats=self.emulator.pacing_stats(STREAM_NAME))
         clock = self.emulator.clock
+        wall_ms: int | None = None  # the wall time (Unix ms) of the schedule's start, fixed at the first sample
         async for tick in pacer.ticks():
             wanted = self.registry.wanted() & set(EMULATED_TYPES)
             if not wanted:
@@ -154,11 +163,29 @@ class PubsubHub:
                         if conn.transport is not None:
                             conn.transport.abort()
                     continue
-            now = clock.now()
-            now_ms = clock.monotonic() * 1000.0
-            sensors = self.sensors()
+            # A sample's time is its slot on the schedule in whole milliseconds, not when this task woke: jitter
+            # must not make two samples look closer than the sensor's period (debounce compares sample times),
+            # and ``created`` stamps are spaced exactly as the samples are.
+            assert pacer.start is not None
+            now_ms = round((tick.deadline - pacer.start) * 1000.0)
+            if wall_ms is None:
+                wall_ms = round(clock.now() * 1000.0) - now_ms
+            now = (wall_ms + now_ms) / 1000.0
+            sensors, body, t = self.sensors(), self.body(), tick.deadline
             if "IMU" in wanted:
-                self._dispatch("IMU", sensors.imu(now), now_ms)
+                _, _, turned = body.odometry(t)
+                imu = sensors.imu(now, turned_deg=turned, turning_deg_s=body.velocities(t)[1])
+                self._dispatch("IMU", imu, now_ms)
+            if "ActuatorPosition" in wanted:
+                for message in body.actuator_positions(t, now):
+                    self._dispatch("ActuatorPosition", message, now_ms)
+            if "DriveEncoders" in wanted:
+                self._dispatch("DriveEncoders", body.drive_encoders(t, now), now_ms)
+            if tick.index % 4 == 0 and "ObjectDetection" in wanted and self.camera_on():
+                disc = self.scene().upright_disc(t)
+                frame = (UPRIGHT_WIDTH, UPRIGHT_HEIGHT)
+                for message in body.detect_objects((disc.x, disc.y, disc.radius), frame, now):
+                    self._dispatch("ObjectDetection", message, now_ms)
             if tick.index % 2 == 0:
                 if "TimeOfFlight" in wanted:
                     for message in sensors.time_of_flight(now):
@@ -168,6 +195,11 @@ class PubsubHub:
                     self._dispatch("SelfState", state, now_ms)
             if tick.index % int(SOURCE_HZ) == 0 and "BatteryCharge" in wanted:
                 self._dispatch("BatteryCharge", sensors.battery(now), now_ms)
+
+    def publish(self, event_type: str, message: dict[str, Any]) -> None:
+        """A one-off event (a command's completion, a locomotion command) to every subscription that takes it."""
+        if self._accepting:
+            self._dispatch(event_type, message, self.emulator.clock.monotonic() * 1000.0)
 
     def _dispatch(self, event_type: str, message: dict[str, Any], now_ms: float) -> None:
         deliveries = self.registry.deliveries(

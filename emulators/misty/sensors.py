@@ -26,9 +26,11 @@ SENSOR_NAMES = {
 
 def misty_timestamp(unix_s: float) -> str:
     """The robot's timestamp format: ISO 8601 UTC with 7 fractional digits, e.g. 2019-12-18T18:37:17.3061319Z."""
-    dt = datetime.fromtimestamp(unix_s, tz=UTC)
-    ticks = round((unix_s % 1) * 10_000_000) % 10_000_000
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
+    # A float Unix time resolves ~0.24 us, so the 7th digit would be noise: round to whole microseconds (exact
+    # for times that are whole milliseconds, as pubsub samples are) and carry into the seconds.
+    seconds, micros = divmod(round(unix_s * 1_000_000), 1_000_000)
+    dt = datetime.fromtimestamp(seconds, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{micros * 10:07d}Z"
 
 
 @dataclass
@@ -89,7 +91,8 @@ class SensorSuite:
             "type": kind,
         }
 
-    def imu(self, now: float) -> dict[str, Any]:
+    def imu(self, now: float, *, turned_deg: float = 0.0, turning_deg_s: float = 0.0) -> dict[str, Any]:
+        """IMU; ``turned_deg``/``turning_deg_s`` are the drive base's heading change and turn rate."""
         up = max(0.0, now - self.booted_at)
         noise = self._rng.normal(0, 0.05, size=6)
         return {
@@ -101,8 +104,8 @@ class SensorSuite:
             "rollVelocity": round(float(noise[3]), 4),
             "sensorId": "imu",
             # A slow yaw drift, as a real gyro shows when the robot stands still.
-            "yaw": round((12.0 + 0.01 * up + float(noise[4])) % 360.0, 4),
-            "yawVelocity": round(float(noise[5]), 4),
+            "yaw": round((12.0 + 0.01 * up + turned_deg + float(noise[4])) % 360.0, 4),
+            "yawVelocity": round(turning_deg_s + float(noise[5]), 4),
             "xAcceleration": round(float(self._rng.normal(0.0, 0.02)), 4),
             "yAcceleration": round(float(self._rng.normal(0.0, 0.02)), 4),
             "zAcceleration": round(9.8 + float(self._rng.normal(0.0, 0.02)), 4),

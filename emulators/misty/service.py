@@ -7,6 +7,7 @@ a port, close viewers, connect a push, close pubsub) and owns every stream and b
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +17,18 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.tasks import TaskOwner
 from emulators.misty.av import AV_STREAM, AvConnectError, AvStream
+from emulators.misty.body import Body, Scheduled
+from emulators.misty.help import Command
 from emulators.misty.media import shoot_picture
 from emulators.misty.model import (
     AvRequest,
+    BadArgument,
     CommandException,
     Consequences,
     MistyBackend,
     PictureRequest,
     RobotReady,
+    SpeechCaptureRequest,
     VideoParams,
     device_information,
 )
@@ -60,12 +65,16 @@ class MistyService:
         self.backend = make_backend(emulator.seed)
         self.scene = MistyScene(emulator.seed)
         self.sensors = SensorSuite(seed=emulator.seed, booted_at=self.clock.now())
+        self.body = Body(seed=emulator.seed)
+        self.event_tasks = tasks.child("events")  # one-off events waiting for their time
         self.registry = PubsubRegistry(sticky=sticky_subscriptions)
         self.pubsub = PubsubHub(
             emulator,
             tasks=tasks.child("pubsub"),
             registry=self.registry,
             sensors=lambda: self.sensors,
+            body=lambda: self.body,
+            scene=lambda: self.scene,
             camera_on=lambda: self.backend.services["camera"],
             websocket_version=lambda: self.backend.websocket_version,
         )
@@ -85,6 +94,7 @@ class MistyService:
             self._restart.cancel()
             await asyncio.gather(self._restart, return_exceptions=True)
             self._restart = None
+        await self.event_tasks.cancel_all()
         await self._close_video()
         await self._close_av()
         await self.pubsub.aclose()
@@ -94,12 +104,14 @@ class MistyService:
         self.backend = self.make_backend(seed)
         self.scene = MistyScene(seed)
         self.sensors = SensorSuite(seed=seed, booted_at=self.clock.now())
+        self.body = Body(seed=seed)
 
     def snapshot(self) -> dict[str, Any]:
         out = self.backend.snapshot(self.clock.now())
         out["video_stream"] = None if self.video_stream is None else self.video_stream.snapshot()
         out["av_stream"] = None if self.av_stream is None else self.av_stream.snapshot()
         out["pubsub"] = self.registry.snapshot()
+        out["body"] = self.body_snapshot()
         return out
 
     def live_streams(self) -> list[str]:
@@ -240,6 +252,9 @@ class MistyService:
             if consequences is None:
                 return False
             self.events.record("robot.reboot", core=core, sensory_services=sensory_services)
+            # What the sensory services were doing is gone: no completion events, the detector stopped.
+            self.body.pending.clear()
+            self.body.object_detector = None
             await self._apply(consequences)
             if self.backend.next_wakeup() is not None and (self._restart is None or self._restart.done()):
                 self._restart = self.tasks.spawn(self._drive_restart(), name="restart")
@@ -288,3 +303,69 @@ class MistyService:
         return device_information(
             ip_address=self.host, battery=self.battery_level(), created=misty_timestamp(self.clock.now())
         )
+
+    # ----- the rest of the command surface ----------------------------------------------------------------
+    async def run_command(self, command: Command, values: dict[str, Any]) -> Any:
+        """A command without a handler of its own: the body's rules where it has them, else remembered state."""
+        body, t = self.body, self.clock.monotonic()
+        name = command.name
+        if name in ("MoveHead", "MoveArms", "MoveArm"):
+            {"MoveHead": body.move_head, "MoveArms": body.move_arms, "MoveArm": body.move_arm}[name](values, t)
+        elif name in ("Drive", "DriveTime", "DriveArc", "DriveHeading", "DriveTrack", "Stop", "Halt"):
+            locomotion = body.drive(name, values, t)
+            self.pubsub.publish("LocomotionCommand", {**locomotion, "created": misty_timestamp(self.clock.now())})
+        elif name == "Speak":
+            self._schedule(body.speak(values, t))
+        elif name == "PlayAudio":
+            self._schedule(body.play_audio(values, t))
+        elif name == "StartObjectDetector":
+            self.backend.require_camera()
+            body.start_object_detector(values)
+        elif name == "StopObjectDetector":
+            body.object_detector = None
+        elif name == "GetAudioList":
+            return body.audio_list()
+        elif name == "GetAudioFile":
+            return self._audio_file(values)
+        else:
+            return self.backend.remembered(command.name, command.verb, values)
+        return True
+
+    def capture_speech(self, request: SpeechCaptureRequest) -> None:
+        """Speech capture holds the microphones for MaxSpeechLength; then VoiceRecord reports its recording."""
+        self.backend.start_speech_capture(request, self.clock.now())
+        seconds = request.max_speech_length_ms / 1000.0
+        self._schedule(self.body.capture_speech(request.max_speech_length_ms, self.clock.monotonic() + seconds))
+
+    def _audio_file(self, values: dict[str, Any]) -> Any:
+        name = values.get("fileName")
+        data = None if name is None else self.body.sound(name)
+        if data is None:
+            raise BadArgument(f"Cannot get audio file - no audio file named {name!r} on the robot (see GetAudioList).")
+        if values.get("base64"):
+            return {"base64": base64.b64encode(data).decode("ascii"), "contentType": "audio/wav", "name": name}
+        return web.Response(body=data, content_type="audio/wav")
+
+    def _schedule(self, event: Scheduled) -> None:
+        """Fire a one-off event at its due time, unless the body cancelled it meanwhile."""
+
+        async def fire_when_due() -> None:
+            await asyncio.sleep(max(0.0, event.due - self.clock.monotonic()))
+            fired = self.body.fire(event.key, self.clock.now())
+            if fired is not None:
+                self.pubsub.publish(*fired)
+
+        self.event_tasks.spawn(fire_when_due(), name=f"event-{event.key}")
+
+    def body_snapshot(self) -> dict[str, Any]:
+        t = self.clock.monotonic()
+        left, right, yaw = self.body.odometry(t)
+        linear, angular = self.body.velocities(t)
+        return {
+            "actuators": {sensor_id: round(ramp.at(t), 3) for sensor_id, ramp in self.body.actuators.items()},
+            "drive": {"left_m": round(left, 4), "right_m": round(right, 4), "yaw_deg": round(yaw, 3),
+                      "linear_m_s": linear, "angular_deg_s": angular},
+            "pending_events": sorted(self.body.pending),
+            "object_detector": self.body.object_detector,
+            "recordings": sorted(self.body.audio),
+        }  # fmt: skip

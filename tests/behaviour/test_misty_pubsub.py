@@ -127,6 +127,22 @@ async def test_default_debounce_spaces_events_by_250_ms(emu, http):
     assert all(gap >= 0.25 for gap in gaps), gaps
 
 
+async def test_debounce_equal_to_the_imu_period_delivers_every_sample(emu, http):
+    async with await connect(http, emu) as ws:
+        for name, debounce in (("every", 0), ("period", 50)):  # IMU is sampled at 20 Hz: every 50 ms
+            await ws.send_str(json.dumps({"Operation": "subscribe", "Type": "IMU", "EventName": name,
+                                          "DebounceMs": debounce}))  # fmt: skip
+            assert (await next_json(ws))["message"] == REGISTERED
+        got = [e for _, e in await events(ws, 40)]
+    # Each sample is offered to both subscriptions at once, so the two deliveries of a sample are adjacent.
+    first = next(i for i, e in enumerate(got) if e["eventName"] == "every")
+    pairs = [got[i : i + 2] for i in range(first, len(got) - 1, 2)]
+    assert len(pairs) >= 19
+    for pair in pairs:
+        assert sorted(e["eventName"] for e in pair) == ["every", "period"], pair
+        assert pair[0]["message"]["created"] == pair[1]["message"]["created"]
+
+
 async def test_zero_debounce_gives_the_source_rate_and_self_state_repeats_unchanged(emu, http):
     async with await connect(http, emu) as ws:
         await ws.send_str(

@@ -124,6 +124,35 @@ async def test_pubsub_messages_match_the_document(misty_target_module, asyncapi)
             await ws.send_json({"Operation": "unsubscribe", "EventName": f"c{n}"})
 
 
+async def test_command_events_match_the_document(misty_target_module, asyncapi) -> None:
+    import aiohttp
+
+    event = _message_validator(asyncapi, "Event")
+    base = misty_target_module.url
+    kinds = ("ActuatorPosition", "DriveEncoders", "LocomotionCommand", "TextToSpeechComplete", "AudioPlayComplete",
+             "VoiceRecord")  # fmt: skip
+    async with aiohttp.ClientSession() as http, http.ws_connect(base.replace("http", "ws", 1) + "/pubsub") as ws:
+        for kind in kinds:
+            await ws.send_json({"Operation": "subscribe", "Type": kind, "EventName": f"k-{kind}", "DebounceMs": 0})
+        for path, body in (
+            ("head", {"Yaw": 10, "Duration": 0}),
+            ("drive/time", {"LinearVelocity": 20, "AngularVelocity": 0, "TimeMs": 200}),
+            ("tts/speak", {"Text": "hi"}),
+            ("audio/play", {"FileName": "s_SystemCameraShutter.wav"}),
+            ("audio/speech/capture", {"MaxSpeechLength": 500}),
+        ):
+            async with http.post(f"{base}/api/{path}", json=body) as resp:
+                assert resp.status == 200, await resp.text()
+        seen: set[str] = set()
+        while seen != set(kinds):
+            msg = await asyncio.wait_for(ws.receive_json(), 10)
+            if not isinstance(msg["message"], str):
+                event.validate(msg)
+                seen.add(msg["eventName"].removeprefix("k-"))
+        for kind in kinds:
+            await ws.send_json({"Operation": "unsubscribe", "EventName": f"k-{kind}"})
+
+
 async def test_video_frames_match_the_document(misty_target_module) -> None:
     import socket
 

@@ -6,8 +6,10 @@ there, so these tests insist that nothing listens on 127.0.0.1:80.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -131,11 +133,75 @@ def test_the_sdk_generator_parses_help_and_websockets_without_rewriting_anything
     _, target = robot
     generator = object.__new__(RobotGenerator)
     generator.ip = target.url.removeprefix("http://")
-    commands = {c.name: c for c in generator.generate_commands()}
+    commands = {c.name: c for c in _generated_commands(generator)}
     start = commands["StartVideoStreaming"]
     assert (start.verb, start.endpoint) == ("post", "videostreaming/start")
     assert [(a.name, a.value_type, a.nullable) for a in sorted(start.arguments)][:2] == [
         ("port", "int", True), ("rotation", "int", True)]
     assert next(a.value_type for a in sorted(commands["StartAvStreaming"].arguments)) == "str"
     events = generator.generate_events()
-    assert "TimeOfFlight" in events and len(events) == 36
+    # The firmware's 34 classes (GitHub SDK's Events.py); the two older-firmware classes are registrable only.
+    assert "TimeOfFlight" in events and len(events) == 34
+
+
+# ----- the generator reproduces the SDK it generated -----------------------------------------------------------
+SDK_COMMANDS = Path(__file__).with_name("test_misty_sdk_commands.txt")
+
+
+def _sdk_method_name(name: str) -> str:
+    """The GitHub SDK's snake_case name of a firmware command (TransitionLED -> transition_led)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _generated_commands(generator):
+    """The 0.1.1 generator's commands; its type table predates ``Object`` (the GitHub SDK added it), so the
+    one command with an Object argument is read with that argument's type left as the help names it."""
+    from mistyPy.GenerateRobot import Argument, Command
+
+    try:
+        return generator.generate_commands()
+    except KeyError as exc:
+        assert exc.args == ("Object",)
+    help_result = generator.get_request("help").json()["result"]
+    out = []
+    for verb, commands in help_result.items():
+        for command in commands:
+            api = command["apiCommand"]
+            plain = {k: v for k, v in api["arguments"].items() if ".Object," not in v["getValueType"]}
+            parsed = Command(api["name"], verb, command["endpoint"], plain, api["apiCommandGroup"])
+            for name, arg in api["arguments"].items():
+                if name not in plain:
+                    parsed.arguments.append(Argument(name, "object", False, arg["ordinalNumber"]))
+            out.append(parsed)
+    return out
+
+
+def test_the_sdk_generator_reproduces_the_sdks_own_command_list(robot):
+    from mistyPy.GenerateRobot import RobotGenerator
+
+    _, target = robot
+    generator = object.__new__(RobotGenerator)
+    generator.ip = target.url.removeprefix("http://")
+    generated = [
+        " ".join(
+            [_sdk_method_name(c.name), c.verb, c.endpoint]
+            + [f"{a.name}:{a.value_type}" for a in sorted(c.arguments)]
+        )
+        for c in _generated_commands(generator)
+    ]
+    expected = [line for line in SDK_COMMANDS.read_text().splitlines() if line and not line.startswith("#")]
+    assert len(generated) == len(expected) == 190
+    assert generated == expected
+    # Positional calls bind as in the SDK: capture_speech(overwriteExisting, silenceTimeout, maxSpeechLength, ...).
+    capture = next(line for line in generated if line.startswith("capture_speech "))
+    assert capture.split()[3:6] == ["overwriteExisting:bool", "silenceTimeout:int", "maxSpeechLength:int"]
+
+
+def test_the_0_1_1_generator_stops_at_the_object_argument_as_it_would_on_the_robot(robot):
+    from mistyPy.GenerateRobot import RobotGenerator
+
+    _, target = robot
+    generator = object.__new__(RobotGenerator)
+    generator.ip = target.url.removeprefix("http://")
+    with pytest.raises(KeyError, match="Object"):
+        generator.generate_commands()

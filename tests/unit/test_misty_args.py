@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from emulators.misty.args import ArgumentError, bind_arguments
+from emulators.misty.args import ArgumentError, bind_arguments, validate_arguments
 
 
 def test_names_are_case_insensitive():
@@ -88,3 +90,40 @@ def test_strings_must_be_strings():
 def test_unknown_arguments_are_ignored():
     args = bind_arguments([("whatever", "x")], b'{"$id": "1", "Message": ""}')
     assert args.integer("Port", 5678) == 5678
+
+
+# ----- table-driven validation ---------------------------------------------------------------------------------
+DRIVE_TIME = (("linearVelocity", "Double"), ("angularVelocity", "Double"), ("timeMs", "Int32"), ("degree", "Double"))
+
+
+def test_declared_arguments_are_typed_and_unset_ones_are_none():
+    args = bind_arguments([("TimeMs", "500")], b'{"linearVelocity": "12.5", "AngularVelocity": -3, "other": 1}')
+    assert validate_arguments(DRIVE_TIME, args) == {
+        "linearVelocity": 12.5, "angularVelocity": -3.0, "timeMs": 500, "degree": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        ("Double", "1_000", "Invalid value for parameter 'Value': '1_000'. Must be a number."),
+        ("Double", "inf", "Invalid value for parameter 'Value': 'inf'. Must be a number."),
+        ("Int32", 2**31, f"Invalid value for parameter 'Value': {2**31}. Must be a 32-bit integer."),
+        ("Byte", 256, "Invalid value for parameter 'Value': 256. Must be between 0 and 255."),
+        ("Boolean", "yes", "Invalid value for parameter 'Value': 'yes'. Must be true or false."),
+        ("String", 5, "Invalid value for parameter 'Value': 5. Must be a string."),
+        ("DateTime", "soon", "Invalid value for parameter 'Value': 'soon'. Must be an ISO 8601 date."),
+        ("Byte[]", [1, 300], "Invalid value for parameter 'Value': [1, 300]. Must be base64 text or an array of bytes."),  # noqa: E501
+    ],
+)
+def test_a_value_of_the_wrong_type_names_the_parameter_in_the_docs_casing(kind, value, message):
+    args = bind_arguments([], json.dumps({"value": value}).encode())
+    with pytest.raises(ArgumentError) as exc:
+        validate_arguments((("value", kind),), args)
+    assert exc.value.message == message and exc.value.param == "Value"
+
+
+def test_object_arguments_take_any_json_and_dates_are_normalised():
+    args = bind_arguments([], b'{"intents": [{"name": "x"}], "date": "2024-05-01T10:00:00Z"}')
+    values = validate_arguments((("intents", "Object"), ("date", "DateTime")), args)
+    assert values == {"intents": [{"name": "x"}], "date": "2024-05-01T10:00:00+00:00"}

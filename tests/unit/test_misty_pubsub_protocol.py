@@ -140,10 +140,26 @@ def test_debounce_spaces_deliveries_and_zero_delivers_all():
     assert all(s0.offer(TOF, t)[0] for t in range(0, 100, 10))
 
 
+def test_debounce_equal_to_the_sensor_period_delivers_every_sample():
+    # Sample times as the 20 Hz schedule computes them: start + n * 0.05 s, with float rounding.
+    start = 81234.567891
+    times = [(start + n * (1.0 / 20.0)) * 1000.0 for n in range(200)]
+    s = sub(debounce=50)
+    assert all(s.offer(TOF, t)[0] for t in times)
+    half = sub(debounce=100)
+    assert sum(half.offer(TOF, t)[0] for t in times) == 100
+
+
 def test_return_property_delivers_that_value_or_null():
     assert sub(return_property="distanceInMeters").offer(TOF, 0) == (True, 1.0)
     assert sub(return_property="battery.voltage").offer({"battery": {"voltage": 8.3}}, 0) == (True, 8.3)
     assert sub(return_property="nothing.here").offer(TOF, 0) == (True, None)
+
+
+def test_the_deprecated_format_keeps_a_messages_own_sensor_name():
+    actuator = {"sensorId": "ahp", "sensorName": "Actuator_HeadPitch", "value": 0.0}
+    event = event_envelope("a", actuator, version="Deprecated", event_type="ActuatorPosition", sensor_name="")
+    assert event["message"]["sensorName"] == "Actuator_HeadPitch" and event["type"] == "ActuatorPosition"
 
 
 def test_the_deprecated_format_adds_type_and_sensor_name():
