@@ -448,12 +448,15 @@ class IdempotencyBook:
         self._entries.pop((api_key, key), None)
 
 
-def status_webhook(bot: Bot, change: StatusChange) -> dict[str, Any]:
-    """The status-change webhook body of the bot's generation (dossier §2.6)."""
+def status_webhook(bot: Bot, change: StatusChange) -> dict[str, Any] | None:
+    """The status-change webhook body of the bot's generation (dossier §2.6), or None when that generation
+    sends none: v1.11 names each event ``bot.<code>`` and documents no ``bot.ready`` (an internal status)."""
     at = iso_utc(change.created_at)
     if bot.spec.generation == "v1.10":
         return {"event": "bot.status_change", "data": {"bot_id": bot.id, "status": {
             "code": change.code, "created_at": at, "sub_code": change.sub_code, "message": change.message}}}
+    if change.code is BotStatus.READY:
+        return None
     metadata = {k: v for k, v in bot.spec.metadata.items() if v is not None}
     return {"event": f"bot.{change.code}", "data": {
         "data": {"code": change.code, "sub_code": change.sub_code, "updated_at": at},

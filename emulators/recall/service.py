@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +25,12 @@ from emulators.recall.model import (
     Change,
     MeetingChanged,
     RecallBackend,
+    StatusChange,
     StatusChanged,
     status_webhook,
 )
 from emulators.recall.senders import MediaContext
+from emulators.recall.signing import message_id, signed_headers
 from emulators.recall.tiles import TileLayout, TileRenderer
 
 WEBHOOK_ATTEMPTS = 5
@@ -44,7 +48,16 @@ class ServiceSettings:
     realtime_video_dimensions: str = "v1.11"
     status_webhook_url: str = ""
     webhook_retry_interval_s: float = 15.0
+    webhook_signing_secret: str = ""
     media: BotMediaSettings = field(default_factory=BotMediaSettings)
+
+
+@dataclass(frozen=True)
+class SignedWebhook:
+    """One Svix message: its id stays the same across retries, as Svix's does."""
+
+    body: dict[str, Any]
+    headers: dict[str, str]
 
 
 @dataclass
@@ -53,7 +66,7 @@ class BotIO:
 
     bot: Bot
     media: BotMedia | None = None
-    webhooks: asyncio.Queue[dict[str, Any]] | None = None
+    webhooks: asyncio.Queue[SignedWebhook] | None = None
     webhook_task: asyncio.Task[None] | None = None
 
 
@@ -74,6 +87,7 @@ class RecallService:
         self.png_encoder = PngEncoder(settings.png_compression_level)
         self.executor: ThreadPoolExecutor | None = None
         self.session: aiohttp.ClientSession | None = None
+        self._msg_ids = random.Random(f"recall-svix-{emulator.seed}")
         self._poke = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -101,7 +115,7 @@ class RecallService:
         live = self.lives[bot.id] = BotIO(bot)
         if self.settings.status_webhook_url:
             live.webhooks = asyncio.Queue()
-            live.webhooks.put_nowait(status_webhook(bot, bot.status_changes[0]))
+            self._queue_webhook(live, bot.status_changes[0])
             live.webhook_task = self.tasks.spawn(self._deliver_webhooks(live.webhooks), name=f"webhooks-{bot.id}")
         self.events.record("bot.created", bot=bot.id, generation=bot.spec.generation,
                            scenario=self.backend.scenario_name(bot.id))
@@ -157,8 +171,7 @@ class RecallService:
     async def _on_status(self, live: BotIO, changed: StatusChanged) -> None:
         code = changed.change.code
         self.events.record("bot.status", bot=live.bot.id, code=str(code), sub_code=changed.change.sub_code)
-        if live.webhooks is not None:
-            live.webhooks.put_nowait(status_webhook(live.bot, changed.change))
+        self._queue_webhook(live, changed.change)
         if code is BotStatus.IN_CALL_RECORDING:
             live.media = self._media(live.bot, changed.change.created_at)
             await self._sync(live)
@@ -215,7 +228,18 @@ class RecallService:
                     with contextlib.suppress(BaseException):
                         await task
 
-    async def _deliver_webhooks(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def _queue_webhook(self, live: BotIO, change: StatusChange) -> None:
+        """Sign the change's webhook now (Svix stamps the message when it is created) and queue it in order."""
+        body = status_webhook(live.bot, change)
+        if live.webhooks is None or body is None:
+            return
+        # aiohttp serialises ``json=`` with json.dumps: these are the bytes on the wire, so the signature holds.
+        raw = json.dumps(body).encode()
+        headers = signed_headers(self.settings.webhook_signing_secret, message_id(self._msg_ids),
+                                 int(self.clock.now()), raw)
+        live.webhooks.put_nowait(SignedWebhook(body, headers))
+
+    async def _deliver_webhooks(self, queue: asyncio.Queue[SignedWebhook]) -> None:
         """Status webhooks in order, each retried per the device's policy; a failed one does not block the next."""
         assert self.session is not None
         sender = WebhookSender(
@@ -223,9 +247,9 @@ class RecallService:
             egress=self.egress, events=self.events, ssl=self.emulator.client_ssl, timeout_s=15.0,
         )
         while True:
-            payload = await queue.get()
+            message = await queue.get()
             try:
-                await sender.deliver(self.settings.status_webhook_url, json=payload)
+                await sender.deliver(self.settings.status_webhook_url, json=message.body, headers=message.headers)
             except EgressRefused as exc:
                 self.events.record("webhook.refused", url=self.settings.status_webhook_url, error=str(exc))
             except OutboundFailed:

@@ -8,6 +8,8 @@ from emulators.kit.settings import DeviceSettings, setting
 from emulators.recall.tiles import VIDEO_DIMENSIONS
 
 DEV_API_KEY = "recall-dev-key"
+# A Svix-format workspace secret (whsec_ + base64 key bytes) for dev runs; printed by `benchtwin up`.
+DEV_WEBHOOK_SIGNING_SECRET = "whsec_YmVuY2h0d2luLXJlY2FsbC1kZXYtc2VjcmV0"
 PROFILES = tuple(VIDEO_DIMENSIONS)
 
 
@@ -52,4 +54,6 @@ class RecallSettings(DeviceSettings):
     status_webhook_url: str = setting(
         "", doc="status-change webhooks (v1.10 `bot.status_change`, v1.11 `bot.<code>`) go here when set")
     webhook_retry_interval_s: float = setting(15.0, doc="webhook retry interval (5 attempts each)", minimum=0)
+    webhook_signing_secret: str = setting(
+        DEV_WEBHOOK_SIGNING_SECRET, doc="workspace secret (`whsec_<base64>`) signing status webhooks Svix-style")
     scenario: str = setting("default", doc="scenario for meeting URLs no scenario lists")
