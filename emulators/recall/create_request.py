@@ -54,6 +54,9 @@ TRANSCRIPTION_PROVIDERS = (
 )
 PLATFORMS = ("zoom", "google_meet", "microsoft_teams", "webex")
 ENDPOINT_TYPES = ("websocket", "webhook", "rtmp")
+# The real-time webhook endpoints page lists participant and transcript events only; buffers need a websocket.
+WEBSOCKET_ONLY_ARTIFACTS = frozenset({"audio_mixed_raw", "audio_separate_raw", "video_separate_png",
+                                      "video_separate_h264"})
 # automatic_leave: field -> (minimum, default); None default = no timeout.
 AUTOMATIC_LEAVE: dict[str, tuple[int, int | None]] = {
     "waiting_room_timeout": (30, 1200),
@@ -485,6 +488,11 @@ def _validate_endpoint(
                     problems.setdefault("events", []).append(
                         f'"{event}" needs recording_config.{artifact} to be enabled (set it to {{}}).'
                     )
+    media = [e for e in events if isinstance(e, str) and e.split(".")[0] in WEBSOCKET_ONLY_ARTIFACTS]
+    if kind == "webhook" and media:
+        problems.setdefault("events", []).extend(
+            f'"{e}" is media: webhook endpoints carry participant_events.* and transcript.* only; '
+            "use a websocket endpoint." for e in media)
     if kind == "rtmp" and config.get("video_mixed_flv") is None:
         problems.setdefault("type", []).append("rtmp endpoints need recording_config.video_mixed_flv to be enabled.")
     metadata = raw.get("metadata") or {}

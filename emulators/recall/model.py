@@ -469,7 +469,7 @@ class PlannedStream:
     """One outbound stream the bot should have open now; ``key`` also names it (``<bot_id>/<key>``)."""
 
     key: str
-    kind: str  # legacy_video | legacy_audio | speaker_timeline | realtime | rtmp
+    kind: str  # legacy_video | legacy_audio | speaker_timeline | realtime | realtime_webhook | rtmp
     url: str
     participant_id: int | None = None  # legacy video header id, separate audio prefix
     source: str = ""  # legacy video: speaker | webcam | screenshare
@@ -483,7 +483,8 @@ def stream_plan(bot: Bot, meeting: Meeting, *, audio_separate_streams: bool) -> 
 
     Legacy (v1.10): speaker_view is one stream (id 0); gallery views are one stream per present participant
     plus one per screenshare (the sharer's id); audio is one mixed stream or one per present participant.
-    v1.11: one connection per websocket endpoint; video_separate_png only with gallery_view_v2 (Q5).
+    v1.11: one connection per websocket endpoint, one POST queue per webhook endpoint; video_separate_png only
+    with gallery_view_v2 (Q5).
     """
     if bot.status is not BotStatus.IN_CALL_RECORDING:
         return {}
@@ -515,6 +516,9 @@ def stream_plan(bot: Bot, meeting: Meeting, *, audio_separate_streams: bool) -> 
             if endpoint.type == "websocket":
                 plan.append(PlannedStream(f"realtime/{endpoint.id}", "realtime", endpoint.url, endpoint=endpoint,
                                           separate_png=separate_png and "video_separate_png.data" in endpoint.events))
+            elif endpoint.type == "webhook":
+                plan.append(PlannedStream(f"realtime/{endpoint.id}", "realtime_webhook", endpoint.url,
+                                          endpoint=endpoint))
         rtmp_url = next((e.url for e in spec.endpoints if e.type == "rtmp"), None)
     if rtmp_url:
         plan.append(PlannedStream("rtmp", "rtmp", rtmp_url, gallery=spec.layout != "speaker_view"))

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from clients import recall_wire as wire
-from emulators.kit.outbound import EgressPolicy
+from emulators.kit.outbound import EgressPolicy, EgressRefused, OutboundFailed, RetryPolicy, WebhookSender
 from emulators.kit.pacer import Pacer
 from emulators.recall.create_request import Endpoint
 from emulators.recall.meeting import MeetingEvent
@@ -54,8 +55,13 @@ class RealtimeEndpointStream(JsonEventStream):
             return wire.participant_payload(pid, None, is_host=False, platform=None)
         return wire.participant_payload(pid, person.name, is_host=person.is_host, platform=person.platform)
 
+    @property
+    def accepting(self) -> bool:
+        """Events are produced only while they can reach the endpoint (real-time data is not replayed)."""
+        return self.conn is not None
+
     def on_meeting_event(self, event: MeetingEvent, at: float) -> None:
-        if event.participant is None or self.conn is None:
+        if event.participant is None or not self.accepting:
             return
         name = f"participant_events.{event.code}"
         if self.subscribed(name):
@@ -133,3 +139,46 @@ class RealtimeEndpointStream(JsonEventStream):
                     data = wire.audio_event_data(pcm, timestamp=stamp, participant=self.participant(pid))
                     self.publish(wire.realtime_event("audio_separate_raw.data", data,
                                                      self.resources(audio_separate=separate_ref)))
+
+
+class RealtimeWebhookStream(RealtimeEndpointStream):
+    """A v1.11 webhook realtime endpoint: each subscribed event is one POST of the same ``{event, data}`` body,
+    in order. A failed POST (no connection, timeout, 5xx) is retried like a websocket incident: every retry
+    interval, 30 attempts; then the endpoint is ``failed`` and gets nothing more."""
+
+    async def run(self) -> None:
+        events = self.ctx.emulator.events
+        sender = WebhookSender(self.ctx.session, retry=RetryPolicy(self.ctx.retry_interval_s, self.max_attempts),
+                               egress=self.egress, events=events, ssl=self.ctx.emulator.client_ssl, timeout_s=15.0)
+        self.state, self.connections = "connected", 1  # no handshake: the endpoint is live from the first event
+        events.record("stream.started", stream=self.name, url=self.url, connection=1)
+        self.ctx.pulse.beat()
+        try:
+            while True:
+                message = await self.queue.get()
+                try:
+                    await sender.deliver(self.url, json=json.loads(message))
+                except (EgressRefused, OutboundFailed) as exc:
+                    self.state = "failed"
+                    events.record("stream.error", stream=self.name, error=str(exc))
+                    self.ctx.pulse.beat()
+                    return
+                self.messages_sent += 1
+                self.ctx.pulse.beat()
+        except asyncio.CancelledError:
+            if self.state == "connected":
+                events.record("stream.stopped", stream=self.name, reason="stream ended")
+            self.state = "closed"
+            raise
+
+    @property
+    def accepting(self) -> bool:
+        return self.state == "connected"
+
+    def publish(self, message: str) -> None:
+        if not self.accepting:
+            return
+        if self.queue.full():
+            self.ctx.emulator.events.record("stream.dropped", stream=self.name, reason="webhook backlog full")
+            return
+        self.queue.put_nowait(message)

@@ -124,6 +124,20 @@ def test_event_without_its_artifact_is_rejected() -> None:
     assert "audio_mixed_raw" in errors["recording_config"]["realtime_endpoints"][0]["events"][0]
 
 
+def test_webhook_endpoint_refuses_media_events_naming_the_websocket_alternative() -> None:
+    errors = errors_of({"meeting_url": MEET, "recording_config": {"audio_mixed_raw": {}, "realtime_endpoints": [
+        {"type": "webhook", "url": "https://example.com/rt", "events": ["audio_mixed_raw.data"]}]}})
+    message = errors["recording_config"]["realtime_endpoints"][0]["events"][0]
+    assert "audio_mixed_raw.data" in message and "websocket" in message
+
+
+def test_webhook_endpoint_accepts_participant_and_transcript_events() -> None:
+    spec = create({"meeting_url": MEET, "recording_config": {"participant_events": {}, "transcript": {},
+                   "realtime_endpoints": [{"type": "webhook", "url": "https://example.com/rt",
+                                           "events": ["participant_events.chat_message", "transcript.data"]}]}})
+    assert spec.endpoints[0].type == "webhook"
+
+
 def test_rtmp_endpoint_needs_video_mixed_flv() -> None:
     errors = errors_of({"meeting_url": MEET, "recording_config": {"realtime_endpoints": [
         {"type": "rtmp", "url": "rtmp://127.0.0.1/live/x", "events": []}]}})
