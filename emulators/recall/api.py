@@ -46,6 +46,7 @@ class BotsApi:
         r.add_post(f"{API}/bot/", self._guard("create", self.create_bot, idempotent=True))
         r.add_get(f"{API}/bot/", self._guard("list", self.list_bots))
         r.add_get(f"{API}/bot/{{bot_id}}/", self._guard("bot", self.retrieve_bot))
+        r.add_patch(f"{API}/bot/{{bot_id}}/", self._guard("bot", self.update_bot, idempotent=True))
         r.add_delete(f"{API}/bot/{{bot_id}}/", self._guard("bot", self.delete_bot))
         r.add_post(f"{API}/bot/{{bot_id}}/leave_call/", self._guard("bot", self.leave_call, idempotent=True))
         # The emulator serves the v1.11 participants download itself (a signed-URL stand-in: no auth).
@@ -130,6 +131,10 @@ class BotsApi:
 
     async def retrieve_bot(self, request: web.Request, api_key: str) -> web.Response:
         bot = self.backend.bot(request.match_info["bot_id"], api_key)
+        return web.json_response(bot.as_json(self._base_url(request)))
+
+    async def update_bot(self, request: web.Request, api_key: str) -> web.Response:
+        bot = self.service.update_bot(request.match_info["bot_id"], await self._json_body(request), api_key)
         return web.json_response(bot.as_json(self._base_url(request)))
 
     async def delete_bot(self, request: web.Request, api_key: str) -> web.Response:

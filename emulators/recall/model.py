@@ -38,6 +38,7 @@ from emulators.recall.errors import (
     PageNotFound,
     PoolExhausted,
     Throttled,
+    UpdateRefused,
     ValidationFailed,
 )
 from emulators.recall.meeting import (
@@ -818,6 +819,7 @@ class RecallBackend:
         self.scenarios = scenarios
         self.book = BotBook(seed)
         self.runs: dict[str, BotRun] = {}
+        self.requests: dict[str, dict[str, Any]] = {}  # each bot's create body as PATCH last left it
         self.rate_limiter = RateLimiter()
         self.idempotency = IdempotencyBook()
 
@@ -868,6 +870,23 @@ class RecallBackend:
         bot = self.book.create(spec, now, api_key)
         scenario = scenario_for(spec.meeting_url.raw, self.scenarios, self.service_rules.default_scenario)
         self.runs[bot.id] = BotRun(bot, scenario, self.lifecycle_rules, self.seed)
+        self.requests[bot.id] = dict(body)
+        return bot
+
+    def update_bot(self, bot_id: str, patch: Any, api_key: str, now: float) -> Bot:
+        """PATCH a scheduled bot: the given top-level fields replace the create request's, the result is
+        validated as a create, and the bot is rescheduled (same id, same ``ready`` status)."""
+        bot = self.bot(bot_id, api_key)
+        if bot.status != BotStatus.READY or bot.spec.join_at is None:
+            raise UpdateRefused()
+        if not isinstance(patch, dict):
+            raise ValidationFailed({"non_field_errors": ["Invalid data. Expected a dictionary."]})
+        body = {**self.requests.get(bot.id, {}), **patch}
+        spec = validate_create(body, self.create_rules, self.book.ids)
+        bot.spec = spec
+        scenario = scenario_for(spec.meeting_url.raw, self.scenarios, self.service_rules.default_scenario)
+        self.runs[bot.id] = BotRun(bot, scenario, self.lifecycle_rules, self.seed)
+        self.requests[bot.id] = body
         return bot
 
     def list_bots(self, query: ListQuery, api_key: str) -> Page:
@@ -894,6 +913,7 @@ class RecallBackend:
         if bot.status != BotStatus.READY or bot.spec.join_at is None:
             raise DeleteRefused()
         self.runs.pop(bot.id, None)
+        self.requests.pop(bot.id, None)
         self.book.remove(bot.id)
 
     def scenario_name(self, bot_id: str) -> str:

@@ -122,6 +122,12 @@ class RecallService:
         self.poke()
         return bot
 
+    def update_bot(self, bot_id: str, patch: Any, api_key: str) -> Bot:
+        bot = self.backend.update_bot(bot_id, patch, api_key, self.clock.now())
+        self.events.record("bot.updated", bot=bot.id, fields=sorted(patch) if isinstance(patch, dict) else [])
+        self.poke()  # the new join_at moves the bot's wake-up
+        return bot
+
     def leave_call(self, bot_id: str, api_key: str) -> Bot:
         bot = self.backend.leave_call(bot_id, api_key, self.clock.now())
         self.poke()

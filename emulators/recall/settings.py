@@ -21,7 +21,8 @@ class RecallSettings(DeviceSettings):
     api_key: str = setting(DEV_API_KEY, doc="the accepted key (`Token <key>` or the bare key)")
     # Rate limits per API key and minute (dossier §2.2).
     rate_limits: bool = setting(True, doc="429 with Retry-After beyond the per-minute limits")
-    rate_limit_create_per_min: int = setting(60, doc="creates per key and minute", minimum=1)
+    rate_limit_create_per_min: int = setting(
+        120, doc="creates per workspace (API key) and minute (current docs: 120; the dossier's 60 is older)", minimum=1)
     rate_limit_list_per_min: int = setting(60, doc="lists per key and minute", minimum=1)
     rate_limit_bot_per_min: int = setting(300, doc="one-bot requests per key and minute", minimum=1)
     page_size: int = setting(50, doc="list page size", minimum=1)
