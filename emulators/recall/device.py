@@ -65,6 +65,7 @@ class RecallEmulator(Emulator):
                 status_webhook_url=s.status_webhook_url,
                 webhook_retry_interval_s=s.webhook_retry_interval_s,
                 webhook_signing_secret=s.webhook_signing_secret,
+                media_url_ttl_s=s.media_url_ttl_s,
                 media=BotMediaSettings(audio_chunk_s=s.audio_chunk_ms / 1000.0, rtmp_width=s.rtmp_width,
                                        rtmp_height=s.rtmp_height, rtmp_fps=s.rtmp_fps),
             ),

@@ -87,6 +87,13 @@ class UpdateRefused(CommandRejected):
                          "Only scheduled bots that have not been dispatched can be updated.")
 
 
+class MediaLinkRefused(DetailError):
+    """A recording link that is expired or not signed by this emulator (the vendor's storage answers 403)."""
+
+    status = 403
+    code = "media_link_refused"
+
+
 class IdempotencyConflict(DetailError):
     status = 409
     code = "idempotency_conflict"

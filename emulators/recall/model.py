@@ -134,7 +134,8 @@ class Recording:
     started_at: float
     completed_at: float | None = None
 
-    def as_json(self, generation: str, participants_url: str, bot_metadata: dict[str, Any]) -> dict[str, Any]:
+    def as_json(self, generation: str, participants_url: str, bot_metadata: dict[str, Any],
+                video_url: str | None = None) -> dict[str, Any]:
         base: dict[str, Any] = {
             "id": self.id,
             "created_at": iso_utc(self.created_at),
@@ -149,7 +150,9 @@ class Recording:
             expires_at=iso_utc(status_at + 7 * 86400) if done else None,
             status={"code": "done" if done else "processing", "sub_code": None, "updated_at": iso_utc(status_at)},
             media_shortcuts={
-                "video_mixed": None,
+                "video_mixed": None if video_url is None else {
+                    "id": self.id, "format": "mp4", "data": {"download_url": video_url},
+                    "status": {"code": "done", "sub_code": None, "updated_at": iso_utc(status_at)}},
                 "transcript": None,
                 "participant_events": {
                     "id": self.id,
@@ -228,11 +231,13 @@ class Bot:
         if self.recording is not None and self.recording.completed_at is None:
             self.recording.completed_at = now
 
-    def as_json(self, base_url: str) -> dict[str, Any]:
+    def as_json(self, base_url: str, video_url: str | None = None) -> dict[str, Any]:
+        """The bot in its generation's shape; ``video_url`` is the signed link to its recording once done."""
         spec = self.spec
         participants_url = f"{base_url}/api/v1/bot/{self.id}/participants/"
         recordings = (
-            [self.recording.as_json(spec.generation, participants_url, spec.metadata)] if self.recording else []
+            [self.recording.as_json(spec.generation, participants_url, spec.metadata, video_url)]
+            if self.recording else []
         )
         common: dict[str, Any] = {
             "id": self.id,
@@ -253,7 +258,7 @@ class Bot:
         ended_at = self.recording.completed_at if self.recording else None
         common.update(
             meeting_url=spec.meeting_url.raw,
-            video_url=None,
+            video_url=video_url,
             media_retention_end=iso_utc(ended_at + 7 * 86400) if ended_at else None,
             meeting_metadata={"title": self.meeting_title} if self.meeting_title else None,
             meeting_participants=[p.as_json() for p in self.participants.values()],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy, EgressRefused, OutboundFailed, RetryPolicy, WebhookSender
 from emulators.kit.tasks import TaskOwner
 from emulators.recall.media import BotMedia, BotMediaSettings
+from emulators.recall.mix import MixScene
 from emulators.recall.model import (
     Bot,
     BotStatus,
@@ -29,11 +31,16 @@ from emulators.recall.model import (
     StatusChanged,
     status_webhook,
 )
+from emulators.recall.recording import Tape, encode_mp4, signed_media_url
 from emulators.recall.senders import MediaContext
 from emulators.recall.signing import message_id, signed_headers
 from emulators.recall.tiles import TileLayout, TileRenderer
 
 WEBHOOK_ATTEMPTS = 5
+
+
+def recording_path(bot_id: str) -> str:
+    return f"/api/v1/bot/{bot_id}/recording.mp4"
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class ServiceSettings:
     status_webhook_url: str = ""
     webhook_retry_interval_s: float = 15.0
     webhook_signing_secret: str = ""
+    media_url_ttl_s: float = 6 * 3600.0
     media: BotMediaSettings = field(default_factory=BotMediaSettings)
 
 
@@ -68,6 +76,9 @@ class BotIO:
     media: BotMedia | None = None
     webhooks: asyncio.Queue[SignedWebhook] | None = None
     webhook_task: asyncio.Task[None] | None = None
+    tape: Tape | None = None  # what the bot saw and heard, from in_call_recording
+    wall0: float = 0.0  # Unix time of in_call_recording
+    mp4: asyncio.Future[bytes] | None = None  # encoded once, on the first download
 
 
 class RecallService:
@@ -88,6 +99,7 @@ class RecallService:
         self.executor: ThreadPoolExecutor | None = None
         self.session: aiohttp.ClientSession | None = None
         self._msg_ids = random.Random(f"recall-svix-{emulator.seed}")
+        self.media_key = hashlib.sha256(f"recall-media-{emulator.seed}".encode()).digest()
         self._poke = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -179,9 +191,13 @@ class RecallService:
         self.events.record("bot.status", bot=live.bot.id, code=str(code), sub_code=changed.change.sub_code)
         self._queue_webhook(live, changed.change)
         if code is BotStatus.IN_CALL_RECORDING:
+            live.wall0, live.tape = changed.change.created_at, Tape()
+            live.tape.mark(0.0, MixScene.of(self.backend.meeting(live.bot.id)))
             live.media = self._media(live.bot, changed.change.created_at)
             await self._sync(live)
         elif code is BotStatus.CALL_ENDED:
+            if live.tape is not None:
+                live.tape.stop(changed.change.created_at - live.wall0)
             # Closing senders can take seconds (close handshakes, the RTMP thread): the bot leaves on its own task.
             self.tasks.spawn(self._leave(live), name=f"leave-{live.bot.id}")
         elif code in (BotStatus.DONE, BotStatus.FATAL):
@@ -190,6 +206,8 @@ class RecallService:
     async def _on_meeting(self, live: BotIO, changed: MeetingChanged) -> None:
         event = changed.event
         self.events.record("meeting.event", bot=live.bot.id, code=event.code, participant=event.participant)
+        if live.tape is not None:
+            live.tape.mark(changed.at - live.wall0, MixScene.of(self.backend.meeting(live.bot.id)))
         if live.media is not None:
             # The senders' clock is monotonic: the event happened (now - at) seconds ago.
             monotonic_at = self.clock.monotonic() - max(0.0, self.clock.now() - changed.at)
@@ -262,6 +280,24 @@ class RecallService:
                 pass  # recorded as outbound.failed by the sender; the next status still goes out
             finally:
                 queue.task_done()
+
+    # ----- the recording ---------------------------------------------------------------------------------
+    def video_url(self, bot: Bot, base_url: str) -> str | None:
+        """A fresh signed link to the bot's recording once it is done; None before (the vendor's null)."""
+        live = self.lives.get(bot.id)
+        if live is None or live.tape is None or live.tape.duration_s is None or bot.status is not BotStatus.DONE:
+            return None
+        return signed_media_url(self.media_key, base_url, recording_path(bot.id), self.clock.now(),
+                                self.settings.media_url_ttl_s)
+
+    async def recording_mp4(self, bot_id: str) -> bytes | None:
+        live = self.lives.get(bot_id)
+        if live is None or live.tape is None or live.tape.duration_s is None:
+            return None
+        if live.mp4 is None:
+            loop = asyncio.get_running_loop()
+            live.mp4 = asyncio.ensure_future(loop.run_in_executor(self.executor, encode_mp4, live.tape, live.wall0))
+        return await asyncio.shield(live.mp4)
 
     # ----- state ---------------------------------------------------------------------------------------
     def snapshot(self, bot_id: str) -> dict[str, Any]:

@@ -57,4 +57,7 @@ class RecallSettings(DeviceSettings):
     webhook_retry_interval_s: float = setting(15.0, doc="webhook retry interval (5 attempts each)", minimum=0)
     webhook_signing_secret: str = setting(
         DEV_WEBHOOK_SIGNING_SECRET, doc="workspace secret (`whsec_<base64>`) signing status webhooks Svix-style")
+    media_url_ttl_s: float = setting(
+        21600.0, doc="lifetime of each signed recording link (`video_url`, `video_mixed` download; vendor: 6 h)",
+        minimum=1)
     scenario: str = setting("default", doc="scenario for meeting URLs no scenario lists")

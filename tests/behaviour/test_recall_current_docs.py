@@ -1,8 +1,9 @@
 """Limits and shapes from Recall's current docs: 120 creates a minute per workspace, 507 with Retry-After,
-meeting_url objects for Teams, Webex and GoTo Meeting, and PATCH of a scheduled bot."""
+meeting_url objects for Teams, Webex and GoTo Meeting, PATCH of a scheduled bot, and the recording links."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -78,3 +79,38 @@ async def test_patch_validates_like_create_naming_the_field(emulator_factory: Em
             await client.update_bot(bot["id"], bot_name="x" * 101)
         assert info.value.status == 400 and "bot_name" in info.value.body
         assert (await client.get_bot(bot["id"]))["bot_name"] == bot["bot_name"]
+
+
+async def fetch(url: str) -> tuple[int, str, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        return resp.status, resp.content_type, await resp.read()
+
+
+async def test_after_done_video_url_and_video_mixed_point_at_an_mp4_ffprobe_plays(
+    emulator_factory: EmulatorFactory, tmp_path,
+) -> None:
+    emu = await emulator_factory("recall")
+    async with RecallClient(DEV_API_KEY, emu.url()) as client:
+        legacy = await client.create_bot(MEET)
+        current = await client.create_bot(MEET, recording_config={"participant_events": {}})
+        for bot in (legacy, current):
+            await client.wait_for_status(bot["id"], "in_call_recording", timeout_s=5)
+        assert (await client.get_bot(legacy["id"]))["video_url"] is None  # null until the recording is done
+        for bot in (legacy, current):
+            await client.leave_call(bot["id"])
+        legacy = await client.wait_for_status(legacy["id"], "done", timeout_s=10)
+        current = await client.wait_for_status(current["id"], "done", timeout_s=10)
+    links = [legacy["video_url"], current["recordings"][0]["media_shortcuts"]["video_mixed"]["data"]["download_url"]]
+    for index, link in enumerate(links):
+        status, content_type, body = await fetch(link)
+        assert (status, content_type) == (200, "video/mp4")
+        path = tmp_path / f"{index}.mp4"
+        path.write_bytes(body)
+        probe = await asyncio.create_subprocess_exec(
+            "ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", str(path),
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await probe.communicate()
+        assert probe.returncode == 0 and out.decode().split() == ["h264", "aac"]
+    tampered = links[0].replace("expires=", "expires=1")
+    status, _, body = await fetch(tampered)
+    assert status == 403 and b"signature" in body
