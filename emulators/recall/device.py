@@ -10,7 +10,7 @@ from emulators.kit.emulator import Emulator
 from emulators.recall.api import BotsApi
 from emulators.recall.create_request import CreateRules
 from emulators.recall.media import BotMediaSettings
-from emulators.recall.meeting import load_scenarios
+from emulators.recall.meeting import Scenario, load_scenarios
 from emulators.recall.model import LifecycleRules, RecallBackend, ServiceRules
 from emulators.recall.service import RecallService, ServiceSettings
 from emulators.recall.settings import DEV_API_KEY, RecallSettings
@@ -88,6 +88,11 @@ class RecallEmulator(Emulator):
     def credentials(self) -> dict[str, Any]:
         return {"api_key": self.settings.api_key, "authorization": f"Token {self.settings.api_key}",
                 "webhook_signing_secret": self.settings.webhook_signing_secret}
+
+    @property
+    def scenarios(self) -> dict[str, Scenario]:
+        """Every meeting scenario by name: the packaged ones and the scenario_dirs folders' (theirs win)."""
+        return self.backend.scenarios
 
     def live_streams(self) -> list[str]:
         return self.service.live_streams()
