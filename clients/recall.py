@@ -113,6 +113,12 @@ class RecallClient(SessionOwner):
                 return
             page = await self._request("GET", page["next"])
 
+    async def update_bot(self, bot_id: str, *, idempotency_key: str | None = None, **fields: Any) -> dict[str, Any]:
+        """PATCH /api/v1/bot/{id}/: change a scheduled bot before it is dispatched (``join_at``, ``bot_name``...)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        bot = await self._request("PATCH", f"/api/v1/bot/{bot_id}/", json_body=fields, headers=headers)
+        return cast(dict[str, Any], bot)
+
     async def leave_call(self, bot_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], await self._request("POST", f"/api/v1/bot/{bot_id}/leave_call/"))
 

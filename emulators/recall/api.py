@@ -12,8 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from emulators.kit.clock import Clock
-from emulators.recall.errors import RecallError, ValidationFailed
-from emulators.recall.model import RecallBackend, StoredResponse, parse_list_query
+from emulators.recall.errors import BotNotFound, MediaLinkRefused, RecallError, ValidationFailed
+from emulators.recall.model import Bot, RecallBackend, StoredResponse, parse_list_query
+from emulators.recall.recording import MediaUrlRefused, check_media_url
 from emulators.recall.service import RecallService
 
 API = "/api/v1"
@@ -46,10 +47,13 @@ class BotsApi:
         r.add_post(f"{API}/bot/", self._guard("create", self.create_bot, idempotent=True))
         r.add_get(f"{API}/bot/", self._guard("list", self.list_bots))
         r.add_get(f"{API}/bot/{{bot_id}}/", self._guard("bot", self.retrieve_bot))
+        r.add_patch(f"{API}/bot/{{bot_id}}/", self._guard("bot", self.update_bot, idempotent=True))
         r.add_delete(f"{API}/bot/{{bot_id}}/", self._guard("bot", self.delete_bot))
         r.add_post(f"{API}/bot/{{bot_id}}/leave_call/", self._guard("bot", self.leave_call, idempotent=True))
         # The emulator serves the v1.11 participants download itself (a signed-URL stand-in: no auth).
         r.add_get(f"{API}/bot/{{bot_id}}/participants/", self.participants_download)
+        # The recording behind video_url / media_shortcuts.video_mixed: a signed, expiring link (no auth).
+        r.add_get(f"{API}/bot/{{bot_id}}/recording.mp4", self.recording_download)
 
     # ----- cross-cutting: errors, auth, rate limits, idempotency --------------------------------------
     @web.middleware
@@ -111,7 +115,7 @@ class BotsApi:
     # ----- operations ---------------------------------------------------------------------------------
     async def create_bot(self, request: web.Request, api_key: str) -> web.Response:
         bot = self.service.create_bot(await self._json_body(request), api_key)
-        return web.json_response(bot.as_json(self._base_url(request)), status=201)
+        return web.json_response(self._render(bot, request), status=201)
 
     async def list_bots(self, request: web.Request, api_key: str) -> web.Response:
         query = parse_list_query(request.query)
@@ -125,12 +129,16 @@ class BotsApi:
             "count": page.count,
             "next": page_url(page.page + 1) if page.page < page.pages else None,
             "previous": page_url(page.page - 1) if page.page > 1 else None,
-            "results": [b.as_json(base) for b in page.bots],
+            "results": [b.as_json(base, self.service.video_url(b, base)) for b in page.bots],
         })
 
     async def retrieve_bot(self, request: web.Request, api_key: str) -> web.Response:
         bot = self.backend.bot(request.match_info["bot_id"], api_key)
-        return web.json_response(bot.as_json(self._base_url(request)))
+        return web.json_response(self._render(bot, request))
+
+    async def update_bot(self, request: web.Request, api_key: str) -> web.Response:
+        bot = self.service.update_bot(request.match_info["bot_id"], await self._json_body(request), api_key)
+        return web.json_response(self._render(bot, request))
 
     async def delete_bot(self, request: web.Request, api_key: str) -> web.Response:
         await self.service.delete_bot(request.match_info["bot_id"], api_key)
@@ -138,7 +146,23 @@ class BotsApi:
 
     async def leave_call(self, request: web.Request, api_key: str) -> web.Response:
         bot = self.service.leave_call(request.match_info["bot_id"], api_key)
-        return web.json_response(bot.as_json(self._base_url(request)))
+        return web.json_response(self._render(bot, request))
+
+    def _render(self, bot: Bot, request: web.Request) -> dict[str, Any]:
+        base = self._base_url(request)
+        return bot.as_json(base, self.service.video_url(bot, base))
+
+    async def recording_download(self, request: web.Request) -> web.Response:
+        bot_id = request.match_info["bot_id"]
+        try:
+            check_media_url(self.service.media_key, request.path, request.query.get("expires"),
+                            request.query.get("signature"), self.clock.now())
+        except MediaUrlRefused as exc:
+            raise MediaLinkRefused(str(exc)) from None
+        mp4 = await self.service.recording_mp4(bot_id)
+        if mp4 is None:
+            raise BotNotFound(bot_id)
+        return web.Response(body=mp4, content_type="video/mp4")
 
     async def participants_download(self, request: web.Request) -> web.Response:
         bot = self.backend.book.get(request.match_info["bot_id"])

@@ -6,13 +6,14 @@ Pure: the answer is a BotSpec or a ValidationFailed carrying the DRF-style ``{fi
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from clients.recall_wire import REALTIME_EVENTS
 from emulators.recall.errors import ValidationFailed
@@ -52,8 +53,11 @@ TRANSCRIPTION_PROVIDERS = (
     "meeting_captions",
     "none",
 )
-PLATFORMS = ("zoom", "google_meet", "microsoft_teams", "webex")
+PLATFORMS = ("zoom", "google_meet", "microsoft_teams", "webex", "goto_meeting")
 ENDPOINT_TYPES = ("websocket", "webhook", "rtmp")
+# The real-time webhook endpoints page lists participant and transcript events only; buffers need a websocket.
+WEBSOCKET_ONLY_ARTIFACTS = frozenset({"audio_mixed_raw", "audio_separate_raw", "video_separate_png",
+                                      "video_separate_h264"})
 # automatic_leave: field -> (minimum, default); None default = no timeout.
 AUTOMATIC_LEAVE: dict[str, tuple[int, int | None]] = {
     "waiting_room_timeout": (30, 1200),
@@ -79,14 +83,18 @@ REQUIRED = "This field is required."
 # ----- meeting URLs ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MeetingUrl:
-    """A meeting link as the v1.11 API shows it: the platform and the meeting id (plus a Zoom password)."""
+    """A meeting link as the v1.11 API shows it: the platform's own fields (meeting-URLs page) and the platform.
+    ``meeting_id`` identifies the meeting inside the emulator for every platform."""
 
     raw: str
     platform: str
     meeting_id: str
     meeting_password: str | None = None
+    fields: dict[str, str | None] | None = None  # Teams and Webex: the page's field set instead of meeting_id
 
     def as_json(self) -> dict[str, Any]:
+        if self.fields is not None:
+            return {**self.fields, "platform": self.platform}
         out: dict[str, Any] = {"meeting_id": self.meeting_id}
         if self.platform == "zoom":
             out["meeting_password"] = self.meeting_password
@@ -94,12 +102,60 @@ class MeetingUrl:
         return out
 
 
+_TEAMS_FIELDS = ("meeting_id", "meeting_password", "organizer_id", "tenant_id", "message_id", "thread_id",
+                 "business_meeting_id", "business_meeting_password")
+
+
+def _teams(raw: str, host: str, path: str, query: str) -> MeetingUrl | None:
+    """Teams for business (meetup-join thread links, or /meet/<id>?p=) and Teams for personal use (teams.live.com)."""
+    fields: dict[str, str | None] = dict.fromkeys(_TEAMS_FIELDS)
+    params = parse_qs(query)
+    password = params.get("p", [None])[0]
+    segments = [unquote(p) for p in path.strip("/").split("/")]
+    if host == "teams.live.com":
+        if len(segments) != 2 or segments[0] != "meet" or not segments[1]:
+            return None
+        fields.update(meeting_id=segments[1], meeting_password=password)
+    elif len(segments) >= 2 and segments[0] == "meet" and segments[1]:
+        fields.update(business_meeting_id=segments[1], business_meeting_password=password)
+    elif len(segments) >= 3 and segments[:2] == ["l", "meetup-join"] and segments[2]:
+        fields.update(thread_id=segments[2], message_id=segments[3] if len(segments) > 3 else None)
+        try:
+            context = json.loads(params.get("context", ["{}"])[0])
+        except ValueError:
+            context = {}
+        if isinstance(context, dict):
+            fields.update(tenant_id=_str_or_none(context.get("Tid")), organizer_id=_str_or_none(context.get("Oid")))
+    else:
+        return None
+    identity = hashlib.sha1(path.encode()).hexdigest()[:16]
+    return MeetingUrl(raw, "microsoft_teams", identity, fields=fields)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _webex(raw: str, host: str, path: str, query: str) -> MeetingUrl | None:
+    tail = path.rstrip("/").rsplit("/", 1)[-1] or parse_qs(query).get("MTID", [""])[0]
+    if not tail:
+        return None
+    subdomain = host.removesuffix(".webex.com") if host != "webex.com" else ""
+    fields: dict[str, str | None] = {"meeting_subdomain": subdomain,
+                                     "meeting_mtid": parse_qs(query).get("MTID", [None])[0],
+                                     "meeting_path": path.strip("/")}
+    return MeetingUrl(raw, "webex", tail, fields=fields)
+
+
 _MEET_ID = re.compile(r"^/([a-z]{3}-[a-z]{4}-[a-z]{3})/?$")
 _ZOOM_PATH = re.compile(r"^/(?:j|w|s|wc/join|wc)/(\d{9,11})(?:/.*)?$")
+# GoTo Meeting: meet.goto.com/<id>, app.goto.com/meeting/<id>, global.gotomeeting.com/join/<id> (9-digit ids).
+_GOTO_HOSTS = {"meet.goto.com": "", "app.goto.com": "meeting/", "global.gotomeeting.com": "join/"}
+_GOTO_ID = re.compile(r"^\d{9}$")
 
 
 def parse_meeting_url(raw: str) -> MeetingUrl:
-    """The platform and meeting id of a Zoom, Google Meet, Microsoft Teams or Webex link."""
+    """The platform and meeting fields of a Zoom, Google Meet, Microsoft Teams, Webex or GoTo Meeting link."""
     parts = urlsplit(raw.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
@@ -114,14 +170,19 @@ def parse_meeting_url(raw: str) -> MeetingUrl:
             password = parse_qs(parts.query).get("pwd", [None])[0]
             return MeetingUrl(raw, "zoom", match.group(1), password)
     elif host in ("teams.microsoft.com", "teams.live.com") or host.endswith(".teams.microsoft.com"):
-        tail = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        if tail:
-            return MeetingUrl(raw, "microsoft_teams", hashlib.sha1(parts.path.encode()).hexdigest()[:16])
-    elif host.endswith("webex.com"):
-        tail = parts.path.rstrip("/").rsplit("/", 1)[-1] or parse_qs(parts.query).get("MTID", [""])[0]
-        if tail:
-            return MeetingUrl(raw, "webex", tail)
-    raise ValueError("Meeting URL is not a recognised Zoom, Google Meet, Microsoft Teams or Webex link.")
+        teams = _teams(raw, host, parts.path, parts.query)
+        if teams is not None:
+            return teams
+    elif host == "webex.com" or host.endswith(".webex.com"):
+        webex = _webex(raw, host, parts.path, parts.query)
+        if webex is not None:
+            return webex
+    elif host in _GOTO_HOSTS:
+        meeting_id = parts.path.strip("/").removeprefix(_GOTO_HOSTS[host])
+        if _GOTO_ID.match(meeting_id):
+            return MeetingUrl(raw, "goto_meeting", meeting_id)
+    raise ValueError("Meeting URL is not a recognised Zoom, Google Meet, Microsoft Teams, Webex or GoTo Meeting "
+                     "link.")
 
 
 # ----- request validation ------------------------------------------------------------------------------
@@ -485,6 +546,11 @@ def _validate_endpoint(
                     problems.setdefault("events", []).append(
                         f'"{event}" needs recording_config.{artifact} to be enabled (set it to {{}}).'
                     )
+    media = [e for e in events if isinstance(e, str) and e.split(".")[0] in WEBSOCKET_ONLY_ARTIFACTS]
+    if kind == "webhook" and media:
+        problems.setdefault("events", []).extend(
+            f'"{e}" is media: webhook endpoints carry participant_events.* and transcript.* only; '
+            "use a websocket endpoint." for e in media)
     if kind == "rtmp" and config.get("video_mixed_flv") is None:
         problems.setdefault("type", []).append("rtmp endpoints need recording_config.video_mixed_flv to be enabled.")
     metadata = raw.get("metadata") or {}

@@ -10,10 +10,11 @@ from emulators.kit.emulator import Emulator
 from emulators.recall.api import BotsApi
 from emulators.recall.create_request import CreateRules
 from emulators.recall.media import BotMediaSettings
-from emulators.recall.meeting import load_scenarios
+from emulators.recall.meeting import Scenario, load_scenarios
 from emulators.recall.model import LifecycleRules, RecallBackend, ServiceRules
 from emulators.recall.service import RecallService, ServiceSettings
 from emulators.recall.settings import DEV_API_KEY, RecallSettings
+from emulators.recall.signing import secret_key
 
 __all__ = ["DEV_API_KEY", "EMULATOR", "RecallEmulator"]
 
@@ -27,6 +28,7 @@ class RecallEmulator(Emulator):
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         s: RecallSettings = self.settings
+        secret_key(s.webhook_signing_secret)  # a malformed secret fails at start, not at the first webhook
         self.backend = RecallBackend(
             seed=self.seed,
             scenarios=load_scenarios(seed=self.seed),
@@ -62,6 +64,8 @@ class RecallEmulator(Emulator):
                 realtime_video_dimensions=s.realtime_video_dimensions,
                 status_webhook_url=s.status_webhook_url,
                 webhook_retry_interval_s=s.webhook_retry_interval_s,
+                webhook_signing_secret=s.webhook_signing_secret,
+                media_url_ttl_s=s.media_url_ttl_s,
                 media=BotMediaSettings(audio_chunk_s=s.audio_chunk_ms / 1000.0, rtmp_width=s.rtmp_width,
                                        rtmp_height=s.rtmp_height, rtmp_fps=s.rtmp_fps),
             ),
@@ -82,7 +86,13 @@ class RecallEmulator(Emulator):
         self.backend.reset(seed, load_scenarios(seed=seed))
 
     def credentials(self) -> dict[str, Any]:
-        return {"api_key": self.settings.api_key, "authorization": f"Token {self.settings.api_key}"}
+        return {"api_key": self.settings.api_key, "authorization": f"Token {self.settings.api_key}",
+                "webhook_signing_secret": self.settings.webhook_signing_secret}
+
+    @property
+    def scenarios(self) -> dict[str, Scenario]:
+        """Every meeting scenario by name: the packaged ones and the scenario_dirs folders' (theirs win)."""
+        return self.backend.scenarios
 
     def live_streams(self) -> list[str]:
         return self.service.live_streams()

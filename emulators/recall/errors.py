@@ -79,6 +79,21 @@ class DeleteRefused(DetailError):
         super().__init__("Only scheduled bots that have not been dispatched can be deleted.")
 
 
+class UpdateRefused(CommandRejected):
+    """PATCH of a bot that is not (or no longer) a scheduled, undispatched bot (400, ``code`` + ``detail``)."""
+
+    def __init__(self) -> None:
+        super().__init__("cannot_update_dispatched_bot",
+                         "Only scheduled bots that have not been dispatched can be updated.")
+
+
+class MediaLinkRefused(DetailError):
+    """A recording link that is expired or not signed by this emulator (the vendor's storage answers 403)."""
+
+    status = 403
+    code = "media_link_refused"
+
+
 class IdempotencyConflict(DetailError):
     status = 409
     code = "idempotency_conflict"
@@ -99,9 +114,12 @@ class PoolExhausted(DetailError):
     status = 507
     code = "pool_exhausted"
 
+    RETRY_AFTER_S = 30  # the documented advice: retry every 30 s
+
     def __init__(self) -> None:
         super().__init__("No bots are available in the ad-hoc pool right now. Retry in 30 seconds with a new "
-                         "Idempotency-Key, or schedule the bot with join_at.")
+                         "Idempotency-Key, or schedule the bot with join_at.",
+                         headers={"Retry-After": str(self.RETRY_AFTER_S)})
 
 
 class IllegalTransition(Exception):

@@ -18,7 +18,7 @@ from emulators.recall.legacy import LegacyAudioStream, LegacyVideoStream
 from emulators.recall.meeting import MeetingEvent
 from emulators.recall.mix import AUDIO_CHUNK_S
 from emulators.recall.model import PlannedStream
-from emulators.recall.realtime import RealtimeEndpointStream
+from emulators.recall.realtime import RealtimeEndpointStream, RealtimeWebhookStream
 from emulators.recall.senders import JsonEventStream, MediaContext, OutboundStream
 from emulators.recall.tiles import TileSpec
 
@@ -76,6 +76,9 @@ class BotMedia:
                                      self._tile_source(planned), egress=egress)
         if planned.kind == "legacy_audio":
             return LegacyAudioStream(ctx, planned.url, chunk_s, planned.participant_id, egress=egress)
+        if planned.kind == "realtime_webhook" and planned.endpoint is not None:
+            return RealtimeWebhookStream(ctx, planned.endpoint, separate_png=False, audio_chunk_s=chunk_s,
+                                         egress=egress)
         if planned.kind == "realtime" and planned.endpoint is not None:
             return RealtimeEndpointStream(ctx, planned.endpoint, separate_png=planned.separate_png,
                                           audio_chunk_s=chunk_s, egress=egress)

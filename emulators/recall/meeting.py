@@ -30,6 +30,24 @@ class ScenarioParticipant:
     join_s: float = 0.0
     leave_s: float | None = None
     muted: list[tuple[float, float]] = field(default_factory=list)
+    webcam_off: list[tuple[float, float]] = field(default_factory=list)  # camera off between the pair's times
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    participant: int
+    at_s: float
+    text: str
+    to: str = "everyone"
+
+
+@dataclass(frozen=True)
+class Rename:
+    """A participant updates their details (``participant_events.update``): here, the display name."""
+
+    participant: int
+    at_s: float
+    name: str
 
 
 @dataclass
@@ -48,6 +66,8 @@ class Scenario:
     participants: list[ScenarioParticipant]
     screenshares: list[Interval] = field(default_factory=list)
     speaking: list[Interval] = field(default_factory=list)
+    chat: list[ChatLine] = field(default_factory=list)
+    renames: list[Rename] = field(default_factory=list)
     meeting_urls: tuple[str, ...] = ()
     waiting_room_s: float = 0.0
     missing: bool = False
@@ -79,6 +99,46 @@ def _interval(raw: Any, where: str, ids: set[int]) -> Interval:
     return Interval(participant, start, end, text)
 
 
+def _pairs(person: dict[str, Any], key: str, where: str) -> list[tuple[float, float]]:
+    out = []
+    for index, pair in enumerate(person.get(key, []) or []):
+        ok = isinstance(pair, list | tuple) and len(pair) == 2 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
+        if not ok:
+            raise FieldError(f"{where}.{key}[{index}]", "must be a [start_s, end_s] pair")
+        out.append((float(pair[0]), float(pair[1])))
+    return out
+
+
+def _text(raw: dict[str, Any], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError(f"{where}.{key}", f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _timed(raw: Any, where: str, ids: set[int]) -> tuple[int, float]:
+    if not isinstance(raw, dict):
+        raise FieldError(where, "must be an object with participant and at_s")
+    participant = raw.get("participant")
+    if participant not in ids:
+        raise FieldError(f"{where}.participant", f"must be one of the scenario's participant ids {sorted(ids)}")
+    return participant, _num(raw, "at_s", where, 0.0) or 0.0
+
+
+def _chat(raw: Any, where: str, ids: set[int]) -> ChatLine:
+    participant, at_s = _timed(raw, where, ids)
+    to = raw.get("to", "everyone")
+    if not isinstance(to, str) or not to:
+        raise FieldError(f"{where}.to", f"must be a non-empty string, got {to!r}")
+    return ChatLine(participant, at_s, _text(raw, "text", where), to)
+
+
+def _rename(raw: Any, where: str, ids: set[int]) -> Rename:
+    participant, at_s = _timed(raw, where, ids)
+    return Rename(participant, at_s, _text(raw, "name", where))
+
+
 def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
     """A Scenario from a fixture or control-plane dict; missing names come from a seeded Faker."""
     if not isinstance(raw, dict):
@@ -102,12 +162,6 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
         if platform not in CLIENT_PLATFORMS:
             raise FieldError(f"{where}.platform", f"must be one of {', '.join(CLIENT_PLATFORMS)}, got {platform!r}")
         generated = faker.name()
-        muted = []
-        for m_index, pair in enumerate(person.get("muted", []) or []):
-            ok = isinstance(pair, list | tuple) and len(pair) == 2 and all(isinstance(v, int | float) for v in pair)
-            if not ok:
-                raise FieldError(f"{where}.muted[{m_index}]", "must be a [start_s, end_s] pair")
-            muted.append((float(pair[0]), float(pair[1])))
         participants.append(
             ScenarioParticipant(
                 id=pid,
@@ -116,7 +170,8 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
                 platform=platform,
                 join_s=_num(person, "join_s", where, 0.0) or 0.0,
                 leave_s=_num(person, "leave_s", where),
-                muted=muted,
+                muted=_pairs(person, "muted", where),
+                webcam_off=_pairs(person, "webcam_off", where),
             )
         )
     ids = {p.id for p in participants}
@@ -127,6 +182,8 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
     for interval in speaking:
         if interval.text is None:
             interval.text = faker.sentence(nb_words=max(3, int(interval.end_s - interval.start_s) * 2))
+    chat = [_chat(r, f"chat[{i}]", ids) for i, r in enumerate(raw.get("chat", []) or [])]
+    renames = [_rename(r, f"renames[{i}]", ids) for i, r in enumerate(raw.get("renames", []) or [])]
     loop = raw.get("loop", False)
     if not isinstance(loop, bool):
         raise FieldError("scenario.loop", f"must be true or false, got {loop!r}")
@@ -140,6 +197,8 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
         participants=participants,
         screenshares=screenshares,
         speaking=speaking,
+        chat=chat,
+        renames=renames,
         meeting_urls=tuple(urls),
         waiting_room_s=_num(raw, "waiting_room_s", "scenario", 0.0) or 0.0,
         missing=bool(raw.get("missing", False)),
@@ -177,14 +236,17 @@ class MeetingEvent:
     """Something that happens in the meeting; ``code`` uses the participant event vocabulary."""
 
     at_s: float
-    code: str  # join, leave, speech_on, speech_off, screenshare_on, screenshare_off, mute, unmute, end
+    # join, leave, update, speech_on, speech_off, webcam_on, webcam_off, screenshare_on, screenshare_off,
+    # chat_message, mute, unmute, end
+    code: str
     participant: int | None = None
-    text: str | None = None
+    text: str | None = None  # speech_off: the words; chat_message: the message; update: the new name
     interval_s: tuple[float, float] | None = None
+    to: str | None = None  # chat_message: the recipient
 
 
-_ORDER = {"leave": 0, "speech_off": 1, "screenshare_off": 2, "mute": 3, "unmute": 4, "join": 5,
-          "screenshare_on": 6, "speech_on": 7, "end": 8}
+_ORDER = {"leave": 0, "speech_off": 1, "screenshare_off": 2, "webcam_off": 3, "mute": 4, "unmute": 5, "join": 6,
+          "update": 7, "webcam_on": 8, "screenshare_on": 9, "speech_on": 10, "chat_message": 11, "end": 12}
 
 
 def timeline(scenario: Scenario) -> list[MeetingEvent]:
@@ -197,6 +259,9 @@ def timeline(scenario: Scenario) -> list[MeetingEvent]:
         for start, end in p.muted:
             events.append(MeetingEvent(start, "mute", p.id))
             events.append(MeetingEvent(end, "unmute", p.id))
+        for start, end in p.webcam_off:
+            events.append(MeetingEvent(start, "webcam_off", p.id))
+            events.append(MeetingEvent(end, "webcam_on", p.id))
     for share in scenario.screenshares:
         events.append(MeetingEvent(share.start_s, "screenshare_on", share.participant))
         events.append(MeetingEvent(share.end_s, "screenshare_off", share.participant))
@@ -205,12 +270,16 @@ def timeline(scenario: Scenario) -> list[MeetingEvent]:
         events.append(
             MeetingEvent(talk.end_s, "speech_off", talk.participant, talk.text, (talk.start_s, talk.end_s))
         )
+    events.extend(MeetingEvent(c.at_s, "chat_message", c.participant, c.text, to=c.to) for c in scenario.chat)
+    events.extend(MeetingEvent(r.at_s, "update", r.participant, r.name) for r in scenario.renames)
     events.append(MeetingEvent(scenario.duration_s, "end"))
     return sorted(events, key=lambda e: (e.at_s, _ORDER[e.code]))
 
 
-# What a looping meeting replays each cycle; joins and leaves happen once (controls may change who is present).
-LOOPED_CODES = frozenset({"speech_on", "speech_off", "screenshare_on", "screenshare_off", "mute", "unmute"})
+# What a looping meeting replays each cycle; joins, leaves and renames happen once (controls may change who
+# is present).
+LOOPED_CODES = frozenset({"speech_on", "speech_off", "screenshare_on", "screenshare_off", "mute", "unmute",
+                          "webcam_on", "webcam_off", "chat_message"})
 
 
 def _event_key(event: MeetingEvent) -> tuple[float, int]:
@@ -229,7 +298,7 @@ class Script:
         self.duration_s = scenario.duration_s
         if scenario.loop and repeat and self.duration_s > 0:
             self._cycle = [e for e in events if e.code in LOOPED_CODES]
-            self._queue = [e for e in events if e.code in ("join", "leave")]
+            self._queue = [e for e in events if e.code not in LOOPED_CODES and e.code != "end"]
         else:
             # A looping meeting that cannot repeat (no time passes at time scale 0) plays once, without an end.
             self._cycle, self._queue = [], [e for e in events if not (scenario.loop and e.code == "end")]
@@ -286,6 +355,7 @@ class Meeting:
     speaking: list[int] = field(default_factory=list)  # most recent speaker last
     sharing: list[int] = field(default_factory=list)
     muted: set[int] = field(default_factory=set)
+    camera_off: set[int] = field(default_factory=set)
     ended: bool = False
     last_speaker: int | None = None
 
@@ -329,6 +399,7 @@ class Meeting:
             return False
         if event.code == "leave":
             self.present.pop(pid)
+            self.camera_off.discard(pid)
             self.speaking = [s for s in self.speaking if s != pid]
             self.sharing = [s for s in self.sharing if s != pid]
             return True
@@ -352,6 +423,20 @@ class Meeting:
             if pid not in self.sharing:
                 return False
             self.sharing.remove(pid)
+            return True
+        if event.code in ("webcam_on", "webcam_off"):
+            was_off = pid in self.camera_off
+            if (event.code == "webcam_off") == was_off:
+                return False
+            self.camera_off.symmetric_difference_update({pid})
+            return True
+        if event.code == "chat_message":
+            return True
+        if event.code == "update":
+            if not event.text or event.text == person.name:
+                return False
+            renamed = replace(person, name=event.text)
+            self.roster[pid] = self.present[pid] = renamed
             return True
         if event.code == "mute":
             if pid in self.muted:

@@ -38,6 +38,7 @@ from emulators.recall.errors import (
     PageNotFound,
     PoolExhausted,
     Throttled,
+    UpdateRefused,
     ValidationFailed,
 )
 from emulators.recall.meeting import (
@@ -133,7 +134,8 @@ class Recording:
     started_at: float
     completed_at: float | None = None
 
-    def as_json(self, generation: str, participants_url: str, bot_metadata: dict[str, Any]) -> dict[str, Any]:
+    def as_json(self, generation: str, participants_url: str, bot_metadata: dict[str, Any],
+                video_url: str | None = None) -> dict[str, Any]:
         base: dict[str, Any] = {
             "id": self.id,
             "created_at": iso_utc(self.created_at),
@@ -148,7 +150,9 @@ class Recording:
             expires_at=iso_utc(status_at + 7 * 86400) if done else None,
             status={"code": "done" if done else "processing", "sub_code": None, "updated_at": iso_utc(status_at)},
             media_shortcuts={
-                "video_mixed": None,
+                "video_mixed": None if video_url is None else {
+                    "id": self.id, "format": "mp4", "data": {"download_url": video_url},
+                    "status": {"code": "done", "sub_code": None, "updated_at": iso_utc(status_at)}},
                 "transcript": None,
                 "participant_events": {
                     "id": self.id,
@@ -227,11 +231,13 @@ class Bot:
         if self.recording is not None and self.recording.completed_at is None:
             self.recording.completed_at = now
 
-    def as_json(self, base_url: str) -> dict[str, Any]:
+    def as_json(self, base_url: str, video_url: str | None = None) -> dict[str, Any]:
+        """The bot in its generation's shape; ``video_url`` is the signed link to its recording once done."""
         spec = self.spec
         participants_url = f"{base_url}/api/v1/bot/{self.id}/participants/"
         recordings = (
-            [self.recording.as_json(spec.generation, participants_url, spec.metadata)] if self.recording else []
+            [self.recording.as_json(spec.generation, participants_url, spec.metadata, video_url)]
+            if self.recording else []
         )
         common: dict[str, Any] = {
             "id": self.id,
@@ -252,7 +258,7 @@ class Bot:
         ended_at = self.recording.completed_at if self.recording else None
         common.update(
             meeting_url=spec.meeting_url.raw,
-            video_url=None,
+            video_url=video_url,
             media_retention_end=iso_utc(ended_at + 7 * 86400) if ended_at else None,
             meeting_metadata={"title": self.meeting_title} if self.meeting_title else None,
             meeting_participants=[p.as_json() for p in self.participants.values()],
@@ -448,12 +454,15 @@ class IdempotencyBook:
         self._entries.pop((api_key, key), None)
 
 
-def status_webhook(bot: Bot, change: StatusChange) -> dict[str, Any]:
-    """The status-change webhook body of the bot's generation (dossier §2.6)."""
+def status_webhook(bot: Bot, change: StatusChange) -> dict[str, Any] | None:
+    """The status-change webhook body of the bot's generation (dossier §2.6), or None when that generation
+    sends none: v1.11 names each event ``bot.<code>`` and documents no ``bot.ready`` (an internal status)."""
     at = iso_utc(change.created_at)
     if bot.spec.generation == "v1.10":
         return {"event": "bot.status_change", "data": {"bot_id": bot.id, "status": {
             "code": change.code, "created_at": at, "sub_code": change.sub_code, "message": change.message}}}
+    if change.code is BotStatus.READY:
+        return None
     metadata = {k: v for k, v in bot.spec.metadata.items() if v is not None}
     return {"event": f"bot.{change.code}", "data": {
         "data": {"code": change.code, "sub_code": change.sub_code, "updated_at": at},
@@ -466,7 +475,7 @@ class PlannedStream:
     """One outbound stream the bot should have open now; ``key`` also names it (``<bot_id>/<key>``)."""
 
     key: str
-    kind: str  # legacy_video | legacy_audio | speaker_timeline | realtime | rtmp
+    kind: str  # legacy_video | legacy_audio | speaker_timeline | realtime | realtime_webhook | rtmp
     url: str
     participant_id: int | None = None  # legacy video header id, separate audio prefix
     source: str = ""  # legacy video: speaker | webcam | screenshare
@@ -480,7 +489,8 @@ def stream_plan(bot: Bot, meeting: Meeting, *, audio_separate_streams: bool) -> 
 
     Legacy (v1.10): speaker_view is one stream (id 0); gallery views are one stream per present participant
     plus one per screenshare (the sharer's id); audio is one mixed stream or one per present participant.
-    v1.11: one connection per websocket endpoint; video_separate_png only with gallery_view_v2 (Q5).
+    v1.11: one connection per websocket endpoint, one POST queue per webhook endpoint; video_separate_png only
+    with gallery_view_v2 (Q5).
     """
     if bot.status is not BotStatus.IN_CALL_RECORDING:
         return {}
@@ -512,6 +522,9 @@ def stream_plan(bot: Bot, meeting: Meeting, *, audio_separate_streams: bool) -> 
             if endpoint.type == "websocket":
                 plan.append(PlannedStream(f"realtime/{endpoint.id}", "realtime", endpoint.url, endpoint=endpoint,
                                           separate_png=separate_png and "video_separate_png.data" in endpoint.events))
+            elif endpoint.type == "webhook":
+                plan.append(PlannedStream(f"realtime/{endpoint.id}", "realtime_webhook", endpoint.url,
+                                          endpoint=endpoint))
         rtmp_url = next((e.url for e in spec.endpoints if e.type == "rtmp"), None)
     if rtmp_url:
         plan.append(PlannedStream("rtmp", "rtmp", rtmp_url, gallery=spec.layout != "speaker_view"))
@@ -811,6 +824,7 @@ class RecallBackend:
         self.scenarios = scenarios
         self.book = BotBook(seed)
         self.runs: dict[str, BotRun] = {}
+        self.requests: dict[str, dict[str, Any]] = {}  # each bot's create body as PATCH last left it
         self.rate_limiter = RateLimiter()
         self.idempotency = IdempotencyBook()
 
@@ -861,6 +875,23 @@ class RecallBackend:
         bot = self.book.create(spec, now, api_key)
         scenario = scenario_for(spec.meeting_url.raw, self.scenarios, self.service_rules.default_scenario)
         self.runs[bot.id] = BotRun(bot, scenario, self.lifecycle_rules, self.seed)
+        self.requests[bot.id] = dict(body)
+        return bot
+
+    def update_bot(self, bot_id: str, patch: Any, api_key: str, now: float) -> Bot:
+        """PATCH a scheduled bot: the given top-level fields replace the create request's, the result is
+        validated as a create, and the bot is rescheduled (same id, same ``ready`` status)."""
+        bot = self.bot(bot_id, api_key)
+        if bot.status != BotStatus.READY or bot.spec.join_at is None:
+            raise UpdateRefused()
+        if not isinstance(patch, dict):
+            raise ValidationFailed({"non_field_errors": ["Invalid data. Expected a dictionary."]})
+        body = {**self.requests.get(bot.id, {}), **patch}
+        spec = validate_create(body, self.create_rules, self.book.ids)
+        bot.spec = spec
+        scenario = scenario_for(spec.meeting_url.raw, self.scenarios, self.service_rules.default_scenario)
+        self.runs[bot.id] = BotRun(bot, scenario, self.lifecycle_rules, self.seed)
+        self.requests[bot.id] = body
         return bot
 
     def list_bots(self, query: ListQuery, api_key: str) -> Page:
@@ -887,6 +918,7 @@ class RecallBackend:
         if bot.status != BotStatus.READY or bot.spec.join_at is None:
             raise DeleteRefused()
         self.runs.pop(bot.id, None)
+        self.requests.pop(bot.id, None)
         self.book.remove(bot.id)
 
     def scenario_name(self, bot_id: str) -> str:

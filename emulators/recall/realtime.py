@@ -5,16 +5,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from clients import recall_wire as wire
-from emulators.kit.outbound import EgressPolicy
+from emulators.kit.outbound import EgressPolicy, EgressRefused, OutboundFailed, RetryPolicy, WebhookSender
 from emulators.kit.pacer import Pacer
 from emulators.recall.create_request import Endpoint
 from emulators.recall.meeting import MeetingEvent
 from emulators.recall.mix import AudioMixer
 from emulators.recall.senders import Connection, JsonEventStream, MediaContext
 from emulators.recall.tiles import VIDEO_PERIOD_S, TileSpec
+
+# Meeting event codes that are participant_events.* on the wire (mute/unmute are not: only audio shows them).
+PARTICIPANT_EVENTS = frozenset({"join", "leave", "update", "speech_on", "speech_off", "webcam_on", "webcam_off",
+                                "screenshare_on", "screenshare_off", "chat_message"})
+
+
+def _event_details(event: MeetingEvent) -> dict[str, Any] | None:
+    """The event's own ``data``: the message of a chat line; nothing for the others."""
+    if event.code == "chat_message":
+        return {"text": event.text, "to": event.to or "everyone"}
+    return None
 
 
 class RealtimeEndpointStream(JsonEventStream):
@@ -54,18 +66,46 @@ class RealtimeEndpointStream(JsonEventStream):
             return wire.participant_payload(pid, None, is_host=False, platform=None)
         return wire.participant_payload(pid, person.name, is_host=person.is_host, platform=person.platform)
 
-    def on_meeting_event(self, event: MeetingEvent, at: float) -> None:
-        if event.participant is None or self.conn is None:
-            return
-        name = f"participant_events.{event.code}"
-        if self.subscribed(name):
-            data = {"participant": self.participant(event.participant), "timestamp": self.timestamp(at), "data": None}
-            self.publish(wire.realtime_event(name, data, self.resources(participant_events=wire.resource_ref(
-                self.ctx.bot.recording.id if self.ctx.bot.recording else None))))
-        if event.code == "speech_off" and event.text and self.subscribed("transcript.data"):
-            self.publish(self._transcript(event, at))
+    @property
+    def accepting(self) -> bool:
+        """Events are produced only while they can reach the endpoint (real-time data is not replayed)."""
+        return self.conn is not None
 
-    def _transcript(self, event: MeetingEvent, at: float) -> str:
+    def greeting(self) -> list[str]:
+        # Only the first connection: a reconnect does not replay what the endpoint may already have seen.
+        return self.present_joins() if self.connections == 1 else []
+
+    def on_meeting_event(self, event: MeetingEvent, at: float) -> None:
+        if event.participant is None or not self.accepting:
+            return
+        if event.code in PARTICIPANT_EVENTS:
+            self._participant_event(event.code, event.participant, at, _event_details(event))
+        if event.code == "speech_off" and event.text:
+            # The provider's interim result comes first, then the final utterance (same words here).
+            for kind in ("transcript.partial_data", "transcript.data"):
+                if self.subscribed(kind):
+                    self.publish(self._transcript(kind, event, at))
+
+    def _participant_event(self, code: str, pid: int, at: float, details: dict[str, Any] | None) -> None:
+        message = self._participant_message(code, pid, at, details)
+        if message is not None:
+            self.publish(message)
+
+    def _participant_message(self, code: str, pid: int, at: float, details: dict[str, Any] | None) -> str | None:
+        name = f"participant_events.{code}"
+        if not self.subscribed(name):
+            return None
+        data = {"participant": self.participant(pid), "timestamp": self.timestamp(at), "data": details}
+        return wire.realtime_event(name, data, self.resources(participant_events=wire.resource_ref(
+            self.ctx.bot.recording.id if self.ctx.bot.recording else None)))
+
+    def present_joins(self) -> list[str]:
+        """Joins for everyone already in the call, stamped at the recording start (relative 0)."""
+        clock0 = self.ctx.clock0
+        joins = (self._participant_message("join", pid, clock0, None) for pid in list(self.ctx.meeting.present))
+        return [m for m in joins if m is not None]
+
+    def _transcript(self, kind: str, event: MeetingEvent, at: float) -> str:
         words = event.text.split() if event.text else []
         scale = self.ctx.emulator.clock.time_scale
         start_s, end_s = event.interval_s or (0.0, 0.0)
@@ -80,7 +120,7 @@ class RealtimeEndpointStream(JsonEventStream):
                 "end_timestamp": self.timestamp(begin + (i + 1) * step),
             })
         data = {"words": out, "participant": self.participant(event.participant or 0)}
-        return wire.realtime_event("transcript.data", data, self.resources(transcript=wire.resource_ref(None)))
+        return wire.realtime_event(kind, data, self.resources(transcript=wire.resource_ref(None)))
 
     async def stream(self, conn: Connection) -> None:
         owner = self.ctx.tasks.child(self.name.split('/', 1)[1])
@@ -102,6 +142,8 @@ class RealtimeEndpointStream(JsonEventStream):
             index = start_index + tick.index
             tiles: list[tuple[str, TileSpec]] = []
             for person in list(ctx.meeting.present.values()):
+                if person.id in ctx.meeting.camera_off:
+                    continue  # a camera that is off sends no webcam frames
                 tiles.append(("webcam", ctx.layout.webcam(ctx.meeting, person)))
             for pid in list(ctx.meeting.sharing):
                 person = ctx.meeting.present.get(pid)
@@ -133,3 +175,48 @@ class RealtimeEndpointStream(JsonEventStream):
                     data = wire.audio_event_data(pcm, timestamp=stamp, participant=self.participant(pid))
                     self.publish(wire.realtime_event("audio_separate_raw.data", data,
                                                      self.resources(audio_separate=separate_ref)))
+
+
+class RealtimeWebhookStream(RealtimeEndpointStream):
+    """A v1.11 webhook realtime endpoint: each subscribed event is one POST of the same ``{event, data}`` body,
+    in order. A failed POST (no connection, timeout, 5xx) is retried like a websocket incident: every retry
+    interval, 30 attempts; then the endpoint is ``failed`` and gets nothing more."""
+
+    async def run(self) -> None:
+        events = self.ctx.emulator.events
+        sender = WebhookSender(self.ctx.session, retry=RetryPolicy(self.ctx.retry_interval_s, self.max_attempts),
+                               egress=self.egress, events=events, ssl=self.ctx.emulator.client_ssl, timeout_s=15.0)
+        self.state, self.connections = "connected", 1  # no handshake: the endpoint is live from the first event
+        events.record("stream.started", stream=self.name, url=self.url, connection=1)
+        for message in self.present_joins():
+            self.publish(message)
+        self.ctx.pulse.beat()
+        try:
+            while True:
+                message = await self.queue.get()
+                try:
+                    await sender.deliver(self.url, json=json.loads(message))
+                except (EgressRefused, OutboundFailed) as exc:
+                    self.state = "failed"
+                    events.record("stream.error", stream=self.name, error=str(exc))
+                    self.ctx.pulse.beat()
+                    return
+                self.messages_sent += 1
+                self.ctx.pulse.beat()
+        except asyncio.CancelledError:
+            if self.state == "connected":
+                events.record("stream.stopped", stream=self.name, reason="stream ended")
+            self.state = "closed"
+            raise
+
+    @property
+    def accepting(self) -> bool:
+        return self.state == "connected"
+
+    def publish(self, message: str) -> None:
+        if not self.accepting:
+            return
+        if self.queue.full():
+            self.ctx.emulator.events.record("stream.dropped", stream=self.name, reason="webhook backlog full")
+            return
+        self.queue.put_nowait(message)

@@ -231,9 +231,15 @@ class JsonEventStream(OutboundStream):
             return
         self.queue.put_nowait(message)
 
+    def greeting(self) -> list[str]:
+        """Messages a fresh connection starts with, before any live event; none by default."""
+        return []
+
     async def stream(self, conn: Connection) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()  # nothing stale from before this connection
+        for message in self.greeting():
+            self.publish(message)
         while True:
             try:
                 async with asyncio.timeout(0.5):

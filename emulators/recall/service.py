@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,19 +20,27 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy, EgressRefused, OutboundFailed, RetryPolicy, WebhookSender
 from emulators.kit.tasks import TaskOwner
 from emulators.recall.media import BotMedia, BotMediaSettings
+from emulators.recall.mix import MixScene
 from emulators.recall.model import (
     Bot,
     BotStatus,
     Change,
     MeetingChanged,
     RecallBackend,
+    StatusChange,
     StatusChanged,
     status_webhook,
 )
+from emulators.recall.recording import Tape, encode_mp4, signed_media_url
 from emulators.recall.senders import MediaContext
+from emulators.recall.signing import message_id, signed_headers
 from emulators.recall.tiles import TileLayout, TileRenderer
 
 WEBHOOK_ATTEMPTS = 5
+
+
+def recording_path(bot_id: str) -> str:
+    return f"/api/v1/bot/{bot_id}/recording.mp4"
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,17 @@ class ServiceSettings:
     realtime_video_dimensions: str = "v1.11"
     status_webhook_url: str = ""
     webhook_retry_interval_s: float = 15.0
+    webhook_signing_secret: str = ""
+    media_url_ttl_s: float = 6 * 3600.0
     media: BotMediaSettings = field(default_factory=BotMediaSettings)
+
+
+@dataclass(frozen=True)
+class SignedWebhook:
+    """One Svix message: its id stays the same across retries, as Svix's does."""
+
+    body: dict[str, Any]
+    headers: dict[str, str]
 
 
 @dataclass
@@ -53,8 +74,11 @@ class BotIO:
 
     bot: Bot
     media: BotMedia | None = None
-    webhooks: asyncio.Queue[dict[str, Any]] | None = None
+    webhooks: asyncio.Queue[SignedWebhook] | None = None
     webhook_task: asyncio.Task[None] | None = None
+    tape: Tape | None = None  # what the bot saw and heard, from in_call_recording
+    wall0: float = 0.0  # Unix time of in_call_recording
+    mp4: asyncio.Future[bytes] | None = None  # encoded once, on the first download
 
 
 class RecallService:
@@ -74,6 +98,8 @@ class RecallService:
         self.png_encoder = PngEncoder(settings.png_compression_level)
         self.executor: ThreadPoolExecutor | None = None
         self.session: aiohttp.ClientSession | None = None
+        self._msg_ids = random.Random(f"recall-svix-{emulator.seed}")
+        self.media_key = hashlib.sha256(f"recall-media-{emulator.seed}".encode()).digest()
         self._poke = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -101,11 +127,17 @@ class RecallService:
         live = self.lives[bot.id] = BotIO(bot)
         if self.settings.status_webhook_url:
             live.webhooks = asyncio.Queue()
-            live.webhooks.put_nowait(status_webhook(bot, bot.status_changes[0]))
+            self._queue_webhook(live, bot.status_changes[0])
             live.webhook_task = self.tasks.spawn(self._deliver_webhooks(live.webhooks), name=f"webhooks-{bot.id}")
         self.events.record("bot.created", bot=bot.id, generation=bot.spec.generation,
                            scenario=self.backend.scenario_name(bot.id))
         self.poke()
+        return bot
+
+    def update_bot(self, bot_id: str, patch: Any, api_key: str) -> Bot:
+        bot = self.backend.update_bot(bot_id, patch, api_key, self.clock.now())
+        self.events.record("bot.updated", bot=bot.id, fields=sorted(patch) if isinstance(patch, dict) else [])
+        self.poke()  # the new join_at moves the bot's wake-up
         return bot
 
     def leave_call(self, bot_id: str, api_key: str) -> Bot:
@@ -157,12 +189,15 @@ class RecallService:
     async def _on_status(self, live: BotIO, changed: StatusChanged) -> None:
         code = changed.change.code
         self.events.record("bot.status", bot=live.bot.id, code=str(code), sub_code=changed.change.sub_code)
-        if live.webhooks is not None:
-            live.webhooks.put_nowait(status_webhook(live.bot, changed.change))
+        self._queue_webhook(live, changed.change)
         if code is BotStatus.IN_CALL_RECORDING:
+            live.wall0, live.tape = changed.change.created_at, Tape()
+            live.tape.mark(0.0, MixScene.of(self.backend.meeting(live.bot.id)))
             live.media = self._media(live.bot, changed.change.created_at)
             await self._sync(live)
         elif code is BotStatus.CALL_ENDED:
+            if live.tape is not None:
+                live.tape.stop(changed.change.created_at - live.wall0)
             # Closing senders can take seconds (close handshakes, the RTMP thread): the bot leaves on its own task.
             self.tasks.spawn(self._leave(live), name=f"leave-{live.bot.id}")
         elif code in (BotStatus.DONE, BotStatus.FATAL):
@@ -171,6 +206,8 @@ class RecallService:
     async def _on_meeting(self, live: BotIO, changed: MeetingChanged) -> None:
         event = changed.event
         self.events.record("meeting.event", bot=live.bot.id, code=event.code, participant=event.participant)
+        if live.tape is not None:
+            live.tape.mark(changed.at - live.wall0, MixScene.of(self.backend.meeting(live.bot.id)))
         if live.media is not None:
             # The senders' clock is monotonic: the event happened (now - at) seconds ago.
             monotonic_at = self.clock.monotonic() - max(0.0, self.clock.now() - changed.at)
@@ -215,7 +252,18 @@ class RecallService:
                     with contextlib.suppress(BaseException):
                         await task
 
-    async def _deliver_webhooks(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def _queue_webhook(self, live: BotIO, change: StatusChange) -> None:
+        """Sign the change's webhook now (Svix stamps the message when it is created) and queue it in order."""
+        body = status_webhook(live.bot, change)
+        if live.webhooks is None or body is None:
+            return
+        # aiohttp serialises ``json=`` with json.dumps: these are the bytes on the wire, so the signature holds.
+        raw = json.dumps(body).encode()
+        headers = signed_headers(self.settings.webhook_signing_secret, message_id(self._msg_ids),
+                                 int(self.clock.now()), raw)
+        live.webhooks.put_nowait(SignedWebhook(body, headers))
+
+    async def _deliver_webhooks(self, queue: asyncio.Queue[SignedWebhook]) -> None:
         """Status webhooks in order, each retried per the device's policy; a failed one does not block the next."""
         assert self.session is not None
         sender = WebhookSender(
@@ -223,15 +271,33 @@ class RecallService:
             egress=self.egress, events=self.events, ssl=self.emulator.client_ssl, timeout_s=15.0,
         )
         while True:
-            payload = await queue.get()
+            message = await queue.get()
             try:
-                await sender.deliver(self.settings.status_webhook_url, json=payload)
+                await sender.deliver(self.settings.status_webhook_url, json=message.body, headers=message.headers)
             except EgressRefused as exc:
                 self.events.record("webhook.refused", url=self.settings.status_webhook_url, error=str(exc))
             except OutboundFailed:
                 pass  # recorded as outbound.failed by the sender; the next status still goes out
             finally:
                 queue.task_done()
+
+    # ----- the recording ---------------------------------------------------------------------------------
+    def video_url(self, bot: Bot, base_url: str) -> str | None:
+        """A fresh signed link to the bot's recording once it is done; None before (the vendor's null)."""
+        live = self.lives.get(bot.id)
+        if live is None or live.tape is None or live.tape.duration_s is None or bot.status is not BotStatus.DONE:
+            return None
+        return signed_media_url(self.media_key, base_url, recording_path(bot.id), self.clock.now(),
+                                self.settings.media_url_ttl_s)
+
+    async def recording_mp4(self, bot_id: str) -> bytes | None:
+        live = self.lives.get(bot_id)
+        if live is None or live.tape is None or live.tape.duration_s is None:
+            return None
+        if live.mp4 is None:
+            loop = asyncio.get_running_loop()
+            live.mp4 = asyncio.ensure_future(loop.run_in_executor(self.executor, encode_mp4, live.tape, live.wall0))
+        return await asyncio.shield(live.mp4)
 
     # ----- state ---------------------------------------------------------------------------------------
     def snapshot(self, bot_id: str) -> dict[str, Any]:

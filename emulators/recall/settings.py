@@ -8,6 +8,8 @@ from emulators.kit.settings import DeviceSettings, setting
 from emulators.recall.tiles import VIDEO_DIMENSIONS
 
 DEV_API_KEY = "recall-dev-key"
+# A Svix-format workspace secret (whsec_ + base64 key bytes) for dev runs; printed by `benchtwin up`.
+DEV_WEBHOOK_SIGNING_SECRET = "whsec_YmVuY2h0d2luLXJlY2FsbC1kZXYtc2VjcmV0"
 PROFILES = tuple(VIDEO_DIMENSIONS)
 
 
@@ -19,7 +21,8 @@ class RecallSettings(DeviceSettings):
     api_key: str = setting(DEV_API_KEY, doc="the accepted key (`Token <key>` or the bare key)")
     # Rate limits per API key and minute (dossier §2.2).
     rate_limits: bool = setting(True, doc="429 with Retry-After beyond the per-minute limits")
-    rate_limit_create_per_min: int = setting(60, doc="creates per key and minute", minimum=1)
+    rate_limit_create_per_min: int = setting(
+        120, doc="creates per workspace (API key) and minute (current docs: 120; the dossier's 60 is older)", minimum=1)
     rate_limit_list_per_min: int = setting(60, doc="lists per key and minute", minimum=1)
     rate_limit_bot_per_min: int = setting(300, doc="one-bot requests per key and minute", minimum=1)
     page_size: int = setting(50, doc="list page size", minimum=1)
@@ -52,4 +55,9 @@ class RecallSettings(DeviceSettings):
     status_webhook_url: str = setting(
         "", doc="status-change webhooks (v1.10 `bot.status_change`, v1.11 `bot.<code>`) go here when set")
     webhook_retry_interval_s: float = setting(15.0, doc="webhook retry interval (5 attempts each)", minimum=0)
+    webhook_signing_secret: str = setting(
+        DEV_WEBHOOK_SIGNING_SECRET, doc="workspace secret (`whsec_<base64>`) signing status webhooks Svix-style")
+    media_url_ttl_s: float = setting(
+        21600.0, doc="lifetime of each signed recording link (`video_url`, `video_mixed` download; vendor: 6 h)",
+        minimum=1)
     scenario: str = setting("default", doc="scenario for meeting URLs no scenario lists")

@@ -59,7 +59,8 @@ def fuzz_target(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 def test_recall_api_passes_schemathesis_with_zero_failures(fuzz_target: Target) -> None:
     # Against the real service every create sends a real bot to a meeting: fuzz only the reading operations.
-    writes = () if fuzz_target.is_emulator else ("bot_create", "bot_leave_call_create", "bot_destroy")
+    writes = () if fuzz_target.is_emulator else (
+        "bot_create", "bot_leave_call_create", "bot_destroy", "bot_partial_update")
     result = run_schemathesis(
         "recall", fuzz_target.url, max_examples=5, seed=5, exclude_checks=EXCLUDED_CHECKS,
         headers={"Authorization": f"Token {fuzz_target.credentials['api_key']}"}, exclude_operation_ids=writes,
@@ -143,3 +144,28 @@ async def test_audio_and_realtime_messages_match_the_asyncapi_schemas(asyncapi: 
     assert not rt.errors
     json.dumps(rt.counts())
     await asyncio.sleep(0)
+
+
+LIVELY = {"name": "contract-lively", "meeting_urls": ["https://meet.google.com/liv-elyc-ont"], "duration_s": 1000,
+          "participants": [{"id": 100, "is_host": True}, {"id": 200, "webcam_off": [[2, 3]]}],
+          "speaking": [{"participant": 100, "start_s": 1, "end_s": 4, "text": "contract check"}],
+          "chat": [{"participant": 200, "at_s": 4, "text": "hello"}],
+          "renames": [{"participant": 200, "at_s": 5, "name": "Renamed"}]}
+
+
+async def test_every_v111_event_matches_the_asyncapi_schemas(asyncapi: dict, emulator_factory: EmulatorFactory) -> None:
+    events = ["participant_events.join", "participant_events.update", "participant_events.webcam_on",
+              "participant_events.webcam_off", "participant_events.chat_message", "transcript.partial_data",
+              "transcript.data"]
+    emu = await emulator_factory("recall")
+    await emu.scenario_controls["load_scenario"]({"scenario": LIVELY})
+    async with RealtimeReceiver() as rt, RecallClient(DEV_API_KEY, emu.url()) as client:
+        bot = await client.create_bot(LIVELY["meeting_urls"][0], recording_config={
+            "participant_events": {}, "transcript": {},
+            "realtime_endpoints": [{"type": "websocket", "url": rt.url, "events": events}]})
+        await rt.wait_for(lambda: bool(rt.of("participant_events.update")))
+        await client.leave_call(bot["id"])
+    assert set(rt.counts()) == set(events) and not rt.errors
+    for event in rt.events:
+        name = "TranscriptData" if event.event.startswith("transcript.") else "ParticipantEvent"
+        jsonschema.validate({"event": event.event, "data": event.data}, message_schema(asyncapi, name))

@@ -92,3 +92,10 @@ def test_loop_must_be_a_boolean() -> None:
     with pytest.raises(FieldError) as info:
         parse_scenario({"loop": "yes", "participants": []}, seed=0)
     assert info.value.field == "scenario.loop"
+
+
+def test_a_webhook_realtime_endpoint_is_planned_as_a_post_queue() -> None:
+    bot, meeting = recording({"recording_config": {"participant_events": {}, "realtime_endpoints": [
+        {"type": "webhook", "url": "https://example.com/rt", "events": ["participant_events.join"]}]}})
+    [planned] = stream_plan(bot, meeting, audio_separate_streams=False).values()
+    assert (planned.kind, planned.url) == ("realtime_webhook", "https://example.com/rt")

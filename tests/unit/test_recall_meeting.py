@@ -85,3 +85,57 @@ def test_muted_speakers_are_not_audible() -> None:
     for code in ("join", "speech_on", "mute"):
         meeting.apply(MeetingEvent(0, code, 1))
     assert meeting.audible() == []
+
+
+LIVELY = {"participants": [{"id": 100, "name": "Ann"}, {"id": 200, "name": "Bo", "webcam_off": [[2, 4]]}],
+          "chat": [{"participant": 100, "at_s": 1, "text": "hi all"},
+                   {"participant": 200, "at_s": 3, "text": "psst", "to": "only_bot"}],
+          "renames": [{"participant": 200, "at_s": 5, "name": "Bo (mobile)"}]}
+
+
+def test_scenario_webcam_toggles_chat_lines_and_renames_become_timeline_events() -> None:
+    events = [(e.at_s, e.code, e.participant, e.text, e.to) for e in timeline(parse_scenario(LIVELY, seed=0))
+              if e.code not in ("join", "end")]
+    assert events == [
+        (1.0, "chat_message", 100, "hi all", "everyone"),
+        (2.0, "webcam_off", 200, None, None),
+        (3.0, "chat_message", 200, "psst", "only_bot"),
+        (4.0, "webcam_on", 200, None, None),
+        (5.0, "update", 200, "Bo (mobile)", None),
+    ]
+
+
+def test_meeting_tracks_cameras_and_renames_and_ignores_no_op_toggles() -> None:
+    meeting = Meeting(parse_scenario(LIVELY, seed=0))
+    meeting.apply(MeetingEvent(0, "join", 200))
+    assert meeting.apply(MeetingEvent(2, "webcam_off", 200)) and meeting.camera_off == {200}
+    assert not meeting.apply(MeetingEvent(2.5, "webcam_off", 200))
+    assert meeting.apply(MeetingEvent(4, "webcam_on", 200)) and meeting.camera_off == set()
+    assert meeting.apply(MeetingEvent(5, "update", 200, "Bo (mobile)"))
+    assert meeting.present[200].name == meeting.roster[200].name == "Bo (mobile)"
+    assert not meeting.apply(MeetingEvent(6, "update", 200, "Bo (mobile)"))
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    ({"chat": [{"participant": 100, "at_s": 1}]}, "chat[0].text"),
+    ({"chat": [{"participant": 999, "text": "x"}]}, "chat[0].participant"),
+    ({"chat": [{"participant": 100, "text": "x", "to": 5}]}, "chat[0].to"),
+    ({"renames": [{"participant": 100, "at_s": -1, "name": "x"}]}, "renames[0].at_s"),
+    ({"renames": [{"participant": 100, "name": ""}]}, "renames[0].name"),
+])
+def test_bad_chat_and_rename_entries_name_the_field(raw: dict, field: str) -> None:
+    with pytest.raises(FieldError) as info:
+        parse_scenario({"participants": [{"id": 100}], **raw}, seed=0)
+    assert info.value.field == field
+
+
+def test_bad_webcam_toggle_names_the_field() -> None:
+    with pytest.raises(FieldError) as info:
+        parse_scenario({"participants": [{"id": 100, "webcam_off": [[1]]}]}, seed=0)
+    assert info.value.field == "participants[0].webcam_off[0]"
+
+
+def test_the_fixture_meetings_have_webcam_toggles_chat_lines_and_a_rename() -> None:
+    for name in ("default", "short-meeting"):
+        codes = {e.code for e in timeline(load_scenarios(seed=0)[name])}
+        assert {"webcam_off", "webcam_on", "chat_message", "update"} <= codes

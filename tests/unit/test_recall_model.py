@@ -51,6 +51,40 @@ def test_zoom_meeting_url_object_carries_the_password() -> None:
         "meeting_id": "1234567890", "meeting_password": "pw", "platform": "zoom"}
 
 
+TEAMS_BUSINESS = ("https://teams.microsoft.com/l/meetup-join/19%3ameeting_abc%40thread.v2/0?context="
+                  "%7b%22Tid%22%3a%22tenant-1%22%2c%22Oid%22%3a%22organizer-2%22%7d")
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    (TEAMS_BUSINESS, {"meeting_id": None, "meeting_password": None, "organizer_id": "organizer-2",
+                      "tenant_id": "tenant-1", "message_id": "0", "thread_id": "19:meeting_abc@thread.v2",
+                      "business_meeting_id": None, "business_meeting_password": None, "platform": "microsoft_teams"}),
+    ("https://teams.live.com/meet/9876543210?p=secret",
+     {"meeting_id": "9876543210", "meeting_password": "secret", "organizer_id": None, "tenant_id": None,
+      "message_id": None, "thread_id": None, "business_meeting_id": None, "business_meeting_password": None,
+      "platform": "microsoft_teams"}),
+    ("https://teams.microsoft.com/meet/2345678901?p=pw",
+     {"meeting_id": None, "meeting_password": None, "organizer_id": None, "tenant_id": None, "message_id": None,
+      "thread_id": None, "business_meeting_id": "2345678901", "business_meeting_password": "pw",
+      "platform": "microsoft_teams"}),
+    ("https://acme.webex.com/acme/j.php?MTID=m0123abc",
+     {"meeting_subdomain": "acme", "meeting_mtid": "m0123abc", "meeting_path": "acme/j.php", "platform": "webex"}),
+    ("https://acme.webex.com/meet/jane",
+     {"meeting_subdomain": "acme", "meeting_mtid": None, "meeting_path": "meet/jane", "platform": "webex"}),
+    ("https://meet.goto.com/680504437", {"meeting_id": "680504437", "platform": "goto_meeting"}),
+    ("https://global.gotomeeting.com/join/680504437", {"meeting_id": "680504437", "platform": "goto_meeting"}),
+    ("https://app.goto.com/meeting/680504437", {"meeting_id": "680504437", "platform": "goto_meeting"}),
+])
+def test_meeting_url_objects_follow_the_meeting_urls_page(url: str, expected: dict) -> None:
+    assert parse_meeting_url(url).as_json() == expected
+
+
+@pytest.mark.parametrize("url", ["https://meet.goto.com/12345", "https://teams.live.com/meet/",
+                                 "https://teams.microsoft.com/l/other/x"])
+def test_malformed_goto_and_teams_links_are_rejected(url: str) -> None:
+    assert "GoTo Meeting" in errors_of({"meeting_url": url})["meeting_url"][0]
+
+
 def test_missing_meeting_url_is_a_required_field_error() -> None:
     assert errors_of({}) == {"meeting_url": ["This field is required."]}
 
@@ -122,6 +156,20 @@ def test_event_without_its_artifact_is_rejected() -> None:
     errors = errors_of({"meeting_url": MEET, "recording_config": {"realtime_endpoints": [
         {"type": "websocket", "url": "ws://127.0.0.1:9/", "events": ["audio_mixed_raw.data"]}]}})
     assert "audio_mixed_raw" in errors["recording_config"]["realtime_endpoints"][0]["events"][0]
+
+
+def test_webhook_endpoint_refuses_media_events_naming_the_websocket_alternative() -> None:
+    errors = errors_of({"meeting_url": MEET, "recording_config": {"audio_mixed_raw": {}, "realtime_endpoints": [
+        {"type": "webhook", "url": "https://example.com/rt", "events": ["audio_mixed_raw.data"]}]}})
+    message = errors["recording_config"]["realtime_endpoints"][0]["events"][0]
+    assert "audio_mixed_raw.data" in message and "websocket" in message
+
+
+def test_webhook_endpoint_accepts_participant_and_transcript_events() -> None:
+    spec = create({"meeting_url": MEET, "recording_config": {"participant_events": {}, "transcript": {},
+                   "realtime_endpoints": [{"type": "webhook", "url": "https://example.com/rt",
+                                           "events": ["participant_events.chat_message", "transcript.data"]}]}})
+    assert spec.endpoints[0].type == "webhook"
 
 
 def test_rtmp_endpoint_needs_video_mixed_flv() -> None:
