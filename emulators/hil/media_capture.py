@@ -138,13 +138,16 @@ def remux(url: str, seconds: float, out: Path) -> dict[str, Any]:
         else {"rw_timeout": str(int(TIMEOUT_S * 1_000_000))}
     source = av.open(url, options=options, timeout=TIMEOUT_S)
     packets = 0
+    dropped = 0
     try:
         wanted = [s for s in source.streams if s.type in ("video", "audio")]
         sink = av.open(str(out), mode="w", format="mpegts")
         try:
             mapping = {s.index: sink.add_stream_from_template(s) for s in wanted}
             first: dict[int, float] = {}
+            last_dts: dict[int, int] = {}
             done: set[int] = set()
+            dropped = 0
             for packet in source.demux(wanted):
                 if packet.pts is None or packet.stream.index in done:
                     continue
@@ -155,14 +158,22 @@ def remux(url: str, seconds: float, out: Path) -> dict[str, Any]:
                     if len(done) == len(wanted):
                         break
                     continue
-                packet.stream = mapping[packet.stream.index]
+                index = packet.stream.index
+                if packet.dts is not None:
+                    # The muxer refuses a DTS that does not increase (EINVAL); a source can repeat one when RTP
+                    # arrives late under load. Leave that packet out, as ffmpeg's own remux would, and count it.
+                    if index in last_dts and packet.dts <= last_dts[index]:
+                        dropped += 1
+                        continue
+                    last_dts[index] = packet.dts
+                packet.stream = mapping[index]
                 sink.mux(packet)
                 packets += 1
         finally:
             sink.close()
     finally:
         source.close()
-    return {"packets": packets, "seconds": seconds}
+    return {"packets": packets, "dropped": dropped, "seconds": seconds}
 
 
 async def capture(url: str, seconds: float, cassette_dir: Path, name: str) -> Exchange:
