@@ -7,6 +7,7 @@ and ``self.workers`` so that ``aclose()`` (and ``reset``) cancels and awaits it.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ssl
 import time
@@ -21,6 +22,13 @@ from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, FaultRule, StreamVerdict
 from emulators.kit.http import bind_tcp
 from emulators.kit.http_faults import fault_middleware
+from emulators.kit.listeners import (
+    IDLE_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    BoundedSockSite,
+    ResourceErrorThrottle,
+    raise_open_files_limit,
+)
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.settings import DeviceSettings
@@ -76,6 +84,9 @@ class Emulator:
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._sites: list[web.BaseSite] = []
+        # Per listening socket and per connection; tests lower them to provoke the limits.
+        self.max_connections = MAX_CONNECTIONS
+        self.idle_timeout_s = IDLE_TIMEOUT_S
 
     # ----- settings -------------------------------------------------------------------------------------
     @classmethod
@@ -163,7 +174,11 @@ class Emulator:
     async def start(self) -> None:
         if self.app is None:
             self.app = self.build_app()
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        raise_open_files_limit()
+        ResourceErrorThrottle.install(asyncio.get_running_loop())
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0, keepalive_timeout=self.idle_timeout_s
+        )
         await self._runner.setup()
         listeners = {"rest": (int(self.setting("port", self.default_port)), False)}
         listeners.update(self.extra_listeners())
@@ -172,7 +187,10 @@ class Emulator:
                 if tls and self.server_ssl is None:
                     raise RuntimeError(f"{self.device}: listener {name} needs TLS but no certificate was given")
                 sock = bind_tcp(self.host, port)
-                site = web.SockSite(self._runner, sock, ssl_context=self.server_ssl if tls else None)
+                site = BoundedSockSite(
+                    self._runner, sock, ssl_context=self.server_ssl if tls else None,
+                    max_connections=self.max_connections,
+                )
                 await site.start()
                 self._sites.append(site)
                 self.ports[name] = sock.getsockname()[1]
