@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from emulators.kit.clock import TEST_TIME_SCALE, Clock
-from emulators.kit.control_plane import CONTROL_PREFIX, ControlPlane, ScenarioControl
+from emulators.kit.control_plane import CONTROL_PREFIX, ControlPlane, ScenarioControl, control_plane_guard
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, FaultRule, StreamVerdict
@@ -61,6 +61,7 @@ class Emulator:
         time_scale: float = TEST_TIME_SCALE,  # constructed directly = in a test; `benchtwin up` passes its own
         clock: Clock | None = None,
         certs: DevCerts | None = None,
+        control_token: str | None = None,
     ) -> None:
         # A DeviceSettings instance for devices with a settings_class, else the old merged dict.
         self.settings: Any = self.build_settings(settings or {})
@@ -73,6 +74,8 @@ class Emulator:
         self.client_ssl: ssl.SSLContext = client_ssl_context(certs.ca if certs else None)
         # Built once where the configuration is read; every outbound sender is given this one.
         self.egress = egress
+        # Set for shared lab machines: every /_emulator/ route but health then needs it as a Bearer token.
+        self.control_token = control_token
         self.events = EventLog(self.device)
         self.faults = FaultBook(seed)
         self.tasks = TaskOwner(self.device)
@@ -142,6 +145,11 @@ class Emulator:
     async def on_reset(self, seed: int) -> None:
         """Return to boot state. Streams and tasks have been stopped before this is called."""
 
+    async def on_wipe_data(self) -> None:
+        """Delete the device's persistent data (a reset with ``{"wipe_data": true}``), before ``on_reset``.
+
+        A plain reset keeps persistent data: emptying a data folder must be asked for explicitly."""
+
     def state(self) -> dict[str, Any]:
         """A JSON snapshot of the device state for GET /_emulator/state."""
         return {}
@@ -166,7 +174,8 @@ class Emulator:
     def build_app(self) -> web.Application:
         """The aiohttp app: the control plane first (so its wrong verbs are 405s), then the device's routes."""
         middleware = fault_middleware(self.faults, self.events, exempt_prefix=CONTROL_PREFIX)
-        app = web.Application(middlewares=[middleware], client_max_size=16 * 1024**2)
+        guard = control_plane_guard(self.control_token)
+        app = web.Application(middlewares=[guard, middleware], client_max_size=16 * 1024**2)
         ControlPlane(self).add_routes(app)
         self.add_routes(app)
         return app
@@ -219,7 +228,7 @@ class Emulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def reset(self, seed: int | None = None) -> None:
+    async def reset(self, seed: int | None = None, *, wipe_data: bool = False) -> None:
         if seed is not None:
             self.seed = seed
         await self.on_stop()
@@ -229,9 +238,11 @@ class Emulator:
         self.faults.reseed(self.seed)
         self.pacing.clear()
         self.events.clear()
+        if wipe_data:
+            await self.on_wipe_data()
         await self.on_reset(self.seed)
         await self.on_start()
-        self.events.record("reset", seed=self.seed)
+        self.events.record("reset", seed=self.seed, wipe_data=wipe_data)
 
     # ----- addresses ------------------------------------------------------------------------------------
     def url(self, listener: str = "rest") -> str:
