@@ -87,7 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
     _doctor_command(sub)
     _health_command(sub)
+    _soak_command(sub)
     return parser
+
+
+def _soak_command(sub: Any) -> None:
+    from emulators.soak.run import add_arguments
+
+    soak = sub.add_parser("soak", help="run every emulator under mixed load and hostile clients; fail on growth")
+    add_arguments(soak)
+    soak.set_defaults(func=cmd_soak)
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from emulators.soak.run import main as soak_main
+
+    return soak_main(args)
 
 
 def _logging_flags(p: argparse.ArgumentParser) -> None:
