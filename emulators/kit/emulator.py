@@ -24,9 +24,9 @@ from emulators.kit.http import bind_tcp
 from emulators.kit.http_faults import fault_middleware
 from emulators.kit.listeners import (
     IDLE_TIMEOUT_S,
-    MAX_CONNECTIONS,
     BoundedSockSite,
     ResourceErrorThrottle,
+    connection_limit,
     raise_open_files_limit,
 )
 from emulators.kit.outbound import EgressPolicy
@@ -87,8 +87,8 @@ class Emulator:
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._sites: list[web.BaseSite] = []
-        # Per listening socket and per connection; tests lower them to provoke the limits.
-        self.max_connections = MAX_CONNECTIONS
+        # Per listening socket (None: a share of the open-files limit) and per connection; tests lower them.
+        self.max_connections: int | None = None
         self.idle_timeout_s = IDLE_TIMEOUT_S
 
     # ----- settings -------------------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class Emulator:
                 sock = bind_tcp(self.host, port)
                 site = BoundedSockSite(
                     self._runner, sock, ssl_context=self.server_ssl if tls else None,
-                    max_connections=self.max_connections,
+                    max_connections=self.max_connections or connection_limit(),
                 )
                 await site.start()
                 self._sites.append(site)

@@ -19,7 +19,9 @@ log = logging.getLogger("benchtwin.listeners")
 # closed; aiohttp's keep-alive timer covers both because it runs from the moment the connection is made.
 IDLE_TIMEOUT_S = 15.0
 # Per listening socket: beyond this, new connections get a 503 and are closed at once so they cost no descriptor.
-MAX_CONNECTIONS = 512
+# An eighth of the open-files limit each: one flooded port cannot take the descriptors the others need.
+CONNECTION_SHARE = 8
+MIN_CONNECTIONS, MAX_CONNECTIONS = 64, 4096
 RESOURCE_LOG_INTERVAL_S = 10.0
 _RESOURCE_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _REFUSAL_BODY = b'{"error": "connection: this port already serves its maximum of open connections"}'
@@ -41,6 +43,14 @@ def raise_open_files_limit() -> tuple[int, int]:
         except (ValueError, OSError) as exc:  # a container may forbid it; the limits stay as they were
             log.warning("cannot raise the open-files limit from %s to %s: %s", soft, target, exc)
     return soft, hard
+
+
+def connection_limit() -> int:
+    """Connections one listening socket may hold, from the open-files limit in force now."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, soft // CONNECTION_SHARE))
 
 
 class ResourceErrorThrottle:
@@ -134,8 +144,7 @@ class _Refused(asyncio.Protocol):
 class BoundedSockSite(web.SockSite):
     """A SockSite that serves at most ``max_connections`` connections at once on its socket."""
 
-    def __init__(self, runner: web.BaseRunner, sock: Any, *, max_connections: int = MAX_CONNECTIONS,
-                 **kwargs: Any) -> None:
+    def __init__(self, runner: web.BaseRunner, sock: Any, *, max_connections: int, **kwargs: Any) -> None:
         super().__init__(runner, sock, **kwargs)
         self.gate = _ConnectionGate(max_connections)
 
