@@ -68,4 +68,4 @@ class MaskedWebSocketResponse(web.WebSocketResponse):
         super()._post_start(request, protocol, writer)
         handler = request.protocol
         # aiohttp keeps the frame parser on its request handler; the guard wraps it, in front of every byte.
-        handler._payload_parser = _MaskGuard(handler._payload_parser, self._reader)  # type: ignore[union-attr]
+        handler._payload_parser = _MaskGuard(handler._payload_parser, self._reader)
