@@ -25,7 +25,8 @@ class Keeper(Emulator):
     settings_defaults = {"port": 0}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, egress=EgressPolicy(DEFAULT_ALLOWED), **kwargs)
+        kwargs.setdefault("egress", EgressPolicy(DEFAULT_ALLOWED))
+        super().__init__(*args, **kwargs)
         self.data = ["kept"]
         self.wipes = 0
 
@@ -145,3 +146,17 @@ def test_parse_json_refuses_depth_past_the_limit_whether_or_not_it_overflows_the
             parse_json("[" * depth + "]" * depth)
     with pytest.raises(FieldError, match=r"^payload: "):
         parse_json('{"a": ' * 5000 + "1" + "}" * 5000, field="payload")
+
+
+def test_the_control_token_is_a_config_key_and_a_flag_and_is_never_printed() -> None:
+    from emulators.app import create_emulator
+    from emulators.cli import _config_from_args, build_parser
+    from emulators.config import Config, apply_overrides
+
+    config = apply_overrides(Config(), {"control_token": TOKEN})
+    assert create_emulator(Keeper, config).control_token == TOKEN
+    assert config.effective()["control_token"] == "<set>"
+    with pytest.raises(FieldError, match="at least 16 characters"):
+        apply_overrides(Config(), {"control_token": "short"})
+    args = build_parser().parse_args(["up", "--control-token", TOKEN])
+    assert _config_from_args(args).control_token == TOKEN
