@@ -9,7 +9,7 @@ from typing import Any
 # Growth allowed per minute after warm-up (the target for RSS is a flat slope within 0.1 MB/min).
 DEFAULT_LIMITS = {"rss_mb": 0.1, "fds": 1.0, "threads": 0.5, "tasks": 1.0}
 # Below these total changes over the run a slope is noise, whatever its value (short runs have few samples).
-NOISE = {"rss_mb": 4.0, "fds": 8, "threads": 2, "tasks": 8}
+NOISE = {"rss_mb": 1.0, "fds": 8, "threads": 2, "tasks": 8}
 
 
 @dataclass
