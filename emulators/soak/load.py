@@ -1,5 +1,5 @@
-"""The soak's clients: steady mixed load (video viewers, a Recall bot to a local receiver, a SignalWire stream,
-control-plane polling) and bursts of the hostile clients issue 17 describes."""
+"""The soak's clients: steady mixed load (a Misty RTSP client, depthcam video viewers, a Recall bot to a local
+receiver, a SignalWire stream, control-plane polling) and bursts of the hostile clients issue 17 describes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from aiohttp import web
 
 from emulators.bench.process import EmulatorProcess, free_port
 from emulators.bench.viewers import ViewerCount, cancel_all, watch
+from emulators.kit.rtsp.message import Headers, InterleavedFrame, RtspMessageReader, RtspRequest, RtspResponse
+from emulators.kit.rtsp.sdp import VIDEO_TRACK
 from emulators.kit.tls import ensure_dev_certs
 
 SIGNALWIRE_API = "/api/laml/2010-04-01"
@@ -63,11 +65,15 @@ class MixedLoad:
         self.recall_sink = Sink()
         self.signalwire_sink = Sink()
         self.started: list[str] = []
+        self.rtsp_url = ""  # Misty's built-in RTSP server, once started
+        self.rtsp_frames = 0
 
     async def start(self) -> None:
         devices = set(self.emulator.endpoints)
         if "misty" in devices:
-            await self._misty_viewers(2)
+            await self._misty_rtsp()  # Misty's camera serves one of AV streaming and the video WebSocket at a time
+        if "depthcam" in devices:
+            await self._depthcam_viewers(2)
         if "recall" in devices:
             await self._recall_bot()
         if "signalwire" in devices:
@@ -75,18 +81,43 @@ class MixedLoad:
         for device in sorted(devices):
             self.tasks.append(asyncio.create_task(self._poll_state(device), name=f"soak-poll-{device}"))
 
-    async def _misty_viewers(self, count: int) -> None:
-        port = free_port()
-        async with self.session.post(f"{self.emulator.rest('misty')}/api/videostreaming/start",
-                                     json={"Port": port}) as resp:
+    async def _depthcam_viewers(self, count: int) -> None:
+        base = self.emulator.rest("depthcam")
+        async with self.session.get(f"{base}/cameras/") as resp:
             resp.raise_for_status()
+            mxid = (await resp.json())[0]["mxid"]
+        stream = f"{base}/cameras/{mxid}/streams/CAM_B/"
+        async with self.session.post(stream) as resp:
+            resp.raise_for_status()
+        url = stream.replace("http://", "ws://", 1) + "video"
         for _ in range(count):
             self.viewers.append(ViewerCount())
-            self.tasks.append(asyncio.create_task(
-                watch(self.session, f"ws://127.0.0.1:{port}/", self.viewers[-1], limit_s=10 * 24 * 3600.0)))
+            self.tasks.append(asyncio.create_task(watch(self.session, url, self.viewers[-1], limit_s=10 * 24 * 3600.0)))
         async with asyncio.timeout(15):
             await asyncio.gather(*(v.first.wait() for v in self.viewers))
-        self.started.append(f"misty: {count} video viewers")
+        self.started.append(f"depthcam: {count} fMP4 video viewers")
+
+    async def _misty_rtsp(self) -> None:
+        port = free_port()
+        base = self.emulator.rest("misty")
+        for path, body in (("services/avstreaming/enable", {}),
+                           ("avstreaming/start", {"URL": f"rtspd:{port}", "Width": 320, "Height": 240,
+                                                  "FrameRate": 15, "VideoBitRate": 500_000})):
+            async with self.session.post(f"{base}/api/{path}", json=body) as resp:
+                resp.raise_for_status()
+        self.rtsp_url = f"rtsp://127.0.0.1:{port}/"
+        client = await RtspClient.connect(self.rtsp_url)
+        await client.play_tcp()
+        self.tasks.append(asyncio.create_task(self._pull(client), name="soak-rtsp"))
+        self.started.append("misty: one RTSP client over TCP")
+
+    async def _pull(self, client: RtspClient) -> None:
+        try:
+            while True:
+                if isinstance(await client.next(), InterleavedFrame):
+                    self.rtsp_frames += 1
+        finally:
+            client.close()
 
     async def _recall_bot(self) -> None:
         await self.recall_sink.start("ws")
@@ -135,6 +166,74 @@ class MixedLoad:
         await cancel_all(self.tasks)
         await self.recall_sink.aclose()
         await self.signalwire_sink.aclose()
+
+
+class RtspClient:
+    """Just enough RTSP to play over TCP, or to misbehave on purpose."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, url: str) -> None:
+        self.reader, self.writer, self.url = reader, writer, url
+        self.parser = RtspMessageReader("client")
+        self.inbox: list[object] = []
+        self.cseq = 0
+
+    @classmethod
+    async def connect(cls, url: str) -> RtspClient:
+        host, port = url.split("//", 1)[1].rstrip("/").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, url)
+
+    async def next(self) -> object:
+        while not self.inbox:
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionResetError("the RTSP server closed the connection")
+            self.inbox.extend(self.parser.feed(data))
+        return self.inbox.pop(0)
+
+    async def request(self, method: str, uri: str, **headers: str) -> RtspResponse:
+        self.cseq += 1
+        items = [("CSeq", str(self.cseq)), *((k.replace("_", "-"), v) for k, v in headers.items())]
+        self.writer.write(RtspRequest(method, uri, Headers(items)).serialize())
+        async with asyncio.timeout(10):
+            while True:
+                message = await self.next()
+                if isinstance(message, RtspResponse):
+                    return message
+
+    async def play_tcp(self) -> None:
+        await self.request("DESCRIBE", self.url, Accept="application/sdp")
+        track = f"{self.url.rstrip('/')}/trackID={VIDEO_TRACK}"
+        setup = await self.request("SETUP", track, Transport="RTP/AVP/TCP;unicast;interleaved=0-1")
+        session = setup.headers["Session"].split(";")[0]
+        play = await self.request("PLAY", self.url, Session=session, Range="npt=0.000-")
+        if play.status != 200:
+            raise ConnectionError(f"RTSP PLAY answered {play.status}")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def rtsp_hostile(url: str, setups: int = 20) -> dict[str, int]:
+    """A bad Transport header, an oversized head, and a UDP SETUP flood left behind by a closed connection."""
+    counts = {"transport_461": 0, "big_head_400": 0, "udp_setups": 0}
+    client = await RtspClient.connect(url)
+    try:
+        counts["transport_461"] += (await client.request("SETUP", url, Transport=";;;")).status == 461
+        for _ in range(setups):
+            answer = await client.request("SETUP", f"{url.rstrip('/')}/trackID={VIDEO_TRACK}",
+                                          Transport="RTP/AVP;unicast;client_port=9-10")
+            counts["udp_setups"] += answer.status == 200
+    finally:
+        client.close()
+    big = await RtspClient.connect(url)
+    try:
+        big.writer.write(b"OPTIONS " + url.encode() + b" RTSP/1.0\r\nCSeq: 1\r\nX-Pad: " + b"a" * 40_000 + b"\r\n\r\n")
+        async with asyncio.timeout(10):
+            counts["big_head_400"] += (await big.reader.read(64)).startswith(b"RTSP/1.0 400")
+    finally:
+        big.close()
+    return counts
 
 
 class HealthProbe:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from emulators.bench.process import EmulatorProcess
-from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst
+from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst, rtsp_hostile
 from emulators.soak.samples import DEFAULT_LIMITS, Sample, as_rows, process_figures, verdict
 
 
@@ -58,6 +58,8 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                 next_sample = started + args.sample_seconds
                 while next_sample <= deadline + 1e-6:
                     await hostile_burst(emulator, session, idle=args.idle_connections)
+                    if load.rtsp_url:
+                        await rtsp_hostile(load.rtsp_url)
                     await asyncio.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling period
                     rss_mb, fds, threads = process_figures(emulator.pid)
                     worst_ms, healthy = probe.take()
@@ -69,6 +71,7 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                           flush=True)
                     next_sample += args.sample_seconds
                 print(f"received: {sum(v.messages for v in load.viewers)} video messages by the viewers, "
+                      f"{load.rtsp_frames} interleaved packets by the RTSP client, "
                       f"{load.recall_sink.messages} by the Recall receiver, {load.signalwire_sink.messages} by the "
                       "SignalWire receiver", flush=True)
             finally:
