@@ -315,7 +315,8 @@ class MistyClient(SessionOwner):
         return await self._command("audio/play", {"FileName": file_name, "Volume": volume})
 
     async def get_audio_list(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "audio/list")
+        files: list[dict[str, Any]] = await self.request("GET", "audio/list")
+        return files
 
     # ----- pubsub -----------------------------------------------------------------------------------------
     async def subscribe(

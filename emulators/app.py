@@ -44,6 +44,7 @@ def create_emulator(
         "certs": ensure_dev_certs(config.certs_dir),
         # The one place the egress policy is built: from the configuration, for every sender of this emulator.
         "egress": EgressPolicy(config.egress_allow),
+        "control_token": config.control_token,
     }
     arguments.update(overrides)
     return cls(merged, **arguments)

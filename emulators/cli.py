@@ -19,7 +19,7 @@ import yaml
 
 from emulators import __version__
 from emulators.app import endpoints_document, start_all, write_endpoints_file
-from emulators.config import Config, load_config
+from emulators.config import Config, apply_overrides, load_config
 from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--seed", type=int, help="seed for every synthetic scene, name and fault roll")
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--time-scale", type=float, help="multiplier for lifecycle timings (1.0 = real speed)")
+    up.add_argument("--control-token", metavar="TOKEN",
+                    help="require 'Authorization: Bearer TOKEN' on /_emulator/ (except health), for shared machines")
     up.add_argument("--endpoints-file", help="write the endpoints and credentials as JSON once every emulator answers")
     up.add_argument("--print-config", nargs="?", const="json", choices=["json", "markdown"],
                     help="print the effective configuration (JSON, or Markdown tables of every setting) and exit")
@@ -88,7 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     _doctor_command(sub)
     _health_command(sub)
     register_hil(sub)  # record, replay, parity
+    _soak_command(sub)
     return parser
+
+
+def _soak_command(sub: Any) -> None:
+    from emulators.soak.run import add_arguments
+
+    soak = sub.add_parser("soak", help="run every emulator under mixed load and hostile clients; fail on growth")
+    add_arguments(soak)
+    soak.set_defaults(func=cmd_soak)
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from emulators.soak.run import main as soak_main
+
+    return soak_main(args)
 
 
 def _logging_flags(p: argparse.ArgumentParser) -> None:
@@ -105,6 +122,8 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         config.host = args.host
     if getattr(args, "time_scale", None) is not None:
         config.time_scale = args.time_scale
+    if getattr(args, "control_token", None):
+        apply_overrides(config, {"control_token": args.control_token})  # the same check as the config key
     return config
 
 

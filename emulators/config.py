@@ -25,6 +25,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "egress_allow": list(DEFAULT_ALLOWED),
     # Folders with <device>/ sub-folders of scenario (and depthcam rig) files, added to the packaged ones.
     "scenario_dirs": [],
+    # Set on shared lab machines: every /_emulator/ route but health then needs "Authorization: Bearer <token>".
+    "control_token": None,
 }
 
 
@@ -36,6 +38,7 @@ class Config:
     certs_dir: str | None = None
     egress_allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED))
     scenario_dirs: list[str] = field(default_factory=list)
+    control_token: str | None = None
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def device_settings(self, device: str) -> dict[str, Any]:
@@ -46,6 +49,7 @@ class Config:
         out: dict[str, Any] = {
             "host": self.host, "seed": self.seed, "time_scale": self.time_scale,
             "certs_dir": self.certs_dir, "egress_allow": self.egress_allow, "scenario_dirs": self.scenario_dirs,
+            "control_token": None if self.control_token is None else "<set>",  # printed configs get shared
         }
         for name, cls in available().items():
             out[name] = cls.merged_settings(self.device_settings(name))
@@ -118,6 +122,10 @@ def apply_overrides(config: Config, raw: dict[str, Any]) -> Config:
                 raise FieldError("scenario_dirs", "must be a list of folder paths")
             check_user_folders(value)
             config.scenario_dirs = value
+        elif key == "control_token":
+            if value is not None and (not isinstance(value, str) or len(value) < 16):
+                raise FieldError("control_token", "must be a string of at least 16 characters, or null")
+            config.control_token = value
         else:
             allowed = ", ".join([*GLOBAL_DEFAULTS, *DEVICES])
             raise FieldError(key, f"is not a configuration key; known: {allowed}")

@@ -95,4 +95,9 @@ def control_plane_document(device: str, controls: Iterable[str]) -> dict[str, An
         responses.setdefault("400", {"$ref": "#/components/responses/BadRequest"})
         responses.setdefault("409", {"$ref": "#/components/responses/Conflict"})
         paths[SCENARIO_PREFIX + control] = item
+    # The control-plane guard answers any body that is not application/json with 415 before a handler runs.
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation["responses"].setdefault("415", {"$ref": "#/components/responses/UnsupportedMediaType"})
     return document

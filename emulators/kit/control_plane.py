@@ -3,6 +3,7 @@ controls, and its own OpenAPI document."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -20,12 +21,50 @@ from emulators.kit.tasks import TaskOwner
 from emulators.kit.workers import WorkerRegistry
 
 CONTROL_PREFIX = "/_emulator"
+# Open without the token even when one is set: it says only that the emulator is up (start-up polling uses it).
+OPEN_PATHS = frozenset({f"{CONTROL_PREFIX}/health"})
 
 ScenarioControl = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ScenarioConflict(FieldError):
     """A scenario control that cannot run in the current state (HTTP 409)."""
+
+
+def _refusal(status: int, field: str, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": f"{field}: {message}", "field": field}, status=status, headers=headers)
+
+
+def control_plane_guard(token: str | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware for /_emulator/: refuses browsers' cross-origin requests (a web page in the developer's browser
+    can POST text/plain anywhere without a preflight) and, when a token is configured, requests without it.
+
+    No CORS header is ever sent, so a browser never lets another origin read an answer either.
+    """
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(CONTROL_PREFIX + "/") and request.path != CONTROL_PREFIX:
+            return await handler(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"{request.scheme}://{request.host}":
+            return _refusal(403, "origin", f"cross-origin requests to {CONTROL_PREFIX}/ are refused, got {origin!r}")
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return _refusal(403, "origin", f"cross-site requests to {CONTROL_PREFIX}/ are refused")
+        if token is not None and request.path not in OPEN_PATHS:
+            presented = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+                return _refusal(
+                    401, "authorization", "this control plane needs 'Authorization: Bearer <control token>'",
+                    **{"WWW-Authenticate": 'Bearer realm="benchtwin control plane"'},
+                )
+        if request.can_read_body and request.content_type != "application/json":
+            return _refusal(
+                415, "content-type", f"a request body must be application/json, got {request.content_type!r}"
+            )
+        return await handler(request)
+
+    return guard
 
 
 class Controlled(Protocol):

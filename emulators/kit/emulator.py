@@ -7,6 +7,7 @@ and ``self.workers`` so that ``aclose()`` (and ``reset``) cancels and awaits it.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ssl
 import time
@@ -15,12 +16,19 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from emulators.kit.clock import TEST_TIME_SCALE, Clock
-from emulators.kit.control_plane import CONTROL_PREFIX, ControlPlane, ScenarioControl
+from emulators.kit.control_plane import CONTROL_PREFIX, ControlPlane, ScenarioControl, control_plane_guard
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, FaultRule, StreamVerdict
 from emulators.kit.http import bind_tcp
 from emulators.kit.http_faults import fault_middleware
+from emulators.kit.listeners import (
+    IDLE_TIMEOUT_S,
+    BoundedSockSite,
+    ResourceErrorThrottle,
+    connection_limit,
+    raise_open_files_limit,
+)
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.settings import DeviceSettings
@@ -53,6 +61,7 @@ class Emulator:
         time_scale: float = TEST_TIME_SCALE,  # constructed directly = in a test; `benchtwin up` passes its own
         clock: Clock | None = None,
         certs: DevCerts | None = None,
+        control_token: str | None = None,
     ) -> None:
         # A DeviceSettings instance for devices with a settings_class, else the old merged dict.
         self.settings: Any = self.build_settings(settings or {})
@@ -66,6 +75,8 @@ class Emulator:
         self.client_ssl: ssl.SSLContext = client_ssl_context(certs.ca if certs else None)
         # Built once where the configuration is read; every outbound sender is given this one.
         self.egress = egress
+        # Set for shared lab machines: every /_emulator/ route but health then needs it as a Bearer token.
+        self.control_token = control_token
         self.events = EventLog(self.device)
         self.faults = FaultBook(seed)
         self.tasks = TaskOwner(self.device)
@@ -77,6 +88,9 @@ class Emulator:
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._sites: list[web.BaseSite] = []
+        # Per listening socket (None: a share of the open-files limit) and per connection; tests lower them.
+        self.max_connections: int | None = None
+        self.idle_timeout_s = IDLE_TIMEOUT_S
 
     # ----- settings -------------------------------------------------------------------------------------
     @classmethod
@@ -130,7 +144,8 @@ class Emulator:
         """Stop streams and close connections; owned tasks are cancelled after this returns."""
 
     async def on_reset(self, seed: int) -> None:
-        """Return to boot state. Streams and tasks have been stopped before this is called."""
+        """Return to boot state. Streams and tasks have been stopped before this is called. A device that keeps data
+        on disk deletes it only when ``self.wipe_on_reset`` is true (a reset with ``{"wipe_data": true}``)."""
 
     def state(self) -> dict[str, Any]:
         """A JSON snapshot of the device state for GET /_emulator/state."""
@@ -156,7 +171,8 @@ class Emulator:
     def build_app(self) -> web.Application:
         """The aiohttp app: the control plane first (so its wrong verbs are 405s), then the device's routes."""
         middleware = fault_middleware(self.faults, self.events, exempt_prefix=CONTROL_PREFIX)
-        app = web.Application(middlewares=[middleware], client_max_size=16 * 1024**2)
+        guard = control_plane_guard(self.control_token)
+        app = web.Application(middlewares=[guard, middleware], client_max_size=16 * 1024**2)
         ControlPlane(self).add_routes(app)
         self.add_routes(app)
         return app
@@ -164,7 +180,11 @@ class Emulator:
     async def start(self) -> None:
         if self.app is None:
             self.app = self.build_app()
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        raise_open_files_limit()
+        ResourceErrorThrottle.install(asyncio.get_running_loop())
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0, keepalive_timeout=self.idle_timeout_s
+        )
         await self._runner.setup()
         listeners = {"rest": (int(self.setting("port", self.default_port)), False)}
         listeners.update(self.extra_listeners())
@@ -173,7 +193,10 @@ class Emulator:
                 if tls and self.server_ssl is None:
                     raise RuntimeError(f"{self.device}: listener {name} needs TLS but no certificate was given")
                 sock = bind_tcp(self.host, port)
-                site = web.SockSite(self._runner, sock, ssl_context=self.server_ssl if tls else None)
+                site = BoundedSockSite(
+                    self._runner, sock, ssl_context=self.server_ssl if tls else None,
+                    max_connections=self.max_connections or connection_limit(),
+                )
                 await site.start()
                 self._sites.append(site)
                 self.ports[name] = sock.getsockname()[1]
@@ -217,7 +240,7 @@ class Emulator:
         self.events.clear()
         await self.on_reset(self.seed)
         await self.on_start()
-        self.events.record("reset", seed=self.seed)
+        self.events.record("reset", seed=self.seed, wipe_data=wipe_data)
 
     # ----- addresses ------------------------------------------------------------------------------------
     def url(self, listener: str = "rest") -> str:

@@ -1,9 +1,12 @@
-"""A bounded log of what an emulator received and sent, served by the control plane."""
+"""A bounded log of what an emulator received and sent, served by the control plane.
+
+Bounded twice: by count and by bytes (details are cut and their secrets masked before they are kept)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import threading
 import time
@@ -11,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from emulators.kit.redact import bounded
 
 log = logging.getLogger("benchtwin.events")
 
@@ -61,22 +66,34 @@ class _Waiter:
 
 
 class EventLog:
-    """Keeps the newest ``capacity`` events; significant kinds also go to the logger.
+    """Keeps the newest ``capacity`` events within ``max_bytes`` (their details' JSON size); significant kinds also
+    go to the logger.
 
     Events may be recorded from worker threads; ``wait_for`` wakes its waiter on the waiter's own loop.
     """
 
-    def __init__(self, device: str, capacity: int = 2000) -> None:
+    def __init__(self, device: str, capacity: int = 2000, max_bytes: int = 4 * 1024**2) -> None:
         self.device = device
-        self._events: deque[Event] = deque(maxlen=capacity)
+        self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._sizes: deque[int] = deque()
+        self._events: deque[Event] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._waiters: list[_Waiter] = []
 
     def record(self, kind: str, **detail: Any) -> Event:
+        detail = bounded(detail)
+        size = len(kind) + len(json.dumps(detail, default=str))
         with self._lock:
             event = Event(id=next(self._ids), time=time.time(), kind=kind, device=self.device, detail=detail)
             self._events.append(event)
+            self._sizes.append(size)
+            self.bytes += size
+            while len(self._events) > self.capacity or (self.bytes > self.max_bytes and len(self._events) > 1):
+                self._events.popleft()
+                self.bytes -= self._sizes.popleft()
             woken = [w for w in self._waiters if w.wants(event)]
             for waiter in woken:
                 self._waiters.remove(waiter)
@@ -129,6 +146,8 @@ class EventLog:
     def clear(self) -> None:
         with self._lock:
             self._events.clear()
+            self._sizes.clear()
+            self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._events)

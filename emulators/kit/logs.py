@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from emulators.kit.redact import redact_text
+
 
 class _Readable(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -16,7 +18,7 @@ class _Readable(logging.Formatter):
         line = f"{stamp} {record.levelname.lower():7} {device:10} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return redact_text(line)  # any URL a library logs may carry credentials
 
 
 class _Json(logging.Formatter):
@@ -32,7 +34,7 @@ class _Json(logging.Formatter):
                 out[key] = getattr(record, key)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return redact_text(json.dumps(out, default=str))
 
 
 def setup_logging(level: str = "info", *, as_json: bool = False) -> None:

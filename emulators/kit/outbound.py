@@ -1,7 +1,8 @@
 """Outbound connections the emulators make: WebSocket streams and webhooks, with retries and an egress allowlist.
 
 The allowlist exists so a test run never streams to a production endpoint by accident: by default only
-loopback, private and link-local addresses (and names that resolve only to them) are allowed.
+loopback and private addresses (and names that resolve only to them) are allowed. Link-local addresses (cloud
+metadata services live at 169.254.169.254) are refused unless a configured range names them explicitly.
 """
 
 from __future__ import annotations
@@ -10,17 +11,23 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 from emulators.kit.events import EventLog
 
-DEFAULT_ALLOWED = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-                   "fc00::/7", "fe80::/10")
+DEFAULT_ALLOWED = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
+LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
+RESOLVE_TIMEOUT_S = 5.0
+# getaddrinfo(host, port, family, type, proto) as the socket module has it; tests inject a scripted one.
+AddressLookup = Callable[..., list[tuple[Any, ...]]]
 
 
 class EgressRefused(Exception):
@@ -53,36 +60,166 @@ class RetryPolicy:
 
 class EgressPolicy:
     """Where outbound senders may connect. Built once from the configuration (``egress_allow``) and passed to
-    every sender; nothing builds a default one, so the configured list can neither be bypassed nor ignored."""
+    every sender; nothing builds a default one, so the configured list can neither be bypassed nor ignored.
 
-    def __init__(self, allow: Iterable[str], allow_hosts: Iterable[str] = ("localhost",)) -> None:
+    Every address a name resolves to must be allowed. ``client_session()`` makes that hold for every connection
+    attempt: each request and redirect hop is checked, names are resolved off the event loop with a timeout, and
+    the socket connects to the very addresses that were checked (no second lookup a rebinding DNS could answer).
+    """
+
+    def __init__(
+        self,
+        allow: Iterable[str],
+        allow_hosts: Iterable[str] = ("localhost",),
+        *,
+        resolve_timeout_s: float = RESOLVE_TIMEOUT_S,
+        lookup: AddressLookup = socket.getaddrinfo,
+    ) -> None:
         self.networks = [ipaddress.ip_network(n, strict=False) for n in allow]
         self.hosts = {h.lower() for h in allow_hosts}
+        self.resolve_timeout_s = resolve_timeout_s
+        self._lookup = lookup
+        # Link-local is allowed only by a range that lies inside it (0.0.0.0/0 does not count).
+        self._link_local_allowed = [
+            n for n in self.networks if any(n.version == ll.version and n.subnet_of(ll) for ll in LINK_LOCAL)  # type: ignore[arg-type]
+        ]
 
     def _allowed_ip(self, ip: str) -> bool:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
+        if any((mapped or addr) in net for net in LINK_LOCAL):
+            return any((mapped or addr) in net for net in self._link_local_allowed)
         return any(addr in net for net in self.networks)
 
     def check(self, url: str) -> None:
-        """Raise EgressRefused unless every address of the URL's host is inside the allowlist."""
-        host = urlsplit(url).hostname
-        if not host:
-            raise EgressRefused(f"{url!r} has no host")
-        if host.lower() in self.hosts:
+        """Raise EgressRefused unless every address of the URL's host is inside the allowlist (blocking lookup:
+        call it from a thread, or use ``check_async``)."""
+        host = _host_of(url)
+        if host.lower() in self.hosts or self._check_literal(url, host):
             return
         try:
-            if self._allowed_ip(host):
-                return
-            raise EgressRefused(_refusal(url, host))
-        except ValueError:
-            pass  # a name, not an address
+            infos = self._lookup(host, None, 0, 0, socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise EgressRefused(f"{url}: cannot resolve {host!r} ({_strerror(exc)})") from None
+        self._check_addresses(url, host, {str(info[4][0]) for info in infos})
+
+    async def check_async(self, url: str) -> None:
+        """``check`` with the lookup off the event loop and bounded by ``resolve_timeout_s``."""
+        host = _host_of(url)
+        if host.lower() in self.hosts or self._check_literal(url, host):
+            return
+        await self.resolve(host, 0, url=url)
+
+    async def resolve(self, host: str, port: int, *, family: int = 0, url: str | None = None) -> list[ResolveResult]:
+        """The host's addresses, every one checked; EgressRefused if any is outside the allowlist, or the lookup
+        fails or takes longer than ``resolve_timeout_s``."""
+        label = url or f"{host}:{port}"
+        if host.lower() in self.hosts:
+            # A name the policy trusts (localhost) is still pinned to what the lookup returns now.
+            infos = await self._lookup_off_loop(label, host, port, family)
+            return [_result(host, info) for info in infos]
         try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except socket.gaierror as exc:
-            raise EgressRefused(f"{url}: cannot resolve {host!r} ({exc.strerror})") from None
-        addresses = {str(info[4][0]) for info in infos}
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            infos = await self._lookup_off_loop(label, host, port, family)
+            self._check_addresses(label, host, {str(info[4][0]) for info in infos})
+            return [_result(host, info) for info in infos]
+        self._check_literal(label, host)
+        family_of = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [ResolveResult(hostname=host, host=host, port=port, family=family_of, proto=socket.IPPROTO_TCP,
+                              flags=socket.AI_NUMERICHOST)]
+
+    async def _lookup_off_loop(self, label: str, host: str, port: int, family: int) -> list[tuple[Any, ...]]:
+        try:
+            async with asyncio.timeout(self.resolve_timeout_s):
+                infos = await asyncio.to_thread(self._lookup, host, port, family, socket.SOCK_STREAM)
+        except TimeoutError:
+            raise EgressRefused(f"{label}: resolving {host!r} took longer than {self.resolve_timeout_s} s") from None
+        except (socket.gaierror, UnicodeError) as exc:
+            raise EgressRefused(f"{label}: cannot resolve {host!r} ({_strerror(exc)})") from None
+        if not infos:
+            raise EgressRefused(f"{label}: {host!r} resolves to no address")
+        return list(infos)
+
+    def _check_literal(self, url: str, host: str) -> bool:
+        """True if ``host`` is an allowed address literal; EgressRefused if it is a refused one; False for names."""
+        try:
+            allowed = self._allowed_ip(host)
+        except ValueError:
+            return False  # a name, not an address
+        if not allowed:
+            raise EgressRefused(_refusal(url, host))
+        return True
+
+    def _check_addresses(self, url: str, host: str, addresses: set[str]) -> None:
         if not addresses or not all(self._allowed_ip(a) for a in addresses):
             raise EgressRefused(_refusal(url, host))
+
+    # ----- sessions that cannot step outside the policy --------------------------------------------------
+    def connector(self, **kwargs: Any) -> aiohttp.TCPConnector:
+        """A connector that resolves through the policy and connects to the addresses it checked."""
+        return aiohttp.TCPConnector(resolver=PolicyResolver(self), use_dns_cache=False, **kwargs)
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """Checks the URL of every request a session makes, each redirect hop included, before it connects."""
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(self._on_request_start)
+        trace.on_request_redirect.append(self._on_request_redirect)
+        trace.freeze()
+        return trace
+
+    def client_session(self, *, connector: aiohttp.TCPConnector | None = None, **kwargs: Any) -> aiohttp.ClientSession:
+        """The session every outbound sender should use: the policy's connector and request checks."""
+        return aiohttp.ClientSession(connector=connector or self.connector(), trace_configs=[self.trace_config()],
+                                     **kwargs)
+
+    def guard(self, session: aiohttp.ClientSession) -> None:
+        """Add the per-request (and per-redirect-hop) check to a session made elsewhere, once."""
+        if not any(getattr(t, "egress_policy", None) is self for t in session.trace_configs):
+            trace = self.trace_config()
+            trace.egress_policy = self  # type: ignore[attr-defined]
+            session.trace_configs.append(trace)
+
+    async def _on_request_start(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                                params: aiohttp.TraceRequestStartParams) -> None:
+        await self.check_async(str(params.url))
+
+    async def _on_request_redirect(self, session: aiohttp.ClientSession, ctx: SimpleNamespace,
+                                   params: aiohttp.TraceRequestRedirectParams) -> None:
+        location = params.response.headers.get("Location")
+        if location:
+            await self.check_async(str(params.url.join(URL(location))))
+
+
+class PolicyResolver(AbstractResolver):
+    """An aiohttp resolver that answers only with addresses the policy allows (and connects to exactly those)."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        return await self.policy.resolve(host, port, family=family)
+
+    async def close(self) -> None:
+        return None
+
+
+def _host_of(url: str) -> str:
+    host = urlsplit(url).hostname
+    if not host:
+        raise EgressRefused(f"{url!r} has no host")
+    return host
+
+
+def _strerror(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _result(host: str, info: tuple[Any, ...]) -> ResolveResult:
+    family, _, proto, _, address = info[:5]
+    return ResolveResult(hostname=host, host=str(address[0]), port=int(address[1]), family=family, proto=proto,
+                         flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
 
 
 def _refusal(url: str, host: str) -> str:
@@ -121,9 +258,12 @@ class OutboundWebSocket:
         self.last_error = ""
 
     async def connect(self) -> aiohttp.ClientWebSocketResponse:
-        self.egress.check(self.url)
+        # Every attempt and every redirect hop of its handshake is checked anew: a name may resolve elsewhere on a
+        # retry (DNS rebinding), and a handshake answered with a redirect may point anywhere.
+        self.egress.guard(self.session)
         for attempt in self.retry.attempts():
             self.attempts = attempt
+            await self.egress.check_async(self.url)
             try:
                 async with asyncio.timeout(self.connect_timeout_s):
                     ws = await self.session.ws_connect(
@@ -197,14 +337,16 @@ class WebhookSender:
         headers: dict[str, str] | None = None,
     ) -> int:
         """Returns the final HTTP status; raises OutboundFailed when every attempt failed."""
-        self.egress.check(url)
+        self.egress.guard(self.session)
         last = ""
         attempts = 0
         for attempt in self.retry.attempts():
             attempts = attempt
+            await self.egress.check_async(url)  # each retry resolves again, so each is checked again
             try:
+                # A webhook's 3xx is its answer: following it would let the receiver send us past the allowlist.
                 kwargs: dict[str, Any] = {"headers": headers or {}, "ssl": self.ssl if self.ssl else True,
-                                          "timeout": self.timeout}
+                                          "timeout": self.timeout, "allow_redirects": False}
                 if method.upper() == "GET":
                     kwargs["params"] = form or {}
                 elif json is not None:

@@ -95,3 +95,18 @@ async def test_a_cancelled_pacer_stops_at_once() -> None:
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=1)
     assert task in done
+
+
+def test_lateness_keeps_the_newest_window_in_one_preallocated_array() -> None:
+    stats = LatenessStats(window=5)
+    for n in range(8):
+        stats.record(n / 1000)
+    assert stats.samples() == [0.003, 0.004, 0.005, 0.006, 0.007] and stats.ticks == 8
+    ring = stats._ring
+    for _ in range(100):
+        stats.record(0.001)
+    assert stats._ring is ring and ring.nbytes == 5 * 8  # no growth however long the stream runs
+    merged = LatenessStats(window=5)
+    merged.record(0.1)
+    merged.merge(stats)
+    assert merged.samples() == [0.001] * 5 and merged.ticks == 109 and merged.max_s == 0.1

@@ -140,3 +140,15 @@ def test_a_bare_lf_request_followed_by_a_crlf_one_splits_at_the_first_blank_line
     lax = b"OPTIONS rtsp://x/ RTSP/1.0\nCSeq: 1\n\n"
     messages = RtspMessageReader().feed(lax + OPTIONS.replace(b"CSeq: 1", b"CSeq: 2"))
     assert [m.cseq for m in messages] == ["1", "2"]  # type: ignore[union-attr]
+
+
+def test_a_head_over_the_limit_is_rejected_even_when_it_arrives_complete_in_one_read() -> None:
+    head = b"OPTIONS rtsp://h/ RTSP/1.0\r\nCSeq: 1\r\n" + b"X-Pad: " + b"a" * 40_000 + b"\r\n\r\n"
+    with pytest.raises(MessageError, match="exceeds 16384 bytes"):
+        RtspMessageReader("server").feed(head)
+
+
+def test_a_head_just_under_the_limit_in_one_read_is_accepted() -> None:
+    head = b"OPTIONS rtsp://h/ RTSP/1.0\r\nCSeq: 1\r\nX-Pad: " + b"a" * 16_000 + b"\r\n\r\n"
+    [message] = RtspMessageReader("server").feed(head)
+    assert isinstance(message, RtspRequest) and message.cseq == "1"

@@ -256,13 +256,56 @@ def test_keep_alive_requests_refresh_a_udp_session_and_idle_ones_expire(
     assert sid not in ports.held
 
 
-def test_closing_the_connection_ends_interleaved_sessions_but_not_udp_ones(core: RtspServerCore) -> None:
+def test_closing_the_connection_ends_its_sessions_except_udp_ones_that_are_playing(core: RtspServerCore) -> None:
+    # Issue 17 names the old rule (every UDP session outlived its connection) as the defect: a READY UDP session
+    # held two sockets per track for a whole timeout after its client was gone.
     tcp = setup_tcp(core)
     udp = core.handle(request("SETUP", URL + "/trackID=0", Transport="RTP/AVP;unicast;client_port=5000-5001"), CONN, 0)
     udp_id = udp.response.headers["Session"].split(";")[0]
+    playing = core.handle(
+        request("SETUP", URL + "/trackID=0", Transport="RTP/AVP;unicast;client_port=5002-5003"), CONN, 0
+    )
+    playing_id = playing.response.headers["Session"].split(";")[0]
+    assert core.handle(request("PLAY", URL, Session=playing_id), CONN, 0).response.status == 200
     ended = core.connection_closed(CONN.id)
-    assert [e.session.id for e in ended] == [tcp]
-    assert udp_id in core.sessions
+    assert sorted(e.session.id for e in ended) == sorted([tcp, udp_id])
+    assert list(core.sessions) == [playing_id]
+    [expired] = core.expire(61)  # with no RTCP from the client it times out like any idle UDP session
+    assert expired.session.id == playing_id
+
+
+def test_sessions_are_capped_per_connection_with_503_naming_the_limit(ports: CountingPorts) -> None:
+    core = RtspServerCore(
+        tracks=[PresentationTrack(0, 96, 90000)], describe=lambda url: "", udp_ports=ports,
+        rng=random.Random(1), max_sessions=10, max_sessions_per_connection=3,
+    )
+    transport = "RTP/AVP;unicast;client_port=5000-5001"
+    answers = [core.handle(request("SETUP", URL, cseq=n, Transport=transport), CONN, 0) for n in range(5)]
+    assert [a.response.status for a in answers] == [200, 200, 200, 503, 503]
+    assert b"per-connection limit" in answers[3].response.body
+    assert sum(len(held) for held in ports.held.values()) == 3  # no ports were bound for the refused ones
+    assert core.handle(request("SETUP", URL, Transport=transport), OTHER_CONN, 0).response.status == 200
+
+
+def test_sessions_are_capped_per_server_with_503(ports: CountingPorts) -> None:
+    core = RtspServerCore(
+        tracks=[PresentationTrack(0, 96, 90000)], describe=lambda url: "", udp_ports=ports,
+        rng=random.Random(1), max_sessions=4, max_sessions_per_connection=3,
+    )
+    transport = "RTP/AVP;unicast;client_port=5000-5001"
+    statuses = [
+        core.handle(request("SETUP", URL, Transport=transport), ConnectionInfo(n, "127.0.0.1"), 0).response.status
+        for n in range(6)
+    ]
+    assert statuses == [200, 200, 200, 200, 503, 503]
+    assert len(core.sessions) == 4
+
+
+@pytest.mark.parametrize("transport", [";;;", ";", " ; ; ", ",;,"])
+def test_a_transport_of_only_separators_is_461_not_a_dropped_connection(core: RtspServerCore, transport: str) -> None:
+    reply = core.handle(request("SETUP", URL + "/trackID=0", Transport=transport), CONN, 0)
+    assert reply.response.status == 461
+    assert b"RTP/AVP" in reply.response.body
 
 
 def test_interleaved_tracks_must_be_set_up_on_the_sessions_own_connection(core: RtspServerCore) -> None:

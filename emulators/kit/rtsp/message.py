@@ -232,6 +232,9 @@ class RtspMessageReader:
         # Whichever blank line comes first ends the head: CRLF CRLF, or bare LF LF from lax clients.
         ends = [(i, n) for i, n in ((buf.find(b"\r\n\r\n"), 4), (buf.find(b"\n\n"), 2)) if i >= 0]
         head_end, separator = min(ends) if ends else (-1, 0)
+        if head_end > MAX_HEADER_BYTES:
+            # However the bytes arrived (one read or many), the head itself is over the limit.
+            raise MessageError(f"message head exceeds {MAX_HEADER_BYTES} bytes")
         if head_end < 0:
             if len(buf) > MAX_HEADER_BYTES:
                 raise MessageError(f"message head exceeds {MAX_HEADER_BYTES} bytes")

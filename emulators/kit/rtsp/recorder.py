@@ -16,6 +16,10 @@ from emulators.kit.rtsp.message import InterleavedFrame, RtspMessage, RtspReques
 from emulators.kit.rtsp.record import RecordCore, RecordedAudio, RecordedVideo
 from emulators.kit.rtsp.sdp import SessionDescription
 
+# A publisher that is not recording and sends nothing, or leaves a request half-sent, holds a socket for nothing.
+IDLE_TIMEOUT_S = 60.0
+HEAD_TIMEOUT_S = 10.0
+
 
 class RtspRecorder:
     """Accepts ANNOUNCE + SETUP mode=record + RECORD with interleaved RTP, optionally behind Basic or
@@ -118,7 +122,10 @@ class RtspRecorder:
         peer = "{}:{}".format(*(writer.get_extra_info("peername") or ("?", 0))[:2])
         self._emit("client_connected", {"peer": peer})
         try:
-            await serve_control_connection(reader, writer, partial(self._serve_messages, writer))
+            await serve_control_connection(
+                reader, writer, partial(self._serve_messages, writer),
+                idle_timeout=IDLE_TIMEOUT_S, head_timeout=HEAD_TIMEOUT_S, busy=lambda: self.core.recording,
+            )
         finally:
             if self.core.recording:
                 self.core.recording = False  # the publisher vanished without TEARDOWN

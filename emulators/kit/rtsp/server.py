@@ -26,6 +26,7 @@ from emulators.kit.rtsp.message import (
     RtspRequest,
     RtspResponse,
     interleave,
+    respond,
 )
 from emulators.kit.rtsp.sdp import (
     AUDIO_PAYLOAD_TYPE,
@@ -134,8 +135,16 @@ class RtspServer:
         max_pending: int = 90,
         send_buffer: int = 512 * 1024,
         seed: int | None = None,
+        max_connections: int = 256,
+        max_sessions: int = 256,
+        max_sessions_per_connection: int = 16,
+        idle_timeout: float = 60.0,
+        head_timeout: float = 10.0,
     ) -> None:
         self._media = media
+        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout
+        self._head_timeout = head_timeout
         self._host = host
         self._requested_port = port
         self._on_event = on_event
@@ -153,6 +162,8 @@ class RtspServer:
             udp_ports=self._udp_ports,
             rng=random.Random(seed),
             session_timeout=session_timeout,
+            max_sessions=max_sessions,
+            max_sessions_per_connection=max_sessions_per_connection,
         )
         self._server: asyncio.Server | None = None
         self._connections: dict[int, _Connection] = {}
@@ -243,6 +254,13 @@ class RtspServer:
         if self._closing:
             writer.close()
             return
+        if len(self._connections) >= self._max_connections:
+            # Refused at once so the descriptor is freed; the other connections keep being served.
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(respond(503, None, f"the server has {self._max_connections} connections").serialize())
+            writer.close()
+            self._emit("client_refused", {"reason": "connection limit", "limit": self._max_connections})
+            return
         self._connection_tasks.add(task)
         sock = writer.get_extra_info("socket")
         if sock is not None and self._send_buffer > 0:
@@ -256,7 +274,14 @@ class RtspServer:
         self._connections[info.id] = connection
         self._emit("client_connected", {"peer": peer})
         try:
-            await serve_control_connection(reader, writer, partial(self._serve_messages, connection))
+            await serve_control_connection(
+                reader,
+                writer,
+                partial(self._serve_messages, connection),
+                idle_timeout=self._idle_timeout,
+                head_timeout=self._head_timeout,
+                busy=partial(self._owns_sessions, info.id),
+            )
         finally:
             self._connections.pop(info.id, None)
             if not self._closing:
@@ -268,6 +293,9 @@ class RtspServer:
                     await writer.wait_closed()
             self._emit("client_disconnected", {"peer": peer})
             self._connection_tasks.discard(task)
+
+    def _owns_sessions(self, connection_id: int) -> bool:
+        return any(s.connection_id == connection_id for s in self.core.sessions.values())
 
     async def _serve_messages(self, connection: _Connection, messages: list[RtspMessage]) -> bool:
         """Answer each request in order; False when the connection should close."""

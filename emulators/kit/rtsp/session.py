@@ -118,12 +118,17 @@ class RtspServerCore:
         udp_ports: UdpPortAllocator,
         rng: random.Random | None = None,
         session_timeout: float = 60.0,
+        max_sessions: int = 256,
+        max_sessions_per_connection: int = 16,
     ) -> None:
         self._tracks = {t.track_id: t for t in tracks}
         self._describe = describe  # request URL -> SDP text
         self._udp_ports = udp_ports
         self._rng = rng or random.Random()
         self.session_timeout = session_timeout
+        # Each UDP session holds two sockets per track: without caps one client can exhaust descriptors.
+        self.max_sessions = max_sessions
+        self.max_sessions_per_connection = max_sessions_per_connection
         self.sessions: dict[str, RtspSession] = {}
 
     @property
@@ -172,8 +177,14 @@ class RtspServerCore:
             self.sessions[session_id].last_activity = now
 
     def connection_closed(self, connection_id: int) -> list[EndSession]:
-        """Interleaved sessions die with their connection; UDP sessions live on until they time out."""
-        ended = [s for s in self.sessions.values() if s.connection_id == connection_id and s.lower_transport == "TCP"]
+        """Sessions die with their connection, except UDP ones already PLAYING: those live on while the client's
+        RTCP keeps them alive (RFC 2326 lets a UDP client drop the control connection) and time out otherwise."""
+        ended = [
+            s
+            for s in self.sessions.values()
+            if s.connection_id == connection_id
+            and (s.lower_transport == "TCP" or s.state is not SessionState.PLAYING)
+        ]
         return [self.end(s.id, "connection closed") for s in ended]
 
     def expire(self, now: float) -> list[EndSession]:
@@ -232,6 +243,9 @@ class RtspServerCore:
         if chosen is None:
             return Reply(respond(461, cseq, reason))
         if session is None:
+            refusal = self._session_limit_reached(connection)
+            if refusal is not None:
+                return Reply(respond(503, cseq, refusal))
             session = RtspSession(self._new_session_id(), connection.id, connection.peer_host, now)
             self.sessions[session.id] = session
         track = self._tracks[track_id]
@@ -350,6 +364,18 @@ class RtspServerCore:
             else:
                 return spec, ""
         return None, "; ".join(reasons) or "no usable transport"
+
+    def _session_limit_reached(self, connection: ConnectionInfo) -> str | None:
+        """Why a new session is refused (503, as GStreamer's rtsp-server answers at its max-sessions), or None."""
+        if len(self.sessions) >= self.max_sessions:
+            return f"the server already has {self.max_sessions} sessions (its limit); TEARDOWN one first"
+        own = sum(1 for s in self.sessions.values() if s.connection_id == connection.id)
+        if own >= self.max_sessions_per_connection:
+            return (
+                f"this connection already has {self.max_sessions_per_connection} sessions (the per-connection "
+                "limit); TEARDOWN one first"
+            )
+        return None
 
     def _free_channels(self, session: RtspSession, track_id: int) -> tuple[int, int]:
         used = {c for t in session.tracks.values() if t.interleaved for c in t.interleaved}

@@ -54,6 +54,8 @@ def parse_transport(value: str) -> list[TransportSpec]:
 
 def _parse_one(text: str) -> TransportSpec:
     fields = [f.strip() for f in text.split(";") if f.strip()]
+    if not fields:
+        raise TransportError(f"Transport alternative must start with RTP/AVP[/TCP|/UDP], got {text!r}")
     protocol = fields[0].upper()
     pieces = protocol.split("/")
     if len(pieces) not in (2, 3):

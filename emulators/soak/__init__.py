@@ -1,0 +1,1 @@
+"""`benchtwin soak`: every emulator under mixed load plus hostile clients, sampled until it shows growth or not."""

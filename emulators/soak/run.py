@@ -1,0 +1,94 @@
+"""Runs the soak: every emulator in its own process, the mixed load and hostile bursts from here, a sample of the
+emulator process per interval, slopes and a verdict at the end."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+from emulators.bench.process import EmulatorProcess
+from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst, rtsp_hostile
+from emulators.soak.samples import DEFAULT_LIMITS, Sample, as_rows, process_figures, verdict
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--minutes", type=float, default=10.0, help="how long to run the load (default 10)")
+    p.add_argument("--sample-seconds", type=float, default=30.0, help="seconds between samples (default 30)")
+    p.add_argument("--warmup-samples", type=int, default=2, help="samples left out of the slopes (default 2)")
+    p.add_argument("--only", help="comma-separated devices (default: every available one)")
+    p.add_argument("--max-rss-slope", type=float, default=DEFAULT_LIMITS["rss_mb"],
+                   help="RSS growth allowed after warm-up, MB/min (default 0.1)")
+    p.add_argument("--idle-connections", type=int, default=20,
+                   help="idle and half-sent connections per emulator in each hostile burst (default 20)")
+    p.add_argument("--json", dest="json_path", help="write the samples and the verdict to this file")
+
+
+async def _tasks(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> int:
+    total = 0
+    for device in emulator.endpoints:
+        state = await emulator.state(session, device)
+        total += int(state.get("tasks", 0))
+    return total
+
+
+async def soak(args: argparse.Namespace) -> list[Sample]:
+    devices = [d.strip() for d in (args.only or "").split(",") if d.strip()]
+    samples: list[Sample] = []
+    with tempfile.TemporaryDirectory(prefix="benchtwin-soak-") as workdir:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with EmulatorProcess(devices, Path(workdir)) as emulator, aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(limit=64)
+        ) as session:
+            load = MixedLoad(emulator, session)
+            probe = HealthProbe(emulator, session)
+            try:
+                await load.start()
+                probe.start()
+                print(f"soak: {', '.join(sorted(emulator.endpoints))} in pid {emulator.pid}; load: "
+                      f"{'; '.join(load.started) or 'control-plane polling only'}", flush=True)
+                print(f"{'t_s':>7} {'rss_mb':>8} {'fds':>5} {'threads':>7} {'tasks':>6} {'health_ms':>9}", flush=True)
+                started = time.monotonic()
+                deadline = started + args.minutes * 60.0
+                next_sample = started + args.sample_seconds
+                while next_sample <= deadline + 1e-6:
+                    await hostile_burst(emulator, session, idle=args.idle_connections)
+                    if load.rtsp_url:
+                        await rtsp_hostile(load.rtsp_url)
+                    await asyncio.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling period
+                    rss_mb, fds, threads = process_figures(emulator.pid)
+                    worst_ms, healthy = probe.take()
+                    sample = Sample(round(time.monotonic() - started, 1), round(rss_mb, 2), fds, threads,
+                                    await _tasks(emulator, session), round(worst_ms, 1), healthy)
+                    samples.append(sample)
+                    print(f"{sample.t_s:7.1f} {sample.rss_mb:8.2f} {sample.fds:5d} {sample.threads:7d} "
+                          f"{sample.tasks:6d} {sample.lateness_ms:9.1f}{'' if healthy else '  HEALTH MISSED'}",
+                          flush=True)
+                    next_sample += args.sample_seconds
+                print(f"received: {sum(v.messages for v in load.viewers)} video messages by the viewers, "
+                      f"{load.rtsp_frames} interleaved packets by the RTSP client, "
+                      f"{load.recall_sink.messages} by the Recall receiver, {load.signalwire_sink.messages} by the "
+                      "SignalWire receiver", flush=True)
+            finally:
+                await probe.aclose()
+                await load.aclose()
+    return samples
+
+
+def main(args: argparse.Namespace) -> int:
+    samples = asyncio.run(soak(args))
+    result = verdict(samples, args.warmup_samples, {**DEFAULT_LIMITS, "rss_mb": args.max_rss_slope})
+    slopes = ", ".join(f"{k} {v:+.3f}/min" for k, v in result["slopes_per_min"].items())
+    print(f"slopes after {result['after_warmup']} samples: {slopes}; "
+          f"worst health answer {result['lateness_ms_max']} ms")
+    for problem in result["growth"]:
+        print(f"GROWTH: {problem}")
+    print("soak: ok" if result["ok"] else "soak: FAILED")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps({"verdict": result, "samples": as_rows(samples)}, indent=2) + "\n")
+    return 0 if result["ok"] else 1
