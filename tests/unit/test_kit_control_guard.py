@@ -36,9 +36,10 @@ class Keeper(Emulator):
     async def echo(self, body: dict[str, Any]) -> dict[str, Any]:
         return body
 
-    async def on_wipe_data(self) -> None:
-        self.wipes += 1
-        self.data.clear()
+    async def on_reset(self, seed: int) -> None:
+        if self.wipe_on_reset:
+            self.wipes += 1
+            self.data.clear()
 
 
 @pytest.fixture
