@@ -85,19 +85,25 @@ def wait_for(target: Target, kind: str, stream: str, count: int, timeout: float 
     asyncio.run(target.emulator.events.wait_for(kind, wanted, timeout=timeout))
 
 
+def scripted_voice_stream(target: Target, url: str, name: str, *, enable_transcript: bool) -> tuple[Any, Any]:
+    """Through the SDK: the default collection and a stored video+audio RTStream of ``url``, scripted to hear LINE."""
+    conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
+    coll = conn.get_collection()
+    rts = coll.connect_rtstream(
+        url=url, name=name, media_types=["video", "audio"], store=True, enable_transcript=enable_transcript,
+    )
+
+    async def script() -> Any:
+        return await target.emulator.scenario_controls["script"]({"rtstream_id": rts.id, "speech": [LINE]})
+
+    target.call(script)
+    return coll, rts
+
+
 def test_the_seeds_complete_workflow_searches_spoken_words_and_compiles_a_playable_stream(tmp_path: Path) -> None:
     wav = speech_wav(tmp_path)
     with rtmp_server() as rtmp, voice_push(rtmp.url(), wav), start_emulator("videodb", settings=SETTINGS) as target:
-        conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
-        coll = conn.get_collection()
-        rts = coll.connect_rtstream(
-            url=rtmp.url(), name="Loading Dock", media_types=["video", "audio"], store=True, enable_transcript=True,
-        )
-
-        async def script() -> Any:
-            return await target.emulator.scenario_controls["script"]({"rtstream_id": rts.id, "speech": [LINE]})
-
-        target.call(script)
+        coll, rts = scripted_voice_stream(target, rtmp.url(), "Loading Dock", enable_transcript=True)
         rts.start_transcript()
         wait_for(target, "transcript.record", rts.id, count=2)
         rts.stop()
@@ -125,16 +131,7 @@ def test_the_seeds_complete_workflow_searches_spoken_words_and_compiles_a_playab
 def test_without_a_transcript_index_spoken_words_hears_the_exports_own_audio(tmp_path: Path) -> None:
     wav = speech_wav(tmp_path)
     with rtmp_server() as rtmp, voice_push(rtmp.url(), wav), start_emulator("videodb", settings=SETTINGS) as target:
-        conn = videodb.connect(api_key=target.credentials["api_key"], base_url=target.url)
-        coll = conn.get_collection()
-        rts = coll.connect_rtstream(
-            url=rtmp.url(), name="Quiet Dock", media_types=["video", "audio"], store=True, enable_transcript=False,
-        )
-
-        async def script() -> Any:
-            return await target.emulator.scenario_controls["script"]({"rtstream_id": rts.id, "speech": [LINE]})
-
-        target.call(script)
+        coll, rts = scripted_voice_stream(target, rtmp.url(), "Quiet Dock", enable_transcript=False)
         wait_for(target, "rtstream.segment", rts.id, count=8)  # two loops of the sentence recorded
         rts.stop()
         assert rts.get_transcript()["transcription_records"] == []  # no transcript ran
