@@ -32,6 +32,7 @@ from emulators.misty.model import (
     recording_file_name,
     string_argument,
 )
+from emulators.misty.sensors import nested_properties
 from emulators.misty.service import MistyService
 
 log = logging.getLogger("benchtwin.misty")
@@ -40,26 +41,6 @@ CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "DELETE,GET,OPTIONS,POST,PUT",
 }
-# Properties /api/websockets reports for the emulated classes; other SDK classes list none.
-NESTED_PROPERTIES = {
-    "BatteryCharge": [
-        "ChargePercent", "Created", "Current", "Expiry", "HealthPercent", "IsCharging", "SensorId", "State",
-        "Temperature", "Trained", "Voltage",
-    ],
-    "TimeOfFlight": [
-        "AverageTimeMs", "Created", "DistanceInMeters", "InHazard", "SensorId", "SensorPosition", "Sigma", "Signal",
-        "Status", "Type",
-    ],
-    "IMU": [
-        "Created", "Expiry", "Pitch", "PitchVelocity", "Roll", "RollVelocity", "SensorId", "Yaw", "YawVelocity",
-        "XAcceleration", "YAcceleration", "ZAcceleration",
-    ],
-    "SelfState": [
-        "Acceleration", "Battery", "BumpedState", "CameraStatus", "CurrentGoal", "LocalIPAddress", "Location",
-        "MentalState", "OccupancyGridCell", "OccupancyGridCellMeters", "RobotRunState", "SerialMessages",
-        "SlamStatus", "TouchedState",
-    ],
-}  # fmt: skip
 
 Handler = Callable[[Arguments], Awaitable[Any]]
 
@@ -247,7 +228,7 @@ class MistyApi:
 
     async def get_websockets(self, args: Arguments) -> Any:
         classes = websocket_classes(string_argument(args, "websocketClass"))
-        return [{"class": c, "nestedProperties": NESTED_PROPERTIES.get(c, [])} for c in classes]
+        return [{"class": c, "nestedProperties": nested_properties().get(c, [])} for c in classes]
 
     async def get_websocket_version(self, args: Arguments) -> Any:
         return self.robot.websocket_version
