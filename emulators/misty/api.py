@@ -32,6 +32,7 @@ from emulators.misty.model import (
     recording_file_name,
     string_argument,
 )
+from emulators.misty.sensors import nested_properties
 from emulators.misty.service import MistyService
 
 log = logging.getLogger("benchtwin.misty")
@@ -40,26 +41,6 @@ CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "DELETE,GET,OPTIONS,POST,PUT",
 }
-# Properties /api/websockets reports for the emulated classes; other SDK classes list none.
-NESTED_PROPERTIES = {
-    "BatteryCharge": [
-        "ChargePercent", "Created", "Current", "Expiry", "HealthPercent", "IsCharging", "SensorId", "State",
-        "Temperature", "Trained", "Voltage",
-    ],
-    "TimeOfFlight": [
-        "AverageTimeMs", "Created", "DistanceInMeters", "InHazard", "SensorId", "SensorPosition", "Sigma", "Signal",
-        "Status", "Type",
-    ],
-    "IMU": [
-        "Created", "Expiry", "Pitch", "PitchVelocity", "Roll", "RollVelocity", "SensorId", "Yaw", "YawVelocity",
-        "XAcceleration", "YAcceleration", "ZAcceleration",
-    ],
-    "SelfState": [
-        "Acceleration", "Battery", "BumpedState", "CameraStatus", "CurrentGoal", "LocalIPAddress", "Location",
-        "MentalState", "OccupancyGridCell", "OccupancyGridCellMeters", "RobotRunState", "SerialMessages",
-        "SlamStatus", "TouchedState",
-    ],
-}  # fmt: skip
 
 Handler = Callable[[Arguments], Awaitable[Any]]
 
@@ -157,8 +138,7 @@ class MistyApi:
             if command.name == "TakePicture":
                 continue  # answers JPEG bytes or JSON, routed below
             key = (command.verb.upper(), command.endpoint)
-            handler = explicit.pop(key, None) or self._modelled(command)
-            r.add_route(key[0], f"/api/{command.endpoint}", self._command(handler, command))
+            r.add_route(key[0], f"/api/{command.endpoint}", self._command(explicit.pop(key, None), command))
         # Commands of other firmware versions the emulator keeps answering; /api/help does not list them.
         for (method, path), handler in explicit.items():
             r.add_route(method, f"/api/{path}", self._command(handler, None))
@@ -166,21 +146,27 @@ class MistyApi:
         r.add_get("/pubsub", self.service.serve_pubsub)
 
     def _command(
-        self, handler: Handler, command: Command | None
+        self, handler: Handler | None, command: Command | None
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A route: bind and log the call, then run its own handler or, without one, the service's model of
+        the command (given the values already validated for the log)."""
+        assert handler is not None or command is not None
         arguments = () if command is None else command.arguments
         name = command.name if command is not None else None
 
         async def run(request: web.Request) -> web.StreamResponse:
             args = await self._bind(request)
-            self._log(name or request.path.removeprefix("/api/"), arguments, args)
+            values = self._log(name or request.path.removeprefix("/api/"), arguments, args)
+            if handler is None:
+                assert command is not None
+                return await render(await self.service.run_command(command, values))
             return await render(await handler(args))
 
         return run
 
-    def _log(self, name: str, arguments: tuple[tuple[str, str], ...], args: Arguments) -> None:
+    def _log(self, name: str, arguments: tuple[tuple[str, str], ...], args: Arguments) -> dict[str, Any]:
         """Validate a call's declared arguments and record it, as the app sent it, so a test can assert what
-        an app told the robot."""
+        an app told the robot; the validated values."""
         try:
             values = validate_arguments(arguments, args)
         except ArgumentError as exc:
@@ -188,12 +174,7 @@ class MistyApi:
         self.service.events.record(
             "command", command=name, arguments={k: v for k, v in values.items() if v is not None}
         )
-
-    def _modelled(self, command: Command) -> Handler:
-        async def modelled(args: Arguments) -> Any:
-            return await self.service.run_command(command, validate_arguments(command.arguments, args))
-
-        return modelled
+        return values
 
     @staticmethod
     async def _bind(request: web.Request) -> Arguments:
@@ -247,7 +228,7 @@ class MistyApi:
 
     async def get_websockets(self, args: Arguments) -> Any:
         classes = websocket_classes(string_argument(args, "websocketClass"))
-        return [{"class": c, "nestedProperties": NESTED_PROPERTIES.get(c, [])} for c in classes]
+        return [{"class": c, "nestedProperties": nested_properties().get(c, [])} for c in classes]
 
     async def get_websocket_version(self, args: Arguments) -> Any:
         return self.robot.websocket_version

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -129,3 +130,16 @@ class SensorSuite:
             "slamStatus": {"runMode": "Ready", "sensorStatus": "Ready", "status": 0, "statusList": ["Ready"]},
             "touchedState": {"touchedSensors": []},
         }
+
+
+@cache
+def nested_properties() -> dict[str, list[str]]:
+    """What /api/websockets reports per emulated class: the keys of the messages sent, in PascalCase."""
+    suite = SensorSuite()
+    samples = {
+        "BatteryCharge": suite.battery(0.0),
+        "TimeOfFlight": suite.time_of_flight(0.0)[0],
+        "IMU": suite.imu(0.0),
+        "SelfState": suite.self_state(0.0, camera_on=True, ip_address=""),
+    }
+    return {cls: [key[0].upper() + key[1:] for key in message] for cls, message in samples.items()}
