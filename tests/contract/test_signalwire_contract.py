@@ -16,25 +16,14 @@ import yaml
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
 from contracts.asyncapi import load as load_asyncapi
 from contracts.asyncapi import schema_for
-from contracts.runner import openapi_path, run_schemathesis
-from emulators.kit.tls import ensure_dev_certs
+from contracts.runner import openapi_path
 from emulators.pytest_plugin import start_emulator
-
-# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
-_DEV_CERTS = ensure_dev_certs()
-RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
-
-CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
-CALL = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
-RECORDING = "19e436af-5688-4307-b03b-bdb2b42b8142"
-# Operations after which valid requests are legitimately refused (the conference ended, a recording stopped):
-# they get their own run, after a reset, so the rest is fuzzed against a live conference.
-ENDING = ("update_conference", "delete_participant", "update_conference_recording", "delete_conference_recording")
+from tests.behaviour.signalwire_helpers import ADA, CONFERENCE, RECEIVER_TLS, RECORDING, fuzz_live_then_ending
 
 
 def _pinned_document(tmp_path: Path, account: str) -> Path:
     document = yaml.safe_load(openapi_path("signalwire").read_text())
-    pins = {"AccountSid": account, "ConferenceSid": CONFERENCE, "CallSid": CALL, "RecordingSid": RECORDING}
+    pins = {"AccountSid": account, "ConferenceSid": CONFERENCE, "CallSid": ADA, "RecordingSid": RECORDING}
     for name, value in pins.items():
         document["components"]["parameters"][name]["schema"] = {"type": "string", "enum": [value]}
     path = tmp_path / "signalwire-pinned.yaml"
@@ -45,28 +34,14 @@ def _pinned_document(tmp_path: Path, account: str) -> Path:
 @pytest.mark.control_plane
 def test_the_rest_api_passes_schemathesis_with_zero_failures(tmp_path: Path) -> None:
     with start_emulator("signalwire") as target:
-        creds = target.credentials
-        document = _pinned_document(tmp_path, creds["project"])
-        base = f"https://{creds['space_url']}/api/laml/2010-04-01"
-        common = {"auth": (creds["project"], creds["token"]), "tls_verify": creds["ca_bundle"], "max_examples": 4,
-                  "seed": 1, "phases": "examples,coverage,fuzzing"}
-        live = run_schemathesis(document, base, exclude_operation_ids=ENDING, **common)
-        assert live.ok, live.output[-4000:]
+        document = _pinned_document(tmp_path, target.credentials["project"])
         assert target.control is not None
-        target.control.reset()
-        # Here a schema-valid request may meet a conference that has ended or a recording that has stopped,
-        # which the device refuses (422): accepting valid data is checked by the first run only.
-        ending = run_schemathesis(document, base, exclude_operation_ids=tuple(
-            op for op in _operation_ids(document) if op not in ENDING),
-            exclude_checks=("positive_data_acceptance",), **{**common, "phases": "fuzzing"})
+        # The ending operations run on their own, after a reset (see fuzz_live_then_ending): accepting valid
+        # data is checked by the first run only.
+        live, ending = fuzz_live_then_ending(target, document)
+        assert live.ok, live.output[-4000:]
         assert ending.ok, ending.output[-4000:]
         assert target.control.health()["ready"] is True
-
-
-def _operation_ids(document: Path) -> list[str]:
-    spec = yaml.safe_load(document.read_text())
-    return [op["operationId"] for item in spec["paths"].values() for op in item.values()
-            if isinstance(op, dict) and "operationId" in op]
 
 
 def _message_schemas() -> dict[str, dict]:

@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contracts.runner import run_schemathesis
 from emulators.pytest_plugin import start_emulator
+from tests.behaviour.signalwire_helpers import ADA, CONFERENCE, RECORDING, fuzz_live_then_ending
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = Path(os.environ.get("BENCHTWIN_VENDOR_SPECS", REPO.parent / "shared" / "reference" / "specs"))
 DOCUMENT = SPECS / "signalwire-compat-conferences.yaml"
 
-CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
-CALL = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
-RECORDING = "19e436af-5688-4307-b03b-bdb2b42b8142"
-# As in the project's contract test: operations that end what the others need run on their own, after a reset.
 VALID_DATE = "^(20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))?$"  # empty: no filter
 ENDING = ("update_conference", "delete_participant", "update_conference_recording", "delete_conference_recording")
 
@@ -36,7 +32,7 @@ pytestmark = [
 def _pinned(tmp_path: Path, account: str) -> Path:
     document = yaml.safe_load(DOCUMENT.read_text())
     pins = {"ConferencesAccountSidPath": account, "ConferenceSidPath": CONFERENCE,
-            "ConferenceSidPathForParticipant": CONFERENCE, "ParticipantCallSidPath": CALL,
+            "ConferenceSidPathForParticipant": CONFERENCE, "ParticipantCallSidPath": ADA,
             "ConferenceRecordingSidPath": RECORDING}
     for name, value in pins.items():
         document["components"]["parameters"][name]["schema"] = {"type": "string", "enum": [value]}
@@ -67,24 +63,11 @@ def _pinned(tmp_path: Path, account: str) -> Path:
     return path
 
 
-def _operation_ids(document: Path) -> list[str]:
-    spec = yaml.safe_load(document.read_text())
-    return [op["operationId"] for item in spec["paths"].values() for op in item.values()
-            if isinstance(op, dict) and "operationId" in op]
-
-
 def test_the_vendor_openapi_document_passes_schemathesis_against_the_emulator(tmp_path: Path) -> None:
+    # As in the project's contract test: operations that end what the others need run on their own, after a reset.
     with start_emulator("signalwire") as target:
-        creds = target.credentials
-        document = _pinned(tmp_path, creds["project"])
-        base = f"https://{creds['space_url']}/api/laml/2010-04-01"
-        common = {"auth": (creds["project"], creds["token"]), "tls_verify": creds["ca_bundle"], "max_examples": 4,
-                  "seed": 1, "phases": "examples,coverage,fuzzing"}
-        live = run_schemathesis(document, base, exclude_operation_ids=ENDING, **common)
-        assert live.ok, live.output[-6000:]
+        document = _pinned(tmp_path, target.credentials["project"])
         assert target.control is not None
-        target.control.reset()
-        ending = run_schemathesis(document, base, exclude_operation_ids=tuple(
-            op for op in _operation_ids(document) if op not in ENDING),
-            exclude_checks=("positive_data_acceptance",), **{**common, "phases": "fuzzing"})
+        live, ending = fuzz_live_then_ending(target, document)
+        assert live.ok, live.output[-6000:]
         assert ending.ok, ending.output[-6000:]

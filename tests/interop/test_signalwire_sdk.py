@@ -7,20 +7,14 @@ import asyncio
 import pytest
 
 from clients.signalwire import MediaStreamReceiver, Stop
-from emulators.kit.tls import ensure_dev_certs
 from emulators.signalwire.device import SignalWireEmulator
-
-# The receiver serves the dev server certificate, as `benchtwin certs` makes it.
-_DEV_CERTS = ensure_dev_certs()
-RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
+from tests.behaviour.signalwire_helpers import CONFERENCE, RECEIVER_TLS, RECORDING
 
 rest = pytest.importorskip("signalwire.rest", reason="pip install signalwire-sdk==3.0.2 (the test extra)")
 
 pytestmark = pytest.mark.interop
 
 SEED_PROJECT, SEED_TOKEN, SEED_CONFERENCE = "your-project-id", "your-api-token", "CF..."
-CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
-RECORDING = "19e436af-5688-4307-b03b-bdb2b42b8142"
 
 
 def _client(emulator: SignalWireEmulator, project: str, token: str):

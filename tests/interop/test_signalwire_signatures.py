@@ -16,16 +16,11 @@ import pytest
 from aiohttp import web
 
 from clients.signalwire import MediaStreamReceiver, SignalWireClient
-from emulators.kit.tls import ensure_dev_certs
+from tests.behaviour.signalwire_helpers import ADA, CONFERENCE, RECEIVER_TLS
 
 request_validator = pytest.importorskip("twilio.request_validator", reason="pip install twilio (the test extra)")
 
 pytestmark = pytest.mark.interop
-
-_DEV_CERTS = ensure_dev_certs()
-RECEIVER_TLS = {"certfile": _DEV_CERTS.cert, "keyfile": _DEV_CERTS.key}
-CONFERENCE = "0a8f3c2e-6d41-4b7a-8e5c-9f1d2b3a4c5d"
-ADA = "3b1e7a9c-2d4f-4a6b-8c0e-1f3a5b7c9d2e"
 
 
 @dataclass
