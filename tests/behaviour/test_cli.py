@@ -39,17 +39,8 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_list_prints_every_available_emulator_with_its_default_port() -> None:
-    result = run("list")
-    assert result.returncode == 0
-    for name, cls in available().items():
-        assert name in result.stdout
-        assert f"port={cls.default_settings()['port']}" in result.stdout
-
-
-def test_up_writes_the_endpoints_file_prints_the_table_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    if not available():
-        pytest.skip("no emulator in this installation")
+def start_up(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """Start `benchtwin up` on free ports and wait for its endpoints file, the only signal `up` gives."""
     endpoints = tmp_path / "endpoints.json"
     proc = subprocess.Popen(
         [*BENCHTWIN, "up", "--config", str(free_ports_config(tmp_path)), "--endpoints-file", str(endpoints)],
@@ -61,6 +52,26 @@ def test_up_writes_the_endpoints_file_prints_the_table_and_stops_cleanly_on_sigi
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline, "no endpoints file within 60 s"
             time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    return proc, endpoints
+
+
+def test_list_prints_every_available_emulator_with_its_default_port() -> None:
+    result = run("list")
+    assert result.returncode == 0
+    for name, cls in available().items():
+        assert name in result.stdout
+        assert f"port={cls.default_settings()['port']}" in result.stdout
+
+
+def test_up_writes_the_endpoints_file_prints_the_table_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    if not available():
+        pytest.skip("no emulator in this installation")
+    proc, endpoints = start_up(tmp_path)
+    try:
         document = json.loads(endpoints.read_text())
         assert set(document) == set(available())
         ports = []
@@ -169,17 +180,8 @@ def test_doctor_says_whether_requests_ca_bundle_trusts_the_dev_ca(tmp_path: Path
 def test_health_checks_every_emulator_of_a_running_up(tmp_path: Path) -> None:
     if not available():
         pytest.skip("no emulator in this installation")
-    endpoints = tmp_path / "endpoints.json"
-    proc = subprocess.Popen(
-        [*BENCHTWIN, "up", "--config", str(free_ports_config(tmp_path)), "--endpoints-file", str(endpoints)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    proc, endpoints = start_up(tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while not endpoints.exists():
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "no endpoints file within 60 s"
-            time.sleep(0.05)  # the file appearing is the only signal `up` gives
         healthy = run("health", "--endpoints-file", str(endpoints))
     finally:
         proc.send_signal(signal.SIGINT)
