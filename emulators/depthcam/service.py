@@ -256,17 +256,33 @@ class DepthcamService:
                 case Keep():
                     pass
 
+    @contextlib.asynccontextmanager
+    async def _admitted(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        mxid: str,
+        admit: Callable[[], Close | Drop | None],
+    ) -> AsyncIterator[CameraRuntime | None]:
+        """Ask the backend to admit a viewer; yields its camera's runtime with the lock held, or None once refused."""
+        runtime = self.runtimes.get(mxid) if self.backend.is_open(mxid) else None
+        if runtime is None:
+            await _refuse(request, ws, admit() or Close(1011, "camera not found"))
+            yield None
+            return
+        async with runtime.lock:
+            refusal = admit()
+            if refusal is not None:
+                await _refuse(request, ws, refusal)
+                yield None
+            else:
+                yield runtime
+
     # ----- video viewers --------------------------------------------------------------------------------
     async def watch_video(self, request: web.Request, ws: web.WebSocketResponse, mxid: str, stream: str) -> None:
         """fMP4 over an accepted WebSocket: the shared init segment, then one moof+mdat per frame."""
-        runtime = self.runtimes.get(mxid) if self.backend.is_open(mxid) else None
-        if runtime is None:
-            await _refuse(request, ws, self.backend.admit_video(mxid, stream) or Close(1011, "camera not found"))
-            return
-        async with runtime.lock:
-            refusal = self.backend.admit_video(mxid, stream)
-            if refusal is not None:
-                await _refuse(request, ws, refusal)
+        async with self._admitted(request, ws, mxid, lambda: self.backend.admit_video(mxid, stream)) as runtime:
+            if runtime is None:
                 return
             channel = self._video_channel(runtime, stream)
             sub = channel.subscribe()
@@ -344,14 +360,8 @@ class DepthcamService:
     # ----- NN viewers -----------------------------------------------------------------------------------
     async def watch_nn(self, request: web.Request, ws: web.WebSocketResponse, mxid: str, stream: str) -> None:
         """NN results as JSON text over an accepted WebSocket, one message per frame, for the deployed network."""
-        runtime = self.runtimes.get(mxid) if self.backend.is_open(mxid) else None
-        if runtime is None:
-            await _refuse(request, ws, self.backend.admit_nn(mxid, stream) or Close(1011, "camera not found"))
-            return
-        async with runtime.lock:
-            refusal = self.backend.admit_nn(mxid, stream)
-            if refusal is not None:
-                await _refuse(request, ws, refusal)
+        async with self._admitted(request, ws, mxid, lambda: self.backend.admit_nn(mxid, stream)) as runtime:
+            if runtime is None:
                 return
         session = NnSession(mxid, stream, ws, request)
         self.nn_sessions.add(session)
