@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
-from emulators.hil.cassette import Exchange, Message
-from emulators.hil.recorder import Recorder, end_to_end, pump_websockets
+from emulators.hil.cassette import Exchange
+from emulators.hil.recorder import Recorder, end_to_end, relay_websocket
 from emulators.hil.rules import path_matches
 from emulators.kit.outbound import EgressPolicy, EgressRefused
 
@@ -205,39 +205,5 @@ class DialOutReceiver:
     async def _relay_websocket(self, request: web.Request, target: str, dial_out: dict[str, Any]
                                ) -> web.StreamResponse:
         assert self._session is not None
-        index = self.recorder.reserve()
-        started = time.time()
-        headers = end_to_end(request.headers.items())
-        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        exchange = Exchange(method="GET", url=target, request_headers=headers, request_body=b"", status=101,
-                            status_text="Switching Protocols", response_headers=[], response_body=b"",
-                            started=started, duration_ms=0.0, messages=[], dial_out=dial_out)
-        try:
-            upstream = await self._session.ws_connect(
-                target, protocols=protocols, ssl=self.client_ssl, max_msg_size=0,
-                headers=[(k, v) for k, v in headers if k.lower() != "sec-websocket-protocol"])
-        except aiohttp.WSServerHandshakeError as exc:
-            exchange.messages, exchange.status, exchange.status_text = None, exc.status, exc.message
-            self.recorder.complete(index, exchange)
-            return web.Response(status=exc.status, reason=exc.message)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            exchange.messages, exchange.status, exchange.status_text = None, 502, "Bad Gateway"
-            self.recorder.complete(index, exchange)
-            return web.Response(status=502, text=f"benchtwin record: your receiver did not answer: {exc}")
-        exchange.response_headers = end_to_end(upstream._response.headers.items())
-        device = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), max_msg_size=0)
-        await device.prepare(request)
-        messages: list[Message] = []
-        exchange.messages = messages
-        try:
-            exchange.close_code, exchange.closed_by, closed_at = await pump_websockets(
-                device, upstream, messages, names=("device", "receiver"))
-            # The session ends when one side closed; the other side's close handshake is not part of it.
-            exchange.duration_ms = (closed_at - started) * 1000
-        finally:
-            if not upstream.closed:
-                await upstream.close()
-            if not exchange.duration_ms:
-                exchange.duration_ms = (time.time() - started) * 1000
-            self.recorder.complete(index, exchange)
-        return device
+        return await relay_websocket(self.recorder, self._session, request, target, ssl_context=self.client_ssl,
+                                     names=("device", "receiver"), unreachable="your receiver", dial_out=dial_out)

@@ -15,8 +15,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from emulators.hil.cassette import Exchange, Message
-from emulators.hil.recorder import Recorder, end_to_end, pump_websockets
+from emulators.hil.cassette import Exchange
+from emulators.hil.recorder import Recorder, end_to_end, relay_websocket
 
 if TYPE_CHECKING:
     from emulators.hil.dialout import DialOutReceiver
@@ -108,46 +108,6 @@ class RecordingProxy:
 
     async def _forward_websocket(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
-        index = self.recorder.reserve()
-        started = time.time()
-        request_headers = end_to_end(request.headers.items())
-        protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        forwarded = [(k, v) for k, v in request_headers if k.lower() != "sec-websocket-protocol"]
-        url = "ws" + self._upstream_url(request)[4:]
-        exchange = Exchange(method="GET", url=url, request_headers=request_headers, request_body=b"", status=101,
-                            status_text="Switching Protocols", response_headers=[], response_body=b"",
-                            started=started, duration_ms=0.0, messages=[])
-        try:
-            upstream = await self._session.ws_connect(URL(url, encoded=True), headers=forwarded, protocols=protocols,
-                                                      ssl=self.ssl, autoping=True, max_msg_size=0)
-        except aiohttp.WSServerHandshakeError as exc:
-            # The device refused the upgrade: answer the client with the same status, record it as HTTP.
-            exchange.messages = None
-            exchange.status, exchange.status_text = exc.status, exc.message
-            exchange.response_headers = end_to_end((exc.headers or {}).items())
-            exchange.duration_ms = (time.time() - started) * 1000
-            self.recorder.complete(index, exchange)
-            return web.Response(status=exc.status, reason=exc.message)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            exchange.messages = None
-            exchange.status, exchange.status_text = 502, "Bad Gateway"
-            self.recorder.complete(index, exchange)
-            return web.Response(status=502, text=f"benchtwin record: the target did not answer: {exc}")
-        exchange.response_headers = end_to_end(upstream._response.headers.items())
-        client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
-                                       autoping=True, max_msg_size=0)
-        await client.prepare(request)
-        messages: list[Message] = []
-        exchange.messages = messages
-        try:
-            exchange.close_code, exchange.closed_by, closed_at = await pump_websockets(client, upstream,
-                                                                                       messages)
-            # The session ends when one side closed; the other side's close handshake is not part of it.
-            exchange.duration_ms = (closed_at - started) * 1000
-        finally:
-            if not upstream.closed:
-                await upstream.close()
-            if not exchange.duration_ms:
-                exchange.duration_ms = (time.time() - started) * 1000
-            self.recorder.complete(index, exchange)
-        return client
+        url = URL("ws" + self._upstream_url(request)[4:], encoded=True)
+        return await relay_websocket(self.recorder, self._session, request, url, ssl_context=self.ssl,
+                                     names=("client", "device"), unreachable="the target")

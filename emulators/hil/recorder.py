@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from emulators.hil.cassette import Cassette, Exchange, Manifest, Message
 from emulators.hil.redact import Redactor
@@ -107,3 +110,58 @@ async def pump_websockets(
         await asyncio.gather(to_device, to_client, return_exceptions=True)
     code, who = result.get("closed", (None, ""))
     return code, who, closed_at[0] if closed_at else time.time()
+
+
+async def relay_websocket(
+    recorder: Recorder, session: aiohttp.ClientSession, request: web.Request, url: str | URL, *,
+    ssl_context: ssl.SSLContext | bool, names: tuple[str, str], unreachable: str,
+    dial_out: dict[str, Any] | None = None,
+) -> web.StreamResponse:
+    """Open ``url`` as a WebSocket with the request's end-to-end headers and subprotocols, accept the request's
+    upgrade with the protocol the far side chose, pump both ways and record the session as one exchange.
+
+    A refused upgrade is answered with the same status and recorded as HTTP; an unreachable far side is a 502
+    saying ``unreachable`` (who did not answer). ``names`` as in :func:`pump_websockets`. A ``URL`` built with
+    ``encoded=True`` is sent as given; a ``str`` is quoted by aiohttp.
+    """
+    index = recorder.reserve()
+    started = time.time()
+    request_headers = end_to_end(request.headers.items())
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    forwarded = [(k, v) for k, v in request_headers if k.lower() != "sec-websocket-protocol"]
+    exchange = Exchange(method="GET", url=str(url), request_headers=request_headers, request_body=b"", status=101,
+                        status_text="Switching Protocols", response_headers=[], response_body=b"",
+                        started=started, duration_ms=0.0, messages=[], dial_out=dial_out)
+    try:
+        upstream = await session.ws_connect(url, headers=forwarded, protocols=protocols,
+                                            ssl=ssl_context, max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as exc:
+        exchange.messages = None
+        exchange.status, exchange.status_text = exc.status, exc.message
+        exchange.response_headers = end_to_end((exc.headers or {}).items())
+        exchange.duration_ms = (time.time() - started) * 1000
+        recorder.complete(index, exchange)
+        return web.Response(status=exc.status, reason=exc.message)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        exchange.messages = None
+        exchange.status, exchange.status_text = 502, "Bad Gateway"
+        exchange.duration_ms = (time.time() - started) * 1000
+        recorder.complete(index, exchange)
+        return web.Response(status=502, text=f"benchtwin record: {unreachable} did not answer: {exc}")
+    exchange.response_headers = end_to_end(upstream._response.headers.items())
+    near = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (), max_msg_size=0)
+    await near.prepare(request)
+    messages: list[Message] = []
+    exchange.messages = messages
+    try:
+        exchange.close_code, exchange.closed_by, closed_at = await pump_websockets(near, upstream, messages,
+                                                                                   names=names)
+        # The session ends when one side closed; the other side's close handshake is not part of it.
+        exchange.duration_ms = (closed_at - started) * 1000
+    finally:
+        if not upstream.closed:
+            await upstream.close()
+        if not exchange.duration_ms:
+            exchange.duration_ms = (time.time() - started) * 1000
+        recorder.complete(index, exchange)
+    return near
