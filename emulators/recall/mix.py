@@ -93,6 +93,27 @@ class MixScene:
         return list(self.audible_ids)
 
 
+EMPTY_SCENE = MixScene((), None, (), ())
+
+
+class SceneVoices:
+    """The audio mixer's view of a meeting that changes scene by scene: whichever scene was set last."""
+
+    def __init__(self) -> None:
+        self.scene = EMPTY_SCENE
+
+    @property
+    def roster(self) -> Mapping[int, Any]:
+        return self.scene.roster
+
+    @property
+    def muted(self) -> Collection[int]:
+        return self.scene.muted
+
+    def audible(self) -> list[int]:
+        return self.scene.audible()
+
+
 def compose_mix(renderer: TileRenderer, scene: MixScene, width: int, height: int, *, gallery: bool,
                 index: int, capture_ms: int) -> np.ndarray:
     """One frame of the mixed video: a grid of everyone present, or the active speaker full frame."""

@@ -10,13 +10,12 @@ import hmac
 import io
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
 
 import av
 import numpy as np
 
 from clients import recall_wire as wire
-from emulators.recall.mix import AudioMixer, MixScene, compose_mix
+from emulators.recall.mix import EMPTY_SCENE, AudioMixer, MixScene, SceneVoices, compose_mix
 from emulators.recall.tiles import TileRenderer
 
 # Small on purpose: the file proves what the bot saw and heard, it is not a benchmark of the encoder.
@@ -43,25 +42,7 @@ class Tape:
 
     def scene_at(self, at_s: float) -> MixScene:
         index = bisect.bisect_right(self.times, at_s) - 1
-        return self.scenes[max(0, index)] if self.scenes else MixScene((), None, (), ())
-
-
-class _TapeVoices:
-    """The audio mixer's view of the tape at the time being encoded."""
-
-    def __init__(self) -> None:
-        self.scene = MixScene((), None, (), ())
-
-    @property
-    def roster(self) -> Any:
-        return self.scene.roster
-
-    @property
-    def muted(self) -> Any:
-        return self.scene.muted
-
-    def audible(self) -> list[int]:
-        return self.scene.audible()
+        return self.scenes[max(0, index)] if self.scenes else EMPTY_SCENE
 
 
 def encode_mp4(tape: Tape, wall0: float) -> bytes:
@@ -76,7 +57,7 @@ def encode_mp4(tape: Tape, wall0: float) -> bytes:
         video.codec_context.options = {"preset": "ultrafast"}
         audio = container.add_stream("aac", rate=wire.AUDIO_SAMPLE_RATE)
         audio.layout = "mono"
-        renderer, voices = TileRenderer(), _TapeVoices()
+        renderer, voices = TileRenderer(), SceneVoices()
         mixer = AudioMixer(voices)
         per_frame = wire.AUDIO_SAMPLE_RATE // FPS
         for index in range(frames):

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from emulators.kit.faults import corrupt_payload
-from emulators.recall.mix import AudioMixer, MixScene, compose_mix
+from emulators.recall.mix import AudioMixer, MixScene, SceneVoices, compose_mix
 from emulators.recall.tiles import TileRenderer
 
 AUDIO_RATE = 48_000
@@ -73,8 +73,8 @@ class _Push:
         self.config = config
         self.outbox = outbox
         self.renderer = TileRenderer()
-        self.scene = MixScene((), None, (), ())
-        self.mixer = AudioMixer(_LatestScene(self))
+        self.voices = SceneVoices()
+        self.mixer = AudioMixer(self.voices)
         self.connections = 0
         self.frames = 0
 
@@ -101,7 +101,7 @@ class _Push:
                 if isinstance(message, Reconnect):
                     raise _Dropped("fault dropped the connection")
                 tick: Tick = message
-                self.scene = tick.scene
+                self.voices.scene = tick.scene
                 picture = compose_mix(self.renderer, tick.scene, width, height, gallery=c.gallery,
                                       index=tick.index, capture_ms=tick.capture_ms)
                 frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
@@ -132,21 +132,3 @@ def _corrupted(packet: av.Packet) -> av.Packet:
     damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
     damaged.stream = packet.stream
     return damaged
-
-
-class _LatestScene:
-    """The audio mixer's view of the meeting: whatever scene the last tick carried."""
-
-    def __init__(self, push: _Push) -> None:
-        self._push = push
-
-    @property
-    def roster(self) -> Any:
-        return self._push.scene.roster
-
-    @property
-    def muted(self) -> Any:
-        return self._push.scene.muted
-
-    def audible(self) -> list[int]:
-        return self._push.scene.audible()
