@@ -34,6 +34,7 @@ from emulators.depthcam.routing import (
 from emulators.depthcam.service import DepthcamService
 from emulators.kit.emulator import CONTROL_PREFIX
 from emulators.kit.errors import FieldError
+from emulators.kit.websocket import MaskedWebSocketResponse
 
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 Operation = Callable[[str, str, Any], Awaitable[web.StreamResponse]]
@@ -576,7 +577,7 @@ class RobopipeApi:
     async def video_socket(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if not self._socket_params_ok(params):
             return web.Response(status=403)
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
+        ws = MaskedWebSocketResponse(heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
         await self.service.watch_video(request, ws, params["mxid"], params["stream_name"])
         return ws
@@ -586,7 +587,7 @@ class RobopipeApi:
             return web.Response(status=403)
         if self.backend.nn_handshake_refused(params["mxid"], params["stream_name"]):
             raise ServerCrash("the NN socket's sensor is not active: main fails before accepting")
-        ws = web.WebSocketResponse(heartbeat=None)
+        ws = MaskedWebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         await self.service.watch_nn(request, ws, params["mxid"], params["stream_name"])
         return ws

@@ -19,6 +19,7 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall
 from emulators.kit.pacer import Pacer
 from emulators.kit.tasks import TaskOwner
+from emulators.kit.websocket import MaskedWebSocketResponse
 from emulators.misty.body import Body
 from emulators.misty.pubsub import EMULATED_TYPES, PubsubRegistry
 from emulators.misty.scene import UPRIGHT_HEIGHT, UPRIGHT_WIDTH, MistyScene
@@ -87,7 +88,7 @@ class PubsubHub:
 
     # ----- the WebSocket ----------------------------------------------------------------------------------
     async def serve(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = MaskedWebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
         if not self._accepting:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER)

@@ -16,6 +16,7 @@ from emulators.kit.emulator import Emulator, bind_tcp
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
 from emulators.kit.pacer import Pacer
 from emulators.kit.tasks import TaskOwner
+from emulators.kit.websocket import MaskedWebSocketResponse
 from emulators.misty.media import VideoFrameEncoder
 from emulators.misty.model import VideoParams
 from emulators.misty.scene import MistyScene
@@ -119,7 +120,7 @@ class VideoStream:
 
     # ----- viewers ----------------------------------------------------------------------------------------
     async def _serve(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = MaskedWebSocketResponse(autoping=True, max_msg_size=1 << 20)
         if not ws.can_prepare(request).ok:
             return web.json_response(
                 {"error": "This port serves the video WebSocket only: open ws://<robot>:<Port>/.", "status": "Failed"},

@@ -15,6 +15,7 @@ from aiohttp import WSMsgType, web
 
 from emulators.kit.clock import Clock
 from emulators.kit.events import EventLog
+from emulators.kit.websocket import MaskedWebSocketResponse
 
 TOKEN_TTL_S = 3600.0
 QUEUE_LIMIT = 1000
@@ -65,7 +66,7 @@ class CollectionSockets:
         entry = self.tokens.get(token)
         if entry is None or entry[1] < self.clock.monotonic():
             return web.json_response({"success": False, "message": "Invalid or expired WebSocket token"}, status=401)
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
+        ws = MaskedWebSocketResponse(heartbeat=None, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         conn = Connection(id=f"conn-{secrets.token_hex(8)}", collection_id=entry[0])
         self.connections[conn.id] = conn
