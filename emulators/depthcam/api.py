@@ -551,7 +551,7 @@ class RobopipeApi:
             try:
                 text = raw.decode("utf-8")
                 config = json.loads(text)
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 config = None
                 text = raw.decode("utf-8", "replace")
             fields["nn_config"] = text

@@ -251,6 +251,11 @@ MISSING = object()
 JSON_FAST_PATH: frozenset[Any] = frozenset({SensorControlUpdate})
 
 
+class BodyUnparsable(Exception):
+    """FastAPI's 400: the body could not be read at all (not UTF-8 JSON, nested past the recursion limit, or broken
+    multipart); its request handler turns any exception of the JSON parse but a decode error into this 400."""
+
+
 def parse_json_body(raw: bytes, content_type: str | None) -> tuple[Any, list[dict[str, Any]]]:
     """The request body as FastAPI sees it: MISSING when empty, a decode error item when not JSON."""
     if not raw:
@@ -264,6 +269,8 @@ def parse_json_body(raw: bytes, content_type: str | None) -> tuple[Any, list[dic
         return MISSING, [error_item("json_invalid", ["body", exc.pos], "JSON decode error", {}, {"error": exc.msg})]
     except UnicodeDecodeError as exc:
         return MISSING, [error_item("json_invalid", ["body", 0], "JSON decode error", {}, {"error": str(exc)})]
+    except RecursionError as exc:
+        raise BodyUnparsable(str(exc)) from None
 
 
 def validate_body(

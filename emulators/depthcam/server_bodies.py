@@ -18,8 +18,7 @@ from emulators.depthcam import schemas
 BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
-class BodyUnparsable(Exception):
-    """FastAPI's 400: the body could not be read at all (not UTF-8 JSON, or broken multipart)."""
+BodyUnparsable = schemas.BodyUnparsable
 
 
 class JsonInvalid(Exception):
@@ -54,7 +53,7 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
     except json.JSONDecodeError as exc:
         item = schemas.error_item("json_invalid", ["body", exc.pos], "JSON decode error", {}, {"error": exc.msg})
         raise JsonInvalid([item]) from exc
-    except ValueError as exc:  # UnicodeDecodeError: the bytes are not text
+    except (ValueError, RecursionError) as exc:  # not text, or nested past the parser's recursion limit
         raise BodyUnparsable(str(exc)) from exc
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from emulators.kit.errors import FieldError
+from emulators.kit.json_limits import parse_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,10 +48,6 @@ def field_error(exc: FieldError, status: int = 400) -> web.Response:
     return web.json_response(exc.as_dict(), status=status)
 
 
-# Deeper than any vendor body we emulate; past it a request is an attack on the recursion limit, not a client.
-MAX_JSON_DEPTH = 64
-
-
 async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object; FieldError('body', ...) otherwise."""
     raw = await request.read()
@@ -63,39 +59,6 @@ async def read_json_object(request: web.Request, *, allow_empty: bool = False) -
     if not isinstance(value, dict):
         raise FieldError("body", f"must be a JSON object, got {type(value).__name__}")
     return value
-
-
-def parse_json(raw: bytes | str, field: str = "body") -> Any:
-    """Any JSON value, nested at most MAX_JSON_DEPTH deep; FieldError naming ``field`` otherwise (never a
-    RecursionError: devices with their own body readers call this instead of json.loads)."""
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise FieldError(field, f"is nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FieldError(field, f"is not valid JSON: {exc}") from None
-    if json_depth(value) > MAX_JSON_DEPTH:
-        raise FieldError(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth + 1)
-        if deepest > MAX_JSON_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def query_int(query: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from emulators.kit.errors import FieldError
+from emulators.kit.json_limits import parse_json
+
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 # Exactly what the contract's lenient schemas allow: ASCII digits, an optional sign, an optional ".0".
@@ -110,9 +113,10 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ArgumentError("body", "The request body must be a JSON object of command arguments.") from None
+        value = parse_json(body)
+    except FieldError as exc:
+        raise ArgumentError("body", f"The request body must be a JSON object of command arguments: it {exc.message}."
+                            ) from None
     if not isinstance(value, dict):
         raise ArgumentError(
             "body", f"The request body must be a JSON object of command arguments, got a JSON {_json_type(value)}."

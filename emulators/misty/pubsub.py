@@ -33,6 +33,12 @@ DEFAULT_DEBOUNCE_MS = 250
 DEBOUNCE_SLACK_MS = 0.5
 
 REGISTERED = "Registration Status: API event registered."
+# Bounds on what one connection can make the robot do (none is documented; a subscribe message with conditions is
+# under 1 KB). A larger message is ignored like any unparseable frame; nesting past the bound is never parsed, so
+# no message costs the event loop more than a few milliseconds. A connection holds at most MAX_SUBSCRIPTIONS.
+MAX_MESSAGE_CHARS = 16 * 1024
+MAX_MESSAGE_NESTING = 16
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 64
 
 
 def duplicate_reason(name: str) -> str:
@@ -78,15 +84,41 @@ class Unsubscribe:
     event_name: str
 
 
+def _nesting(text: str) -> int:
+    """How deeply brackets nest in ``text``, outside quoted strings (a linear scan, no parse)."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]})":
+            depth -= 1
+    return deepest
+
+
 def _load(text: str) -> Any:
+    """JSON, or the Python literal the official Python libraries send (str(dict): ' quotes, True/None); None for
+    anything else, and for a message past MAX_MESSAGE_CHARS or MAX_MESSAGE_NESTING (checked before any parse)."""
+    if len(text) > MAX_MESSAGE_CHARS or _nesting(text) > MAX_MESSAGE_NESTING:
+        return None
     try:
         return json.loads(text)
     except ValueError:
         pass
     try:
-        # The official Python libraries send str(dict): quotes ', True/None literals. literal_eval is safe.
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ast.literal_eval(text)  # bounded above: at most 16 KB, 16 levels
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
         return None
 
 
@@ -359,6 +391,10 @@ class PubsubRegistry:
         name = request.event_name
         if name in self.names:
             return Registration(name, request.event_type, registration_reply(name, duplicate_reason(name)), False)
+        if len(subscriptions) >= MAX_SUBSCRIPTIONS_PER_CONNECTION:
+            reason = (f"Cannot register event: this connection already has {MAX_SUBSCRIPTIONS_PER_CONNECTION} "
+                      "subscriptions; unsubscribe one first.")
+            return Registration(name, request.event_type, registration_reply(name, reason), False)
         subscriptions[name] = Subscription(request)
         self.names[name] = connection
         return Registration(name, request.event_type, registration_reply(name), True)

@@ -31,6 +31,10 @@ STREAM_NAME = "pubsub"  # the stream name for faults and pacing stats
 SOURCE_HZ = 20.0
 OUTBOX_LIMIT = 512  # per connection; a client that does not read loses its oldest messages
 
+# A frame past this closes the connection with 1009 (message too big); anything between MAX_MESSAGE_CHARS and it is
+# ignored like any message the robot cannot parse.
+MAX_FRAME_BYTES = 64 * 1024
+
 
 @dataclass(eq=False)
 class Connection:
@@ -88,7 +92,7 @@ class PubsubHub:
 
     # ----- the WebSocket ----------------------------------------------------------------------------------
     async def serve(self, request: web.Request) -> web.StreamResponse:
-        ws = MaskedWebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = MaskedWebSocketResponse(autoping=True, max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         if not self._accepting:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER)

@@ -12,6 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from emulators.kit.clock import Clock
+from emulators.kit.errors import FieldError
+from emulators.kit.json_limits import parse_json
 from emulators.recall.errors import BotNotFound, MediaLinkRefused, RecallError, ValidationFailed
 from emulators.recall.model import Bot, RecallBackend, StoredResponse, parse_list_query
 from emulators.recall.recording import MediaUrlRefused, check_media_url
@@ -104,9 +106,9 @@ class BotsApi:
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationFailed({"detail": f"JSON parse error - {exc}"}) from None
+            return parse_json(raw)
+        except FieldError as exc:
+            raise ValidationFailed({"detail": f"JSON parse error - {exc.message}"}) from None
 
     @staticmethod
     def _base_url(request: web.Request) -> str:

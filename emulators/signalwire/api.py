@@ -6,13 +6,14 @@ more_info, status}`` or the stream/recording 422 ``{"errors": [...]}``); ``_guar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import BasicAuth, web
 
 from emulators.kit.clock import Clock
+from emulators.kit.errors import FieldError
+from emulators.kit.json_limits import parse_json
 from emulators.signalwire.errors import InvalidRequest, MethodNotAllowed, NotFound, SignalWireError
 from emulators.signalwire.model import (
     API_ROOTS,
@@ -104,9 +105,9 @@ class ConferenceApi:
         ctype = request.content_type
         if ctype == "application/json":
             try:
-                value = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InvalidRequest(f"the request body is not valid JSON: {exc}", status=400) from None
+                value = parse_json(raw)
+            except FieldError as exc:
+                raise InvalidRequest(f"the request body {exc.message}", status=400) from None
             if not isinstance(value, dict):
                 raise InvalidRequest("the JSON body must be an object of fields", status=400)
             return value

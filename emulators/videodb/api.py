@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,8 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from emulators.kit.clock import Clock
+from emulators.kit.errors import FieldError
+from emulators.kit.json_limits import parse_json
 from emulators.videodb import media
 from emulators.videodb.model import RTStream, Video, VideoDBBackend, VideoDBError, bad, naive_iso
 from emulators.videodb.service import RTStreamService
@@ -46,9 +47,9 @@ async def body_of(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise bad("The request body is not valid JSON") from None
+        value = parse_json(raw)
+    except FieldError as exc:
+        raise bad(f"The request body {exc.message}") from None
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -432,9 +433,9 @@ class VideoDBApi:
     async def compile(self, request: web.Request) -> web.Response:
         raw = await request.read()
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError):
-            raise bad("The request body is not valid JSON") from None
+            body = parse_json(raw) if raw.strip() else None
+        except FieldError as exc:
+            raise bad(f"The request body {exc.message}") from None
         compilation_id = self.backend.compile(body, self.clock.now())
         stream_url = self.base_url(request) + media.compiled_path(compilation_id)
         return ok({"stream_url": stream_url, "player_url": media.player_url(self.base_url(request), stream_url)})

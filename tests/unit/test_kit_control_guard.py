@@ -11,7 +11,7 @@ from aiohttp import web
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
-from emulators.kit.http import MAX_JSON_DEPTH, parse_json
+from emulators.kit.json_limits import MAX_JSON_DEPTH, parse_json
 from emulators.kit.outbound import DEFAULT_ALLOWED, EgressPolicy
 
 TOKEN = "lab-machine-token-0123456789"
