@@ -30,6 +30,20 @@ def free_port() -> int:
     return unused_port()
 
 
+class ScriptedDns:
+    """getaddrinfo for names under .test, answering whatever address the test has set (a rebinding resolver)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.lookups = 0
+
+    def __call__(self, host: str, port: Any, family: int = 0, type: int = 0, proto: int = 0) -> list[tuple[Any, ...]]:
+        self.lookups += 1
+        if not host.endswith(".test"):
+            return socket.getaddrinfo(host, port, family, type, proto)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (self.address, int(port or 0)))]
+
+
 @dataclass
 class ReceivedRequest:
     method: str

@@ -110,6 +110,22 @@ class EgressPolicy:
             return
         await self.resolve(host, 0, url=url)
 
+    async def pinned_url(self, url: str) -> str:
+        """``url`` checked, with a host name replaced by the first address it was checked at, for connections made
+        by something that would resolve the name again (an encoder process, a reconnect): no second lookup."""
+        parts = urlsplit(url)
+        host = _host_of(url)
+        results = await self.resolve(host, parts.port or 0, url=url)
+        address = str(results[0]["host"])
+        if address == host:
+            return url
+        netloc = f"[{address}]" if ":" in address else address
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        if "@" in parts.netloc:
+            netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+        return parts._replace(netloc=netloc).geturl()
+
     async def resolve(self, host: str, port: int, *, family: int = 0, url: str | None = None) -> list[ResolveResult]:
         """The host's addresses, every one checked; EgressRefused if any is outside the allowlist, or the lookup
         fails or takes longer than ``resolve_timeout_s``."""

@@ -7,7 +7,7 @@ pushes, and reports connections and frames back.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall
 from emulators.kit.outbound import EgressPolicy, EgressRefused
@@ -48,12 +48,14 @@ class RtmpPush:
 
     async def _run(self) -> None:
         try:
-            await asyncio.to_thread(self.egress.check, self.url)  # may resolve a name: off the loop
+            # Checked off the loop, and pinned: the encoder process and its reconnects never resolve the name again.
+            pinned = await self.egress.pinned_url(self.url)
         except EgressRefused as exc:
             self.state = "failed"
             self._record("stream.error", error=str(exc))
             return
-        self.worker = self.ctx.emulator.media_worker(f"recall-rtmp-{self.ctx.bot.id}", push_rtmp, self.config)
+        config = dataclasses.replace(self.config, url=pinned)
+        self.worker = self.ctx.emulator.media_worker(f"recall-rtmp-{self.ctx.bot.id}", push_rtmp, config)
         self.worker.start()
         self.tasks.spawn(self._feed(self.worker), name="feed")
         try:

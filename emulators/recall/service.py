@@ -105,7 +105,7 @@ class RecallService:
 
     async def start(self) -> None:
         self.executor = ThreadPoolExecutor(self.settings.encode_threads, thread_name_prefix="recall-encode")
-        self.session = aiohttp.ClientSession()
+        self.session = self.egress.client_session()  # checks every request and hop, connects to what it checked
 
     async def stop(self) -> None:
         for live in list(self.lives.values()):

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy, EgressRefused, describe_connect_error
@@ -25,9 +24,9 @@ SEND_BUFFER_BYTES = 64 * 1024
 class OverrideResolver(AbstractResolver):
     """Maps ``host`` or ``host:port`` to ``ip:port`` while Host and SNI keep the original name."""
 
-    def __init__(self, overrides: dict[str, str]) -> None:
+    def __init__(self, overrides: dict[str, str], egress: EgressPolicy) -> None:
         self.overrides = overrides
-        self._default = DefaultResolver()
+        self.egress = egress
 
     def target(self, host: str, port: int) -> tuple[str, int] | None:
         value = self.overrides.get(f"{host}:{port}") or self.overrides.get(host)
@@ -40,14 +39,15 @@ class OverrideResolver(AbstractResolver):
                       ) -> list[ResolveResult]:
         target = self.target(host, port)
         if target is None:
-            return await self._default.resolve(host, port, family)
+            # The policy resolves and checks every address, and the socket connects to those very addresses.
+            return await self.egress.resolve(host, port, family=family)
         ip, target_port = target
         return [ResolveResult(hostname=host, host=ip, port=target_port,
                               family=socket.AF_INET6 if ":" in ip else socket.AF_INET, proto=0,
                               flags=socket.AI_NUMERICHOST)]
 
     async def close(self) -> None:
-        await self._default.close()
+        return None
 
 
 def connection_error_kind(exc: BaseException) -> str:
@@ -83,7 +83,7 @@ async def dial(
         target = resolver.target(parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80))
         checked = url if target is None else f"https://{_netloc(*target)}/"
         # The allowlist check may resolve a name: never block the loop that paces every stream on DNS.
-        await asyncio.to_thread(egress.check, checked)
+        await egress.check_async(checked)
     except (EgressRefused, ValueError) as exc:
         events.record("outbound.failed", stream=stream_sid, url=url, error=str(exc))
         return "connection_refused"

@@ -106,7 +106,7 @@ class ConferenceService:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, resolver=self.resolver, force_close=False)
-        self.http = aiohttp.ClientSession(connector=connector)
+        self.http = aiohttp.ClientSession(connector=connector, trace_configs=[self.egress.trace_config()])
         self.media_clock = MediaClock(self.pacing("media-clock"), monotonic=self.clock.monotonic,
                                       speedup=self.settings.media_speedup, on_tick=self._on_tick)
         self.tasks.spawn(self.media_clock.run(), name="media-clock")

@@ -38,7 +38,7 @@ class AlertWebhooks:
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
 
     def open(self, tasks: TaskOwner) -> None:
-        self._session = aiohttp.ClientSession()
+        self._session = self.egress.client_session()  # checks every request and hop, connects to what it checked
         self._queue = asyncio.Queue()
         sender = WebhookSender(
             self._session, retry=self.retry, egress=self.egress, events=self.events, ssl=self.client_ssl

@@ -35,8 +35,9 @@ def request_for(device: str, emu: Any) -> tuple[str, dict[str, str]]:
         case "recall":
             return f"{emu.url()}/api/v1/bot/", {**JSON, "Authorization": creds["authorization"]}
         case "signalwire":
-            base = f"{emu.url()}/api/laml/2010-04-01/Accounts/{creds['project']}/Conferences/{CONFERENCE}/Participants/{ADA}"
-            return base, {**JSON, "Authorization": basic(creds["project"], creds["token"])}
+            account = f"{emu.url()}/api/laml/2010-04-01/Accounts/{creds['project']}"
+            auth = basic(creds["project"], creds["token"])
+            return f"{account}/Conferences/{CONFERENCE}/Participants/{ADA}", {**JSON, "Authorization": auth}
         case "videodb":
             return f"{emu.url()}/rtstream", {**JSON, "x-access-token": creds["api_key"]}
     raise AssertionError(device)

@@ -4,7 +4,6 @@ between retries, link-local by default, a check on one address and a connect to 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from typing import Any
 
@@ -21,20 +20,7 @@ from emulators.kit.outbound import (
     RetryPolicy,
     WebhookSender,
 )
-
-
-class ScriptedDns:
-    """getaddrinfo for names under .test, answering whatever address the test has set (a rebinding resolver)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.lookups = 0
-
-    def __call__(self, host: str, port: Any, family: int = 0, type: int = 0, proto: int = 0) -> list[tuple[Any, ...]]:
-        self.lookups += 1
-        if not host.endswith(".test"):
-            return socket.getaddrinfo(host, port, family, type, proto)
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (self.address, int(port or 0)))]
+from tests.conftest import ScriptedDns
 
 
 async def serve(handler: Any, host: str = "127.0.0.1") -> tuple[web.AppRunner, int]:
