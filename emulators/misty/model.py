@@ -209,7 +209,7 @@ def split_av_url(url: str) -> tuple[str, int | None]:
     lowered = url.lower()
     if lowered.startswith("rtspd:"):
         text = url[len("rtspd:") :].strip()
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise BadArgument(
                 f"Invalid value for parameter 'URL': {url!r}. An rtspd URL is rtspd:<port> with a port between"
                 f" {PORT_RANGE[0]} and {PORT_RANGE[1]}."

@@ -99,7 +99,7 @@ def signed_media_url(key: bytes, base_url: str, path: str, now: float, ttl_s: fl
 
 
 def check_media_url(key: bytes, path: str, expires: str | None, signature: str | None, now: float) -> None:
-    if not expires or not expires.isdigit() or not signature:
+    if not expires or not (expires.isascii() and expires.isdigit()) or not signature:
         raise MediaUrlRefused("the link needs its expires and signature parameters")
     if not hmac.compare_digest(media_signature(key, path, int(expires)), signature):
         raise MediaUrlRefused("the signature does not match this link")

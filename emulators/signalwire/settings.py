@@ -52,5 +52,9 @@ class SignalWireSettings(DeviceSettings):
         super().validate()
         if any(codec not in STREAM_CODECS for codec in self.disabled_codecs):
             raise FieldError("signalwire.disabled_codecs", f"must be a list of {', '.join(STREAM_CODECS)}")
-        if any(not isinstance(v, str) or not v.rpartition(":")[2].isdigit() for v in self.resolve.values()):
+        if any(not isinstance(v, str) or not _is_port(v.rpartition(":")[2]) for v in self.resolve.values()):
             raise FieldError("signalwire.resolve", "must map host[:port] to 'ip:port'")
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -40,6 +40,20 @@ def failure(
 ) -> web.Response:
     body = {"success": False, "message": message, "error_code": error_code}
     return web.json_response(body, status=status, headers=headers)
+
+
+def ascii_digits(text: str) -> bool:
+    """Digits as a path or query carries them ("²" and "٣" are digits to str.isdigit but not to int())."""
+    return text.isascii() and text.isdigit()
+
+
+def query_count(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name) or ""
+    if not raw:
+        return default
+    if not ascii_digits(raw):
+        raise bad(f"'{name}' must be a whole number of 0 or more, got {raw!r}")
+    return int(raw)
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
@@ -260,8 +274,8 @@ class VideoDBApi:
 
     async def list_rtstreams(self, request: web.Request) -> web.Response:
         items, count = self.backend.list_rtstreams(dict(request.query), self.clock.now())
-        limit = int(request.query.get("limit") or 10)
-        offset = int(request.query.get("offset") or 0)
+        limit = query_count(request, "limit", 10)
+        offset = query_count(request, "offset", 0)
         kept = {k: request.query[k] for k in ("status", "name", "ordering") if request.query.get(k)}
 
         def page_link(at: int) -> str:
@@ -472,10 +486,10 @@ class VideoDBApi:
         m = request.match_info
         stream = self.backend.rtstream(m["rts"])
         seq = m["seq"].removesuffix(".ts")
-        if not (m["rec"].isdigit() and seq.isdigit() and m["seq"].endswith(".ts")):
-            raise bad("A segment path is /segments/<rtstream_id>/<recording>/<sequence>.ts")
+        if not (ascii_digits(m["rec"]) and ascii_digits(seq) and m["seq"].endswith(".ts")):
+            raise bad("A segment path is /segments/<rtstream_id>/<recording>/<sequence>.ts (ASCII digits)")
         path = self.service.segment_path(stream.id, int(m["rec"]), int(seq))
-        if not await asyncio.to_thread(path.exists):
+        if path is None or not await asyncio.to_thread(path.is_file):
             raise VideoDBError(404, "Segment not found.", "NOT_FOUND")
         return web.FileResponse(path, headers={"Content-Type": "video/mp2t"})
 
@@ -483,4 +497,6 @@ class VideoDBApi:
         url = request.query.get("url")
         if not url:
             raise bad("'url' is required: the .m3u8 playlist to play")
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise bad("'url' must be an http or https URL of the .m3u8 playlist to play")
         return web.Response(text=media.player_page(url), content_type="text/html")

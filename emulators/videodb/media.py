@@ -29,7 +29,7 @@ def parse_window(name: str) -> tuple[float, float] | None:
     if not name.endswith(".m3u8"):
         return None
     parts = name[: -len(".m3u8")].split("-")
-    if len(parts) != 2 or not all(p.isdigit() and len(p) == 16 for p in parts):
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) == 16 for p in parts):
         return None
     start, end = (int(p) / 1_000_000 for p in parts)
     return (start, end) if start < end else None

@@ -57,10 +57,23 @@ class DataDirectory:
         assert self.path is not None, "the data directory is opened at start"
         return self.path / rtstream_id
 
+    def recorded_file(self, rtstream_id: str, file: str) -> Path | None:
+        """A recorded file's path, resolved (symlinks followed) and confined to the data directory; None when a
+        name from the state (which a user or a crash may have edited) points anywhere outside it."""
+        assert self.path is not None, "the data directory is opened at start"
+        root = self.path.resolve()
+        candidate = (self.path / rtstream_id / file).resolve()
+        return candidate if candidate.is_relative_to(root) and candidate != root else None
+
     def unlink(self, rtstream_id: str, files: list[str]) -> None:
-        """Delete recorded segment files (the backend decided they fell out of the rolling window)."""
+        """Delete recorded segment files (the backend decided they fell out of the rolling window); a name that
+        resolves outside the data directory is never touched."""
         for file in files:
-            (self.stream_directory(rtstream_id) / file).unlink(missing_ok=True)
+            path = self.recorded_file(rtstream_id, file)
+            if path is None:
+                log.warning("not deleting %r of %s: it resolves outside the data directory", file, rtstream_id)
+                continue
+            path.unlink(missing_ok=True)
 
     def persist(self) -> None:
         """Schedule a write of the account's state; changes within PERSIST_DELAY_S share one write."""

@@ -125,9 +125,10 @@ class RTStreamService:
             self.pipeline.start(stream)
         self.data.persist()
 
-    def segment_path(self, rtstream_id: str, recording: int, sequence: int) -> Path:
-        """Where a recorded segment's file is (it may be gone: the rolling window deletes old ones)."""
-        return self.data.stream_directory(rtstream_id) / self.backend.segment_file(rtstream_id, recording, sequence)
+    def segment_path(self, rtstream_id: str, recording: int, sequence: int) -> Path | None:
+        """Where a recorded segment's file is (it may be gone: the rolling window deletes old ones); None when
+        the recorded name resolves outside the data directory (a tampered state or a symlink)."""
+        return self.data.recorded_file(rtstream_id, self.backend.segment_file(rtstream_id, recording, sequence))
 
     async def index_video(self, video_id: str, body: dict[str, Any]) -> Video:
         """A video's spoken-word index; when its stream ran no transcript, the recording's own audio is heard
@@ -137,8 +138,9 @@ class RTStreamService:
         if not self.backend.transcribed(video_id):
             video = self.backend.video(video_id)
             stream = self.backend.rtstream(video.rtstream_id)
-            folder = self.data.stream_directory(stream.id)
-            files = [(folder / file, start) for file, start in self.backend.video_files(video_id)]
+            confined = [(self.data.recorded_file(stream.id, file), start)
+                        for file, start in self.backend.video_files(video_id)]
+            files = [(path, start) for path, start in confined if path is not None]
             for number, speech in enumerate(await asyncio.to_thread(speech_in, files)):
                 text = speech_text(stream.id, number, speech.end - speech.start, stream.script.get("speech"))
                 heard.append(TranscriptRecord(round(speech.start, 3), round(speech.end, 3), text))

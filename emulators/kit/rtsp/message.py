@@ -277,7 +277,7 @@ class RtspMessageReader:
             headers.add(name.strip(), value.strip())
         parts = start.split(" ")
         if self._role == "client":
-            if len(parts) < 2 or not parts[0].startswith("RTSP/") or not parts[1].isdigit():
+            if len(parts) < 2 or not parts[0].startswith("RTSP/") or not (parts[1].isascii() and parts[1].isdigit()):
                 raise MessageError(f"malformed status line {start!r}")
             return RtspResponse(int(parts[1]), headers, reason=" ".join(parts[2:]), version=parts[0])
         if len(parts) != 3 or not parts[2].startswith("RTSP/") or not parts[0].isupper():
