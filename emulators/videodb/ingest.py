@@ -27,6 +27,7 @@ from emulators.kit.clock import Clock
 from emulators.kit.faults import Abort, Close, Send, Skip, StreamVerdict, corrupt_payload
 from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames, spectral_flux
 from emulators.videodb.records import Segment
+from emulators.videodb.rtsp_guard import RedirectGuard
 
 if TYPE_CHECKING:  # the worker process never needs the HTTP client the outbound module imports
     from emulators.kit.outbound import EgressPolicy
@@ -460,9 +461,10 @@ class SourcePull:
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, cfg.reconnect_max_s)
                 continue
+            guard = self._redirect_guard(check.url)
             try:
                 container = av.open(
-                    check.url,
+                    guard.url if guard is not None else check.url,
                     options={
                         "rtsp_transport": "tcp",
                         "analyzeduration": str(round(PROBE_S * 1_000_000)),
@@ -471,7 +473,10 @@ class SourcePull:
                     timeout=(cfg.open_timeout_s, cfg.read_timeout_s),
                 )
             except Exception as exc:  # every open failure means "source down": refused, garbage, timeout
-                self._post(SourceDown(_reason(exc), attempt, backoff))
+                refused = guard.refusal if guard is not None else None
+                if guard is not None:
+                    guard.close()
+                self._post(SourceDown(refused or _reason(exc), attempt, backoff))
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, cfg.reconnect_max_s)
                 continue
@@ -490,6 +495,9 @@ class SourcePull:
                     container.close()
                 except Exception as exc:
                     log.debug("closing the source failed: %s", exc)
+                if guard is not None:
+                    reason = guard.refusal or reason
+                    guard.close()
             self._count(now=True)
             if self._stopping.is_set():
                 break
@@ -499,6 +507,15 @@ class SourcePull:
             self._stopping.wait(backoff)
         if self._writer is not None:
             self._writer.close()
+
+    def _redirect_guard(self, url: str) -> RedirectGuard | None:
+        """For rtsp://, the relay that refuses a redirect outside the allowlist (FFmpeg would follow it)."""
+        if urlsplit(url).scheme.lower() != "rtsp":
+            return None
+        cfg = self.config
+        return RedirectGuard(
+            url, lambda location: check_source(location, cfg.egress_networks, cfg.egress_hosts).refusal
+        )
 
     def _pump(self, container: Any) -> None:
         cfg = self.config

@@ -130,3 +130,31 @@ async def test_a_widened_allowlist_delivers_an_alert_webhook_outside_the_default
         await fire_alerts(emu, client, f"http://0.0.0.0:{port}/alerts")  # the receiver listens on 127.0.0.1
         body = (await webhook_receiver.wait_for(1, timeout=10))[0].json()
         assert body["label"] == "blue"
+
+
+async def test_an_rtsp_redirect_to_the_metadata_address_is_refused_and_never_connected(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    """FFmpeg follows an RTSP 3xx on its own; the ingest's relay reads the answer first and refuses the redirect."""
+    asked: list[bytes] = []
+
+    async def redirecting_source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request := await reader.readuntil(b"\r\n\r\n"):
+            asked.append(request.split(b" ", 1)[0])
+            cseq = next(line for line in request.split(b"\r\n") if line.lower().startswith(b"cseq"))
+            if request.startswith(b"OPTIONS"):
+                writer.write(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
+            else:
+                writer.write(b"RTSP/1.0 302 Moved\r\n" + cseq + b"\r\nLocation: rtsp://169.254.169.254/cam\r\n\r\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(redirecting_source, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    emu = await emulator_factory("videodb", settings={"reconnect_initial_s": 0.5, "reconnect_max_s": 0.5})
+    async with server, VideoDBClient(emu.settings.api_key, emu.url()) as client:
+        rts = await client.connect_rtstream(f"rtsp://127.0.0.1:{port}/cam", "Redirected")
+        retry = await emu.events.wait_for(
+            "ingest.retry", lambda e: e.detail["stream"] == rts["id"] and "redirected" in e.detail["reason"], timeout=15
+        )
+    assert "169.254.169.254" in retry.detail["reason"] and "egress allowlist" in retry.detail["reason"]
+    assert b"DESCRIBE" in asked
