@@ -27,6 +27,7 @@ from emulators.depthcam.hardware import stream_code
 from emulators.depthcam.photometry import Sensor, StreamDeveloper
 from emulators.kit.codecs import JpegEncoder, PngEncoder
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall, StreamVerdict, corrupt_payload
+from emulators.kit.memory import release_native_memory
 from emulators.kit.pacer import LatenessStats, Pacer
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.kit.tasks import TaskOwner
@@ -367,6 +368,7 @@ class VideoChannel:
     async def aclose(self) -> None:
         if self._tasks is not None:
             await self._tasks.aclose()
+            await release_native_memory()  # the encoder's heap pages, now free, go back to the system
 
     async def strand(self, viewers: list[Subscriber]) -> None:
         """Stop encoding but keep ``viewers`` listed: open, without frames; later viewers get the init segment only."""

@@ -11,6 +11,7 @@ from typing import Any
 from emulators.kit.codecs import EncodedPacket
 from emulators.kit.emulator import Emulator
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
+from emulators.kit.memory import release_native_memory
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import Pacer
 from emulators.kit.rtsp.live import AacTrack, H264Track, LiveMedia
@@ -221,6 +222,8 @@ class AvStream:
                 await output.start()
             except PushConnectError as exc:
                 self.emulator.events.record("outbound.failed", stream=AV_STREAM, url=self.redacted_url, reason=str(exc))
+                # The encoders go now, not when the traceback holding this frame is collected (aclose trims).
+                self._producer = output = None  # type: ignore[assignment]
                 raise AvConnectError(str(exc)) from None
             self.emulator.events.record("outbound.connected", stream=AV_STREAM, url=self.redacted_url)
         self._output = output
@@ -247,6 +250,8 @@ class AvStream:
             self.emulator.events.record(
                 "stream.stopped", stream=AV_STREAM, stream_id=self.stream_id, mode=self.mode, frames=self.frames_sent
             )
+        self._producer = None  # the encoders: freed here, their heap pages given back below
+        await release_native_memory()
 
     def snapshot(self) -> dict[str, Any]:
         """For the emulator's state: what is streaming where, and how it is going."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from clients import recall_wire as wire
+from emulators.kit.memory import release_native_memory
 from emulators.kit.outbound import EgressPolicy
 from emulators.recall.legacy import LegacyAudioStream, LegacyVideoStream
 from emulators.recall.meeting import MeetingEvent
@@ -135,3 +136,4 @@ class BotMedia:
         for key in list(self.streams):
             await self._stop(key)
         await self.ctx.tasks.aclose()
+        await release_native_memory()  # the encoders' heap pages, now free, go back to the system

@@ -1,0 +1,54 @@
+"""Giving freed native memory back to the system.
+
+Encoders (x264, AAC) allocate from glibc arenas, often from their own threads; once freed, that memory stays in the
+process's arenas instead of going back to the system, so a run of short-lived streams looks like a leak of ~0.7 MB
+each (measured: 60 refused Misty AV pushes, RSS +38 MB, all of it returned by one malloc_trim). Senders call
+``trim_native_heap`` off the event loop after they release their encoders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        trim: Callable[[int], int] = libc.malloc_trim  # glibc only; musl and macOS have none
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def trim_native_heap() -> bool:
+    """Return free heap pages to the system (blocking, milliseconds: call it in a thread); False where the C
+    library cannot."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+_trimming = False
+
+
+async def release_native_memory() -> None:
+    """``trim_native_heap`` in a thread; a call while one is running is skipped (many streams ending at once trim
+    once, not once each)."""
+    global _trimming
+    if _trimming:
+        return
+    _trimming = True
+    try:
+        await asyncio.to_thread(trim_native_heap)
+    finally:
+        _trimming = False
