@@ -20,9 +20,11 @@ class ControlPlaneError(Exception):
 class ControlPlane:
     """health, state, reset, faults, events and scenario controls of one emulator."""
 
-    def __init__(self, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0, token: str | None = None) -> None:
+        """``token``: the emulator's control token (``benchtwin up --control-token``), sent as a Bearer token."""
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.token = token
 
     def _request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None) -> Any:
         url = f"{self.base_url}/_emulator/{path}"
@@ -32,6 +34,8 @@ class ControlPlane:
         req = urllib.request.Request(url, data=data, method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        if self.token is not None:
+            req.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()

@@ -3,6 +3,7 @@ optional token, explicit data wipes and bodies nested to blow the recursion limi
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -161,3 +162,19 @@ def test_the_control_token_is_a_config_key_and_a_flag_and_is_never_printed() -> 
         apply_overrides(Config(), {"control_token": "short"})
     args = build_parser().parse_args(["up", "--control-token", TOKEN])
     assert _config_from_args(args).control_token == TOKEN
+
+
+async def test_the_control_plane_client_sends_the_token_and_names_the_refusal_without_it() -> None:
+    from clients.control import ControlPlane, ControlPlaneError
+
+    emu = Keeper(control_token=TOKEN)
+    await emu.start()
+    try:
+        with_token = ControlPlane(emu.url(), token=TOKEN)
+        assert (await asyncio.to_thread(with_token.state))["device"] == emu.device
+        await asyncio.to_thread(with_token.reset)
+        with pytest.raises(ControlPlaneError) as refused:
+            await asyncio.to_thread(ControlPlane(emu.url()).state)
+        assert refused.value.status == 401 and "control token" in str(refused.value)
+    finally:
+        await emu.aclose()
