@@ -67,6 +67,7 @@ class MixedLoad:
         self.started: list[str] = []
         self.rtsp_url = ""  # Misty's built-in RTSP server, once started
         self.rtsp_frames = 0
+        self.rtstream = ""  # VideoDB's pull of that RTSP server, once connected
 
     async def start(self) -> None:
         devices = set(self.emulator.endpoints)
@@ -78,6 +79,8 @@ class MixedLoad:
             await self._recall_bot()
         if "signalwire" in devices:
             await self._signalwire_stream()
+        if "videodb" in devices and self.rtsp_url:
+            await self._videodb_ingest(self.rtsp_url)
         for device in sorted(devices):
             self.tasks.append(asyncio.create_task(self._poll_state(device), name=f"soak-poll-{device}"))
 
@@ -153,6 +156,24 @@ class MixedLoad:
                                      headers={"Authorization": auth}) as resp:
             resp.raise_for_status()
         self.started.append("signalwire: one conference audio stream to a local receiver")
+
+    async def _videodb_ingest(self, source: str) -> None:
+        """VideoDB pulls Misty's RTSP stream (a second client of the robot's server) and records segments."""
+        headers = {"x-access-token": str(self.emulator.credentials("videodb")["api_key"])}
+        body = {"collection_id": "default", "url": source, "name": "soak", "media_types": ["video"]}
+        async with self.session.post(f"{self.emulator.rest('videodb')}/rtstream", json=body, headers=headers) as resp:
+            resp.raise_for_status()
+            self.rtstream = str((await resp.json())["data"]["id"])
+        self.started.append("videodb: one RTStream ingesting Misty's RTSP stream")
+
+    async def videodb_status(self) -> str:
+        """The RTStream's status as the API reports it (for the closing line), or '' without one."""
+        if not self.rtstream:
+            return ""
+        headers = {"x-access-token": str(self.emulator.credentials("videodb")["api_key"])}
+        url = f"{self.emulator.rest('videodb')}/rtstream/{self.rtstream}"
+        async with self.session.get(url, headers=headers) as resp:
+            return str((await resp.json())["data"].get("status", ""))
 
     async def _poll_state(self, device: str) -> None:
         url = f"{self.emulator.rest(device)}/_emulator/state"

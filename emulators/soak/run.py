@@ -73,7 +73,8 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                 print(f"received: {sum(v.messages for v in load.viewers)} video messages by the viewers, "
                       f"{load.rtsp_frames} interleaved packets by the RTSP client, "
                       f"{load.recall_sink.messages} by the Recall receiver, {load.signalwire_sink.messages} by the "
-                      "SignalWire receiver", flush=True)
+                      f"SignalWire receiver; VideoDB RTStream {await load.videodb_status() or 'not started'}",
+                      flush=True)
             finally:
                 await probe.aclose()
                 await load.aclose()

@@ -24,6 +24,8 @@ def test_a_short_soak_of_every_emulator_with_hostile_bursts_shows_no_growth(tmp_
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "soak: ok" in done.stdout
+    assert "videodb: one RTStream ingesting Misty's RTSP stream" in done.stdout
+    assert "VideoDB RTStream connected" in done.stdout, done.stdout[-1500:]
     result = json.loads(report.read_text())
     assert result["verdict"]["ok"] and len(result["samples"]) == 6
     assert all(s["health_ok"] for s in result["samples"])
