@@ -16,6 +16,7 @@ from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, RuleLimitReached
 from emulators.kit.http import Handler, field_error, method_not_allowed, query_int, read_json_object
+from emulators.kit.metrics import METRICS_PATH
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.tasks import TaskOwner
 from emulators.kit.workers import WorkerRegistry
@@ -31,6 +32,12 @@ class ScenarioConflict(FieldError):
     """A scenario control that cannot run in the current state (HTTP 409)."""
 
 
+def kit_path(path: str) -> bool:
+    """A path the kit serves on every emulator (the control plane and /metrics): device middlewares pass it on
+    untouched (no device auth, rate limit or error rewriting)."""
+    return path.startswith(CONTROL_PREFIX + "/") or path in (CONTROL_PREFIX, METRICS_PATH)
+
+
 def _refusal(status: int, field: str, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": f"{field}: {message}", "field": field}, status=status, headers=headers)
 
@@ -44,7 +51,7 @@ def control_plane_guard(token: str | None) -> Callable[..., Awaitable[web.Stream
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(CONTROL_PREFIX + "/") and request.path != CONTROL_PREFIX:
+        if not kit_path(request.path):
             return await handler(request)
         origin = request.headers.get("Origin")
         if origin is not None and origin != f"{request.scheme}://{request.host}":

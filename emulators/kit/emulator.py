@@ -16,11 +16,17 @@ from typing import Any, ClassVar
 from aiohttp import web
 
 from emulators.kit.clock import TEST_TIME_SCALE, Clock
-from emulators.kit.control_plane import CONTROL_PREFIX, ControlPlane, ScenarioControl, control_plane_guard
+from emulators.kit.control_plane import (
+    CONTROL_PREFIX,
+    ControlPlane,
+    ScenarioControl,
+    control_plane_guard,
+    kit_path,
+)
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, FaultRule, StreamVerdict
-from emulators.kit.http import bind_tcp
+from emulators.kit.http import bind_tcp, method_not_allowed
 from emulators.kit.http_faults import fault_middleware
 from emulators.kit.listeners import (
     IDLE_TIMEOUT_S,
@@ -29,6 +35,7 @@ from emulators.kit.listeners import (
     connection_limit,
     raise_open_files_limit,
 )
+from emulators.kit.metrics import METRICS_PATH, Metrics, rtsp_server_set
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.settings import DeviceSettings
@@ -37,7 +44,7 @@ from emulators.kit.tls import DevCerts, client_ssl_context, server_ssl_context
 from emulators.kit.workers import MediaWorker, WorkerRegistry, WorkerRun
 
 # Devices import these from here; they live with the control plane and the HTTP helpers.
-__all__ = ["CONTROL_PREFIX", "Emulator", "bind_tcp"]
+__all__ = ["CONTROL_PREFIX", "Emulator", "bind_tcp", "kit_path"]
 
 
 class Emulator:
@@ -82,6 +89,8 @@ class Emulator:
         self.tasks = TaskOwner(self.device)
         self.workers = WorkerRegistry()
         self.pacing: dict[str, LatenessStats] = {}
+        self.rtsp_servers = rtsp_server_set()  # each RTSP server this emulator runs adds itself (for /metrics)
+        self.metrics = Metrics(self)
         self.scenario_controls: dict[str, ScenarioControl] = {}
         self.started_at: float | None = None
         self.ports: dict[str, int] = {}
@@ -170,9 +179,12 @@ class Emulator:
     # ----- lifecycle ------------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
         """The aiohttp app: the control plane first (so its wrong verbs are 405s), then the device's routes."""
-        middleware = fault_middleware(self.faults, self.events, exempt_prefix=CONTROL_PREFIX)
+        middleware = fault_middleware(self.faults, self.events, exempt_prefix=(CONTROL_PREFIX, METRICS_PATH))
         guard = control_plane_guard(self.control_token)
-        app = web.Application(middlewares=[guard, middleware], client_max_size=16 * 1024**2)
+        app = web.Application(middlewares=[self.metrics.requests.middleware(), guard, middleware],
+                              client_max_size=16 * 1024**2)
+        app.router.add_get(METRICS_PATH, self.metrics.handle, allow_head=False)
+        app.router.add_route("*", METRICS_PATH, method_not_allowed(["GET"]))
         ControlPlane(self).add_routes(app)
         self.add_routes(app)
         return app

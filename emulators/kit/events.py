@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +82,8 @@ class EventLog:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._waiters: list[_Waiter] = []
+        # Every event ever recorded, by (kind, action): what /metrics counts (a reset or trim keeps it).
+        self._totals: Counter[tuple[str, str]] = Counter()
 
     def record(self, kind: str, **detail: Any) -> Event:
         detail = bounded(detail)
@@ -89,6 +91,7 @@ class EventLog:
         with self._lock:
             event = Event(id=next(self._ids), time=time.time(), kind=kind, device=self.device, detail=detail)
             self._events.append(event)
+            self._totals[(kind, str(detail.get("action", "")) if kind == "fault.applied" else "")] += 1
             self._sizes.append(size)
             self.bytes += size
             while len(self._events) > self.capacity or (self.bytes > self.max_bytes and len(self._events) > 1):
@@ -102,6 +105,11 @@ class EventLog:
         if (kind in _SIGNIFICANT or kind.split(".", 1)[0] in _SIGNIFICANT_PREFIXES) and log.isEnabledFor(logging.INFO):
             log.info("%s %s", kind, _describe(detail), extra={"device": self.device, "event": kind, "detail": detail})
         return event
+
+    def totals(self) -> Counter[tuple[str, str]]:
+        """How many events of each (kind, fault action) were ever recorded."""
+        with self._lock:
+            return self._totals.copy()
 
     def query(self, kind: str | None = None, since: int = 0, limit: int = 500) -> list[Event]:
         """Events newer than ``since``; ``kind`` matches exactly or as a dotted prefix (``stream``)."""

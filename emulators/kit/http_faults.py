@@ -16,8 +16,9 @@ from emulators.kit.http import Handler
 _LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"
 
 
-def fault_middleware(faults: FaultBook, events: EventLog, *, exempt_prefix: str) -> Middleware:
-    """Consults ``faults`` for every request outside ``exempt_prefix`` (the control plane is never faulted)."""
+def fault_middleware(faults: FaultBook, events: EventLog, *, exempt_prefix: str | tuple[str, ...]) -> Middleware:
+    """Consults ``faults`` for every request outside ``exempt_prefix`` (the control plane and /metrics are never
+    faulted)."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -79,6 +79,8 @@ class EgressPolicy:
         self.hosts = {h.lower() for h in allow_hosts}
         self.resolve_timeout_s = resolve_timeout_s
         self._lookup = lookup
+        self.allowed = 0  # verdicts, for /metrics: each connection attempt's check counts once
+        self.refused = 0
         # Link-local is allowed only by a range that lies inside it (0.0.0.0/0 does not count).
         self._link_local_allowed = [
             n for n in self.networks if any(n.version == ll.version and n.subnet_of(ll) for ll in LINK_LOCAL)  # type: ignore[arg-type]
@@ -96,17 +98,19 @@ class EgressPolicy:
         call it from a thread, or use ``check_async``)."""
         host = _host_of(url)
         if host.lower() in self.hosts or self._check_literal(url, host):
+            self.allowed += 1
             return
         try:
             infos = self._lookup(host, None, 0, 0, socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError) as exc:
-            raise EgressRefused(f"{url}: cannot resolve {host!r} ({_strerror(exc)})") from None
+            raise self._refusing(f"{url}: cannot resolve {host!r} ({_strerror(exc)})") from None
         self._check_addresses(url, host, {str(info[4][0]) for info in infos})
 
     async def check_async(self, url: str) -> None:
         """``check`` with the lookup off the event loop and bounded by ``resolve_timeout_s``."""
         host = _host_of(url)
         if host.lower() in self.hosts or self._check_literal(url, host):
+            self.allowed += 1
             return
         await self.resolve(host, 0, url=url)
 
@@ -133,6 +137,7 @@ class EgressPolicy:
         if host.lower() in self.hosts:
             # A name the policy trusts (localhost) is still pinned to what the lookup returns now.
             infos = await self._lookup_off_loop(label, host, port, family)
+            self.allowed += 1
             return [_result(host, info) for info in infos]
         try:
             ipaddress.ip_address(host.split("%", 1)[0])
@@ -141,6 +146,7 @@ class EgressPolicy:
             self._check_addresses(label, host, {str(info[4][0]) for info in infos})
             return [_result(host, info) for info in infos]
         self._check_literal(label, host)
+        self.allowed += 1
         family_of = socket.AF_INET6 if ":" in host else socket.AF_INET
         return [ResolveResult(hostname=host, host=host, port=port, family=family_of, proto=socket.IPPROTO_TCP,
                               flags=socket.AI_NUMERICHOST)]
@@ -150,11 +156,11 @@ class EgressPolicy:
             async with asyncio.timeout(self.resolve_timeout_s):
                 infos = await asyncio.to_thread(self._lookup, host, port, family, socket.SOCK_STREAM)
         except TimeoutError:
-            raise EgressRefused(f"{label}: resolving {host!r} took longer than {self.resolve_timeout_s} s") from None
+            raise self._refusing(f"{label}: resolving {host!r} took longer than {self.resolve_timeout_s} s") from None
         except (socket.gaierror, UnicodeError) as exc:
-            raise EgressRefused(f"{label}: cannot resolve {host!r} ({_strerror(exc)})") from None
+            raise self._refusing(f"{label}: cannot resolve {host!r} ({_strerror(exc)})") from None
         if not infos:
-            raise EgressRefused(f"{label}: {host!r} resolves to no address")
+            raise self._refusing(f"{label}: {host!r} resolves to no address")
         return list(infos)
 
     def _check_literal(self, url: str, host: str) -> bool:
@@ -164,12 +170,17 @@ class EgressPolicy:
         except ValueError:
             return False  # a name, not an address
         if not allowed:
-            raise EgressRefused(_refusal(url, host))
+            raise self._refusing(_refusal(url, host))
         return True
 
     def _check_addresses(self, url: str, host: str, addresses: set[str]) -> None:
         if not addresses or not all(self._allowed_ip(a) for a in addresses):
-            raise EgressRefused(_refusal(url, host))
+            raise self._refusing(_refusal(url, host))
+        self.allowed += 1
+
+    def _refusing(self, message: str) -> EgressRefused:
+        self.refused += 1
+        return EgressRefused(message)
 
     # ----- sessions that cannot step outside the policy --------------------------------------------------
     def connector(self, **kwargs: Any) -> aiohttp.TCPConnector:

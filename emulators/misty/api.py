@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.kit.emulator import CONTROL_PREFIX
+from emulators.kit.emulator import kit_path
 from emulators.kit.errors import FieldError
 from emulators.misty.args import ArgumentError, Arguments, bind_arguments, validate_arguments
 from emulators.misty.help import BY_NAME, COMMANDS, Command, help_catalogue, websocket_classes
@@ -187,7 +187,7 @@ class MistyApi:
     async def _misty_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path.startswith(CONTROL_PREFIX):
+        if kit_path(request.path):
             return await handler(request)
         if request.method == "OPTIONS":
             response: web.StreamResponse = web.Response(status=200)

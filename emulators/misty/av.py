@@ -41,6 +41,7 @@ class RtspdOutput:
         self._sample_rate = audio.sample_rate
         self._emulator = emulator
         self.server = RtspServer(self.media, host=host, port=port, on_event=self._on_rtsp_event, seed=emulator.seed)
+        emulator.rtsp_servers.add(self.server)
         self.failure: str | None = None
 
     async def start(self) -> None:

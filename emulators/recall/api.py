@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from emulators.kit.clock import Clock
+from emulators.kit.emulator import kit_path
 from emulators.kit.errors import FieldError
 from emulators.kit.json_limits import parse_json
 from emulators.recall.errors import BotNotFound, MediaLinkRefused, RecallError, ValidationFailed
@@ -60,7 +61,7 @@ class BotsApi:
     # ----- cross-cutting: errors, auth, rate limits, idempotency --------------------------------------
     @web.middleware
     async def _errors_as_json(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/_emulator"):
+        if kit_path(request.path):
             return await handler(request)
         try:
             return await handler(request)

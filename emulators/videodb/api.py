@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from aiohttp import web
 
 from emulators.kit.clock import Clock
+from emulators.kit.emulator import kit_path
 from emulators.kit.errors import FieldError
 from emulators.kit.json_limits import parse_json
 from emulators.videodb import media
@@ -162,7 +163,7 @@ class VideoDBApi:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
-        if path.startswith("/_emulator"):
+        if kit_path(path):
             return await handler(request)
         clean = normalized(path)
         if clean != path:

@@ -194,6 +194,17 @@ class RtspServer:
     def session_count(self) -> int:
         return len(self.core.sessions)
 
+    def sending_counters(self) -> list[dict[str, Any]]:
+        """Per playing session: its transport and the RTP packets and payload bytes sent so far (for /metrics)."""
+        return [
+            {
+                "transport": p.session.lower_transport.lower(),
+                "packets": sum(t.sender.packet_count for t in p.session.tracks.values()),
+                "octets": sum(t.sender.octet_count for t in p.session.tracks.values()),
+            }
+            for p in self._playing.values()
+        ]
+
     def session_stats(self) -> list[dict[str, Any]]:
         return [
             {
