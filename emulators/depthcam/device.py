@@ -76,6 +76,7 @@ class DepthCamEmulator(Emulator):
             tasks=self.tasks.child("cameras"),
             stream_verdict=self.stream_verdict,
             pacing_stats=self.pacing_stats,
+            previews=self.previews,
         )
         self.api = RobopipeApi(
             self.backend,

@@ -323,6 +323,7 @@ class ChannelHooks:
     next_frame: Callable[[int], FrameSpec | None]  # tick index -> frame, None when the stream went away
     verdict: Callable[..., StreamVerdict]  # the emulator's stream_verdict (records fault.applied)
     record: Callable[..., None]
+    preview: Callable[[str, Any], None]  # offer the rendered frame to the dashboard's preview (no copy, no encode)
 
 
 @dataclass(eq=False)
@@ -397,6 +398,7 @@ class VideoChannel:
                 image = await asyncio.to_thread(render_frame, spec, developer)
                 match verdict:
                     case Send(corrupt=corrupt):
+                        self.hooks.preview(self.name, image)
                         if encoding is not None:
                             self._publish(await encoding, corrupt=encoding_corrupt)
                         encoding = asyncio.create_task(

@@ -37,6 +37,7 @@ from emulators.kit import faults
 from emulators.kit.clock import Clock
 from emulators.kit.events import EventLog
 from emulators.kit.pacer import LatenessStats, Pacer
+from emulators.kit.preview import PreviewHub
 from emulators.kit.tasks import TaskOwner, first_completed
 
 StreamVerdicts = Callable[..., faults.StreamVerdict]
@@ -82,8 +83,10 @@ class DepthcamService:
         tasks: TaskOwner,
         stream_verdict: StreamVerdicts,
         pacing_stats: Callable[[str], LatenessStats],
+        previews: PreviewHub,
     ) -> None:
         self.backend = backend
+        self.previews = previews
         self.clock = clock
         self.events = events
         self.tasks = tasks
@@ -332,6 +335,7 @@ class DepthcamService:
             next_frame=next_frame,
             verdict=self.stream_verdict,
             record=self.events.record,
+            preview=self.previews.offer_frame,
         )
         channel = media.VideoChannel(
             name=name,

@@ -4,6 +4,7 @@ controls, and its own OpenAPI document."""
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from emulators.kit.faults import FaultBook, RuleLimitReached
 from emulators.kit.http import Handler, field_error, method_not_allowed, query_int, read_json_object
 from emulators.kit.metrics import METRICS_PATH
 from emulators.kit.pacer import LatenessStats
+from emulators.kit.preview import PreviewHub
 from emulators.kit.tasks import TaskOwner
 from emulators.kit.workers import WorkerRegistry
 
@@ -85,6 +87,7 @@ class Controlled(Protocol):
     faults: FaultBook
     events: EventLog
     pacing: dict[str, LatenessStats]
+    previews: PreviewHub
     scenario_controls: dict[str, ScenarioControl]
 
     @property
@@ -115,6 +118,8 @@ class ControlPlane:
             f"{p}/faults": {"GET": self.list_faults, "POST": self.add_fault, "DELETE": self.clear_faults},
             f"{p}/faults/{{fault_id}}": {"DELETE": self.remove_fault},
             f"{p}/events": {"GET": self.events},
+            f"{p}/previews": {"GET": self.previews},
+            f"{p}/preview": {"GET": self.preview},
             f"{p}/scenario": {"GET": self.list_scenario_controls},
             f"{p}/scenario/{{control}}": {"POST": self.run_scenario_control},
         }
@@ -200,6 +205,21 @@ class ControlPlane:
             return field_error(exc)
         events = self.emulator.events.query(kind=q.get("kind") or None, since=since, limit=limit)
         return web.json_response({"events": [e.as_dict() for e in events]})
+
+    async def previews(self, request: web.Request) -> web.Response:
+        return web.json_response(self.emulator.previews.listing())
+
+    async def preview(self, request: web.Request) -> web.Response:
+        stream = request.query.get("stream", "")
+        found = self.emulator.previews.jpeg(stream) if stream else None
+        if found is None:
+            live = ", ".join(self.emulator.previews.streams()) or "none"
+            return field_error(FieldError("stream", f"no preview of {stream!r}; streams with one now: {live}"),
+                               status=404)
+        jpeg, stamp, (width, height) = found
+        headers = {"Cache-Control": "no-store", "X-Frame-Stamp": json.dumps(stamp),
+                   "X-Frame-Size": f"{width}x{height}"}
+        return web.Response(body=jpeg, content_type="image/jpeg", headers=headers)
 
     async def list_scenario_controls(self, request: web.Request) -> web.Response:
         return web.json_response({"controls": sorted(self.emulator.scenario_controls)})

@@ -38,6 +38,7 @@ from emulators.kit.listeners import (
 from emulators.kit.metrics import METRICS_PATH, Metrics, rtsp_server_set
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import LatenessStats
+from emulators.kit.preview import PreviewHub
 from emulators.kit.settings import DeviceSettings
 from emulators.kit.tasks import TaskOwner
 from emulators.kit.tls import DevCerts, client_ssl_context, server_ssl_context
@@ -91,6 +92,7 @@ class Emulator:
         self.pacing: dict[str, LatenessStats] = {}
         self.rtsp_servers = rtsp_server_set()  # each RTSP server this emulator runs adds itself (for /metrics)
         self.metrics = Metrics(self)
+        self.previews = PreviewHub()  # the latest frame and audio level of each stream, for the dashboard
         self.scenario_controls: dict[str, ScenarioControl] = {}
         self.started_at: float | None = None
         self.ports: dict[str, int] = {}

@@ -12,15 +12,12 @@ from __future__ import annotations
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from emulators.kit.emulator import Emulator
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_PATH = "/metrics"
@@ -59,6 +56,23 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+class Measured(Protocol):
+    """What the collector reads: an Emulator, seen from /metrics."""
+
+    @property
+    def device(self) -> str: ...
+
+    pacing: dict[str, Any]
+    events: Any
+    faults: Any
+    egress: Any
+    workers: Any
+    tasks: Any
+    rtsp_servers: Any
+
+    def live_streams(self) -> list[str]: ...
+
+
 class RequestCounter:
     """Counts answered requests by (method, route template, status): one dict increment per request."""
 
@@ -95,7 +109,7 @@ def route_template(request: web.Request) -> str:
 class EmulatorCollector(Collector):
     """Reads one emulator's own counters when Prometheus scrapes."""
 
-    def __init__(self, emulator: Emulator, requests: RequestCounter) -> None:
+    def __init__(self, emulator: Measured, requests: RequestCounter) -> None:
         self.emulator = emulator
         self.requests = requests
 
@@ -120,7 +134,7 @@ class EmulatorCollector(Collector):
             family.add_metric([device, method, route, status], count)
         yield family
 
-    def _streams(self, device: str, emu: Emulator) -> Iterator[Any]:
+    def _streams(self, device: str, emu: Measured) -> Iterator[Any]:
         live = GaugeMetricFamily("benchtwin_streams", _help("benchtwin_streams"), labels=["device", "stream"])
         for name in sorted(set(emu.live_streams())):
             live.add_metric([device, name], 1)
@@ -141,7 +155,7 @@ class EmulatorCollector(Collector):
         yield skipped
         yield lateness
 
-    def _events(self, device: str, emu: Emulator) -> Iterator[Any]:
+    def _events(self, device: str, emu: Measured) -> Iterator[Any]:
         kinds: Counter[str] = Counter()
         actions: Counter[str] = Counter()
         outbound: Counter[str] = Counter()
@@ -200,7 +214,7 @@ def _help(name: str) -> str:
 class Metrics:
     """One emulator's registry and its ``/metrics`` handler."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Measured) -> None:
         self.requests = RequestCounter()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(EmulatorCollector(emulator, self.requests))

@@ -305,6 +305,8 @@ class AvStream:
                 producer.encode_tick, tick.index, emulator.clock.now_ms(), with_video=with_video
             )
             video = encoded.video
+            if with_video and producer.last_frame is not None:
+                emulator.previews.offer_frame(AV_STREAM, producer.last_frame)
             if corrupt:
                 video = [replace(p, data=corrupt_payload(p.data)) for p in video]
             for packet in video:

@@ -105,6 +105,7 @@ class AvProducer:
         self.video = H264Encoder(params.width, params.height, params.frame_rate, params.video_bitrate)
         self.audio = AacEncoder(params.sample_rate, effective_audio_bitrate(params.audio_bitrate, params.sample_rate))
         self.tone = AvTone(params.sample_rate, params.frame_rate)
+        self.last_frame: np.ndarray | None = None  # the stamped frame last encoded (the dashboard's preview)
 
     def render(self, frame_index: int, capture_time_ms: int) -> np.ndarray:
         """The stamped WxH RGB frame; the content stays rotated 90° CCW as the sensor sees it."""
@@ -125,7 +126,8 @@ class AvProducer:
     def encode_tick(self, frame_index: int, capture_time_ms: int, *, with_video: bool = True) -> EncodedTick:
         video: list[EncodedPacket] = []
         if with_video:
-            video = self.video.encode(self.render(frame_index, capture_time_ms), frame_index)
+            self.last_frame = self.render(frame_index, capture_time_ms)
+            video = self.video.encode(self.last_frame, frame_index)
         # The encoder's priming frame has a negative pts; receivers start at 0 and do without it.
         audio = [p for p in self.audio.encode(self.tone.samples_through(frame_index)) if p.pts >= 0]
         return EncodedTick(video, audio)

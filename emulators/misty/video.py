@@ -210,4 +210,5 @@ class VideoStream:
                     continue
             self.frames_encoded += 1
             self.last_frame_bytes = len(payload)
+            emulator.previews.offer_frame(STREAM_NAME, payload)  # the very JPEG the viewers get
             self._publish(payload)

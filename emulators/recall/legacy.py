@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+import numpy as np
+
 from clients import recall_wire as wire
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.pacer import Pacer
@@ -91,5 +93,10 @@ class LegacyAudioStream(OutboundStream):
             if payload is None:
                 continue
             await conn.send_bytes(payload)
+            ctx.emulator.previews.offer_audio(self.name, pcm, _s16le)
             self.chunks_sent += 1
             ctx.pulse.beat()
+
+
+def _s16le(chunk: bytes) -> np.ndarray:
+    return np.frombuffer(chunk, dtype="<i2")

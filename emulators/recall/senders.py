@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from clients.stamp import StreamKind
 from emulators.kit.codecs import PngEncoder
 from emulators.kit.emulator import Emulator
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall, corrupt_payload
@@ -84,7 +85,10 @@ def _render_and_encode(
         return None  # the pool is behind: a frame a whole period late is dropped, not encoded
     # The tile identity keys the encoder's band cache: only the rows that changed since the last frame
     # of this tile (stamp, moving bar) are compressed again.
-    return ctx.encoder.encode(ctx.renderer.render(spec, frame_index, capture_ms), cache_key=spec)
+    frame = ctx.renderer.render(spec, frame_index, capture_ms)
+    tile = "screenshare" if spec.kind is StreamKind.RECALL_SCREENSHARE else "participant"
+    ctx.emulator.previews.offer_frame(ctx.stream_name(f"{tile}/{spec.participant_id}"), frame)
+    return ctx.encoder.encode(frame, cache_key=spec)
 
 
 # ----- a connection to the customer's endpoint ----------------------------------------------------------

@@ -52,6 +52,7 @@ class SignalWireEmulator(Emulator):
             self.backend, s, clock=self.clock, events=self.events, tasks=self.tasks, egress=self.egress,
             verdict=self.stream_verdict, outbound_ssl=self._outbound_ssl(),
             resolver=OverrideResolver(dict(s.resolve), self.egress), pacing=self.pacing_stats, seed=self.seed,
+            previews=self.previews,
         )
         self.service.load(self._scenario(), self.seed)
         self.scenario_controls.update(ConferenceControls(self.service).controls())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from clients.signalwire_media import (
     TRACK_NAMES,
@@ -33,6 +34,7 @@ from clients.signalwire_media import (
 from emulators.kit.events import EventLog
 from emulators.kit.faults import Abort, Close, Send, Skip, Stall, StreamVerdict, corrupt_payload
 from emulators.kit.pacer import LatenessStats
+from emulators.kit.preview import PreviewHub
 from emulators.kit.tasks import TaskOwner, first_completed
 from emulators.signalwire.audio import ConferenceAudio, PlayoutQueue, pilot_b64, pilot_value
 from emulators.signalwire.media_clock import MediaClock
@@ -79,8 +81,10 @@ class StreamSession:
         monotonic: Callable[[], float],
         tasks: TaskOwner,
         dtmf_received: Callable[[Stream, str], None],
+        previews: PreviewHub,
     ) -> None:
         self.stream = stream
+        self.previews = previews
         self.audio = audio
         self.clock = clock
         self.options = options
@@ -281,7 +285,12 @@ class StreamSession:
         assert ws is not None
         for track, payload in payloads:
             await ws.send_str(self.sequencer.media(track, payload))
+            # The payload as sent; it is decoded only when the dashboard asks for the level.
+            self.previews.offer_audio(f"{self.stream.sid}/{track}", payload, self._decode_payload)
         self.sent_media += len(payloads)
+
+    def _decode_payload(self, payload: str) -> np.ndarray:
+        return decode(base64.b64decode(payload), self.fmt)
 
     def _payloads(self, tick: int) -> list[tuple[str, str]]:
         chunk = self.sequencer.chunks.get(self.tracks[0], 0) + 1

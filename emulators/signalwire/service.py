@@ -22,6 +22,7 @@ from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy, RetryPolicy, WebhookSender
 from emulators.kit.pacer import LatenessStats, Pacer
+from emulators.kit.preview import PreviewHub
 from emulators.kit.tasks import TaskOwner
 from emulators.signalwire.audio import ConferenceAudio
 from emulators.signalwire.callbacks import CallbackQueue, Signer, conference_fields, stream_fields
@@ -74,8 +75,10 @@ class ConferenceService:
         resolver: OverrideResolver,
         pacing: Callable[[str], LatenessStats],
         seed: int,
+        previews: PreviewHub,
     ) -> None:
         self.backend = backend
+        self.previews = previews
         self.settings = settings  # the device settings: media formats, quirk flags, callback retries
         self.clock = clock
         self.events = events
@@ -287,7 +290,7 @@ class ConferenceService:
         session = StreamSession(
             stream, self._conference_audio(conference), self.media_clock, options,
             events=self.events, verdict=self.verdict, stats=self.pacing("media"), monotonic=self.clock.monotonic,
-            tasks=owner.child("media"), dtmf_received=self._dtmf_received,
+            tasks=owner.child("media"), dtmf_received=self._dtmf_received, previews=self.previews,
         )
         duplicate = self.backend.duplicate_name(conference, stream)
         self.sessions[stream.sid] = session

@@ -58,6 +58,7 @@ class VideoDBEmulator(Emulator):
             media_worker=self.media_worker,
             fault_rules=self.faults.rules,
             stream_verdict=self.stream_verdict,
+            previews=self.previews,
             egress=self.egress,
             clock=self.clock,
             timings=PullTimings(

@@ -62,6 +62,8 @@ class SegmentDone:
 @dataclass(frozen=True)
 class FrameSampled:
     sample: FrameSample
+    # The decoded picture itself (at most ANALYSIS_MAX_WIDTH wide), for the dashboard's preview; not kept.
+    picture: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -606,7 +608,7 @@ class SourcePull:
                             height = round(frame.height * ANALYSIS_MAX_WIDTH / frame.width / 2) * 2
                             frame = frame.reformat(width=ANALYSIS_MAX_WIDTH, height=height)
                         rgb = frame.to_ndarray(format="rgb24")
-                        self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source)))
+                        self._post(FrameSampled(analyse_frame(rgb, frame_t, stamp_source=stamp_source), rgb))
         elif m.audio is not None and m.resampler is not None and index == m.audio.index:
             vad = self._inbox.wants.audio and "audio" in cfg.media_types
             frames: list[Any] = []

@@ -13,6 +13,7 @@ from emulators.kit.clock import Clock
 from emulators.kit.events import EventLog
 from emulators.kit.faults import SEND, Abort, Close, FaultRule, Send, Skip, Stall, StreamVerdict
 from emulators.kit.outbound import EgressPolicy
+from emulators.kit.preview import PreviewHub
 from emulators.kit.tasks import TaskOwner
 from emulators.kit.workers import MediaWorker, WorkerFailed
 from emulators.videodb import media
@@ -116,9 +117,11 @@ class IngestPipeline:
         timings: PullTimings,
         public_url: Callable[[], str],
         deliver_alert: Callable[[AlertFiring], None],
+        previews: PreviewHub,
         visual_index_channel: bool = False,
     ) -> None:
         self.backend = backend
+        self.previews = previews
         self.data = data
         self.sockets = sockets
         self.events = events
@@ -332,6 +335,8 @@ class IngestPipeline:
     # ----- indexing ------------------------------------------------------------------------------------
     def _index_frame(self, stream: RTStream, runtime: StreamRuntime, signal: FrameSampled) -> None:
         sample = signal.sample
+        if signal.picture is not None:
+            self.previews.offer_frame(f"{stream.id}/ingest", signal.picture)
         if runtime.first_frame_at is None:
             runtime.first_frame_at = sample.time
         for index in self.backend.running_indexes(stream.id, visual=True):

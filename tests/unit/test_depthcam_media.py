@@ -78,6 +78,7 @@ async def test_a_viewer_more_than_two_seconds_behind_is_closed_with_1008() -> No
         next_frame=lambda index: None,
         verdict=lambda name, **detail: SEND,
         record=lambda kind, **detail: events.append((kind, detail)),
+        preview=lambda name, frame: None,
     )
     channel = media.VideoChannel("M/CAM_B/video", "CAM_B", (640, 400), 30.0, hooks, LatenessStats())
     slow, fast = channel.subscribe(), channel.subscribe()

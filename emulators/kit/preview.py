@@ -1,0 +1,179 @@
+"""Previews of what an emulator is sending, for the dashboard: the latest frame of each video stream and a level
+and short waveform of each audio stream.
+
+Senders ``offer`` what they already have (a rendered RGB/grey array, or the JPEG they send): one dict store, no
+copy, no encode. The small JPEG is made only when somebody asks, at most once per offered frame, and the frame
+stamp is decoded from the full-size pixels first, so what the page shows under a preview is read from the frame
+itself. A stream that has offered nothing for ``STALE_S`` drops out of the list.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clients.stamp import StampError, read_stamp
+
+PREVIEW_MAX_SIDE = 320
+STALE_S = 5.0
+WAVEFORM_POINTS = 64
+AUDIO_CHUNKS = 25  # the level and waveform are of the newest chunks (0.5 s of 20 ms chunks)
+
+
+@dataclass
+class _Video:
+    frame: Any  # np.ndarray (RGB or grey) or bytes (a JPEG)
+    offered: float
+    serial: int
+    cached_serial: int = -1
+    cached: tuple[bytes, dict[str, Any] | None, tuple[int, int]] = (b"", None, (0, 0))
+    frames: int = 0
+    first: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Audio:
+    offered: float
+    decode: Callable[[Any], np.ndarray] | None
+    chunks: deque[Any] = field(default_factory=lambda: deque(maxlen=AUDIO_CHUNKS))
+
+
+class PreviewHub:
+    """Per emulator. ``offer_frame``/``offer_audio`` are safe from worker threads."""
+
+    def __init__(self) -> None:
+        self._video: dict[str, _Video] = {}
+        self._audio: dict[str, _Audio] = {}
+        self._lock = threading.Lock()
+        self.encodes = 0  # JPEGs made for viewers (0 while nobody looks)
+
+    # ----- the senders' side: O(1) --------------------------------------------------------------------
+    def offer_frame(self, stream: str, frame: Any) -> None:
+        now = time.monotonic()
+        entry = self._video.get(stream)
+        if entry is None:
+            self._video[stream] = _Video(frame, now, 0)
+            return
+        entry.frame, entry.offered, entry.serial = frame, now, entry.serial + 1
+        entry.frames += 1
+
+    def offer_audio(self, stream: str, chunk: Any, decode: Callable[[Any], np.ndarray] | None = None) -> None:
+        """One chunk as sent: int16 PCM, or the wire payload with the ``decode`` that gives its int16 PCM (run
+        only when somebody asks for the level)."""
+        now = time.monotonic()
+        entry = self._audio.get(stream)
+        if entry is None:
+            entry = self._audio[stream] = _Audio(now, decode)
+        entry.offered = now
+        entry.chunks.append(chunk)
+
+    def forget(self, stream: str) -> None:
+        self._video.pop(stream, None)
+        self._audio.pop(stream, None)
+
+    # ----- the viewers' side ------------------------------------------------------------------------------
+    def listing(self) -> dict[str, list[dict[str, Any]]]:
+        now = time.monotonic()
+        self._drop_stale(now)
+        video = []
+        for name, entry in sorted(self._video.items()):
+            elapsed = max(now - entry.first, 1e-6)
+            video.append({"stream": name, "url": f"/_emulator/preview?stream={_quote(name)}",
+                          "fps": round(entry.frames / elapsed, 1), "age_s": round(now - entry.offered, 2)})
+        audio = [{"stream": name, **self._level(entry), "age_s": round(now - entry.offered, 2)}
+                 for name, entry in sorted(self._audio.items())]
+        return {"video": video, "audio": audio}
+
+    def streams(self) -> list[str]:
+        self._drop_stale(time.monotonic())
+        return sorted(self._video)
+
+    def jpeg(self, stream: str) -> tuple[bytes, dict[str, Any] | None, tuple[int, int]] | None:
+        """(small JPEG, the stamp decoded from the full frame or None, full size) of the latest frame."""
+        entry = self._video.get(stream)
+        if entry is None:
+            return None
+        with self._lock:
+            if entry.cached_serial != entry.serial:
+                serial, frame = entry.serial, entry.frame
+                try:
+                    image = _as_rgb(frame)
+                except (OSError, ValueError):  # a frame a corrupt fault damaged: keep showing the last good one
+                    return entry.cached if entry.cached[0] else None
+                stamp = _stamp(stream, image, entry.offered)
+                entry.cached = (_small_jpeg(image), stamp, (int(image.shape[1]), int(image.shape[0])))
+                entry.cached_serial = serial
+                self.encodes += 1
+            return entry.cached
+
+    def _level(self, entry: _Audio) -> dict[str, Any]:
+        if not entry.chunks:
+            return {"level_dbfs": -120.0, "peak_dbfs": -120.0, "waveform": [0.0] * WAVEFORM_POINTS}
+        decode = entry.decode
+        chunks = [decode(c) if decode is not None else np.asarray(c) for c in list(entry.chunks)]
+        pcm = np.concatenate(chunks).astype(np.float64) / 32768.0
+        rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
+        peak = float(np.abs(pcm).max()) if pcm.size else 0.0
+        points = np.array_split(pcm, WAVEFORM_POINTS) if pcm.size >= WAVEFORM_POINTS else [pcm]
+        # Each point is the signed sample of largest magnitude in its slice: the envelope a meter draws.
+        wave = [float(p[np.argmax(np.abs(p))]) if p.size else 0.0 for p in points]
+        return {"level_dbfs": _dbfs(rms), "peak_dbfs": _dbfs(peak), "waveform": [round(w, 3) for w in wave]}
+
+    def _drop_stale(self, now: float) -> None:
+        for table in (self._video, self._audio):
+            for name in [n for n, e in table.items() if now - e.offered > STALE_S]:
+                table.pop(name, None)
+
+
+def _dbfs(value: float) -> float:
+    return round(20 * math.log10(value), 1) if value > 1e-6 else -120.0
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+def _as_rgb(frame: Any) -> np.ndarray:
+    if isinstance(frame, bytes | bytearray | memoryview):
+        from PIL import Image
+
+        with Image.open(io.BytesIO(bytes(frame))) as image:
+            return np.asarray(image.convert("RGB"))
+    array = np.asarray(frame)
+    if array.ndim == 2:
+        if array.dtype != np.uint8:  # depth (uint16 millimetres): scaled to 8 bits for a look
+            top = float(array.max()) or 1.0
+            array = (array.astype(np.float32) * (255.0 / top)).astype(np.uint8)
+        return np.repeat(array[:, :, None], 3, axis=2)
+    return array[:, :, :3]
+
+
+def _stamp(stream: str, image: np.ndarray, offered: float) -> dict[str, Any] | None:
+    try:
+        stamp = read_stamp(image)
+    except (StampError, ValueError, IndexError):
+        return None
+    # Lateness: when the frame was offered (sent) minus when its stamp says it was captured, in wall time.
+    sent_ms = (time.time() - (time.monotonic() - offered)) * 1000.0
+    return {"stream": stream, "stream_id": stamp.stream_id, "index": stamp.frame_index,
+            "lateness_ms": round(sent_ms - stamp.capture_time_ms, 1)}
+
+
+def _small_jpeg(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    picture.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=70)
+    return out.getvalue()
