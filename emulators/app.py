@@ -77,8 +77,17 @@ async def start_all(devices: list[str], config: Config) -> list[Emulator]:
     return started
 
 
-def write_endpoints_file(path: str | Path, emulators: list[Emulator]) -> None:
+def emulator_entries(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The emulators of an endpoints document (each has a ``rest`` URL); other keys, such as ``dashboard``, are
+    left out. Every reader of the endpoints file goes through this."""
+    return {name: entry for name, entry in document.items() if isinstance(entry, dict) and "rest" in entry}
+
+
+def write_endpoints_file(path: str | Path, document: dict[str, Any] | list[Emulator]) -> None:
+    """The endpoints document (or the one of these emulators), written atomically."""
+    if isinstance(document, list):
+        document = endpoints_document(document)
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(endpoints_document(emulators), indent=2) + "\n")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
     tmp.replace(target)

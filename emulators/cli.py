@@ -18,8 +18,9 @@ import aiohttp
 import yaml
 
 from emulators import __version__
-from emulators.app import endpoints_document, start_all, write_endpoints_file
+from emulators.app import emulator_entries, endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config, apply_overrides, load_config
+from emulators.dashboard.server import Dashboard
 from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--control-token", metavar="TOKEN",
                     help="require 'Authorization: Bearer TOKEN' on /_emulator/ (except health), for shared machines")
     up.add_argument("--endpoints-file", help="write the endpoints and credentials as JSON once every emulator answers")
+    up.add_argument("--dashboard-port", type=int, metavar="PORT",
+                    help="port of the dashboard page for every emulator (default 9090; 0: any free port)")
+    up.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     up.add_argument("--print-config", nargs="?", const="json", choices=["json", "markdown"],
                     help="print the effective configuration (JSON, or Markdown tables of every setting) and exit")
     _logging_flags(up)
@@ -124,6 +128,10 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         config.time_scale = args.time_scale
     if getattr(args, "control_token", None):
         apply_overrides(config, {"control_token": args.control_token})  # the same check as the config key
+    if getattr(args, "dashboard_port", None) is not None:
+        apply_overrides(config, {"dashboard_port": args.dashboard_port})
+    if getattr(args, "no_dashboard", False):
+        config.dashboard_port = None
     return config
 
 
@@ -172,15 +180,29 @@ async def _run_up(devices: list[str], config: Config, endpoints_file: str | None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     emulators = await start_all(devices, config)
+    dashboard: Dashboard | None = None
     try:
         await _wait_healthy(emulators)
         document = endpoints_document(emulators)
+        if config.dashboard_port is not None:
+            dashboard = Dashboard(document, host=config.host, port=config.dashboard_port,
+                                  control_token=config.control_token)
+            try:
+                await dashboard.start()
+            except OSError as exc:
+                raise RuntimeError(
+                    f"dashboard: cannot listen on {config.host}:{config.dashboard_port} ({exc.strerror}); pass "
+                    "--dashboard-port PORT (0: any free port) or --no-dashboard"
+                ) from None
+            document["dashboard"] = {"url": dashboard.url}
         if endpoints_file:
-            write_endpoints_file(endpoints_file, emulators)
+            write_endpoints_file(endpoints_file, document)
         print(render_endpoint_table(document, time.monotonic() - started_at), flush=True)
         await stop.wait()
         print("benchtwin: stopping...", file=sys.stderr, flush=True)
     finally:
+        if dashboard is not None:
+            await dashboard.aclose()
         await asyncio.gather(*(e.aclose() for e in emulators), return_exceptions=True)
     return 0
 
@@ -198,6 +220,7 @@ async def _wait_healthy(emulators: list[Any], timeout_s: float = 10.0) -> None:
 
 def render_endpoint_table(document: dict[str, Any], elapsed_s: float) -> str:
     rows: list[tuple[str, str, str]] = []
+    emulators = emulator_entries(document)
     for device, entry in document.items():
         for name, value in entry.items():
             if name == "credentials":
@@ -212,7 +235,7 @@ def render_endpoint_table(document: dict[str, Any], elapsed_s: float) -> str:
     for device, name, value in rows:
         lines.append(f"{device if device != previous else '':<{width_d}}  {name:<{width_n}}  {value}")
         previous = device
-    lines.append(f"{len(document)} emulator(s) ready in {elapsed_s:.2f} s. Control plane: <rest>/_emulator/. "
+    lines.append(f"{len(emulators)} emulator(s) ready in {elapsed_s:.2f} s. Control plane: <rest>/_emulator/. "
                  "Press Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -284,7 +307,7 @@ def cmd_health(args: argparse.Namespace) -> int:
               "is `benchtwin up --endpoints-file` running?", file=sys.stderr)
         return 1
     try:
-        rest = {device: str(entry["rest"]) for device, entry in json.loads(text).items()}
+        rest = {device: str(entry["rest"]) for device, entry in emulator_entries(json.loads(text)).items()}
     except (ValueError, AttributeError, KeyError, TypeError):
         print(f"benchtwin: --endpoints-file: {args.endpoints_file} is not what `benchtwin up --endpoints-file` "
               'writes ({"<device>": {"rest": url, ...}})', file=sys.stderr)

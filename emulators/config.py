@@ -16,6 +16,8 @@ from emulators.kit.outbound import DEFAULT_ALLOWED
 from emulators.kit.resources import check_user_folders
 from emulators.registry import DEVICES, available
 
+DASHBOARD_PORT = 9090  # next to the emulators' 9080-9084
+
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "seed": 0,
@@ -27,6 +29,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "scenario_dirs": [],
     # Set on shared lab machines: every /_emulator/ route but health then needs "Authorization: Bearer <token>".
     "control_token": None,
+    # The dashboard `benchtwin up` serves (one page for every emulator): a port, 0 for any free one, null for none.
+    "dashboard_port": DASHBOARD_PORT,
 }
 
 
@@ -39,6 +43,7 @@ class Config:
     egress_allow: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED))
     scenario_dirs: list[str] = field(default_factory=list)
     control_token: str | None = None
+    dashboard_port: int | None = DASHBOARD_PORT  # None: no dashboard; 0: a free port
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def device_settings(self, device: str) -> dict[str, Any]:
@@ -50,6 +55,7 @@ class Config:
             "host": self.host, "seed": self.seed, "time_scale": self.time_scale,
             "certs_dir": self.certs_dir, "egress_allow": self.egress_allow, "scenario_dirs": self.scenario_dirs,
             "control_token": None if self.control_token is None else "<set>",  # printed configs get shared
+            "dashboard_port": self.dashboard_port,
         }
         for name, cls in available().items():
             out[name] = cls.merged_settings(self.device_settings(name))
@@ -122,6 +128,10 @@ def apply_overrides(config: Config, raw: dict[str, Any]) -> Config:
                 raise FieldError("scenario_dirs", "must be a list of folder paths")
             check_user_folders(value)
             config.scenario_dirs = value
+        elif key == "dashboard_port":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535):
+                raise FieldError("dashboard_port", f"must be a port 0-65535 (0: any free port) or null, got {value!r}")
+            config.dashboard_port = value
         elif key == "control_token":
             if value is not None and (not isinstance(value, str) or len(value) < 16):
                 raise FieldError("control_token", "must be a string of at least 16 characters, or null")

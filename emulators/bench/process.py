@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from emulators.app import emulator_entries
 from emulators.registry import available
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -193,7 +194,7 @@ class EmulatorProcess:
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "emulators", "up", "--config", str(self.config_path),
-                "--endpoints-file", str(self.endpoints_path), "--log-level", self.log_level]
+                "--endpoints-file", str(self.endpoints_path), "--log-level", self.log_level, "--no-dashboard"]
         if self.devices:
             argv[4:4] = ["--only", ",".join(self.devices)]
         return argv
@@ -214,7 +215,7 @@ class EmulatorProcess:
             await asyncio.sleep(0.005)
         self.ready_after_s = time.monotonic() - self.started_at
         self.cpu_at_ready_s = total_cpu_seconds(self.proc.pid)
-        self.endpoints = json.loads(self.endpoints_path.read_text())
+        self.endpoints = emulator_entries(json.loads(self.endpoints_path.read_text()))
         return self
 
     @property

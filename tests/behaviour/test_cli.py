@@ -24,7 +24,7 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 def free_ports_config(tmp_path: Path) -> Path:
     """A config that moves every listener of every emulator to a free port, so parallel runs never clash."""
-    lines = []
+    lines = ["dashboard_port = 0"]
     for name, cls in available().items():
         lines.append(f"[{name}]")
         lines += [f"{setting} = 0" for setting in cls.port_settings]

@@ -1,0 +1,1 @@
+"""The dashboard `benchtwin up` serves: every running emulator on one page (server.py, static/)."""
