@@ -24,6 +24,7 @@ from emulators.dashboard.server import Dashboard
 from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
+from emulators.kit.memory import limit_malloc_arenas, trim_periodically
 from emulators.kit.tls import ensure_dev_certs
 from emulators.registry import DEVICES, available
 
@@ -175,6 +176,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 async def _run_up(devices: list[str], config: Config, endpoints_file: str | None) -> int:
     started_at = time.monotonic()
+    limit_malloc_arenas()  # before any encoder or resolver thread starts
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -198,7 +200,9 @@ async def _run_up(devices: list[str], config: Config, endpoints_file: str | None
         if endpoints_file:
             write_endpoints_file(endpoints_file, document)
         print(render_endpoint_table(document, time.monotonic() - started_at), flush=True)
+        housekeeping = asyncio.create_task(trim_periodically(), name="trim-native-heap")
         await stop.wait()
+        housekeeping.cancel()
         print("benchtwin: stopping...", file=sys.stderr, flush=True)
     finally:
         if dashboard is not None:

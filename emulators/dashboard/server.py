@@ -26,7 +26,7 @@ log = logging.getLogger("benchtwin.dashboard")
 
 STATIC_FILES = {"index.html": "text/html", "dashboard.js": "text/javascript", "dashboard.css": "text/css"}
 RELAYED_METHODS = ("GET", "POST", "DELETE")
-TAIL_PERIOD_S = 0.5  # how often the event tail asks each emulator for new events while a page is open
+TAIL_PERIOD_S = 1.0  # how often the event tail asks each emulator for new events while a page is open
 MAX_BODY_BYTES = 1024 * 1024
 
 

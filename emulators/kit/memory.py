@@ -52,3 +52,27 @@ async def release_native_memory() -> None:
         await asyncio.to_thread(trim_native_heap)
     finally:
         _trimming = False
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process (by default up to 8 per core, one more for each new thread that
+    allocates: encoder and resolver threads each leave their own arena's pages behind). Call it before threads
+    start; False where the C library has no mallopt."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
+async def trim_periodically(period_s: float = 60.0) -> None:
+    """Give freed heap pages back every ``period_s`` for as long as the process serves (`benchtwin up` runs it)."""
+    while True:
+        await asyncio.sleep(period_s)  # a housekeeping period, not synchronisation
+        await release_native_memory()

@@ -105,11 +105,11 @@ class PreviewHub:
             if entry.cached_serial != entry.serial:
                 serial, frame = entry.serial, entry.frame
                 try:
-                    image = _as_rgb(frame)
+                    image = _decoded(frame)
                 except (OSError, ValueError):  # a frame a corrupt fault damaged: keep showing the last good one
                     return entry.cached if entry.cached[0] else None
-                stamp = _stamp(stream, image, entry.offered)
-                entry.cached = (_small_jpeg(image), stamp, (int(image.shape[1]), int(image.shape[0])))
+                stamp = _stamp(stream, image, entry.offered)  # read from the full-size pixels (top-left cells)
+                entry.cached = (_small_jpeg(_as_rgb(_shrunk(image))), stamp, (int(image.shape[1]), int(image.shape[0])))
                 entry.cached_serial = serial
                 self.encodes += 1
             return entry.cached
@@ -143,13 +143,23 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
-def _as_rgb(frame: Any) -> np.ndarray:
+def _decoded(frame: Any) -> np.ndarray:
+    """The frame as an array: a JPEG is decoded, an array is used as it is."""
     if isinstance(frame, bytes | bytearray | memoryview):
         from PIL import Image
 
         with Image.open(io.BytesIO(bytes(frame))) as image:
             return np.asarray(image.convert("RGB"))
-    array = np.asarray(frame)
+    return np.asarray(frame)
+
+
+def _shrunk(array: np.ndarray) -> np.ndarray:
+    """Every k-th pixel, so the longest side is at most twice the preview's (a view: no copy, no filter)."""
+    step = max(1, max(array.shape[:2]) // (2 * PREVIEW_MAX_SIDE))
+    return array[::step, ::step]
+
+
+def _as_rgb(array: np.ndarray) -> np.ndarray:
     if array.ndim == 2:
         if array.dtype != np.uint8:  # depth (uint16 millimetres): scaled to 8 bits for a look
             top = float(array.max()) or 1.0

@@ -98,6 +98,9 @@ class EmulatorView {
 
   // ----- previews -----------------------------------------------------------------------------------------
   async refreshPreviews() {
+    // An emulator with nothing to preview is asked again every few ticks, not twice a second.
+    this.previewTicks = (this.previewTicks || 0) + 1;
+    if (!this.previewFigures.size && !this.audioRows.size && this.previewTicks % 4 !== 1) return;
     const listing = await call(`${this.api}/previews`);
     const box = $(this.section, ".previews");
     $(box, ".empty").classList.toggle("hidden", listing.video.length > 0);
