@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 import os
 import signal
 import socket
@@ -73,7 +74,10 @@ def test_up_writes_the_endpoints_file_prints_the_table_and_stops_cleanly_on_sigi
     proc, endpoints = start_up(tmp_path)
     try:
         document = json.loads(endpoints.read_text())
-        assert set(document) == set(available())
+        assert set(document) == {*available(), "dashboard"}
+        dashboard = document.pop("dashboard")["url"]
+        with urllib.request.urlopen(dashboard, timeout=10) as page:
+            assert b"benchtwin dashboard" in page.read()
         ports = []
         for device, entry in document.items():
             assert entry["rest"].startswith("http"), device
