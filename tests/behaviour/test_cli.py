@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
