@@ -163,14 +163,21 @@ def test_misty_and_recall_previews_move_and_show_their_decoded_stamps(page: Any,
     post(f"{recall}/api/v1/bot/", {"meeting_url": meeting, "recording_mode": "gallery_view",
                                    "real_time_media": {"websocket_video_destination_url": receiver.url}}, auth)
     try:
-        figure = page.locator("#emulator-misty figure").filter(has_text="frame")
-        figure.first.wait_for()
-        first_caption = figure.first.locator("figcaption").inner_text()
-        first = shot(page, "#emulator-misty .previews", "misty-preview-1.png")
+        figure = page.locator("#emulator-misty figure").filter(has_text="frame").first
+        figure.wait_for()
         page.wait_for_function(
-            "caption => document.querySelector('#emulator-misty figcaption').textContent !== caption",
-            arg=first_caption)
-        second = shot(page, "#emulator-misty .previews", "misty-preview-2.png")
+            "() => { const i = document.querySelector('#emulator-misty figure img');"
+            " return i && i.complete && i.naturalWidth > 0; }")
+        first = shot(page, "#emulator-misty figure img", "misty-preview-1.png")
+        deadline = time.monotonic() + 15
+        while True:  # the next preview frames, until one differs in pixels (the scene moves, the stamp counts)
+            caption = figure.locator("figcaption").inner_text()
+            page.wait_for_function(
+                "caption => document.querySelector('#emulator-misty figcaption').textContent !== caption",
+                arg=caption)
+            second = shot(page, "#emulator-misty figure img", "misty-preview-2.png")
+            if (first.shape == second.shape and np.abs(first - second).mean() > 0.05) or time.monotonic() > deadline:
+                break
         assert first.shape == second.shape and np.abs(first - second).mean() > 0.05
         assert "lateness" in page.locator("#emulator-misty figcaption").first.inner_text()
         tile = page.locator("#emulator-recall figure").filter(has_text="participant/")
