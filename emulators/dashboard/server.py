@@ -28,6 +28,7 @@ STATIC_FILES = {"index.html": "text/html", "dashboard.js": "text/javascript", "d
 RELAYED_METHODS = ("GET", "POST", "DELETE")
 TAIL_PERIOD_S = 1.0  # how often the event tail asks each emulator for new events while a page is open
 MAX_BODY_BYTES = 1024 * 1024
+KEEPALIVE_S = 15.0  # an idle event stream writes a comment this often, so a closed page is noticed
 
 
 class Dashboard:
@@ -148,7 +149,10 @@ class Dashboard:
         try:
             await response.write(b": connected\n\n")
             while True:
-                message = await queue.get()
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    message = ": keepalive\n\n"  # a closed page fails this write, which ends its stream
                 if not message:
                     break
                 await response.write(message.encode())

@@ -71,7 +71,7 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     return bool(mallopt(M_ARENA_MAX, arenas))
 
 
-async def trim_periodically(period_s: float = 60.0) -> None:
+async def trim_periodically(period_s: float = 10.0) -> None:
     """Give freed heap pages back every ``period_s`` for as long as the process serves (`benchtwin up` runs it)."""
     while True:
         await asyncio.sleep(period_s)  # a housekeeping period, not synchronisation
