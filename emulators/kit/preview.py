@@ -2,7 +2,8 @@
 and short waveform of each audio stream.
 
 Senders ``offer`` what they already have (a rendered RGB/grey array, or the JPEG they send): one dict store, no
-copy, no encode. The small JPEG is made only when somebody asks, at most once per offered frame, and the frame
+copy, no encode; a frame is held only while somebody has asked for previews in the last ``WATCHED_S``, so a
+hundred streams nobody looks at keep no frames alive. The small JPEG is made only when somebody asks, at most once per offered frame, and the frame
 stamp is decoded from the full-size pixels first, so what the page shows under a preview is read from the frame
 itself. A stream that has offered nothing for ``STALE_S`` drops out of the list.
 """
@@ -24,6 +25,7 @@ from clients.stamp import StampError, read_stamp
 
 PREVIEW_MAX_SIDE = 320
 STALE_S = 5.0
+WATCHED_S = 10.0  # frames are kept only while somebody asked for previews this recently
 WAVEFORM_POINTS = 64
 AUDIO_CHUNKS = 25  # the level and waveform are of the newest chunks (0.5 s of 20 ms chunks)
 
@@ -43,7 +45,7 @@ class _Video:
 class _Audio:
     offered: float
     decode: Callable[[Any], np.ndarray] | None
-    chunks: deque[Any] = field(default_factory=lambda: deque(maxlen=AUDIO_CHUNKS))
+    chunks: deque[Any] = field(default_factory=lambda: deque(maxlen=AUDIO_CHUNKS))  # small: kept always
 
 
 class PreviewHub:
@@ -54,10 +56,19 @@ class PreviewHub:
         self._audio: dict[str, _Audio] = {}
         self._lock = threading.Lock()
         self.encodes = 0  # JPEGs made for viewers (0 while nobody looks)
+        self._asked = -WATCHED_S  # when a viewer last asked (monotonic)
+        self._offers = 0
 
     # ----- the senders' side: O(1) --------------------------------------------------------------------
     def offer_frame(self, stream: str, frame: Any) -> None:
+        """Keep a reference to ``frame`` while somebody watches; otherwise only note that the stream is live (a
+        hundred streams nobody previews hold no frames)."""
         now = time.monotonic()
+        if now - self._asked > WATCHED_S:
+            frame = None
+        self._offers += 1
+        if self._offers % 1024 == 0:
+            self._drop_stale(now)
         entry = self._video.get(stream)
         if entry is None:
             self._video[stream] = _Video(frame, now, 0)
@@ -75,6 +86,11 @@ class PreviewHub:
         entry.offered = now
         entry.chunks.append(chunk)
 
+    @property
+    def held_frames(self) -> int:
+        """Frames kept alive for viewers now (0 while nobody watches)."""
+        return sum(1 for entry in list(self._video.values()) if entry.frame is not None)
+
     def forget(self, stream: str) -> None:
         self._video.pop(stream, None)
         self._audio.pop(stream, None)
@@ -82,9 +98,12 @@ class PreviewHub:
     # ----- the viewers' side ------------------------------------------------------------------------------
     def listing(self) -> dict[str, list[dict[str, Any]]]:
         now = time.monotonic()
+        self._asked = now
         self._drop_stale(now)
         video = []
         for name, entry in sorted(self._video.items()):
+            if entry.frame is None and not entry.cached[0]:
+                continue  # live, but offered while nobody watched: listed from its next frame on
             elapsed = max(now - entry.first, 1e-6)
             video.append({"stream": name, "url": f"/_emulator/preview?stream={_quote(name)}",
                           "fps": round(entry.frames / elapsed, 1), "age_s": round(now - entry.offered, 2)})
@@ -98,10 +117,13 @@ class PreviewHub:
 
     def jpeg(self, stream: str) -> tuple[bytes, dict[str, Any] | None, tuple[int, int]] | None:
         """(small JPEG, the stamp decoded from the full frame or None, full size) of the latest frame."""
+        self._asked = time.monotonic()
         entry = self._video.get(stream)
         if entry is None:
             return None
         with self._lock:
+            if entry.frame is None:  # nobody was watching when it was offered: the next frame will be kept
+                return entry.cached if entry.cached[0] else None
             if entry.cached_serial != entry.serial:
                 serial, frame = entry.serial, entry.frame
                 try:
@@ -129,7 +151,8 @@ class PreviewHub:
 
     def _drop_stale(self, now: float) -> None:
         for table in (self._video, self._audio):
-            for name in [n for n, e in table.items() if now - e.offered > STALE_S]:
+            # A snapshot of the items: senders in other threads may add streams meanwhile.
+            for name in [n for n, e in list(table.items()) if now - e.offered > STALE_S]:
                 table.pop(name, None)
 
 

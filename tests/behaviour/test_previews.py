@@ -70,7 +70,7 @@ async def test_misty_video_preview_is_the_sent_jpeg_with_its_stamp_and_nothing_i
         async with http.ws_connect(f"ws://127.0.0.1:{free_port}") as ws:
             for _ in range(5):
                 await ws.receive(timeout=TIMEOUT)
-            assert emu.previews.encodes == 0
+            assert emu.previews.encodes == 0 and emu.previews.held_frames == 0  # nobody watching: nothing kept
             item = await wait_listed(http, base, "video", "video")
             first, stamp, second, later = await two_frames(http, base, item)
     assert max(first.shape[:2]) <= 320
