@@ -3,9 +3,9 @@ and short waveform of each audio stream.
 
 Senders ``offer`` what they already have (a rendered RGB/grey array, or the JPEG they send): one dict store, no
 copy, no encode; a frame is held only while somebody has asked for previews in the last ``WATCHED_S``, so a
-hundred streams nobody looks at keep no frames alive. The small JPEG is made only when somebody asks, at most once per offered frame, and the frame
-stamp is decoded from the full-size pixels first, so what the page shows under a preview is read from the frame
-itself. A stream that has offered nothing for ``STALE_S`` drops out of the list.
+hundred streams nobody looks at keep no frames alive. The small JPEG is made only when somebody asks, at most
+once per offered frame, and the frame stamp is decoded from the full-size pixels first, so what the page shows
+under a preview is read from the frame itself. A stream that has offered nothing for ``STALE_S`` drops out of the list.
 """
 
 from __future__ import annotations
