@@ -150,10 +150,11 @@ class PreviewHub:
         return {"level_dbfs": _dbfs(rms), "peak_dbfs": _dbfs(peak), "waveform": [round(w, 3) for w in wave]}
 
     def _drop_stale(self, now: float) -> None:
-        for table in (self._video, self._audio):
-            # A snapshot of the items: senders in other threads may add streams meanwhile.
-            for name in [n for n, e in list(table.items()) if now - e.offered > STALE_S]:
-                table.pop(name, None)
+        # Snapshots of the items: senders in other threads may add streams meanwhile.
+        for name in [n for n, e in list(self._video.items()) if now - e.offered > STALE_S]:
+            self._video.pop(name, None)
+        for name in [n for n, a in list(self._audio.items()) if now - a.offered > STALE_S]:
+            self._audio.pop(name, None)
 
 
 def _dbfs(value: float) -> float:
