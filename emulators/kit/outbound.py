@@ -362,7 +362,9 @@ class WebhookSender:
         json: Any = None,
         form: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        raw_json: bytes | None = None,
     ) -> int:
+        """``raw_json``: a JSON body already serialised (and perhaps signed), sent byte for byte."""
         """Returns the final HTTP status; raises OutboundFailed when every attempt failed."""
         self.egress.guard(self.session)
         last = ""
@@ -376,6 +378,9 @@ class WebhookSender:
                                           "timeout": self.timeout, "allow_redirects": False}
                 if method.upper() == "GET":
                     kwargs["params"] = form or {}
+                elif raw_json is not None:
+                    kwargs["data"] = raw_json
+                    kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
                 elif json is not None:
                     kwargs["json"] = json
                 elif form is not None:

@@ -64,7 +64,7 @@ class ServiceSettings:
 class SignedWebhook:
     """One Svix message: its id stays the same across retries, as Svix's does."""
 
-    body: dict[str, Any]
+    body: bytes  # exactly the bytes that were signed
     headers: dict[str, str]
 
 
@@ -257,11 +257,11 @@ class RecallService:
         body = status_webhook(live.bot, change)
         if live.webhooks is None or body is None:
             return
-        # aiohttp serialises ``json=`` with json.dumps: these are the bytes on the wire, so the signature holds.
+        # Serialised once: the signed bytes are the bytes sent.
         raw = json.dumps(body).encode()
         headers = signed_headers(self.settings.webhook_signing_secret, message_id(self._msg_ids),
                                  int(self.clock.now()), raw)
-        live.webhooks.put_nowait(SignedWebhook(body, headers))
+        live.webhooks.put_nowait(SignedWebhook(raw, headers))
 
     async def _deliver_webhooks(self, queue: asyncio.Queue[SignedWebhook]) -> None:
         """Status webhooks in order, each retried per the device's policy; a failed one does not block the next."""
@@ -273,7 +273,7 @@ class RecallService:
         while True:
             message = await queue.get()
             try:
-                await sender.deliver(self.settings.status_webhook_url, json=message.body, headers=message.headers)
+                await sender.deliver(self.settings.status_webhook_url, raw_json=message.body, headers=message.headers)
             except EgressRefused as exc:
                 self.events.record("webhook.refused", url=self.settings.status_webhook_url, error=str(exc))
             except OutboundFailed:
