@@ -1,4 +1,5 @@
-"""`benchtwin bench SCENARIO|all [--quick] [--json FILE] [--install-peers]`: runs scenarios, prints the table."""
+"""`benchtwin bench SCENARIO|all [--quick] [--json FILE] [--report FILE.html] [--install-peers]`: runs scenarios,
+prints the table; `benchtwin bench --report FILE.html --from-json bench.json` draws the page of an earlier run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from emulators.bench import peers, process, table
+from emulators.bench import peers, process, report, table
 from emulators.bench.stats import BenchOptions
 
 # Scenario name -> module in this package; each module has `async def run(options) -> dict`.
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one scenario, or all of them in order")
     parser.add_argument("--quick", action="store_true", help="the seconds-long size used by the smoke test")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE as JSON")
+    parser.add_argument("--report", metavar="FILE.html",
+                        help="also write a self-contained HTML page with charts (needs matplotlib)")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="with --report and no scenario: draw the page of an earlier run's --json file")
     parser.add_argument("--install-peers", action="store_true",
                         help="install the peer tools (Prism with npm; prints the apt line for the rest) and exit "
                              "unless a scenario is given")
@@ -56,6 +61,8 @@ def main(argv: list[str]) -> int:
         code = peers.install(peers_dir)
         if args.scenario is None:
             return code
+    if args.scenario is None and args.report and args.from_json:
+        return _report_from(Path(args.from_json), Path(args.report))
     if args.scenario is None:
         build_parser().print_usage(sys.stderr)
         print("benchtwin bench: name a scenario or 'all'", file=sys.stderr)
@@ -83,7 +90,33 @@ def main(argv: list[str]) -> int:
     print(table.render(results))
     print(f"{len(results)} scenario(s) in {time.monotonic() - started:.1f} s", file=sys.stderr)
     failed = [n for n, r in results.items() if "error" in r]
+    if args.report:
+        try:
+            report.write(Path(args.report), _document(results, time.monotonic() - started))
+        except report.ReportError as exc:
+            print(f"benchtwin bench: no report: {exc}", file=sys.stderr)
+            return 1
+        print(f"benchtwin bench: report written to {args.report}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _report_from(source: Path, out: Path) -> int:
+    try:
+        document = json.loads(source.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"benchtwin bench: cannot read {source}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(document, dict):
+        print(f"benchtwin bench: {source} is not a bench --json file (expected an object of scenarios)",
+              file=sys.stderr)
+        return 2
+    try:
+        report.write(out, document)
+    except report.ReportError as exc:
+        print(f"benchtwin bench: no report: {exc}", file=sys.stderr)
+        return 1
+    print(f"benchtwin bench: report written to {out}", file=sys.stderr)
+    return 0
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -115,10 +148,14 @@ def _run_one(name: str, options: BenchOptions) -> dict[str, Any]:
     return result
 
 
+def _document(results: dict[str, dict[str, Any]], elapsed_s: float) -> dict[str, Any]:
+    return {**results, "_run": {"elapsed_s": round(elapsed_s, 1), "cpu_count": _cpu_count(),
+                                "python": sys.version.split()[0],
+                                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+
+
 def _write_json(path: Path, results: dict[str, dict[str, Any]], elapsed_s: float) -> None:
-    document = {**results, "_run": {"elapsed_s": round(elapsed_s, 1), "cpu_count": _cpu_count(),
-                                   "python": sys.version.split()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                             time.gmtime())}}
+    document = _document(results, elapsed_s)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(document, indent=2) + "\n")
     tmp.replace(path)

@@ -1,10 +1,12 @@
-"""Scenario `signalwire-audio`: ramp concurrent PCMU conference streams (20 ms chunks) to real wss receivers.
+"""Scenario `signalwire-audio`: ramp concurrent PCMU conference streams (20 ms chunks) to real wss receivers
+until a step fails, then bisect to the largest sustained count (emulators.bench.ramp).
 
 Streams are created over the Compatibility API (form-encoded, Basic auth) on the running conference and
-dial out to our TLS WebSocket receiver, which parses every message. Steps add streams to the ones already
-running; each step measures one window: messages/s delivered, chunks missing from the sequence, and each
-chunk's delay variation (arrival minus its media timestamp, relative to the stream's earliest chunk), whose
-p99 is the lateness. A step is sustained when p99 <= 50 ms, no chunk is missing and >= 98% arrive in time.
+dial out to our TLS WebSocket receiver, which parses every message. A step adds streams to the ones already
+running, or stops the newest ones (``Status=stopped``) when the bisection comes back down; each step measures
+one window: messages/s delivered, chunks missing from the sequence, and each chunk's delay variation (arrival
+minus its media timestamp, relative to the stream's earliest chunk), whose p99 is the lateness. A step is
+sustained when p99 <= 10 ms, no chunk is missing and >= 98% of the chunks arrive in the window.
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ import numpy as np
 from aiohttp import web
 
 from emulators.bench.process import BenchError, EmulatorProcess
+from emulators.bench.ramp import RampPlan, reasons, run_ramp
 from emulators.bench.stats import BenchOptions, percentile, rounded
 from emulators.bench.table import target
 from emulators.kit.tls import ensure_dev_certs
 
 CHUNK_S = 0.020
-LATENESS_LIMIT_MS = 50.0
-TARGET_STREAMS = 200
+LATENESS_LIMIT_MS = 10.0
+TARGET_STREAMS = 600
+MOONSHOT_STREAMS = 1000
+QUICK_RAMP = RampPlan(start=10, factor=2.0, ceiling=20, budget_s=30.0)
+FULL_RAMP = RampPlan(start=100, factor=1.5, ceiling=2000, budget_s=240.0)
 API_ROOT = "/api/laml/2010-04-01"
 
 
@@ -48,6 +54,7 @@ class StreamLog:
     arrivals: array[float] = field(default_factory=lambda: array("d"))
     chunks: array[int] = field(default_factory=lambda: array("q"))
     started: bool = False
+    closed: bool = False  # the emulator ended the stream (stopped over the API)
 
 
 def chunk_of(text: str) -> int | None:
@@ -76,7 +83,7 @@ class AudioSink:
     parse_errors: int = 0
 
     def delivering(self) -> int:
-        return sum(1 for s in self.streams if s.chunks)
+        return sum(1 for s in self.streams if s.chunks and not s.closed)
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=4 * 1024**2)
@@ -99,11 +106,14 @@ class AudioSink:
             log.chunks.append(chunk)
             if len(log.chunks) == 1:
                 self.changed.set()
+        log.closed = True
+        self.changed.set()
         return ws
 
     async def wait_delivering(self, count: int, timeout_s: float) -> None:
+        """Until exactly ``count`` streams are open and delivering (stopped ones closed, new ones sending)."""
         async with asyncio.timeout(timeout_s):
-            while self.delivering() < count:
+            while self.delivering() != count:
                 self.changed.clear()
                 await self.changed.wait()
 
@@ -130,20 +140,51 @@ def window_figures(sink: AudioSink, t0: float, t1: float) -> dict[str, Any]:
     return {"messages": messages, "delays_ms": delays, "missing_chunks": missing}
 
 
-async def _add_streams(session: aiohttp.ClientSession, base: str, auth: str, account: str, conference: str,
-                       url: str, how_many: int, first_index: int) -> None:
-    path = f"{base}{API_ROOT}/Accounts/{account}/Conferences/{conference}/Streams.json"
-    gate = asyncio.Semaphore(16)
+@dataclass
+class StreamSet:
+    """The streams this run created on the conference, newest last; grown and shrunk over the API."""
 
-    async def create(index: int) -> None:
-        form = {"Url": url, "Name": f"bench-{index}", "Track": "inbound_track", "StreamCodec": "PCMU"}
-        async with gate, session.post(path, data=form, headers={"Authorization": auth}) as resp:
-            if resp.status >= 300:
-                raise BenchError(f"creating stream {index} answered {resp.status}: {await resp.text()}")
+    session: aiohttp.ClientSession
+    base: str
+    auth: str
+    account: str
+    conference: str
+    receiver_url: str
+    sids: list[str] = field(default_factory=list)
+    created: int = 0
 
-    async with asyncio.TaskGroup() as group:
-        for i in range(how_many):
-            group.create_task(create(first_index + i))
+    @property
+    def path(self) -> str:
+        return f"{self.base}{API_ROOT}/Accounts/{self.account}/Conferences/{self.conference}/Streams"
+
+    async def resize(self, count: int) -> None:
+        gate = asyncio.Semaphore(16)
+
+        async def create(index: int) -> None:
+            form = {"Url": self.receiver_url, "Name": f"bench-{index}", "Track": "inbound_track",
+                    "StreamCodec": "PCMU"}
+            async with gate, self.session.post(f"{self.path}.json", data=form,
+                                               headers={"Authorization": self.auth}) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status >= 300:
+                    raise BenchError(f"creating stream {index} answered {resp.status}: {body}")
+                self.sids.append(str(body["sid"]))
+
+        async def stop(sid: str) -> None:
+            async with gate, self.session.post(f"{self.path}/{sid}.json", data={"Status": "stopped"},
+                                               headers={"Authorization": self.auth}) as resp:
+                if resp.status >= 300:
+                    raise BenchError(f"stopping stream {sid} answered {resp.status}: {await resp.text()}")
+
+        async with asyncio.TaskGroup() as group:
+            if count > len(self.sids):
+                for _ in range(count - len(self.sids)):
+                    self.created += 1
+                    group.create_task(create(self.created))
+            else:
+                doomed, self.sids = self.sids[count:], self.sids[:count]
+                for sid in doomed:
+                    group.create_task(stop(sid))
 
 
 async def _running_conference(session: aiohttp.ClientSession, base: str, auth: str, account: str) -> str:
@@ -158,8 +199,48 @@ async def _running_conference(session: aiohttp.ClientSession, base: str, auth: s
     raise BenchError("the signalwire emulator has no in-progress conference to stream from")
 
 
+async def _step(emulator: EmulatorProcess, sink: AudioSink, streams: StreamSet, count: int, warmup_s: float,
+                window_s: float) -> dict[str, Any]:
+    await streams.resize(count)
+    try:
+        await sink.wait_delivering(count, timeout_s=15 + count * 0.05)
+    except TimeoutError:
+        return {"streams": count, "sustained": False,
+                "reason": f"{sink.delivering()} of {count} streams delivering media"}
+    await asyncio.sleep(warmup_s)  # warm-up: the new connections' first chunks settle
+    own0 = time.process_time()  # the load generator's (this process's) CPU, receivers included
+    cpu0, wait0, t0 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
+    await asyncio.sleep(window_s)  # the measurement window
+    cpu1, wait1, t1 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
+    own1 = time.process_time()
+    figures = window_figures(sink, t0, t1)
+    expected = count * (t1 - t0) / CHUNK_S
+    p99 = percentile(figures["delays_ms"], 99)
+    cpu_cores = (cpu1 - cpu0) / (t1 - t0)
+    failed = reasons([
+        (p99 is None or p99 > LATENESS_LIMIT_MS, f"p99 lateness {rounded(p99, 1)} ms > {LATENESS_LIMIT_MS:g} ms"),
+        (figures["missing_chunks"] > 0, f"{figures['missing_chunks']} chunks missing"),
+        (figures["messages"] < 0.98 * expected, f"{figures['messages']} of {round(expected)} chunks delivered"),
+    ], cpu_cores)
+    return {
+        "streams": count,
+        "sustained": failed is None,
+        **({"reason": failed} if failed else {}),
+        "messages_per_s": round(figures["messages"] / (t1 - t0), 1),
+        "messages_expected_per_s": round(count / CHUNK_S, 1),
+        "lateness_p50_ms": rounded(percentile(figures["delays_ms"], 50), 2),
+        "lateness_p99_ms": rounded(p99, 2),
+        "lateness_max_ms": rounded(max(figures["delays_ms"], default=0.0), 2),
+        "skipped_chunks": figures["missing_chunks"],
+        "cpu_cores": round(cpu_cores, 3),
+        # Runnable but waiting for a core: high means the machine, not the emulator, was full.
+        "runqueue_wait_cores": round((wait1 - wait0) / (t1 - t0), 3),
+        "load_generator_cpu_cores": round((own1 - own0) / (t1 - t0), 3),
+    }
+
+
 async def run(options: BenchOptions) -> dict[str, Any]:
-    steps = [10, 20] if options.quick else [50, 100, 150, 200, 250, 300]
+    plan = QUICK_RAMP if options.quick else FULL_RAMP
     warmup_s, window_s = (0.5, 1.5) if options.quick else (1.0, 4.0)
     certs = ensure_dev_certs()
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -169,13 +250,11 @@ async def run(options: BenchOptions) -> dict[str, Any]:
     app.router.add_get("/{tail:.*}", sink.accept)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    results: list[dict[str, Any]] = []
     emulator_pacing: dict[str, Any] = {}
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl, backlog=1024)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl, backlog=4096)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        receiver_url = f"wss://127.0.0.1:{port}/audio"
         async with EmulatorProcess(["signalwire"], options.workdir) as emulator, aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=30), connector=aiohttp.TCPConnector(limit=32)
         ) as session:
@@ -184,66 +263,38 @@ async def run(options: BenchOptions) -> dict[str, Any]:
             auth = "Basic " + base64.b64encode(f"{account}:{creds['token']}".encode()).decode()
             base = emulator.rest("signalwire")
             conference = await _running_conference(session, base, auth, account)
-            running = 0
-            for count in steps:
-                await _add_streams(session, base, auth, account, conference, receiver_url, count - running, running)
-                running = count
-                try:
-                    await sink.wait_delivering(count, timeout_s=15 + count * 0.05)
-                except TimeoutError:
-                    results.append({"streams": count, "sustained": False,
-                                    "reason": f"only {sink.delivering()} of {count} streams delivered media"})
-                    break
-                await asyncio.sleep(warmup_s)  # warm-up: the new connections' first chunks settle
-                own0 = time.process_time()  # the load generator's (this process's) CPU, receivers included
-                cpu0, wait0, t0 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
-                await asyncio.sleep(window_s)  # the measurement window
-                cpu1, wait1, t1 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
-                own1 = time.process_time()
-                figures = window_figures(sink, t0, t1)
-                expected = count * (t1 - t0) / CHUNK_S
-                p99 = percentile(figures["delays_ms"], 99)
-                sustained = (p99 is not None and p99 <= LATENESS_LIMIT_MS and figures["missing_chunks"] == 0
-                             and figures["messages"] >= 0.98 * expected)
-                results.append({
-                    "streams": count,
-                    "sustained": sustained,
-                    "messages_per_s": round(figures["messages"] / (t1 - t0), 1),
-                    "messages_expected_per_s": round(count / CHUNK_S, 1),
-                    "lateness_p50_ms": rounded(percentile(figures["delays_ms"], 50), 2),
-                    "lateness_p99_ms": rounded(p99, 2),
-                    "lateness_max_ms": rounded(max(figures["delays_ms"], default=0.0), 2),
-                    "skipped_chunks": figures["missing_chunks"],
-                    "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 3),
-                    # Runnable but waiting for a core: high means the machine, not the emulator, was full.
-                    "runqueue_wait_cores": round((wait1 - wait0) / (t1 - t0), 3),
-                    "load_generator_cpu_cores": round((own1 - own0) / (t1 - t0), 3),
-                })
-                if not sustained:
-                    break
+            streams = StreamSet(session, base, auth, account, conference, f"wss://127.0.0.1:{port}/audio")
+
+            async def probe(count: int) -> dict[str, Any]:
+                return await _step(emulator, sink, streams, count, warmup_s, window_s)
+
+            outcome = await run_ramp(plan, probe, progress=options.progress)
             state = await emulator.state(session, "signalwire")
             emulator_pacing = dict(state.get("pacing", {}))
             await emulator.control(session, "signalwire", "reset", {})
     finally:
         await runner.cleanup()
-    sustained_steps = [r for r in results if r["sustained"]]
-    best = sustained_steps[-1] if sustained_steps else results[0]
-    count = sustained_steps[-1]["streams"] if sustained_steps else 0
+    best = outcome.best_step("streams")
+    count = outcome.sustained
     media = emulator_pacing.get("media", {})
+    held = bool(best.get("sustained"))
     return {
         "sustained_streams": count,
         "messages_per_s": best.get("messages_per_s"),
         "lateness_p50_ms": best.get("lateness_p50_ms"),
         "lateness_p99_ms": best.get("lateness_p99_ms"),
         "skipped_chunks": best.get("skipped_chunks"),
-        "cpu_ms_per_stream_per_s": rounded(best["cpu_cores"] * 1000 / best["streams"] if "cpu_cores" in best
-                                           else None, 2),
+        "cpu_ms_per_stream_per_s": rounded(best["cpu_cores"] * 1000 / best["streams"]
+                                           if held and "cpu_cores" in best else None, 2),
         # What one idle core (the emulator's single event loop) would carry at the measured cost: a projection.
-        "projected_streams_per_core": int(best["streams"] / best["cpu_cores"]) if best.get("cpu_cores") else None,
+        "projected_streams_per_core": int(best["streams"] / best["cpu_cores"])
+        if held and best.get("cpu_cores") else None,
         "emulator_send_lateness_p99_ms": media.get("lateness_p99_ms"),
         "emulator_clock_lateness_p99_ms": emulator_pacing.get("media-clock", {}).get("lateness_p99_ms"),
-        "first_failing_step": next((r["streams"] for r in results if not r["sustained"]), None),
         "receiver_parse_errors": sink.parse_errors,
-        "steps": results,
-        "targets": {"sustained_streams": target(f">= {TARGET_STREAMS} streams", count >= TARGET_STREAMS)},
+        **outcome.figures(),
+        "steps": outcome.steps,
+        "targets": {"sustained_streams": target(
+            f">= {TARGET_STREAMS} streams at p99 <= {LATENESS_LIMIT_MS:g} ms (moonshot {MOONSHOT_STREAMS})",
+            count >= TARGET_STREAMS)},
     }

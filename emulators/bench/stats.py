@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,3 +38,7 @@ class BenchOptions:
     peers_dir: Path
     use_peers: bool = True  # --no-peers: measure only our side (the smoke test)
     notes: list[str] = field(default_factory=list)
+
+    def progress(self, message: str) -> None:
+        """A line on stderr while a long scenario runs (a ramp's steps), so a run of minutes is not silent."""
+        print(f"  {message}", file=sys.stderr, flush=True)

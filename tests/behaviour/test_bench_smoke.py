@@ -16,9 +16,9 @@ from emulators.bench.cli import main
 from emulators.bench.gst_rtsp_server import cell_size, paint_luma, stamp_bytes
 
 
-def run_quick(scenario: str, tmp_path: Path) -> dict[str, Any]:
+def run_quick(scenario: str, tmp_path: Path, *extra: str) -> dict[str, Any]:
     out = tmp_path / "bench.json"
-    code = main([scenario, "--quick", "--no-peers", "--json", str(out)])
+    code = main([scenario, "--quick", "--no-peers", "--json", str(out), *extra])
     document = json.loads(out.read_text())
     result = document[scenario]
     assert "error" not in result, result.get("error")
@@ -50,12 +50,15 @@ def test_misty_ws_reports_delivered_fps_and_cpu_per_viewer(tmp_path: Path) -> No
 
 
 def test_recall_video_ramps_and_compares_with_the_zlib_floor(tmp_path: Path) -> None:
-    result = run_quick("recall-video", tmp_path)
+    result = run_quick("recall-video", tmp_path, "--report", str(tmp_path / "bench.html"))
     first = result["steps"][0]
     assert first["streams"] == 2 and "reason" not in first, first  # both streams delivered frames
     assert first["frames"] >= 1
     number(first["cpu_s_per_frame"], 1e-5, 10)
     number(result["sustained_streams"], 0, 4)
+    assert result["ramp_stopped_by"] in ("limit found", "ceiling", "time budget")
+    assert all(step["phase"] in ("ramp", "bisect") for step in result["steps"])
+    assert all("reason" in step for step in result["steps"] if not step["sustained"])  # what failed, in words
     number(result["zlib_floor_s_per_frame"], 1e-5, 1)
     if result["sustained_streams"]:
         number(result["lateness_p99_ms"], 0, 60_000)
@@ -65,6 +68,8 @@ def test_recall_video_ramps_and_compares_with_the_zlib_floor(tmp_path: Path) -> 
 def test_signalwire_audio_ramps_wss_streams_with_real_receivers(tmp_path: Path) -> None:
     result = run_quick("signalwire-audio", tmp_path)
     number(result["sustained_streams"], 0, 20)
+    assert result["ramp_stopped_by"] in ("limit found", "ceiling", "time budget")
+    assert all("reason" in step for step in result["steps"] if not step["sustained"])  # what failed, in words
     assert result["receiver_parse_errors"] == 0
     first = result["steps"][0]
     assert first["streams"] == 10 and "reason" not in first, first  # all ten streams delivered media
@@ -101,3 +106,23 @@ def test_the_table_shows_targets_and_errors_in_one_line_each() -> None:
     assert "< 10 ms  met" in text
     assert "ERROR BenchError: benchtwin up exited with 1" in text
     assert "Traceback" not in text
+
+
+def test_the_report_is_one_self_contained_page_with_a_chart_of_each_ramp(tmp_path: Path) -> None:
+    run_quick("signalwire-audio", tmp_path, "--report", str(tmp_path / "bench.html"))
+    page = (tmp_path / "bench.html").read_text()
+    assert page.count("<svg") == 1 and "PCMU streams" in page  # lateness and CPU against load, drawn by matplotlib
+    assert "<script" not in page and " src=" not in page and "<link" not in page  # nothing fetched when opened
+    assert "sustained_streams" in page  # the figures table
+    # The page of an earlier run, from its JSON alone.
+    assert main(["--report", str(tmp_path / "again.html"), "--from-json", str(tmp_path / "bench.json")]) == 0
+    again = (tmp_path / "again.html").read_text()
+    assert again.count("<svg") == 1 and "sustained_streams" in again
+
+
+def test_a_report_from_a_file_that_is_not_a_bench_run_says_so(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "other.json"
+    source.write_text("[1, 2]")
+    assert main(["--report", str(tmp_path / "r.html"), "--from-json", str(source)]) == 2
+    assert "is not a bench --json file" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()

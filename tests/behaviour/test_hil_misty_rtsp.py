@@ -87,7 +87,8 @@ async def test_a_device_stream_of_another_size_and_rate_is_reported_by_decoded_p
         differences = await run.run()
     found = {d.where: (d.recorded, d.emulator) for d in differences}
     rtp_index = list(capture.media["rtp"]).index(video_rtp)
-    assert set(found) == {f"media stream {n} width", f"media stream {n} height", f"media rtp {rtp_index} frame_rate"}
+    assert set(found) == {f"media stream {n} width", f"media stream {n} height", f"media rtp {rtp_index} frame_rate"}, \
+        "\n".join(str(d.as_dict()) for d in differences)
     assert found[f"media stream {n} width"] == (640, WIDTH)
     assert abs(found[f"media rtp {rtp_index} frame_rate"][1] - FPS) < FPS * 0.1
 
