@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from emulators.config import Config
+from emulators.fleet import Member, member_settings
 from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.resources import use_user_folders
@@ -24,14 +25,18 @@ def create_emulator(
     *,
     settings: dict[str, Any] | None = None,
     free_ports: bool = False,
+    member: Member | None = None,
     **overrides: Any,
 ) -> Emulator:
     """One emulator from the config (``device`` is a registered name or an Emulator class); ``free_ports`` binds
-    every listener to a free port (tests); ``overrides`` replace the config's constructor arguments (``seed``,
-    ``time_scale``, ``clock``)."""
+    every listener to a free port (tests); ``member`` is its place in a fleet (its own ports, identity and seed);
+    ``overrides`` replace the config's constructor arguments (``seed``, ``time_scale``, ``clock``)."""
     cls = available()[device] if isinstance(device, str) else device
     use_user_folders(config.scenario_dirs)
     merged = config.device_settings(cls.device)
+    if member is not None and member.size > 1:
+        merged = member_settings(member, merged, cls.port_settings, cls.fleet_identity(merged, member.index))
+        overrides.setdefault("seed", config.seed + member.index)
     merged.update(settings or {})
     if free_ports:
         for name in cls.port_settings:
@@ -47,28 +52,40 @@ def create_emulator(
         "control_token": config.control_token,
     }
     arguments.update(overrides)
-    return cls(merged, **arguments)
+    emulator = cls(merged, **arguments)
+    if member is not None:
+        emulator.name = member.name
+    return emulator
 
 
 def endpoints_document(emulators: list[Emulator]) -> dict[str, Any]:
-    """``{"<device>": {"rest": url, ...named endpoints..., "credentials": {...}}}``"""
-    return {e.device: {**e.endpoints(), "credentials": e.credentials()} for e in emulators}
+    """``{"<name>": {"rest": url, ...named endpoints..., "credentials": {...}}}``; the name is the device's, or a
+    fleet member's (``misty-2``), whose entry also says its ``device``."""
+    out: dict[str, Any] = {}
+    for e in emulators:
+        entry = {**e.endpoints(), "credentials": e.credentials()}
+        out[e.name] = entry if e.name == e.device else {"device": e.device, **entry}
+    return out
 
 
-async def start_all(devices: list[str], config: Config) -> list[Emulator]:
-    """Start every named emulator; on any failure, close the ones already started and re-raise."""
+async def start_all(devices: list[str] | list[Member], config: Config) -> list[Emulator]:
+    """Start every named emulator (a device name, or a fleet member); on any failure, close the ones already
+    started and re-raise."""
     started: list[Emulator] = []
     try:
-        for device in devices:
-            emulator = create_emulator(device, config)
+        for item in devices:
+            member = item if isinstance(item, Member) else Member(item)
+            emulator = create_emulator(member.device, config, member=member)
             try:
                 await emulator.start()
             except OSError as exc:
                 port = emulator.setting("port")
+                where = (f"([{member.device}] port = ...)" if member.size == 1 else
+                         f"([{member.device}] port = ...; a fleet's members take that port and the next ones)")
                 raise RuntimeError(
-                    f"{device}: cannot listen on {config.host}:{port} ({exc.strerror}); "
+                    f"{member.name}: cannot listen on {config.host}:{port} ({exc.strerror}); "
                     f"another program holds the port. Free it, or set another port in a config file "
-                    f"([{device}] port = ...) and pass --config"
+                    f"{where} and pass --config"
                 ) from None
             started.append(emulator)
     except BaseException:

@@ -4,29 +4,25 @@ benchmark."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import signal
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 
 from emulators import __version__
-from emulators.app import emulator_entries, endpoints_document, start_all, write_endpoints_file
+from emulators.app import emulator_entries
 from emulators.config import Config, apply_overrides, load_config
-from emulators.dashboard.server import Dashboard
+from emulators.fleet import members, parse_fleet
 from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
-from emulators.kit.memory import limit_malloc_arenas, trim_periodically
 from emulators.kit.tls import ensure_dev_certs
 from emulators.registry import DEVICES, available
+from emulators.up import run_up
 
 log = logging.getLogger("benchtwin.cli")
 
@@ -54,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _version_flag(parser)
     sub = parser.add_subparsers(dest="command")
 
-    up = sub.add_parser("up", help="start emulators in one process and print their endpoints")
+    up = sub.add_parser("up", help="start emulators (one process per core) and print their endpoints")
     up.add_argument("--only", help="comma-separated devices, e.g. misty,recall (default: every available one)")
     up.add_argument("--config", help="TOML or YAML file overriding the embedded defaults")
     up.add_argument("--seed", type=int, help="seed for every synthetic scene, name and fault roll")
@@ -66,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard-port", type=int, metavar="PORT",
                     help="port of the dashboard page for every emulator (default 9090; 0: any free port)")
     up.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
+    up.add_argument("--fleet", metavar="DEVICE=N,...",
+                    help="run N distinct instances of a device (misty=50,depthcam=8): members misty-1..misty-50 on "
+                         "consecutive ports, each with its own identity and state")
+    up.add_argument("--processes", type=int, metavar="N",
+                    help="spread the emulators over N processes (default: one per core, at most one per emulator)")
     up.add_argument("--print-config", nargs="?", const="json", choices=["json", "markdown"],
                     help="print the effective configuration (JSON, or Markdown tables of every setting) and exit")
     _logging_flags(up)
@@ -133,6 +134,10 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         apply_overrides(config, {"dashboard_port": args.dashboard_port})
     if getattr(args, "no_dashboard", False):
         config.dashboard_port = None
+    if getattr(args, "fleet", None):
+        config.fleet = {**config.fleet, **parse_fleet(args.fleet)}
+    if getattr(args, "processes", None) is not None:
+        apply_overrides(config, {"processes": args.processes})
     return config
 
 
@@ -161,7 +166,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("benchtwin: no emulator is available in this installation", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_run_up(devices, config, args.endpoints_file))
+        return run_up(members(devices, config.fleet), config, args.endpoints_file)
     except RuntimeError as exc:
         print(f"benchtwin: {exc}", file=sys.stderr)
         return 1
@@ -172,76 +177,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"benchtwin: a scenario or rig file given by path is not valid YAML: {getattr(exc, 'problem', exc)}"
               f"{where}", file=sys.stderr)
         return 2
-
-
-async def _run_up(devices: list[str], config: Config, endpoints_file: str | None) -> int:
-    started_at = time.monotonic()
-    limit_malloc_arenas()  # before any encoder or resolver thread starts
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    emulators = await start_all(devices, config)
-    dashboard: Dashboard | None = None
-    try:
-        await _wait_healthy(emulators)
-        document = endpoints_document(emulators)
-        if config.dashboard_port is not None:
-            dashboard = Dashboard(document, host=config.host, port=config.dashboard_port,
-                                  control_token=config.control_token)
-            try:
-                await dashboard.start()
-            except OSError as exc:
-                raise RuntimeError(
-                    f"dashboard: cannot listen on {config.host}:{config.dashboard_port} ({exc.strerror}); pass "
-                    "--dashboard-port PORT (0: any free port) or --no-dashboard"
-                ) from None
-            document["dashboard"] = {"url": dashboard.url}
-        if endpoints_file:
-            write_endpoints_file(endpoints_file, document)
-        print(render_endpoint_table(document, time.monotonic() - started_at), flush=True)
-        housekeeping = asyncio.create_task(trim_periodically(), name="trim-native-heap")
-        await stop.wait()
-        housekeeping.cancel()
-        print("benchtwin: stopping...", file=sys.stderr, flush=True)
-    finally:
-        if dashboard is not None:
-            await dashboard.aclose()
-        await asyncio.gather(*(e.aclose() for e in emulators), return_exceptions=True)
-    return 0
-
-
-async def _wait_healthy(emulators: list[Any], timeout_s: float = 10.0) -> None:
-    """Every emulator answers its own health endpoint over its real socket."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
-        for e in emulators:
-            url = f"http://{e.host}:{e.ports['rest']}/_emulator/health"
-            async with session.get(url) as resp:
-                body = await resp.json()
-                if not body.get("ready"):
-                    raise RuntimeError(f"{e.device} did not become ready")
-
-
-def render_endpoint_table(document: dict[str, Any], elapsed_s: float) -> str:
-    rows: list[tuple[str, str, str]] = []
-    emulators = emulator_entries(document)
-    for device, entry in document.items():
-        for name, value in entry.items():
-            if name == "credentials":
-                continue
-            rows.append((device, name, str(value)))
-        for key, value in entry.get("credentials", {}).items():
-            rows.append((device, f"credential {key}", str(value)))
-    width_d = max([len("device"), *(len(r[0]) for r in rows)])
-    width_n = max([len("endpoint"), *(len(r[1]) for r in rows)])
-    lines = [f"{'device':<{width_d}}  {'endpoint':<{width_n}}  address", "-" * (width_d + width_n + 40)]
-    previous = ""
-    for device, name, value in rows:
-        lines.append(f"{device if device != previous else '':<{width_d}}  {name:<{width_n}}  {value}")
-        previous = device
-    lines.append(f"{len(emulators)} emulator(s) ready in {elapsed_s:.2f} s. Control plane: <rest>/_emulator/. "
-                 "Press Ctrl-C to stop.")
-    return "\n".join(lines)
 
 
 # ----- list, certs -----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from emulators.fleet import check_fleet
 from emulators.kit.clock import REAL_TIME_SCALE
 from emulators.kit.errors import FieldError
 from emulators.kit.outbound import DEFAULT_ALLOWED
@@ -31,6 +32,10 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "control_token": None,
     # The dashboard `benchtwin up` serves (one page for every emulator): a port, 0 for any free one, null for none.
     "dashboard_port": DASHBOARD_PORT,
+    # Fleets: N distinct instances of a device ({misty: 50}); see emulators/fleet.py for their ports and identities.
+    "fleet": {},
+    # Processes `benchtwin up` spreads the emulators over: null for one per core (at most one per emulator).
+    "processes": None,
 }
 
 
@@ -44,6 +49,8 @@ class Config:
     scenario_dirs: list[str] = field(default_factory=list)
     control_token: str | None = None
     dashboard_port: int | None = DASHBOARD_PORT  # None: no dashboard; 0: a free port
+    fleet: dict[str, int] = field(default_factory=dict)
+    processes: int | None = None  # None: one per core, capped by the number of emulators
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def device_settings(self, device: str) -> dict[str, Any]:
@@ -55,7 +62,7 @@ class Config:
             "host": self.host, "seed": self.seed, "time_scale": self.time_scale,
             "certs_dir": self.certs_dir, "egress_allow": self.egress_allow, "scenario_dirs": self.scenario_dirs,
             "control_token": None if self.control_token is None else "<set>",  # printed configs get shared
-            "dashboard_port": self.dashboard_port,
+            "dashboard_port": self.dashboard_port, "fleet": self.fleet, "processes": self.processes,
         }
         for name, cls in available().items():
             out[name] = cls.merged_settings(self.device_settings(name))
@@ -132,6 +139,12 @@ def apply_overrides(config: Config, raw: dict[str, Any]) -> Config:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535):
                 raise FieldError("dashboard_port", f"must be a port 0-65535 (0: any free port) or null, got {value!r}")
             config.dashboard_port = value
+        elif key == "fleet":
+            config.fleet = check_fleet(value)
+        elif key == "processes":
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64):
+                raise FieldError("processes", f"must be a count from 1 to 64, or null for one per core, got {value!r}")
+            config.processes = value
         elif key == "control_token":
             if value is not None and (not isinstance(value, str) or len(value) < 16):
                 raise FieldError("control_token", "must be a string of at least 16 characters, or null")

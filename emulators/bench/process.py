@@ -89,6 +89,24 @@ def total_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (`benchtwin up --processes N` forks one child per share of emulators)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                queue += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
 def _schedstat_sum(pid: int, column: int) -> float:
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -105,6 +123,14 @@ def runqueue_wait_seconds(pid: int) -> float:
     On a shared machine this tells starvation (other work held the cores) from a slow emulator.
     """
     return _schedstat_sum(pid, 1)
+
+
+def _alive(figure: Any, pid: int) -> float:
+    """A figure of a process that may have ended meanwhile (0 then)."""
+    try:
+        return float(figure(pid))
+    except OSError:
+        return 0.0
 
 
 def free_port() -> int:
@@ -177,8 +203,10 @@ class EmulatorProcess:
     """`python -m emulators up --only DEVICE` in its own process, on free ports, with its endpoints file."""
 
     def __init__(self, devices: list[str], workdir: Path, *, settings: dict[str, dict[str, Any]] | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", processes: int = 1, fleet: dict[str, int] | None = None) -> None:
         self.devices = devices
+        self.processes = processes  # one unless a scenario compares: the CPU figures then sum the process tree
+        self.fleet = fleet or {}
         self.workdir = workdir
         self.settings = settings or {}
         self.log_level = log_level
@@ -194,7 +222,10 @@ class EmulatorProcess:
 
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", "emulators", "up", "--config", str(self.config_path),
-                "--endpoints-file", str(self.endpoints_path), "--log-level", self.log_level, "--no-dashboard"]
+                "--endpoints-file", str(self.endpoints_path), "--log-level", self.log_level, "--no-dashboard",
+                "--processes", str(self.processes)]
+        if self.fleet:
+            argv += ["--fleet", ",".join(f"{d}={n}" for d, n in self.fleet.items())]
         if self.devices:
             argv[4:4] = ["--only", ",".join(self.devices)]
         return argv
@@ -224,10 +255,10 @@ class EmulatorProcess:
         return self.proc.pid
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
+        return sum(_alive(cpu_seconds, p) for p in process_tree(self.pid))
 
     def wait_seconds(self) -> float:
-        return runqueue_wait_seconds(self.pid)
+        return sum(_alive(runqueue_wait_seconds, p) for p in process_tree(self.pid))
 
     def rest(self, device: str) -> str:
         return str(self.endpoints[device]["rest"])

@@ -5,13 +5,17 @@ over HTTP, as any client would, so it keeps working wherever the emulators run. 
 server: ``/api/<emulator>/_emulator/...`` is relayed to that emulator's control plane (with the control token when
 one is set), and ``/api/events`` is one Server-Sent Events stream of every emulator's event log, tailed only while
 a page is open. The same protections as the control plane: no CORS, cross-origin and cross-site requests refused,
-request bodies only as application/json.
+request bodies only as application/json, and, when a control token is set, the token: the page asks for it once
+(``POST /api/session``) and keeps an HttpOnly, SameSite=Strict cookie derived from it; a script may send the token
+itself as ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 from importlib import resources
@@ -29,6 +33,7 @@ RELAYED_METHODS = ("GET", "POST", "DELETE")
 TAIL_PERIOD_S = 1.0  # how often the event tail asks each emulator for new events while a page is open
 MAX_BODY_BYTES = 1024 * 1024
 KEEPALIVE_S = 15.0  # an idle event stream writes a comment this often, so a closed page is noticed
+SESSION_COOKIE = "benchtwin_dashboard"
 
 
 class Dashboard:
@@ -56,6 +61,7 @@ class Dashboard:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)
+        app.router.add_post("/api/session", self._open_session)
         app.router.add_get("/api/endpoints", self._endpoints)
         app.router.add_get("/api/events", self._events)
         app.router.add_route("*", "/api/{emulator}/_emulator/{tail:.*}", self._relay)
@@ -89,9 +95,39 @@ class Dashboard:
         if request.can_read_body and request.content_type != "application/json":
             return _refusal(415, "content-type", f"a request body must be application/json, got "
                                                  f"{request.content_type!r}")
+        if (self.control_token and request.path.startswith("/api/") and request.path != "/api/session"
+                and not self._admitted(request)):
+            return _refusal(401, "token", "this dashboard is guarded by the control token: enter it on the page, or "
+                                          "send 'Authorization: Bearer <token>'")
         response = await handler(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    def _session_value(self) -> str:
+        assert self.control_token
+        return hmac.new(self.control_token.encode(), b"benchtwin dashboard session", hashlib.sha256).hexdigest()
+
+    def _admitted(self, request: web.Request) -> bool:
+        assert self.control_token
+        bearer = request.headers.get("Authorization", "")
+        if bearer.startswith("Bearer ") and hmac.compare_digest(bearer[7:].encode(), self.control_token.encode()):
+            return True
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        return hmac.compare_digest(cookie.encode(), self._session_value().encode())
+
+    async def _open_session(self, request: web.Request) -> web.Response:
+        """``{"token": ...}``: the control token, exchanged for the page's session cookie."""
+        if not self.control_token:
+            return web.json_response({"guarded": False})
+        try:
+            token = (await request.json()).get("token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.control_token.encode()):
+            return _refusal(401, "token", "does not match the control token `benchtwin up` was given")
+        response = web.json_response({"guarded": True})
+        response.set_cookie(SESSION_COOKIE, self._session_value(), httponly=True, samesite="Strict", path="/api/")
         return response
 
     # ----- the page ---------------------------------------------------------------------------------------

@@ -49,11 +49,28 @@ def load_rig(rig: Any) -> list[DeviceSpec]:
     return specs
 
 
+def _moved_on(mxid: str, index: int) -> str:
+    """An mxid ``index`` further on in its last four hex digits (or with ``index`` appended, if they are not hex)."""
+    tail = mxid[-4:]
+    try:
+        return mxid[:-4] + f"{(int(tail, 16) + index) % 0x10000:04X}"
+    except ValueError:
+        return f"{mxid}{index:04X}"
+
+
 class DepthCamEmulator(Emulator):
     device = "depthcam"
     title = "Robopipe stereo depth camera (Luxonis OAK behind the Robopipe API)"
     default_port = 9081
     settings_class = DepthcamSettings
+
+    @classmethod
+    def fleet_identity(cls, settings: dict[str, Any], index: int) -> dict[str, Any]:
+        """Camera host ``index`` of a fleet: the same rig, each device's mxid with its last four hex digits moved
+        on by ``index`` (the default OAK-D 14442C10D13EABCE00 becomes ...CE01, ...CE02)."""
+        rig = [{"model": spec.model, "mxid": _moved_on(spec.mxid, index), "name": spec.name, "ir": spec.ir}
+               for spec in load_rig(settings.get("rig"))]
+        return {"rig": rig}
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)

@@ -73,6 +73,7 @@ class Emulator:
     ) -> None:
         # A DeviceSettings instance for devices with a settings_class, else the old merged dict.
         self.settings: Any = self.build_settings(settings or {})
+        self.name = self.device  # in a fleet, the member's name (misty-2): the key of its endpoints entry
         self.host = host
         self.seed = seed
         self.wipe_on_reset = False  # set by reset(): whether data kept on disk goes too
@@ -110,6 +111,12 @@ class Emulator:
         if cls.settings_class is not None:
             return cls.settings_class.from_mapping(overrides)
         return cls._merged_legacy(overrides)
+
+    @classmethod
+    def fleet_identity(cls, settings: dict[str, Any], index: int) -> dict[str, Any]:
+        """The settings that make member ``index`` of a fleet a distinct device (a serial number, an mxid), given
+        the configured ones; none for a device without an identity of its own (a cloud service)."""
+        return {}
 
     @classmethod
     def merged_settings(cls, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,10 @@ class MistySettings(DeviceSettings):
 
     device = "misty"
     port: int = setting(9080, doc="REST and pubsub port (the robot itself uses 80)", minimum=0, maximum=65535)
+    serial_number: str = setting(
+        "EMULATED-MISTY-II",
+        doc="`serialNumber` in GetDeviceInformation; fleet members get `-001`, `-002`, ... appended",
+    )
     single_viewer: bool = setting(
         False,
         doc="Only the first video viewer after boot gets frames. Later viewers connect but receive nothing,"
@@ -63,9 +67,16 @@ class MistyEmulator(Emulator):
             egress=self.egress,
             reboot_delay_s=self.settings.reboot_delay_s,
             sticky_subscriptions=self.settings.sticky_subscriptions,
+            serial_number=self.settings.serial_number,
         )
         self.api = MistyApi(self.service)
         self.scenario_controls["reboot"] = self.api.scenario_reboot
+
+    @classmethod
+    def fleet_identity(cls, settings: dict[str, Any], index: int) -> dict[str, Any]:
+        """Robot ``index`` of a fleet: its own serial number (GetDeviceInformation)."""
+        base = str(settings.get("serial_number", cls.default_settings()["serial_number"]))
+        return {"serial_number": f"{base}-{index + 1:03d}"}
 
     def _backend(self, seed: int) -> MistyBackend:
         return MistyBackend(

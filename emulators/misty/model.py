@@ -695,7 +695,8 @@ class MistyBackend:
         }
 
 
-def device_information(*, ip_address: str, battery: dict[str, Any], created: str) -> dict[str, Any]:
+def device_information(*, ip_address: str, battery: dict[str, Any], created: str,
+                       serial_number: str = "EMULATED-MISTY-II") -> dict[str, Any]:
     """GetDeviceInformation: the emulated robot's identity, with the live battery and the camera's creation time."""
     return {
         "androidHardwareId": "emulated-0001",
@@ -715,7 +716,7 @@ def device_information(*, ip_address: str, battery: dict[str, Any], created: str
         "robotVersion": "1.9.2.10155",
         "sensorCapabilities": ["TimeOfFlight", "Imu", "BumpSensor", "TouchSensor", "Camera", "Microphone"],
         "sensoryServiceAppVersion": "1.9.2.10155",
-        "serialNumber": "EMULATED-MISTY-II",
+        "serialNumber": serial_number,
         "sku": "MistyII",
         "windowsOSVersion": "10.0.17763.1577",
     }

@@ -53,8 +53,10 @@ class MistyService:
         egress: EgressPolicy,
         reboot_delay_s: float,
         sticky_subscriptions: bool,
+        serial_number: str = "EMULATED-MISTY-II",
     ) -> None:
         self.emulator = emulator
+        self.serial_number = serial_number
         self.events = emulator.events
         self.clock = emulator.clock
         self.host = emulator.host
@@ -301,7 +303,8 @@ class MistyService:
 
     def device_information(self) -> dict[str, Any]:
         return device_information(
-            ip_address=self.host, battery=self.battery_level(), created=misty_timestamp(self.clock.now())
+            ip_address=self.host, battery=self.battery_level(), created=misty_timestamp(self.clock.now()),
+            serial_number=self.serial_number,
         )
 
     # ----- the rest of the command surface ----------------------------------------------------------------

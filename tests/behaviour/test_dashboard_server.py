@@ -1,5 +1,6 @@
 """The dashboard's server without a browser: it relays to each emulator's control plane (adding the control token
-when one is set), refuses what the control plane refuses, and names what it does not have."""
+when one is set, once the page has given it), refuses what the control plane refuses, and names what it does not
+have."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ async def test_the_relay_reaches_the_control_plane_with_the_token_and_keeps_its_
     dashboard = Dashboard(endpoints_document([emu]), host="127.0.0.1", port=0, control_token=TOKEN)
     await dashboard.start()
     try:
-        async with aiohttp.ClientSession(dashboard.url) as http:
+        async with aiohttp.ClientSession(dashboard.url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            for path in ("/api/endpoints", "/api/misty/_emulator/state", "/api/events"):
+                async with http.get(path) as resp:  # a guarded dashboard gives nothing before the token
+                    assert resp.status == 401 and (await resp.json())["field"] == "token"
+            async with http.post("/api/session", json={"token": "a guess"}) as resp:
+                assert resp.status == 401 and "does not match" in (await resp.json())["error"]
+            async with http.post("/api/session", json={"token": TOKEN}) as resp:
+                assert resp.status == 200
+                cookie = resp.cookies["benchtwin_dashboard"]
+                assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie.value != TOKEN
             async with http.get("/api/misty/_emulator/state") as resp:
                 assert resp.status == 200 and (await resp.json())["device"] == "misty"
             async with http.post("/api/misty/_emulator/faults", json={
@@ -39,5 +49,8 @@ async def test_the_relay_reaches_the_control_plane_with_the_token_and_keeps_its_
                 assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
         async with aiohttp.ClientSession() as http, http.get(f"{emu.url()}/_emulator/state") as direct:
             assert direct.status == 401  # the token is the dashboard's to add, not the browser's
+        async with aiohttp.ClientSession() as http, http.get(f"{dashboard.url}api/endpoints",
+                                                             headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            assert resp.status == 200 and "misty" in (await resp.json())["emulators"]  # a script sends the token
     finally:
         await dashboard.aclose()

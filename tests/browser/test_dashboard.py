@@ -5,6 +5,7 @@ run go to .ci/artifacts/."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -50,18 +51,18 @@ def get(url: str) -> Any:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """`benchtwin up` with all five emulators and the dashboard, every port free; its endpoints document."""
-    folder = tmp_path_factory.mktemp("dashboard")
+@contextlib.contextmanager
+def running_up(folder: Path, lines: list[str], *args: str) -> Iterator[dict[str, Any]]:
+    """`benchtwin up` with these config lines (every port free) and flags, until the block ends; its endpoints
+    document."""
     config, endpoints = folder / "ports.toml", folder / "endpoints.json"
-    lines = ["dashboard_port = 0"]
+    lines = ["dashboard_port = 0", *lines]
     for name, cls in available().items():
         lines += [f"[{name}]", *(f"{setting} = 0" for setting in cls.port_settings)]
     config.write_text("\n".join(lines) + "\n")
     proc = subprocess.Popen([sys.executable, "-m", "emulators", "up", "--config", str(config),
-                             "--endpoints-file", str(endpoints)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                             "--endpoints-file", str(endpoints), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while not endpoints.exists():
@@ -74,17 +75,28 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         proc.wait(timeout=30)
 
 
+def launch(playwright: Any) -> Any:
+    # Playwright gives every launch a fresh, empty profile of its own.
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    )
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`benchtwin up` with all five emulators and the dashboard, every port free; its endpoints document."""
+    with running_up(tmp_path_factory.mktemp("dashboard"), []) as document:
+        yield document
+
+
 @pytest.fixture(scope="module")
 def page(bench: dict[str, Any]) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    # Playwright gives every launch a fresh, empty profile of its own.
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
+        browser = launch(playwright)
         try:
             tab = browser.new_page(viewport={"width": 1280, "height": 800})
             tab.set_default_timeout(TIMEOUT_MS)
@@ -240,3 +252,34 @@ def test_the_keyboard_reaches_the_fault_form_and_the_page_refuses_other_origins(
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 403
+
+
+def test_a_guarded_dashboard_asks_for_the_control_token_once_and_lists_every_fleet_member(
+    tmp_path: Path, page: Any
+) -> None:
+    token = "browser-test-control-token-0123"
+    with running_up(tmp_path, [], "--only", "misty", "--fleet", "misty=3", "--processes", "2",
+                    "--control-token", token) as document:
+        context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})  # its own cookies
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(TIMEOUT_MS)
+            tab.goto(document["dashboard"]["url"])
+            tab.fill("#token", "not the token")
+            tab.press("#token", "Enter")
+            tab.wait_for_function("document.querySelector('#token-form label').textContent.includes('does not match')")
+            tab.fill("#token", token)
+            tab.press("#token", "Enter")
+            tab.wait_for_selector("#emulator-misty-3")
+            names = tab.eval_on_selector_all("#nav a", "links => links.map(a => a.textContent)")
+            assert names == ["misty-1", "misty-2", "misty-3"]
+            assert tab.text_content("#emulator-misty-2 h2") == "misty-2 (misty)"
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            tab.screenshot(path=str(ARTIFACTS / "dashboard-guarded-fleet.png"))
+            cookies = {c["name"]: c for c in context.cookies()}
+            assert cookies["benchtwin_dashboard"]["httpOnly"] and cookies["benchtwin_dashboard"]["value"] != token
+        finally:
+            context.close()
+        with pytest.raises(urllib.error.HTTPError) as refused:  # without the token, nothing of the API
+            urllib.request.urlopen(f"{document['dashboard']['url']}api/endpoints", timeout=10)
+        assert refused.value.code == 401

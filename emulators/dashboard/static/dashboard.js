@@ -21,9 +21,51 @@ async function call(path, options = {}) {
   try { body = text ? JSON.parse(text) : null; } catch { body = text; }
   if (!response.ok) {
     const message = body && body.error ? body.error : `HTTP ${response.status}`;
-    throw new Error(message);
+    const error = new Error(message);
+    error.needsToken = response.status === 401 && body && body.field === "token";
+    throw error;
   }
   return body;
+}
+
+// A dashboard started with a control token asks for it once; the server answers with a session cookie.
+function askForToken(message) {
+  const status = document.getElementById("status");
+  status.textContent = "";
+  const form = document.createElement("form");
+  form.id = "token-form";
+  const label = document.createElement("label");
+  label.htmlFor = "token";
+  label.textContent = message;
+  const input = document.createElement("input");
+  input.id = "token";
+  input.type = "password";
+  input.autocomplete = "off";
+  input.required = true;
+  const button = document.createElement("button");
+  button.type = "submit";
+  button.textContent = "Open";
+  form.append(label, input, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await call("/api/session", { method: "POST", body: { token: input.value } });
+      form.remove();
+      main().catch(failed);
+    } catch (error) {
+      label.textContent = error.message;
+    }
+  });
+  status.appendChild(form);
+  input.focus();
+}
+
+function failed(error) {
+  if (error.needsToken) {
+    askForToken("This dashboard is guarded by the control token. Token:");
+    return;
+  }
+  document.getElementById("status").textContent = `Cannot load: ${error.message}`;
 }
 
 function say(output, message, ok) {
@@ -451,4 +493,4 @@ async function main() {
   startEvents();
 }
 
-main().catch((error) => { document.getElementById("status").textContent = `Cannot load: ${error.message}`; });
+main().catch(failed);
