@@ -15,9 +15,9 @@ from typing import Any
 from emulators.kit.errors import FieldError
 from emulators.registry import DEVICES
 
-MAX_MEMBERS = 500  # per device; each port setting of a fleet gets its own run of this many ports
+MAX_MEMBERS = 1000  # per device; each port setting of a fleet gets its own run of this many ports
 FLEET_PORT_BASE = 10000
-DEVICE_BLOCK = 1000  # misty's fleet block starts at 10000, depthcam's at 11000, ... (two port settings at most)
+DEVICE_BLOCK = 2000  # misty's fleet block starts at 10000, depthcam's at 12000, ... (two port settings at most)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ SCENARIOS: dict[str, str] = {
     "recall-video": "recall_video",
     "signalwire-audio": "signalwire_audio",
     "rest": "rest",
+    "fleet": "fleet",
 }
 
 

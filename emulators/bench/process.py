@@ -249,6 +249,11 @@ class EmulatorProcess:
         self.endpoints = emulator_entries(json.loads(self.endpoints_path.read_text()))
         return self
 
+    @staticmethod
+    def cores() -> int:
+        """The cores this process may run on: what `up` would use for its default process count."""
+        return len(os.sched_getaffinity(0))
+
     @property
     def pid(self) -> int:
         assert self.proc is not None

@@ -73,6 +73,31 @@ def ramp_chart(name: str, result: dict[str, Any]) -> str | None:
     return _svg(figure)
 
 
+def fleet_chart(result: dict[str, Any]) -> str | None:
+    """p99 lateness against fleet size per device, one line per process count (ours against ours: what the
+    second core buys)."""
+    steps = [s for s in result.get("steps", []) if "members" in s and s.get("lateness_p99_ms") is not None]
+    devices = sorted({s["device"] for s in steps})
+    if not devices:
+        return None
+    figure = _figure(9.0, 3.2)
+    axes = figure.subplots(1, len(devices), squeeze=False)[0]
+    for axis, device in zip(axes, devices, strict=True):
+        for processes, color in zip(sorted({s["processes"] for s in steps if s["device"] == device}),
+                                    (OURS, PEER, "#2ca02c"), strict=False):
+            line = sorted((s for s in steps if s["device"] == device and s["processes"] == processes),
+                          key=lambda s: s["members"])
+            axis.plot([s["members"] for s in line], [s["lateness_p99_ms"] for s in line], color=color, marker="o",
+                      label=f"{processes} process{'es' if processes > 1 else ''}")
+            bad = [s for s in line if not s.get("sustained")]
+            axis.scatter([s["members"] for s in bad], [s["lateness_p99_ms"] for s in bad], color=FAILED, zorder=3)
+        axis.set_xlabel(f"{device} fleet members")
+        axis.set_ylabel("p99 lateness, ms")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    return _svg(figure)
+
+
 def _bars(title: str, labels: list[str], ours: list[float | None], theirs: list[float | None], peer: str,
           unit: str) -> str:
     figure = _figure(6.4, 3.0)
@@ -112,6 +137,7 @@ def rest_chart(result: dict[str, Any]) -> str | None:
 CHARTS: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "misty-rtsp": rtsp_chart,
     "rest": rest_chart,
+    "fleet": fleet_chart,
 }
 
 

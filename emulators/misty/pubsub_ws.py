@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -173,8 +174,8 @@ class PubsubHub:
             # and ``created`` stamps are spaced exactly as the samples are.
             assert pacer.start is not None
             now_ms = round((tick.deadline - pacer.start) * 1000.0)
-            if wall_ms is None:
-                wall_ms = round(clock.now() * 1000.0) - now_ms
+            if wall_ms is None:  # the schedule's start on the wall clock (not this tick's wake-up, which may be late)
+                wall_ms = round((clock.now() - (time.monotonic() - pacer.start)) * 1000.0)
             now = (wall_ms + now_ms) / 1000.0
             sensors, body, t = self.sensors(), self.body(), tick.deadline
             if "IMU" in wanted:

@@ -78,6 +78,20 @@ def test_signalwire_audio_ramps_wss_streams_with_real_receivers(tmp_path: Path) 
     assert first["skipped_chunks"] == 0
 
 
+def test_fleet_ramps_misty_and_depthcam_fleets_in_one_and_in_several_processes(tmp_path: Path) -> None:
+    result = run_quick("fleet", tmp_path, "--report", str(tmp_path / "bench.html"))
+    assert result["processes"] >= 1
+    for device, members in (("misty", 4), ("depthcam", 1)):
+        number(result[f"{device}_sustained"], 0, members)
+        steps = [s for s in result["steps"] if s["device"] == device]
+        assert {s["processes"] for s in steps} == ({1, result["processes"]})
+        for step in steps:  # timing is not judged here (a shared machine): each step measured, or says why not
+            assert step["sustained"] or step["reason"], step
+            if "lateness_p99_ms" in step:
+                number(step["lateness_p99_ms"], -1, 60_000)
+    assert "fleet members" in (tmp_path / "bench.html").read_text()
+
+
 def test_misty_rtsp_reports_stamp_latency_of_pyav_clients_without_peers(tmp_path: Path) -> None:
     result = run_quick("misty-rtsp", tmp_path)
     number(result["latency_p50_ms"], -50, 10_000)

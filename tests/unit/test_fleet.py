@@ -22,7 +22,7 @@ def test_a_fleet_is_parsed_from_the_flag_and_names_its_members() -> None:
 
 @pytest.mark.parametrize(("text", "says"), [
     ("misty", "is not DEVICE=COUNT"), ("misty=lots", "is not DEVICE=COUNT"), ("misty=٣", "is not DEVICE=COUNT"),
-    ("toaster=2", "is not a device"), ("misty=0", "from 1 to 500"), ("misty=501", "from 1 to 500"),
+    ("toaster=2", "is not a device"), ("misty=0", "from 1 to 1000"), ("misty=1001", "from 1 to 1000"),
 ])
 def test_a_bad_fleet_says_what_is_allowed(text: str, says: str) -> None:
     with pytest.raises(FieldError, match=says):
@@ -34,7 +34,7 @@ def test_the_config_file_takes_a_fleet_and_a_process_count() -> None:
     assert (config.fleet, config.processes) == ({"misty": 4}, 2)
     with pytest.raises(FieldError, match=r"processes.*from 1 to 64"):
         apply_overrides(Config(), {"processes": 0})
-    with pytest.raises(FieldError, match=r"fleet.misty.*from 1 to 500"):
+    with pytest.raises(FieldError, match=r"fleet.misty.*from 1 to 1000"):
         apply_overrides(Config(), {"fleet": {"misty": True}})
 
 
@@ -44,7 +44,7 @@ def test_members_take_consecutive_ports_from_the_configured_one_or_their_devices
                   for k in range(3)]
     assert [(s["port"], s["tls_port"]) for s in configured] == [(20000, 30000), (20001, 30001), (20002, 30002)]
     block = [member_settings(Member("signalwire", k, 3), {}, ports, {}) for k in range(3)]
-    assert [(s["port"], s["tls_port"]) for s in block] == [(13000, 13500), (13001, 13501), (13002, 13502)]
+    assert [(s["port"], s["tls_port"]) for s in block] == [(16000, 17000), (16001, 17001), (16002, 17002)]
     assert member_settings(Member("misty", 1, 2), {"port": 0}, ("port",), {})["port"] == 0  # free ports stay free
     assert member_settings(Member("misty"), {"port": 9080}, ("port",), {"serial_number": "x"}) == {"port": 9080}
 
