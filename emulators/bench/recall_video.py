@@ -28,7 +28,7 @@ from aiohttp import web
 
 from clients.stamp import StampError, read_stamp
 from emulators.bench.process import BenchError, EmulatorProcess
-from emulators.bench.ramp import RampPlan, reasons, run_ramp
+from emulators.bench.ramp import RampOutcome, RampPlan, reasons, run_ramp
 from emulators.bench.stats import BenchOptions, percentile, ratio, rounded
 from emulators.bench.table import target
 
@@ -36,41 +36,44 @@ PERIOD_MS = 500
 LATENESS_LIMIT_MS = 50.0
 TARGET_STREAMS = 150
 MOONSHOT_STREAMS = 250
+TARGET_SCALING = 1.7
 QUICK_RAMP = RampPlan(start=2, factor=2.0, ceiling=4, budget_s=30.0)
-FULL_RAMP = RampPlan(start=20, factor=1.5, ceiling=400, budget_s=240.0)
+FULL_RAMP = RampPlan(start=30, factor=1.5, ceiling=400, budget_s=150.0, resolution=0.1)
 HEADER = struct.Struct("<II")  # participant id, timestamp ms (the legacy video header)
 
 
 @dataclass
 class Arrival:
     monotonic: float
-    participant_id: int
+    stream: str  # bot id / participant id
     timestamp_ms: int
     lateness_ms: float | None
 
 
 @dataclass
 class VideoSink:
-    """Our receiver: accepts the bot's connections, keeps one record per frame (not the PNG)."""
+    """Our receiver: accepts the bots' connections, keeps one record per frame (not the PNG)."""
 
     arrivals: list[Arrival] = field(default_factory=list)
     connections: int = 0
-    offset_ms: float | None = None  # capture_time_ms - header timestamp_ms, the same for every stream of a bot
-    bot_id: str | None = None  # the bot of the current step
+    # Per bot: capture_time_ms - header timestamp_ms, the same for every stream of one bot.
+    offsets_ms: dict[str, float] = field(default_factory=dict)
+    bot_ids: set[str] = field(default_factory=set)  # the bots of the current step
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def reset(self) -> None:
         self.arrivals.clear()
         self.connections = 0
-        self.offset_ms = None
-        self.bot_id = None
+        self.offsets_ms.clear()
+        self.bot_ids.clear()
 
-    def _offset_from(self, png: bytes, timestamp_ms: int) -> None:
+    def _offset_from(self, bot_id: str, png: bytes, timestamp_ms: int) -> None:
         # A fresh decoder, flushed, so the frame comes out now rather than after the next packet.
         decoder = av.CodecContext.create("png", "r")
         try:
             for frame in [*decoder.decode(av.Packet(png)), *decoder.decode(None)]:
-                self.offset_ms = read_stamp(frame.to_ndarray(format="rgb24")).capture_time_ms - timestamp_ms
+                capture_ms = read_stamp(frame.to_ndarray(format="rgb24")).capture_time_ms
+                self.offsets_ms[bot_id] = capture_ms - timestamp_ms
         except (StampError, av.error.FFmpegError):
             pass
 
@@ -85,16 +88,17 @@ class VideoSink:
                 with contextlib.suppress(ValueError, TypeError, AttributeError):
                     bot_id = json.loads(message.data).get("bot_id")  # the connection's hello
                 continue
-            # Only the current step's bot counts: a frame still in flight from the previous one does not.
-            if message.type != aiohttp.WSMsgType.BINARY or bot_id is None or bot_id != self.bot_id:
+            # Only the current step's bots count: a frame still in flight from the previous one does not.
+            if message.type != aiohttp.WSMsgType.BINARY or bot_id is None or bot_id not in self.bot_ids:
                 continue
             arrived_wall_ms = time.time() * 1000.0
             arrived = time.monotonic()
             participant_id, timestamp_ms = HEADER.unpack_from(message.data)
-            if self.offset_ms is None:
-                self._offset_from(message.data[HEADER.size :], timestamp_ms)
-            lateness = None if self.offset_ms is None else arrived_wall_ms - (self.offset_ms + timestamp_ms)
-            self.arrivals.append(Arrival(arrived, participant_id, timestamp_ms, lateness))
+            if bot_id not in self.offsets_ms:
+                self._offset_from(bot_id, message.data[HEADER.size :], timestamp_ms)
+            offset = self.offsets_ms.get(bot_id)
+            lateness = None if offset is None else arrived_wall_ms - (offset + timestamp_ms)
+            self.arrivals.append(Arrival(arrived, f"{bot_id}/{participant_id}", timestamp_ms, lateness))
             self.changed.set()
         return ws
 
@@ -128,11 +132,11 @@ def _pacing(state: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(state.get("pacing", {}).get(name, {}))
 
 
-async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink: VideoSink, receiver_url: str,
-                count: int, warmup_s: float, window_s: float) -> dict[str, Any]:
-    await emulator.control(session, "recall", "reset", {})
-    sink.reset()
-    state = await emulator.state(session, "recall")
+async def _start_bot(emulator: EmulatorProcess, session: aiohttp.ClientSession, name: str, receiver_url: str,
+                     count: int) -> str:
+    """Reset one Recall emulator, load a meeting of ``count`` participants, send a gallery-view bot; its id."""
+    await emulator.control(session, name, "reset", {})
+    state = await emulator.state(session, name)
     time_scale = float(state.get("time_scale") or 1.0)
     letters = "".join(chr(ord("a") + (count // 26**i) % 26) for i in range(4))
     meeting_url = f"https://meet.google.com/ben-{letters}-chm"
@@ -143,41 +147,53 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
         "duration_s": 3600.0 / max(time_scale, 1e-6),
         "participants": [{"id": 100 * (i + 1)} for i in range(count)],
     }
-    await emulator.control(session, "recall", "scenario/load_scenario",
-                           {"name": scenario["name"], "scenario": scenario})
-    key = emulator.credentials("recall")["api_key"]
+    await emulator.control(session, name, "scenario/load_scenario", {"name": scenario["name"], "scenario": scenario})
+    key = emulator.credentials(name)["api_key"]
     body = {"meeting_url": meeting_url, "recording_mode": "gallery_view",
             "real_time_media": {"websocket_video_destination_url": receiver_url}}
-    async with session.post(f"{emulator.rest('recall')}/api/v1/bot/", json=body,
+    async with session.post(f"{emulator.rest(name)}/api/v1/bot/", json=body,
                             headers={"Authorization": f"Token {key}"}) as resp:
         created = await resp.json(content_type=None)
         if resp.status >= 300:
             raise BenchError(f"creating the bot answered {resp.status}: {created}")
-    sink.bot_id = str(created["id"])
+    return str(created["id"])
+
+
+async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink: VideoSink, receiver_url: str,
+                count: int, warmup_s: float, window_s: float) -> dict[str, Any]:
+    """``count`` streams, dealt evenly over the emulators of the run (a bot each), then one window."""
+    sink.reset()
+    names = list(emulator.endpoints)
+    share, extra = divmod(count, len(names))
+    shares = [(name, share + (1 if n < extra else 0)) for n, name in enumerate(names)]
+    bot_ids = await asyncio.gather(*(_start_bot(emulator, session, name, receiver_url, k)
+                                     for name, k in shares if k > 0))
+    sink.bot_ids.update(bot_ids)
 
     def every_stream_delivering() -> bool:
-        return len({a.participant_id for a in sink.arrivals}) >= count and sink.offset_ms is not None
+        return len({a.stream for a in sink.arrivals}) >= count and len(sink.offsets_ms) >= len(bot_ids)
 
     try:
         await sink.wait(every_stream_delivering, timeout_s=20 + count * 0.2)
     except TimeoutError:
-        got = len({a.participant_id for a in sink.arrivals})
+        got = len({a.stream for a in sink.arrivals})
         return {"streams": count, "sustained": False, "reason": f"only {got} of {count} streams delivered frames"}
     await asyncio.sleep(warmup_s)  # warm-up before the window: connections and first encodes settle
-    before = await emulator.state(session, "recall")
+    before = [await emulator.state(session, name) for name in names]
     own0 = time.process_time()  # the load generator's (this process's) CPU, receivers included
     cpu0, wait0, t0 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
     await asyncio.sleep(window_s)  # the measurement window
     cpu1, wait1, t1 = emulator.cpu_seconds(), emulator.wait_seconds(), time.monotonic()
     own1 = time.process_time()
-    after = await emulator.state(session, "recall")
+    after = [await emulator.state(session, name) for name in names]
     window = [a for a in sink.arrivals if t0 <= a.monotonic < t1]
     lateness = [a.lateness_ms for a in window if a.lateness_ms is not None]
-    skipped = int(_pacing(after, "video").get("skipped", 0)) - int(_pacing(before, "video").get("skipped", 0))
+    skipped = sum(int(_pacing(a, "video").get("skipped", 0)) - int(_pacing(b, "video").get("skipped", 0))
+                  for a, b in zip(after, before, strict=True))
     lost = 0
-    by_stream: dict[int, list[int]] = {}
+    by_stream: dict[str, list[int]] = {}
     for a in window:
-        by_stream.setdefault(a.participant_id, []).append(a.timestamp_ms)
+        by_stream.setdefault(a.stream, []).append(a.timestamp_ms)
     for stamps in by_stream.values():
         stamps.sort()
         lost += sum(max(0, (b - a) // PERIOD_MS - 1) for a, b in itertools.pairwise(stamps))
@@ -191,9 +207,10 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
         (lost > 0, f"{lost} frames lost"),
         (len(by_stream) < count, f"{count - len(by_stream)} streams silent"),
         (frames < expected - count, f"{frames} of {round(expected)} frames delivered"),
-    ], cpu_cores)
+    ], cpu_cores / emulator.processes)
     return {
         "streams": count,
+        "processes": emulator.processes,
         "sustained": failed is None,
         **({"reason": failed} if failed else {}),
         "frames": frames,
@@ -208,42 +225,60 @@ async def _step(emulator: EmulatorProcess, session: aiohttp.ClientSession, sink:
         # Threads runnable but waiting for a core, in cores: high means the machine, not the emulator, was full.
         "runqueue_wait_cores": round((wait1 - wait0) / (t1 - t0), 3),
         "load_generator_cpu_cores": round((own1 - own0) / (t1 - t0), 3),
-        "emulator_send_lateness_p99_ms": _pacing(after, "video.send").get("lateness_p99_ms"),
+        "emulator_send_lateness_p99_ms": max((_pacing(a, "video.send").get("lateness_p99_ms") or 0.0
+                                              for a in after), default=None),
     }
 
 
-async def run(options: BenchOptions) -> dict[str, Any]:
+async def _ramp(options: BenchOptions, processes: int, sink: VideoSink, receiver_url: str) -> RampOutcome:
+    """One ramp against `up` in ``processes`` processes (a fleet of that many Recall emulators when more than one,
+    the participants dealt evenly, one bot each)."""
     plan = QUICK_RAMP if options.quick else FULL_RAMP
     warmup_s, window_s = (0.5, 1.5) if options.quick else (1.5, 5.0)
+    fleet = {"recall": processes} if processes > 1 else None
+    async with EmulatorProcess(["recall"], options.workdir, processes=processes, fleet=fleet) as emulator, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session:
+        async def probe(count: int) -> dict[str, Any]:
+            return await _step(emulator, session, sink, receiver_url, count, warmup_s, window_s)
+
+        options.progress(f"recall in {processes} process(es)")
+        outcome = await run_ramp(plan, probe, progress=options.progress)
+        for name in emulator.endpoints:
+            await emulator.control(session, name, "reset", {})
+    return outcome
+
+
+async def run(options: BenchOptions) -> dict[str, Any]:
     floor_s, floor_bytes = await asyncio.to_thread(zlib_floor_seconds, 3 if options.quick else 15)
     sink = VideoSink()
     app = web.Application()
     app.router.add_get("/{tail:.*}", sink.accept)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
+    cores = EmulatorProcess.cores()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         receiver_url = f"ws://127.0.0.1:{port}/video"
-        async with EmulatorProcess(["recall"], options.workdir) as emulator, aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=20)
-        ) as session:
-            async def probe(count: int) -> dict[str, Any]:
-                return await _step(emulator, session, sink, receiver_url, count, warmup_s, window_s)
-
-            outcome = await run_ramp(plan, probe, progress=options.progress)
-            await emulator.control(session, "recall", "reset", {})
+        one = await _ramp(options, 1, sink, receiver_url)
+        many = await _ramp(options, cores, sink, receiver_url) if cores > 1 else None
     finally:
         await runner.cleanup()
-    best = outcome.best_step("streams")
+    outcome = one if many is None or many.sustained <= one.sustained else many
+    scaling = ratio(many.sustained, one.sustained) if many and one.sustained else None
+    best = one.best_step("streams")  # the cost per frame is one process's
     cpu_per_frame = best.get("cpu_s_per_frame") if best.get("sustained") else None
+    held = outcome.best_step("streams")
     count = outcome.sustained
     return {
         "sustained_streams": count,
-        "lateness_p50_ms": best.get("lateness_p50_ms"),
-        "lateness_p99_ms": best.get("lateness_p99_ms"),
-        "lateness_max_ms": best.get("lateness_max_ms"),
+        "sustained_streams_one_process": one.sustained,
+        "processes": held.get("processes", 1),
+        "scaling_vs_one_process": scaling,
+        "lateness_p50_ms": held.get("lateness_p50_ms"),
+        "lateness_p99_ms": held.get("lateness_p99_ms"),
+        "lateness_max_ms": held.get("lateness_max_ms"),
         "cpu_s_per_frame": cpu_per_frame,
         "zlib_floor_s_per_frame": round(floor_s, 5),
         "cost_vs_zlib_floor": ratio(cpu_per_frame, floor_s),
@@ -252,7 +287,13 @@ async def run(options: BenchOptions) -> dict[str, Any]:
         # shown next to the measured count because a shared machine rarely gives the emulator a whole core.
         "projected_streams_per_core": None if not cpu_per_frame else int(1.0 / (cpu_per_frame * 1000 / PERIOD_MS)),
         **outcome.figures(),
-        "steps": outcome.steps,
-        "targets": {"sustained_streams": target(f">= {TARGET_STREAMS} streams (moonshot {MOONSHOT_STREAMS})",
-                                                count >= TARGET_STREAMS)},
+        "first_failing_step_one_process": one.first_failing,
+        "steps": [*one.steps, *(many.steps if many else [])],
+        "targets": {
+            "sustained_streams": target(f">= {TARGET_STREAMS} streams (moonshot {MOONSHOT_STREAMS})",
+                                        count >= TARGET_STREAMS),
+            "scaling_vs_one_process": target(
+                f">= {TARGET_SCALING} with {cores} processes", None if scaling is None else scaling >= TARGET_SCALING,
+                None if scaling is not None else "one core, or nothing held in one process"),
+        },
     }

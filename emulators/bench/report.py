@@ -49,20 +49,24 @@ def _svg(figure: Figure) -> str:
 
 
 def ramp_chart(name: str, result: dict[str, Any]) -> str | None:
-    """Lateness p99 and emulator CPU against load, one point per step (failed steps in red)."""
+    """Lateness p99 and emulator CPU against load, one point per step (failed steps in red), one line per process
+    count (one process, and one per core)."""
     load_key, what = RAMPS[name]
-    steps = sorted((s for s in result.get("steps", []) if load_key in s), key=lambda s: s[load_key])
+    steps = [s for s in result.get("steps", []) if load_key in s]
     if not steps:
         return None
     figure = _figure(9.0, 3.2)
     lateness, cpu = figure.subplots(1, 2)
     for axis, key, label in ((lateness, "lateness_p99_ms", "p99 lateness, ms"),
                              (cpu, "cpu_cores", "emulator CPU, cores")):
-        measured = [s for s in steps if s.get(key) is not None]
-        axis.plot([s[load_key] for s in measured], [s[key] for s in measured], color=OURS, marker="o",
-                  label="benchtwin")
-        bad = [s for s in measured if not s.get("sustained")]
-        axis.scatter([s[load_key] for s in bad], [s[key] for s in bad], color=FAILED, zorder=3, label="not sustained")
+        for processes, color in zip(sorted({s.get("processes", 1) for s in steps}), (OURS, PEER, "#2ca02c"),
+                                    strict=False):
+            measured = sorted((s for s in steps if s.get(key) is not None and s.get("processes", 1) == processes),
+                              key=lambda s: s[load_key])
+            axis.plot([s[load_key] for s in measured], [s[key] for s in measured], color=color, marker="o",
+                      label=f"{processes} process{'es' if processes > 1 else ''}")
+            bad = [s for s in measured if not s.get("sustained")]
+            axis.scatter([s[load_key] for s in bad], [s[key] for s in bad], color=FAILED, zorder=3)
         if result.get("sustained_streams"):
             axis.axvline(result["sustained_streams"], color="grey", linestyle="--", linewidth=1,
                          label=f"largest sustained: {result['sustained_streams']}")

@@ -25,8 +25,8 @@ import numpy as np
 from aiohttp import web
 
 from emulators.bench.process import BenchError, EmulatorProcess
-from emulators.bench.ramp import RampPlan, reasons, run_ramp
-from emulators.bench.stats import BenchOptions, percentile, rounded
+from emulators.bench.ramp import RampOutcome, RampPlan, reasons, run_ramp
+from emulators.bench.stats import BenchOptions, percentile, ratio, rounded
 from emulators.bench.table import target
 from emulators.kit.tls import ensure_dev_certs
 
@@ -34,8 +34,9 @@ CHUNK_S = 0.020
 LATENESS_LIMIT_MS = 10.0
 TARGET_STREAMS = 600
 MOONSHOT_STREAMS = 1000
+TARGET_SCALING = 1.7
 QUICK_RAMP = RampPlan(start=10, factor=2.0, ceiling=20, budget_s=30.0)
-FULL_RAMP = RampPlan(start=100, factor=1.5, ceiling=2000, budget_s=240.0)
+FULL_RAMP = RampPlan(start=100, factor=1.5, ceiling=2000, budget_s=150.0, resolution=0.1)
 API_ROOT = "/api/laml/2010-04-01"
 
 
@@ -199,7 +200,20 @@ async def _running_conference(session: aiohttp.ClientSession, base: str, auth: s
     raise BenchError("the signalwire emulator has no in-progress conference to stream from")
 
 
-async def _step(emulator: EmulatorProcess, sink: AudioSink, streams: StreamSet, count: int, warmup_s: float,
+class Streams:
+    """The streams of every SignalWire emulator of a run (one, or a fleet member per process), dealt evenly."""
+
+    def __init__(self, sets: list[StreamSet]) -> None:
+        self.sets = sets
+
+    async def resize(self, count: int) -> None:
+        share, extra = divmod(count, len(self.sets))
+        async with asyncio.TaskGroup() as group:
+            for n, streams in enumerate(self.sets):
+                group.create_task(streams.resize(share + (1 if n < extra else 0)))
+
+
+async def _step(emulator: EmulatorProcess, sink: AudioSink, streams: Streams, count: int, warmup_s: float,
                 window_s: float) -> dict[str, Any]:
     await streams.resize(count)
     try:
@@ -221,11 +235,12 @@ async def _step(emulator: EmulatorProcess, sink: AudioSink, streams: StreamSet, 
         (p99 is None or p99 > LATENESS_LIMIT_MS, f"p99 lateness {rounded(p99, 1)} ms > {LATENESS_LIMIT_MS:g} ms"),
         (figures["missing_chunks"] > 0, f"{figures['missing_chunks']} chunks missing"),
         (figures["messages"] < 0.98 * expected, f"{figures['messages']} of {round(expected)} chunks delivered"),
-    ], cpu_cores)
+    ], cpu_cores / emulator.processes)
     return {
         "streams": count,
         "sustained": failed is None,
         **({"reason": failed} if failed else {}),
+        "processes": emulator.processes,
         "messages_per_s": round(figures["messages"] / (t1 - t0), 1),
         "messages_expected_per_s": round(count / CHUNK_S, 1),
         "lateness_p50_ms": rounded(percentile(figures["delays_ms"], 50), 2),
@@ -239,9 +254,37 @@ async def _step(emulator: EmulatorProcess, sink: AudioSink, streams: StreamSet, 
     }
 
 
-async def run(options: BenchOptions) -> dict[str, Any]:
+async def _ramp(options: BenchOptions, processes: int, receiver_url: str, sink: AudioSink
+                ) -> tuple[RampOutcome, dict[str, Any]]:
+    """One ramp against `up` in ``processes`` processes (a fleet of that many SignalWire spaces when more than
+    one, the streams dealt evenly); the outcome and the first emulator's pacing figures."""
     plan = QUICK_RAMP if options.quick else FULL_RAMP
     warmup_s, window_s = (0.5, 1.5) if options.quick else (1.0, 4.0)
+    fleet = {"signalwire": processes} if processes > 1 else None
+    async with EmulatorProcess(["signalwire"], options.workdir, processes=processes, fleet=fleet) as emulator, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                  connector=aiohttp.TCPConnector(limit=32)) as session:
+        sets = []
+        for name in emulator.endpoints:
+            creds = emulator.credentials(name)
+            account = str(creds["project"])
+            auth = "Basic " + base64.b64encode(f"{account}:{creds['token']}".encode()).decode()
+            base = emulator.rest(name)
+            conference = await _running_conference(session, base, auth, account)
+            sets.append(StreamSet(session, base, auth, account, conference, receiver_url))
+        streams = Streams(sets)
+
+        async def probe(count: int) -> dict[str, Any]:
+            return await _step(emulator, sink, streams, count, warmup_s, window_s)
+
+        options.progress(f"signalwire in {processes} process(es)")
+        outcome = await run_ramp(plan, probe, progress=options.progress)
+        first = next(iter(emulator.endpoints))
+        state = await emulator.state(session, first)
+    return outcome, dict(state.get("pacing", {}))
+
+
+async def run(options: BenchOptions) -> dict[str, Any]:
     certs = ensure_dev_certs()
     server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ssl.load_cert_chain(str(certs.cert), str(certs.key))
@@ -250,51 +293,48 @@ async def run(options: BenchOptions) -> dict[str, Any]:
     app.router.add_get("/{tail:.*}", sink.accept)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    emulator_pacing: dict[str, Any] = {}
+    cores = EmulatorProcess.cores()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl, backlog=4096)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        async with EmulatorProcess(["signalwire"], options.workdir) as emulator, aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=30), connector=aiohttp.TCPConnector(limit=32)
-        ) as session:
-            creds = emulator.credentials("signalwire")
-            account = str(creds["project"])
-            auth = "Basic " + base64.b64encode(f"{account}:{creds['token']}".encode()).decode()
-            base = emulator.rest("signalwire")
-            conference = await _running_conference(session, base, auth, account)
-            streams = StreamSet(session, base, auth, account, conference, f"wss://127.0.0.1:{port}/audio")
-
-            async def probe(count: int) -> dict[str, Any]:
-                return await _step(emulator, sink, streams, count, warmup_s, window_s)
-
-            outcome = await run_ramp(plan, probe, progress=options.progress)
-            state = await emulator.state(session, "signalwire")
-            emulator_pacing = dict(state.get("pacing", {}))
-            await emulator.control(session, "signalwire", "reset", {})
+        receiver_url = f"wss://127.0.0.1:{port}/audio"
+        one, emulator_pacing = await _ramp(options, 1, receiver_url, sink)
+        many = (await _ramp(options, cores, receiver_url, sink))[0] if cores > 1 else None
     finally:
         await runner.cleanup()
-    best = outcome.best_step("streams")
-    count = outcome.sustained
+    best_outcome = one if many is None or many.sustained <= one.sustained else many
+    best = best_outcome.best_step("streams")
+    count = best_outcome.sustained
+    scaling = ratio(many.sustained, one.sustained) if many and one.sustained else None
     media = emulator_pacing.get("media", {})
     held = bool(best.get("sustained"))
     return {
         "sustained_streams": count,
+        "sustained_streams_one_process": one.sustained,
+        "processes": best.get("processes", 1),
+        "scaling_vs_one_process": scaling,
         "messages_per_s": best.get("messages_per_s"),
         "lateness_p50_ms": best.get("lateness_p50_ms"),
         "lateness_p99_ms": best.get("lateness_p99_ms"),
         "skipped_chunks": best.get("skipped_chunks"),
         "cpu_ms_per_stream_per_s": rounded(best["cpu_cores"] * 1000 / best["streams"]
                                            if held and "cpu_cores" in best else None, 2),
-        # What one idle core (the emulator's single event loop) would carry at the measured cost: a projection.
-        "projected_streams_per_core": int(best["streams"] / best["cpu_cores"])
+        # What one idle core would carry at the measured cost: a projection.
+        "projected_streams_per_core": int(best["streams"] / best["cpu_cores"] * best.get("processes", 1))
         if held and best.get("cpu_cores") else None,
         "emulator_send_lateness_p99_ms": media.get("lateness_p99_ms"),
         "emulator_clock_lateness_p99_ms": emulator_pacing.get("media-clock", {}).get("lateness_p99_ms"),
         "receiver_parse_errors": sink.parse_errors,
-        **outcome.figures(),
-        "steps": outcome.steps,
-        "targets": {"sustained_streams": target(
-            f">= {TARGET_STREAMS} streams at p99 <= {LATENESS_LIMIT_MS:g} ms (moonshot {MOONSHOT_STREAMS})",
-            count >= TARGET_STREAMS)},
+        **best_outcome.figures(),
+        "first_failing_step_one_process": one.first_failing,
+        "steps": [*one.steps, *(many.steps if many else [])],
+        "targets": {
+            "sustained_streams": target(
+                f">= {TARGET_STREAMS} streams at p99 <= {LATENESS_LIMIT_MS:g} ms (moonshot {MOONSHOT_STREAMS})",
+                count >= TARGET_STREAMS),
+            "scaling_vs_one_process": target(
+                f">= {TARGET_SCALING} with {cores} processes", None if scaling is None else scaling >= TARGET_SCALING,
+                None if scaling is not None else "one core, or nothing held in one process"),
+        },
     }
