@@ -10,23 +10,23 @@ import logging
 import signal
 import sys
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import yaml
 
 from emulators import __version__
 from emulators.app import emulator_entries, endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config, apply_overrides, load_config
-from emulators.dashboard.server import Dashboard
 from emulators.hil.cli import register as register_hil
 from emulators.kit.errors import FieldError
 from emulators.kit.logs import setup_logging
 from emulators.kit.memory import limit_malloc_arenas, trim_periodically
 from emulators.kit.tls import ensure_dev_certs
 from emulators.registry import DEVICES, available
+
+if TYPE_CHECKING:
+    from emulators.dashboard.server import Dashboard
 
 log = logging.getLogger("benchtwin.cli")
 
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _soak_command(sub: Any) -> None:
-    from emulators.soak.run import add_arguments
+    from emulators.soak.args import add_arguments
 
     soak = sub.add_parser("soak", help="run every emulator under mixed load and hostile clients; fail on growth")
     add_arguments(soak)
@@ -165,13 +165,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"benchtwin: {exc}", file=sys.stderr)
         return 1
-    except yaml.YAMLError as exc:
+    except Exception as exc:
+        if not _is_yaml_error(exc):
+            raise
         # A scenario or rig named by path (files in scenario_dirs are checked when the config loads).
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         print(f"benchtwin: a scenario or rig file given by path is not valid YAML: {getattr(exc, 'problem', exc)}"
               f"{where}", file=sys.stderr)
         return 2
+
+
+def _is_yaml_error(exc: BaseException) -> bool:
+    # PyYAML is imported by whatever reads YAML, not here: an error of it can only come once it was imported.
+    yaml = sys.modules.get("yaml")
+    return yaml is not None and isinstance(exc, yaml.YAMLError)
 
 
 async def _run_up(devices: list[str], config: Config, endpoints_file: str | None) -> int:
@@ -187,6 +195,8 @@ async def _run_up(devices: list[str], config: Config, endpoints_file: str | None
         await _wait_healthy(emulators)
         document = endpoints_document(emulators)
         if config.dashboard_port is not None:
+            from emulators.dashboard.server import Dashboard
+
             dashboard = Dashboard(document, host=config.host, port=config.dashboard_port,
                                   control_token=config.control_token)
             try:
@@ -304,6 +314,8 @@ def _health_command(sub: Any) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    import urllib.request
+
     try:
         text = Path(args.endpoints_file).read_text()
     except OSError as exc:
