@@ -9,11 +9,10 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from clients.g711 import alaw_to_pcm16, ulaw_to_pcm16
+if TYPE_CHECKING:
+    import numpy as np
 
 PROTOCOL_VERSION = "0.2.0"
 CHUNK_MS = 20
@@ -225,6 +224,11 @@ def parse_client_message(text: str, stream_sid: str) -> ClientMessage:
 
 def decode(payload: bytes, fmt: MediaFormat) -> np.ndarray:
     """A payload in the stream's layout back to int16 samples (a trailing odd byte of L16 is dropped)."""
+    # numpy and the G.711 tables are imported by the first payload, not by whoever only reads the formats.
+    import numpy as np
+
+    from clients.g711 import alaw_to_pcm16, ulaw_to_pcm16
+
     if fmt.encoding == "audio/x-mulaw":
         return ulaw_to_pcm16(payload)
     if fmt.bytes_per_sample == 1:

@@ -7,11 +7,8 @@ import argparse
 import json
 import logging
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from emulators import __version__
 from emulators.app import emulator_entries
@@ -101,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _soak_command(sub: Any) -> None:
-    from emulators.soak.run import add_arguments
+    from emulators.soak.args import add_arguments
 
     soak = sub.add_parser("soak", help="run every emulator under mixed load and hostile clients; fail on growth")
     add_arguments(soak)
@@ -170,13 +167,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"benchtwin: {exc}", file=sys.stderr)
         return 1
-    except yaml.YAMLError as exc:
+    except Exception as exc:
+        if not _is_yaml_error(exc):
+            raise
         # A scenario or rig named by path (files in scenario_dirs are checked when the config loads).
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         print(f"benchtwin: a scenario or rig file given by path is not valid YAML: {getattr(exc, 'problem', exc)}"
               f"{where}", file=sys.stderr)
         return 2
+
+
+def _is_yaml_error(exc: BaseException) -> bool:
+    # PyYAML is imported by whatever reads YAML, not here: an error of it can only come once it was imported.
+    yaml = sys.modules.get("yaml")
+    return yaml is not None and isinstance(exc, yaml.YAMLError)
 
 
 # ----- list, certs -----------------------------------------------------------------------------------------
@@ -239,6 +244,8 @@ def _health_command(sub: Any) -> None:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    import urllib.request
+
     try:
         text = Path(args.endpoints_file).read_text()
     except OSError as exc:

@@ -22,15 +22,17 @@ import sys
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from emulators.app import emulator_entries, endpoints_document, start_all, write_endpoints_file
 from emulators.config import Config
 from emulators.fleet import Member
-from emulators.kit.emulator import Emulator
 from emulators.kit.memory import limit_malloc_arenas, trim_periodically
+
+if TYPE_CHECKING:
+    from emulators.kit.emulator import Emulator
 
 STOP_GRACE_S = 10.0  # how long a child gets to close its emulators after SIGTERM
 READY_TIMEOUT_S = 120.0  # how long a child may take to start its emulators (hundreds of fleet members)

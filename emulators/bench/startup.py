@@ -18,7 +18,7 @@ from emulators.bench.stats import BenchOptions
 from emulators.bench.table import target
 from emulators.registry import available
 
-TARGET_S = 2.0
+TARGET_S = 0.4
 
 
 async def _healthy(session: aiohttp.ClientSession, url: str) -> bool:

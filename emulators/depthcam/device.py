@@ -1,21 +1,22 @@
-"""The Robopipe depth camera emulator's wiring: settings and the rig -> backend + service + API -> an Emulator."""
+"""The Robopipe depth camera emulator's wiring: settings and the rig -> backend + service + API -> an Emulator.
+
+The registry imports this module to read the settings, so the backend, service and API are imported only when an
+emulator is built.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from aiohttp import web
-
-from emulators.depthcam.api import RobopipeApi
 from emulators.depthcam.hardware import DeviceSpec, device_from_config, oak_d
-from emulators.depthcam.model import DepthcamBackend
-from emulators.depthcam.service import DepthcamService
 from emulators.depthcam.settings import DepthcamSettings
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.resources import shelf
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 RIG_DIR = shelf("depthcam")  # packaged rigs + the scenario_dirs setting's depthcam/ folders
 
@@ -32,6 +33,8 @@ def load_rig(rig: Any) -> list[DeviceSpec]:
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in RIG_DIR.glob("*.yaml"))) or "none"
             raise FieldError("depthcam.rig", f"no rig file {rig!r}; give a YAML path or one of: {known}")
+        import yaml
+
         entries = (yaml.safe_load(path.read_text()) or {}).get("devices")
     if not isinstance(entries, list) or not entries:
         raise FieldError("depthcam.rig", "must list at least one device: [{model: OAK-D|OAK-D-LR|OAK-1, mxid: ...}]")
@@ -74,6 +77,10 @@ class DepthCamEmulator(Emulator):
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        from emulators.depthcam.api import RobopipeApi
+        from emulators.depthcam.model import DepthcamBackend
+        from emulators.depthcam.service import DepthcamService
+
         config: DepthcamSettings = self.settings
         self.backend = DepthcamBackend(
             load_rig(config.rig),

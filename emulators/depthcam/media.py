@@ -15,11 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
-
-import av
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from emulators.depthcam import scene
 from emulators.depthcam.camera import Camera
@@ -31,6 +27,10 @@ from emulators.kit.memory import release_native_memory
 from emulators.kit.pacer import LatenessStats, Pacer
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.kit.tasks import TaskOwner
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 # ----- frames ---------------------------------------------------------------------------------------------
 
@@ -135,6 +135,8 @@ _PYAV_STILL = {
 
 def encode_still(image: np.ndarray, fmt: str) -> bytes:
     """One image file in ``fmt`` (a name from hardware.STILL_FORMATS, lower case)."""
+    import av
+
     if fmt == "jpeg":
         return JpegEncoder(quality=75).encode(image)
     if fmt == "png":
@@ -161,6 +163,8 @@ class UnwritableImage(Exception):
 
 def save_still(image: np.ndarray, fmt: str) -> bytes:
     """The picture saved by Pillow under the format name as sent, as main does: grey stays one channel."""
+    from PIL import Image
+
     buffer = io.BytesIO()
     picture = Image.fromarray(image, "L" if image.ndim == 2 else "RGB")
     try:
@@ -242,6 +246,8 @@ class Fmp4Encoder:
 
     def __init__(self, width: int, height: int, fps: float) -> None:
         # 4:2:0 needs even sizes: an odd size is cropped by one pixel.
+        import av
+
         self.width, self.height = width - width % 2, height - height % 2
         self.fps = fps
         rate = Fraction(fps).limit_denominator(1001)
@@ -270,6 +276,9 @@ class Fmp4Encoder:
             return self._encode(image, pts)
 
     def _encode(self, image: np.ndarray, pts: int) -> list[bytes]:
+        import av
+        import numpy as np
+
         if image.shape[0] != self.height or image.shape[1] != self.width:
             image = image[: self.height, : self.width]
         if image.ndim == 2:
@@ -450,6 +459,8 @@ def detection_message(
     camera: Camera, stream: str, capture_ms: int, frame_index: int, network_kind: str, seed: int
 ) -> dict[str, Any]:
     """One NN result for the frame at ``capture_ms``: the scene's boxes as the network would see them."""
+    import numpy as np
+
     rng = np.random.default_rng([seed, stamp_stream_id(camera, stream), frame_index])
     if network_kind == "Generic":
         return {"detections": [round(float(v), 6) for v in rng.random(16)]}
@@ -485,6 +496,8 @@ def detection_message(
 
 def _face_depth_mm(depth: np.ndarray, view: scene.View, obj: scene.SceneObject, t: float) -> float:
     """Median valid depth in a small window at the centre of a box's front face (0 when none is valid)."""
+    import numpy as np
+
     u, v = view.project(obj.x_centre, scene.FLOOR_Y - obj.height / 2, obj.z_at(t))
     col, row = int(u), int(v)
     if not (0 <= col < view.width and 0 <= row < view.height):

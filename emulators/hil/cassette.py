@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import mimetypes
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -25,6 +24,8 @@ FORMAT_VERSION = 1
 
 
 def benchtwin_version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("benchtwin")
     except metadata.PackageNotFoundError:

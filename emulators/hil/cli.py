@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emulators.hil.cassette import Cassette, Manifest, iso_time
 from emulators.hil.match import MATCHERS, parse_matchers
 from emulators.hil.redact import Redactor
@@ -98,7 +96,12 @@ def _pairs(items: list[str], option: str, *, yaml_values: bool = False) -> dict[
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise FieldError(option, f"{item!r} must be KEY=VALUE")
-        out[key] = yaml.safe_load(value) if yaml_values else value
+        if yaml_values:
+            import yaml
+
+            out[key] = yaml.safe_load(value)
+        else:
+            out[key] = value
     return out
 
 

@@ -14,10 +14,12 @@ import zlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
-import numpy as np
+if TYPE_CHECKING:
+    import av
+    import numpy as np
+
 
 __all__ = [
     "AacEncoder",
@@ -48,6 +50,8 @@ class EncodedPacket:
 
 def _check_image(image: np.ndarray, *, width: int | None = None, height: int | None = None) -> str:
     """Validate an RGB or grey uint8 image; returns the PyAV pixel format name for it."""
+    import numpy as np
+
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
     if image.ndim == 3 and image.shape[2] == 3:
@@ -90,6 +94,8 @@ class JpegEncoder:
         self._size: tuple[int, int] | None = None
 
     def _open(self, width: int, height: int) -> av.VideoCodecContext:
+        import av
+
         context = av.CodecContext.create("mjpeg", "w")
         context.width = width
         context.height = height
@@ -103,6 +109,8 @@ class JpegEncoder:
 
     def encode(self, image: np.ndarray) -> bytes:
         """One JPEG file (SOI..EOI) for an RGB or grey uint8 image; any size, odd sizes included."""
+        import av
+
         fmt = _check_image(image)
         size = (image.shape[1], image.shape[0])
         if self._context is None or self._size != size:
@@ -193,6 +201,8 @@ class PngEncoder:
         byte-identical to the previous frame of that key reuse their compressed form: only changed bands
         are compressed again. The file is a valid PNG either way; the cache is checked by content.
         """
+        import numpy as np
+
         if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"image must be a uint8 or uint16 numpy array, got {getattr(image, 'dtype', image)}")
         if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
@@ -297,6 +307,8 @@ class H264Encoder:
         *,
         time_base: Fraction | None = None,
     ) -> None:
+        import av
+
         for name, value, low in (("width", width, 16), ("height", height, 16), ("fps", fps, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -355,6 +367,8 @@ class H264Encoder:
 
     def encode(self, image: np.ndarray, pts: int) -> list[EncodedPacket]:
         """Encode one RGB or grey frame with presentation time `pts` (in `time_base` units)."""
+        import av
+
         fmt = _check_image(image, width=self.width, height=self.height)
         frame = av.VideoFrame.from_ndarray(image, format=fmt)
         frame.pts = pts
@@ -386,6 +400,9 @@ class AacEncoder:
     """
 
     def __init__(self, sample_rate: int, bitrate: int, channels: int = 1) -> None:
+        import av
+        import numpy as np
+
         if sample_rate not in _AAC_SAMPLE_RATES:
             raise ValueError(f"sample_rate must be one of {', '.join(map(str, _AAC_SAMPLE_RATES))}; got {sample_rate}")
         if channels not in (1, 2):
@@ -412,6 +429,8 @@ class AacEncoder:
 
     def encode(self, samples: np.ndarray) -> list[EncodedPacket]:
         """Feed int16 samples (n, or n x channels interleaved); returns every AAC frame now complete."""
+        import numpy as np
+
         samples = np.asarray(samples)
         if samples.dtype != np.int16:
             raise ValueError(f"samples must be int16, got {samples.dtype}")
@@ -431,6 +450,8 @@ class AacEncoder:
 
     def flush(self) -> list[EncodedPacket]:
         """Encode what is buffered (zero-padded to a whole frame) and drain the encoder."""
+        import numpy as np
+
         packets: list[EncodedPacket] = []
         if self._pending.shape[1]:
             chunk = np.zeros((self.channels, AAC_FRAME_SAMPLES), dtype=np.float32)
@@ -441,6 +462,8 @@ class AacEncoder:
         return packets
 
     def _encode_chunk(self, chunk: np.ndarray) -> list[EncodedPacket]:
+        import av
+
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._context.layout.name)
         frame.sample_rate = self.sample_rate
         frame.pts = self._next_pts

@@ -81,7 +81,7 @@ class Emulator:
         # Dev TLS: HTTPS listeners use the dev server certificate; outbound TLS trusts the dev CA + system store.
         self.certs = certs
         self.server_ssl: ssl.SSLContext | None = server_ssl_context(certs) if certs else None
-        self.client_ssl: ssl.SSLContext = client_ssl_context(certs.ca if certs else None)
+        self._client_ssl: ssl.SSLContext | None = None  # made at first use: see client_ssl
         # Built once where the configuration is read; every outbound sender is given this one.
         self.egress = egress
         # Set for shared lab machines: every /_emulator/ route but health then needs it as a Bearer token.
@@ -103,6 +103,18 @@ class Emulator:
         # Per listening socket (None: a share of the open-files limit) and per connection; tests lower them.
         self.max_connections: int | None = None
         self.idle_timeout_s = IDLE_TIMEOUT_S
+
+    @property
+    def client_ssl(self) -> ssl.SSLContext:
+        """Outbound TLS: the system store, the dev CA. Made when a sender first needs it (loading the system store
+        takes tens of milliseconds, and most starts send nothing over TLS)."""
+        if self._client_ssl is None:
+            self._client_ssl = client_ssl_context(self.certs.ca if self.certs else None)
+        return self._client_ssl
+
+    @client_ssl.setter
+    def client_ssl(self, context: ssl.SSLContext) -> None:
+        self._client_ssl = context
 
     # ----- settings -------------------------------------------------------------------------------------
     @classmethod

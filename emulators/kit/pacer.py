@@ -10,8 +10,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass
@@ -19,19 +21,22 @@ class LatenessStats:
     """Lateness of each tick (seconds after its deadline), over a bounded window of recent ticks.
 
     The window is one preallocated array used as a ring: a long run's memory stays flat from the first tick
-    (a deque of Python floats grew by ~300 KB per stream until it filled, which a soak reads as a leak).
+    (a deque of Python floats grew by ~300 KB per stream until it filled, which a soak reads as a leak). It is
+    allocated at the first tick, so numpy is imported by the first stream, not when an emulator starts.
     """
 
     window: int = 10_000
     ticks: int = 0
     skipped: int = 0
     max_s: float = 0.0
-    _ring: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    _ring: np.ndarray | None = field(default=None, repr=False)
     _filled: int = 0
     _next: int = 0  # where the next value goes
 
     def record(self, lateness_s: float) -> None:
-        if self._ring.size != self.window:
+        if self._ring is None or self._ring.size != self.window:
+            import numpy as np
+
             self._ring = np.zeros(self.window)
         self._ring[self._next] = lateness_s
         self._next = (self._next + 1) % self.window
@@ -40,8 +45,10 @@ class LatenessStats:
         self.max_s = max(self.max_s, lateness_s)
 
     def percentile_ms(self, q: float) -> float:
-        if not self._filled:
+        if not self._filled or self._ring is None:
             return 0.0
+        import numpy as np
+
         return float(np.percentile(self._ring[: self._filled], q)) * 1000.0
 
     def merge(self, other: LatenessStats) -> None:
@@ -55,8 +62,12 @@ class LatenessStats:
 
     def samples(self) -> list[float]:
         """The recent lateness values, oldest first."""
+        if self._ring is None:
+            return []
         if self._filled < self.window:
             return [float(v) for v in self._ring[: self._filled]]
+        import numpy as np
+
         start = self._next
         return [float(v) for v in np.concatenate((self._ring[start:], self._ring[:start]))]
 

@@ -10,18 +10,15 @@ under a preview is read from the frame itself. A stream that has offered nothing
 
 from __future__ import annotations
 
-import io
-import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from clients.stamp import StampError, read_stamp
+if TYPE_CHECKING:
+    import numpy as np
 
 PREVIEW_MAX_SIDE = 320
 STALE_S = 5.0
@@ -125,13 +122,17 @@ class PreviewHub:
             if entry.frame is None:  # nobody was watching when it was offered: the next frame will be kept
                 return entry.cached if entry.cached[0] else None
             if entry.cached_serial != entry.serial:
+                from emulators.kit.preview_render import as_rgb, decoded, read_frame_stamp, shrunk, small_jpeg
+
                 serial, frame = entry.serial, entry.frame
                 try:
-                    image = _decoded(frame)
+                    image = decoded(frame)
                 except (OSError, ValueError):  # a frame a corrupt fault damaged: keep showing the last good one
                     return entry.cached if entry.cached[0] else None
-                stamp = _stamp(stream, image, entry.offered)  # read from the full-size pixels (top-left cells)
-                entry.cached = (_small_jpeg(_as_rgb(_shrunk(image))), stamp, (int(image.shape[1]), int(image.shape[0])))
+                # The stamp is read from the full-size pixels (top-left cells).
+                stamp = read_frame_stamp(stream, image, entry.offered)
+                small = small_jpeg(as_rgb(shrunk(image, PREVIEW_MAX_SIDE)))
+                entry.cached = (small, stamp, (int(image.shape[1]), int(image.shape[0])))
                 entry.cached_serial = serial
                 self.encodes += 1
             return entry.cached
@@ -139,15 +140,9 @@ class PreviewHub:
     def _level(self, entry: _Audio) -> dict[str, Any]:
         if not entry.chunks:
             return {"level_dbfs": -120.0, "peak_dbfs": -120.0, "waveform": [0.0] * WAVEFORM_POINTS}
-        decode = entry.decode
-        chunks = [decode(c) if decode is not None else np.asarray(c) for c in list(entry.chunks)]
-        pcm = np.concatenate(chunks).astype(np.float64) / 32768.0
-        rms = float(np.sqrt(np.mean(pcm * pcm))) if pcm.size else 0.0
-        peak = float(np.abs(pcm).max()) if pcm.size else 0.0
-        points = np.array_split(pcm, WAVEFORM_POINTS) if pcm.size >= WAVEFORM_POINTS else [pcm]
-        # Each point is the signed sample of largest magnitude in its slice: the envelope a meter draws.
-        wave = [float(p[np.argmax(np.abs(p))]) if p.size else 0.0 for p in points]
-        return {"level_dbfs": _dbfs(rms), "peak_dbfs": _dbfs(peak), "waveform": [round(w, 3) for w in wave]}
+        from emulators.kit.preview_render import audio_level
+
+        return audio_level(list(entry.chunks), entry.decode, WAVEFORM_POINTS)
 
     def _drop_stale(self, now: float) -> None:
         # Snapshots of the items: senders in other threads may add streams meanwhile.
@@ -157,57 +152,7 @@ class PreviewHub:
             self._audio.pop(name, None)
 
 
-def _dbfs(value: float) -> float:
-    return round(20 * math.log10(value), 1) if value > 1e-6 else -120.0
-
-
 def _quote(name: str) -> str:
     from urllib.parse import quote
 
     return quote(name, safe="")
-
-
-def _decoded(frame: Any) -> np.ndarray:
-    """The frame as an array: a JPEG is decoded, an array is used as it is."""
-    if isinstance(frame, bytes | bytearray | memoryview):
-        from PIL import Image
-
-        with Image.open(io.BytesIO(bytes(frame))) as image:
-            return np.asarray(image.convert("RGB"))
-    return np.asarray(frame)
-
-
-def _shrunk(array: np.ndarray) -> np.ndarray:
-    """Every k-th pixel, so the longest side is at most the preview's (a view: no filter, no resampling; a preview
-    a few frames a second costs about a millisecond)."""
-    step = max(1, -(-max(array.shape[:2]) // PREVIEW_MAX_SIDE))
-    return array[::step, ::step]
-
-
-def _as_rgb(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 2:
-        if array.dtype != np.uint8:  # depth (uint16 millimetres): scaled to 8 bits for a look
-            top = float(array.max()) or 1.0
-            array = (array.astype(np.float32) * (255.0 / top)).astype(np.uint8)
-        return np.repeat(array[:, :, None], 3, axis=2)
-    return array[:, :, :3]
-
-
-def _stamp(stream: str, image: np.ndarray, offered: float) -> dict[str, Any] | None:
-    try:
-        stamp = read_stamp(image)
-    except (StampError, ValueError, IndexError):
-        return None
-    # Lateness: when the frame was offered (sent) minus when its stamp says it was captured, in wall time.
-    sent_ms = (time.time() - (time.monotonic() - offered)) * 1000.0
-    return {"stream": stream, "stream_id": stamp.stream_id, "index": stamp.frame_index,
-            "lateness_ms": round(sent_ms - stamp.capture_time_ms, 1)}
-
-
-def _small_jpeg(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    picture = Image.fromarray(np.ascontiguousarray(image))
-    out = io.BytesIO()
-    picture.save(out, format="JPEG", quality=70)
-    return out.getvalue()

@@ -2,6 +2,9 @@
 
 SignalWire only streams to wss://, and its SDK only speaks https, so users need a CA their own
 receivers and the emulators both trust. ``benchtwin certs`` creates it; nothing leaves this machine.
+
+Every start checks that the certificate is still valid; that check reads the expiry from the certificate's DER
+itself, so ``cryptography`` is imported only when the files are created (or cannot be read that way).
 """
 
 from __future__ import annotations
@@ -13,11 +16,6 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_NAME = "benchtwin local dev CA"
 
@@ -47,6 +45,16 @@ def ensure_dev_certs(directory: Path | str | None = None) -> DevCerts:
     certs = DevCerts(ca=folder / "ca.pem", cert=folder / "server.pem", key=folder / "server-key.pem")
     if all(p.exists() for p in (certs.ca, certs.cert, certs.key)) and _valid_for_a_day(certs.cert):
         return certs
+    _create(folder, certs)
+    return certs
+
+
+def _create(folder: Path, certs: DevCerts) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     folder.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -99,7 +107,6 @@ def ensure_dev_certs(directory: Path | str | None = None) -> DevCerts:
         ),
         0o600,
     )
-    return certs
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -112,10 +119,64 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 def _valid_for_a_day(path: Path) -> bool:
     try:
-        cert = x509.load_pem_x509_certificate(path.read_bytes())
-    except (ValueError, OSError):
+        pem = path.read_bytes()
+    except OSError:
         return False
-    return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    try:
+        not_after = _der_not_after(ssl.PEM_cert_to_DER_cert(pem.decode("ascii")))
+    except (ValueError, IndexError):  # not one plain PEM certificate: let cryptography judge it
+        from cryptography import x509
+
+        try:
+            not_after = x509.load_pem_x509_certificate(pem).not_valid_after_utc
+        except ValueError:
+            return False
+    return not_after > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+
+
+def _der_element(der: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, start of the content, end of the content) of the DER element at ``pos``."""
+    tag, length = der[pos], der[pos + 1]
+    pos += 2
+    if length & 0x80:
+        size = length & 0x7F
+        if not 1 <= size <= 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(der[pos : pos + size], "big")
+        pos += size
+    if pos + length > len(der):
+        raise ValueError("truncated DER element")
+    return tag, pos, pos + length
+
+
+def _der_not_after(der: bytes) -> dt.datetime:
+    """The notAfter of an X.509 certificate (RFC 5280 §4.1: the fifth element of the TBSCertificate, after an
+    optional version), in UTC."""
+    tag, start, end = _der_element(der, 0)
+    if tag != 0x30 or end != len(der):
+        raise ValueError("not one DER certificate")
+    tag, pos, _ = _der_element(der, start)  # tbsCertificate
+    if tag != 0x30:
+        raise ValueError("no TBSCertificate")
+    if der[pos] == 0xA0:  # [0] version
+        pos = _der_element(der, pos)[2]
+    for _ in range(3):  # serialNumber, signature, issuer
+        pos = _der_element(der, pos)[2]
+    tag, pos, _ = _der_element(der, pos)  # validity
+    if tag != 0x30:
+        raise ValueError("no validity")
+    pos = _der_element(der, pos)[2]  # notBefore
+    tag, start, end = _der_element(der, pos)
+    text = der[start:end].decode("ascii")
+    if tag == 0x17:  # UTCTime, YYMMDDHHMMSSZ: years 50-99 are 19xx (RFC 5280 §4.1.2.5.1)
+        when = dt.datetime.strptime(text, "%y%m%d%H%M%SZ")
+        if when.year >= 2050:
+            when = when.replace(year=when.year - 100)
+    elif tag == 0x18:  # GeneralizedTime, YYYYMMDDHHMMSSZ
+        when = dt.datetime.strptime(text, "%Y%m%d%H%M%SZ")
+    else:
+        raise ValueError("notAfter is not a time")
+    return when.replace(tzinfo=dt.UTC)
 
 
 def server_ssl_context(certs: DevCerts) -> ssl.SSLContext:

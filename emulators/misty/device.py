@@ -1,21 +1,22 @@
 """The Misty II emulator, wired: settings -> backend (model.py) + service (service.py) + REST API (api.py).
 
 The robot's rules live in the backend, its orchestration in the service; this module only connects them to a
-kit ``Emulator`` (REST, video WebSocket, AV streams and pubsub on one device).
+kit ``Emulator`` (REST, video WebSocket, AV streams and pubsub on one device). The registry imports this module
+to read the settings, so the backend, service and API are imported only when an emulator is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.settings import DeviceSettings, setting
-from emulators.misty.api import MistyApi
-from emulators.misty.model import MistyBackend
-from emulators.misty.service import MistyService
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from emulators.misty.model import MistyBackend
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class MistyEmulator(Emulator):
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        from emulators.misty.api import MistyApi
+        from emulators.misty.service import MistyService
+
         self.settings: MistySettings
         self.service = MistyService(
             self,
@@ -79,6 +83,8 @@ class MistyEmulator(Emulator):
         return {"serial_number": f"{base}-{index + 1:03d}"}
 
     def _backend(self, seed: int) -> MistyBackend:
+        from emulators.misty.model import MistyBackend
+
         return MistyBackend(
             single_viewer=self.settings.single_viewer,
             camera_enable_flaky=self.settings.camera_enable_flaky,

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import av
-import numpy as np
+from typing import TYPE_CHECKING
 
 from emulators.kit.codecs import AacEncoder, EncodedPacket, H264Encoder, JpegEncoder
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.misty.model import AvRequest, PictureRequest, VideoParams
 from emulators.misty.scene import NATIVE_HEIGHT, NATIVE_WIDTH, MistyScene, WebSocketView, resize_axes, rotate_clockwise
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 PICTURE_QUALITY = 90
 
@@ -75,6 +77,8 @@ class AvTone:
 
     def samples_through(self, frame_index: int) -> np.ndarray:
         """Every sample not yet generated up to the end of `frame_index` (catches up after skipped ticks)."""
+        import numpy as np
+
         end = self.frame_end(frame_index)
         n = np.arange(self.position, max(self.position, end), dtype=np.int64)
         self.position = max(self.position, end)
@@ -109,6 +113,9 @@ class AvProducer:
 
     def render(self, frame_index: int, capture_time_ms: int) -> np.ndarray:
         """The stamped WxH RGB frame; the content stays rotated 90° CCW as the sensor sees it."""
+        import av
+        import numpy as np
+
         native = self.scene.native_frame(frame_index / self.params.frame_rate)
         # A flat synthetic scene needs no better filter; the stamp is painted after scaling, pixel-exact.
         width, height = self.params.width, self.params.height

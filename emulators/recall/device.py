@@ -1,20 +1,20 @@
-"""RecallEmulator: wiring only. RecallSettings -> RecallBackend + RecallService + BotsApi -> a kit Emulator."""
+"""RecallEmulator: wiring only. RecallSettings -> RecallBackend + RecallService + BotsApi -> a kit Emulator.
+
+The registry imports this module to read the settings, so the backend, service and API are imported only when an
+emulator is built.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from emulators.kit.emulator import Emulator
-from emulators.recall.api import BotsApi
-from emulators.recall.create_request import CreateRules
-from emulators.recall.media import BotMediaSettings
-from emulators.recall.meeting import Scenario, load_scenarios
-from emulators.recall.model import LifecycleRules, RecallBackend, ServiceRules
-from emulators.recall.service import RecallService, ServiceSettings
 from emulators.recall.settings import DEV_API_KEY, RecallSettings
-from emulators.recall.signing import secret_key
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from emulators.recall.meeting import Scenario
 
 __all__ = ["DEV_API_KEY", "EMULATOR", "RecallEmulator"]
 
@@ -27,6 +27,13 @@ class RecallEmulator(Emulator):
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        from emulators.recall.create_request import CreateRules
+        from emulators.recall.media import BotMediaSettings
+        from emulators.recall.meeting import load_scenarios
+        from emulators.recall.model import LifecycleRules, RecallBackend, ServiceRules
+        from emulators.recall.service import RecallService, ServiceSettings
+        from emulators.recall.signing import secret_key
+
         s: RecallSettings = self.settings
         secret_key(s.webhook_signing_secret)  # a malformed secret fails at start, not at the first webhook
         self.backend = RecallBackend(
@@ -74,6 +81,8 @@ class RecallEmulator(Emulator):
         self.scenario_controls.update(self._controls())
 
     def add_routes(self, app: web.Application) -> None:
+        from emulators.recall.api import BotsApi
+
         BotsApi(self.service, self.backend, self.clock).add_routes(app)
 
     async def on_start(self) -> None:
@@ -83,6 +92,8 @@ class RecallEmulator(Emulator):
         await self.service.stop()
 
     async def on_reset(self, seed: int) -> None:
+        from emulators.recall.meeting import load_scenarios
+
         self.backend.reset(seed, load_scenarios(seed=seed))
 
     def credentials(self) -> dict[str, Any]:

@@ -10,13 +10,15 @@ import hmac
 import io
 from dataclasses import dataclass, field
 from fractions import Fraction
-
-import av
-import numpy as np
+from typing import TYPE_CHECKING
 
 from clients import recall_wire as wire
 from emulators.recall.mix import EMPTY_SCENE, AudioMixer, MixScene, SceneVoices, compose_mix
 from emulators.recall.tiles import TileRenderer
+
+if TYPE_CHECKING:
+    pass
+
 
 # Small on purpose: the file proves what the bot saw and heard, it is not a benchmark of the encoder.
 WIDTH, HEIGHT, FPS = 320, 180, 5
@@ -47,6 +49,9 @@ class Tape:
 
 def encode_mp4(tape: Tape, wall0: float) -> bytes:
     """The recording as MP4: the speaker view at FPS with the mixed tones, stamped with capture times."""
+    import av
+    import numpy as np
+
     duration = min(tape.duration_s or 0.0, MAX_SECONDS)
     frames = max(1, round(duration * FPS))
     out = io.BytesIO()

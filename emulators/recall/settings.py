@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emulators.kit.settings import DeviceSettings, setting
-from emulators.recall.tiles import VIDEO_DIMENSIONS
 
 DEV_API_KEY = "recall-dev-key"
 # A Svix-format workspace secret (whsec_ + base64 key bytes) for dev runs; printed by `benchtwin up`.
 DEV_WEBHOOK_SIGNING_SECRET = "whsec_YmVuY2h0d2luLXJlY2FsbC1kZXYtc2VjcmV0"
+# Frame sizes per profile (dossier Q4): participant, participant while a screenshare is on, screenshare.
+VIDEO_DIMENSIONS: dict[str, dict[str, tuple[int, int]]] = {
+    "seed": {"webcam": (1280, 720), "webcam_while_sharing": (256, 144), "screenshare": (1024, 576)},
+    "v1.11": {"webcam": (480, 360), "webcam_while_sharing": (480, 360), "screenshare": (1280, 720)},
+    "sample": {"webcam": (640, 360), "webcam_while_sharing": (640, 360), "screenshare": (1280, 720)},
+}
 PROFILES = tuple(VIDEO_DIMENSIONS)
 
 

@@ -16,15 +16,9 @@ import numpy as np
 from emulators.kit import synth
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp, stamp_cell_size
 from emulators.recall.meeting import Meeting, ScenarioParticipant
+from emulators.recall.settings import VIDEO_DIMENSIONS
 
 VIDEO_PERIOD_S = 0.5  # 2 fps, every generation
-# Frame sizes per profile (dossier Q4): participant, participant while a screenshare is on, screenshare.
-VIDEO_DIMENSIONS: dict[str, dict[str, tuple[int, int]]] = {
-    "seed": {"webcam": (1280, 720), "webcam_while_sharing": (256, 144), "screenshare": (1024, 576)},
-    "v1.11": {"webcam": (480, 360), "webcam_while_sharing": (480, 360), "screenshare": (1280, 720)},
-    "sample": {"webcam": (640, 360), "webcam_while_sharing": (640, 360), "screenshare": (1280, 720)},
-}
-
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,6 @@ class TileRenderer:
             synth.draw_rect_outline(frame, 0, 0, w, h, (60, 220, 90), thickness=max(2, h // 90))
         stamp = FrameStamp(spec.kind, spec.participant_id & 0xFFFF, frame_index & 0xFFFFFFFF, capture_ms)
         return paint_stamp(frame, stamp)
-
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,24 @@
-"""The SignalWire emulator's wiring: settings -> backend + service + API + controls -> a kit Emulator."""
+"""The SignalWire emulator's wiring: settings -> backend + service + API + controls -> a kit Emulator.
+
+The registry imports this module to read the settings, so the backend, service and API are imported only when an
+emulator is built.
+"""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
-from typing import Any
-
-import yaml
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.resources import shelf
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
-from emulators.signalwire.api import ConferenceApi
-from emulators.signalwire.controls import ConferenceControls
-from emulators.signalwire.dialout import OverrideResolver
-from emulators.signalwire.model import API_ROOT, SignalWireBackend
-from emulators.signalwire.service import ConferenceService
 from emulators.signalwire.settings import SignalWireSettings
+
+if TYPE_CHECKING:
+    import ssl
+
+    from aiohttp import web
 
 SCENARIO_DIR = shelf("signalwire")  # packaged scenarios + the scenario_dirs setting's signalwire/ folders
 
@@ -33,11 +33,16 @@ class SignalWireEmulator(Emulator):
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        from emulators.signalwire.controls import ConferenceControls
+        from emulators.signalwire.dialout import OverrideResolver
+        from emulators.signalwire.model import SignalWireBackend
+        from emulators.signalwire.service import ConferenceService
+
         if self.certs is None:
             # The SDK only speaks https, so this emulator always has a certificate.
             self.certs = ensure_dev_certs()
             self.server_ssl = server_ssl_context(self.certs)
-            self.client_ssl = client_ssl_context(self.certs.ca)
+            self.client_ssl = client_ssl_context(self.certs.ca)  # the kit's would not know these certs
         s = self.settings
         self.backend = SignalWireBackend(
             strict_stream_sid=s.strict_stream_sid,
@@ -50,10 +55,12 @@ class SignalWireEmulator(Emulator):
         )
         self.service = ConferenceService(
             self.backend, s, clock=self.clock, events=self.events, tasks=self.tasks, egress=self.egress,
-            verdict=self.stream_verdict, outbound_ssl=self._outbound_ssl(),
+            verdict=self.stream_verdict, outbound_ssl=self._outbound_ssl,
             resolver=OverrideResolver(dict(s.resolve), self.egress), pacing=self.pacing_stats, seed=self.seed,
             previews=self.previews,
         )
+        if s.ca_bundle and not s.tls_insecure:
+            self._outbound_ssl()  # a bundle that cannot be read fails the start, not the first stream
         self.service.load(self._scenario(), self.seed)
         self.scenario_controls.update(ConferenceControls(self.service).controls())
 
@@ -67,9 +74,12 @@ class SignalWireEmulator(Emulator):
         return path
 
     def _scenario(self) -> dict[str, Any]:
+        import yaml
+
         return yaml.safe_load(self._scenario_path().read_text()) or {}
 
     def _outbound_ssl(self) -> ssl.SSLContext | bool:
+        """Made when first asked (the contexts are shared, so asking again is cheap)."""
         if self.settings.tls_insecure:
             return False
         if self.settings.ca_bundle:
@@ -78,6 +88,8 @@ class SignalWireEmulator(Emulator):
 
     # ----- kit hooks ----------------------------------------------------------------------------------------
     def add_routes(self, app: web.Application) -> None:
+        from emulators.signalwire.api import ConferenceApi
+
         ConferenceApi(self.backend, self.service, self.clock).add_routes(app)
 
     def extra_listeners(self) -> dict[str, tuple[int, bool]]:
@@ -86,6 +98,8 @@ class SignalWireEmulator(Emulator):
     def extra_endpoints(self) -> dict[str, str]:
         if "rest_tls" not in self.ports:
             return {}
+        from emulators.signalwire.model import API_ROOT
+
         return {"compat_api": f"{self.url('rest_tls')}{API_ROOT}"}
 
     def credentials(self) -> dict[str, Any]:

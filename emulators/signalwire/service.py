@@ -71,7 +71,7 @@ class ConferenceService:
         tasks: TaskOwner,
         egress: EgressPolicy,
         verdict: StreamVerdicts,
-        outbound_ssl: ssl.SSLContext | bool,
+        outbound_ssl: Callable[[], ssl.SSLContext | bool],
         resolver: OverrideResolver,
         pacing: Callable[[str], LatenessStats],
         seed: int,
@@ -85,7 +85,7 @@ class ConferenceService:
         self.tasks = tasks
         self.egress = egress
         self.verdict = verdict
-        self.outbound_ssl = outbound_ssl
+        self._outbound_ssl = outbound_ssl  # asked at each connection: the context is made at the first
         self.resolver = resolver
         self.pacing = pacing
         self.seed = seed
@@ -96,6 +96,11 @@ class ConferenceService:
         self.conference_sessions: dict[str, set[str]] = {}
         self.audio: dict[str, ConferenceAudio] = {}
         self.watches: dict[str, _ConferenceWatch] = {}
+
+    @property
+    def outbound_ssl(self) -> ssl.SSLContext | bool:
+        """TLS for status callbacks and media streams (False: not verified)."""
+        return self._outbound_ssl()
 
     # ----- life of the emulator ------------------------------------------------------------------------------
     def load(self, scenario: dict[str, Any], seed: int) -> None:

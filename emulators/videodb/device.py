@@ -1,24 +1,19 @@
 """The VideoDB RTStream emulator's wiring: settings -> backend, data directory, ingest pipeline, alert webhooks,
-service and REST API -> the kit ``Emulator``.
+service and REST API -> the kit ``Emulator``. The registry imports this module to read the settings, so the
+backend, pipeline, service and API are imported only when an emulator is built.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import RetryPolicy
 from emulators.kit.resources import shelf
-from emulators.videodb.api import VideoDBApi, WireOptions
-from emulators.videodb.model import AccountRules, VideoDBBackend
-from emulators.videodb.persistence import DataDirectory
-from emulators.videodb.pipeline import IngestPipeline, PullTimings
-from emulators.videodb.service import RTStreamService
 from emulators.videodb.settings import VideoDBSettings
-from emulators.videodb.webhooks import AlertWebhooks
-from emulators.videodb.ws import CollectionSockets
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 SCENARIO_DIR = shelf("videodb")  # packaged scenarios + the scenario_dirs setting's videodb/ folders
 
@@ -31,6 +26,14 @@ class VideoDBEmulator(Emulator):
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
+        from emulators.videodb.api import VideoDBApi, WireOptions
+        from emulators.videodb.model import AccountRules, VideoDBBackend
+        from emulators.videodb.persistence import DataDirectory
+        from emulators.videodb.pipeline import IngestPipeline, PullTimings
+        from emulators.videodb.service import RTStreamService
+        from emulators.videodb.webhooks import AlertWebhooks
+        from emulators.videodb.ws import CollectionSockets
+
         s: VideoDBSettings = self.settings
         rules = AccountRules(
             error_after_s=s.error_after_s,
@@ -47,7 +50,7 @@ class VideoDBEmulator(Emulator):
             events=self.events,
             retry=RetryPolicy(interval_s=s.webhook_retry_interval_s, max_attempts=s.webhook_attempts),
             times_as_seconds=s.webhook_times_as_seconds,
-            client_ssl=self.client_ssl,
+            client_ssl=lambda: self.client_ssl,
         )
         pipeline = IngestPipeline(
             self.backend,

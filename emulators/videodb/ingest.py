@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import av
-import numpy as np
-
 from emulators.kit.clock import Clock
 from emulators.kit.faults import Abort, Close, Send, Skip, StreamVerdict, corrupt_payload
 from emulators.videodb.indexing import FrameSample, analyse_frame, rms_frames, spectral_flux
 from emulators.videodb.records import Segment
 from emulators.videodb.rtsp_guard import RedirectGuard
+
+if TYPE_CHECKING:
+    import av
+    import numpy as np
+
 
 if TYPE_CHECKING:  # the worker process never needs the HTTP client the outbound module imports
     from emulators.kit.outbound import EgressPolicy
@@ -281,6 +283,8 @@ class SegmentWriter:
     _templates: dict[int, Any] = field(default_factory=dict)
 
     def write(self, packet: av.Packet, t: float, templates: dict[int, Any], cut_index: int) -> None:
+        import av
+
         index = packet.stream.index
         is_cut_stream = index == cut_index
         if self._out is None:
@@ -306,6 +310,8 @@ class SegmentWriter:
 
     def write_audio_frame(self, frame: Any, t: float, media_s: float) -> None:
         """Encode one decoded audio frame to AAC into the current segment (transcoding sources only)."""
+        import av
+
         if self.transcode_rate is None:
             return
         if self.audio_cuts:
@@ -327,6 +333,8 @@ class SegmentWriter:
             log.debug("audio transcode skipped a frame: %s", exc)
 
     def _open(self, templates: dict[int, Any], t: float) -> None:
+        import av
+
         folder = self.directory / f"rec-{self.recording}"
         folder.mkdir(parents=True, exist_ok=True)
         self._path = folder / f"{self.sequence}.ts"
@@ -340,6 +348,8 @@ class SegmentWriter:
         self._last = t
 
     def _finish(self, end: float | None) -> None:
+        import av
+
         if self._out is None or self._path is None:
             return
         try:
@@ -417,6 +427,8 @@ class SourcePull:
     """One pull session of one RTStream, inside its worker process."""
 
     def __init__(self, config: IngestConfig, outbox: Any, inbox: Inbox, stop: Any, clock: Clock) -> None:
+        import numpy as np
+
         self.config = config
         self._outbox = outbox
         self._inbox = inbox
@@ -450,6 +462,8 @@ class SourcePull:
             self._post(PullCounters(self.packets, self.connections, self.decode_errors))
 
     def run(self) -> None:
+        import av
+
         cfg = self.config
         backoff = cfg.reconnect_initial_s
         attempt = 0
@@ -520,6 +534,9 @@ class SourcePull:
         )
 
     def _pump(self, container: Any) -> None:
+        import av
+        import numpy as np
+
         cfg = self.config
         video = next((s for s in container.streams if s.type == "video"), None)
         audio = next((s for s in container.streams if s.type == "audio"), None)
@@ -590,6 +607,8 @@ class SourcePull:
 
     def _handle(self, packet: Any, media_s: float, timing: CaptureTiming, m: _Media) -> None:
         """Sample, decode and record one packet at its capture time."""
+        import numpy as np
+
         cfg = self.config
         t = timing.wall(media_s)
         index = packet.stream.index
@@ -638,6 +657,8 @@ class SourcePull:
             self._writer.write(packet, t, m.templates, m.cut_index)
 
     def _decode(self, packet: Any) -> list[Any]:
+        import av
+
         try:
             return list(packet.decode())
         except (av.FFmpegError, ValueError):
@@ -645,6 +666,8 @@ class SourcePull:
             return []
 
     def _corrupted(self, packet: Any) -> Any:
+        import av
+
         damaged = av.Packet(corrupt_payload(bytes(packet)))
         damaged.pts = packet.pts
         damaged.dts = packet.dts

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-import av
-import numpy as np
+from typing import TYPE_CHECKING
 
 from emulators.videodb.indexing import SpeechSegment, VoiceActivity, rms_frames, spectral_flux
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 log = logging.getLogger("benchtwin.videodb")
 RATE = 16_000
@@ -34,6 +36,9 @@ def speech_in(files: list[tuple[Path, float]]) -> list[SpeechSegment]:
 
 def _mono(path: Path) -> np.ndarray:
     """A segment's audio as 16 kHz mono floats (empty when it has none or cannot be read)."""
+    import av
+    import numpy as np
+
     chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:

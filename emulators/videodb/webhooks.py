@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -27,23 +28,20 @@ class AlertWebhooks:
         events: EventLog,
         retry: RetryPolicy,
         times_as_seconds: bool,
-        client_ssl: ssl.SSLContext | None,
+        client_ssl: Callable[[], ssl.SSLContext | None],
     ) -> None:
         self.egress = egress
         self.events = events
         self.retry = retry
         self.times_as_seconds = times_as_seconds
-        self.client_ssl = client_ssl
+        self.client_ssl = client_ssl  # asked at the first webhook, not at start-up
         self._session: aiohttp.ClientSession | None = None
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
 
     def open(self, tasks: TaskOwner) -> None:
         self._session = self.egress.client_session()  # checks every request and hop, connects to what it checked
         self._queue = asyncio.Queue()
-        sender = WebhookSender(
-            self._session, retry=self.retry, egress=self.egress, events=self.events, ssl=self.client_ssl
-        )
-        tasks.spawn(self._deliver_all(sender), name="webhooks")
+        tasks.spawn(self._deliver_all(self._session), name="webhooks")
 
     async def close(self) -> None:
         if self._session is not None:
@@ -59,9 +57,14 @@ class AlertWebhooks:
         """Queue any other callback (a capture session's ``capture_session.*`` messages)."""
         self._queue.put_nowait((url, body))
 
-    async def _deliver_all(self, sender: WebhookSender) -> None:
+    async def _deliver_all(self, session: aiohttp.ClientSession) -> None:
+        sender: WebhookSender | None = None
         while True:
             url, body = await self._queue.get()
+            if sender is None:  # at the first webhook: the TLS context is made then
+                sender = WebhookSender(
+                    session, retry=self.retry, egress=self.egress, events=self.events, ssl=self.client_ssl()
+                )
             try:
                 await sender.deliver(url, json=body)
             except OutboundFailed as exc:

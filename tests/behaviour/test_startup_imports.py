@@ -1,0 +1,71 @@
+"""`benchtwin up` imports what the emulators it starts need, and heavy libraries only at their first use.
+
+Each check runs in a fresh interpreter and reads ``sys.modules``; nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography import x509
+
+from emulators.kit.tls import _der_not_after, ensure_dev_certs
+
+# Libraries no emulator needs until a stream, a scrape, a preview or a request body asks for them.
+LAZY = ("av", "PIL", "prometheus_client", "cryptography", "jsonschema", "schemathesis")
+
+
+def modules_after(code: str) -> set[str]:
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_importing_the_cli_loads_no_device_and_no_heavy_library() -> None:
+    loaded = modules_after("import emulators.cli")
+    assert not top_level(loaded) & {*LAZY, "numpy", "faker", "pydantic"}
+    assert not {m for m in loaded if m.startswith("emulators.") and m.endswith((".api", ".service", ".model"))}
+    assert not {m for m in loaded if m.startswith(("emulators.soak.", "emulators.dashboard.", "emulators.bench."))}
+
+
+def test_starting_only_misty_loads_no_other_device_and_no_media_library(tmp_path: Path) -> None:
+    ensure_dev_certs(tmp_path)  # made here: creating certificates is the one start-up use of cryptography
+    code = f"""
+import asyncio
+from emulators.app import start_all
+from emulators.config import Config, apply_overrides
+
+async def main():
+    config = apply_overrides(Config(), {{"certs_dir": {str(tmp_path)!r}, "misty": {{"port": 0}}}})
+    emulators = await start_all(["misty"], config)
+    for emulator in emulators:
+        await emulator.aclose()
+
+asyncio.run(main())
+"""
+    loaded = modules_after(code)
+    assert "emulators.misty.api" in loaded
+    assert not top_level(loaded) & {*LAZY, "faker", "pydantic"}
+    # Their device and settings modules are read for the config; their API, service and media are not loaded.
+    others = [f"emulators.{d}.{part}" for d in ("recall", "videodb", "depthcam", "signalwire")
+              for part in ("api", "service", "media")]
+    assert not loaded & set(others)
+
+
+def test_the_certificate_expiry_read_from_der_is_what_cryptography_reads(tmp_path: Path) -> None:
+    certs = ensure_dev_certs(tmp_path)
+    for path in (certs.ca, certs.cert):
+        pem = path.read_text()
+        expected = x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc
+        assert _der_not_after(ssl.PEM_cert_to_DER_cert(pem)) == expected
+        assert expected.tzinfo is not None and expected > dt.datetime.now(dt.UTC)
