@@ -245,7 +245,7 @@ class EmulatorProcess:
                 raise BenchError(f"benchtwin up was not ready within {timeout_s:.0f} s")
             await asyncio.sleep(0.005)
         self.ready_after_s = time.monotonic() - self.started_at
-        self.cpu_at_ready_s = total_cpu_seconds(self.proc.pid)
+        self.cpu_at_ready_s = sum(_alive(total_cpu_seconds, p) for p in process_tree(self.proc.pid))
         self.endpoints = emulator_entries(json.loads(self.endpoints_path.read_text()))
         return self
 
