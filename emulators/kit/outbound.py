@@ -184,7 +184,10 @@ class EgressPolicy:
 
     # ----- sessions that cannot step outside the policy --------------------------------------------------
     def connector(self, **kwargs: Any) -> aiohttp.TCPConnector:
-        """A connector that resolves through the policy and connects to the addresses it checked."""
+        """A connector that resolves through the policy and connects to the addresses it checked. No cap on
+        connections unless asked (aiohttp's default of 100 would hold a bot's 101st media WebSocket back for as
+        long as the first hundred stay open, which no real service does)."""
+        kwargs.setdefault("limit", 0)
         return aiohttp.TCPConnector(resolver=PolicyResolver(self), use_dns_cache=False, **kwargs)
 
     def trace_config(self) -> aiohttp.TraceConfig:

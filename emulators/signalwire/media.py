@@ -117,7 +117,11 @@ class StreamSession:
         self.stop_reason: str | None = None  # "api", "conference", "shutdown", "client closed"
         self._stop = asyncio.Event()
         self._conference_started = asyncio.Event()
-        self._watchdog: asyncio.Timeout | None = None
+        # The backlog watchdog: the media clock calls check_backlog every tick; a send blocked past the limit
+        # (the receiver stopped reading) is cancelled. No timer per chunk: a send that returns costs nothing here.
+        self._in_send = False
+        self._blocked = False
+        self._task: asyncio.Task[object] | None = None
 
     # --- control from the service ---
     def conference_started(self) -> None:
@@ -178,6 +182,8 @@ class StreamSession:
         assert ws is not None
         clock = self.clock
         clock.listen()
+        self._task = asyncio.current_task()
+        clock.watch(self)
         try:
             self.last_tick = max(clock.tick, clock.current_index())
             while not self._stop.is_set():
@@ -196,6 +202,7 @@ class StreamSession:
                     if end is not None:
                         return end
         finally:
+            clock.unwatch(self)
             clock.unlisten()
         if self.stop_reason == "client closed":
             self.events.record("client.disconnected", stream=self.stream.sid, code=ws.close_code)
@@ -208,31 +215,32 @@ class StreamSession:
         return StreamEnd(self.stop_reason or "api")
 
     async def _send_due_watched(self, newest: int) -> StreamEnd | None:
-        """``_send_due`` under a watchdog: a write that blocks (the receiver stopped reading, its TCP window is
-        shut) until the stream is more than the backlog limit behind ends the stream like any other backlog."""
+        """``_send_due`` under the backlog watchdog: a write that blocks (the receiver stopped reading, its TCP
+        window is shut) until the stream is more than the backlog limit behind ends the stream like any other
+        backlog."""
+        self._in_send = True
         try:
-            async with asyncio.timeout(None) as watchdog:
-                self._watchdog = watchdog
-                self._rearm_watchdog()
-                return await self._send_due(newest)
-        except TimeoutError:
-            if self._watchdog is None or not self._watchdog.expired():
+            return await self._send_due(newest)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._blocked or task is None:
                 raise
+            task.uncancel()  # the watchdog's own cancellation, taken back: the stream ends normally
             # The receiver's window has been shut for the whole backlog: it would not take a close frame either.
             self.events.record("stream.backlog", stream=self.stream.sid, blocked_writing=True,
                                sent_media=self.sent_media)
             self._abort_socket(reset=True)  # an RST frees the kernel's buffers at once instead of lingering
             return StreamEnd("backlog", "general_error")
         finally:
-            self._watchdog = None
+            self._in_send = False
 
-    def _rearm_watchdog(self) -> None:
-        """Due when the oldest chunk still owed is more than the backlog limit late."""
-        if self._watchdog is None or self.last_tick is None:
-            return
-        late_at = self.clock.deadline(self.last_tick + 1) + BACKLOG_LIMIT_S
-        loop = asyncio.get_running_loop()
-        self._watchdog.reschedule(loop.time() + max(0.0, late_at - self.clock.monotonic()))
+    def check_backlog(self, now: float) -> None:
+        """Every clock tick: a send still blocked when the oldest chunk owed is more than the backlog limit late is
+        cancelled (and the stream ends, see ``_send_due_watched``)."""
+        if (self._in_send and not self._blocked and self.last_tick is not None and self._task is not None
+                and now > self.clock.deadline(self.last_tick + 1) + BACKLOG_LIMIT_S):
+            self._blocked = True
+            self._task.cancel()
 
     async def _send_due(self, newest: int) -> StreamEnd | None:
         """Send every chunk owed up to tick ``newest``; a StreamEnd result ends the stream."""
@@ -257,8 +265,7 @@ class StreamSession:
                     # stall ends, its rule is deleted, or the stream stops), and the owed chunks follow as a burst.
                     await self._send_media(payloads)
                     self.last_tick = tick
-                    if self._watchdog is not None:
-                        self._watchdog.reschedule(None)  # the emulator's own pause; the backlog is judged after it
+                    self._in_send = False  # the emulator's own pause; the backlog is judged after it
                     await first_completed(stall.wait(), self._stop.wait())
                     return None
                 case Close(code=code, reason=reason):
@@ -268,7 +275,6 @@ class StreamSession:
                     self._abort_socket()  # the TCP connection vanishes without a close frame
                     return StreamEnd("fault disconnect", "general_error")
             self.last_tick = tick
-            self._rearm_watchdog()
             self.stats.record(max(0.0, self.monotonic() - self.clock.deadline(tick)))
             if self.pending_dtmf:
                 pending, self.pending_dtmf = self.pending_dtmf, []

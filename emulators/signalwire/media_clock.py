@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 from clients.signalwire_media import CHUNK_MS
 from emulators.kit.pacer import LatenessStats, Pacer
+
+
+class BacklogWatched(Protocol):
+    def check_backlog(self, now: float) -> None: ...
 
 
 class MediaClock:
@@ -28,6 +33,7 @@ class MediaClock:
         self._ticked = asyncio.Event()
         self._listeners = 0
         self._wanted = asyncio.Event()
+        self._watched: set[BacklogWatched] = set()
 
     def current_index(self) -> int:
         """The index of the tick whose deadline most recently passed."""
@@ -42,6 +48,13 @@ class MediaClock:
 
     def unlisten(self) -> None:
         self._listeners = max(0, self._listeners - 1)
+
+    def watch(self, sender: BacklogWatched) -> None:
+        """``sender.check_backlog(now)`` every tick, until ``unwatch``."""
+        self._watched.add(sender)
+
+    def unwatch(self, sender: BacklogWatched) -> None:
+        self._watched.discard(sender)
 
     def wake(self) -> None:
         """Wake every waiting stream now (a stop request should not wait for the next tick)."""
@@ -64,6 +77,10 @@ class MediaClock:
                 self.tick = first + tick.index
                 self.on_tick(self.tick)
                 self.wake()
+                if self._watched:
+                    now = self.monotonic()
+                    for sender in list(self._watched):
+                        sender.check_backlog(now)
                 if self._listeners == 0:
                     self._wanted.clear()
                     break

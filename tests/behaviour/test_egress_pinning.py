@@ -71,3 +71,43 @@ async def test_a_url_whose_name_resolves_to_the_metadata_address_is_never_pinned
     policy = EgressPolicy(DEFAULT_ALLOWED, lookup=ScriptedDns(METADATA))
     with pytest.raises(EgressRefused, match="egress allowlist"):
         await policy.pinned_url("rtmp://push.test/live/key")
+
+
+async def test_the_policy_session_holds_more_than_a_hundred_media_websockets_at_once() -> None:
+    """A gallery-view bot opens one WebSocket per participant and keeps them all open: the 101st must connect
+    while the first hundred stay open (aiohttp's default connector would hold it back)."""
+    import asyncio
+
+    from aiohttp import web
+
+    opened = 0
+    all_open = asyncio.Event()
+
+    async def accept(request: web.Request) -> web.WebSocketResponse:
+        nonlocal opened
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        opened += 1
+        if opened == 120:
+            all_open.set()
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/media", accept)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    session = EgressPolicy(DEFAULT_ALLOWED).client_session()
+    try:
+        sockets = await asyncio.wait_for(
+            asyncio.gather(*(session.ws_connect(f"http://127.0.0.1:{port}/media") for _ in range(120))), 10)
+        await asyncio.wait_for(all_open.wait(), 10)
+        assert len(sockets) == 120
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    finally:
+        await session.close()
+        await runner.cleanup()
