@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from clients.stamp import StreamKind, read_stamp
 from emulators.bench import table
@@ -90,6 +93,17 @@ def test_fleet_ramps_misty_and_depthcam_fleets_in_one_and_in_several_processes(t
             if "lateness_p99_ms" in step:
                 number(step["lateness_p99_ms"], -1, 60_000)
     assert "fleet members" in (tmp_path / "bench.html").read_text()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk, the REST scenario's load generator (apt)")
+def test_rest_reports_requests_per_second_and_p99_of_each_operation_without_prism(tmp_path: Path) -> None:
+    result = run_quick("rest", tmp_path)
+    assert set(result["operations"]) == {"list_streams", "get_control", "post_control"}
+    for figures in result["operations"].values():
+        number(figures["rps"], 1, 10_000_000)
+        number(figures["p99_ms"], 0, 60_000)
+        assert figures["non_2xx"] == 0
+    assert result["rps_ratio_vs_prism"] is None and any("Prism not measured" in n for n in result["notes"])
 
 
 def test_misty_rtsp_reports_stamp_latency_of_pyav_clients_without_peers(tmp_path: Path) -> None:
