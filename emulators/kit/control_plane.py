@@ -17,6 +17,7 @@ from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.faults import FaultBook, RuleLimitReached
 from emulators.kit.http import Handler, field_error, method_not_allowed, query_int, read_json_object
+from emulators.kit.memory import native_heap_in_use
 from emulators.kit.metrics import METRICS_PATH
 from emulators.kit.pacer import LatenessStats
 from emulators.kit.preview import PreviewHub
@@ -143,6 +144,8 @@ class ControlPlane:
                 "uptime_s": round(time.monotonic() - (emu.started_at or time.monotonic()), 3),
                 "endpoints": emu.endpoints(),
                 "tasks": emu.tasks.live,
+                # The whole process's C heap in use (every emulator of the process reports the same figure).
+                "native_heap_bytes": native_heap_in_use(),
                 "workers": emu.workers.as_list(),
                 "streams": sorted(emu.live_streams()),
                 "faults": len(emu.faults),

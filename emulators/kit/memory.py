@@ -28,6 +28,37 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        function = ctypes.CDLL(name).mallinfo2  # glibc 2.33 and newer
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    function.argtypes = []
+    info: Callable[[], _MallInfo2] = function
+    return info
+
+
+def native_heap_in_use() -> int | None:
+    """Bytes the C allocator has handed out and not had back, in every arena plus mmapped blocks (glibc
+    ``mallinfo2``: ``uordblks + hblkhd``); None where the C library cannot say. Unlike RSS it does not move when
+    freed pages are kept or returned, so it tells a leak from the allocator's own swings."""
+    info = _mallinfo2()
+    if info is None:
+        return None
+    figures = info()
+    return int(figures.uordblks + figures.hblkhd)
+
+
 def trim_native_heap() -> bool:
     """Return free heap pages to the system (blocking, milliseconds: call it in a thread); False where the C
     library cannot."""

@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", help="comma-separated devices (default: every available one)")
     p.add_argument("--max-rss-slope", type=float, default=DEFAULT_LIMITS["rss_mb"],
                    help="RSS growth allowed after warm-up, MB/min (default 0.1)")
+    p.add_argument("--max-heap-slope", type=float, default=DEFAULT_LIMITS["heap_mb"],
+                   help="growth of the C heap in use (glibc mallinfo2) allowed after warm-up, MB/min (default 0.1)")
     p.add_argument("--idle-connections", type=int, default=20,
                    help="idle and half-sent connections per emulator in each hostile burst (default 20)")
     p.add_argument("--json", dest="json_path", help="write the samples and the verdict to this file")

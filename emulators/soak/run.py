@@ -17,12 +17,14 @@ from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst, rtsp_host
 from emulators.soak.samples import DEFAULT_LIMITS, Sample, as_rows, process_figures, verdict
 
 
-async def _tasks(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> int:
-    total = 0
+async def _tasks_and_heap(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> tuple[int, float]:
+    """Owned tasks summed over every emulator, and the process's C heap in use in MB (one figure per process)."""
+    total, heap = 0, 0.0
     for device in emulator.endpoints:
         state = await emulator.state(session, device)
         total += int(state.get("tasks", 0))
-    return total
+        heap = float(state.get("native_heap_bytes") or 0) / 1024**2
+    return total, heap
 
 
 async def soak(args: argparse.Namespace) -> list[Sample]:
@@ -40,7 +42,8 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                 probe.start()
                 print(f"soak: {', '.join(sorted(emulator.endpoints))} in pid {emulator.pid}; load: "
                       f"{'; '.join(load.started) or 'control-plane polling only'}", flush=True)
-                print(f"{'t_s':>7} {'rss_mb':>8} {'fds':>5} {'threads':>7} {'tasks':>6} {'health_ms':>9}", flush=True)
+                print(f"{'t_s':>7} {'rss_mb':>8} {'heap_mb':>8} {'fds':>5} {'threads':>7} {'tasks':>6} "
+                      f"{'health_ms':>9}", flush=True)
                 started = time.monotonic()
                 deadline = started + args.minutes * 60.0
                 next_sample = started + args.sample_seconds
@@ -51,11 +54,13 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                     await asyncio.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling period
                     rss_mb, fds, threads = process_figures(emulator.pid)
                     worst_ms, healthy = probe.take()
-                    sample = Sample(round(time.monotonic() - started, 1), round(rss_mb, 2), fds, threads,
-                                    await _tasks(emulator, session), round(worst_ms, 1), healthy)
+                    tasks, heap_mb = await _tasks_and_heap(emulator, session)
+                    sample = Sample(round(time.monotonic() - started, 1), round(rss_mb, 2), fds, threads, tasks,
+                                    round(worst_ms, 1), healthy, round(heap_mb, 2))
                     samples.append(sample)
-                    print(f"{sample.t_s:7.1f} {sample.rss_mb:8.2f} {sample.fds:5d} {sample.threads:7d} "
-                          f"{sample.tasks:6d} {sample.lateness_ms:9.1f}{'' if healthy else '  HEALTH MISSED'}",
+                    print(f"{sample.t_s:7.1f} {sample.rss_mb:8.2f} {sample.heap_mb:8.2f} {sample.fds:5d} "
+                          f"{sample.threads:7d} {sample.tasks:6d} {sample.lateness_ms:9.1f}"
+                          f"{'' if healthy else '  HEALTH MISSED'}",
                           flush=True)
                     next_sample += args.sample_seconds
                 print(f"received: {sum(v.messages for v in load.viewers)} video messages by the viewers, "
@@ -71,7 +76,8 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
 
 def main(args: argparse.Namespace) -> int:
     samples = asyncio.run(soak(args))
-    result = verdict(samples, args.warmup_samples, {**DEFAULT_LIMITS, "rss_mb": args.max_rss_slope})
+    result = verdict(samples, args.warmup_samples,
+                     {**DEFAULT_LIMITS, "rss_mb": args.max_rss_slope, "heap_mb": args.max_heap_slope})
     slopes = ", ".join(f"{k} {v:+.3f}/min" for k, v in result["slopes_per_min"].items())
     print(f"slopes after {result['after_warmup']} samples: {slopes}; "
           f"worst health answer {result['lateness_ms_max']} ms")

@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Growth allowed per minute after warm-up (the target for RSS is a flat slope within 0.1 MB/min).
-DEFAULT_LIMITS = {"rss_mb": 0.1, "fds": 1.0, "threads": 0.5, "tasks": 1.0}
+# heap_mb is the C heap in use (glibc mallinfo2), which, unlike RSS, does not swing as freed pages are kept or
+# returned: a leak shows in both, the allocator's own steps only in RSS.
+DEFAULT_LIMITS = {"rss_mb": 0.1, "heap_mb": 0.1, "fds": 1.0, "threads": 0.5, "tasks": 1.0}
 # Below these total changes over the run a slope is noise, whatever its value (short runs have few samples).
-NOISE = {"rss_mb": 1.0, "fds": 8, "threads": 2, "tasks": 8}
+NOISE = {"rss_mb": 1.0, "heap_mb": 1.0, "fds": 8, "threads": 2, "tasks": 8}
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Sample:
     fds: int
     threads: int
     tasks: int  # owned tasks summed over every emulator's control plane
+    heap_mb: float  # the process's C heap in use (mallinfo2), 0 where the C library cannot say
     lateness_ms: float  # the worst health answer (loop lateness as a client sees it) since the last sample
     health_ok: bool  # every emulator answered health within 1 s
 

@@ -19,7 +19,7 @@ def test_a_short_soak_of_every_emulator_with_hostile_bursts_shows_no_growth(tmp_
     # several MB, so the short run checks descriptors, threads, tasks and health strictly and RSS loosely.
     done = subprocess.run(
         [*SOAK, "--minutes", "0.5", "--sample-seconds", "5", "--warmup-samples", "1", "--max-rss-slope", "30",
-         "--json", str(report)],
+         "--max-heap-slope", "30", "--json", str(report)],
         capture_output=True, text=True, timeout=140,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -31,6 +31,7 @@ def test_a_short_soak_of_every_emulator_with_hostile_bursts_shows_no_growth(tmp_
     assert all(s["health_ok"] for s in result["samples"])
     first, last = result["samples"][1], result["samples"][-1]
     assert last["fds"] <= first["fds"] + 8 and last["threads"] <= first["threads"] + 2
+    assert all(s["heap_mb"] > 1 for s in result["samples"])  # the C heap in use, read from the control plane
 
 
 def test_the_slope_is_per_minute_and_zero_for_a_flat_series() -> None:
@@ -39,7 +40,8 @@ def test_the_slope_is_per_minute_and_zero_for_a_flat_series() -> None:
 
 
 def _series(metric: str, values: list[float]) -> list[Sample]:
-    base = {"rss_mb": 100.0, "fds": 30, "threads": 10, "tasks": 12, "lateness_ms": 3.0, "health_ok": True}
+    base = {"rss_mb": 100.0, "fds": 30, "threads": 10, "tasks": 12, "lateness_ms": 3.0, "health_ok": True,
+            "heap_mb": 40.0}
     return [Sample(t_s=30.0 * i, **{**base, metric: v}) for i, v in enumerate(values)]
 
 
@@ -55,3 +57,8 @@ def test_a_missed_health_answer_fails_the_verdict() -> None:
     samples[2].health_ok = False
     result = verdict(samples, 1, DEFAULT_LIMITS)
     assert not result["ok"] and "health" in result["growth"][0]
+
+
+def test_a_native_heap_leak_fails_the_verdict_while_rss_stays_flat() -> None:
+    leaking = verdict(_series("heap_mb", [40, 41, 42, 43, 44, 45]), 1, DEFAULT_LIMITS)
+    assert not leaking["ok"] and leaking["growth"][0].startswith("heap_mb grew")
