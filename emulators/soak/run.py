@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
+from emulators.bench import process
 from emulators.bench.process import EmulatorProcess
 from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst, rtsp_hostile
 from emulators.soak.samples import DEFAULT_LIMITS, Sample, as_rows, process_figures, verdict
@@ -55,8 +58,9 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                     rss_mb, fds, threads = process_figures(emulator.pid)
                     worst_ms, healthy = probe.take()
                     tasks, heap_mb = await _tasks_and_heap(emulator, session)
-                    sample = Sample(round(time.monotonic() - started, 1), round(rss_mb, 2), fds, threads, tasks,
-                                    round(worst_ms, 1), healthy, round(heap_mb, 2))
+                    sample = Sample(t_s=round(time.monotonic() - started, 1), rss_mb=round(rss_mb, 2), fds=fds,
+                                    threads=threads, tasks=tasks, heap_mb=round(heap_mb, 2),
+                                    lateness_ms=round(worst_ms, 1), health_ok=healthy)
                     samples.append(sample)
                     print(f"{sample.t_s:7.1f} {sample.rss_mb:8.2f} {sample.heap_mb:8.2f} {sample.fds:5d} "
                           f"{sample.threads:7d} {sample.tasks:6d} {sample.lateness_ms:9.1f}"
@@ -74,8 +78,21 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
     return samples
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
-    samples = asyncio.run(soak(args))
+    # SIGTERM ends a soak like Ctrl-C, so the emulator process it started is stopped, never left behind.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        samples = asyncio.run(soak(args))
+    except KeyboardInterrupt:
+        print("benchtwin soak: interrupted; the emulator process was stopped", file=sys.stderr)
+        return 130
+    finally:
+        process.stop_all()
+        signal.signal(signal.SIGTERM, previous)
     result = verdict(samples, args.warmup_samples,
                      {**DEFAULT_LIMITS, "rss_mb": args.max_rss_slope, "heap_mb": args.max_heap_slope})
     slopes = ", ".join(f"{k} {v:+.3f}/min" for k, v in result["slopes_per_min"].items())

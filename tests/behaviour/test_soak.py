@@ -32,6 +32,7 @@ def test_a_short_soak_of_every_emulator_with_hostile_bursts_shows_no_growth(tmp_
     first, last = result["samples"][1], result["samples"][-1]
     assert last["fds"] <= first["fds"] + 8 and last["threads"] <= first["threads"] + 2
     assert all(s["heap_mb"] > 1 for s in result["samples"])  # the C heap in use, read from the control plane
+    assert all(isinstance(s["health_ok"], bool) for s in result["samples"])
 
 
 def test_the_slope_is_per_minute_and_zero_for_a_flat_series() -> None:
@@ -62,3 +63,26 @@ def test_a_missed_health_answer_fails_the_verdict() -> None:
 def test_a_native_heap_leak_fails_the_verdict_while_rss_stays_flat() -> None:
     leaking = verdict(_series("heap_mb", [40, 41, 42, 43, 44, 45]), 1, DEFAULT_LIMITS)
     assert not leaking["ok"] and leaking["growth"][0].startswith("heap_mb grew")
+
+
+def test_a_soak_stopped_with_sigterm_stops_its_emulator_process(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    soak = subprocess.Popen([*SOAK, "--minutes", "5", "--sample-seconds", "5", "--only", "recall"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert soak.stdout is not None
+    first = soak.stdout.readline()  # "soak: recall in pid N; load: ..." once the emulator answers
+    emulator_pid = int(first.split(" in pid ")[1].split(";")[0])
+    soak.send_signal(signal.SIGTERM)
+    _, err = soak.communicate(timeout=60)
+    assert soak.returncode == 130 and "interrupted" in err
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(emulator_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)  # polling a process another process ends
+    raise AssertionError(f"the soak's emulator process {emulator_pid} outlived it")
