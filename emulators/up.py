@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import json
 import multiprocessing
 import os
 import signal
@@ -329,8 +328,3 @@ def _stop_children(children: list[Any]) -> None:
         if child.is_alive():
             child.kill()
             child.join()
-
-
-def members_json(members: list[Member]) -> str:
-    """The members as a line of JSON (for logs and tests)."""
-    return json.dumps([m.name for m in members])

@@ -8,7 +8,6 @@ import asyncio
 import importlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -69,12 +68,11 @@ def main(argv: list[str]) -> int:
         print("benchtwin bench: name a scenario or 'all'", file=sys.stderr)
         return 2
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    # SIGTERM ends a run like Ctrl-C, so the finally below still stops every child.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     results: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     try:
-        with tempfile.TemporaryDirectory(prefix="benchtwin-bench-") as tmp:
+        # SIGTERM ends a run like Ctrl-C; either way every child is stopped.
+        with process.children_stopped(), tempfile.TemporaryDirectory(prefix="benchtwin-bench-") as tmp:
             for name in names:
                 options = BenchOptions(quick=args.quick, workdir=Path(tmp), peers_dir=peers_dir,
                                        use_peers=not args.no_peers)
@@ -85,9 +83,6 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("benchtwin bench: interrupted; every child process was stopped", file=sys.stderr)
         return 130
-    finally:
-        process.stop_all()
-        signal.signal(signal.SIGTERM, previous)
     print(table.render(results))
     print(f"{len(results)} scenario(s) in {time.monotonic() - started:.1f} s", file=sys.stderr)
     failed = [n for n, r in results.items() if "error" in r]
@@ -118,10 +113,6 @@ def _report_from(source: Path, out: Path) -> int:
         return 1
     print(f"benchtwin bench: report written to {out}", file=sys.stderr)
     return 0
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _run_one(name: str, options: BenchOptions) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,22 @@ def stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
 def stop_all() -> None:
     for proc in list(_children.values()):
         stop(proc, timeout_s=2.0)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def children_stopped() -> Iterator[None]:
+    """While the block runs, SIGTERM ends it like Ctrl-C (KeyboardInterrupt); whatever ends it, every child this
+    process spawned is stopped, so a bench or soak that is stopped never leaves an emulator running."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        stop_all()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cpu_seconds(pid: int) -> float:

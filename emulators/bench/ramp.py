@@ -133,3 +133,23 @@ def reasons(checks: list[tuple[bool, str]], cpu_cores: float | None = None) -> s
     if cpu_cores is not None and cpu_cores >= SATURATED_CORES:
         failed.append(f"emulator CPU {cpu_cores:.2f} cores: its event loop was saturated")
     return "; ".join(failed)
+
+
+TARGET_SCALING = 1.7  # the issue's target for N processes against one, on 2 cores
+
+
+def scaling(one: RampOutcome, many: RampOutcome | None) -> float | None:
+    """Largest sustained load with one process per core over the one with a single process; None when there is
+    one core, or nothing held in one process."""
+    if many is None or not one.sustained:
+        return None
+    return round(many.sustained / one.sustained, 3)
+
+
+def scaling_target(value: float | None, processes: int) -> dict[str, Any]:
+    """The scaling target as the table and the JSON show it."""
+    from emulators.bench.table import target
+
+    return target(f">= {TARGET_SCALING} with {processes} processes",
+                  None if value is None else value >= TARGET_SCALING,
+                  None if value is not None else "one core, or nothing held in one process")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -78,21 +77,13 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
     return samples
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: argparse.Namespace) -> int:
-    # SIGTERM ends a soak like Ctrl-C, so the emulator process it started is stopped, never left behind.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        samples = asyncio.run(soak(args))
+        with process.children_stopped():  # SIGTERM too: the emulator process is never left behind
+            samples = asyncio.run(soak(args))
     except KeyboardInterrupt:
         print("benchtwin soak: interrupted; the emulator process was stopped", file=sys.stderr)
         return 130
-    finally:
-        process.stop_all()
-        signal.signal(signal.SIGTERM, previous)
     result = verdict(samples, args.warmup_samples,
                      {**DEFAULT_LIMITS, "rss_mb": args.max_rss_slope, "heap_mb": args.max_heap_slope})
     slopes = ", ".join(f"{k} {v:+.3f}/min" for k, v in result["slopes_per_min"].items())
