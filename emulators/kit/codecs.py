@@ -375,6 +375,21 @@ class H264Encoder:
         frame.time_base = self.time_base
         return self._collect(self._context.encode(frame))
 
+    def encode_i420(self, picture: np.ndarray, pts: int) -> tuple[av.VideoFrame, list[EncodedPacket]]:
+        """Encode one picture already in the encoder's own format, I420 as a (H*3/2, W) uint8 array (no colour
+        conversion); returns the frame made of it (for previews) and the packets."""
+        import av
+        import numpy as np
+
+        if not isinstance(picture, np.ndarray) or picture.dtype != np.uint8 or picture.shape != (
+                self.height * 3 // 2, self.width):
+            raise ValueError(f"an I420 picture for this encoder is a ({self.height * 3 // 2}, {self.width}) uint8 "
+                             f"array, got {getattr(picture, 'shape', type(picture))}")
+        frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        frame.pts = pts
+        frame.time_base = self.time_base
+        return frame, self._collect(self._context.encode(frame))
+
     def flush(self) -> list[EncodedPacket]:
         """Drain the encoder at end of stream (zerolatency keeps nothing back, so this is usually empty)."""
         return self._collect(self._context.encode(None))

@@ -34,7 +34,10 @@ def _dbfs(value: float) -> float:
 
 
 def decoded(frame: Any) -> np.ndarray:
-    """The frame as an array: a JPEG is decoded, an array is used as it is."""
+    """The frame as an array: a JPEG is decoded, a PyAV frame (an encoder's input) converted to RGB, an array
+    used as it is."""
+    if hasattr(frame, "to_ndarray"):
+        return np.asarray(frame.to_ndarray(format="rgb24"))
     if isinstance(frame, bytes | bytearray | memoryview):
         from PIL import Image
 

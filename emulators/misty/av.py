@@ -35,10 +35,10 @@ class RtspdOutput:
         video, audio = producer.video, producer.audio
         self.media = LiveMedia(
             H264Track(video.width, video.height, float(video.fps), video.sps, video.pps),
-            AacTrack(audio.sample_rate, audio.channels, audio.audio_specific_config),
+            None if audio is None else AacTrack(audio.sample_rate, audio.channels, audio.audio_specific_config),
         )
         self._fps = video.fps
-        self._sample_rate = audio.sample_rate
+        self._sample_rate = producer.params.sample_rate
         self._emulator = emulator
         self.server = RtspServer(self.media, host=host, port=port, on_event=self._on_rtsp_event, seed=emulator.seed)
         emulator.rtsp_servers.add(self.server)
@@ -142,8 +142,10 @@ class AvStream:
         emulator: Emulator,
         tasks: TaskOwner,
         egress: EgressPolicy,
+        audio: bool = True,
     ) -> None:
         self.params = params
+        self.audio = audio  # False: video only (the `av_audio` setting)
         self.mode, self.rtspd_port = params.mode, params.rtspd_port
         self.egress = egress
         self.host = host
@@ -197,7 +199,7 @@ class AvStream:
     async def start(self) -> None:
         """rtspd: the port is bound (OSError if taken). Push: connected and publishing, else AvConnectError."""
         self._producer = await asyncio.to_thread(
-            AvProducer, self.params, stream_id=self.stream_id, scene=self.scene
+            AvProducer, self.params, stream_id=self.stream_id, scene=self.scene, audio=self.audio
         )
         if self.mode == "rtspd":
             assert self.rtspd_port is not None

@@ -130,7 +130,7 @@ class AvPush:
         self,
         target: PushTarget,
         video: H264Encoder,
-        audio: AacEncoder,
+        audio: AacEncoder | None,
         *,
         emulator: Emulator,
         tasks: TaskOwner,
@@ -146,9 +146,10 @@ class AvPush:
             "height": video.height,
             "fps": video.fps,
             "extradata": video.extradata.hex(),
-            "sample_rate": audio.sample_rate,
-            "channels": audio.channels,
-            "audio_bitrate": audio.bitrate,
+            "audio": audio is not None,
+            "sample_rate": audio.sample_rate if audio else 0,
+            "channels": audio.channels if audio else 0,
+            "audio_bitrate": audio.bitrate if audio else 0,
         }
         self._emulator = emulator
         self._tasks = tasks
@@ -294,7 +295,7 @@ def push_muxer(stop: Event, outbox: Queue[Any], inbox: Queue[Any], config: dict[
         outbox.put(("failed", _describe_av_error(av, exc)))
         return
     outbox.put(("connected", ""))
-    time_bases = {_VIDEO: Fraction(1, config["fps"]), _AUDIO: Fraction(1, config["sample_rate"])}
+    time_bases = {_VIDEO: Fraction(1, config["fps"]), _AUDIO: Fraction(1, config["sample_rate"] or 1)}
     muxed = reported = 0
     try:
         while not stop.is_set():
@@ -349,15 +350,18 @@ def _open_muxer(av: Any, config: dict[str, Any]) -> tuple[Any, dict[int, Any]]:
         context.thread_count = 1
         context.flags &= ~av.codec.context.Flags.global_header
         context.extradata = bytes.fromhex(config["extradata"])
-        audio = container.add_stream("aac", rate=config["sample_rate"])
-        audio.layout = "mono" if config["channels"] == 1 else "stereo"
-        audio.bit_rate = config["audio_bitrate"]
+        streams = {_VIDEO: video}
+        if config["audio"]:
+            audio = container.add_stream("aac", rate=config["sample_rate"])
+            audio.layout = "mono" if config["channels"] == 1 else "stereo"
+            audio.bit_rate = config["audio_bitrate"]
+            streams[_AUDIO] = audio
         container.start_encoding()  # connects: RTMP handshake + publish, or RTSP ANNOUNCE/SETUP/RECORD
     except Exception:
         with contextlib.suppress(Exception):
             container.close()
         raise
-    return container, {_VIDEO: video, _AUDIO: audio}
+    return container, streams
 
 
 def _describe_av_error(av: Any, exc: BaseException) -> str:

@@ -37,6 +37,11 @@ class MistySettings(DeviceSettings):
     sticky_subscriptions: bool = setting(
         False, doc="pubsub registrations outlive their connection, so the same name is refused until a Core reboot"
     )
+    av_audio: bool = setting(
+        True,
+        doc="AV streams carry the AAC audio track, as the robot's always do. false: video only, a setting of the"
+        " emulator's own (the robot has none), for CI that does not listen and for comparing video CPU cost",
+    )
     camera_enable_flaky: float = setting(
         0.0,
         doc="Probability (seeded) that `services/camera/enable` answers true but the camera stays off"
@@ -72,6 +77,7 @@ class MistyEmulator(Emulator):
             reboot_delay_s=self.settings.reboot_delay_s,
             sticky_subscriptions=self.settings.sticky_subscriptions,
             serial_number=self.settings.serial_number,
+            av_audio=self.settings.av_audio,
         )
         self.api = MistyApi(self.service)
         self.scenario_controls["reboot"] = self.api.scenario_reboot

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulators.kit.codecs import AacEncoder, EncodedPacket, H264Encoder, JpegEncoder
 from emulators.kit.stamp import FrameStamp, StreamKind, paint_stamp
 from emulators.misty.model import AvRequest, PictureRequest, VideoParams
-from emulators.misty.scene import NATIVE_HEIGHT, NATIVE_WIDTH, MistyScene, WebSocketView, resize_axes, rotate_clockwise
+from emulators.misty.scene import MistyScene, WebSocketView, resize_axes, rotate_clockwise
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,46 +97,38 @@ class EncodedTick:
 
 
 class AvProducer:
-    """Renders the native frame, scales it to WxH, paints the AV stamp and encodes video and audio once.
+    """Draws the stamped WxH picture (I420, ``av_picture``) and encodes video and, unless the AV stream is
+    video-only, audio once per tick.
 
     Synchronous and CPU-bound: the stream calls `encode_tick` in a worker thread, one tick at a time.
     """
 
-    def __init__(self, params: AvRequest, *, stream_id: int, scene: MistyScene) -> None:
+    def __init__(self, params: AvRequest, *, stream_id: int, scene: MistyScene, audio: bool = True) -> None:
+        from emulators.misty.av_picture import AvPicture
+
         self.params = params
         self.stream_id = stream_id & 0xFFFF  # the stamp carries 16 bits
         self.scene = scene
+        self.picture = AvPicture(scene, params.width, params.height)
         self.video = H264Encoder(params.width, params.height, params.frame_rate, params.video_bitrate)
-        self.audio = AacEncoder(params.sample_rate, effective_audio_bitrate(params.audio_bitrate, params.sample_rate))
+        self.audio: AacEncoder | None = (
+            AacEncoder(params.sample_rate, effective_audio_bitrate(params.audio_bitrate, params.sample_rate))
+            if audio else None)
         self.tone = AvTone(params.sample_rate, params.frame_rate)
-        self.last_frame: np.ndarray | None = None  # the stamped frame last encoded (the dashboard's preview)
+        self.last_frame: Any = None  # the stamped frame last encoded (a PyAV frame: the dashboard's preview)
 
     def render(self, frame_index: int, capture_time_ms: int) -> np.ndarray:
-        """The stamped WxH RGB frame; the content stays rotated 90° CCW as the sensor sees it."""
-        import av
-        import numpy as np
-
-        native = self.scene.native_frame(frame_index / self.params.frame_rate)
-        # A flat synthetic scene needs no better filter; the stamp is painted after scaling, pixel-exact.
-        width, height = self.params.width, self.params.height
-        if (width, height) == (NATIVE_WIDTH, NATIVE_HEIGHT):
-            image = native
-        else:
-            image = (
-                av.VideoFrame.from_ndarray(native, format="rgb24")
-                .reformat(width=width, height=height, format="rgb24", interpolation="FAST_BILINEAR")
-                .to_ndarray()
-            )
+        """The stamped WxH picture as one (H*3/2, W) I420 array; the content stays rotated 90° CCW as the
+        sensor sees it."""
         stamp = FrameStamp(StreamKind.MISTY_AV, self.stream_id, frame_index, capture_time_ms)
-        return paint_stamp(np.ascontiguousarray(image), stamp)
+        return self.picture.render(frame_index / self.params.frame_rate, stamp)
 
     def encode_tick(self, frame_index: int, capture_time_ms: int, *, with_video: bool = True) -> EncodedTick:
         video: list[EncodedPacket] = []
         if with_video:
-            self.last_frame = self.render(frame_index, capture_time_ms)
-            video = self.video.encode(self.last_frame, frame_index)
-        # The encoder's priming frame has a negative pts; receivers start at 0 and do without it.
-        audio = [p for p in self.audio.encode(self.tone.samples_through(frame_index)) if p.pts >= 0]
+            self.last_frame, video = self.video.encode_i420(self.render(frame_index, capture_time_ms), frame_index)
+        audio: list[EncodedPacket] = []
+        if self.audio is not None:
+            # The encoder's priming frame has a negative pts; receivers start at 0 and do without it.
+            audio = [p for p in self.audio.encode(self.tone.samples_through(frame_index)) if p.pts >= 0]
         return EncodedTick(video, audio)
-
-

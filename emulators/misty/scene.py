@@ -55,6 +55,16 @@ class MistyScene:
         yy, xx = np.mgrid[-DISC_RADIUS : DISC_RADIUS + 1, -DISC_RADIUS : DISC_RADIUS + 1]
         self._disc_mask = (xx * xx + yy * yy) <= DISC_RADIUS * DISC_RADIUS
 
+    @property
+    def native_background(self) -> np.ndarray:
+        """The still part of the sensor's picture (shared: copy before drawing on it)."""
+        return self._native_background
+
+    @property
+    def disc_mask(self) -> np.ndarray:
+        """The disc's pixels, a (2r+1)-square boolean mask centred on the disc."""
+        return self._disc_mask
+
     def upright_disc(self, t: float) -> Disc:
         """The disc in upright coordinates at time ``t`` (seconds); it enters left and leaves right each period."""
         phase = (t % DISC_PERIOD_S) / DISC_PERIOD_S

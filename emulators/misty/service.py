@@ -54,9 +54,11 @@ class MistyService:
         reboot_delay_s: float,
         sticky_subscriptions: bool,
         serial_number: str = "EMULATED-MISTY-II",
+        av_audio: bool = True,
     ) -> None:
         self.emulator = emulator
         self.serial_number = serial_number
+        self.av_audio = av_audio
         self.events = emulator.events
         self.clock = emulator.clock
         self.host = emulator.host
@@ -194,6 +196,7 @@ class MistyService:
                 host=self.host,
                 stream_id=record.stream_id,
                 scene=self.scene,
+                audio=self.av_audio,
                 emulator=self.emulator,
                 tasks=self.tasks.child(f"av-{record.stream_id}"),
                 egress=self.egress,

@@ -10,6 +10,7 @@ import struct
 import threading
 from dataclasses import dataclass, replace
 
+import aiohttp
 import av
 import numpy as np
 import pytest
@@ -41,7 +42,8 @@ async def misty(emulator_factory) -> MistyEmulator:
     return await emulator_factory("misty")
 
 
-def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1, **changes: object) -> AvStream:
+def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1, audio: bool = True,
+              **changes: object) -> AvStream:
     params = replace(PARAMS, url=url, **changes)  # type: ignore[arg-type]
     return AvStream(
         params,
@@ -51,6 +53,7 @@ def av_stream(emulator: MistyEmulator, url: str = "rtspd:0", stream_id: int = 1,
         emulator=emulator,
         tasks=emulator.tasks.child(f"av-{stream_id}"),
         egress=emulator.egress,
+        audio=audio,
     )
 
 
@@ -259,8 +262,9 @@ def test_audio_bitrate_is_capped_where_the_aac_encoder_cannot_follow() -> None:
 # ----- video -------------------------------------------------------------------------------------------------
 def test_av_frames_keep_the_sensor_rotation_and_carry_the_av_stamp() -> None:
     producer = AvProducer(PARAMS, stream_id=70_000 + 5, scene=MistyScene(0))
-    frame = producer.render(frame_index=42, capture_time_ms=1_700_000_000_000)
-    assert frame.shape == (240, 320, 3)
+    picture = producer.render(frame_index=42, capture_time_ms=1_700_000_000_000)
+    assert picture.shape == (240 * 3 // 2, 320)  # drawn in I420, the encoder's own format
+    frame = av.VideoFrame.from_ndarray(picture, format="yuv420p").to_ndarray(format="rgb24")
     stamp = read_stamp(frame)
     assert (stamp.stream_kind, stamp.stream_id, stamp.frame_index) == (StreamKind.MISTY_AV, (70_005) & 0xFFFF, 42)
     # Rotated 90° CCW like the sensor: sky on the left, the red bar along the bottom (misty.md §3.2).
@@ -283,6 +287,38 @@ async def test_rtspd_serves_h264_and_aac_at_the_requested_size_and_rate(misty: M
     indexes = [s.frame_index for s in pulled.stamps]
     assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
     assert {(s.stream_kind, s.stream_id) for s in pulled.stamps} == {(StreamKind.MISTY_AV, 9)}
+
+
+async def test_with_av_audio_off_rtspd_and_a_push_carry_video_only(emulator_factory, free_port: int) -> None:  # type: ignore[no-untyped-def]
+    """The emulator's own `av_audio = false`: one H.264 track in the SDP, stamped frames still flowing."""
+    quiet = await emulator_factory("misty", settings={"av_audio": False})
+    rest = f"http://127.0.0.1:{quiet.ports['rest']}/api"
+    port = free_port
+    async with aiohttp.ClientSession() as session:
+        for path, body in (("services/avstreaming/enable", {}),
+                           ("avstreaming/start", {"URL": f"rtspd:{port}", "Width": 320, "Height": 240})):
+            async with session.post(f"{rest}/{path}", json=body) as resp:
+                assert (resp.status, (await resp.json())["result"]) == (200, True)
+        pulled = await asyncio.to_thread(pull, f"rtsp://127.0.0.1:{port}/", "tcp")
+        async with session.post(f"{rest}/avstreaming/stop", json={}) as resp:
+            assert resp.status == 200
+    assert (pulled.width, pulled.height, pulled.audio_codec) == (320, 240, None)
+    assert pulled.stamps and {s.stream_kind for s in pulled.stamps} == {StreamKind.MISTY_AV}
+
+    recorder = RtspRecorder()
+    await recorder.start()
+    try:
+        stream = av_stream(quiet, url=f"rtsp://127.0.0.1:{recorder.port}/robot", stream_id=4, audio=False)
+        await stream.start()
+        try:
+            await recorder.wait_for(lambda r: len(r.video) >= 10, within=10)
+        finally:
+            await stream.aclose()
+        sdp, audio_frames = recorder.sdp or "", len(recorder.audio)
+    finally:
+        await recorder.aclose()
+    assert "H264/90000" in sdp and "MPEG4-GENERIC" not in sdp and "m=audio" not in sdp
+    assert audio_frames == 0
 
 
 async def test_rtspd_serves_two_clients_from_one_encode(misty: MistyEmulator) -> None:
