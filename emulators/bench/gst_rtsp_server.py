@@ -1,9 +1,14 @@
-"""GStreamer's RTSP server (GstRtspServer, appsrc -> x264enc -> rtph264pay) serving stamped frames.
+"""GStreamer's RTSP server (GstRtspServer, appsrc -> x264enc -> rtph264pay, and with --audio appsrc -> avenc_aac ->
+rtpmp4gpay) serving stamped frames and, optionally, the same AAC track as the emulator.
 
 The benchmark's peer for `misty-rtsp`. It runs with the distribution's python3 (python3-gi), which may lack
 numpy, so the v1 frame stamp (layout defined in clients/stamp.py) is painted here with plain bytes into the
 luma plane of pre-rendered I420 frames that the benchmark writes to a file. Usage:
     /usr/bin/python3 gst_rtsp_server.py --port P --frames FILE --width W --height H --fps F [--stream-id N]
+        [--audio PCM --audio-rate R --audio-bitrate B]
+With --audio, PCM is one period of signed 16-bit mono samples at R Hz, looped; each video frame is followed by
+the samples up to that frame's end, as the emulator's producer does, and FFmpeg's AAC encoder (avenc_aac, the
+emulator's too) encodes them at B bit/s.
 It prints "READY rtsp://127.0.0.1:P/live" once the server is attached, and exits on SIGTERM.
 """
 
@@ -68,6 +73,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate-kbps", type=int, default=2000)
     parser.add_argument("--stream-id", type=int, default=1)
+    parser.add_argument("--audio", help="raw S16LE mono samples, one period, looped")
+    parser.add_argument("--audio-rate", type=int, default=44100)
+    parser.add_argument("--audio-bitrate", type=int, default=128000)
     args = parser.parse_args(argv)
 
     import gi
@@ -85,13 +93,25 @@ def main(argv: list[str]) -> int:
         print(f"no {args.width}x{args.height} I420 frame in {args.frames}", file=sys.stderr)
         return 2
 
+    pcm = b""
+    if args.audio:
+        with open(args.audio, "rb") as f:
+            pcm = f.read()
+        if len(pcm) < 2:
+            print(f"no samples in {args.audio}", file=sys.stderr)
+            return 2
     caps = f"video/x-raw,format=I420,width={args.width},height={args.height},framerate={args.fps}/1"
     # The same encoder settings as the emulator's kit encoder: libx264 ultrafast + zerolatency, baseline, 1 s GOP.
     launch = (
         f"( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} "
         f"! x264enc tune=zerolatency speed-preset=ultrafast bitrate={args.bitrate_kbps} key-int-max={args.fps} "
-        f"! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        f"! video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=1"
     )
+    if pcm:
+        audio_caps = f"audio/x-raw,format=S16LE,layout=interleaved,rate={args.audio_rate},channels=1"
+        launch += (f" appsrc name=asrc is-live=true format=time do-timestamp=true caps={audio_caps} ! audioconvert "
+                   f"! avenc_aac bitrate={args.audio_bitrate} ! rtpmp4gpay name=pay1 pt=97")
+    launch += " )"
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
@@ -103,11 +123,14 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     sources: list[object] = []
 
-    def pump(appsrc: object) -> None:
-        """Push frames on absolute deadlines, stamping each with the wall time it enters the pipeline."""
+    def pump(appsrc: object, audiosrc: object | None) -> None:
+        """Push frames on absolute deadlines, stamping each with the wall time it enters the pipeline, each
+        followed by the audio samples up to its end."""
         period = 1.0 / args.fps
         start = time.monotonic()
         index = 0
+        samples_sent = 0
+        loop_samples = len(pcm) // 2
         while not stop.is_set():
             delay = start + index * period - time.monotonic()
             if delay > 0:
@@ -117,11 +140,22 @@ def main(argv: list[str]) -> int:
                        stamp_bytes(MISTY_AV_KIND, args.stream_id, index, int(time.time() * 1000)))
             if appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(bytes(frame))) != Gst.FlowReturn.OK:
                 return  # the media was torn down (no clients left)
+            if audiosrc is not None:
+                end = (index + 1) * args.audio_rate // args.fps
+                chunk = bytearray()
+                while samples_sent < end:
+                    at = samples_sent % loop_samples
+                    take = min(end - samples_sent, loop_samples - at)
+                    chunk += pcm[at * 2 : (at + take) * 2]
+                    samples_sent += take
+                if audiosrc.emit("push-buffer", Gst.Buffer.new_wrapped(bytes(chunk))) != Gst.FlowReturn.OK:
+                    return
             index += 1
 
     def on_configure(_factory: object, media: object) -> None:
-        appsrc = media.get_element().get_by_name("src")
-        worker = threading.Thread(target=pump, args=(appsrc,), name="pump", daemon=True)
+        element = media.get_element()
+        worker = threading.Thread(target=pump, args=(element.get_by_name("src"), element.get_by_name("asrc")),
+                                  name="pump", daemon=True)
         sources.append(worker)
         worker.start()
 

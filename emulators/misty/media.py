@@ -64,30 +64,51 @@ def effective_audio_bitrate(requested: int, sample_rate: int, channels: int = 1)
 
 
 class AvTone:
-    """The AV audio track as int16 mono samples, generated in order frame by frame (sample-exact)."""
+    """The AV audio track as int16 mono samples, generated in order frame by frame (sample-exact).
+
+    The tone (440 Hz) and the beep (1 kHz, at the start of every second) are whole numbers of cycles per second,
+    so the track repeats every second: one second is computed once and every chunk is cut from it.
+    """
 
     def __init__(self, sample_rate: int, frame_rate: int) -> None:
         self.sample_rate = sample_rate
         self.frame_rate = frame_rate
         self.position = 0  # next sample to generate
+        self._second: np.ndarray | None = None
 
     def frame_end(self, frame_index: int) -> int:
         """The sample just past video frame `frame_index` (frame k covers [k, k+1) / FrameRate seconds)."""
         return (frame_index + 1) * self.sample_rate // self.frame_rate
 
+    def one_second(self) -> np.ndarray:
+        """Samples 0 .. sample_rate - 1 of the track; sample n of any later second equals sample n % sample_rate."""
+        import numpy as np
+
+        if self._second is None:
+            n = np.arange(self.sample_rate, dtype=np.int64)
+            t = n / self.sample_rate
+            wave = TONE_LEVEL * np.sin(2 * math.pi * TONE_HZ * t)
+            # Media second k starts at sample k * sample_rate exactly, which is where frame k * FrameRate starts.
+            in_beep = n < round(BEEP_SECONDS * self.sample_rate)
+            wave = np.where(in_beep, BEEP_LEVEL * np.sin(2 * math.pi * BEEP_HZ * t), wave)
+            self._second = np.round(wave * 32767).astype(np.int16)
+        return self._second
+
     def samples_through(self, frame_index: int) -> np.ndarray:
         """Every sample not yet generated up to the end of `frame_index` (catches up after skipped ticks)."""
         import numpy as np
 
-        end = self.frame_end(frame_index)
-        n = np.arange(self.position, max(self.position, end), dtype=np.int64)
-        self.position = max(self.position, end)
-        t = n / self.sample_rate
-        wave = TONE_LEVEL * np.sin(2 * math.pi * TONE_HZ * t)
-        # Media second k starts at sample k * sample_rate exactly, which is where frame k * FrameRate starts.
-        in_beep = (n % self.sample_rate) < round(BEEP_SECONDS * self.sample_rate)
-        wave = np.where(in_beep, BEEP_LEVEL * np.sin(2 * math.pi * BEEP_HZ * t), wave)
-        return np.round(wave * 32767).astype(np.int16)
+        end = max(self.position, self.frame_end(frame_index))
+        second, rate = self.one_second(), self.sample_rate
+        pieces = []
+        at = self.position
+        while at < end:  # whole seconds and their ends, as slices of the one second
+            start = at % rate
+            take = min(end - at, rate - start)
+            pieces.append(second[start : start + take])
+            at += take
+        self.position = end
+        return np.concatenate(pieces) if pieces else second[:0].copy()
 
 
 @dataclass(frozen=True)
