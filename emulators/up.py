@@ -44,12 +44,31 @@ def process_count(config: Config, members: list[Member]) -> int:
     return max(1, min(wanted, len(members)))
 
 
-def split(members: list[Member], processes: int) -> list[list[Member]]:
-    """Members dealt round-robin, so a fleet's members and the heavy devices spread over every process."""
+def split(members: list[Member], processes: int, costs: Callable[[str], tuple[float, float]] | None = None
+          ) -> list[list[Member]]:
+    """Members spread so that every process has about the same start-up CPU, heaviest first: each goes to the
+    process it would leave least loaded, counting its device's imports where that device is not there yet. A
+    fleet's members spread evenly; each group keeps the fleet's order."""
+    cost = costs or _start_costs()
     groups: list[list[Member]] = [[] for _ in range(processes)]
-    for n, member in enumerate(members):
-        groups[n % processes].append(member)
-    return [g for g in groups if g]
+    loads = [0.0] * processes
+    devices: list[set[str]] = [set() for _ in range(processes)]
+    order = {id(m): n for n, m in enumerate(members)}
+    for member in sorted(members, key=lambda m: -sum(cost(m.device))):
+        imports, build = cost(member.device)
+        added = [build + (imports if member.device not in devices[g] else 0.0) for g in range(processes)]
+        g = min(range(processes), key=lambda g: (loads[g] + added[g], len(groups[g]), g))
+        groups[g].append(member)
+        loads[g] += added[g]
+        devices[g].add(member.device)
+    return [sorted(g, key=lambda m: order[id(m)]) for g in groups if g]
+
+
+def _start_costs() -> Callable[[str], tuple[float, float]]:
+    from emulators.registry import available
+
+    table = {device: emulator.start_cost_ms for device, emulator in available().items()}
+    return lambda device: table.get(device, (50.0, 5.0))
 
 
 def run_up(members: list[Member], config: Config, endpoints_file: str | None) -> int:

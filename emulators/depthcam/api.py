@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from emulators.depthcam import media, schemas, server_bodies
@@ -35,6 +34,7 @@ from emulators.depthcam.service import DepthcamService
 from emulators.kit.emulator import CONTROL_PREFIX
 from emulators.kit.errors import FieldError
 from emulators.kit.websocket import MaskedWebSocketResponse
+from emulators.kit.yaml_text import load_yaml
 
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 Operation = Callable[[str, str, Any], Awaitable[web.StreamResponse]]
@@ -44,7 +44,7 @@ CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "openapi" / "dept
 
 
 def _load_contract() -> Any:
-    return yaml.safe_load(CONTRACT.read_text()) if CONTRACT.is_file() else None
+    return load_yaml(CONTRACT.read_text()) if CONTRACT.is_file() else None
 
 
 def json_body_response(body: bytes) -> web.Response:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
-import yaml
+from emulators.kit.yaml_text import load_yaml
 
 SCENARIO_PREFIX = "/_emulator/scenario/"
 GENERIC_SCENARIO_PATH = "/_emulator/scenario/{control}"
@@ -30,7 +30,7 @@ def _load(name: str) -> dict[str, Any] | None:
     path = _openapi_dir() / name
     if not path.is_file():
         return None
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = load_yaml(path.read_text(encoding="utf-8"))
     return document if isinstance(document, dict) else None
 
 

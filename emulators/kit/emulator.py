@@ -58,6 +58,9 @@ class Emulator:
     settings_defaults: ClassVar[dict[str, Any]] = {}
     # Settings whose value is a port the emulator listens on (printed by `benchtwin list`).
     port_settings: ClassVar[tuple[str, ...]] = ("port",)
+    # CPU milliseconds to start one: the device's own imports (paid once per process) and building one member.
+    # `benchtwin up --processes N` balances its processes with them; measured, see docs/performance.md.
+    start_cost_ms: ClassVar[tuple[float, float]] = (50.0, 5.0)
 
     def __init__(
         self,

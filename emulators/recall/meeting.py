@@ -11,11 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-from faker import Faker
-
 from emulators.kit.errors import FieldError
+from emulators.kit.fake_text import seeded_faker
 from emulators.kit.resources import shelf
+from emulators.kit.yaml_text import load_yaml
 
 SCENARIO_DIR = shelf("recall")  # packaged scenarios + the scenario_dirs setting's recall/ folders
 CLIENT_PLATFORMS = ("desktop", "dial-in", "mobile_app", "unknown")
@@ -145,8 +144,7 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
         raise FieldError("scenario", "must be an object")
     name = str(raw.get("name", name))
     # Names depend on the seed and the scenario only, so every bot in the same scenario sees the same people.
-    faker = Faker()
-    faker.seed_instance(seed ^ int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+    faker = seeded_faker(seed ^ int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
     participants = []
     raw_people = raw.get("participants", [])
     if not isinstance(raw_people, list):
@@ -211,7 +209,7 @@ def load_scenarios(directory: Path = SCENARIO_DIR, *, seed: int = 0) -> dict[str
     out: dict[str, Scenario] = {}
     for path in sorted(directory.glob("*")):
         if path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml(path.read_text())
         elif path.suffix == ".json":
             raw = json.loads(path.read_text())
         else:

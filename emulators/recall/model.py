@@ -13,9 +13,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from clients.recall_wire import iso_utc
 from emulators.kit.errors import FieldError
@@ -52,6 +50,9 @@ from emulators.recall.meeting import (
     scenario_for,
     script_line,
 )
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 
 # ----- statuses -----------------------------------------------------------------------------------------
@@ -771,6 +772,8 @@ class BotRun:
         line = script_line(self.scenario, pid, start, end)
         if line is None:
             if self._faker is None:
+                from faker import Faker  # imported when first needed: it is not needed to start
+
                 self._faker = Faker()
                 self._faker.seed_instance(self.seed ^ int(self.bot.id.replace("-", "")[:8], 16))
             line = self._faker.sentence(nb_words=max(3, min(20, int((end - start) * 2))))

@@ -13,6 +13,7 @@ from emulators.kit.emulator import Emulator
 from emulators.kit.errors import FieldError
 from emulators.kit.resources import shelf
 from emulators.kit.tls import client_ssl_context, ensure_dev_certs, server_ssl_context
+from emulators.kit.yaml_text import load_yaml
 from emulators.signalwire.settings import SignalWireSettings
 
 if TYPE_CHECKING:
@@ -74,9 +75,8 @@ class SignalWireEmulator(Emulator):
         return path
 
     def _scenario(self) -> dict[str, Any]:
-        import yaml
 
-        return yaml.safe_load(self._scenario_path().read_text()) or {}
+        return load_yaml(self._scenario_path().read_text()) or {}
 
     def _outbound_ssl(self) -> ssl.SSLContext | bool:
         """Made when first asked (the contexts are shared, so asking again is cheap)."""

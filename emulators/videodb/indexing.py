@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from faker import Faker
 
 from clients.stamp import StampError, read_stamp
+from emulators.kit.fake_text import seeded_faker
 
 # Hue buckets (degrees, upper bound exclusive) for naming saturated colours.
 _HUES: tuple[tuple[float, str], ...] = (
@@ -353,8 +353,7 @@ def speech_text(rtstream_id: str, number: int, seconds: float, script: list[str]
     if script:
         return script[number % len(script)]
     digest = hashlib.sha256(f"{rtstream_id}:{number}".encode()).digest()
-    fake = Faker("en_US")
-    fake.seed_instance(int.from_bytes(digest[:8], "big"))
+    fake = seeded_faker(int.from_bytes(digest[:8], "big"), "en_US")
     target = max(2, round(seconds * WORDS_PER_SECOND))
     words: list[str] = []
     sentences: list[str] = []

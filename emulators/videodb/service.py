@@ -11,13 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from emulators.kit.clock import Clock
 from emulators.kit.errors import FieldError
 from emulators.kit.events import EventLog
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.tasks import TaskOwner
+from emulators.kit.yaml_text import load_yaml
 from emulators.videodb.capture import CAPTURE_CHANNELS, CaptureSession
 from emulators.videodb.indexing import speech_text
 from emulators.videodb.ingest import source_refusal
@@ -204,7 +203,7 @@ class RTStreamService:
             available = sorted(p.stem for p in self.scenario_dir.glob("*.yaml"))
             if name not in available:
                 raise FieldError("scenario", f"must be one of {', '.join(available) or 'none'}, got {name!r}")
-            script = yaml.safe_load((self.scenario_dir / f"{name}.yaml").read_text()) or {}
+            script = load_yaml((self.scenario_dir / f"{name}.yaml").read_text()) or {}
         for key in ("visual", "speech"):
             if key in body:
                 script[key] = body[key]
