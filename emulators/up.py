@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import multiprocessing
 import os
 import signal
@@ -87,6 +88,7 @@ async def serve(members: list[Member], config: Config, on_ready: Callable[[dict[
     emulators = await start_all(members, config)
     try:
         await wait_healthy(emulators)
+        resume_collection()
         on_ready(endpoints_document(emulators))
         housekeeping = asyncio.create_task(trim_periodically(), name="trim-native-heap")
         try:
@@ -95,6 +97,14 @@ async def serve(members: list[Member], config: Config, on_ready: Callable[[dict[
             housekeeping.cancel()
     finally:
         await asyncio.gather(*(e.aclose() for e in emulators), return_exceptions=True)
+
+
+def resume_collection() -> None:
+    """Once started: what start-up made (modules, classes, settings, scenes) moves to the collector's permanent
+    generation and collection resumes, if `benchtwin up` paused it for the start."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -315,6 +325,7 @@ async def _parent(members: list[Member], children: list[tuple[Any, Connection, l
         for part in parts:
             merged.update(part or {})
         front.document.update({m.name: merged[m.name] for m in members if m.name in merged})  # the fleet's order
+        resume_collection()
         await front.open()
         waits = [asyncio.create_task(e.wait()) for e in (ended, stop)]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -1,4 +1,5 @@
-"""`benchtwin up --processes N` deals its emulators so that every process has about the same start-up work."""
+"""`benchtwin up --processes N` deals its emulators so that every process has about the same start-up work, and
+starts them without the garbage collector walking start-up objects."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def test_a_fleet_spreads_evenly_over_the_processes() -> None:
 
 def test_never_more_groups_than_members() -> None:
     assert len(split([Member("misty")], 4, cost)) == 1
+
+
+def test_collection_paused_for_the_start_resumes_with_start_up_objects_frozen() -> None:
+    import gc
+
+    from emulators.up import resume_collection
+
+    gc.disable()
+    try:
+        resume_collection()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        resume_collection()  # already collecting: nothing changes
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+        gc.enable()
