@@ -19,10 +19,9 @@ from emulators.kit.rtsp.server import RtspServer
 from emulators.kit.tasks import TaskOwner
 from emulators.misty.av_push import AvPush, PushConnectError, PushTarget
 from emulators.misty.media import AvProducer
-from emulators.misty.model import AvRequest
+from emulators.misty.model import AV_STREAM, AvRequest
 from emulators.misty.scene import MistyScene
 
-AV_STREAM = "av"  # the stream name for faults (`{"match": {"stream": "av"}}`) and pacing stats
 
 class AvConnectError(Exception):
     """A push target could not be reached or did not finish its handshake in 5 s; str(exc) is the reason."""

@@ -23,6 +23,7 @@ ROTATION_RANGE = (0, 180)
 VIDEO_SIZE_RANGE = (200, 1600)  # or 0 = keep
 QUALITY_RANGE = (1, 100)
 
+AV_STREAM = "av"  # the AV stream's name for faults (`{"match": {"stream": "av"}}`) and pacing stats
 AV_RESOLUTIONS = ((1920, 1080), (1920, 1280), (1280, 960), (640, 480), (320, 240))
 AV_DEFAULT_SIZE = (1920, 1080)
 FRAME_RATE_RANGE = (1, 30)

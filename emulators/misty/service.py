@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from emulators.kit.emulator import Emulator
 from emulators.kit.outbound import EgressPolicy
 from emulators.kit.tasks import TaskOwner
-from emulators.misty.av import AV_STREAM, AvConnectError, AvStream
 from emulators.misty.body import Body, Scheduled
 from emulators.misty.help import Command
 from emulators.misty.media import shoot_picture
 from emulators.misty.model import (
+    AV_STREAM,
     AvRequest,
     BadArgument,
     CommandException,
@@ -39,6 +39,9 @@ from emulators.misty.scene import MistyScene
 from emulators.misty.sensors import SensorSuite, misty_timestamp
 from emulators.misty.video import STREAM_NAME as VIDEO_STREAM
 from emulators.misty.video import VideoStream
+
+if TYPE_CHECKING:
+    from emulators.misty.av import AvStream
 
 
 class MistyService:
@@ -189,6 +192,9 @@ class MistyService:
 
     # ----- AV streaming -----------------------------------------------------------------------------------
     async def start_av(self, request: AvRequest) -> None:
+        # The AV machinery (RTSP server, push muxer) is loaded by the first AV stream, not when the robot starts.
+        from emulators.misty.av import AvConnectError, AvStream
+
         async with self._lock:
             record = self.backend.av_started(request, self.clock.now())
             stream = AvStream(

@@ -56,6 +56,8 @@ asyncio.run(main())
     loaded = modules_after(code)
     assert "emulators.misty.api" in loaded
     assert not top_level(loaded) & {*LAZY, "faker", "pydantic"}
+    # The AV stream's RTSP server and push muxer come with the first AV stream.
+    assert not loaded & {"emulators.misty.av", "emulators.kit.rtsp"}
     # Their device and settings modules are read for the config; their API, service and media are not loaded.
     others = [f"emulators.{d}.{part}" for d in ("recall", "videodb", "depthcam", "signalwire")
               for part in ("api", "service", "media")]
@@ -69,3 +71,21 @@ def test_the_certificate_expiry_read_from_der_is_what_cryptography_reads(tmp_pat
         expected = x509.load_pem_x509_certificate(pem.encode()).not_valid_after_utc
         assert _der_not_after(ssl.PEM_cert_to_DER_cert(pem)) == expected
         assert expected.tzinfo is not None and expected > dt.datetime.now(dt.UTC)
+
+
+def test_starting_videodb_loads_no_faker() -> None:
+    code = """
+import asyncio
+from emulators.app import start_all
+from emulators.config import Config, apply_overrides
+
+async def main():
+    emulators = await start_all(["videodb"], apply_overrides(Config(), {"videodb": {"port": 0}}))
+    for emulator in emulators:
+        await emulator.aclose()
+
+asyncio.run(main())
+"""
+    loaded = modules_after(code)
+    assert "emulators.videodb.api" in loaded
+    assert not top_level(loaded) & {*LAZY, "faker"}  # made when the first speech needs invented words
