@@ -2,7 +2,7 @@
 
 import sys
 
-from emulators.cli import main
+from emulators.launch import main
 
 # Guarded: worker processes started with 'spawn' import the main module again.
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def test_the_wheel_declares_the_version_the_cli_prints_and_the_contract_extra(wh
     text = wheel.read(metadata).decode()
     assert f"Version: {emulators.__version__}\n" in text
     assert "Provides-Extra: contract" in text
-    assert "benchtwin = emulators.cli:main" in wheel.read(metadata.replace("METADATA", "entry_points.txt")).decode()
+    assert "benchtwin = emulators.launch:main" in wheel.read(metadata.replace("METADATA", "entry_points.txt")).decode()
 
 
 def test_an_installed_contract_suite_runs_with_the_checkouts_pytest_settings() -> None:
