@@ -50,6 +50,7 @@ def create_emulator(
         # The one place the egress policy is built: from the configuration, for every sender of this emulator.
         "egress": EgressPolicy(config.egress_allow),
         "control_token": config.control_token,
+        "event_log_capacity": config.event_log_capacity,
     }
     arguments.update(overrides)
     emulator = cls(merged, **arguments)

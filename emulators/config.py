@@ -13,6 +13,7 @@ import yaml
 from emulators.fleet import check_fleet
 from emulators.kit.clock import REAL_TIME_SCALE
 from emulators.kit.errors import FieldError
+from emulators.kit.events import EVENT_LOG_CAPACITY
 from emulators.kit.outbound import DEFAULT_ALLOWED
 from emulators.kit.resources import check_user_folders
 from emulators.registry import DEVICES, available
@@ -36,6 +37,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "fleet": {},
     # Processes `benchtwin up` spreads the emulators over: null for one per core (at most one per emulator).
     "processes": None,
+    # Events each emulator keeps for /_emulator/events (the oldest go first; also bounded to 4 MB of details).
+    "event_log_capacity": EVENT_LOG_CAPACITY,
 }
 
 
@@ -51,6 +54,7 @@ class Config:
     dashboard_port: int | None = DASHBOARD_PORT  # None: no dashboard; 0: a free port
     fleet: dict[str, int] = field(default_factory=dict)
     processes: int | None = None  # None: one per core, capped by the number of emulators
+    event_log_capacity: int = EVENT_LOG_CAPACITY
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def device_settings(self, device: str) -> dict[str, Any]:
@@ -63,6 +67,7 @@ class Config:
             "certs_dir": self.certs_dir, "egress_allow": self.egress_allow, "scenario_dirs": self.scenario_dirs,
             "control_token": None if self.control_token is None else "<set>",  # printed configs get shared
             "dashboard_port": self.dashboard_port, "fleet": self.fleet, "processes": self.processes,
+            "event_log_capacity": self.event_log_capacity,
         }
         for name, cls in available().items():
             out[name] = cls.merged_settings(self.device_settings(name))
@@ -145,6 +150,10 @@ def apply_overrides(config: Config, raw: dict[str, Any]) -> Config:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64):
                 raise FieldError("processes", f"must be a count from 1 to 64, or null for one per core, got {value!r}")
             config.processes = value
+        elif key == "event_log_capacity":
+            if isinstance(value, bool) or not isinstance(value, int) or not 10 <= value <= 1_000_000:
+                raise FieldError("event_log_capacity", f"must be a count from 10 to 1000000, got {value!r}")
+            config.event_log_capacity = value
         elif key == "control_token":
             if value is not None and (not isinstance(value, str) or len(value) < 16):
                 raise FieldError("control_token", "must be a string of at least 16 characters, or null")

@@ -190,9 +190,13 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} to TOML")
 
 
-def ports_zero_config(devices: list[str], settings: dict[str, dict[str, Any]] | None = None) -> str:
-    """A config in which every listener of the given emulators (all when empty) takes a free port."""
-    lines: list[str] = []
+def ports_zero_config(devices: list[str], settings: dict[str, dict[str, Any]] | None = None,
+                      top: dict[str, Any] | None = None) -> str:
+    """A config in which every listener of the given emulators (all when empty) takes a free port; ``top`` holds
+    global keys (``event_log_capacity``, ...)."""
+    lines: list[str] = [f"{key} = {_toml_value(v)}" for key, v in (top or {}).items()]
+    if lines:
+        lines.append("")
     for device in devices or list(available()):
         # Only the device under test is imported here, so a device being edited elsewhere cannot break it.
         cls = importlib.import_module(f"emulators.{device}.device").EMULATOR
@@ -220,8 +224,10 @@ class EmulatorProcess:
     """`python -m emulators up --only DEVICE` in its own process, on free ports, with its endpoints file."""
 
     def __init__(self, devices: list[str], workdir: Path, *, settings: dict[str, dict[str, Any]] | None = None,
-                 log_level: str = "warning", processes: int = 1, fleet: dict[str, int] | None = None) -> None:
+                 log_level: str = "warning", processes: int = 1, fleet: dict[str, int] | None = None,
+                 config: dict[str, Any] | None = None) -> None:
         self.devices = devices
+        self.config = config or {}  # global configuration keys
         self.processes = processes  # one unless a scenario compares: the CPU figures then sum the process tree
         self.fleet = fleet or {}
         self.workdir = workdir
@@ -248,7 +254,7 @@ class EmulatorProcess:
         return argv
 
     async def start(self, timeout_s: float = 60.0) -> EmulatorProcess:
-        self.config_path.write_text(ports_zero_config(self.devices, self.settings))
+        self.config_path.write_text(ports_zero_config(self.devices, self.settings, self.config))
         self.endpoints_path.unlink(missing_ok=True)
         self.started_at = time.monotonic()
         self.proc = spawn(self.argv(), log=self.log_path, env=child_environment())

@@ -146,6 +146,7 @@ class ControlPlane:
                 "tasks": emu.tasks.live,
                 # The whole process's C heap in use (every emulator of the process reports the same figure).
                 "native_heap_bytes": native_heap_in_use(),
+                "event_log": emu.events.fill(),
                 "workers": emu.workers.as_list(),
                 "streams": sorted(emu.live_streams()),
                 "faults": len(emu.faults),

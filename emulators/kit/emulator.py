@@ -24,7 +24,7 @@ from emulators.kit.control_plane import (
     kit_path,
 )
 from emulators.kit.errors import FieldError
-from emulators.kit.events import EventLog
+from emulators.kit.events import EVENT_LOG_CAPACITY, EventLog
 from emulators.kit.faults import FaultBook, FaultRule, StreamVerdict
 from emulators.kit.http import bind_tcp, method_not_allowed
 from emulators.kit.http_faults import fault_middleware
@@ -73,6 +73,7 @@ class Emulator:
         clock: Clock | None = None,
         certs: DevCerts | None = None,
         control_token: str | None = None,
+        event_log_capacity: int = EVENT_LOG_CAPACITY,
     ) -> None:
         # A DeviceSettings instance for devices with a settings_class, else the old merged dict.
         self.settings: Any = self.build_settings(settings or {})
@@ -89,7 +90,7 @@ class Emulator:
         self.egress = egress
         # Set for shared lab machines: every /_emulator/ route but health then needs it as a Bearer token.
         self.control_token = control_token
-        self.events = EventLog(self.device)
+        self.events = EventLog(self.device, capacity=event_log_capacity)
         self.faults = FaultBook(seed)
         self.tasks = TaskOwner(self.device)
         self.workers = WorkerRegistry()

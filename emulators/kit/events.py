@@ -65,6 +65,9 @@ class _Waiter:
         return _kind_matches(event.kind, self.kind) and (self.predicate is None or self.predicate(event))
 
 
+EVENT_LOG_CAPACITY = 2000  # events each emulator keeps by default (the `event_log_capacity` configuration key)
+
+
 class EventLog:
     """Keeps the newest ``capacity`` events within ``max_bytes`` (their details' JSON size); significant kinds also
     go to the logger.
@@ -72,7 +75,7 @@ class EventLog:
     Events may be recorded from worker threads; ``wait_for`` wakes its waiter on the waiter's own loop.
     """
 
-    def __init__(self, device: str, capacity: int = 2000, max_bytes: int = 4 * 1024**2) -> None:
+    def __init__(self, device: str, capacity: int = EVENT_LOG_CAPACITY, max_bytes: int = 4 * 1024**2) -> None:
         self.device = device
         self.capacity = capacity
         self.max_bytes = max_bytes
@@ -105,6 +108,12 @@ class EventLog:
         if (kind in _SIGNIFICANT or kind.split(".", 1)[0] in _SIGNIFICANT_PREFIXES) and log.isEnabledFor(logging.INFO):
             log.info("%s %s", kind, _describe(detail), extra={"device": self.device, "event": kind, "detail": detail})
         return event
+
+    def fill(self) -> dict[str, int]:
+        """How full the log is: events and their details' bytes, against the two bounds."""
+        with self._lock:
+            return {"events": len(self._events), "capacity": self.capacity, "bytes": self.bytes,
+                    "max_bytes": self.max_bytes}
 
     def totals(self) -> Counter[tuple[str, str]]:
         """How many events of each (kind, fault action) were ever recorded."""

@@ -19,14 +19,18 @@ from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst, rtsp_host
 from emulators.soak.samples import DEFAULT_LIMITS, Sample, as_rows, process_figures, verdict
 
 
-async def _tasks_and_heap(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> tuple[int, float]:
-    """Owned tasks summed over every emulator, and the process's C heap in use in MB (one figure per process)."""
-    total, heap = 0, 0.0
+async def _state_figures(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> tuple[int, float, float]:
+    """Owned tasks summed over every emulator, the process's C heap in use in MB (one figure per process), and how
+    full the least full event log is (a share of whichever bound it meets first)."""
+    total, heap, fill = 0, 0.0, 1.0
     for device in emulator.endpoints:
         state = await emulator.state(session, device)
         total += int(state.get("tasks", 0))
         heap = float(state.get("native_heap_bytes") or 0) / 1024**2
-    return total, heap
+        log = state.get("event_log") or {}
+        if log:
+            fill = min(fill, max(log["events"] / log["capacity"], log["bytes"] / log["max_bytes"]))
+    return total, heap, fill
 
 
 async def soak(args: argparse.Namespace) -> list[Sample]:
@@ -34,7 +38,8 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="benchtwin-soak-") as workdir:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with EmulatorProcess(devices, Path(workdir)) as emulator, aiohttp.ClientSession(
+        config = {"event_log_capacity": args.event_log_capacity}
+        async with EmulatorProcess(devices, Path(workdir), config=config) as emulator, aiohttp.ClientSession(
             timeout=timeout, connector=aiohttp.TCPConnector(limit=64)
         ) as session:
             load = MixedLoad(emulator, session)
@@ -45,7 +50,7 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                 print(f"soak: {', '.join(sorted(emulator.endpoints))} in pid {emulator.pid}; load: "
                       f"{'; '.join(load.started) or 'control-plane polling only'}", flush=True)
                 print(f"{'t_s':>7} {'rss_mb':>8} {'heap_mb':>8} {'fds':>5} {'threads':>7} {'tasks':>6} "
-                      f"{'health_ms':>9}", flush=True)
+                      f"{'health_ms':>9} {'logs':>5}", flush=True)
                 started = time.monotonic()
                 deadline = started + args.minutes * 60.0
                 next_sample = started + args.sample_seconds
@@ -56,13 +61,14 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                     await asyncio.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling period
                     rss_mb, fds, threads = process_figures(emulator.pid)
                     worst_ms, healthy = probe.take()
-                    tasks, heap_mb = await _tasks_and_heap(emulator, session)
+                    tasks, heap_mb, logs_full = await _state_figures(emulator, session)
                     sample = Sample(t_s=round(time.monotonic() - started, 1), rss_mb=round(rss_mb, 2), fds=fds,
                                     threads=threads, tasks=tasks, heap_mb=round(heap_mb, 2),
-                                    lateness_ms=round(worst_ms, 1), health_ok=healthy)
+                                    lateness_ms=round(worst_ms, 1), health_ok=healthy,
+                                    logs_full=round(logs_full, 3))
                     samples.append(sample)
                     print(f"{sample.t_s:7.1f} {sample.rss_mb:8.2f} {sample.heap_mb:8.2f} {sample.fds:5d} "
-                          f"{sample.threads:7d} {sample.tasks:6d} {sample.lateness_ms:9.1f}"
+                          f"{sample.threads:7d} {sample.tasks:6d} {sample.lateness_ms:9.1f} {logs_full:5.0%}"
                           f"{'' if healthy else '  HEALTH MISSED'}",
                           flush=True)
                     next_sample += args.sample_seconds
@@ -89,6 +95,8 @@ def main(args: argparse.Namespace) -> int:
     slopes = ", ".join(f"{k} {v:+.3f}/min" for k, v in result["slopes_per_min"].items())
     print(f"slopes after {result['after_warmup']} samples: {slopes}; "
           f"worst health answer {result['lateness_ms_max']} ms")
+    if result.get("note"):
+        print(f"note: {result['note']}")
     for problem in result["growth"]:
         print(f"GROWTH: {problem}")
     print("soak: ok" if result["ok"] else "soak: FAILED")

@@ -24,6 +24,7 @@ class Sample:
     heap_mb: float  # the process's C heap in use (mallinfo2), 0 where the C library cannot say
     lateness_ms: float  # the worst health answer (loop lateness as a client sees it) since the last sample
     health_ok: bool  # every emulator answered health within 1 s
+    logs_full: float = 1.0  # the least full event log, as a share of its bound (1.0: every log at its bound)
 
 
 def process_figures(pid: int) -> tuple[float, int, int]:
@@ -51,11 +52,22 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
     return 60.0 * sum((t - mean_t) * (v - mean_v) for t, v in points) / var
 
 
+def warmup_end(samples: list[Sample], warmup: int) -> int:
+    """The first sample the slopes start from: after ``warmup`` samples and once every event log is at its bound
+    (a log filling to its bound is memory by design, not growth). Unchanged when the logs never fill."""
+    full = next((n for n, s in enumerate(samples) if s.logs_full >= 0.999), None)
+    return warmup if full is None else max(warmup, full)
+
+
 def verdict(samples: list[Sample], warmup: int, limits: dict[str, float]) -> dict[str, Any]:
-    """Slopes after the first ``warmup`` samples; a metric grows if its slope passes its limit and it rose by more
-    than noise over the run."""
-    kept = samples[warmup:] if len(samples) > warmup + 1 else samples
+    """Slopes after the warm-up (``warmup`` samples, and until the event logs are full); a metric grows if its
+    slope passes its limit and it rose by more than noise over the run."""
+    start = warmup_end(samples, warmup)
+    kept = samples[start:] if len(samples) > start + 1 else samples
     out: dict[str, Any] = {"samples": len(samples), "after_warmup": len(kept), "slopes_per_min": {}, "growth": []}
+    if samples and samples[-1].logs_full < 0.999:
+        out["note"] = (f"the event logs were still filling ({samples[-1].logs_full:.0%} of their bound at the end): "
+                       "their filling counts in the slopes; a smaller --event-log-capacity fills them sooner")
     for metric, limit in limits.items():
         points = [(s.t_s, float(getattr(s, metric))) for s in kept]
         slope = slope_per_min(points)

@@ -50,3 +50,19 @@ def test_invalid_config_names_the_key(tmp_path: Path, text: str, field: str) -> 
 def test_a_missing_config_file_says_which() -> None:
     with pytest.raises(FieldError, match="cannot read"):
         load_config("/nonexistent/benchtwin.toml")
+
+
+def test_event_log_capacity_bounds_every_emulators_log_and_bad_values_name_the_key(tmp_path: Path) -> None:
+    from emulators.app import create_emulator
+    from emulators.config import apply_overrides
+
+    config = apply_overrides(Config(), {"event_log_capacity": 50})
+    emulator = create_emulator("signalwire", config, free_ports=True)
+    for n in range(120):
+        emulator.events.record("test.event", n=n)
+    fill = emulator.events.fill()
+    assert (fill["events"], fill["capacity"]) == (50, 50)
+    assert [e.detail["n"] for e in emulator.events.query(kind="test")][:1] == [70]  # the oldest went first
+    for bad in (0, 9, True, "many", 2_000_000):
+        with pytest.raises(FieldError, match="event_log_capacity"):
+            apply_overrides(Config(), {"event_log_capacity": bad})
