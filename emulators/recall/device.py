@@ -12,6 +12,8 @@ from emulators.kit.emulator import Emulator
 from emulators.recall.settings import DEV_API_KEY, RecallSettings
 
 if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
     from aiohttp import web
 
     from emulators.recall.meeting import Scenario
@@ -23,6 +25,7 @@ class RecallEmulator(Emulator):
     device = "recall"
     title = "Recall.ai meeting bot (bots REST API, simulated meetings, real-time video/audio WebSockets, RTMP out)"
     default_port = 9082
+    start_cost_ms = (60.0, 10.0)  # CPU to start: its own imports, each member (numpy, shared, left out)
     settings_class = RecallSettings
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -101,7 +104,7 @@ class RecallEmulator(Emulator):
                 "webhook_signing_secret": self.settings.webhook_signing_secret}
 
     @property
-    def scenarios(self) -> dict[str, Scenario]:
+    def scenarios(self) -> MutableMapping[str, Scenario]:
         """Every meeting scenario by name: the packaged ones and the scenario_dirs folders' (theirs win)."""
         return self.backend.scenarios
 

@@ -5,8 +5,10 @@ Pure: times are scenario seconds from the moment the bot enters the call; the ba
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -138,13 +140,28 @@ def _rename(raw: Any, where: str, ids: set[int]) -> Rename:
     return Rename(participant, at_s, _text(raw, "name", where))
 
 
-def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
-    """A Scenario from a fixture or control-plane dict; missing names come from a seeded Faker."""
+class _Placeholders:
+    """Stands in for Faker while a scenario is only checked (``check_scenario``): the same calls, fixed words."""
+
+    def name(self) -> str:
+        return "Participant"
+
+    def sentence(self, nb_words: int = 6) -> str:
+        return "Words."
+
+    def catch_phrase(self) -> str:
+        return "Meeting"
+
+
+def parse_scenario(raw: Any, *, seed: int, name: str = "custom", checking: bool = False) -> Scenario:
+    """A Scenario from a fixture or control-plane dict; missing names come from a seeded Faker (``checking``: only
+    check it, with placeholder words, which needs no Faker)."""
     if not isinstance(raw, dict):
         raise FieldError("scenario", "must be an object")
     name = str(raw.get("name", name))
     # Names depend on the seed and the scenario only, so every bot in the same scenario sees the same people.
-    faker = seeded_faker(seed ^ int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+    faker: Any = _Placeholders() if checking else seeded_faker(
+        seed ^ int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
     participants = []
     raw_people = raw.get("participants", [])
     if not isinstance(raw_people, list):
@@ -204,9 +221,48 @@ def parse_scenario(raw: Any, *, seed: int, name: str = "custom") -> Scenario:
     )
 
 
-def load_scenarios(directory: Path = SCENARIO_DIR, *, seed: int = 0) -> dict[str, Scenario]:
-    """Every fixture scenario by name (YAML or JSON files)."""
-    out: dict[str, Scenario] = {}
+class Scenarios(MutableMapping[str, Scenario]):
+    """Scenarios by name. The fixture files are read and checked when loaded (a bad file fails the start); each is
+    built, with its invented names and words from a seeded Faker, when first used: Faker's import and first
+    instance cost more than the rest of Recall's start."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Scenario] = {}
+        self._pending: dict[str, Callable[[], Scenario]] = {}
+
+    def add_pending(self, name: str, build: Callable[[], Scenario]) -> None:
+        self._built.pop(name, None)
+        self._pending[name] = build
+
+    def __getitem__(self, name: str) -> Scenario:
+        if name not in self._built:
+            build = self._pending.pop(name, None)
+            if build is None:
+                raise KeyError(name)
+            self._built[name] = build()
+        return self._built[name]
+
+    def __setitem__(self, name: str, scenario: Scenario) -> None:
+        self._pending.pop(name, None)
+        self._built[name] = scenario
+
+    def __delitem__(self, name: str) -> None:
+        if self._pending.pop(name, None) is None:
+            del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._built, *(n for n in self._pending if n not in self._built)])
+
+    def __len__(self) -> int:
+        return len(self._built.keys() | self._pending.keys())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._built or name in self._pending
+
+
+def load_scenarios(directory: Path = SCENARIO_DIR, *, seed: int = 0) -> Scenarios:
+    """Every fixture scenario by name (YAML or JSON files), checked now and built at first use."""
+    out = Scenarios()
     for path in sorted(directory.glob("*")):
         if path.suffix in (".yaml", ".yml"):
             raw = load_yaml(path.read_text())
@@ -214,12 +270,12 @@ def load_scenarios(directory: Path = SCENARIO_DIR, *, seed: int = 0) -> dict[str
             raw = json.loads(path.read_text())
         else:
             continue
-        scenario = parse_scenario(raw, seed=seed, name=path.stem)
-        out[scenario.name] = scenario
+        name = parse_scenario(raw, seed=seed, name=path.stem, checking=True).name
+        out.add_pending(name, functools.partial(parse_scenario, raw, seed=seed, name=path.stem))
     return out
 
 
-def scenario_for(url: str, scenarios: dict[str, Scenario], default: str = "default") -> Scenario:
+def scenario_for(url: str, scenarios: Mapping[str, Scenario], default: str = "default") -> Scenario:
     """The scenario whose ``meeting_urls`` list this URL (query string ignored), else the default one."""
     bare = url.split("?", 1)[0].rstrip("/")
     for scenario in scenarios.values():

@@ -11,6 +11,7 @@ import math
 import random
 import uuid
 from collections import deque
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -813,7 +814,7 @@ class Page:
 class RecallBackend:
     """Every bot, meeting and limit of one emulator, and every rule about them."""
 
-    def __init__(self, *, seed: int, scenarios: dict[str, Scenario], create_rules: CreateRules,
+    def __init__(self, *, seed: int, scenarios: MutableMapping[str, Scenario], create_rules: CreateRules,
                  service_rules: ServiceRules, lifecycle_rules: LifecycleRules) -> None:
         self.create_rules = create_rules
         self.service_rules = service_rules
@@ -822,7 +823,7 @@ class RecallBackend:
             raise FieldError("recall.scenario", f"must be one of {', '.join(sorted(scenarios))}")
         self.reset(seed, scenarios)
 
-    def reset(self, seed: int, scenarios: dict[str, Scenario]) -> None:
+    def reset(self, seed: int, scenarios: MutableMapping[str, Scenario]) -> None:
         self.seed = seed
         self.scenarios = scenarios
         self.book = BotBook(seed)

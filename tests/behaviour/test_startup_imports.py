@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 
 from emulators.kit.tls import _der_not_after, ensure_dev_certs
@@ -73,19 +74,21 @@ def test_the_certificate_expiry_read_from_der_is_what_cryptography_reads(tmp_pat
         assert expected.tzinfo is not None and expected > dt.datetime.now(dt.UTC)
 
 
-def test_starting_videodb_loads_no_faker() -> None:
-    code = """
+@pytest.mark.parametrize("device", ["videodb", "recall"])
+def test_starting_videodb_or_recall_loads_no_faker(device: str) -> None:
+    code = f"""
 import asyncio
 from emulators.app import start_all
 from emulators.config import Config, apply_overrides
 
 async def main():
-    emulators = await start_all(["videodb"], apply_overrides(Config(), {"videodb": {"port": 0}}))
+    emulators = await start_all([{device!r}], apply_overrides(Config(), {{{device!r}: {{"port": 0}}}}))
     for emulator in emulators:
         await emulator.aclose()
 
 asyncio.run(main())
 """
     loaded = modules_after(code)
-    assert "emulators.videodb.api" in loaded
-    assert not top_level(loaded) & {*LAZY, "faker"}  # made when the first speech needs invented words
+    assert f"emulators.{device}.api" in loaded
+    # Faker comes with the first invented words: VideoDB's first speech, Recall's first use of a scenario.
+    assert not top_level(loaded) & {*LAZY, "faker"}

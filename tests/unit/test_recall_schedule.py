@@ -282,3 +282,19 @@ def test_another_workspaces_bot_does_not_exist() -> None:
         b.bot(bot.id, "other-key")
     with pytest.raises(BotNotFound):
         b.leave_call(bot.id, "other-key", clock.now())
+
+
+def test_fixture_scenarios_are_checked_when_loaded_and_built_alike_when_first_used(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest as _pytest
+
+    from emulators.kit.errors import FieldError
+    from emulators.kit.yaml_text import load_yaml
+    from emulators.recall.meeting import SCENARIO_DIR
+
+    scenarios = load_scenarios(seed=3)
+    text = (SCENARIO_DIR / "default.yaml").read_text()
+    assert scenarios["default"] == parse_scenario(load_yaml(text), seed=3, name="default")
+    assert scenarios["default"].participants[1].name  # invented by the seeded Faker
+    (tmp_path / "broken.yaml").write_text("name: broken\nparticipants: [{id: 0}]\n")
+    with _pytest.raises(FieldError, match=r"participants\[0\]\.id"):
+        load_scenarios(tmp_path, seed=3)
