@@ -19,18 +19,23 @@ from emulators.soak.load import HealthProbe, MixedLoad, hostile_burst, rtsp_host
 from emulators.soak.samples import DEFAULT_LIMITS, Sample, as_rows, process_figures, verdict
 
 
-async def _state_figures(emulator: EmulatorProcess, session: aiohttp.ClientSession) -> tuple[int, float, float]:
+async def _state_figures(emulator: EmulatorProcess, session: aiohttp.ClientSession, held: dict[str, int]
+                         ) -> tuple[int, float, int]:
     """Owned tasks summed over every emulator, the process's C heap in use in MB (one figure per process), and how
-    full the least full event log is (a share of whichever bound it meets first)."""
-    total, heap, fill = 0, 0.0, 1.0
+    many event logs are still filling: below both bounds, and more than 1 % of the capacity fuller than at the last
+    sample (``held``, updated here). A log that hardly records anything is not filling."""
+    total, heap, filling = 0, 0.0, 0
     for device in emulator.endpoints:
         state = await emulator.state(session, device)
         total += int(state.get("tasks", 0))
         heap = float(state.get("native_heap_bytes") or 0) / 1024**2
         log = state.get("event_log") or {}
         if log:
-            fill = min(fill, max(log["events"] / log["capacity"], log["bytes"] / log["max_bytes"]))
-    return total, heap, fill
+            below = log["events"] < log["capacity"] and log["bytes"] < log["max_bytes"]
+            gained = log["events"] - held.get(device, 0)
+            held[device] = log["events"]
+            filling += below and gained > max(1, log["capacity"] // 100)
+    return total, heap, filling
 
 
 async def soak(args: argparse.Namespace) -> list[Sample]:
@@ -50,10 +55,11 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                 print(f"soak: {', '.join(sorted(emulator.endpoints))} in pid {emulator.pid}; load: "
                       f"{'; '.join(load.started) or 'control-plane polling only'}", flush=True)
                 print(f"{'t_s':>7} {'rss_mb':>8} {'heap_mb':>8} {'fds':>5} {'threads':>7} {'tasks':>6} "
-                      f"{'health_ms':>9} {'logs':>5}", flush=True)
+                      f"{'health_ms':>9} {'logs':>7}", flush=True)
                 started = time.monotonic()
                 deadline = started + args.minutes * 60.0
                 next_sample = started + args.sample_seconds
+                held: dict[str, int] = {}  # events each emulator's log held at the last sample
                 while next_sample <= deadline + 1e-6:
                     await hostile_burst(emulator, session, idle=args.idle_connections)
                     if load.rtsp_url:
@@ -61,14 +67,15 @@ async def soak(args: argparse.Namespace) -> list[Sample]:
                     await asyncio.sleep(max(0.0, next_sample - time.monotonic()))  # the sampling period
                     rss_mb, fds, threads = process_figures(emulator.pid)
                     worst_ms, healthy = probe.take()
-                    tasks, heap_mb, logs_full = await _state_figures(emulator, session)
+                    tasks, heap_mb, logs_filling = await _state_figures(emulator, session, held)
                     sample = Sample(t_s=round(time.monotonic() - started, 1), rss_mb=round(rss_mb, 2), fds=fds,
                                     threads=threads, tasks=tasks, heap_mb=round(heap_mb, 2),
                                     lateness_ms=round(worst_ms, 1), health_ok=healthy,
-                                    logs_full=round(logs_full, 3))
+                                    logs_filling=logs_filling)
                     samples.append(sample)
                     print(f"{sample.t_s:7.1f} {sample.rss_mb:8.2f} {sample.heap_mb:8.2f} {sample.fds:5d} "
-                          f"{sample.threads:7d} {sample.tasks:6d} {sample.lateness_ms:9.1f} {logs_full:5.0%}"
+                          f"{sample.threads:7d} {sample.tasks:6d} {sample.lateness_ms:9.1f} "
+                          f"{'filling' if logs_filling else 'steady':>7}"
                           f"{'' if healthy else '  HEALTH MISSED'}",
                           flush=True)
                     next_sample += args.sample_seconds

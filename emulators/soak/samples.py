@@ -24,7 +24,7 @@ class Sample:
     heap_mb: float  # the process's C heap in use (mallinfo2), 0 where the C library cannot say
     lateness_ms: float  # the worst health answer (loop lateness as a client sees it) since the last sample
     health_ok: bool  # every emulator answered health within 1 s
-    logs_full: float = 1.0  # the least full event log, as a share of its bound (1.0: every log at its bound)
+    logs_filling: int = 0  # event logs below their bound that gained more than 1 % of it since the last sample
 
 
 def process_figures(pid: int) -> tuple[float, int, int]:
@@ -53,10 +53,12 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
 
 
 def warmup_end(samples: list[Sample], warmup: int) -> int:
-    """The first sample the slopes start from: after ``warmup`` samples and once every event log is at its bound
-    (a log filling to its bound is memory by design, not growth). Unchanged when the logs never fill."""
-    full = next((n for n, s in enumerate(samples) if s.logs_full >= 0.999), None)
-    return warmup if full is None else max(warmup, full)
+    """The first sample the slopes start from: after ``warmup`` samples and once no event log is still filling
+    toward its bound (a log filling up is memory by design, not growth). Unchanged when one fills to the end."""
+    if samples and samples[-1].logs_filling:
+        return warmup
+    last_filling = max((n for n, s in enumerate(samples) if s.logs_filling), default=-1)
+    return max(warmup, last_filling + 1)
 
 
 def verdict(samples: list[Sample], warmup: int, limits: dict[str, float]) -> dict[str, Any]:
@@ -65,8 +67,8 @@ def verdict(samples: list[Sample], warmup: int, limits: dict[str, float]) -> dic
     start = warmup_end(samples, warmup)
     kept = samples[start:] if len(samples) > start + 1 else samples
     out: dict[str, Any] = {"samples": len(samples), "after_warmup": len(kept), "slopes_per_min": {}, "growth": []}
-    if samples and samples[-1].logs_full < 0.999:
-        out["note"] = (f"the event logs were still filling ({samples[-1].logs_full:.0%} of their bound at the end): "
+    if samples and samples[-1].logs_filling:
+        out["note"] = (f"{samples[-1].logs_filling} event log(s) were still filling toward their bound at the end: "
                        "their filling counts in the slopes; a smaller --event-log-capacity fills them sooner")
     for metric, limit in limits.items():
         points = [(s.t_s, float(getattr(s, metric))) for s in kept]

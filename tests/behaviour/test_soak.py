@@ -90,18 +90,18 @@ def test_a_soak_stopped_with_sigterm_stops_its_emulator_process(tmp_path: Path) 
 
 def test_growth_while_the_event_logs_fill_to_their_bound_is_warm_up_and_growth_after_is_not() -> None:
     filling = _series("rss_mb", [100, 101, 102, 103, 104, 104.05, 104.0, 104.1])
-    for sample, fill in zip(filling, [0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0, 1.0], strict=True):
-        sample.logs_full = fill
+    for sample, still in zip(filling, [1, 1, 1, 1, 0, 0, 0, 0], strict=True):
+        sample.logs_filling = still
     assert verdict(filling, 1, DEFAULT_LIMITS)["ok"]
     leaking = _series("rss_mb", [100, 101, 102, 103, 104, 105, 106, 107])
-    for sample, fill in zip(leaking, [0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], strict=True):
-        sample.logs_full = fill
+    for sample, still in zip(leaking, [1, 0, 0, 0, 0, 0, 0, 0], strict=True):
+        sample.logs_filling = still
     assert not verdict(leaking, 1, DEFAULT_LIMITS)["ok"]
 
 
 def test_logs_that_never_fill_are_said_and_their_filling_counts() -> None:
     samples = _series("rss_mb", [100, 102, 104, 106, 108])
     for sample in samples:
-        sample.logs_full = 0.3
+        sample.logs_filling = 2
     result = verdict(samples, 1, DEFAULT_LIMITS)
     assert not result["ok"] and "still filling" in result["note"]
