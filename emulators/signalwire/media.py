@@ -181,9 +181,8 @@ class StreamSession:
         ws = self.ws
         assert ws is not None
         clock = self.clock
-        clock.listen()
         self._task = asyncio.current_task()
-        clock.watch(self)
+        clock.listen(self)
         try:
             self.last_tick = max(clock.tick, clock.current_index())
             while not self._stop.is_set():
@@ -202,8 +201,7 @@ class StreamSession:
                     if end is not None:
                         return end
         finally:
-            clock.unwatch(self)
-            clock.unlisten()
+            clock.unlisten(self)
         if self.stop_reason == "client closed":
             self.events.record("client.disconnected", stream=self.stream.sid, code=ws.close_code)
             return StreamEnd("client closed", close_code=ws.close_code)

@@ -11,7 +11,9 @@ from clients.signalwire_media import CHUNK_MS
 from emulators.kit.pacer import LatenessStats, Pacer
 
 
-class BacklogWatched(Protocol):
+class Listener(Protocol):
+    """A stream the clock drives; every tick it is asked whether a send has been blocked too long."""
+
     def check_backlog(self, now: float) -> None: ...
 
 
@@ -31,9 +33,8 @@ class MediaClock:
         self.origin = monotonic()
         self.tick = -1
         self._ticked = asyncio.Event()
-        self._listeners = 0
         self._wanted = asyncio.Event()
-        self._watched: set[BacklogWatched] = set()
+        self._listeners: set[Listener] = set()
 
     def current_index(self) -> int:
         """The index of the tick whose deadline most recently passed."""
@@ -42,19 +43,13 @@ class MediaClock:
     def deadline(self, index: int) -> float:
         return self.origin + index * self.period
 
-    def listen(self) -> None:
-        self._listeners += 1
+    def listen(self, stream: Listener) -> None:
+        """Run while ``stream`` listens, and call its ``check_backlog(now)`` every tick until ``unlisten``."""
+        self._listeners.add(stream)
         self._wanted.set()
 
-    def unlisten(self) -> None:
-        self._listeners = max(0, self._listeners - 1)
-
-    def watch(self, sender: BacklogWatched) -> None:
-        """``sender.check_backlog(now)`` every tick, until ``unwatch``."""
-        self._watched.add(sender)
-
-    def unwatch(self, sender: BacklogWatched) -> None:
-        self._watched.discard(sender)
+    def unlisten(self, stream: Listener) -> None:
+        self._listeners.discard(stream)
 
     def wake(self) -> None:
         """Wake every waiting stream now (a stop request should not wait for the next tick)."""
@@ -77,10 +72,10 @@ class MediaClock:
                 self.tick = first + tick.index
                 self.on_tick(self.tick)
                 self.wake()
-                if self._watched:
+                if self._listeners:
                     now = self.monotonic()
-                    for sender in list(self._watched):
-                        sender.check_backlog(now)
-                if self._listeners == 0:
+                    for stream in list(self._listeners):
+                        stream.check_backlog(now)
+                else:
                     self._wanted.clear()
                     break
