@@ -163,20 +163,15 @@ async def measure(url: str, pid: int, clients_k: int, warmup_s: float, window_s:
 
 
 def render_frames(path: Path, count: int) -> None:
-    """The Misty AV scene at 640x480, as raw I420 frames for the GStreamer launcher (stamp painted there)."""
+    """The Misty AV pictures at 640x480, as raw I420 frames for the GStreamer launcher (stamp painted there):
+    drawn by the emulator's own ``AvPicture``, so both servers encode the same pictures."""
+    from emulators.misty.av_picture import AvPicture
     from emulators.misty.scene import MistyScene
 
-    scene = MistyScene(0)
+    picture = AvPicture(MistyScene(0), WIDTH, HEIGHT)
     with path.open("wb") as out:
         for index in range(count):
-            native = scene.native_frame(index / FPS)
-            frame = av.VideoFrame.from_ndarray(native, format="rgb24").reformat(
-                width=WIDTH, height=HEIGHT, format="yuv420p", interpolation="BILINEAR")
-            sizes = [(WIDTH, HEIGHT), (WIDTH // 2, HEIGHT // 2), (WIDTH // 2, HEIGHT // 2)]
-            for plane, (w, h) in zip(frame.planes, sizes, strict=True):
-                data = memoryview(plane)
-                for row in range(h):
-                    out.write(data[row * plane.line_size : row * plane.line_size + w])
+            out.write(picture.draw(index / FPS).tobytes())
 
 
 def write_tone(path: Path, sample_rate: int) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from clients.stamp import STAMP_COLUMNS, STAMP_ROWS
 from emulators.kit.stamp import FrameStamp, paint_stamp, stamp_cell_size
-from emulators.misty.scene import DISC, NATIVE_HEIGHT, NATIVE_WIDTH, MistyScene
+from emulators.misty.scene import DISC, NATIVE_HEIGHT, NATIVE_WIDTH, MistyScene, paint_mask
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,14 +39,14 @@ def _scaled_mask(mask: np.ndarray, sy: float, sx: float) -> np.ndarray:
     return mask[rows[:, None], cols[None, :]]
 
 
-def _paint(plane: np.ndarray, mask: np.ndarray, top: int, left: int, value: int) -> None:
-    """``value`` where ``mask`` is set, its top-left corner at (top, left), clipped to the plane."""
-    h, w = plane.shape
-    y0, x0 = max(0, top), max(0, left)
-    y1, x1 = min(h, top + mask.shape[0]), min(w, left + mask.shape[1])
-    if y0 >= y1 or x0 >= x1:
-        return
-    plane[y0:y1, x0:x1][mask[y0 - top : y1 - top, x0 - left : x1 - left]] = value
+def _planes(i420: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of a (H*3/2, W) I420 array."""
+    height, width = i420.shape[0] * 2 // 3, i420.shape[1]
+    flat = i420.reshape(-1)
+    luma, quarter = height * width, height * width // 4
+    return (flat[:luma].reshape(height, width),
+            flat[luma : luma + quarter].reshape(height // 2, width // 2),
+            flat[luma + quarter :].reshape(height // 2, width // 2))
 
 
 class AvPicture:
@@ -61,7 +61,7 @@ class AvPicture:
         self.scene, self.width, self.height = scene, width, height
         self._background = _to_i420(scene.native_background, width, height)
         # The disc's colour through the same conversion, read from a flat patch.
-        y, u, v = self._planes(_to_i420(np.broadcast_to(DISC, (16, 16, 3)).copy(), 16, 16))
+        y, u, v = _planes(_to_i420(np.broadcast_to(DISC, (16, 16, 3)).copy(), 16, 16))
         self._disc_yuv = (int(y[8, 8]), int(u[4, 4]), int(v[4, 4]))
         self._sx, self._sy = width / NATIVE_WIDTH, height / NATIVE_HEIGHT
         mask = scene.disc_mask
@@ -70,23 +70,21 @@ class AvPicture:
         cell = stamp_cell_size(width, height)
         self._stamp_size = (STAMP_ROWS * cell, STAMP_COLUMNS * cell)
 
-    def _planes(self, i420: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        height, width = i420.shape[0] * 2 // 3, i420.shape[1]
-        flat = i420.reshape(-1)
-        luma, quarter = height * width, height * width // 4
-        return (flat[:luma].reshape(height, width),
-                flat[luma : luma + quarter].reshape(height // 2, width // 2),
-                flat[luma + quarter :].reshape(height // 2, width // 2))
+    def draw(self, t: float) -> np.ndarray:
+        """The picture at media time ``t``, unstamped, as one (H*3/2, W) uint8 I420 array (raw I420 as bytes)."""
+        frame = self._background.copy()
+        y, u, v = _planes(frame)
+        disc = self.scene.native_disc(t)
+        top, left = (disc.y - disc.radius) * self._sy, (disc.x - disc.radius) * self._sx
+        paint_mask(y, self._luma_mask, round(top), round(left), self._disc_yuv[0])
+        paint_mask(u, self._chroma_mask, round(top / 2), round(left / 2), self._disc_yuv[1])
+        paint_mask(v, self._chroma_mask, round(top / 2), round(left / 2), self._disc_yuv[2])
+        return frame
 
     def render(self, t: float, stamp: FrameStamp) -> np.ndarray:
         """The frame at media time ``t`` with ``stamp`` painted, as one (H*3/2, W) uint8 I420 array."""
-        frame = self._background.copy()
-        y, u, v = self._planes(frame)
-        disc = self.scene.native_disc(t)
-        top, left = (disc.y - disc.radius) * self._sy, (disc.x - disc.radius) * self._sx
-        _paint(y, self._luma_mask, round(top), round(left), self._disc_yuv[0])
-        _paint(u, self._chroma_mask, round(top / 2), round(left / 2), self._disc_yuv[1])
-        _paint(v, self._chroma_mask, round(top / 2), round(left / 2), self._disc_yuv[2])
+        frame = self.draw(t)
+        y, u, v = _planes(frame)
         paint_stamp(y, stamp, one_value=LUMA_WHITE, zero_value=LUMA_BLACK)
         rows, cols = self._stamp_size
         u[: rows // 2, : cols // 2] = CHROMA_NEUTRAL

@@ -80,26 +80,26 @@ class MistyScene:
         """The upright scene (640 rows x 480 cols x RGB) at time ``t``."""
         frame = self._upright_background.copy()
         d = self.upright_disc(t)
-        _paint_disc(frame, self._disc_mask, round(d.x), round(d.y))
+        paint_mask(frame, self._disc_mask, round(d.y - d.radius), round(d.x - d.radius), DISC)
         return frame
 
     def native_frame(self, t: float) -> np.ndarray:
         """What the sensor sees at ``t``: 480 rows x 640 cols x RGB uint8, the upright scene turned 90° CCW."""
         frame = self._native_background.copy()
         d = self.native_disc(t)
-        _paint_disc(frame, self._disc_mask, round(d.x), round(d.y))
+        paint_mask(frame, self._disc_mask, round(d.y - d.radius), round(d.x - d.radius), DISC)
         return frame
 
 
-def _paint_disc(frame: np.ndarray, mask: np.ndarray, cx: int, cy: int) -> None:
-    r = mask.shape[0] // 2
+def paint_mask(frame: np.ndarray, mask: np.ndarray, top: int, left: int, value: np.ndarray | int) -> None:
+    """``value`` wherever ``mask`` is set, the mask's top-left corner at (top, left), clipped to the frame (an RGB
+    image or one plane of a YUV picture)."""
     h, w = frame.shape[:2]
-    y0, y1, x0, x1 = cy - r, cy + r + 1, cx - r, cx + r + 1
-    fy0, fy1, fx0, fx1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
-    if fy0 >= fy1 or fx0 >= fx1:
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(h, top + mask.shape[0]), min(w, left + mask.shape[1])
+    if y0 >= y1 or x0 >= x1:
         return
-    sub = mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-    frame[fy0:fy1, fx0:fx1][sub] = DISC
+    frame[y0:y1, x0:x1][mask[y0 - top : y1 - top, x0 - left : x1 - left]] = value
 
 
 # ----- WebSocket output geometry -------------------------------------------------------------------------
