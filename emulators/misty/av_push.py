@@ -146,11 +146,9 @@ class AvPush:
             "height": video.height,
             "fps": video.fps,
             "extradata": video.extradata.hex(),
-            "audio": audio is not None,
-            "sample_rate": audio.sample_rate if audio else 0,
-            "channels": audio.channels if audio else 0,
-            "audio_bitrate": audio.bitrate if audio else 0,
         }
+        if audio is not None:  # a video-only stream (`av_audio = false`) has no audio keys
+            self._config.update(sample_rate=audio.sample_rate, channels=audio.channels, audio_bitrate=audio.bitrate)
         self._emulator = emulator
         self._tasks = tasks
         self._egress = egress
@@ -295,7 +293,9 @@ def push_muxer(stop: Event, outbox: Queue[Any], inbox: Queue[Any], config: dict[
         outbox.put(("failed", _describe_av_error(av, exc)))
         return
     outbox.put(("connected", ""))
-    time_bases = {_VIDEO: Fraction(1, config["fps"]), _AUDIO: Fraction(1, config["sample_rate"] or 1)}
+    time_bases = {_VIDEO: Fraction(1, config["fps"])}
+    if "sample_rate" in config:
+        time_bases[_AUDIO] = Fraction(1, config["sample_rate"])
     muxed = reported = 0
     try:
         while not stop.is_set():
@@ -351,7 +351,7 @@ def _open_muxer(av: Any, config: dict[str, Any]) -> tuple[Any, dict[int, Any]]:
         context.flags &= ~av.codec.context.Flags.global_header
         context.extradata = bytes.fromhex(config["extradata"])
         streams = {_VIDEO: video}
-        if config["audio"]:
+        if "sample_rate" in config:
             audio = container.add_stream("aac", rate=config["sample_rate"])
             audio.layout = "mono" if config["channels"] == 1 else "stereo"
             audio.bit_rate = config["audio_bitrate"]

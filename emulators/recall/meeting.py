@@ -141,7 +141,8 @@ def _rename(raw: Any, where: str, ids: set[int]) -> Rename:
 
 
 class _Placeholders:
-    """Stands in for Faker while a scenario is only checked (``check_scenario``): the same calls, fixed words."""
+    """Stands in for Faker while a scenario is only checked (``parse_scenario(..., checking=True)``): the same
+    calls, fixed words."""
 
     def name(self) -> str:
         return "Participant"
@@ -227,37 +228,31 @@ class Scenarios(MutableMapping[str, Scenario]):
     instance cost more than the rest of Recall's start."""
 
     def __init__(self) -> None:
-        self._built: dict[str, Scenario] = {}
-        self._pending: dict[str, Callable[[], Scenario]] = {}
+        self._entries: dict[str, Scenario | Callable[[], Scenario]] = {}  # built, or how to build it
 
     def add_pending(self, name: str, build: Callable[[], Scenario]) -> None:
-        self._built.pop(name, None)
-        self._pending[name] = build
+        self._entries[name] = build
 
     def __getitem__(self, name: str) -> Scenario:
-        if name not in self._built:
-            build = self._pending.pop(name, None)
-            if build is None:
-                raise KeyError(name)
-            self._built[name] = build()
-        return self._built[name]
+        entry = self._entries[name]
+        if not isinstance(entry, Scenario):
+            entry = self._entries[name] = entry()
+        return entry
 
     def __setitem__(self, name: str, scenario: Scenario) -> None:
-        self._pending.pop(name, None)
-        self._built[name] = scenario
+        self._entries[name] = scenario
 
     def __delitem__(self, name: str) -> None:
-        if self._pending.pop(name, None) is None:
-            del self._built[name]
+        del self._entries[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._built, *(n for n in self._pending if n not in self._built)])
+        return iter(list(self._entries))
 
     def __len__(self) -> int:
-        return len(self._built.keys() | self._pending.keys())
+        return len(self._entries)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._built or name in self._pending
+    def __contains__(self, name: object) -> bool:  # without building it (Mapping's own would)
+        return name in self._entries
 
 
 def load_scenarios(directory: Path = SCENARIO_DIR, *, seed: int = 0) -> Scenarios:
