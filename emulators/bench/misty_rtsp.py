@@ -179,7 +179,7 @@ def write_tone(path: Path, sample_rate: int) -> None:
     S16LE samples for the GStreamer launcher to loop."""
     from emulators.misty.media import AvTone
 
-    path.write_bytes(AvTone(sample_rate, FPS).samples_through(FPS - 1).astype("<i2").tobytes())
+    path.write_bytes(AvTone(sample_rate, FPS).one_second().astype("<i2").tobytes())
 
 
 async def _ours(options: BenchOptions, k: int, warmup_s: float, window_s: float, rounds: int, *, audio: bool

@@ -370,10 +370,7 @@ class H264Encoder:
         import av
 
         fmt = _check_image(image, width=self.width, height=self.height)
-        frame = av.VideoFrame.from_ndarray(image, format=fmt)
-        frame.pts = pts
-        frame.time_base = self.time_base
-        return self._collect(self._context.encode(frame))
+        return self._encode_frame(av.VideoFrame.from_ndarray(image, format=fmt), pts)
 
     def encode_i420(self, picture: np.ndarray, pts: int) -> tuple[av.VideoFrame, list[EncodedPacket]]:
         """Encode one picture already in the encoder's own format, I420 as a (H*3/2, W) uint8 array (no colour
@@ -386,9 +383,12 @@ class H264Encoder:
             raise ValueError(f"an I420 picture for this encoder is a ({self.height * 3 // 2}, {self.width}) uint8 "
                              f"array, got {getattr(picture, 'shape', type(picture))}")
         frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        return frame, self._encode_frame(frame, pts)
+
+    def _encode_frame(self, frame: av.VideoFrame, pts: int) -> list[EncodedPacket]:
         frame.pts = pts
         frame.time_base = self.time_base
-        return frame, self._collect(self._context.encode(frame))
+        return self._collect(self._context.encode(frame))
 
     def flush(self) -> list[EncodedPacket]:
         """Drain the encoder at end of stream (zerolatency keeps nothing back, so this is usually empty)."""
