@@ -50,7 +50,7 @@ async def _starts(options: BenchOptions, processes: int, runs: int, devices: lis
 
 
 async def run(options: BenchOptions) -> dict[str, Any]:
-    runs = 1 if options.quick else 3
+    runs = 1 if options.quick else 7  # start-up times on a shared 2-core machine swing by 30 %: the median of 7
     devices = list(available())
     cores = min(EmulatorProcess.cores(), len(devices))  # what `benchtwin up` uses by default
     totals, self_reported, cpu = await _starts(options, cores, runs, devices)

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emulators.depthcam import media, schemas, server_bodies
+from emulators.depthcam import media, request_errors
 from emulators.depthcam.camera import NeuralNetwork
 from emulators.depthcam.controller import DEVICE_TYPES
 from emulators.depthcam.errors import DepthCamError, ServerCrash
@@ -81,7 +81,7 @@ def refusal(exc: DepthCamError) -> web.Response:
     if exc.status == 404:
         return null_response(404)
     if exc.status == 422:
-        return validation_error([schemas.value_error(list(exc.loc), exc.message, exc.input)])
+        return validation_error([request_errors.value_error(list(exc.loc), exc.message, exc.input)])
     return internal_error()
 
 
@@ -181,10 +181,10 @@ class RobopipeApi:
                 # connection after the reply. That handler sits outside the CORS middleware: no CORS headers.
                 response.force_close()
                 cors = False
-        except server_bodies.JsonInvalid as exc:
+        except request_errors.JsonInvalid as exc:
             response = validation_error(exc.errors)
-        except server_bodies.BodyUnparsable:
-            response = web.json_response({"detail": server_bodies.BODY_PARSE_ERROR}, status=400)
+        except request_errors.BodyUnparsable:
+            response = web.json_response({"detail": request_errors.BODY_PARSE_ERROR}, status=400)
         if origin and cors and not response.prepared:
             self._cors_headers(request, response, origin)
         return response
@@ -247,7 +247,7 @@ class RobopipeApi:
 
         Returns the collected errors and whether the mxid names an open camera; raises CameraNotFound.
         """
-        error = schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
+        error = request_errors.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
         if error is not None:
             return [error], False
         self.backend.camera(params["mxid"])
@@ -275,10 +275,12 @@ class RobopipeApi:
         content_type = request.headers.get("Content-Type")
         # Main reads the JSON body before any dependency: a syntax error or unreadable bytes answer first.
         main_body = body is not None and self.backend.server_main
+        if body is not None:
+            from emulators.depthcam import schemas, server_bodies  # with pydantic, at the first body
         data = server_bodies.parse_json_body(raw, content_type) if main_body else None
         errors, known = self._camera_or_errors(params)
         stream = params["stream_name"]
-        stream_error = schemas.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
+        stream_error = request_errors.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
         if stream_error is not None:
             errors.append(stream_error)
         if query_check is not None:
@@ -344,7 +346,7 @@ class RobopipeApi:
 
     async def create_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         """Re-boot a configured camera (also one that was deleted): boot stream state after a restart."""
-        error = schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
+        error = request_errors.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
         if error is not None:
             return validation_error([error])
         mxid = params["mxid"]
@@ -357,7 +359,7 @@ class RobopipeApi:
     async def delete_camera(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         if self.backend.server_main:
             # Main does not resolve the camera first: a bad mxid is a 422, an unknown one fails (500).
-            error = schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
+            error = request_errors.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN)
             if error is not None:
                 return validation_error([error])
             self.backend.configured(params["mxid"])
@@ -378,6 +380,8 @@ class RobopipeApi:
         return web.json_response(self.backend.cameras[self._camera_checked(params)].ir)
 
     async def set_ir(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        from emulators.depthcam import schemas, server_bodies  # with pydantic, at the first body
+
         raw = await request.read()
         content_type = request.headers.get("Content-Type")
         if self.backend.server_main:
@@ -434,6 +438,8 @@ class RobopipeApi:
         return await self._stream_operation(request, params, read)
 
     async def set_config(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        from emulators.depthcam import schemas, server_bodies  # with pydantic, at the first body
+
         async def update(mxid: str, stream: str, value: Any) -> web.StreamResponse:
             if self.backend.server_main:
                 variant, body = server_bodies.config_fields(value)
@@ -462,6 +468,8 @@ class RobopipeApi:
         return await self._stream_operation(request, params, read)
 
     async def set_control(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
+        from emulators.depthcam import schemas, server_bodies  # with pydantic, at the first body
+
         async def update(mxid: str, stream: str, value: Any) -> web.StreamResponse:
             changes = value.model_dump(mode="json", exclude_unset=True, exclude_none=True)
             if self.backend.server_main:
@@ -478,7 +486,8 @@ class RobopipeApi:
             return []
         allowed = ", ".join(STILL_FORMATS)
         return [
-            schemas.value_error(["query", "format"], f"unsupported image format {fmt!r}; use one of {allowed}", fmt)
+            request_errors.value_error(["query", "format"], f"unsupported image format {fmt!r}; use one of {allowed}",
+                                       fmt)
         ]
 
     async def capture_still(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -510,12 +519,14 @@ class RobopipeApi:
     async def _deploy_nn_as_main(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         """Main's order: the form is read, the camera resolved (404), ``nn_config`` checked (a 422 answered
         alone, or a 500), then the path and ``model`` errors together; a stream not on the device is a 500."""
+        from emulators.depthcam import server_bodies  # with pydantic, at the first body
+
         raw = await request.read()
         fields = dict(server_bodies.form_fields(raw, request.headers.get("Content-Type", "")))
         errors, _ = self._camera_or_errors(params)
         network: NeuralNetwork | None = None
         if "nn_config" not in fields:
-            errors.append(schemas.error_item("missing", ["body", "nn_config"], "Field required", None))
+            errors.append(request_errors.error_item("missing", ["body", "nn_config"], "Field required", None))
         else:
             text = fields["nn_config"].decode("utf-8", "replace")
             try:
@@ -526,11 +537,11 @@ class RobopipeApi:
                 raise ServerCrash(str(exc)) from exc
             network = NeuralNetwork(config.type.value, json.loads(text), len(fields.get("model", b"")))
         stream = params["stream_name"]
-        stream_error = schemas.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
+        stream_error = request_errors.pattern_error("path", "stream_name", stream, STREAM_NAME_PATTERN)
         if stream_error is not None:
             errors.append(stream_error)
         if "model" not in fields:
-            errors.append(schemas.error_item("missing", ["body", "model"], "Field required", None))
+            errors.append(request_errors.error_item("missing", ["body", "model"], "Field required", None))
         if errors or network is None:
             return validation_error(errors)
         mxid = params["mxid"]
@@ -541,11 +552,11 @@ class RobopipeApi:
     async def _read_nn_form(self, request: web.Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The multipart fields ``model`` (file) and ``nn_config`` (a JSON object with a known ``type``)."""
         raw = await request.read()
-        fields: dict[str, Any] = dict(schemas.multipart_fields(raw, request.headers.get("Content-Type", "")))
+        fields: dict[str, Any] = dict(request_errors.multipart_fields(raw, request.headers.get("Content-Type", "")))
         errors = []
         for name in ("model", "nn_config"):
             if name not in fields:
-                errors.append(schemas.error_item("missing", ["body", name], "Field required", None))
+                errors.append(request_errors.error_item("missing", ["body", name], "Field required", None))
         if "nn_config" in fields:
             raw = fields["nn_config"]
             try:
@@ -557,7 +568,7 @@ class RobopipeApi:
             fields["nn_config"] = text
             if not isinstance(config, dict) or config.get("type") not in NN_TYPES:
                 message = f"nn_config must be a JSON object whose type is one of {', '.join(NN_TYPES)}"
-                errors.append(schemas.value_error(["body", "nn_config"], message, text))
+                errors.append(request_errors.value_error(["body", "nn_config"], message, text))
         return fields, errors
 
     async def delete_nn(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -570,8 +581,8 @@ class RobopipeApi:
     # ----- WebSockets -------------------------------------------------------------------------------------
     def _socket_params_ok(self, params: dict[str, str]) -> bool:
         return (
-            schemas.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN) is None
-            and schemas.pattern_error("path", "stream_name", params["stream_name"], STREAM_NAME_PATTERN) is None
+            request_errors.pattern_error("path", "mxid", params["mxid"], MXID_PATTERN) is None
+            and request_errors.pattern_error("path", "stream_name", params["stream_name"], STREAM_NAME_PATTERN) is None
         )
 
     async def video_socket(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
@@ -598,7 +609,7 @@ class RobopipeApi:
 
     async def list_device_type(self, request: web.Request, params: dict[str, str]) -> web.StreamResponse:
         device_type = params["device_type"]
-        error = schemas.pattern_error("path", "device_type", device_type, DEVICE_TYPE_PATTERN)
+        error = request_errors.pattern_error("path", "device_type", device_type, DEVICE_TYPE_PATTERN)
         if error is not None:
             return validation_error([error])
         return web.json_response(self.backend.controller.list(device_type))
@@ -611,6 +622,8 @@ class RobopipeApi:
 
     async def _controller_update(self, request: web.Request, t: str, circuit: str | None = None) -> dict[str, Any]:
         """The update body; on main the body is read first, then the circuit looked up, then the body validated."""
+        from emulators.depthcam import schemas, server_bodies  # with pydantic, at the first body
+
         raw = await request.read()
         content_type = request.headers.get("Content-Type")
         if self.backend.server_main:

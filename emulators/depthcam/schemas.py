@@ -1,4 +1,4 @@
-"""Request bodies of the Robopipe API as pydantic models, and FastAPI-shaped 422 error items.
+"""Request bodies of the Robopipe API (the release branch) as pydantic models, validated into FastAPI's 422 items.
 
 The real server is FastAPI + pydantic 2, so validating with pydantic gives the same coercions, error
 ``type``s, ``loc``s and messages a client sees from a real controller.
@@ -7,14 +7,13 @@ The real server is FastAPI + pydantic 2, so validating with pydantic gives the s
 from __future__ import annotations
 
 import enum
-import functools
 import json
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from emulators.depthcam.hardware import COLOR_RESOLUTIONS, MONO_RESOLUTIONS
+from emulators.depthcam.request_errors import MISSING, BodyUnparsable, error_item, jsonable
 
 Pair = tuple[int, int]
 
@@ -189,52 +188,6 @@ CONTROLLER_UPDATES: dict[str, type[BaseModel]] = {
 }
 
 
-# ----- FastAPI-shaped errors ------------------------------------------------------------------------------
-def error_item(
-    type_: str, loc: list[str | int], msg: str, input_: Any, ctx: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    item: dict[str, Any] = {"type": type_, "loc": loc, "msg": msg, "input": input_}
-    if ctx is not None:
-        item["ctx"] = ctx
-    return item
-
-
-@functools.cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-def pattern_error(where: str, name: str, value: str, pattern: str) -> dict[str, Any] | None:
-    """FastAPI path patterns are unanchored: a value passes when it *contains* a match."""
-    if _compiled(pattern).search(value):
-        return None
-    return error_item(
-        "string_pattern_mismatch",
-        [where, name],
-        f"String should match pattern '{pattern}'",
-        value,
-        {"pattern": pattern},
-    )
-
-
-def value_error(loc: list[str | int], message: str, input_: Any) -> dict[str, Any]:
-    return error_item("value_error", loc, f"Value error, {message}", input_, {"error": {}})
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, BaseException):
-        return {}  # FastAPI's encoder renders exception objects in ctx as empty objects
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
 def pydantic_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors(include_url=False):
@@ -245,15 +198,9 @@ def pydantic_errors(exc: ValidationError, prefix: list[str | int]) -> list[dict[
     return out
 
 
-MISSING = object()
 # Bodies validated from their JSON first: flat models (no unions besides None) whose accepted values do not
 # depend on JSON versus Python input. Union bodies (ConfigBody) stay out: their member choice could differ.
 JSON_FAST_PATH: frozenset[Any] = frozenset({SensorControlUpdate})
-
-
-class BodyUnparsable(Exception):
-    """FastAPI's 400: the body could not be read at all (not UTF-8 JSON, nested past the recursion limit, or broken
-    multipart); its request handler turns any exception of the JSON parse but a decode error into this 400."""
 
 
 def parse_json_body(raw: bytes, content_type: str | None) -> tuple[Any, list[dict[str, Any]]]:
@@ -296,40 +243,3 @@ def validate_body(
         return adapter.model_validate(data, from_attributes=True), []
     except ValidationError as exc:
         return None, pydantic_errors(exc, ["body"])
-
-
-_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
-_FIELD_NAME = re.compile(rb'\bname="([^"]*)"', re.IGNORECASE)
-
-
-def multipart_boundary(content_type: str) -> bytes | None:
-    match = _BOUNDARY.search(content_type)
-    return match.group(1).encode("latin-1", "replace") if match else None
-
-
-def multipart_fields(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
-    """The named parts of a multipart/form-data body, parsed leniently like python-multipart does.
-
-    Header bytes that are not ASCII (fuzzers send them) do not spoil the other parts; a body that is not
-    multipart at all has no fields.
-    """
-    if not content_type.lower().startswith("multipart/"):
-        return []
-    boundary = multipart_boundary(content_type)
-    if boundary is None:
-        return []
-    delimiter = b"--" + boundary
-    fields = []
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break  # the closing delimiter
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        name = _FIELD_NAME.search(head)
-        if name is None:
-            continue
-        if data.endswith(b"\r\n"):
-            data = data[:-2]
-        fields.append((name.group(1).decode("utf-8", "replace"), data))
-    return fields

@@ -13,20 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 
-from emulators.depthcam import schemas
-
-BODY_PARSE_ERROR = "There was an error parsing the body"
-
-
-BodyUnparsable = schemas.BodyUnparsable
-
-
-class JsonInvalid(Exception):
-    """The body is not JSON: FastAPI's 422 ``json_invalid``, answered before any dependency runs."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("JSON decode error")
-        self.errors = errors
+from emulators.depthcam import request_errors, schemas
+from emulators.depthcam.request_errors import BodyUnparsable, JsonInvalid
 
 
 # ----- body parsing, before any dependency runs -----------------------------------------------------------
@@ -45,13 +33,13 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
     else that stops the parse (bytes that are not UTF-8) raises BodyUnparsable.
     """
     if not raw:
-        return schemas.MISSING
+        return request_errors.MISSING
     if not is_json_content(content_type):
         return raw.decode("utf-8", "replace")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        item = schemas.error_item("json_invalid", ["body", exc.pos], "JSON decode error", {}, {"error": exc.msg})
+        item = request_errors.error_item("json_invalid", ["body", exc.pos], "JSON decode error", {}, {"error": exc.msg})
         raise JsonInvalid([item]) from exc
     except (ValueError, RecursionError) as exc:  # not text, or nested past the parser's recursion limit
         raise BodyUnparsable(str(exc)) from exc
@@ -60,16 +48,16 @@ def parse_json_body(raw: bytes, content_type: str | None) -> Any:
 def form_fields(raw: bytes, content_type: str) -> list[tuple[str, bytes]]:
     """The form's parts; a multipart body without its boundary parameter or not starting with it is unreadable."""
     if raw and content_type.lower().startswith("multipart/"):
-        boundary = schemas.multipart_boundary(content_type)
+        boundary = request_errors.multipart_boundary(content_type)
         if boundary is None or not raw.startswith(b"--" + boundary):
             raise BodyUnparsable("the multipart body does not start with its boundary")
-    return schemas.multipart_fields(raw, content_type)
+    return request_errors.multipart_fields(raw, content_type)
 
 
 def validate(adapter: TypeAdapter[Any], data: Any) -> tuple[Any, list[dict[str, Any]]]:
     """A required body validated as FastAPI does (with ``from_attributes``), errors located under ``body``."""
-    if data is schemas.MISSING:
-        return None, [schemas.error_item("missing", ["body"], "Field required", None)]
+    if data is request_errors.MISSING:
+        return None, [request_errors.error_item("missing", ["body"], "Field required", None)]
     try:
         return adapter.validate_python(data, from_attributes=True), []
     except ValidationError as exc:
@@ -212,7 +200,7 @@ def check_nn_config(text: str) -> NNConfig:
     except ValidationError as exc:
         errors = []
         for err in exc.errors():  # with each error's url, as main passes them through unchanged
-            item = {key: schemas.jsonable(value) for key, value in err.items()}
+            item = {key: request_errors.jsonable(value) for key, value in err.items()}
             item["loc"] = list(err["loc"])
             errors.append(item)
         raise NNConfigRefused(errors) from exc

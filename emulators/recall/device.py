@@ -25,7 +25,7 @@ class RecallEmulator(Emulator):
     device = "recall"
     title = "Recall.ai meeting bot (bots REST API, simulated meetings, real-time video/audio WebSockets, RTMP out)"
     default_port = 9082
-    start_cost_ms = (60.0, 10.0)  # CPU to start: its own imports, each member (numpy, shared, left out)
+    start_cost_ms = (30.0, 10.0)  # CPU to start: its own imports, each member (numpy comes before the fork)
     settings_class = RecallSettings
 
     def __init__(self, settings: dict[str, Any] | None = None, **kwargs: Any) -> None:

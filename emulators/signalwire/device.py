@@ -28,7 +28,7 @@ class SignalWireEmulator(Emulator):
     device = "signalwire"
     title = "SignalWire Compatibility API: conferences and their outbound audio streams"
     default_port = 9083
-    start_cost_ms = (50.0, 13.0)  # CPU to start: its own imports, each member (numpy, shared, left out)
+    start_cost_ms = (5.0, 13.0)  # CPU to start: its own imports, each member (numpy comes before the fork)
     port_settings = ("port", "tls_port")
     settings_class = SignalWireSettings
     settings: SignalWireSettings

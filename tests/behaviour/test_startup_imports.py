@@ -92,3 +92,37 @@ asyncio.run(main())
     assert f"emulators.{device}.api" in loaded
     # Faker comes with the first invented words: VideoDB's first speech, Recall's first use of a scenario.
     assert not top_level(loaded) & {*LAZY, "faker"}
+
+
+def test_the_depth_camera_loads_pydantic_with_its_first_request_body_not_at_start() -> None:
+    code = """
+import asyncio, json, sys
+import aiohttp
+from emulators.app import start_all
+from emulators.config import Config, apply_overrides
+
+async def main():
+    [camera] = await start_all(["depthcam"], apply_overrides(Config(), {"depthcam": {"port": 0}}))
+    base = f"http://{camera.host}:{camera.ports['rest']}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/cameras/") as resp:
+                mxid = (await resp.json())[0]["mxid"]
+            async with session.get(f"{base}/cameras/{mxid}/streams/CAM_A/control") as resp:
+                assert resp.status == 200, resp.status
+            before = "pydantic" in sys.modules
+            async with session.post(f"{base}/cameras/{mxid}/streams/CAM_A/control", json={"brightness": 99}) as resp:
+                refused = await resp.json()
+        print(json.dumps({"before": before, "after": "pydantic" in sys.modules, "status": resp.status,
+                          "loc": refused["detail"][0]["loc"]}))
+    finally:
+        await camera.aclose()
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    # GETs (and their path checks) answer without the request models; the first body brings them, and is
+    # validated by them as FastAPI would: brightness is -10..10.
+    assert seen == {"before": False, "after": True, "status": 422, "loc": ["body", "brightness"]}

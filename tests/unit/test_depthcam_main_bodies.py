@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.depthcam import schemas, server_bodies
+from emulators.depthcam import request_errors, server_bodies
 
 
 def test_a_body_is_json_without_a_content_type_or_with_a_json_subtype() -> None:
     assert server_bodies.parse_json_body(b'{"a": 1}', None) == {"a": 1}
     assert server_bodies.parse_json_body(b'{"a": 1}', "application/merge-patch+json") == {"a": 1}
     assert server_bodies.parse_json_body(b'{"a": 1}', "text/plain") == '{"a": 1}'
-    assert server_bodies.parse_json_body(b"", "application/json") is schemas.MISSING
+    assert server_bodies.parse_json_body(b"", "application/json") is request_errors.MISSING
 
 
 def test_a_json_syntax_error_names_its_position_and_bytes_that_are_not_text_are_unparsable() -> None:
