@@ -7,6 +7,10 @@ running, or stops the newest ones (``Status=stopped``) when the bisection comes 
 one window: messages/s delivered, chunks missing from the sequence, and each chunk's delay variation (arrival
 minus its media timestamp, relative to the stream's earliest chunk), whose p99 is the lateness. A step is
 sustained when p99 <= 10 ms, no chunk is missing and >= 98% of the chunks arrive in the window.
+
+A chunk arrives when the receiver reads its bytes off the socket (``StampedWebSocket``), not when the stream's
+reader task next runs: one event-loop pass decrypts every ready socket before any reader task runs, so a task's
+clock would add the receiver's whole pass to every chunk and measure the load generator, not the emulator.
 """
 
 from __future__ import annotations
@@ -76,6 +80,21 @@ def chunk_of(text: str) -> int | None:
     return None
 
 
+class StampedWebSocket(web.WebSocketResponse):
+    """aiohttp's WebSocket server, noting when each read came off the socket (after its TLS record is decrypted,
+    before its messages wait in the queue for the reader task). The hook runs only with a heartbeat set."""
+
+    read_at = 0.0
+
+    def __init__(self) -> None:
+        # A heartbeat no run lasts to: aiohttp calls the data-received hook only when one is set.
+        super().__init__(max_msg_size=4 * 1024**2, heartbeat=24 * 3600.0)
+
+    def _on_data_received(self) -> None:
+        self.read_at = time.monotonic()
+        super()._on_data_received()
+
+
 @dataclass
 class AudioSink:
     streams: list[StreamLog] = field(default_factory=list)
@@ -86,14 +105,14 @@ class AudioSink:
         return sum(1 for s in self.streams if s.chunks and not s.closed)
 
     async def accept(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=4 * 1024**2)
+        ws = StampedWebSocket()
         await ws.prepare(request)
         log = StreamLog()
         self.streams.append(log)
         async for message in ws:
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
-            arrived = time.monotonic()
+            arrived = ws.read_at or time.monotonic()
             try:
                 chunk = chunk_of(message.data)
             except (ValueError, KeyError, TypeError, AttributeError):

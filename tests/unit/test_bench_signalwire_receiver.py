@@ -1,0 +1,47 @@
+"""The signalwire-audio bench's receiver stamps a chunk when its bytes come off the socket.
+
+One event-loop pass reads every ready socket before any reader task runs; a stamp taken by the task would add
+the rest of that pass to the chunk's lateness. These checks pin the aiohttp hook the stamp relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+from aiohttp import web
+
+from emulators.bench.signalwire_audio import StampedWebSocket
+
+
+async def test_each_message_carries_the_time_its_read_came_off_the_socket() -> None:
+    stamps: list[tuple[float, float]] = []
+    received = asyncio.Event()
+
+    async def accept(request: web.Request) -> web.StreamResponse:
+        ws = StampedWebSocket()
+        await ws.prepare(request)
+        async for _ in ws:
+            stamps.append((ws.read_at, time.monotonic()))
+            if len(stamps) == 3:
+                received.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", accept)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session, session.ws_connect(f"http://127.0.0.1:{port}/") as ws:
+            before = time.monotonic()
+            for n in range(3):
+                await ws.send_str(f"chunk {n}")
+            await asyncio.wait_for(received.wait(), 10)
+    finally:
+        await runner.cleanup()
+    for read_at, seen in stamps:
+        assert before <= read_at <= seen
