@@ -11,6 +11,7 @@ import time
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from emulators.bench.signalwire_audio import StampedWebSocket
 
@@ -30,18 +31,11 @@ async def test_each_message_carries_the_time_its_read_came_off_the_socket() -> N
 
     app = web.Application()
     app.router.add_get("/", accept)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session, session.ws_connect(f"http://127.0.0.1:{port}/") as ws:
-            before = time.monotonic()
-            for n in range(3):
-                await ws.send_str(f"chunk {n}")
-            await asyncio.wait_for(received.wait(), 10)
-    finally:
-        await runner.cleanup()
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as session, \
+            session.ws_connect(server.make_url("/")) as ws:
+        before = time.monotonic()
+        for n in range(3):
+            await ws.send_str(f"chunk {n}")
+        await asyncio.wait_for(received.wait(), 10)
     for read_at, seen in stamps:
         assert before <= read_at <= seen
