@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from emulators.bench.ramp import RampPlan, RampPlanner, reasons, run_ramp
+from emulators.bench.ramp import RampPlan, RampPlanner, reasons, run_ramp, scaling_target
 
 
 def drive(plan: RampPlan, limit: int, *, flaky: set[int] | None = None) -> RampPlanner:
@@ -40,6 +40,13 @@ def test_a_system_that_holds_everything_stops_at_the_ceiling() -> None:
     planner = drive(RampPlan(start=10, factor=2, ceiling=50, budget_s=60), limit=10_000)
     assert planner.tried == [10, 20, 40, 50]
     assert planner.sustained == 50 and planner.failing is None and planner.stopped_by == "ceiling"
+
+
+def test_a_scaling_held_back_by_the_ramps_ceiling_is_a_lower_bound_not_a_miss() -> None:
+    short = scaling_target(1.43, 2, ceiling_reached=True)
+    assert short["met"] is None and "at least 1.43" in short["why"]
+    assert scaling_target(1.8, 2, ceiling_reached=True)["met"] is True
+    assert scaling_target(1.43, 2)["met"] is False
 
 
 def test_a_higher_load_that_holds_clears_an_earlier_failure() -> None:
