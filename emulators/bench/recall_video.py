@@ -37,7 +37,7 @@ LATENESS_LIMIT_MS = 50.0
 TARGET_STREAMS = 150
 MOONSHOT_STREAMS = 250
 QUICK_RAMP = RampPlan(start=2, factor=2.0, ceiling=4, budget_s=30.0)
-FULL_RAMP = RampPlan(start=30, factor=1.5, ceiling=400, budget_s=150.0, resolution=0.1)
+FULL_RAMP = RampPlan(start=30, factor=1.5, ceiling=800, budget_s=150.0, resolution=0.1)
 HEADER = struct.Struct("<II")  # participant id, timestamp ms (the legacy video header)
 
 
