@@ -37,8 +37,25 @@ class _Json(logging.Formatter):
         return redact_text(json.dumps(out, default=str))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record is emitted, not as it was when logging was set up: a host
+    that swaps it (pytest's capture, a test running the CLI in-process) may close the old one while emulator
+    threads still log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def setup_logging(level: str = "info", *, as_json: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(_Json() if as_json else _Readable())
     root = logging.getLogger()
     root.handlers[:] = [handler]
