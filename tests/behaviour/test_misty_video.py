@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import socket
 import time
+from pathlib import Path
 
 import aiohttp
 import av
@@ -107,6 +108,10 @@ async def test_frames_arrive_at_about_30_fps(misty, free_port):
     assert count >= 5
 
 
+# Linux grows a TCP socket's send buffer up to this (the third field of tcp_wmem); 4 MB by default.
+SEND_BUFFER_MAX = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+
+
 async def _raw_viewer(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A WebSocket viewer with tiny buffers, so not reading really pushes back on the robot's sender."""
     sock = socket.socket()
@@ -141,12 +146,15 @@ async def test_a_slow_viewer_sees_gaps_not_latency(misty, free_port):
         opcode, payload = await _read_frame(reader)
         assert opcode == 0x2
         first = read_stamp(decode(payload))
-        await asyncio.sleep(0.6)  # deliberately slow: about 18 frames are produced meanwhile
+        # Deliberately slow, for longer than the robot's side can absorb: its socket's send buffer (which the kernel
+        # may grow up to tcp_wmem's maximum) holds `held` frames of this size; stay away for 18 frames more.
+        held = SEND_BUFFER_MAX // len(payload) + 1
+        await asyncio.sleep((held + 18) / 30)
         latest = []
-        # The kernel's socket buffers on both sides still hold the frames sent before the pause (how many depends
-        # on the frames' size and the kernel's buffer tuning): read past them, up to where the sender skipped.
+        # The kernel's socket buffers on both sides still hold the frames sent before the pause: read past them, up
+        # to where the sender skipped.
         previous = first
-        for _ in range(60):
+        for _ in range(held + 60):
             opcode, payload = await _read_frame(reader)
             latest.append(read_stamp(decode(payload)))
             if len(latest) >= 4 and latest[-1].frame_index - previous.frame_index > 1:
