@@ -42,9 +42,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     that swaps it (pytest's capture, a test running the CLI in-process) may close the old one while emulator
     threads still log."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property
     def stream(self) -> Any:
         return sys.stderr

@@ -76,7 +76,6 @@ class SignalWireEmulator(Emulator):
         return path
 
     def _scenario(self) -> dict[str, Any]:
-
         return load_yaml(self._scenario_path().read_text()) or {}
 
     def _outbound_ssl(self) -> ssl.SSLContext | bool:
