@@ -151,14 +151,15 @@ def scaling(one: RampOutcome, many: RampOutcome | None) -> float | None:
     return round(many.sustained / one.sustained, 3)
 
 
-def scaling_target(value: float | None, processes: int, *, ceiling_reached: bool = False) -> dict[str, Any]:
-    """The scaling target as the table and the JSON show it. When the N-process ramp stopped at its ceiling
-    the figure is only a lower bound: short of the target, it is not judged."""
+def scaling_target(one: RampOutcome, many: RampOutcome | None, processes: int) -> dict[str, Any]:
+    """The scaling target as the table and the JSON show it. When the N-process ramp held at its ceiling the
+    scaling is only a lower bound: short of the target, it is not judged."""
     from emulators.bench.table import target
 
     rule = f">= {TARGET_SCALING} with {processes} processes"
+    value = scaling(one, many)
     if value is None:
         return target(rule, None, "one core, or nothing held in one process")
-    if ceiling_reached and value < TARGET_SCALING:
+    if many is not None and many.at_ceiling and value < TARGET_SCALING:
         return target(rule, None, f"at least {value}: the {processes}-process ramp held at its ceiling")
     return target(rule, value >= TARGET_SCALING)

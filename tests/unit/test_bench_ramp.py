@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from emulators.bench.ramp import RampPlan, RampPlanner, reasons, run_ramp, scaling_target
+from emulators.bench.ramp import RampOutcome, RampPlan, RampPlanner, reasons, run_ramp, scaling_target
 
 
 def drive(plan: RampPlan, limit: int, *, flaky: set[int] | None = None) -> RampPlanner:
@@ -43,10 +43,16 @@ def test_a_system_that_holds_everything_stops_at_the_ceiling() -> None:
 
 
 def test_a_scaling_held_back_by_the_ramps_ceiling_is_a_lower_bound_not_a_miss() -> None:
-    short = scaling_target(1.43, 2, ceiling_reached=True)
+    plan = RampPlan(start=100, factor=1.6, ceiling=1001, budget_s=60)
+
+    def outcome(sustained: int, stopped_by: str) -> RampOutcome:
+        return RampOutcome(plan, [], sustained, None, None, stopped_by, 1.0)
+
+    one = outcome(700, "limit found")
+    short = scaling_target(one, outcome(1001, "ceiling"), 2)
     assert short["met"] is None and "at least 1.43" in short["why"]
-    assert scaling_target(1.8, 2, ceiling_reached=True)["met"] is True
-    assert scaling_target(1.43, 2)["met"] is False
+    assert scaling_target(one, outcome(1260, "ceiling"), 2)["met"] is True
+    assert scaling_target(one, outcome(1001, "limit found"), 2)["met"] is False
 
 
 def test_a_higher_load_that_holds_clears_an_earlier_failure() -> None:
