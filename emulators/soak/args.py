@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from emulators.kit.events import EVENT_LOG_CAPACITY
 from emulators.soak.samples import DEFAULT_LIMITS
 
 
@@ -18,8 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-heap-slope", type=float, default=DEFAULT_LIMITS["heap_mb"],
                    help="growth of the C heap in use (glibc mallinfo2) allowed after warm-up, MB/min (default 0.1)")
     p.add_argument("--event-log-capacity", type=int, default=200,
-                   help="events each emulator keeps during the soak (default 200, `benchtwin up` keeps 2000): the logs "
-                        "fill up within minutes, so their filling to the bound is not read as growth")
+                   help=f"events each emulator keeps during the soak (default 200, `benchtwin up` keeps "
+                        f"{EVENT_LOG_CAPACITY}): the logs fill up within minutes, so their filling to the bound is "
+                        "not read as growth")
     p.add_argument("--idle-connections", type=int, default=20,
                    help="idle and half-sent connections per emulator in each hostile burst (default 20)")
     p.add_argument("--json", dest="json_path", help="write the samples and the verdict to this file")
